@@ -1,0 +1,172 @@
+//! Renders diagnostics: rustc-style text through codespan-reporting, or one JSON
+//! object per line for tools.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use codespan_reporting::diagnostic::{
+    Diagnostic as CsDiagnostic, Label as CsLabel, Severity as CsSeverity,
+};
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term::{self, termcolor};
+use dnnc_diagnostics::{Diagnostic, Label, Severity};
+use serde_json::json;
+
+use crate::MessageFormat;
+
+pub struct Renderer {
+    format: MessageFormat,
+    files: SimpleFiles<String, String>,
+    ids: HashMap<Arc<str>, usize>,
+}
+
+impl Renderer {
+    pub fn new(format: MessageFormat) -> Renderer {
+        Renderer {
+            format,
+            files: SimpleFiles::new(),
+            ids: HashMap::new(),
+        }
+    }
+
+    pub fn add_source(&mut self, name: &Arc<str>, text: &str) {
+        if !self.ids.contains_key(name) {
+            let id = self.files.add(name.to_string(), text.to_string());
+            self.ids.insert(name.clone(), id);
+        }
+    }
+
+    pub fn emit_all(&mut self, diags: &[Diagnostic]) {
+        match self.format {
+            MessageFormat::Human => {
+                let choice =
+                    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+                        termcolor::ColorChoice::Auto
+                    } else {
+                        termcolor::ColorChoice::Never
+                    };
+                let mut out = termcolor::StandardStream::stderr(choice);
+                let text = self.human(diags, false);
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            MessageFormat::Json => {
+                let mut out = std::io::stdout().lock();
+                for d in diags {
+                    let _ = writeln!(out, "{}", self.json(d));
+                }
+            }
+        }
+    }
+
+    /// Every diagnostic rendered as text, then a summary line.
+    pub fn human(&self, diags: &[Diagnostic], _color: bool) -> String {
+        let mut buf = termcolor::NoColor::new(Vec::new());
+        let config = term::Config::default();
+        for d in diags {
+            let cs = self.to_codespan(d);
+            let _ = term::emit_to_write_style(&mut buf, &config, &self.files, &cs);
+        }
+        let errors = diags.iter().filter(|d| d.is_error()).count();
+        let warnings = diags.len() - errors;
+        let mut text = String::from_utf8_lossy(&buf.into_inner()).into_owned();
+        if errors > 0 {
+            text.push_str(&format!(
+                "error: aborting due to {errors} error{}{}\n",
+                if errors == 1 { "" } else { "s" },
+                if warnings > 0 {
+                    format!(
+                        " and {warnings} warning{}",
+                        if warnings == 1 { "" } else { "s" }
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        } else if warnings > 0 {
+            text.push_str(&format!(
+                "warning: {warnings} warning{} emitted\n",
+                if warnings == 1 { "" } else { "s" }
+            ));
+        }
+        text
+    }
+
+    fn label(&self, l: &Label, primary: bool) -> Option<CsLabel<usize>> {
+        let id = *self.ids.get(&l.file)?;
+        let len = self.files.get(id).map_or(0, |f| f.source().len());
+        let start = (l.span.start as usize).min(len);
+        let end = (l.span.end as usize).clamp(start, len);
+        let label = if primary {
+            CsLabel::primary(id, start..end)
+        } else {
+            CsLabel::secondary(id, start..end)
+        };
+        Some(label.with_message(l.message.clone()))
+    }
+
+    fn to_codespan(&self, d: &Diagnostic) -> CsDiagnostic<usize> {
+        let sev = match d.severity {
+            Severity::Error => CsSeverity::Error,
+            Severity::Warning => CsSeverity::Warning,
+        };
+        let mut labels: Vec<CsLabel<usize>> = Vec::new();
+        labels.extend(self.label(&d.primary, true));
+        labels.extend(d.secondary.iter().filter_map(|l| self.label(l, false)));
+        let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
+        if let Some(h) = &d.help {
+            notes.push(format!("help: {h}"));
+        }
+        CsDiagnostic::new(sev)
+            .with_code(d.code.0)
+            .with_message(d.message.clone())
+            .with_labels(labels)
+            .with_notes(notes)
+    }
+
+    fn position(&self, l: &Label) -> serde_json::Value {
+        let text = self
+            .ids
+            .get(&l.file)
+            .and_then(|id| self.files.get(*id).ok())
+            .map_or("", |f| f.source().as_str());
+        let (line, column) = dnnc_syntax::line_col(text, l.span.start as usize);
+        let (end_line, end_column) = dnnc_syntax::line_col(text, l.span.end as usize);
+        json!({
+            "file": &*l.file,
+            "byte_start": l.span.start,
+            "byte_end": l.span.end,
+            "line": line,
+            "column": column,
+            "end_line": end_line,
+            "end_column": end_column,
+            "message": l.message,
+        })
+    }
+
+    pub fn json(&self, d: &Diagnostic) -> serde_json::Value {
+        let mut labels = Vec::new();
+        let mut p = self.position(&d.primary);
+        p["primary"] = json!(true);
+        labels.push(p.clone());
+        for l in &d.secondary {
+            let mut s = self.position(l);
+            s["primary"] = json!(false);
+            labels.push(s);
+        }
+        json!({
+            "severity": d.severity.to_string(),
+            "code": d.code.0,
+            "message": d.message,
+            "file": p["file"],
+            "line": p["line"],
+            "column": p["column"],
+            "end_line": p["end_line"],
+            "end_column": p["end_column"],
+            "labels": labels,
+            "notes": d.notes,
+            "help": d.help,
+        })
+    }
+}

@@ -1,0 +1,850 @@
+//! The primitive functions every file can call, with their shape rules.
+//!
+//! Each primitive has exactly one entry here: its parameter list and its rule from
+//! argument types to result type. The IR (a later stage) gives each the matching
+//! derivative and interpreter rules. Layers and most activations are not here: they
+//! are written in `.dnn` in `stdlib/`.
+
+use std::sync::Arc;
+
+use dnnc_diagnostics::{codes, Span};
+
+use crate::checker::Checker;
+use crate::dim::Dim;
+use crate::infer::ArgVal;
+use crate::ty::{DType, DimItem, Shape, TensorTy, Ty};
+
+/// A parameter of a builtin: its name and whether it may be omitted.
+struct P(&'static str, bool);
+
+const UNARY: &[&str] = &[
+    "exp", "log", "sqrt", "rsqrt", "abs", "sign", "sin", "cos", "tanh", "erf", "floor", "ceil",
+];
+const REDUCE: &[&str] = &["sum", "mean", "max", "min"];
+const OTHER: &[&str] = &[
+    "maximum",
+    "minimum",
+    "select",
+    "argmax",
+    "argmin",
+    "matmul",
+    "reshape",
+    "transpose",
+    "broadcast_to",
+    "concat",
+    "pad",
+    "gather",
+    "one_hot",
+    "cast",
+    "shape",
+    "zeros",
+    "ones",
+    "full",
+    "uniform",
+    "normal",
+    "bernoulli",
+    "stop_grad",
+    "grad",
+    "accuracy",
+    "top_k_accuracy",
+];
+const LOADERS: &[&str] = &["idx", "npy", "csv"];
+
+/// Every builtin name (loaders only inside datasets).
+pub fn names(in_dataset: bool) -> impl Iterator<Item = &'static str> {
+    UNARY
+        .iter()
+        .chain(REDUCE)
+        .chain(OTHER)
+        .chain(if in_dataset { LOADERS } else { &[] })
+        .copied()
+        .chain(["training"])
+        .chain(DType::ALL.iter().map(|d| d.name()))
+}
+
+/// The type of a builtin name used as a value.
+pub fn lookup(name: &str, in_dataset: bool) -> Option<Ty> {
+    if name == "training" {
+        return Some(Ty::Bool(None));
+    }
+    if let Some(d) = DType::from_name(name) {
+        return Some(Ty::DTypeVal(d));
+    }
+    names(in_dataset).find(|n| *n == name).map(Ty::Builtin)
+}
+
+/// The std module defining a well-known name, for "import it" hints.
+pub fn std_module_of(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Dense" => "nn",
+        "relu" | "leaky_relu" | "sigmoid" | "gelu" | "softmax" | "log_softmax" => "activations",
+        "cross_entropy" | "mse" | "mae" | "bce_logits" => "losses",
+        "dropout" => "regularization",
+        "flatten" => "shape",
+        _ => return None,
+    })
+}
+
+fn params(name: &str) -> &'static [P] {
+    match name {
+        n if UNARY.contains(&n) => &[P("x", false)],
+        "stop_grad" => &[P("x", false)],
+        n if REDUCE.contains(&n) => &[P("x", false), P("axis", true), P("keepdims", true)],
+        "argmax" | "argmin" => &[P("x", false), P("axis", true)],
+        "maximum" | "minimum" | "matmul" => &[P("a", false), P("b", false)],
+        "select" => &[P("cond", false), P("a", false), P("b", false)],
+        "reshape" | "broadcast_to" => &[P("x", false), P("shape", false)],
+        "transpose" => &[P("x", false), P("perm", true)],
+        "concat" => &[P("tensors", false), P("axis", true)],
+        "pad" => &[P("x", false), P("pads", false), P("value", true)],
+        "gather" => &[P("x", false), P("indices", false), P("axis", true)],
+        "one_hot" => &[P("labels", false), P("n", false)],
+        "cast" => &[P("x", false), P("dtype", false)],
+        "shape" => &[P("x", false)],
+        "zeros" | "ones" => &[P("shape", false)],
+        "full" => &[P("shape", false), P("value", false)],
+        "uniform" => &[P("shape", false), P("low", true), P("high", true)],
+        "normal" => &[P("shape", false), P("mean", true), P("std", true)],
+        "bernoulli" => &[P("p", false), P("shape", false)],
+        "grad" => &[P("f", false), P("wrt", false)],
+        "accuracy" => &[P("logits", false), P("labels", false)],
+        "top_k_accuracy" => &[P("logits", false), P("labels", false), P("k", true)],
+        "idx" | "npy" => &[P("path", false)],
+        "csv" => &[P("path", false), P("header", true)],
+        _ => &[],
+    }
+}
+
+/// Checks a call to builtin `name` and returns its result type.
+pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Span) -> Ty {
+    let ps = params(name);
+    let names: Vec<(&str, bool)> = ps.iter().map(|p| (p.0, p.1)).collect();
+    let Some(bound) = cx.bind_args(name, &names, args, span) else {
+        return Ty::Error;
+    };
+    let get = |i: usize| bound.get(i).and_then(|a| a.as_ref());
+    if bound.iter().flatten().any(|a| a.ty.is_error()) {
+        return Ty::Error;
+    }
+    let mut r = Rules { cx, name, span };
+    match name {
+        n if UNARY.contains(&n) => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            let float_only = !matches!(n, "abs" | "sign");
+            if float_only && !x.dtype.is_float() {
+                return r.dtype_error(get(0), &x, "a floating-point tensor");
+            }
+            Ty::Tensor(x)
+        }
+        "stop_grad" => get(0).map_or(Ty::Error, |a| a.ty.clone()),
+        n if REDUCE.contains(&n) => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            let keep = r.static_bool(get(2), false);
+            let axes = match r.axes(get(1), &x.shape) {
+                Some(a) => a,
+                None => return Ty::Error,
+            };
+            let dtype = if n == "mean" && !x.dtype.is_float() {
+                DType::F32
+            } else {
+                x.dtype
+            };
+            Ty::tensor(dtype, reduce_shape(&x.shape, axes.as_deref(), keep))
+        }
+        "argmax" | "argmin" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            let axis = match get(1) {
+                None => Some(vec![normalize_axis_from_end(&x.shape)]),
+                some => r.axes(some, &x.shape).map(|a| a.unwrap_or_default()),
+            };
+            let Some(axis) = axis else { return Ty::Error };
+            Ty::tensor(DType::I64, reduce_shape(&x.shape, Some(&axis), false))
+        }
+        "maximum" | "minimum" => r.cx.elementwise(get(0), get(1), span, name),
+        "matmul" => match (get(0), get(1)) {
+            (Some(a), Some(b)) => r.cx.matmul(a, b, span),
+            _ => Ty::Error,
+        },
+        "select" => {
+            let Some(c) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            if c.dtype != DType::Bool {
+                return r.dtype_error(get(0), &c, "a `bool` tensor");
+            }
+            let v = r.cx.elementwise(get(1), get(2), span, name);
+            let Ty::Tensor(v) = v else { return v };
+            match crate::infer::broadcast(&c.shape, &v.shape) {
+                Ok(s) => Ty::tensor(v.dtype, s),
+                Err(msg) => {
+                    r.cx.broadcast_error(get(0), get(1), &Ty::Tensor(c), &Ty::Tensor(v), span, &msg)
+                }
+            }
+        }
+        "reshape" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            let Some(target) = r.shape(get(1), true) else {
+                return Ty::Error;
+            };
+            r.reshape(&x, target, get(1))
+        }
+        "broadcast_to" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            let Some(target) = r.shape(get(1), false) else {
+                return Ty::Error;
+            };
+            match crate::infer::broadcast(&x.shape, &target) {
+                Ok(s) if s == target => Ty::tensor(x.dtype, target),
+                _ => r.fail(
+                    codes::NOT_BROADCASTABLE,
+                    get(0).map_or(span, |a| a.span),
+                    format!("cannot broadcast `{x}` to `{target}`"),
+                ),
+            }
+        }
+        "transpose" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            r.transpose(&x, get(1))
+        }
+        "concat" => r.concat(get(0), get(1)),
+        "pad" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            r.pad(&x, get(1))
+        }
+        "gather" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            let Some(idx) = r.tensor(get(1)) else {
+                return Ty::Error;
+            };
+            if !idx.dtype.is_int() {
+                return r.dtype_error(get(1), &idx, "an integer tensor");
+            }
+            let Some(axes) = r.axes(get(2).or(None), &x.shape) else {
+                return Ty::Error;
+            };
+            let axis = axes.and_then(|a| a.first().copied()).unwrap_or(0);
+            let mut items = x.shape.0[..axis].to_vec();
+            items.extend(idx.shape.0.iter().cloned());
+            items.extend(x.shape.0[axis + 1..].iter().cloned());
+            if items
+                .iter()
+                .filter(|d| matches!(d, DimItem::Pack(_)))
+                .count()
+                > 1
+            {
+                return r.fail(codes::BAD_DIM, span, "the result would have two packs");
+            }
+            Ty::tensor(x.dtype, Shape(items))
+        }
+        "one_hot" => {
+            let Some(l) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            if !l.dtype.is_int() {
+                return r.dtype_error(get(0), &l, "an integer tensor");
+            }
+            let Some(n) = r.static_dim(get(1)) else {
+                return Ty::Error;
+            };
+            let mut s = l.shape.clone();
+            s.0.push(DimItem::Dim(n));
+            Ty::tensor(DType::F32, s)
+        }
+        "cast" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            match get(1).map(|a| &a.ty) {
+                Some(Ty::DTypeVal(d)) => Ty::tensor(*d, x.shape),
+                _ => r.fail(
+                    codes::TYPE_MISMATCH,
+                    get(1).map_or(span, |a| a.span),
+                    "`cast` takes an element type such as `f32`",
+                ),
+            }
+        }
+        "shape" => match r.tensor(get(0)) {
+            Some(x) => Ty::ShapeVal(x.shape),
+            None => Ty::Error,
+        },
+        "zeros" | "ones" | "full" | "uniform" | "normal" => {
+            let Some(s) = r.shape(get(0), false) else {
+                return Ty::Error;
+            };
+            for i in 1..3 {
+                r.static_float(get(i));
+            }
+            Ty::tensor(DType::F32, s)
+        }
+        "bernoulli" => {
+            r.static_float(get(0));
+            let Some(s) = r.shape(get(1), false) else {
+                return Ty::Error;
+            };
+            Ty::tensor(DType::Bool, s)
+        }
+        "grad" => {
+            let Some(f) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            if f.shape.rank() != Some(0) {
+                return r.fail(
+                    codes::LOSS_NOT_SCALAR,
+                    get(0).map_or(span, |a| a.span),
+                    format!("`grad` differentiates a scalar, found `{f}`"),
+                );
+            }
+            match get(1).map(|a| a.ty.clone()) {
+                Some(t @ Ty::Tensor(_)) => t,
+                other => r.fail(
+                    codes::TYPE_MISMATCH,
+                    get(1).map_or(span, |a| a.span),
+                    format!(
+                        "`grad` is taken with respect to a tensor, found {}",
+                        other.map_or("nothing", |t| t.kind_name())
+                    ),
+                ),
+            }
+        }
+        "accuracy" | "top_k_accuracy" => {
+            let Some(logits) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            let Some(labels) = r.tensor(get(1)) else {
+                return Ty::Error;
+            };
+            if !labels.dtype.is_int() {
+                return r.dtype_error(get(1), &labels, "integer class labels");
+            }
+            match (logits.shape.dims(), labels.shape.dims()) {
+                (Some(l), Some(y)) if l.len() == 2 && y.len() == 1 && l[0] == y[0] => {}
+                _ => {
+                    return r.fail(
+                        codes::DIM_MISMATCH,
+                        span,
+                        format!("`{name}` takes logits `[B, C]` and labels `[B]`, found `{logits}` and `{labels}`"),
+                    )
+                }
+            }
+            if name == "top_k_accuracy" {
+                r.static_dim(get(2));
+            }
+            Ty::scalar(DType::F32)
+        }
+        "idx" | "npy" | "csv" => crate::data::loader(r.cx, name, get(0), get(1), span),
+        other => unreachable!("builtin {other}"),
+    }
+}
+
+fn normalize_axis_from_end(shape: &Shape) -> usize {
+    shape.0.len().saturating_sub(1)
+}
+
+/// Removes (or keeps as 1) the reduced axes; `None` reduces everything.
+fn reduce_shape(shape: &Shape, axes: Option<&[usize]>, keep: bool) -> Shape {
+    match axes {
+        None if keep => Shape(
+            shape
+                .0
+                .iter()
+                .map(|_| DimItem::Dim(Dim::constant(1)))
+                .collect(),
+        ),
+        None => Shape::scalar(),
+        Some(axes) => Shape(
+            shape
+                .0
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| {
+                    if axes.contains(&i) {
+                        keep.then(|| DimItem::Dim(Dim::constant(1)))
+                    } else {
+                        Some(d.clone())
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Helpers for the rules above: argument extraction with errors.
+struct Rules<'c, 'db> {
+    cx: &'c mut Checker<'db>,
+    name: &'static str,
+    span: Span,
+}
+
+impl Rules<'_, '_> {
+    fn fail(&mut self, code: dnnc_diagnostics::Code, span: Span, msg: impl Into<String>) -> Ty {
+        let d = self
+            .cx
+            .err(code, span, msg.into())
+            .with_label(format!("in this call to `{}`", self.name));
+        self.cx.error(d);
+        Ty::Error
+    }
+
+    fn dtype_error(&mut self, a: Option<&ArgVal>, t: &TensorTy, expected: &str) -> Ty {
+        let span = a.map_or(self.span, |a| a.span);
+        let d = self
+            .cx
+            .err(
+                codes::DTYPE_MISMATCH,
+                span,
+                format!("`{}` expects {expected}, found `{t}`", self.name),
+            )
+            .with_label(format!("element type `{}`", t.dtype.name()))
+            .with_help("convert it with `cast(x, f32)`");
+        self.cx.error(d);
+        Ty::Error
+    }
+
+    /// The argument as a tensor; static numbers become scalars.
+    fn tensor(&mut self, a: Option<&ArgVal>) -> Option<TensorTy> {
+        let a = a?;
+        match &a.ty {
+            Ty::Tensor(t) => Some(t.clone()),
+            Ty::Float(_) => Some(TensorTy {
+                dtype: DType::F32,
+                shape: Shape::scalar(),
+            }),
+            Ty::Int(_) => Some(TensorTy {
+                dtype: DType::I64,
+                shape: Shape::scalar(),
+            }),
+            Ty::Error => None,
+            other => {
+                let d = self
+                    .cx
+                    .err(
+                        codes::TYPE_MISMATCH,
+                        a.span,
+                        format!(
+                            "`{}` expects a tensor, found {}",
+                            self.name,
+                            other.kind_name()
+                        ),
+                    )
+                    .with_label(format!("this is `{other}`"));
+                self.cx.error(d);
+                None
+            }
+        }
+    }
+
+    fn static_bool(&mut self, a: Option<&ArgVal>, default: bool) -> bool {
+        match a.map(|a| (&a.ty, a.span)) {
+            None => default,
+            Some((Ty::Bool(Some(b)), _)) => *b,
+            Some((t, span)) => {
+                self.cx
+                    .static_of_kind(t, crate::items::StaticKind::Bool, span, "this flag");
+                default
+            }
+        }
+    }
+
+    fn static_float(&mut self, a: Option<&ArgVal>) {
+        if let Some(a) = a {
+            if !matches!(a.ty, Ty::Float(_) | Ty::Int(_) | Ty::Error) {
+                let d = self
+                    .cx
+                    .err(
+                        codes::TYPE_MISMATCH,
+                        a.span,
+                        format!("expected a `Float`, found {}", a.ty.kind_name()),
+                    )
+                    .with_label(format!("this is `{}`", a.ty));
+                self.cx.error(d);
+            }
+        }
+    }
+
+    fn static_dim(&mut self, a: Option<&ArgVal>) -> Option<Dim> {
+        let a = a?;
+        match &a.ty {
+            Ty::Int(Some(d)) => Some(d.clone()),
+            t => {
+                let t = t.clone();
+                self.cx
+                    .static_of_kind(&t, crate::items::StaticKind::Int, a.span, "this size");
+                None
+            }
+        }
+    }
+
+    /// Axis arguments: an Int, a list of Ints, or absent (`None` = all axes).
+    fn axes(&mut self, a: Option<&ArgVal>, shape: &Shape) -> Option<Option<Vec<usize>>> {
+        let Some(a) = a else { return Some(None) };
+        let raw: Vec<i64> = match &a.ty {
+            Ty::Int(Some(d)) if d.as_const().is_some() => vec![d.as_const()?],
+            Ty::List(items) => {
+                let mut v = Vec::new();
+                for t in items {
+                    match t {
+                        Ty::Int(Some(d)) if d.as_const().is_some() => v.push(d.as_const()?),
+                        _ => {
+                            self.fail(codes::BAD_AXIS, a.span, "axes must be integer literals");
+                            return None;
+                        }
+                    }
+                }
+                v
+            }
+            _ => {
+                self.fail(
+                    codes::BAD_AXIS,
+                    a.span,
+                    format!("expected an axis, found `{}`", a.ty),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for ax in raw {
+            match resolve_axis(shape, ax) {
+                Ok(i) => out.push(i),
+                Err(msg) => {
+                    self.fail(codes::BAD_AXIS, a.span, msg);
+                    return None;
+                }
+            }
+        }
+        Some(Some(out))
+    }
+
+    /// A shape argument: a list of Ints or a `shape(x)` value. With `allow_infer`,
+    /// one entry may be `-1`, returned as `None`.
+    fn shape_items(
+        &mut self,
+        a: Option<&ArgVal>,
+        allow_infer: bool,
+    ) -> Option<Vec<Option<DimItem>>> {
+        let a = a?;
+        match &a.ty {
+            Ty::ShapeVal(s) => Some(s.0.iter().cloned().map(Some).collect()),
+            Ty::List(items) => {
+                if items.iter().any(Ty::is_error) {
+                    return None;
+                }
+                let mut out = Vec::new();
+                for t in items {
+                    match t {
+                        Ty::Int(Some(d)) if d.as_const() == Some(-1) && allow_infer => {
+                            out.push(None)
+                        }
+                        Ty::Int(Some(d)) if d.as_const().is_none_or(|c| c >= 0) => {
+                            out.push(Some(DimItem::Dim(d.clone())))
+                        }
+                        Ty::ShapeVal(s) => out.extend(s.0.iter().cloned().map(Some)),
+                        _ => {
+                            self.fail(
+                                codes::BAD_DIM,
+                                a.span,
+                                format!("a shape lists static, non-negative Ints; found `{t}`"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                if out.iter().filter(|d| d.is_none()).count() > 1 {
+                    self.fail(codes::BAD_DIM, a.span, "only one dimension can be `-1`");
+                    return None;
+                }
+                Some(out)
+            }
+            Ty::Error => None,
+            other => {
+                self.fail(
+                    codes::TYPE_MISMATCH,
+                    a.span,
+                    format!("expected a shape such as `[B, 784]`, found `{other}`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn shape(&mut self, a: Option<&ArgVal>, allow_infer: bool) -> Option<Shape> {
+        let items = self.shape_items(a, allow_infer)?;
+        if items.iter().any(Option::is_none) {
+            // Resolved by `reshape`.
+            return Some(Shape(
+                items
+                    .into_iter()
+                    .map(|d| d.unwrap_or(DimItem::Dim(Dim::constant(-1))))
+                    .collect(),
+            ));
+        }
+        Some(Shape(items.into_iter().flatten().collect()))
+    }
+
+    fn reshape(&mut self, x: &TensorTy, target: Shape, a: Option<&ArgVal>) -> Ty {
+        let span = a.map_or(self.span, |a| a.span);
+        let Some(n) = x.shape.numel() else {
+            return Ty::Error;
+        };
+        let infer_at = target
+            .0
+            .iter()
+            .position(|d| matches!(d, DimItem::Dim(d) if d.as_const() == Some(-1)));
+        let mut target = target;
+        if let Some(i) = infer_at {
+            let mut rest = target.clone();
+            rest.0.remove(i);
+            let solved = rest.numel().and_then(|m| n.checked_div(&m));
+            match solved {
+                Some(d) => target.0[i] = DimItem::Dim(d),
+                None => {
+                    return self.fail(
+                        codes::RESHAPE_SIZE,
+                        span,
+                        format!("cannot infer `-1`: `{}` elements do not divide evenly by the other dimensions", n),
+                    )
+                }
+            }
+        }
+        match target.numel() {
+            Some(m) if m == n => Ty::tensor(x.dtype, target),
+            Some(m) => {
+                let d = self
+                    .cx
+                    .err(
+                        codes::RESHAPE_SIZE,
+                        span,
+                        format!("cannot reshape `{x}` ({n} elements) to `{target}` ({m} elements)"),
+                    )
+                    .with_label("element counts differ");
+                self.cx.error(d);
+                Ty::Error
+            }
+            None => Ty::Error,
+        }
+    }
+
+    fn transpose(&mut self, x: &TensorTy, perm: Option<&ArgVal>) -> Ty {
+        let Some(rank) = x.shape.rank() else {
+            // Swapping the last two axes works with a leading pack.
+            let n = x.shape.0.len();
+            if perm.is_none()
+                && n >= 3
+                && !matches!(x.shape.0[n - 1], DimItem::Pack(_))
+                && !matches!(x.shape.0[n - 2], DimItem::Pack(_))
+            {
+                let mut s = x.shape.clone();
+                s.0.swap(n - 1, n - 2);
+                return Ty::tensor(x.dtype, s);
+            }
+            return self.fail(
+                codes::RANK_MISMATCH,
+                self.span,
+                format!("`transpose` needs a known rank here, found `{x}`"),
+            );
+        };
+        match perm {
+            None => {
+                if rank < 2 {
+                    return self.fail(
+                        codes::RANK_MISMATCH,
+                        self.span,
+                        format!("`transpose` needs at least 2 axes, found `{x}`"),
+                    );
+                }
+                let mut s = x.shape.clone();
+                s.0.swap(rank - 1, rank - 2);
+                Ty::tensor(x.dtype, s)
+            }
+            Some(p) => {
+                let Some(Some(axes)) = self.axes(Some(p), &x.shape) else {
+                    return Ty::Error;
+                };
+                let mut sorted = axes.clone();
+                sorted.sort_unstable();
+                if sorted != (0..rank).collect::<Vec<_>>() {
+                    return self.fail(
+                        codes::BAD_AXIS,
+                        p.span,
+                        format!("`{}` is not a permutation of the {rank} axes", p.ty),
+                    );
+                }
+                Ty::tensor(
+                    x.dtype,
+                    Shape(axes.iter().map(|&i| x.shape.0[i].clone()).collect()),
+                )
+            }
+        }
+    }
+
+    fn concat(&mut self, list: Option<&ArgVal>, axis: Option<&ArgVal>) -> Ty {
+        let Some(list) = list else { return Ty::Error };
+        let items = match &list.ty {
+            Ty::List(ts) | Ty::Tuple(ts) if !ts.is_empty() => ts.clone(),
+            _ => {
+                return self.fail(
+                    codes::TYPE_MISMATCH,
+                    list.span,
+                    "`concat` takes a non-empty list of tensors",
+                )
+            }
+        };
+        let mut tensors = Vec::new();
+        for t in &items {
+            match t {
+                Ty::Tensor(t) => tensors.push(t.clone()),
+                Ty::Error => return Ty::Error,
+                other => {
+                    return self.fail(
+                        codes::TYPE_MISMATCH,
+                        list.span,
+                        format!("`concat` takes tensors, found `{other}`"),
+                    )
+                }
+            }
+        }
+        let first = tensors[0].clone();
+        let Some(Some(ax)) = self
+            .axes(axis.or(None), &first.shape)
+            .map(|a| a.or(Some(vec![0])))
+        else {
+            return Ty::Error;
+        };
+        let ax = ax[0];
+        let mut total = match &first.shape.0[ax] {
+            DimItem::Dim(d) => d.clone(),
+            DimItem::Pack(_) => {
+                return self.fail(
+                    codes::BAD_AXIS,
+                    list.span,
+                    "cannot concatenate along a pack",
+                )
+            }
+        };
+        for t in &tensors[1..] {
+            let same_rank = t.shape.0.len() == first.shape.0.len() && t.dtype == first.dtype;
+            let others_equal = same_rank
+                && t.shape
+                    .0
+                    .iter()
+                    .zip(&first.shape.0)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == ax || a == b);
+            if !others_equal {
+                return self.fail(
+                    codes::DIM_MISMATCH,
+                    list.span,
+                    format!("cannot concatenate `{first}` and `{t}` along axis {ax}"),
+                );
+            }
+            if let DimItem::Dim(d) = &t.shape.0[ax] {
+                total = total.checked_add(d).unwrap_or_default();
+            }
+        }
+        let mut s = first.shape.clone();
+        s.0[ax] = DimItem::Dim(total);
+        Ty::tensor(first.dtype, s)
+    }
+
+    fn pad(&mut self, x: &TensorTy, pads: Option<&ArgVal>) -> Ty {
+        let Some(pads) = pads else { return Ty::Error };
+        let Some(rank) = x.shape.rank() else {
+            return self.fail(
+                codes::RANK_MISMATCH,
+                pads.span,
+                format!("`pad` needs a known rank, found `{x}`"),
+            );
+        };
+        let Ty::List(rows) = &pads.ty else {
+            return self.fail(
+                codes::TYPE_MISMATCH,
+                pads.span,
+                "`pad` takes a list of `[low, high]` pairs",
+            );
+        };
+        if rows.len() != rank {
+            return self.fail(
+                codes::RANK_MISMATCH,
+                pads.span,
+                format!("`pad` needs {rank} pairs for `{x}`, found {}", rows.len()),
+            );
+        }
+        let mut out = Vec::new();
+        for (row, d) in rows.iter().zip(&x.shape.0) {
+            let (Ty::List(pair), DimItem::Dim(d)) = (row, d) else {
+                return self.fail(
+                    codes::TYPE_MISMATCH,
+                    pads.span,
+                    "each entry of `pad` is a `[low, high]` pair",
+                );
+            };
+            let (Some(Ty::Int(Some(lo))), Some(Ty::Int(Some(hi))), 2) =
+                (pair.first(), pair.get(1), pair.len())
+            else {
+                return self.fail(
+                    codes::TYPE_MISMATCH,
+                    pads.span,
+                    "each entry of `pad` is a `[low, high]` pair of Ints",
+                );
+            };
+            let Some(n) = d.checked_add(lo).and_then(|n| n.checked_add(hi)) else {
+                return Ty::Error;
+            };
+            out.push(DimItem::Dim(n));
+        }
+        Ty::tensor(x.dtype, Shape(out))
+    }
+}
+
+/// Resolves a possibly negative axis against a shape that may contain a pack.
+pub fn resolve_axis(shape: &Shape, ax: i64) -> Result<usize, String> {
+    let n = shape.0.len();
+    let pack = shape.0.iter().position(|d| matches!(d, DimItem::Pack(_)));
+    let i = if ax < 0 {
+        let from_end = ax.unsigned_abs() as usize;
+        if from_end > n {
+            return Err(format!("axis {ax} is out of range for `{shape}`"));
+        }
+        if let Some(p) = pack {
+            if n - from_end <= p {
+                return Err(format!("axis {ax} falls inside the pack of `{shape}`"));
+            }
+        }
+        n - from_end
+    } else {
+        let i = ax as usize;
+        if i >= n {
+            return Err(format!("axis {ax} is out of range for `{shape}`"));
+        }
+        if let Some(p) = pack {
+            if i >= p {
+                return Err(format!("axis {ax} falls inside or after the pack of `{shape}`; count from the end with a negative axis"));
+            }
+        }
+        i
+    };
+    Ok(i)
+}
+
+pub fn is_loader(name: &str) -> bool {
+    LOADERS.contains(&name)
+}
+
+pub fn arc(s: &str) -> Arc<str> {
+    Arc::from(s)
+}

@@ -1,0 +1,897 @@
+//! The checking context shared by every query that looks inside a declaration:
+//! scopes of local names, name lookup, declared types and static values.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dnnc_diagnostics::{codes, Diagnostic, Span};
+use dnnc_syntax::ast::{self, DimExpr, Expr, ExprKind, TypeExprKind};
+
+use crate::db::{Db, SourceFile};
+use crate::dim::{Atom, Dim};
+use crate::items::{
+    self, layer_hparams, layer_sig, FnSig, HParamSig, ItemId, ParamDecl, ParamSig, StaticKind,
+    SubLayer,
+};
+use crate::scope::file_scope;
+use crate::ty::{DType, DimItem, ItemRef, LayerInst, Shape, Static, TensorTy, Ty};
+
+/// A local name: its type and where it was declared.
+#[derive(Clone, Debug)]
+pub struct Local {
+    pub ty: Ty,
+    pub span: Option<Span>,
+}
+
+/// The members of the layer whose body is being checked.
+#[derive(Clone, Debug, Default)]
+pub struct LayerScope {
+    pub names: HashMap<Arc<str>, Local>,
+    /// Layer methods callable by name from other methods.
+    pub methods: HashMap<Arc<str>, FnSig>,
+    /// The layer itself with symbolic hyperparameters, for calls between its methods.
+    pub self_inst: Option<LayerInst>,
+}
+
+impl LayerScope {
+    /// Hyperparameters as symbols: `hidden` is the Int `hidden`.
+    pub fn symbolic(hparams: &[HParamSig]) -> LayerScope {
+        let mut s = LayerScope::default();
+        for h in hparams {
+            s.names.insert(
+                h.name.clone(),
+                Local {
+                    ty: h.kind.symbolic(&h.name),
+                    span: Some(h.span),
+                },
+            );
+        }
+        s
+    }
+}
+
+/// How unknown names in a type's dimensions are treated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum DimMode {
+    /// In a function's parameter types: an unknown name introduces a symbolic dimension.
+    Introduce,
+    /// Elsewhere: an unknown name is an error.
+    Strict,
+}
+
+pub struct Checker<'db> {
+    pub db: &'db dyn Db,
+    pub file: SourceFile,
+    pub fname: Arc<str>,
+    pub diags: Vec<Diagnostic>,
+    /// Local scopes, innermost last.
+    pub scopes: Vec<HashMap<Arc<str>, Local>>,
+    pub layer: Option<LayerScope>,
+    /// Symbolic dimensions and packs of the function being checked.
+    pub dims: Vec<Arc<str>>,
+    pub packs: Vec<Arc<str>>,
+    /// Loaders (`idx`, `npy`, `csv`) are callable: inside a dataset's fields.
+    pub in_dataset: bool,
+    /// Types of checked expressions, for hover.
+    pub types: Vec<(Span, Ty)>,
+}
+
+impl<'db> Checker<'db> {
+    pub fn new(db: &'db dyn Db, file: SourceFile) -> Checker<'db> {
+        Checker {
+            db,
+            file,
+            fname: file.name(db).clone(),
+            diags: Vec::new(),
+            scopes: vec![HashMap::new()],
+            layer: None,
+            dims: Vec::new(),
+            packs: Vec::new(),
+            in_dataset: false,
+            types: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    pub fn err(
+        &self,
+        code: dnnc_diagnostics::Code,
+        span: Span,
+        msg: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::error(code, &self.fname, span, msg)
+    }
+
+    pub fn push_scope(&mut self) {
+        self.scopes.push(HashMap::new());
+    }
+
+    pub fn pop_scope(&mut self) {
+        self.scopes.pop();
+    }
+
+    pub fn bind(&mut self, name: &str, ty: Ty, span: Option<Span>) {
+        if let Some(s) = self.scopes.last_mut() {
+            s.insert(Arc::from(name), Local { ty, span });
+        }
+    }
+
+    pub fn item_ref(&self, file: SourceFile, index: u32) -> ItemRef {
+        let item = &crate::scope::parse(self.db, file).module.items[index as usize];
+        let name = item.defined_name().map_or("?", |n| n.text.as_str());
+        ItemRef {
+            file: file.name(self.db).clone(),
+            file_id: file,
+            index,
+            name: Arc::from(name),
+        }
+    }
+
+    pub fn item_id(&self, r: &ItemRef) -> ItemId<'db> {
+        ItemId::new(self.db, r.file_id, r.index)
+    }
+
+    /// Looks a name up: locals, layer members, the file's scope, then builtins.
+    pub fn lookup(&self, name: &str) -> Option<Local> {
+        for s in self.scopes.iter().rev() {
+            if let Some(l) = s.get(name) {
+                return Some(l.clone());
+            }
+        }
+        if let Some(layer) = &self.layer {
+            if let Some(l) = layer.names.get(name) {
+                return Some(l.clone());
+            }
+            if let (Some(m), Some(inst)) = (layer.methods.get(name), &layer.self_inst) {
+                return Some(Local {
+                    ty: Ty::Method(inst.clone(), m.name.clone()),
+                    span: Some(m.span),
+                });
+            }
+        }
+        if self.dims.iter().any(|d| &**d == name) {
+            return Some(Local {
+                ty: Ty::Int(Some(Dim::sym(name))),
+                span: None,
+            });
+        }
+        let scope = file_scope(self.db, self.file);
+        if let Some(def) = scope.names.get(name) {
+            let r = self.item_ref(def.file, def.index);
+            let item = &crate::scope::parse(self.db, def.file).module.items[def.index as usize];
+            let ty = match &item.kind {
+                ast::ItemKind::Layer(_) => Ty::LayerCtor(r),
+                ast::ItemKind::Fn(_) => Ty::Func(r),
+                ast::ItemKind::Dataset(_) => Ty::Dataset(r),
+                _ => Ty::Error,
+            };
+            let span = item.defined_name().map(|n| n.span);
+            return Some(Local {
+                ty,
+                span: if def.file == self.file { span } else { None },
+            });
+        }
+        crate::builtins::lookup(name, self.in_dataset).map(|ty| Local { ty, span: None })
+    }
+
+    /// Every name visible here, for "did you mean" suggestions.
+    pub fn visible_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.scopes {
+            out.extend(s.keys().map(|k| k.to_string()));
+        }
+        if let Some(layer) = &self.layer {
+            out.extend(layer.names.keys().map(|k| k.to_string()));
+            out.extend(layer.methods.keys().map(|k| k.to_string()));
+        }
+        out.extend(self.dims.iter().map(|k| k.to_string()));
+        out.extend(
+            file_scope(self.db, self.file)
+                .names
+                .keys()
+                .map(|k| k.to_string()),
+        );
+        out.extend(crate::builtins::names(self.in_dataset).map(str::to_string));
+        out
+    }
+
+    pub fn unknown_name(&mut self, name: &str, span: Span, what: &str) {
+        let mut d = self
+            .err(
+                codes::UNKNOWN_NAME,
+                span,
+                format!("cannot find {what} `{name}` in this scope"),
+            )
+            .with_label("not found");
+        let names = self.visible_names();
+        if let Some(s) = crate::suggest::closest(name, names.iter().map(String::as_str)) {
+            d = d.with_help(format!("a similar name exists: `{s}`"));
+        } else if let Some(module) = crate::builtins::std_module_of(name) {
+            d = d.with_help(format!("import it with `use std::{module}::{name}`"));
+        }
+        self.error(d);
+    }
+
+    /// Hyperparameter declarations with their defaults.
+    pub fn hparams(&mut self, hs: &[ast::HParam]) -> Vec<HParamSig> {
+        let mut out: Vec<HParamSig> = Vec::new();
+        for h in hs {
+            let Some(kind) = StaticKind::from_name(&h.ty.text) else {
+                let d = self
+                    .err(
+                        codes::UNKNOWN_TYPE,
+                        h.ty.span,
+                        format!("unknown hyperparameter type `{}`", h.ty.text),
+                    )
+                    .with_label("not a hyperparameter type")
+                    .with_help("hyperparameters are `Int`, `Float`, `Bool` or `Str`");
+                self.error(d);
+                continue;
+            };
+            if let Some(prev) = out.iter().find(|p| *p.name == *h.name.text) {
+                let d = self
+                    .err(
+                        codes::DUPLICATE_DEFINITION,
+                        h.name.span,
+                        format!("hyperparameter `{}` is declared twice", h.name.text),
+                    )
+                    .with_label("declared again")
+                    .with_secondary(&self.fname.clone(), prev.span, "first declared here");
+                self.error(d);
+                continue;
+            }
+            let default = h.default.as_ref().and_then(|e| {
+                let ty = self.expr(e);
+                self.static_of_kind(&ty, kind, e.span, "a default value")
+            });
+            out.push(HParamSig {
+                name: Arc::from(h.name.text.as_str()),
+                kind,
+                default,
+                span: h.name.span,
+                doc: h.doc.clone(),
+            });
+        }
+        out
+    }
+
+    /// Converts a checked type to a static value of `kind`, reporting a mismatch.
+    pub fn static_of_kind(
+        &mut self,
+        ty: &Ty,
+        kind: StaticKind,
+        span: Span,
+        what: &str,
+    ) -> Option<Static> {
+        let v = match (kind, ty) {
+            (_, Ty::Error) => return None,
+            (StaticKind::Int, Ty::Int(Some(d))) => Some(Static::Int(d.clone())),
+            (StaticKind::Float, Ty::Float(Some(x))) => Some(Static::Float(*x)),
+            (StaticKind::Float, Ty::Int(Some(d))) => d.as_const().map(|c| Static::Float(c as f64)),
+            (StaticKind::Bool, Ty::Bool(Some(b))) => Some(Static::Bool(*b)),
+            (StaticKind::Str, Ty::Str(Some(s))) => Some(Static::Str(s.clone())),
+            (StaticKind::Int, Ty::Int(None))
+            | (StaticKind::Float, Ty::Float(None) | Ty::Int(None))
+            | (StaticKind::Bool, Ty::Bool(None))
+            | (StaticKind::Str, Ty::Str(None)) => {
+                let d = self
+                    .err(
+                        codes::NOT_STATIC,
+                        span,
+                        format!("{what} must be known at compile time"),
+                    )
+                    .with_label("its value depends on something only known later");
+                self.error(d);
+                return None;
+            }
+            _ => None,
+        };
+        if v.is_none() {
+            let d = self
+                .err(
+                    codes::TYPE_MISMATCH,
+                    span,
+                    format!(
+                        "expected `{}` for {what}, found {}",
+                        kind.name(),
+                        ty.kind_name()
+                    ),
+                )
+                .with_label(format!("this is `{ty}`"));
+            self.error(d);
+        }
+        v
+    }
+
+    /// The signature of a function (or a method, when `self.layer` is set).
+    pub fn fn_signature(&mut self, def: &ast::FnDef, doc: Option<String>) -> FnSig {
+        self.dims.clear();
+        self.packs.clear();
+        let mut params: Vec<ParamSig> = Vec::new();
+        for p in &def.params {
+            if let Some(prev) = params.iter().find(|q| *q.name == *p.name.text) {
+                let d = self
+                    .err(
+                        codes::DUPLICATE_DEFINITION,
+                        p.name.span,
+                        format!("parameter `{}` is declared twice", p.name.text),
+                    )
+                    .with_label("declared again")
+                    .with_secondary(&self.fname.clone(), prev.span, "first declared here");
+                self.error(d);
+                continue;
+            }
+            let ty = self.type_expr(&p.ty, DimMode::Introduce);
+            let default = p.default.as_ref().and_then(|e| {
+                let dty = self.expr(e);
+                match &ty {
+                    Ty::Int(_) => self.static_of_kind(&dty, StaticKind::Int, e.span, "a default"),
+                    Ty::Float(_) => {
+                        self.static_of_kind(&dty, StaticKind::Float, e.span, "a default")
+                    }
+                    Ty::Bool(_) => self.static_of_kind(&dty, StaticKind::Bool, e.span, "a default"),
+                    Ty::Str(_) => self.static_of_kind(&dty, StaticKind::Str, e.span, "a default"),
+                    _ => {
+                        let d = self
+                            .err(
+                                codes::TYPE_MISMATCH,
+                                e.span,
+                                "only static parameters can have default values",
+                            )
+                            .with_label("tensor parameters are always passed");
+                        self.error(d);
+                        None
+                    }
+                }
+            });
+            params.push(ParamSig {
+                name: Arc::from(p.name.text.as_str()),
+                ty,
+                default,
+                span: p.name.span,
+            });
+        }
+        let (ret, ret_span) = match &def.ret {
+            Some(t) => (self.type_expr(t, DimMode::Strict), t.span),
+            None => {
+                let d = self
+                    .err(
+                        codes::SYNTAX,
+                        def.name.span,
+                        format!("function `{}` has no return type", def.name.text),
+                    )
+                    .with_label("add `-> TYPE` after the parameters")
+                    .with_help("every function declares its result type, e.g. `-> [B, 10]`");
+                self.error(d);
+                (Ty::Error, def.name.span)
+            }
+        };
+        FnSig {
+            name: Arc::from(def.name.text.as_str()),
+            file: self.file,
+            params,
+            ret,
+            ret_span,
+            dims: self.dims.clone(),
+            packs: self.packs.clone(),
+            span: def.name.span,
+            doc,
+        }
+    }
+
+    /// Params, sub-layers and method signatures of a layer.
+    pub fn layer_members(
+        &mut self,
+        def: &ast::LayerDef,
+    ) -> (Vec<ParamDecl>, Vec<SubLayer>, Vec<FnSig>) {
+        let mut params: Vec<ParamDecl> = Vec::new();
+        let mut subs: Vec<SubLayer> = Vec::new();
+        let mut methods: Vec<FnSig> = Vec::new();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        if let Some(layer) = &self.layer {
+            for (n, l) in &layer.names {
+                if let Some(s) = l.span {
+                    seen.insert(n.to_string(), s);
+                }
+            }
+        }
+        for m in &def.members {
+            let name = match &m.kind {
+                ast::MemberKind::Param { name, .. } => name,
+                ast::MemberKind::SubLayer(b) => &b.name,
+                ast::MemberKind::Fn(f) => &f.name,
+            };
+            if let Some(prev) = seen.get(&name.text) {
+                let d = self
+                    .err(
+                        codes::DUPLICATE_DEFINITION,
+                        name.span,
+                        format!(
+                            "`{}` is defined twice in layer `{}`",
+                            name.text, def.name.text
+                        ),
+                    )
+                    .with_label("defined again")
+                    .with_secondary(&self.fname.clone(), *prev, "first defined here");
+                self.error(d);
+                continue;
+            }
+            seen.insert(name.text.clone(), name.span);
+            match &m.kind {
+                ast::MemberKind::Param {
+                    name,
+                    ty,
+                    init,
+                    frozen,
+                } => {
+                    let t = self.type_expr(ty, DimMode::Strict);
+                    let tensor = match t {
+                        Ty::Tensor(t) => Some(t),
+                        Ty::Error => None,
+                        other => {
+                            let d = self
+                                .err(
+                                    codes::TYPE_MISMATCH,
+                                    ty.span,
+                                    format!("a `param` must be a tensor, found `{other}`"),
+                                )
+                                .with_label("not a tensor type");
+                            self.error(d);
+                            None
+                        }
+                    };
+                    if let Some(t) = &tensor {
+                        if t.shape.has_pack() {
+                            let d = self
+                                .err(
+                                    codes::BAD_DIM,
+                                    ty.span,
+                                    "a `param` cannot have a pack `..S`",
+                                )
+                                .with_label("parameter shapes are fixed by hyperparameters");
+                            self.error(d);
+                        }
+                    }
+                    crate::settings::check_initializer(self, init, tensor.as_ref());
+                    if let Some(t) = tensor {
+                        params.push(ParamDecl {
+                            name: Arc::from(name.text.as_str()),
+                            ty: t,
+                            span: name.span,
+                            frozen: frozen.is_some(),
+                            doc: m.doc.clone(),
+                        });
+                    }
+                }
+                ast::MemberKind::SubLayer(b) => {
+                    let inst = self.instantiate(&b.value);
+                    subs.push(SubLayer {
+                        name: Arc::from(b.name.text.as_str()),
+                        inst,
+                        span: b.name.span,
+                        from: b.from.as_ref().map(|s| s.value.clone()),
+                        frozen: b.frozen.is_some(),
+                        doc: m.doc.clone(),
+                    });
+                }
+                ast::MemberKind::Fn(f) => {
+                    let saved = (self.dims.clone(), self.packs.clone());
+                    let sig = self.fn_signature(f, m.doc.clone());
+                    (self.dims, self.packs) = saved;
+                    methods.push(sig);
+                }
+            }
+        }
+        (params, subs, methods)
+    }
+
+    /// Checks `Layer(args)` in a binding and returns the instance.
+    pub fn instantiate(&mut self, value: &Expr) -> Option<LayerInst> {
+        let (callee, args) = match &value.kind {
+            ExprKind::Call { callee, args } => (&**callee, args.as_slice()),
+            ExprKind::Name(_) => (value, &[][..]),
+            _ => {
+                let d = self
+                    .err(
+                        codes::NOT_A_MODEL,
+                        value.span,
+                        "expected a layer instance such as `Dense(784, 256)`",
+                    )
+                    .with_label("not a layer");
+                self.error(d);
+                return None;
+            }
+        };
+        let cty = self.expr(callee);
+        let layer = match cty {
+            Ty::LayerCtor(r) => r,
+            Ty::Error => return None,
+            other => {
+                let d = self
+                    .err(
+                        codes::NOT_A_MODEL,
+                        callee.span,
+                        format!("expected a layer, found {}", other.kind_name()),
+                    )
+                    .with_label(format!("this is `{other}`"));
+                self.error(d);
+                return None;
+            }
+        };
+        let id = self.item_id(&layer);
+        let hps = layer_hparams(self.db, id).list.clone();
+        let values = self.bind_static_args(&layer.name, &hps, args, value.span)?;
+        Some(LayerInst {
+            layer,
+            args: values,
+        })
+    }
+
+    /// Matches call arguments against hyperparameters; every one must be static.
+    pub fn bind_static_args(
+        &mut self,
+        callee: &str,
+        hps: &[HParamSig],
+        args: &[ast::Arg],
+        call_span: Span,
+    ) -> Option<Vec<(Arc<str>, Static)>> {
+        let mut slots: Vec<Option<(Static, Span)>> = vec![None; hps.len()];
+        let mut ok = true;
+        let mut positional = 0;
+        let mut seen_named = false;
+        for a in args {
+            let index = match &a.name {
+                Some(n) => {
+                    seen_named = true;
+                    match hps.iter().position(|h| *h.name == *n.text) {
+                        Some(i) => i,
+                        None => {
+                            let mut d = self
+                                .err(
+                                    codes::UNKNOWN_NAMED_ARG,
+                                    n.span,
+                                    format!("`{callee}` has no hyperparameter `{}`", n.text),
+                                )
+                                .with_label("unknown name");
+                            let names = hps.iter().map(|h| &*h.name);
+                            if let Some(s) = crate::suggest::closest(&n.text, names) {
+                                d = d.with_help(format!("did you mean `{s}`?"));
+                            }
+                            self.error(d);
+                            ok = false;
+                            continue;
+                        }
+                    }
+                }
+                None => {
+                    if seen_named {
+                        let d = self
+                            .err(
+                                codes::DUPLICATE_ARG,
+                                a.value.span,
+                                "positional argument after a named one",
+                            )
+                            .with_label("move it before the named arguments");
+                        self.error(d);
+                        ok = false;
+                        continue;
+                    }
+                    positional += 1;
+                    if positional > hps.len() {
+                        let d = self
+                            .err(
+                                codes::ARG_COUNT,
+                                a.value.span,
+                                format!(
+                                    "`{callee}` takes {} argument{} but more were given",
+                                    hps.len(),
+                                    plural(hps.len())
+                                ),
+                            )
+                            .with_label("unexpected argument");
+                        self.error(d);
+                        ok = false;
+                        continue;
+                    }
+                    positional - 1
+                }
+            };
+            let ty = self.expr(&a.value);
+            if let Some((_, prev)) = &slots[index] {
+                let d = self
+                    .err(
+                        codes::DUPLICATE_ARG,
+                        a.value.span,
+                        format!("`{}` is given twice", hps[index].name),
+                    )
+                    .with_label("given again")
+                    .with_secondary(&self.fname.clone(), *prev, "first given here");
+                self.error(d);
+                ok = false;
+                continue;
+            }
+            let what = format!("hyperparameter `{}`", hps[index].name);
+            match self.static_of_kind(&ty, hps[index].kind, a.value.span, &what) {
+                Some(v) => slots[index] = Some((v, a.value.span)),
+                None => ok = false,
+            }
+        }
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        for (h, s) in hps.iter().zip(slots) {
+            match (s, &h.default) {
+                (Some((v, _)), _) => out.push((h.name.clone(), v)),
+                (None, Some(d)) => out.push((h.name.clone(), d.clone())),
+                (None, None) => missing.push(h),
+            }
+        }
+        if !missing.is_empty() && ok {
+            let names: Vec<String> = missing.iter().map(|h| format!("`{}`", h.name)).collect();
+            let d = self
+                .err(
+                    codes::MISSING_ARG,
+                    call_span,
+                    format!(
+                        "`{callee}` is missing {} {}",
+                        if missing.len() == 1 {
+                            "hyperparameter"
+                        } else {
+                            "hyperparameters"
+                        },
+                        names.join(", ")
+                    ),
+                )
+                .with_label(format!(
+                    "expected {} argument{}",
+                    hps.len(),
+                    plural(hps.len())
+                ));
+            self.error(d);
+            return None;
+        }
+        ok.then_some(out)
+    }
+
+    /// Resolves a written type. Element type defaults to `f32`.
+    pub fn type_expr(&mut self, t: &ast::TypeExpr, mode: DimMode) -> Ty {
+        match &t.kind {
+            TypeExprKind::Tuple(ts) => {
+                Ty::Tuple(ts.iter().map(|t| self.type_expr(t, mode)).collect())
+            }
+            TypeExprKind::Named(n) => {
+                if let Some(k) = StaticKind::from_name(&n.text) {
+                    return match k {
+                        StaticKind::Int => Ty::Int(None),
+                        StaticKind::Float => Ty::Float(None),
+                        StaticKind::Bool => Ty::Bool(None),
+                        StaticKind::Str => Ty::Str(None),
+                    };
+                }
+                match self.dtype(n) {
+                    Some(d) => Ty::scalar(d),
+                    None => Ty::Error,
+                }
+            }
+            TypeExprKind::Tensor { dtype, dims } => {
+                let dt = match dtype {
+                    Some(n) => match self.dtype(n) {
+                        Some(d) => d,
+                        None => return Ty::Error,
+                    },
+                    None => DType::F32,
+                };
+                let mut items = Vec::new();
+                let mut pack_seen: Option<Span> = None;
+                for d in dims {
+                    match d {
+                        DimExpr::Pack(p) => {
+                            if let Some(prev) = pack_seen {
+                                let e = self
+                                    .err(
+                                        codes::BAD_DIM,
+                                        p.span,
+                                        "a shape can have at most one pack",
+                                    )
+                                    .with_label("second pack")
+                                    .with_secondary(&self.fname.clone(), prev, "first pack");
+                                self.error(e);
+                                return Ty::Error;
+                            }
+                            pack_seen = Some(p.span);
+                            let name: Arc<str> = Arc::from(p.text.as_str());
+                            if !self.packs.contains(&name) {
+                                if mode == DimMode::Strict {
+                                    self.unknown_name(&p.text, p.span, "pack");
+                                    return Ty::Error;
+                                }
+                                self.packs.push(name.clone());
+                            }
+                            items.push(DimItem::Pack(name));
+                        }
+                        DimExpr::Expr(e) => match self.dim_expr(e, mode) {
+                            Some(d) => items.push(DimItem::Dim(d)),
+                            None => return Ty::Error,
+                        },
+                    }
+                }
+                Ty::tensor(dt, Shape(items))
+            }
+        }
+    }
+
+    fn dtype(&mut self, n: &ast::Name) -> Option<DType> {
+        let d = DType::from_name(&n.text);
+        if d.is_none() {
+            let mut e = self
+                .err(
+                    codes::UNKNOWN_TYPE,
+                    n.span,
+                    format!("unknown type `{}`", n.text),
+                )
+                .with_label("not a type");
+            let names = DType::ALL.map(|d| d.name());
+            if let Some(s) = crate::suggest::closest(
+                &n.text,
+                names.into_iter().chain(["Int", "Float", "Bool", "Str"]),
+            ) {
+                e = e.with_help(format!("did you mean `{s}`?"));
+            } else {
+                e = e.with_help(
+                    "element types are f32, f16, bf16, f64, i8, i16, i32, i64, u8 and bool",
+                );
+            }
+            self.error(e);
+        }
+        d
+    }
+
+    /// Evaluates a dimension expression in a type.
+    pub fn dim_expr(&mut self, e: &Expr, mode: DimMode) -> Option<Dim> {
+        match &e.kind {
+            ExprKind::Int(v) => {
+                if *v < 0 {
+                    let d = self
+                        .err(
+                            codes::BAD_DIM,
+                            e.span,
+                            format!("dimension `{v}` is negative"),
+                        )
+                        .with_label("dimensions are at least 0");
+                    self.error(d);
+                    return None;
+                }
+                Some(Dim::constant(*v))
+            }
+            ExprKind::Name(n) => {
+                let layer_ty = self.lookup(&n.text).map(|l| l.ty);
+                match layer_ty {
+                    Some(Ty::Int(Some(d))) => Some(d),
+                    Some(Ty::Int(None)) => {
+                        let d = self
+                            .err(
+                                codes::NOT_STATIC,
+                                e.span,
+                                format!("`{}` is not known at compile time", n.text),
+                            )
+                            .with_label("dimensions must be static");
+                        self.error(d);
+                        None
+                    }
+                    Some(Ty::Error) => None,
+                    Some(other) if !matches!(other, Ty::Builtin(_)) => {
+                        let d = self
+                            .err(
+                                codes::BAD_DIM,
+                                e.span,
+                                format!("`{}` is {}, not a dimension", n.text, other.kind_name()),
+                            )
+                            .with_label("dimensions are Ints");
+                        self.error(d);
+                        None
+                    }
+                    _ if mode == DimMode::Introduce => {
+                        let name: Arc<str> = Arc::from(n.text.as_str());
+                        self.dims.push(name);
+                        Some(Dim::sym(&n.text))
+                    }
+                    _ => {
+                        self.unknown_name(&n.text, n.span, "dimension");
+                        if self.layer.is_some() || !self.dims.is_empty() {
+                            if let Some(last) = self.diags.last_mut() {
+                                if last.help.is_none() {
+                                    last.help = Some("symbolic dimensions are introduced by a function's parameter types".into());
+                                }
+                            }
+                        }
+                        None
+                    }
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs, .. } => {
+                let a = self.dim_expr(lhs, mode)?;
+                let b = self.dim_expr(rhs, mode)?;
+                let r = match op {
+                    ast::BinOp::Add => a.checked_add(&b),
+                    ast::BinOp::Sub => a.checked_sub(&b),
+                    ast::BinOp::Mul => a.checked_mul(&b),
+                    ast::BinOp::Div => a.checked_div(&b),
+                    _ => {
+                        let d = self
+                            .err(
+                                codes::BAD_DIM,
+                                e.span,
+                                format!("`{}` cannot be used in a dimension", op.symbol()),
+                            )
+                            .with_label("dimensions use `+`, `-`, `*` and exact `/`");
+                        self.error(d);
+                        return None;
+                    }
+                };
+                if r.is_none() {
+                    let d = self
+                        .err(
+                            codes::BAD_DIM,
+                            e.span,
+                            format!("`{a} {} {b}` is not an exact dimension", op.symbol()),
+                        )
+                        .with_label("division must be exact and the result must fit in 64 bits");
+                    self.error(d);
+                }
+                r
+            }
+            ExprKind::Call { callee, args } if matches!(&callee.kind, ExprKind::Name(n) if n.text == "size") => {
+                match args.as_slice() {
+                    [ast::Arg {
+                        name: None,
+                        value:
+                            Expr {
+                                kind: ExprKind::Name(p),
+                                ..
+                            },
+                    }] if self.packs.iter().any(|q| **q == *p.text) => {
+                        Some(Dim::atom(Atom::PackSize(Arc::from(p.text.as_str()))))
+                    }
+                    _ => {
+                        let d = self
+                            .err(
+                                codes::BAD_DIM,
+                                e.span,
+                                "`size` takes the name of a pack, e.g. `size(S)` for `..S`",
+                            )
+                            .with_label("not a pack");
+                        self.error(d);
+                        None
+                    }
+                }
+            }
+            _ => {
+                let d = self
+                    .err(codes::BAD_DIM, e.span, "invalid dimension")
+                    .with_label("expected an integer, a hyperparameter, a symbolic dimension or arithmetic on them");
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    /// The layer signature behind an instance.
+    pub fn sig_of(&self, inst: &LayerInst) -> Option<&'db items::LayerSig> {
+        layer_sig(self.db, self.item_id(&inst.layer)).as_ref()
+    }
+}
+
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Tensor type shorthand used in messages.
+pub fn show(t: &TensorTy) -> String {
+    t.to_string()
+}

@@ -1,0 +1,270 @@
+//! Datasets: loaders that read a data file's header at compile time, and the check
+//! that every split of a dataset has the same fields with the same per-sample types.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use dnnc_diagnostics::{codes, Diagnostic, Span};
+use dnnc_syntax::ast::ItemKind;
+
+use crate::checker::Checker;
+use crate::db::{Db, Loader};
+use crate::dim::Dim;
+use crate::infer::ArgVal;
+use crate::items::{item_ast, ItemId};
+use crate::ty::{DType, DimItem, Shape, TensorTy, Ty};
+
+/// `idx(path)`, `npy(path)`, `csv(path, header = true)`: a tensor typed from the file.
+pub fn loader(
+    cx: &mut Checker<'_>,
+    name: &str,
+    path: Option<&ArgVal>,
+    opt: Option<&ArgVal>,
+    span: Span,
+) -> Ty {
+    let Some(path) = path else { return Ty::Error };
+    let Ty::Str(Some(p)) = &path.ty else {
+        let d = cx
+            .err(
+                codes::TYPE_MISMATCH,
+                path.span,
+                format!("`{name}` takes a file path string, found `{}`", path.ty),
+            )
+            .with_label("expected a string literal");
+        cx.error(d);
+        return Ty::Error;
+    };
+    let header = match opt.map(|a| &a.ty) {
+        None => true,
+        Some(crate::ty::Ty::Bool(Some(b))) => *b,
+        Some(other) => {
+            let d = cx
+                .err(
+                    codes::TYPE_MISMATCH,
+                    opt.map_or(span, |a| a.span),
+                    format!("`header` must be `true` or `false`, found `{other}`"),
+                )
+                .with_label("expected a Bool literal");
+            cx.error(d);
+            return Ty::Error;
+        }
+    };
+    let kind = match name {
+        "idx" => Loader::Idx,
+        "npy" => Loader::Npy,
+        _ => Loader::Csv { header },
+    };
+    let file_path = cx.file.path(cx.db).clone();
+    let dir = file_path.parent().unwrap_or(Path::new("."));
+    let full = dir.join(&**p);
+    match cx.db.probe_data(&full, kind) {
+        Ok(h) => {
+            let dtype = match h.elem {
+                dnnc_data::ElemType::U8 => DType::U8,
+                dnnc_data::ElemType::I8 => DType::I8,
+                dnnc_data::ElemType::I16 => DType::I16,
+                dnnc_data::ElemType::I32 => DType::I32,
+                dnnc_data::ElemType::I64 => DType::I64,
+                dnnc_data::ElemType::F32 => DType::F32,
+                dnnc_data::ElemType::F64 => DType::F64,
+            };
+            let dims = h
+                .shape
+                .iter()
+                .map(|&d| Dim::constant(d.min(i64::MAX as u64) as i64));
+            Ty::tensor(dtype, Shape::from_dims(dims))
+        }
+        Err(msg) => {
+            let d = cx
+                .err(
+                    codes::DATA_FILE,
+                    path.span,
+                    format!("cannot read data file `{p}`"),
+                )
+                .with_label(msg)
+                .with_note(format!(
+                    "paths are relative to the directory of `{}`",
+                    cx.fname
+                ));
+            cx.error(d);
+            Ty::Error
+        }
+    }
+}
+
+/// One field of a dataset: its name and per-sample type (the first axis removed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataField {
+    pub name: Arc<str>,
+    pub sample: TensorTy,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSplit {
+    pub name: Arc<str>,
+    pub fields: Vec<DataField>,
+    /// Samples in the split, when every field agrees.
+    pub samples: Option<i64>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct DatasetSig {
+    pub splits: Vec<DataSplit>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub types: Vec<(Span, Ty)>,
+}
+
+impl DatasetSig {
+    pub fn split(&self, name: &str) -> Option<&DataSplit> {
+        self.splits.iter().find(|s| &*s.name == name)
+    }
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn dataset_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> DatasetSig {
+    let ItemKind::Dataset(def) = &item_ast(db, item).kind else {
+        return DatasetSig::default();
+    };
+    let mut cx = Checker::new(db, item.file(db));
+    cx.in_dataset = true;
+    let fname = cx.fname.clone();
+    let mut splits: Vec<DataSplit> = Vec::new();
+    for s in &def.splits {
+        if let Some(prev) = splits.iter().find(|p| *p.name == *s.name.text) {
+            let d = cx
+                .err(
+                    codes::DUPLICATE_DEFINITION,
+                    s.name.span,
+                    format!("split `{}` is defined twice", s.name.text),
+                )
+                .with_label("defined again")
+                .with_secondary(&fname, prev.span, "first defined here");
+            cx.error(d);
+            continue;
+        }
+        let mut fields: Vec<DataField> = Vec::new();
+        let mut samples: Option<(i64, Span, Arc<str>)> = None;
+        let mut consistent = true;
+        for (n, e) in &s.fields {
+            let t = cx.expr(e);
+            let tensor = match t {
+                Ty::Tensor(t) => t,
+                Ty::Error => {
+                    consistent = false;
+                    continue;
+                }
+                other => {
+                    let d = cx
+                        .err(
+                            codes::TYPE_MISMATCH,
+                            e.span,
+                            format!("a dataset field must be a tensor, found `{other}`"),
+                        )
+                        .with_label("not a tensor");
+                    cx.error(d);
+                    consistent = false;
+                    continue;
+                }
+            };
+            let Some(DimItem::Dim(first)) = tensor.shape.0.first() else {
+                let d = cx
+                    .err(
+                        codes::RANK_MISMATCH,
+                        e.span,
+                        format!("a dataset field needs a sample axis first, found `{tensor}`"),
+                    )
+                    .with_label("no sample axis");
+                cx.error(d);
+                consistent = false;
+                continue;
+            };
+            if let Some(c) = first.as_const() {
+                match &samples {
+                    Some((m, other_span, other)) if *m != c => {
+                        let d = cx
+                            .err(
+                                codes::SPLIT_MISMATCH,
+                                e.span,
+                                format!("field `{}` has {c} samples but `{other}` has {m}", n.text),
+                            )
+                            .with_label(format!("{c} samples"))
+                            .with_secondary(&fname, *other_span, format!("{m} samples"));
+                        cx.error(d);
+                        consistent = false;
+                    }
+                    Some(_) => {}
+                    None => samples = Some((c, e.span, Arc::from(n.text.as_str()))),
+                }
+            }
+            fields.push(DataField {
+                name: Arc::from(n.text.as_str()),
+                sample: TensorTy {
+                    dtype: tensor.dtype,
+                    shape: Shape(tensor.shape.0[1..].to_vec()),
+                },
+                span: n.span,
+            });
+        }
+        splits.push(DataSplit {
+            name: Arc::from(s.name.text.as_str()),
+            fields,
+            samples: samples.filter(|_| consistent).map(|(c, _, _)| c),
+            span: s.name.span,
+        });
+    }
+    // Every split must agree with the first one.
+    if let Some((first, rest)) = splits.split_first() {
+        for s in rest {
+            for f in &first.fields {
+                match s.fields.iter().find(|g| g.name == f.name) {
+                    None => {
+                        let d = cx
+                            .err(
+                                codes::SPLIT_MISMATCH,
+                                s.span,
+                                format!("split `{}` has no field `{}`", s.name, f.name),
+                            )
+                            .with_label(format!("missing `{}`", f.name))
+                            .with_secondary(&fname, f.span, format!("`{}` has it", first.name));
+                        cx.error(d);
+                    }
+                    Some(g) if g.sample != f.sample => {
+                        let d = cx
+                            .err(
+                                codes::SPLIT_MISMATCH,
+                                g.span,
+                                format!(
+                                    "field `{}` has samples of type `{}` in `{}` but `{}` in `{}`",
+                                    f.name, g.sample, s.name, f.sample, first.name
+                                ),
+                            )
+                            .with_label(format!("`{}` per sample", g.sample))
+                            .with_secondary(&fname, f.span, format!("`{}` per sample", f.sample));
+                        cx.error(d);
+                    }
+                    Some(_) => {}
+                }
+            }
+            for g in &s.fields {
+                if !first.fields.iter().any(|f| f.name == g.name) {
+                    let d = cx
+                        .err(
+                            codes::SPLIT_MISMATCH,
+                            g.span,
+                            format!("field `{}` is not in split `{}`", g.name, first.name),
+                        )
+                        .with_label("extra field")
+                        .with_secondary(&fname, first.span, "the first split has no such field");
+                    cx.error(d);
+                }
+            }
+        }
+    }
+    DatasetSig {
+        splits,
+        diagnostics: cx.diags,
+        types: cx.types,
+    }
+}
