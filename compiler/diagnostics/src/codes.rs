@@ -38,6 +38,7 @@ codes! {
     INT_TOO_LARGE = "E0006", "integer literal too large";
     FLOAT_OUT_OF_RANGE = "E0007", "float literal out of range";
     UNBALANCED_DELIMITER = "E0008", "unclosed or unmatched delimiter";
+    BAD_ESCAPE = "E0009", "unknown escape sequence in a string literal";
     UNREADABLE_FILE = "E0010", "a source file cannot be read";
 
     MODULE_NOT_FOUND = "E0100", "the module named by `use` does not exist";

@@ -68,15 +68,17 @@ fn run(cli: Cli) -> ExitCode {
             files,
             message_format,
         } => check::run(&files, message_format),
-        Command::Explain { code } => match dnnc_diagnostics::explanation(&code) {
-            Some((_, _, text)) => {
-                print!("{text}");
-                ExitCode::SUCCESS
+        Command::Explain { code } => {
+            match dnnc_diagnostics::explanation(&code) {
+                Some((_, _, text)) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("error: no error code `{code}`; codes look like `E0300` (see spec/errors.md)");
+                    ExitCode::from(2)
+                }
             }
-            None => {
-                eprintln!("error: no error code `{code}`; codes look like `E0300`");
-                ExitCode::from(1)
-            }
-        },
+        }
     }
 }

@@ -40,15 +40,15 @@ impl Renderer {
     pub fn emit_all(&mut self, diags: &[Diagnostic]) {
         match self.format {
             MessageFormat::Human => {
-                let choice =
-                    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-                        termcolor::ColorChoice::Auto
-                    } else {
-                        termcolor::ColorChoice::Never
-                    };
+                let color =
+                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                let choice = if color {
+                    termcolor::ColorChoice::Auto
+                } else {
+                    termcolor::ColorChoice::Never
+                };
                 let mut out = termcolor::StandardStream::stderr(choice);
-                let text = self.human(diags, false);
-                let _ = out.write_all(text.as_bytes());
+                self.human(&mut out, diags);
                 let _ = out.flush();
             }
             MessageFormat::Json => {
@@ -61,36 +61,31 @@ impl Renderer {
     }
 
     /// Every diagnostic rendered as text, then a summary line.
-    pub fn human(&self, diags: &[Diagnostic], _color: bool) -> String {
-        let mut buf = termcolor::NoColor::new(Vec::new());
+    pub fn human(&self, out: &mut dyn termcolor::WriteColor, diags: &[Diagnostic]) {
         let config = term::Config::default();
         for d in diags {
             let cs = self.to_codespan(d);
-            let _ = term::emit_to_write_style(&mut buf, &config, &self.files, &cs);
+            let _ = term::emit_to_write_style(out, &config, &self.files, &cs);
         }
         let errors = diags.iter().filter(|d| d.is_error()).count();
         let warnings = diags.len() - errors;
-        let mut text = String::from_utf8_lossy(&buf.into_inner()).into_owned();
-        if errors > 0 {
-            text.push_str(&format!(
-                "error: aborting due to {errors} error{}{}\n",
-                if errors == 1 { "" } else { "s" },
-                if warnings > 0 {
-                    format!(
-                        " and {warnings} warning{}",
-                        if warnings == 1 { "" } else { "s" }
-                    )
-                } else {
-                    String::new()
-                }
-            ));
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let summary = if errors > 0 {
+            let w = if warnings > 0 {
+                format!(" and {warnings} warning{}", plural(warnings))
+            } else {
+                String::new()
+            };
+            format!(
+                "error: aborting due to {errors} error{}{w}\n",
+                plural(errors)
+            )
         } else if warnings > 0 {
-            text.push_str(&format!(
-                "warning: {warnings} warning{} emitted\n",
-                if warnings == 1 { "" } else { "s" }
-            ));
-        }
-        text
+            format!("warning: {warnings} warning{} emitted\n", plural(warnings))
+        } else {
+            String::new()
+        };
+        let _ = out.write_all(summary.as_bytes());
     }
 
     fn label(&self, l: &Label, primary: bool) -> Option<CsLabel<usize>> {

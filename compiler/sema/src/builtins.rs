@@ -77,9 +77,10 @@ pub fn lookup(name: &str, in_dataset: bool) -> Option<Ty> {
 pub fn std_module_of(name: &str) -> Option<&'static str> {
     Some(match name {
         "Dense" => "nn",
-        "relu" | "leaky_relu" | "sigmoid" | "gelu" | "softmax" | "log_softmax" => "activations",
+        "relu" | "leaky_relu" | "sigmoid" | "gelu" | "softmax" | "log_softmax" | "softplus"
+        | "silu" | "elu" => "activations",
         "cross_entropy" | "mse" | "mae" | "bce_logits" => "losses",
-        "dropout" => "regularization",
+        "dropout" | "l1_penalty" | "l2_penalty" => "regularization",
         "flatten" => "shape",
         _ => return None,
     })

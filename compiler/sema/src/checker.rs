@@ -13,7 +13,7 @@ use crate::items::{
     self, layer_hparams, layer_sig, FnSig, HParamSig, ItemId, ParamDecl, ParamSig, StaticKind,
     SubLayer,
 };
-use crate::scope::file_scope;
+use crate::scope::{file_scope, DefKind};
 use crate::ty::{DType, DimItem, ItemRef, LayerInst, Shape, Static, TensorTy, Ty};
 
 /// A local name: its type and where it was declared.
@@ -160,19 +160,28 @@ impl<'db> Checker<'db> {
         }
         let scope = file_scope(self.db, self.file);
         if let Some(def) = scope.names.get(name) {
-            let r = self.item_ref(def.file, def.index);
-            let item = &crate::scope::parse(self.db, def.file).module.items[def.index as usize];
-            let ty = match &item.kind {
-                ast::ItemKind::Layer(_) => Ty::LayerCtor(r),
-                ast::ItemKind::Fn(_) => Ty::Func(r),
-                ast::ItemKind::Dataset(_) => Ty::Dataset(r),
-                _ => Ty::Error,
+            let r = ItemRef {
+                file: def.file.name(self.db).clone(),
+                file_id: def.file,
+                index: def.index,
+                name: Arc::from(name),
             };
-            let span = item.defined_name().map(|n| n.span);
-            return Some(Local {
-                ty,
-                span: if def.file == self.file { span } else { None },
-            });
+            let ty = match def.kind {
+                DefKind::Layer => Ty::LayerCtor(r),
+                DefKind::Fn => Ty::Func(r),
+                DefKind::Dataset => Ty::Dataset(r),
+                DefKind::Broken => Ty::Error,
+            };
+            // Declarations in this file are shown as "declared here" in messages.
+            let span = (def.file == self.file)
+                .then(|| {
+                    crate::scope::module_items(self.db, self.file)
+                        .names
+                        .get(name)
+                        .map(|(_, s)| *s)
+                })
+                .flatten();
+            return Some(Local { ty, span });
         }
         crate::builtins::lookup(name, self.in_dataset).map(|ty| Local { ty, span: None })
     }
@@ -199,6 +208,18 @@ impl<'db> Checker<'db> {
     }
 
     pub fn unknown_name(&mut self, name: &str, span: Span, what: &str) {
+        if crate::builtins::is_loader(name) && !self.in_dataset {
+            let d = self
+                .err(
+                    codes::UNKNOWN_LOADER,
+                    span,
+                    format!("the loader `{name}` can only be used in a `dataset`"),
+                )
+                .with_label("outside a dataset")
+                .with_help("declare the data in a `dataset` block and train `on` it");
+            self.error(d);
+            return;
+        }
         let mut d = self
             .err(
                 codes::UNKNOWN_NAME,
@@ -347,6 +368,10 @@ impl<'db> Checker<'db> {
                     }
                 }
             });
+            // A static Int parameter can size later types: `fn f(x: [B], n: Int) -> [B, n]`.
+            if matches!(ty, Ty::Int(_)) {
+                self.dims.push(Arc::from(p.name.text.as_str()));
+            }
             params.push(ParamSig {
                 name: Arc::from(p.name.text.as_str()),
                 ty,

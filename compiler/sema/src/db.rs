@@ -62,9 +62,31 @@ pub struct RootDatabase {
 #[salsa::db]
 impl salsa::Database for RootDatabase {}
 
+/// Names of the queries salsa executed, in order (see [`RootDatabase::with_query_log`]).
+pub type QueryLog = Arc<Mutex<Vec<String>>>;
+
 impl RootDatabase {
     pub fn new() -> RootDatabase {
         RootDatabase::default()
+    }
+
+    /// A database that records every query it executes (not those it reuses), for
+    /// tests of incrementality.
+    pub fn with_query_log() -> (RootDatabase, QueryLog) {
+        let log: QueryLog = Arc::default();
+        let sink = log.clone();
+        let storage = salsa::Storage::new(Some(Box::new(move |event: salsa::Event| {
+            if let salsa::EventKind::WillExecute { database_key } = event.kind {
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("{database_key:?}"));
+            }
+        })));
+        let db = RootDatabase {
+            storage,
+            ..RootDatabase::default()
+        };
+        (db, log)
     }
 
     /// Opens a file given by the user; `name` is how diagnostics will call it.

@@ -1158,6 +1158,14 @@ impl<'db> Checker<'db> {
                 ),
                 "its rank depends on a pack".to_string(),
             ),
+            ShapeError::Pack { name, bound, found } => (
+                codes::DIM_MISMATCH,
+                format!(
+                    "`{}` expects `{}` with `..{name}` = `{bound}` (fixed by an earlier argument), found `{found}`",
+                    sig.name, p.name
+                ),
+                format!("this is `{t}`"),
+            ),
             ShapeError::Dim {
                 index,
                 expected,

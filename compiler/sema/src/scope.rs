@@ -41,11 +41,42 @@ pub fn parse(db: &dyn Db, file: SourceFile) -> Parsed {
     parsed
 }
 
+/// What kind of declaration a name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DefKind {
+    Layer,
+    Fn,
+    Dataset,
+    /// A declaration that did not parse: uses of it are not reported again.
+    Broken,
+}
+
 /// What a name in a file's scope refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Def {
     pub file: SourceFile,
     pub index: u32,
+    pub kind: DefKind,
+}
+
+/// The names a file exports, without positions, so that edits which keep the set of
+/// declarations do not invalidate the files importing it.
+#[salsa::tracked(returns(ref))]
+pub fn module_exports(db: &dyn Db, file: SourceFile) -> HashMap<Arc<str>, (u32, DefKind)> {
+    let parsed = parse(db, file);
+    module_items(db, file)
+        .names
+        .iter()
+        .map(|(name, (index, _))| {
+            let kind = match &parsed.module.items[*index as usize].kind {
+                ItemKind::Layer(_) => DefKind::Layer,
+                ItemKind::Fn(_) => DefKind::Fn,
+                ItemKind::Dataset(_) => DefKind::Dataset,
+                _ => DefKind::Broken,
+            };
+            (name.clone(), (*index, kind))
+        })
+        .collect()
 }
 
 /// The names a file defines itself, with the span of each definition's name.
@@ -102,12 +133,13 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
         diagnostics: own.diagnostics.clone(),
         ..FileScope::default()
     };
-    for (name, (index, _)) in &own.names {
+    for (name, (index, kind)) in module_exports(db, file) {
         scope.names.insert(
             name.clone(),
             Def {
                 file,
                 index: *index,
+                kind: *kind,
             },
         );
     }
@@ -143,20 +175,34 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
             continue;
         };
         scope.imports.push((target, path_span));
-        let theirs = module_items(db, target);
+        let theirs = module_exports(db, target);
         match &u.imports {
             UseImports::Glob(_) => {
-                for (name, (index, _)) in &theirs.names {
+                for (name, (index, kind)) in theirs {
                     scope.names.entry(name.clone()).or_insert(Def {
                         file: target,
                         index: *index,
+                        kind: *kind,
                     });
                 }
             }
+            UseImports::Names(names) if names.is_empty() => {
+                let shown = segments.join("::");
+                scope.diagnostics.push(
+                    Diagnostic::error(
+                        codes::IMPORT_NOT_FOUND,
+                        &fname,
+                        path_span,
+                        format!("`use {shown}` imports nothing"),
+                    )
+                    .with_label("names no declaration")
+                    .with_help(format!("import names with `use {shown}::{{Name}}` or everything with `use {shown}::*`")),
+                );
+            }
             UseImports::Names(names) => {
                 for n in names {
-                    match theirs.names.get(n.text.as_str()) {
-                        Some((index, _)) => {
+                    match theirs.get(n.text.as_str()) {
+                        Some((index, kind)) => {
                             let key: Arc<str> = Arc::from(n.text.as_str());
                             if let Some(&(_, prev)) = own.names.get(&key) {
                                 scope.diagnostics.push(
@@ -180,6 +226,7 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
                                 Def {
                                     file: target,
                                     index: *index,
+                                    kind: *kind,
                                 },
                             );
                         }
@@ -191,7 +238,7 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
                                 format!("module `{}` has no `{}`", segments.join("::"), n.text),
                             )
                             .with_label("not defined there");
-                            let candidates = theirs.names.keys().map(|k| &**k);
+                            let candidates = theirs.keys().map(|k| &**k);
                             if let Some(s) = crate::suggest::closest(&n.text, candidates) {
                                 d = d.with_help(format!("a similar name exists: `{s}`"));
                             }

@@ -35,6 +35,12 @@ pub enum ShapeError {
     },
     /// The argument's rank is unknown (it has a pack) where a fixed rank is needed.
     UnknownRank,
+    /// A pack already bound by an earlier argument stands for other dimensions here.
+    Pack {
+        name: Arc<str>,
+        bound: Shape,
+        found: Shape,
+    },
 }
 
 impl Unifier {
@@ -163,9 +169,10 @@ impl Unifier {
                 let middle: Vec<DimItem> = actual.0[prefix.len()..n - suffix.len()].to_vec();
                 match self.packs.get(pname) {
                     Some(bound) if *bound != middle => {
-                        return Err(ShapeError::Rank {
-                            expected: format!("`..{pname}` = {}", Shape(bound.clone())),
-                            found: n,
+                        return Err(ShapeError::Pack {
+                            name: pname.clone(),
+                            bound: Shape(bound.clone()),
+                            found: Shape(middle),
                         })
                     }
                     Some(_) => {}

@@ -33,6 +33,7 @@ pub(crate) fn parse_item(
             let item = item_only.into_inner().find(|p| p.as_rule() == Rule::item)?;
             let mut b = Builder {
                 file,
+                text,
                 base,
                 diags,
                 depth: 0,
@@ -91,6 +92,8 @@ pub(crate) fn error_item(text: &str, span: Span) -> Item {
 
 struct Builder<'a> {
     file: &'a Arc<str>,
+    /// The declaration's text; spans inside it are offset by `base`.
+    text: &'a str,
     base: usize,
     diags: &'a mut Vec<Diagnostic>,
     depth: usize,
@@ -130,6 +133,26 @@ impl Builder<'_> {
         Span::new(self.base + s.start(), self.base + s.end())
     }
 
+    /// The `///` lines directly above `pair`, without the slashes.
+    fn doc_before(&self, pair: &Pair<'_, Rule>) -> Option<String> {
+        let before = &self.text[..pair.as_span().start()];
+        let mut lines: Vec<&str> = before.split('\n').collect();
+        // The node's own line up to the node must be blank.
+        let own = lines.pop().unwrap_or("");
+        if !own.trim().is_empty() {
+            return None;
+        }
+        let mut docs = Vec::new();
+        for l in lines.iter().rev() {
+            match l.trim_start().strip_prefix("///") {
+                Some(rest) if !rest.starts_with('/') => docs.push(doc_text(rest)),
+                _ => break,
+            }
+        }
+        docs.reverse();
+        join_doc(docs)
+    }
+
     fn name(&self, pair: Pair<'_, Rule>) -> Name {
         debug_assert_eq!(pair.as_rule(), Rule::ident);
         Name {
@@ -140,11 +163,10 @@ impl Builder<'_> {
 
     fn item(&mut self, pair: Pair<'_, Rule>) -> Item {
         let span = self.span(&pair);
-        let mut doc_lines = Vec::new();
+        let doc = self.doc_before(&pair);
         let mut kind = ItemKind::Error { name: None };
         for p in kids(pair) {
             match p.as_rule() {
-                Rule::doc => doc_lines.push(doc_text(p.as_str())),
                 Rule::use_decl => kind = ItemKind::Use(self.use_decl(p)),
                 Rule::layer_def => kind = ItemKind::Layer(self.layer_def(p)),
                 Rule::fn_def => kind = ItemKind::Fn(self.fn_def(p)),
@@ -153,11 +175,7 @@ impl Builder<'_> {
                 r => unreachable!("item child {r:?}"),
             }
         }
-        Item {
-            doc: join_doc(doc_lines),
-            kind,
-            span,
-        }
+        Item { doc, kind, span }
     }
 
     fn use_decl(&mut self, pair: Pair<'_, Rule>) -> UseDecl {
@@ -212,12 +230,11 @@ impl Builder<'_> {
     }
 
     fn hparam(&mut self, pair: Pair<'_, Rule>) -> HParam {
-        let mut doc_lines = Vec::new();
+        let doc = self.doc_before(&pair);
         let mut names = Vec::new();
         let mut default = None;
         for p in kids(pair) {
             match p.as_rule() {
-                Rule::doc => doc_lines.push(doc_text(p.as_str())),
                 Rule::ident => names.push(self.name(p)),
                 Rule::expr => default = Some(self.expr(p)),
                 r => unreachable!("hparam child {r:?}"),
@@ -226,7 +243,7 @@ impl Builder<'_> {
         let ty = names.pop().expect("hparam type");
         let name = names.pop().expect("hparam name");
         HParam {
-            doc: join_doc(doc_lines),
+            doc,
             name,
             ty,
             default,
@@ -235,11 +252,10 @@ impl Builder<'_> {
 
     fn member(&mut self, pair: Pair<'_, Rule>) -> Member {
         let span = self.span(&pair);
-        let mut doc_lines = Vec::new();
+        let doc = self.doc_before(&pair);
         let mut kind = None;
         for p in kids(pair) {
             match p.as_rule() {
-                Rule::doc => doc_lines.push(doc_text(p.as_str())),
                 Rule::param_decl => {
                     let mut it = kids(p);
                     let name = self.name(it.next().expect("param name"));
@@ -259,7 +275,7 @@ impl Builder<'_> {
             }
         }
         Member {
-            doc: join_doc(doc_lines),
+            doc,
             kind: kind.expect("member kind"),
             span,
         }
@@ -292,10 +308,22 @@ impl Builder<'_> {
     fn str_lit(&mut self, pair: Pair<'_, Rule>) -> StrLit {
         let span = self.span(&pair);
         let inner = pair.into_inner().next().map_or("", |p| p.as_str());
-        StrLit {
-            value: unescape(inner),
-            span,
+        let (value, bad) = unescape(inner);
+        if let Some((at, c)) = bad {
+            // `at` is relative to the string's contents, after the opening quote.
+            let start = span.start as usize + 1 + at;
+            self.diags.push(
+                Diagnostic::error(
+                    codes::BAD_ESCAPE,
+                    self.file,
+                    Span::new(start, start + 1 + c.len_utf8()),
+                    format!("unknown escape sequence `\\{c}`"),
+                )
+                .with_label("not an escape")
+                .with_help("the escapes are `\\n`, `\\t`, `\\r`, `\\\"` and `\\\\`"),
+            );
         }
+        StrLit { value, span }
     }
 
     fn fn_def(&mut self, pair: Pair<'_, Rule>) -> FnDef {
@@ -333,7 +361,17 @@ impl Builder<'_> {
         let inner = pair.into_inner().next().expect("type");
         let kind = match inner.as_rule() {
             Rule::tuple_type => {
-                TypeExprKind::Tuple(inner.into_inner().map(|t| self.type_expr(t)).collect())
+                // `(T)` groups; `(T,)` and `(T, U)` are tuples.
+                let text = inner.as_str();
+                let trailing_comma = text[..text.len() - 1].trim_end().ends_with(',');
+                let mut parts: Vec<TypeExpr> =
+                    inner.into_inner().map(|t| self.type_expr(t)).collect();
+                if parts.len() == 1 && !trailing_comma {
+                    let mut t = parts.remove(0);
+                    t.span = span;
+                    return t;
+                }
+                TypeExprKind::Tuple(parts)
             }
             Rule::named_type => {
                 TypeExprKind::Named(self.name(inner.into_inner().next().expect("type name")))
@@ -369,12 +407,11 @@ impl Builder<'_> {
         let mut splits = Vec::new();
         for s in it {
             let span = self.span(&s);
-            let mut doc_lines = Vec::new();
+            let doc = self.doc_before(&s);
             let mut split_name = None;
             let mut fields = Vec::new();
             for p in kids(s) {
                 match p.as_rule() {
-                    Rule::doc => doc_lines.push(doc_text(p.as_str())),
                     Rule::ident => split_name = Some(self.name(p)),
                     Rule::record_field => {
                         let mut fi = p.into_inner();
@@ -386,7 +423,7 @@ impl Builder<'_> {
                 }
             }
             splits.push(Split {
-                doc: join_doc(doc_lines),
+                doc,
                 name: split_name.expect("split name"),
                 fields,
                 span,
@@ -409,11 +446,10 @@ impl Builder<'_> {
         let mut items = Vec::new();
         for p in it {
             let span = self.span(&p);
-            let mut doc_lines = Vec::new();
+            let doc = self.doc_before(&p);
             let mut kind = None;
             for c in kids(p) {
                 match c.as_rule() {
-                    Rule::doc => doc_lines.push(doc_text(c.as_str())),
                     Rule::model_binding => kind = Some(TrainItemKind::Model(self.binding(c))),
                     Rule::let_stmt => kind = Some(TrainItemKind::Let(self.let_stmt(c))),
                     Rule::field => {
@@ -433,7 +469,7 @@ impl Builder<'_> {
                 }
             }
             items.push(TrainItem {
-                doc: join_doc(doc_lines),
+                doc,
                 kind: kind.expect("train item"),
                 span,
             });
@@ -523,9 +559,16 @@ impl Builder<'_> {
 
     fn pattern(&mut self, pair: Pair<'_, Rule>) -> Pattern {
         let span = self.span(&pair);
+        let text = pair.as_str();
+        let trailing_comma =
+            text.ends_with(')') && text[..text.len() - 1].trim_end().ends_with(',');
         let mut inner: Vec<_> = pair.into_inner().collect();
         if inner.len() == 1 && inner[0].as_rule() == Rule::ident {
             return Pattern::Name(self.name(inner.remove(0)));
+        }
+        if inner.len() == 1 && !trailing_comma {
+            // `(a)` groups; `(a,)` is a one-element tuple.
+            return self.pattern(inner.remove(0));
         }
         Pattern::Tuple(inner.into_iter().map(|p| self.pattern(p)).collect(), span)
     }
@@ -935,29 +978,39 @@ fn bin_op(op: &str) -> BinOp {
     }
 }
 
-fn doc_text(line: &str) -> String {
-    let t = line.trim_start_matches("///");
-    t.strip_prefix(' ').unwrap_or(t).trim_end().to_string()
+fn doc_text(rest: &str) -> String {
+    rest.strip_prefix(' ')
+        .unwrap_or(rest)
+        .trim_end()
+        .to_string()
 }
 
 fn join_doc(lines: Vec<String>) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-fn unescape(s: &str) -> String {
+/// Resolves escapes; also returns the first unknown escape (offset, character).
+fn unescape(s: &str) -> (String, Option<(usize, char)>) {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
+    let mut bad = None;
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
         if c != '\\' {
             out.push(c);
             continue;
         }
         match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some(other) => out.push(other),
+            Some((_, 'n')) => out.push('\n'),
+            Some((_, 't')) => out.push('\t'),
+            Some((_, 'r')) => out.push('\r'),
+            Some((_, '"')) => out.push('"'),
+            Some((_, '\\')) => out.push('\\'),
+            Some((_, other)) => {
+                bad.get_or_insert((i, other));
+                out.push(other);
+            }
             None => {}
         }
     }
-    out
+    (out, bad)
 }

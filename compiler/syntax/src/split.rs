@@ -37,6 +37,7 @@ pub fn split(file: &Arc<str>, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<Ch
         current: None,
         doc_start: None,
         stack: Vec::new(),
+        last: 0,
         diags,
     }
     .run()
@@ -53,6 +54,8 @@ struct Splitter<'a> {
     doc_start: Option<usize>,
     /// Open brackets: (byte, offset).
     stack: Vec<(u8, usize)>,
+    /// The last token byte seen (`}` or `;` end a declaration), 0 at a line start.
+    last: u8,
     diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -61,7 +64,13 @@ impl Splitter<'_> {
         while self.pos < self.bytes.len() {
             let b = self.bytes[self.pos];
             match b {
-                b' ' | b'\t' | b'\r' | b'\n' => self.pos += 1,
+                b'\n' => {
+                    self.pos += 1;
+                    if self.stack.is_empty() {
+                        self.last = 0;
+                    }
+                }
+                b' ' | b'\t' | b'\r' => self.pos += 1,
                 b'/' if self.peek(1) == Some(b'/') => self.line_comment(),
                 b'/' if self.peek(1) == Some(b'*') => self.block_comment(),
                 b'"' => {
@@ -167,6 +176,7 @@ impl Splitter<'_> {
 
     /// Notes that a token starts at `self.pos`: opens a chunk if none is open.
     fn touch(&mut self) {
+        self.last = self.bytes.get(self.pos).copied().unwrap_or(b' ');
         if self.current.is_none() {
             let start = self.doc_start.take().unwrap_or(self.pos);
             self.current = Some(Chunk {
@@ -179,6 +189,22 @@ impl Splitter<'_> {
     }
 
     fn finish_chunk(&mut self, end: usize) {
+        if let Some(&(open, at)) = self.stack.first() {
+            let close = match open {
+                b'(' => ')',
+                b'[' => ']',
+                _ => '}',
+            };
+            let d = Diagnostic::error(
+                codes::UNBALANCED_DELIMITER,
+                self.file,
+                Span::new(at, at + 1),
+                format!("unclosed delimiter `{}`", open as char),
+            )
+            .with_label("never closed")
+            .with_help(format!("add `{close}` where the declaration ends"));
+            self.error(d);
+        }
         if let Some(mut chunk) = self.current.take() {
             chunk.span.end = end as u32;
             self.chunks.push(chunk);
@@ -242,8 +268,8 @@ impl Splitter<'_> {
                     self.pos += 1;
                     return;
                 }
-                b'\\' => self.pos += 2,
-                b'\n' => break,
+                b'\\' if self.peek(1) != Some(b'\n') => self.pos += 2,
+                b'\n' | b'\\' => break,
                 _ => self.pos += 1,
             }
         }
@@ -267,20 +293,48 @@ impl Splitter<'_> {
             self.pos += 1;
         }
         let word = &self.text[start..self.pos];
-        let at_line_start = start == 0 || self.bytes[start - 1] == b'\n';
-        if ITEM_KEYWORDS.contains(&word) && (self.stack.is_empty() || at_line_start) {
+        let at_column_0 = start == 0 || self.bytes[start - 1] == b'\n';
+        // At depth 0 a keyword starts a declaration when it is the first token of its
+        // line or follows `}` or `;`; inside brackets (an unclosed `{`) only when it sits
+        // in column 0 and is followed by a name and what a declaration has next.
+        let starts_item = ITEM_KEYWORDS.contains(&word)
+            && if self.stack.is_empty() {
+                matches!(self.last, 0 | b'}' | b';')
+            } else {
+                at_column_0 && self.looks_like_header(word)
+            };
+        if starts_item {
             let chunk_start = self.doc_start.take().unwrap_or(start);
             self.finish_chunk(chunk_start);
             self.current = Some(Chunk {
                 span: Span::new(chunk_start, chunk_start),
                 poisoned: false,
             });
+            self.last = b'a';
         } else {
             let saved = self.pos;
             self.pos = start;
             self.touch();
             self.pos = saved;
         }
+    }
+
+    /// After a keyword at `self.pos`: ` Name` then `(`/`{` (or `on` for `train`).
+    fn looks_like_header(&self, keyword: &str) -> bool {
+        if keyword == "use" {
+            return true;
+        }
+        let rest = self.text[self.pos..].trim_start_matches([' ', '\t']);
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if name_len == 0 {
+            return false;
+        }
+        let after = rest[name_len..].trim_start();
+        after.starts_with('(')
+            || after.starts_with('{')
+            || (keyword == "train" && after.starts_with("on"))
     }
 
     /// After a fatal lexical error: skip to the next line that starts an item.
