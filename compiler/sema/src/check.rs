@@ -64,7 +64,7 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
                     .map(|h| {
                         let v = match h.kind {
                             crate::items::StaticKind::Int => Static::Int(Dim::sym(&h.name)),
-                            _ => h.default.clone().unwrap_or(Static::Bool(false)),
+                            _ => Static::Param(h.name.clone()),
                         };
                         (h.name.clone(), v)
                     })

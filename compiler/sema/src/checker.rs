@@ -74,6 +74,8 @@ pub struct Checker<'db> {
     pub in_dataset: bool,
     /// Types of checked expressions, for hover.
     pub types: Vec<(Span, Ty)>,
+    /// While checking a call of a layer instance: where the instance was bound.
+    pub callee_note: Option<(Span, String)>,
 }
 
 impl<'db> Checker<'db> {
@@ -89,6 +91,7 @@ impl<'db> Checker<'db> {
             packs: Vec::new(),
             in_dataset: false,
             types: Vec::new(),
+            callee_note: None,
         }
     }
 
@@ -625,6 +628,12 @@ impl<'db> Checker<'db> {
                 }
             };
             let ty = self.expr(&a.value);
+            if let Some(v) = self.forwarded_hparam(&a.value, &ty, hps[index].kind) {
+                if slots[index].is_none() {
+                    slots[index] = Some((v, a.value.span));
+                    continue;
+                }
+            }
             if let Some((_, prev)) = &slots[index] {
                 let d = self
                     .err(
@@ -678,6 +687,28 @@ impl<'db> Checker<'db> {
             return None;
         }
         ok.then_some(out)
+    }
+
+    /// An enclosing layer's hyperparameter passed on by name to a sub-layer (`Inner(p)`),
+    /// when its value is symbolic: it becomes [`Static::Param`].
+    fn forwarded_hparam(&self, e: &Expr, ty: &Ty, kind: StaticKind) -> Option<Static> {
+        let ExprKind::Name(n) = &e.kind else {
+            return None;
+        };
+        let layer = self.layer.as_ref()?;
+        if self.scopes.iter().any(|s| s.contains_key(n.text.as_str()))
+            || !layer.names.contains_key(n.text.as_str())
+        {
+            return None;
+        }
+        let fits = match (kind, ty) {
+            (StaticKind::Int, Ty::Int(None)) => true,
+            (StaticKind::Float, Ty::Float(None)) => true,
+            (StaticKind::Float, Ty::Int(Some(d))) => d.as_const().is_none(),
+            (StaticKind::Bool, Ty::Bool(None)) | (StaticKind::Str, Ty::Str(None)) => true,
+            _ => false,
+        };
+        fits.then(|| Static::Param(Arc::from(n.text.as_str())))
     }
 
     /// Resolves a written type. Element type defaults to `f32`.

@@ -884,7 +884,18 @@ impl<'db> Checker<'db> {
                     None => Ty::Error,
                 }
             }
-            Ty::Layer(inst) => self.call_method(&inst, "forward", args, span, callee.span),
+            Ty::Layer(inst) => {
+                // Where the instance was bound explains its hyperparameters in errors.
+                let bound_at = match &callee.kind {
+                    ExprKind::Name(n) => self.lookup(&n.text).and_then(|l| l.span),
+                    _ => None,
+                };
+                self.callee_note =
+                    bound_at.map(|s| (s, format!("`{}` is `{inst}`", callee_text(callee))));
+                let t = self.call_method(&inst, "forward", args, span, callee.span);
+                self.callee_note = None;
+                t
+            }
             Ty::Method(inst, m) => self.call_method(&inst, &m, args, span, callee.span),
             Ty::LayerCtor(r) => {
                 let d = self
@@ -1173,8 +1184,8 @@ impl<'db> Checker<'db> {
             } => (
                 codes::DIM_MISMATCH,
                 format!(
-                    "mismatched dimension {index} of `{}`: expected `{expected}`, found `{found}`",
-                    p.name
+                    "`{}` expects dimension {index} of `{}` to be `{expected}`, found `{found}`",
+                    sig.name, p.name
                 ),
                 format!("this is `{t}`"),
             ),
@@ -1189,6 +1200,9 @@ impl<'db> Checker<'db> {
             );
         if let Some(o) = a.origin {
             d = d.with_secondary(&self.fname.clone(), o, "shape fixed here");
+        }
+        if let Some((s, note)) = self.callee_note.clone() {
+            d = d.with_secondary(&self.fname.clone(), s, note);
         }
         self.error(d);
     }
@@ -1399,11 +1413,11 @@ impl<'db> Checker<'db> {
                     let DimItem::Dim(d) = &dims[pos] else {
                         return Ty::Error;
                     };
-                    let mut part = |e: &Option<Box<Expr>>| -> Option<Option<i64>> {
+                    let mut part = |e: &Option<Box<Expr>>| -> Option<Option<Dim>> {
                         match e {
                             None => Some(None),
                             Some(e) => match self.expr(e) {
-                                Ty::Int(Some(v)) if v.as_const().is_some() => Some(v.as_const()),
+                                Ty::Int(Some(v)) => Some(Some(v)),
                                 _ => None,
                             },
                         }
@@ -1413,9 +1427,20 @@ impl<'db> Checker<'db> {
                             .err(
                                 codes::BAD_INDEX,
                                 *span,
-                                "slice bounds must be integer literals",
+                                "slice bounds must be static integers",
                             )
-                            .with_label("not a static integer");
+                            .with_label("not known at compile time");
+                        self.error(d);
+                        return Ty::Error;
+                    };
+                    let Some(s) = s.map_or(Some(1), |s| s.as_const()) else {
+                        let d = self
+                            .err(
+                                codes::BAD_INDEX,
+                                *span,
+                                "a slice step must be an integer literal",
+                            )
+                            .with_label("symbolic step");
                         self.error(d);
                         return Ty::Error;
                     };
@@ -1438,42 +1463,39 @@ impl<'db> Checker<'db> {
     }
 }
 
-/// The length of `start:stop:step` over a dimension `d`.
-fn slice_len(
-    d: &Dim,
-    start: Option<i64>,
-    stop: Option<i64>,
-    step: Option<i64>,
-) -> Result<Dim, String> {
-    let step = step.unwrap_or(1);
+/// The length of `start:stop:step` over a dimension `d`. Negative bounds count from
+/// the end; bounds outside the dimension are errors when they can be decided.
+fn slice_len(d: &Dim, start: Option<Dim>, stop: Option<Dim>, step: i64) -> Result<Dim, String> {
     if step <= 0 {
         return Err("slice steps must be positive".into());
     }
-    match d.as_const() {
-        Some(n) => {
-            let norm = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
-            let a = start.map_or(0, norm);
-            let b = stop.map_or(n, norm);
-            let len = if b > a { (b - a + step - 1) / step } else { 0 };
-            Ok(Dim::constant(len))
+    let n = d.as_const();
+    let norm = |v: Dim| -> Result<Dim, String> {
+        match (v.as_const(), n) {
+            (Some(c), Some(n)) if c < -n || c > n => Err(format!(
+                "slice bound {c} is out of bounds for a dimension of size {n}"
+            )),
+            (Some(c), _) if c < 0 => d
+                .checked_add(&v)
+                .ok_or_else(|| "slice bound overflows".to_string()),
+            _ => Ok(v),
         }
-        None => {
-            // Symbolic size: the forms whose length is a dimension expression.
-            let len = match (start.unwrap_or(0), stop) {
-                (a, None) if a >= 0 => d.checked_sub(&Dim::constant(a)),
-                (a, Some(b)) if a >= 0 && b < 0 => d.checked_add(&Dim::constant(b - a)),
-                (a, None) => Some(Dim::constant(-a)),
-                (a, Some(b)) if (a < 0) == (b < 0) && b >= a => Some(Dim::constant(b - a)),
-                _ => None,
-            }
-            .ok_or_else(|| format!("cannot slice the symbolic dimension `{d}` this way"))?;
-            if step == 1 {
-                Ok(len)
-            } else {
-                len.checked_div(&Dim::constant(step))
-                    .ok_or_else(|| format!("a step of {step} over `{d}` has no exact length"))
-            }
-        }
+    };
+    let a = start.map(norm).transpose()?.unwrap_or_default();
+    let b = match stop {
+        Some(v) => norm(v)?,
+        None => d.clone(),
+    };
+    let len = b
+        .checked_sub(&a)
+        .ok_or_else(|| "slice length overflows".to_string())?;
+    match len.as_const() {
+        Some(l) if l < 0 => Err(format!("the slice ends before it starts ({} elements)", l)),
+        Some(l) => Ok(Dim::constant((l + step - 1) / step)),
+        None if step == 1 => Ok(len),
+        None => len
+            .checked_div(&Dim::constant(step))
+            .ok_or_else(|| format!("a step of {step} over `{len}` elements has no exact length")),
     }
 }
 
@@ -1494,11 +1516,23 @@ pub fn substitute_inst(sub: &LayerInst, parent: &LayerInst) -> LayerInst {
             .map(|(n, v)| {
                 let v = match v {
                     Static::Int(d) => Static::Int(u.subst_dim(d).unwrap_or_else(|| d.clone())),
+                    Static::Param(p) => parent
+                        .args
+                        .iter()
+                        .find(|(n, _)| n == p)
+                        .map_or_else(|| v.clone(), |(_, pv)| pv.clone()),
                     other => other.clone(),
                 };
                 (n.clone(), v)
             })
             .collect(),
+    }
+}
+
+fn callee_text(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Name(n) => n.text.clone(),
+        _ => "this layer".to_string(),
     }
 }
 

@@ -260,6 +260,16 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
             }
         }
     }
+    if let Some(s) = &sig.schedule {
+        let warmup = s.float("warmup_epochs").unwrap_or(0.0);
+        if warmup >= sig.epochs as f64 && warmup > 0.0 {
+            let msg = format!(
+                "`warmup_epochs` ({warmup}) must be less than `epochs` ({})",
+                sig.epochs
+            );
+            bad_value(&mut cx, s.span, &msg);
+        }
+    }
     sig.diagnostics = cx.diags;
     sig.types = cx.types;
     Some(sig)
@@ -545,6 +555,9 @@ fn check_early_stop(
                 if let Some(Static::Float(x)) =
                     cx.static_of_kind(&t, StaticKind::Float, v.span, "`min_delta`")
                 {
+                    if x < 0.0 {
+                        bad_value(cx, v.span, "`min_delta` must be at least 0");
+                    }
                     min_delta = x;
                 }
             }

@@ -176,6 +176,9 @@ pub enum Static {
     Float(f64),
     Bool(bool),
     Str(Arc<str>),
+    /// The value of the enclosing layer's hyperparameter of this name (a `Float`,
+    /// `Bool` or `Str` forwarded to a sub-layer); fixed when the layer is instantiated.
+    Param(Arc<str>),
 }
 
 /// A type of a value in the checker.
@@ -263,6 +266,7 @@ impl fmt::Display for Static {
             Static::Float(x) => write!(f, "{x:?}"),
             Static::Bool(b) => write!(f, "{b}"),
             Static::Str(s) => write!(f, "{s:?}"),
+            Static::Param(p) => f.write_str(p),
         }
     }
 }
