@@ -48,6 +48,7 @@ codes! {
     DUPLICATE_DEFINITION = "E0104", "a name is defined twice";
     UNKNOWN_TYPE = "E0105", "unknown type or element type";
     RECURSIVE_LAYER = "E0106", "a layer contains itself";
+    RECURSIVE_FN = "E0107", "a function calls itself";
 
     ARG_COUNT = "E0200", "wrong number of arguments";
     UNKNOWN_NAMED_ARG = "E0201", "unknown named argument";

@@ -32,7 +32,7 @@ impl Renderer {
 
     pub fn add_source(&mut self, name: &Arc<str>, text: &str) {
         if !self.ids.contains_key(name) {
-            let id = self.files.add(name.to_string(), text.to_string());
+            let id = self.files.add(name.to_string(), printable(text));
             self.ids.insert(name.clone(), id);
         }
     }
@@ -163,5 +163,34 @@ impl Renderer {
             "notes": d.notes,
             "help": d.help,
         })
+    }
+}
+
+/// The text with control characters replaced by visible ones of the same byte length,
+/// so that byte offsets stay valid and a hostile file cannot send escape sequences to
+/// the terminal through a source snippet.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' if chars.peek() == Some(&'\n') => out.push(c),
+            '\u{0}'..='\u{1f}' | '\u{7f}' => out.push('?'),
+            '\u{80}'..='\u{9f}' => out.push('\u{bf}'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_become_visible_without_moving_offsets() {
+        let text = "a\u{1b}[31mb\u{0}c\u{85}d\r\n";
+        let shown = super::printable(text);
+        assert_eq!(shown.len(), text.len());
+        assert_eq!(shown, "a?[31mb?c\u{bf}d\r\n");
     }
 }

@@ -294,10 +294,27 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             Ty::tensor(DType::F32, s)
         }
         "bernoulli" => {
-            r.static_float(get(0));
             let Some(s) = r.shape(get(1), false) else {
                 return Ty::Error;
             };
+            // `p` is a probability: a static number, or a float tensor that broadcasts.
+            match get(0).map(|a| &a.ty) {
+                Some(Ty::Tensor(p)) if p.dtype.is_float() => {
+                    match crate::infer::broadcast(&p.shape, &s) {
+                        Ok(b) if b == s => {}
+                        _ => {
+                            let msg =
+                                format!("`p` of shape `{}` does not broadcast to `{s}`", p.shape);
+                            return r.fail(
+                                codes::NOT_BROADCASTABLE,
+                                get(0).map_or(span, |a| a.span),
+                                msg,
+                            );
+                        }
+                    }
+                }
+                _ => r.static_float(get(0)),
+            }
             Ty::tensor(DType::Bool, s)
         }
         "grad" => {
@@ -412,7 +429,13 @@ impl Rules<'_, '_> {
                 format!("`{}` expects {expected}, found `{t}`", self.name),
             )
             .with_label(format!("element type `{}`", t.dtype.name()))
-            .with_help("convert it with `cast(x, f32)`");
+            .with_help(if expected.contains("bool") {
+                "compare to get a `bool` tensor, e.g. `x > 0.0`"
+            } else if expected.contains("integer") {
+                "convert it with `cast(x, i32)`"
+            } else {
+                "convert it with `cast(x, f32)`"
+            });
         self.cx.error(d);
         Ty::Error
     }
@@ -738,7 +761,11 @@ impl Rules<'_, '_> {
             }
         };
         for t in &tensors[1..] {
-            let same_rank = t.shape.0.len() == first.shape.0.len() && t.dtype == first.dtype;
+            if t.shape.0.len() != first.shape.0.len() {
+                let msg = format!("cannot concatenate `{first}` and `{t}`: their ranks differ");
+                return self.fail(codes::RANK_MISMATCH, list.span, msg);
+            }
+            let same_rank = t.dtype == first.dtype;
             let others_equal = same_rank
                 && t.shape
                     .0

@@ -87,6 +87,8 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
             if let Some(sig) = &res.sig {
                 check_body(&mut cx, def, sig);
             }
+            out.diagnostics
+                .extend(crate::recursion::recursion_error(db, item));
         }
         ItemKind::Dataset(_) => {
             let ds = crate::data::dataset_sig(db, item);

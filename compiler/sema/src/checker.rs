@@ -76,6 +76,9 @@ pub struct Checker<'db> {
     pub types: Vec<(Span, Ty)>,
     /// While checking a call of a layer instance: where the instance was bound.
     pub callee_note: Option<(Span, String)>,
+    /// After an error that leaves names unbound (a broken `train` header or dataset),
+    /// unknown names are not reported again.
+    pub quiet_unknown: bool,
 }
 
 impl<'db> Checker<'db> {
@@ -92,6 +95,7 @@ impl<'db> Checker<'db> {
             in_dataset: false,
             types: Vec::new(),
             callee_note: None,
+            quiet_unknown: false,
         }
     }
 
@@ -211,6 +215,9 @@ impl<'db> Checker<'db> {
     }
 
     pub fn unknown_name(&mut self, name: &str, span: Span, what: &str) {
+        if self.quiet_unknown {
+            return;
+        }
         if crate::builtins::is_loader(name) && !self.in_dataset {
             let d = self
                 .err(
@@ -292,6 +299,18 @@ impl<'db> Checker<'db> {
     ) -> Option<Static> {
         let v = match (kind, ty) {
             (_, Ty::Error) => return None,
+            (_, Ty::Tensor(t)) => {
+                let d = self
+                    .err(
+                        codes::NOT_STATIC,
+                        span,
+                        format!("{what} must be known at compile time, found a tensor"),
+                    )
+                    .with_label(format!("this is `{t}`, computed at run time"))
+                    .with_help(format!("write a `{}` value here", kind.name()));
+                self.error(d);
+                return None;
+            }
             (StaticKind::Int, Ty::Int(Some(d))) => Some(Static::Int(d.clone())),
             (StaticKind::Float, Ty::Float(Some(x))) => Some(Static::Float(*x)),
             (StaticKind::Float, Ty::Int(Some(d))) => d.as_const().map(|c| Static::Float(c as f64)),
@@ -735,7 +754,26 @@ impl<'db> Checker<'db> {
                 let dt = match dtype {
                     Some(n) => match self.dtype(n) {
                         Some(d) => d,
-                        None => return Ty::Error,
+                        None => {
+                            // Still introduce the dimensions, so later uses resolve.
+                            for d in dims {
+                                match d {
+                                    DimExpr::Pack(p) if mode == DimMode::Introduce => {
+                                        let name: Arc<str> = Arc::from(p.text.as_str());
+                                        if !self.packs.contains(&name) {
+                                            self.packs.push(name);
+                                        }
+                                    }
+                                    DimExpr::Expr(e) => {
+                                        let saved = self.diags.len();
+                                        let _ = self.dim_expr(e, mode);
+                                        self.diags.truncate(saved);
+                                    }
+                                    DimExpr::Pack(_) => {}
+                                }
+                            }
+                            return Ty::Error;
+                        }
                     },
                     None => DType::F32,
                 };
@@ -788,8 +826,20 @@ impl<'db> Checker<'db> {
                     format!("unknown type `{}`", n.text),
                 )
                 .with_label("not a type");
+            let alias = match n.text.as_str() {
+                "float" | "float32" | "single" => Some("f32"),
+                "double" | "float64" => Some("f64"),
+                "half" | "float16" => Some("f16"),
+                "int" | "int32" => Some("i32"),
+                "long" | "int64" => Some("i64"),
+                "uint8" | "byte" => Some("u8"),
+                "boolean" => Some("bool"),
+                _ => None,
+            };
             let names = DType::ALL.map(|d| d.name());
-            if let Some(s) = crate::suggest::closest(
+            if let Some(a) = alias {
+                e = e.with_help(format!("the element type is written `{a}`"));
+            } else if let Some(s) = crate::suggest::closest(
                 &n.text,
                 names.into_iter().chain(["Int", "Float", "Bool", "Str"]),
             ) {
@@ -895,6 +945,17 @@ impl<'db> Checker<'db> {
                         )
                         .with_label("division must be exact and the result must fit in 64 bits");
                     self.error(d);
+                }
+                if let Some(v) = r.as_ref().and_then(|d| d.as_const()).filter(|v| *v < 0) {
+                    let d = self
+                        .err(
+                            codes::BAD_DIM,
+                            e.span,
+                            format!("dimension `{v}` is negative"),
+                        )
+                        .with_label("dimensions are at least 0");
+                    self.error(d);
+                    return None;
                 }
                 r
             }

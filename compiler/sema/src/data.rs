@@ -148,6 +148,21 @@ pub fn dataset_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> DatasetSig {
         let mut samples: Option<(i64, Span, Arc<str>)> = None;
         let mut consistent = true;
         for (n, e) in &s.fields {
+            if let Some(prev) = fields.iter().find(|f| *f.name == *n.text) {
+                let d = cx
+                    .err(
+                        codes::DUPLICATE_DEFINITION,
+                        n.span,
+                        format!(
+                            "field `{}` is defined twice in split `{}`",
+                            n.text, s.name.text
+                        ),
+                    )
+                    .with_label("defined again")
+                    .with_secondary(&fname, prev.span, "first defined here");
+                cx.error(d);
+                continue;
+            }
             let t = cx.expr(e);
             let tensor = match t {
                 Ty::Tensor(t) => t,

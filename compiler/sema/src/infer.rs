@@ -324,9 +324,18 @@ impl<'db> Checker<'db> {
         if let Some(ann) = &l.ty {
             let declared = self.type_expr(ann, crate::checker::DimMode::Strict);
             if !compatible(&declared, &t) {
+                // The most precise code: element type, rank, or a dimension.
+                let code = match (&declared, &t) {
+                    (Ty::Tensor(a), Ty::Tensor(b)) if a.dtype != b.dtype => codes::DTYPE_MISMATCH,
+                    (Ty::Tensor(a), Ty::Tensor(b)) if a.shape.0.len() != b.shape.0.len() => {
+                        codes::RANK_MISMATCH
+                    }
+                    (Ty::Tensor(_), Ty::Tensor(_)) => codes::DIM_MISMATCH,
+                    _ => codes::TYPE_MISMATCH,
+                };
                 let d = self
                     .err(
-                        codes::TYPE_MISMATCH,
+                        code,
                         l.value.span,
                         format!("expected `{declared}`, found `{t}`"),
                     )
@@ -423,6 +432,10 @@ impl<'db> Checker<'db> {
                     Eq | Ne | Lt | Le | Gt | Ge => Ty::Bool(a.zip(b).map(|(a, b)| cmp(op, a, b))),
                     _ => self.bad_operands(op, op_span, l, r),
                 };
+            }
+            (Ty::Str(a), Ty::Str(b)) if matches!(op, Eq | Ne) => {
+                let same = a.as_ref().zip(b.as_ref()).map(|(a, b)| a == b);
+                return Ty::Bool(if op == Eq { same } else { same.map(|s| !s) });
             }
             (Ty::Bool(a), Ty::Bool(b)) => {
                 return match op {
@@ -803,6 +816,22 @@ impl<'db> Checker<'db> {
                     }
                 },
                 None => {
+                    if args
+                        .iter()
+                        .take_while(|b| !std::ptr::eq(*b, a))
+                        .any(|b| b.name.is_some())
+                    {
+                        let d = self
+                            .err(
+                                codes::DUPLICATE_ARG,
+                                a.span,
+                                "positional argument after a named one",
+                            )
+                            .with_label("move it before the named arguments");
+                        self.error(d);
+                        ok = false;
+                        continue;
+                    }
                     positional += 1;
                     if positional > params.len() {
                         let d = self
@@ -847,7 +876,7 @@ impl<'db> Checker<'db> {
         if ok && !missing.is_empty() {
             let d = self
                 .err(
-                    codes::ARG_COUNT,
+                    codes::MISSING_ARG,
                     span,
                     format!(
                         "`{callee}` is missing {} {}",
@@ -984,7 +1013,8 @@ impl<'db> Checker<'db> {
         let callee_file = sig.file.name(self.db).clone();
         let mut deferred = Vec::new();
         let mut failed = false;
-        for (p, a) in sig.params.iter().zip(&bound) {
+        for (pi, (p, a)) in sig.params.iter().zip(&bound).enumerate() {
+            u.current = pi;
             let Some(a) = a else { continue };
             if a.ty.is_error() {
                 failed = true;
@@ -1025,7 +1055,8 @@ impl<'db> Checker<'db> {
                     }
                     let mut local_deferred = Vec::new();
                     if let Err(e) = u.match_shape(&pt.shape, &t.shape, &mut local_deferred) {
-                        self.shape_arg_error(sig, p, a, &t, e, &callee_file);
+                        let fixed = fixed_by(&u, p, pi, &bound);
+                        self.shape_arg_error(sig, p, a, &t, e, fixed);
                         failed = true;
                         continue;
                     }
@@ -1071,6 +1102,12 @@ impl<'db> Checker<'db> {
                     Ok(true) => progress = true,
                     Ok(false) => still.push((i, c, d, a, t, p)),
                     Err(expected) => {
+                        let pi = sig
+                            .params
+                            .iter()
+                            .position(|q| q.name == p.name)
+                            .unwrap_or(0);
+                        let fixed = fixed_by(&u, &p, pi, &bound);
                         self.shape_arg_error(
                             sig,
                             &p,
@@ -1081,7 +1118,7 @@ impl<'db> Checker<'db> {
                                 expected,
                                 found: d,
                             },
-                            &callee_file,
+                            fixed,
                         );
                         failed = true;
                         progress = true;
@@ -1146,8 +1183,9 @@ impl<'db> Checker<'db> {
         a: &ArgVal,
         t: &TensorTy,
         e: ShapeError,
-        callee_file: &Arc<str>,
+        fixed: Vec<(Span, String)>,
     ) {
+        let callee_file = &sig.file.name(self.db).clone();
         let declared = match &p.ty {
             Ty::Tensor(pt) => pt.to_string(),
             other => other.to_string(),
@@ -1202,6 +1240,9 @@ impl<'db> Checker<'db> {
             d = d.with_secondary(&self.fname.clone(), o, "shape fixed here");
         }
         if let Some((s, note)) = self.callee_note.clone() {
+            d = d.with_secondary(&self.fname.clone(), s, note);
+        }
+        for (s, note) in fixed {
             d = d.with_secondary(&self.fname.clone(), s, note);
         }
         self.error(d);
@@ -1333,10 +1374,18 @@ impl<'db> Checker<'db> {
             .count();
         let ellipses = items.len() - n_explicit;
         if ellipses > 1 {
+            let second = items
+                .iter()
+                .filter_map(|i| match i {
+                    IndexItem::Ellipsis(s) => Some(*s),
+                    _ => None,
+                })
+                .nth(1)
+                .unwrap_or(base_span);
             let d = self
                 .err(
                     codes::BAD_INDEX,
-                    base_span,
+                    second,
                     "an index can hold at most one `...`",
                 )
                 .with_label("here");
@@ -1346,13 +1395,26 @@ impl<'db> Checker<'db> {
         let dims = &x.shape.0;
         let has_pack = x.shape.has_pack();
         if n_explicit > dims.len() || (ellipses == 0 && has_pack) {
+            let item_span = |it: &IndexItem| match it {
+                IndexItem::Ellipsis(s) | IndexItem::Slice { span: s, .. } => *s,
+                IndexItem::Index(e) => e.span,
+            };
+            let extra = items
+                .iter()
+                .filter(|i| !matches!(i, IndexItem::Ellipsis(_)))
+                .nth(dims.len())
+                .map_or(base_span, item_span);
             let d = self
                 .err(
                     codes::BAD_INDEX,
-                    base_span,
+                    if has_pack { base_span } else { extra },
                     format!("too many indices for `{x}`: {n_explicit}"),
                 )
-                .with_label(format!("this is `{x}`"))
+                .with_label(if has_pack {
+                    format!("this is `{x}`")
+                } else {
+                    format!("`{x}` has only {} axes", dims.len())
+                })
                 .with_help(if has_pack {
                     "index around a pack with `...`, e.g. `x[..., 0]`"
                 } else {
@@ -1389,9 +1451,13 @@ impl<'db> Checker<'db> {
                                 }
                             }
                         }
-                        Ty::Tensor(t) if t.dtype.is_int() => {
-                            // Gather with an integer tensor along this axis.
-                            out.extend(t.shape.0.iter().cloned());
+                        Ty::Tensor(_) => {
+                            let d = self
+                                .err(codes::BAD_INDEX, e.span, "indices must be static integers, found a tensor")
+                                .with_label("known only at run time")
+                                .with_help("select elements with a tensor of indices using `gather(x, indices, axis = ...)`");
+                            self.error(d);
+                            return Ty::Error;
                         }
                         Ty::Error => return Ty::Error,
                         other => {
@@ -1527,6 +1593,50 @@ pub fn substitute_inst(sub: &LayerInst, parent: &LayerInst) -> LayerInst {
             })
             .collect(),
     }
+}
+
+/// Labels for the callee's names in `p`'s type that an earlier argument fixed.
+fn fixed_by(
+    u: &Unifier,
+    p: &crate::items::ParamSig,
+    pi: usize,
+    args: &[Option<ArgVal>],
+) -> Vec<(Span, String)> {
+    let Ty::Tensor(pt) = &p.ty else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Span, String)> = Vec::new();
+    let mut note = |name: &Arc<str>, value: String| {
+        if let Some(&j) = u.origin.get(name) {
+            if j != pi {
+                if let Some(Some(a)) = args.get(j) {
+                    let text = format!("`{name}` = `{value}` fixed by this argument");
+                    if !out.iter().any(|(_, t)| *t == text) {
+                        out.push((a.span, text));
+                    }
+                }
+            }
+        }
+    };
+    for item in &pt.shape.0 {
+        match item {
+            DimItem::Dim(d) => {
+                for atom in d.atoms() {
+                    if let crate::dim::Atom::Sym(n) = atom {
+                        if let Some(v) = u.dims.get(n) {
+                            note(n, v.to_string());
+                        }
+                    }
+                }
+            }
+            DimItem::Pack(n) => {
+                if let Some(v) = u.packs.get(n) {
+                    note(n, Shape(v.clone()).to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn callee_text(e: &Expr) -> String {

@@ -15,6 +15,7 @@ pub mod db;
 pub mod dim;
 pub mod infer;
 pub mod items;
+pub mod recursion;
 pub mod scope;
 pub mod settings;
 pub mod stdlib;

@@ -154,6 +154,27 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
         };
         let Some(target) = db.resolve_module(file, &segments) else {
             let shown = segments.join("::");
+            // `use std::nn`: the whole path names a module, but nothing is imported.
+            if let UseImports::Names(names) = &u.imports {
+                if let [only] = names.as_slice() {
+                    let mut whole = segments.clone();
+                    whole.push(only.text.as_str());
+                    if db.resolve_module(file, &whole).is_some() {
+                        let full = whole.join("::");
+                        scope.diagnostics.push(
+                            Diagnostic::error(
+                                codes::IMPORT_NOT_FOUND,
+                                &fname,
+                                path_span.to(only.span),
+                                format!("`use {full}` imports nothing"),
+                            )
+                            .with_label("a module, not a declaration")
+                            .with_help(format!("import names with `use {full}::{{Name}}` or everything with `use {full}::*`")),
+                        );
+                        continue;
+                    }
+                }
+            }
             let mut d = Diagnostic::error(
                 codes::MODULE_NOT_FOUND,
                 &fname,
@@ -204,7 +225,8 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
                     match theirs.get(n.text.as_str()) {
                         Some((index, kind)) => {
                             let key: Arc<str> = Arc::from(n.text.as_str());
-                            if let Some(&(_, prev)) = own.names.get(&key) {
+                            if let Some(&(_, prev)) = own.names.get(&key).filter(|_| target != file)
+                            {
                                 scope.diagnostics.push(
                                     Diagnostic::error(
                                         codes::DUPLICATE_DEFINITION,

@@ -288,25 +288,11 @@ fn article(w: &str) -> &'static str {
     }
 }
 
-/// Checks a `param`'s initialiser; fan-based ones need rank ≥ 1.
+/// Checks a `param`'s initialiser. Fan-based initialisers treat a scalar as fan 1.
 pub fn check_initializer(
     cx: &mut Checker<'_>,
     init: &Expr,
-    ty: Option<&TensorTy>,
+    _ty: Option<&TensorTy>,
 ) -> Option<Setting> {
-    let s = check_setting(cx, init, initializers(), "initialiser")?;
-    let fan_based =
-        s.name.starts_with("glorot") || s.name.starts_with("he_") || s.name.starts_with("lecun");
-    if fan_based && ty.is_some_and(|t| t.shape.rank() == Some(0)) {
-        let d = cx
-            .err(
-                codes::UNKNOWN_CONFIG,
-                init.span,
-                format!("`{}` needs a parameter of rank 1 or more", s.name),
-            )
-            .with_label("a scalar has no fan-in");
-        cx.error(d);
-        return None;
-    }
-    Some(s)
+    check_setting(cx, init, initializers(), "initialiser")
 }

@@ -2,7 +2,14 @@
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    // Short names are too easy to confuse: only suggest a different capitalisation.
+    if len < 3 {
+        return candidates
+            .filter(|c| *c != name)
+            .find(|c| c.eq_ignore_ascii_case(name));
+    }
+    let limit = (len / 3).max(1);
     candidates
         .filter(|c| *c != name)
         .map(|c| (edit_distance(name, c), c))

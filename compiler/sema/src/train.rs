@@ -103,7 +103,12 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
 
     // The model of the single-model form.
     if !multi {
-        if let Some(inst) = header_model(&mut cx, def) {
+        let errors = cx.diags.len();
+        let model = header_model(&mut cx, def);
+        if model.is_none() && cx.diags.len() > errors {
+            cx.bind("model", Ty::Error, Some(def.name.span));
+        }
+        if let Some(inst) = model {
             cx.bind("model", Ty::Layer(inst.clone()), Some(def.name.span));
             sig.models.push(TrainModel {
                 name: Arc::from("model"),
@@ -125,10 +130,16 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
     }
 
     // The dataset's batch fields.
+    let errors = cx.diags.len();
     let splits = bind_dataset(&mut cx, def, &mut sig);
+    if cx.diags.len() > errors {
+        // The dataset's fields are unknown; do not report each use of them.
+        cx.quiet_unknown = true;
+    }
     cx.bind("B", Ty::Int(Some(Dim::sym("B"))), None);
 
     let mut seen: Vec<(String, Span)> = Vec::new();
+    let mut early_stop: Option<&Expr> = None;
     let mut loss_seen = false;
     for it in &def.items {
         match &it.kind {
@@ -214,9 +225,8 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                     }
                     "schedule" => sig.schedule = check_setting(&mut cx, e, schedules(), "schedule"),
                     "metrics" => sig.metrics = check_metrics(&mut cx, e),
-                    "early_stop" => {
-                        sig.early_stop = check_early_stop(&mut cx, e, &splits, &sig.metrics)
-                    }
+                    // Checked after every field, so `metrics` may come later.
+                    "early_stop" => early_stop = Some(e),
                     other => {
                         let mut d = cx
                             .err(
@@ -259,6 +269,9 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                 cx.error(d);
             }
         }
+    }
+    if let Some(e) = early_stop {
+        sig.early_stop = check_early_stop(&mut cx, e, &splits, &sig.metrics, has_steps);
     }
     if let Some(s) = &sig.schedule {
         let warmup = s.float("warmup_epochs").unwrap_or(0.0);
@@ -428,6 +441,17 @@ fn check_loss(cx: &mut Checker<'_>, e: &Expr) {
     match &t {
         Ty::Tensor(t) if t.shape.rank() == Some(0) && t.dtype.is_float() => {}
         Ty::Error => {}
+        Ty::Tensor(t) if t.shape.rank() == Some(0) => {
+            let d = cx
+                .err(
+                    codes::LOSS_NOT_SCALAR,
+                    e.span,
+                    format!("the loss must be a float scalar, found `{t}`"),
+                )
+                .with_label("not a float")
+                .with_help("convert it with `cast(x, f32)`");
+            cx.error(d);
+        }
         other => {
             let d = cx
                 .err(
@@ -512,6 +536,7 @@ fn check_early_stop(
     e: &Expr,
     splits: &[Arc<str>],
     metrics: &[Arc<str>],
+    has_steps: bool,
 ) -> Option<EarlyStop> {
     let ExprKind::Record(fields) = &e.kind else {
         let d = cx
@@ -530,7 +555,7 @@ fn check_early_stop(
     let mut min_delta = 0.0;
     for (n, v) in fields {
         match n.text.as_str() {
-            "monitor" => monitor = check_monitor(cx, v, splits, metrics),
+            "monitor" => monitor = check_monitor(cx, v, splits, metrics, has_steps),
             "patience" => {
                 let t = cx.expr(v);
                 if let Some(Static::Int(d)) =
@@ -602,6 +627,7 @@ fn check_monitor(
     v: &Expr,
     splits: &[Arc<str>],
     metrics: &[Arc<str>],
+    has_steps: bool,
 ) -> Option<(Arc<str>, Arc<str>)> {
     let (split, metric) = match &v.kind {
         ExprKind::Field(base, m) => match &base.kind {
@@ -626,6 +652,18 @@ fn check_monitor(
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        cx.error(d);
+        return None;
+    }
+    if metric.text == "loss" && has_steps {
+        let d = cx
+            .err(
+                codes::BAD_MONITOR,
+                metric.span,
+                "with several steps there are several losses; monitor a metric",
+            )
+            .with_label("ambiguous")
+            .with_help("list the quantity in `metrics` and monitor it by name");
         cx.error(d);
         return None;
     }
@@ -706,8 +744,39 @@ fn check_step(
             } => {
                 let mut targets = Vec::new();
                 for n in names {
-                    if models.iter().any(|m| *m.name == *n.text) {
-                        targets.push(Arc::from(n.text.as_str()));
+                    if let Some(m) = models.iter().find(|m| *m.name == *n.text) {
+                        if m.frozen {
+                            let d = cx
+                                .err(
+                                    codes::BAD_TRAIN_VALUE,
+                                    n.span,
+                                    format!("model `{}` is frozen and cannot be updated", n.text),
+                                )
+                                .with_label("frozen")
+                                .with_help("remove `frozen` from its binding, or do not update it");
+                            cx.error(d);
+                        } else if step
+                            .updates
+                            .iter()
+                            .flat_map(|(t, _)| t)
+                            .chain(&targets)
+                            .any(|t| **t == *n.text)
+                        {
+                            let d = cx
+                                .err(
+                                    codes::BAD_TRAIN_VALUE,
+                                    n.span,
+                                    format!(
+                                        "model `{}` is updated twice in step `{}`",
+                                        n.text, name.text
+                                    ),
+                                )
+                                .with_label("updated again")
+                                .with_help("update each model at most once per step");
+                            cx.error(d);
+                        } else {
+                            targets.push(Arc::from(n.text.as_str()));
+                        }
                     } else {
                         let mut d = cx
                             .err(

@@ -313,7 +313,13 @@ impl fmt::Display for Ty {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{t}")?;
+                    // Inside a list, known values read better than their types.
+                    match t {
+                        Ty::Int(Some(d)) => write!(f, "{d}")?,
+                        Ty::Float(Some(x)) => write!(f, "{x:?}")?,
+                        Ty::Bool(Some(b)) => write!(f, "{b}")?,
+                        other => write!(f, "{other}")?,
+                    }
                 }
                 f.write_str("]")
             }

@@ -18,6 +18,10 @@ pub struct Unifier {
     pack_vars: HashSet<Arc<str>>,
     pub dims: HashMap<Arc<str>, Dim>,
     pub packs: HashMap<Arc<str>, Vec<DimItem>>,
+    /// Which argument (by position) bound each name, for "fixed by this argument" labels.
+    pub origin: HashMap<Arc<str>, usize>,
+    /// The argument being matched.
+    pub current: usize,
 }
 
 /// Why two shapes do not match.
@@ -109,6 +113,7 @@ impl Unifier {
                     .and_then(|x| x.checked_div(&Dim::constant(k)));
                 match solved {
                     Some(value) if value.as_const().is_none_or(|c| c >= 0) => {
+                        self.origin.insert(v.clone(), self.current);
                         self.dims.insert(v.clone(), value);
                         Ok(true)
                     }
@@ -177,6 +182,7 @@ impl Unifier {
                     }
                     Some(_) => {}
                     None => {
+                        self.origin.insert(pname.clone(), self.current);
                         self.packs.insert(pname.clone(), middle);
                     }
                 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use dnnc_diagnostics::{codes, Diagnostic, Span};
-use pest::iterators::{Pair, Pairs};
+use pest::iterators::Pair;
 use pest::Parser;
 
 use crate::ast::*;
@@ -37,6 +37,7 @@ pub(crate) fn parse_item(
                 base,
                 diags,
                 depth: 0,
+                reported_too_deep: false,
             };
             Some(b.item(item))
         }
@@ -96,7 +97,9 @@ struct Builder<'a> {
     text: &'a str,
     base: usize,
     diags: &'a mut Vec<Diagnostic>,
+    /// Levels of expression tree above the node being built.
     depth: usize,
+    reported_too_deep: bool,
 }
 
 fn is_trivia(rule: Rule) -> bool {
@@ -128,9 +131,12 @@ fn kids(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 }
 
 impl Builder<'_> {
+    /// The pair's span without trailing whitespace and comments, which pest includes
+    /// when a rule ends in an optional part that did not match.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.base + s.start(), self.base + s.end())
+        let len = significant_len(s.as_str());
+        Span::new(self.base + s.start(), self.base + s.start() + len)
     }
 
     /// The `///` lines directly above `pair`, without the slashes.
@@ -593,6 +599,13 @@ impl Builder<'_> {
     }
 
     fn too_deep(&mut self, span: Span) -> Expr {
+        // One report per declaration is enough; the rest would repeat it.
+        if std::mem::replace(&mut self.reported_too_deep, true) {
+            return Expr {
+                kind: ExprKind::Error,
+                span,
+            };
+        }
         self.diags.push(
             Diagnostic::error(
                 codes::NESTING_TOO_DEEP,
@@ -663,7 +676,18 @@ impl Builder<'_> {
                         return lit;
                     }
                 }
-                let mut e = self.expr(operand);
+                // Each operator adds a level above the operand.
+                if !ops.is_empty() && self.depth + ops.len() >= MAX_EXPR_DEPTH {
+                    let at = ops[MAX_EXPR_DEPTH
+                        .saturating_sub(self.depth + 1)
+                        .min(ops.len() - 1)]
+                    .1;
+                    return self.too_deep(at);
+                }
+                self.depth += ops.len();
+                let operand = self.expr(operand);
+                self.depth -= ops.len();
+                let mut e = operand;
                 for (neg, op_span) in ops.into_iter().rev() {
                     let op = if neg { UnOp::Neg } else { UnOp::Not };
                     let span = op_span.to(e.span);
@@ -694,8 +718,20 @@ impl Builder<'_> {
             }
             Rule::postfix_expr => {
                 let mut it = pair.into_inner();
-                let mut e = self.expr(it.next().expect("primary"));
-                for post in it {
+                let primary = it.next().expect("primary");
+                let posts: Vec<_> = it.collect();
+                if !posts.is_empty() && self.depth + posts.len() >= MAX_EXPR_DEPTH {
+                    let at = MAX_EXPR_DEPTH
+                        .saturating_sub(self.depth + 1)
+                        .min(posts.len() - 1);
+                    let at = self.span(&posts[at]);
+                    return self.too_deep(at);
+                }
+                // Operands and arguments sit below every suffix of the chain.
+                let n_posts = posts.len();
+                self.depth += n_posts;
+                let mut e = self.expr(primary);
+                for post in posts {
                     let post = post.into_inner().next().expect("postfix");
                     let span = e.span.to(self.span(&post));
                     let kind = match post.as_rule() {
@@ -714,16 +750,19 @@ impl Builder<'_> {
                         r => unreachable!("postfix {r:?}"),
                     };
                     e = self.node(kind, span);
-                    if self.depth + 1 >= MAX_EXPR_DEPTH {
-                        return self.too_deep(span);
-                    }
                 }
+                self.depth -= n_posts;
                 e
             }
             Rule::float => self.float(pair.as_str(), span, false),
             Rule::int => self.int(pair.as_str(), span, false),
             Rule::string => {
+                let before = self.diags.len();
                 let s = self.str_lit(pair);
+                if self.diags.len() > before {
+                    // A bad escape was reported; do not use the string's value.
+                    return self.node(ExprKind::Error, span);
+                }
                 self.node(ExprKind::Str(s.value), span)
             }
             Rule::kw_true => self.node(ExprKind::Bool(true), span),
@@ -835,10 +874,25 @@ impl Builder<'_> {
         pair: Pair<'_, Rule>,
         mut join: impl FnMut(&mut Self, Option<(&str, Span)>, Expr, Expr) -> Expr,
     ) -> Expr {
-        let span = self.span(&pair);
-        let mut it: Pairs<'_, Rule> = pair.into_inner();
+        let children: Vec<Pair<'_, Rule>> = pair.into_inner().collect();
+        let links = children
+            .iter()
+            .filter(|p| !is_operator(p.as_rule()))
+            .count()
+            - 1;
+        if links > 0 && self.depth + links >= MAX_EXPR_DEPTH {
+            // Point at the operator where the chain gets too long.
+            let ops: Vec<&Pair<'_, Rule>> = children.iter().skip(1).collect();
+            let at = MAX_EXPR_DEPTH
+                .saturating_sub(self.depth + 1)
+                .min(ops.len().saturating_sub(1));
+            let at = ops.get(at).map_or(Span::default(), |p| self.span(p));
+            return self.too_deep(at);
+        }
+        // The leftmost operand ends up `links` levels down; keep every operand below.
+        self.depth += links;
+        let mut it = children.into_iter();
         let mut e = self.expr(it.next().expect("operand"));
-        let mut length = 0;
         while let Some(p) = it.next() {
             let (op, rhs) = if is_operator(p.as_rule()) {
                 let op_span = self.span(&p);
@@ -849,13 +903,10 @@ impl Builder<'_> {
             } else {
                 (None, p)
             };
-            length += 1;
-            if self.depth + length >= MAX_EXPR_DEPTH {
-                return self.too_deep(span);
-            }
             let r = self.expr(rhs);
             e = join(self, op, e, r);
         }
+        self.depth -= links;
         e
     }
 
@@ -1013,4 +1064,59 @@ fn unescape(s: &str) -> (String, Option<(usize, char)>) {
         }
     }
     (out, bad)
+}
+
+/// Length of `text` without trailing whitespace and comments.
+fn significant_len(text: &str) -> usize {
+    let trimmed = text.trim_end();
+    let last_line = trimmed.rsplit('\n').next().unwrap_or("");
+    if trimmed.len() == text.len() && !last_line.contains("//") && !trimmed.ends_with("*/") {
+        return text.len();
+    }
+    // Scan, skipping strings and comments, and remember where the last token ended.
+    let bytes = text.as_bytes();
+    let (mut i, mut end) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(bytes.len());
+                end = i;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |j| i + 2 + j + 2);
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                i += 1;
+                end = i;
+            }
+        }
+    }
+    // Never split a UTF-8 character.
+    while end < text.len() && !text.is_char_boundary(end) {
+        end += 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spans_exclude_trailing_trivia() {
+        assert_eq!(super::significant_len("-3   // three\n  "), 2);
+        assert_eq!(super::significant_len("x + y /* c */ "), 5);
+        assert_eq!(super::significant_len("\"a // b\"  "), 8);
+        assert_eq!(super::significant_len("f(x)"), 4);
+    }
 }
