@@ -265,7 +265,7 @@ def generate(target_lines):
     # Add blocks (with their share of stage lines) until the target is reached.
     blocks = []
     total = fixed
-    while total < target_lines or len(blocks) % BLOCKS_PER_STAGE:
+    while total < target_lines or len(blocks) % BLOCKS_PER_STAGE or not blocks:
         body, ctor = gen_block(len(blocks), nfuncs)
         blocks.append((body, ctor))
         total += body.count("\n") + 1 + 1  # the block, a blank line, its stage binding
@@ -283,8 +283,7 @@ def generate(target_lines):
 
     # The error: in the middle block, the residual branch comes back at the wrong width.
     mid = len(blocks) // 2
-    while mid % 5 != 0:  # a residual-MLP block
-        mid += 1
+    mid -= mid % 5  # a residual-MLP block
     good = blocks[mid][0]
     bad = good.replace("down = Dense(hidden, dim)", "down = Dense(hidden, hidden)")
     assert bad != good
@@ -366,7 +365,10 @@ def main():
             f.write(content)
     lines = text.count("\n")
     print(f"dnnc:      {dnnc}")
-    print(f"generated: {os.path.relpath(big, ROOT)} ({lines} lines, {len(text)} bytes)")
+    shown = os.path.relpath(big, ROOT)
+    if shown.startswith(".."):
+        shown = os.path.abspath(big)
+    print(f"generated: {shown} ({lines} lines, {len(text)} bytes)")
 
     proc = run_check(dnnc, big)
     if proc.returncode != 0 or proc.stdout or proc.stderr:

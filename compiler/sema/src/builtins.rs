@@ -532,6 +532,11 @@ impl Rules<'_, '_> {
                 }
                 v
             }
+            Ty::Tensor(t) => {
+                let msg = format!("an axis must be known at compile time, found a tensor `{t}`");
+                self.fail(codes::NOT_STATIC, a.span, msg);
+                return None;
+            }
             _ => {
                 self.fail(
                     codes::BAD_AXIS,
@@ -578,6 +583,11 @@ impl Rules<'_, '_> {
                             out.push(Some(DimItem::Dim(d.clone())))
                         }
                         Ty::ShapeVal(s) => out.extend(s.0.iter().cloned().map(Some)),
+                        Ty::Tensor(tt) => {
+                            let msg = format!("a shape's dimensions must be known at compile time, found a tensor `{tt}`");
+                            self.fail(codes::NOT_STATIC, a.span, msg);
+                            return None;
+                        }
                         _ => {
                             self.fail(
                                 codes::BAD_DIM,
