@@ -1,0 +1,51 @@
+//! The graph IR of dnnc: a small set of primitive tensor ops ([`op`]) with one shape
+//! rule each ([`shape`]), the [`Graph`] that holds them, the [`verify`]er run after every
+//! pass, and text and graphviz printers ([`print`]).
+//!
+//! Shapes are concrete: a model is lowered once per batch size, as JAX and XLA do,
+//! which keeps passes, memory planning and code generation simple.
+
+pub mod graph;
+pub mod op;
+pub mod print;
+pub mod shape;
+pub mod verify;
+
+pub use dnnc_tensor::DType;
+pub use graph::{Graph, Node, NodeId};
+pub use op::{op_kinds, BinaryOp, Dist, Op, ReduceKind, UnaryOp};
+pub use shape::TensorType;
+pub use verify::verify;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_prints_and_verifies_a_small_graph() {
+        let mut g = Graph::new("predict");
+        let x = g.add(Op::Input { name: "x".into(), dtype: DType::F32, shape: vec![2, 3] }, &[]).unwrap();
+        let w = g.add(Op::State { name: "W".into(), dtype: DType::F32, shape: vec![3, 4] }, &[]).unwrap();
+        let y = g.add(Op::MatMul, &[x, w]).unwrap();
+        g.set_output("y", y);
+        assert!(verify(&g).is_ok());
+        let text = print::to_text(&g);
+        assert!(text.contains("%2 = matmul %0, %1 : f32[2, 4]"), "{text}");
+        assert!(print::to_dot(&g).starts_with("digraph"));
+        assert!(g.add(Op::MatMul, &[w, x]).is_err());
+    }
+
+    #[test]
+    fn replacing_uses_keeps_operand_order() {
+        let mut g = Graph::new("t");
+        let a = g.add(Op::Input { name: "a".into(), dtype: DType::F32, shape: vec![2] }, &[]).unwrap();
+        let b = g.add(Op::Input { name: "b".into(), dtype: DType::F32, shape: vec![2] }, &[]).unwrap();
+        let s = g.add(Op::Binary(BinaryOp::Sub), &[a, b]).unwrap();
+        let n = g.add(Op::Unary(UnaryOp::Neg), &[a]).unwrap();
+        g.set_output("s", s);
+        g.replace_uses(a, n);
+        assert_eq!(g.operands(s), vec![n, b]);
+        assert_eq!(g.operands(n), vec![a]);
+        assert!(verify(&g).is_ok());
+    }
+}
