@@ -502,11 +502,12 @@ impl<'db> Checker<'db> {
                             self.error(d);
                         }
                     }
-                    crate::settings::check_initializer(self, init, tensor.as_ref());
+                    let init = crate::settings::check_initializer(self, init, tensor.as_ref());
                     if let Some(t) = tensor {
                         params.push(ParamDecl {
                             name: Arc::from(name.text.as_str()),
                             ty: t,
+                            init,
                             span: name.span,
                             frozen: frozen.is_some(),
                             doc: m.doc.clone(),

@@ -151,6 +151,8 @@ pub fn fn_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> FnSigResult {
 pub struct ParamDecl {
     pub name: Arc<str>,
     pub ty: TensorTy,
+    /// The checked initialiser (`None` when it did not check).
+    pub init: Option<crate::settings::Setting>,
     pub span: Span,
     pub frozen: bool,
     pub doc: Option<String>,

@@ -1,0 +1,335 @@
+//! Lowering of the builtin functions into primitive ops (one arm each).
+
+use std::path::PathBuf;
+
+use dnnc_ir::{BinaryOp, DType, Dist, NodeId, Op, ReduceKind, UnaryOp};
+
+use crate::emit::Res;
+use crate::eval::tensor;
+use crate::lowerer::Lowerer;
+use crate::value::Val;
+
+const NAMES: &[&str] = &[
+    "exp", "log", "sqrt", "rsqrt", "abs", "sign", "sin", "cos", "tanh", "erf", "floor", "ceil", "sum", "mean", "max",
+    "min", "maximum", "minimum", "select", "argmax", "argmin", "matmul", "reshape", "transpose", "broadcast_to",
+    "concat", "pad", "gather", "one_hot", "cast", "shape", "zeros", "ones", "full", "uniform", "normal", "bernoulli",
+    "stop_grad", "grad", "accuracy", "top_k_accuracy", "idx", "npy", "csv",
+];
+
+pub fn name(n: &str) -> Option<&'static str> {
+    NAMES.iter().find(|b| **b == n).copied()
+}
+
+pub fn dtype(n: &str) -> Option<DType> {
+    dnnc_sema::ty::DType::from_name(n).and_then(|d| ir_dtype(d).ok())
+}
+
+/// The runtime element type of a language element type.
+pub fn ir_dtype(d: dnnc_sema::ty::DType) -> Res<DType> {
+    use dnnc_sema::ty::DType as S;
+    Ok(match d {
+        S::F32 => DType::F32,
+        S::I64 => DType::I64,
+        S::I32 | S::I16 | S::I8 => DType::I32,
+        S::U8 => DType::U8,
+        S::Bool => DType::Bool,
+        S::F16 | S::BF16 | S::F64 => return Err(format!("element type `{}` is not supported by this backend yet", d.name())),
+    })
+}
+
+/// A data file read by a dataset, fed as an input of the dataset's graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoaderUse {
+    pub input: String,
+    pub loader: dnnc_sema::db::Loader,
+    pub path: PathBuf,
+}
+
+struct Args(Vec<(Option<String>, Val)>);
+
+impl Args {
+    /// The argument for parameter `i` named `name`.
+    fn get(&self, i: usize, name: &str) -> Option<&Val> {
+        if let Some((_, v)) = self.0.iter().find(|(n, _)| n.as_deref() == Some(name)) {
+            return Some(v);
+        }
+        self.0.iter().filter(|(n, _)| n.is_none()).nth(i).map(|(_, v)| v)
+    }
+
+    fn need(&self, i: usize, name: &str) -> Res<&Val> {
+        self.get(i, name).ok_or_else(|| format!("missing argument `{name}`"))
+    }
+}
+
+fn t(v: &Val) -> Res<NodeId> {
+    match v {
+        Val::T(n) => Ok(*n),
+        other => Err(format!("expected a tensor, found a {}", other.kind())),
+    }
+}
+
+fn int(v: &Val) -> Res<i64> {
+    match v {
+        Val::Int(i) => Ok(*i),
+        other => Err(format!("expected an Int, found a {}", other.kind())),
+    }
+}
+
+fn float(v: &Val) -> Res<f64> {
+    match v {
+        Val::Int(i) => Ok(*i as f64),
+        Val::Float(x) => Ok(*x),
+        other => Err(format!("expected a Float, found a {}", other.kind())),
+    }
+}
+
+fn shape_of(v: &Val) -> Res<Vec<i64>> {
+    match v {
+        Val::Shape(s) => Ok(s.iter().map(|&d| d as i64).collect()),
+        Val::List(items) => {
+            let mut out = Vec::new();
+            for i in items {
+                match i {
+                    Val::Shape(s) => out.extend(s.iter().map(|&d| d as i64)),
+                    other => out.push(int(other)?),
+                }
+            }
+            Ok(out)
+        }
+        other => Err(format!("expected a shape, found a {}", other.kind())),
+    }
+}
+
+fn concrete(s: &[i64]) -> Res<Vec<usize>> {
+    s.iter().map(|&d| usize::try_from(d).map_err(|_| format!("invalid dimension {d}"))).collect()
+}
+
+fn axis(v: i64, rank: usize) -> Res<usize> {
+    let a = if v < 0 { v + rank as i64 } else { v };
+    usize::try_from(a).ok().filter(|&a| a < rank).ok_or_else(|| format!("axis {v} out of range for rank {rank}"))
+}
+
+fn axes(v: Option<&Val>, rank: usize) -> Res<Vec<usize>> {
+    match v {
+        None => Ok((0..rank).collect()),
+        Some(Val::Int(a)) => Ok(vec![axis(*a, rank)?]),
+        Some(Val::List(l)) => l.iter().map(|a| axis(int(a)?, rank)).collect(),
+        Some(other) => Err(format!("expected an axis, found a {}", other.kind())),
+    }
+}
+
+pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<String>, Val)>) -> Res<Val> {
+    let a = Args(args);
+    let unary = |n: &str| -> Option<UnaryOp> {
+        Some(match n {
+            "exp" => UnaryOp::Exp,
+            "log" => UnaryOp::Log,
+            "sqrt" => UnaryOp::Sqrt,
+            "rsqrt" => UnaryOp::Rsqrt,
+            "abs" => UnaryOp::Abs,
+            "sign" => UnaryOp::Sign,
+            "sin" => UnaryOp::Sin,
+            "cos" => UnaryOp::Cos,
+            "tanh" => UnaryOp::Tanh,
+            "erf" => UnaryOp::Erf,
+            "floor" => UnaryOp::Floor,
+            "ceil" => UnaryOp::Ceil,
+            _ => return None,
+        })
+    };
+    if let Some(u) = unary(name) {
+        let x = tensor(lw, a.need(0, "x")?, Some(DType::F32))?;
+        return Ok(Val::T(lw.em.unary(u, x)?));
+    }
+    let out = match name {
+        "sum" | "max" | "min" | "mean" => {
+            let x = t(a.need(0, "x")?)?;
+            let rank = lw.em.shape(x).len();
+            let ax = axes(a.get(1, "axis"), rank)?;
+            let keep = matches!(a.get(2, "keepdims"), Some(Val::Bool(true)));
+            match name {
+                "mean" => lw.em.mean(x, &ax, keep)?,
+                "sum" => lw.em.reduce(ReduceKind::Sum, x, &ax, keep)?,
+                "max" => lw.em.reduce(ReduceKind::Max, x, &ax, keep)?,
+                _ => lw.em.reduce(ReduceKind::Min, x, &ax, keep)?,
+            }
+        }
+        "argmax" | "argmin" => {
+            let x = t(a.need(0, "x")?)?;
+            let rank = lw.em.shape(x).len();
+            let ax = axis(a.get(1, "axis").map_or(Ok(-1), int)?, rank)?;
+            let op = if name == "argmax" { Op::ArgMax { axis: ax } } else { Op::ArgMin { axis: ax } };
+            lw.em.add(op, &[x])?
+        }
+        "maximum" | "minimum" => {
+            let op = if name == "maximum" { dnnc_syntax::ast::BinOp::Gt } else { dnnc_syntax::ast::BinOp::Lt };
+            let _ = op;
+            let (x, y) = (a.need(0, "a")?.clone(), a.need(1, "b")?.clone());
+            return elementwise(lw, if name == "maximum" { BinaryOp::Max } else { BinaryOp::Min }, x, y);
+        }
+        "select" => {
+            let c = t(a.need(0, "cond")?)?;
+            let x = a.need(1, "a")?.clone();
+            let y = a.need(2, "b")?.clone();
+            let like = [&x, &y].iter().find_map(|v| if let Val::T(n) = v { Some(lw.em.dtype(*n)) } else { None });
+            let xt = tensor(lw, &x, like.or(Some(DType::F32)))?;
+            let yt = tensor(lw, &y, like.or(Some(DType::F32)))?;
+            lw.em.select(c, xt, yt)?
+        }
+        "matmul" => lw.em.matmul(t(a.need(0, "a")?)?, t(a.need(1, "b")?)?)?,
+        "reshape" => {
+            let x = t(a.need(0, "x")?)?;
+            let mut s = shape_of(a.need(1, "shape")?)?;
+            let n: usize = lw.em.shape(x).iter().product();
+            if let Some(i) = s.iter().position(|&d| d == -1) {
+                let rest: i64 = s.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, d)| *d).product();
+                s[i] = if rest == 0 { 0 } else { n as i64 / rest };
+            }
+            lw.em.reshape(x, &concrete(&s)?)?
+        }
+        "transpose" => {
+            let x = t(a.need(0, "x")?)?;
+            let rank = lw.em.shape(x).len();
+            let perm = match a.get(1, "perm") {
+                Some(p) => axes(Some(p), rank)?,
+                None => {
+                    let mut p: Vec<usize> = (0..rank).collect();
+                    p.swap(rank - 1, rank - 2);
+                    p
+                }
+            };
+            lw.em.add(Op::Transpose(perm), &[x])?
+        }
+        "broadcast_to" => {
+            let x = t(a.need(0, "x")?)?;
+            let s = concrete(&shape_of(a.need(1, "shape")?)?)?;
+            lw.em.broadcast_to(x, &s)?
+        }
+        "concat" => {
+            let items = match a.need(0, "tensors")? {
+                Val::List(v) | Val::Tuple(v) => v.clone(),
+                other => return Err(format!("concat of a {}", other.kind())),
+            };
+            let nodes: Vec<NodeId> = items.iter().map(t).collect::<Res<_>>()?;
+            let rank = lw.em.shape(nodes[0]).len();
+            let ax = axis(a.get(1, "axis").map_or(Ok(0), int)?, rank)?;
+            lw.em.add(Op::Concat { axis: ax }, &nodes)?
+        }
+        "pad" => {
+            let x = t(a.need(0, "x")?)?;
+            let Val::List(rows) = a.need(1, "pads")? else { return Err("pad needs pairs".into()) };
+            let mut lo = Vec::new();
+            let mut hi = Vec::new();
+            for r in rows {
+                let Val::List(p) = r else { return Err("pad needs pairs".into()) };
+                lo.push(usize::try_from(int(&p[0])?).map_err(|_| "negative padding")?);
+                hi.push(usize::try_from(int(&p[1])?).map_err(|_| "negative padding")?);
+            }
+            let value = a.get(2, "value").map_or(Ok(0.0), float)?;
+            lw.em.add(Op::Pad { lo, hi, value }, &[x])?
+        }
+        "gather" => {
+            let x = t(a.need(0, "x")?)?;
+            let idx = t(a.need(1, "indices")?)?;
+            let rank = lw.em.shape(x).len();
+            let ax = axis(a.get(2, "axis").map_or(Ok(0), int)?, rank)?;
+            lw.em.add(Op::Gather { axis: ax }, &[x, idx])?
+        }
+        "one_hot" => {
+            let labels = t(a.need(0, "labels")?)?;
+            let n = usize::try_from(int(a.need(1, "n")?)?).map_err(|_| "negative class count")?;
+            one_hot(lw, labels, n)?
+        }
+        "cast" => {
+            let x = tensor(lw, a.need(0, "x")?, None)?;
+            let Val::DType(d) = a.need(1, "dtype")? else { return Err("cast needs an element type".into()) };
+            lw.em.cast(x, *d)?
+        }
+        "shape" => return Ok(Val::Shape(lw.em.shape(t(a.need(0, "x")?)?))),
+        "zeros" | "ones" | "full" => {
+            let s = concrete(&shape_of(a.need(0, "shape")?)?)?;
+            let v = match name {
+                "zeros" => 0.0,
+                "ones" => 1.0,
+                _ => float(a.need(1, "value")?)?,
+            };
+            lw.em.full(v, DType::F32, &s)?
+        }
+        "uniform" | "normal" => {
+            let s = concrete(&shape_of(a.need(0, "shape")?)?)?;
+            let dist = if name == "uniform" {
+                Dist::Uniform { low: a.get(1, "low").map_or(Ok(0.0), float)?, high: a.get(2, "high").map_or(Ok(1.0), float)? }
+            } else {
+                Dist::Normal { mean: a.get(1, "mean").map_or(Ok(0.0), float)?, std: a.get(2, "std").map_or(Ok(1.0), float)? }
+            };
+            let key = lw.rng_key()?;
+            let salt = lw.em.salt();
+            lw.em.add(Op::Random { dist, shape: s, salt }, &[key])?
+        }
+        "bernoulli" => {
+            let s = concrete(&shape_of(a.need(1, "shape")?)?)?;
+            let p = tensor(lw, a.need(0, "p")?, Some(DType::F32))?;
+            let p = lw.em.broadcast_to(p, &s)?;
+            let key = lw.rng_key()?;
+            let salt = lw.em.salt();
+            lw.em.add(Op::Random { dist: Dist::Bernoulli, shape: s, salt }, &[key, p])?
+        }
+        "stop_grad" => match a.need(0, "x")? {
+            Val::T(x) => lw.em.add(Op::StopGradient, &[*x])?,
+            other => return Ok(other.clone()),
+        },
+        "grad" => return Err("`grad` inside expressions is not supported by this backend yet".into()),
+        "accuracy" | "top_k_accuracy" => {
+            let logits = t(a.need(0, "logits")?)?;
+            let labels = t(a.need(1, "labels")?)?;
+            let k = if name == "accuracy" { 1 } else { a.get(2, "k").map_or(Ok(5), int)? };
+            accuracy(lw, logits, labels, k)?
+        }
+        "idx" | "npy" | "csv" => return crate::dataset::loader(lw, name, &a.0),
+        other => return Err(format!("builtin `{other}` has no lowering")),
+    };
+    Ok(Val::T(out))
+}
+
+fn elementwise(lw: &mut Lowerer<'_, '_>, op: BinaryOp, x: Val, y: Val) -> Res<Val> {
+    let like = [&x, &y].iter().find_map(|v| if let Val::T(n) = v { Some(lw.em.dtype(*n)) } else { None });
+    let like = like.unwrap_or(DType::F32);
+    let a = tensor(lw, &x, Some(like))?;
+    let b = tensor(lw, &y, Some(like))?;
+    let target = if lw.em.dtype(a).is_float() || lw.em.dtype(b).is_float() { DType::F32 } else { like };
+    let a = lw.em.cast(a, target)?;
+    let b = lw.em.cast(b, target)?;
+    Ok(Val::T(lw.em.binary(op, a, b)?))
+}
+
+/// `[.., n]` floats, 1 where `iota == label`.
+pub fn one_hot(lw: &mut Lowerer<'_, '_>, labels: NodeId, n: usize) -> Res<NodeId> {
+    let mut s = lw.em.shape(labels);
+    let labels = lw.em.cast(labels, DType::I64)?;
+    let mut expanded = s.clone();
+    expanded.push(1);
+    let l = lw.em.reshape(labels, &expanded)?;
+    s.push(n);
+    let axis = s.len() - 1;
+    let iota = lw.em.add(Op::Iota { dtype: DType::I64, shape: s.clone(), axis }, &[])?;
+    let l = lw.em.broadcast_to(l, &s)?;
+    let eq = lw.em.add(Op::Binary(BinaryOp::Eq), &[iota, l])?;
+    lw.em.cast(eq, DType::F32)
+}
+
+/// The fraction of rows whose label is among the `k` largest logits.
+fn accuracy(lw: &mut Lowerer<'_, '_>, logits: NodeId, labels: NodeId, k: i64) -> Res<NodeId> {
+    let s = lw.em.shape(logits);
+    let (b, c) = (s[0], s[1]);
+    let oh = one_hot(lw, labels, c)?;
+    let picked = lw.em.binary(BinaryOp::Mul, logits, oh)?;
+    let label_logit = lw.em.reduce(ReduceKind::Sum, picked, &[1], true)?;
+    let above = lw.em.binary(BinaryOp::Gt, logits, label_logit)?;
+    let above = lw.em.cast(above, DType::F32)?;
+    let rank = lw.em.reduce(ReduceKind::Sum, above, &[1], false)?;
+    let kk = lw.em.constant(k as f64, DType::F32)?;
+    let hit = lw.em.binary(BinaryOp::Lt, rank, kk)?;
+    let hit = lw.em.cast(hit, DType::F32)?;
+    let _ = b;
+    lw.em.mean(hit, &[0], false)
+}

@@ -1,0 +1,20 @@
+//! Lowering: checked `.dnn` declarations become graph IR, instantiated for concrete
+//! shapes (one graph per batch size). Layers and functions are inlined; parameters
+//! become `state` nodes named by their binding path (`fc1.W`); dataset fields become
+//! `input` nodes; `training` is a constant of each graph.
+//!
+//! The checker has already proven the program well-typed, so failures here are either
+//! limits of this release (reported as errors) or compiler bugs.
+
+pub mod builtins;
+pub mod calls;
+pub mod dataset;
+pub mod emit;
+pub mod eval;
+pub mod lowerer;
+pub mod model;
+pub mod value;
+
+pub use dataset::{lower_split, LoweredSplit};
+pub use lowerer::{ParamInfo, RNG_KEY};
+pub use model::{lower, Lowered, Mode};
