@@ -15,6 +15,19 @@ use crate::MessageFormat;
 
 pub fn run(paths: &[PathBuf], format: MessageFormat) -> ExitCode {
     let db = RootDatabase::new();
+    match load_and_check(&db, paths, format) {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::from(1),
+    }
+}
+
+/// Opens and checks `paths` with everything they import, printing diagnostics.
+/// Returns the opened files when there is no error.
+pub fn load_and_check(
+    db: &RootDatabase,
+    paths: &[PathBuf],
+    format: MessageFormat,
+) -> Option<Vec<SourceFile>> {
     let mut renderer = Renderer::new(format);
     let mut roots = Vec::new();
     let mut unreadable = Vec::new();
@@ -39,19 +52,15 @@ pub fn run(paths: &[PathBuf], format: MessageFormat) -> ExitCode {
         renderer.add_source(&name, "");
         all.push(d);
     }
-    for f in reachable(&db, &roots) {
-        all.extend(file_diagnostics(&db, f).iter().cloned());
+    for f in reachable(db, &roots) {
+        all.extend(file_diagnostics(db, f).iter().cloned());
     }
     for f in db.files() {
-        renderer.add_source(f.name(&db), f.text(&db));
+        renderer.add_source(f.name(db), f.text(db));
     }
     renderer.emit_all(&all);
     let errors = all.iter().filter(|d| d.is_error()).count();
-    if errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    (errors == 0).then_some(roots)
 }
 
 /// The roots and every module they import, each once.

@@ -3,9 +3,12 @@
 //! crates.
 
 mod check;
+mod jobs;
 mod render;
 
 use std::process::ExitCode;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -26,7 +29,7 @@ enum Command {
     Check {
         /// The files to check.
         #[arg(required = true)]
-        files: Vec<std::path::PathBuf>,
+        files: Vec<PathBuf>,
         /// How to print diagnostics.
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
@@ -35,6 +38,85 @@ enum Command {
     Explain {
         /// The error code.
         code: String,
+    },
+    /// Run the file's `train` block: data, initialisation, epochs, checkpoints.
+    Train {
+        file: PathBuf,
+        /// Which backend runs the steps.
+        #[arg(long, default_value = "interp")]
+        backend: String,
+        /// Override the number of epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Stop after this many optimizer steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Override the seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Start from these weights (safetensors).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Write the trained weights here (default: the block's `checkpoint`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write one JSON object per epoch to this file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Print nothing but the final summary.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the IR after this pass (or `all`) to stderr.
+        #[arg(long)]
+        dump_after: Option<String>,
+    },
+    /// Evaluate saved weights on the test split.
+    Eval {
+        file: PathBuf,
+        /// The weights to evaluate (safetensors).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Write the results as one JSON object to this file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Which backend runs the steps.
+        #[arg(long, default_value = "interp")]
+        backend: String,
+    },
+    /// Run the model on the rows of an .npy file and save the outputs as .npy.
+    Predict {
+        file: PathBuf,
+        /// The weights to use (safetensors).
+        #[arg(long)]
+        weights: PathBuf,
+        /// The inputs, one sample per row (.npy).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the outputs (.npy).
+        #[arg(long)]
+        output: PathBuf,
+        /// Which backend runs the steps.
+        #[arg(long, default_value = "interp")]
+        backend: String,
+    },
+    /// Compile the file's graphs and print them (`--emit ir` or `--emit dot`).
+    Compile {
+        file: PathBuf,
+        /// What to produce: `ir` (text) or `dot` (graphviz).
+        #[arg(long, default_value = "ir")]
+        emit: String,
+        /// Which graph: `train` (the whole training step), `eval` or `predict`.
+        #[arg(long, default_value = "train")]
+        graph: String,
+        /// The batch size to compile for (default: the train block's).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Print the IR after this pass (or `all`) to stderr.
+        #[arg(long)]
+        dump_after: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o')]
+        output: Option<PathBuf>,
     },
 }
 
@@ -68,6 +150,57 @@ fn run(cli: Cli) -> ExitCode {
             files,
             message_format,
         } => check::run(&files, message_format),
+        Command::Train {
+            file,
+            backend,
+            epochs,
+            steps,
+            seed,
+            init,
+            out,
+            log,
+            quiet,
+            dump_after,
+        } => jobs::train(jobs::TrainArgs {
+            file,
+            backend,
+            epochs,
+            steps,
+            seed,
+            init,
+            out,
+            log,
+            quiet,
+            dump_after,
+        }),
+        Command::Eval {
+            file,
+            weights,
+            log,
+            backend,
+        } => jobs::eval(&file, &weights, log.as_deref(), &backend),
+        Command::Predict {
+            file,
+            weights,
+            input,
+            output,
+            backend,
+        } => jobs::predict(&file, &weights, &input, &output, &backend),
+        Command::Compile {
+            file,
+            emit,
+            graph,
+            batch,
+            dump_after,
+            output,
+        } => jobs::compile(jobs::CompileArgs {
+            file,
+            emit,
+            graph,
+            batch,
+            dump_after,
+            output,
+        }),
         Command::Explain { code } => {
             match dnnc_diagnostics::explanation(&code) {
                 Some((_, _, text)) => {

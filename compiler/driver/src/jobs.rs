@@ -1,0 +1,189 @@
+//! `dnnc train`, `dnnc eval`, `dnnc predict` and `dnnc compile`: check the file, then
+//! hand the work to the session crate.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use dnnc_lower::Mode;
+use dnnc_sema::RootDatabase;
+use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+
+use crate::check::load_and_check;
+use crate::MessageFormat;
+
+/// Prints an error the way diagnostics are printed and returns exit status 1.
+pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(1)
+}
+
+fn passes(dump_after: Option<String>) -> PassOptions {
+    PassOptions {
+        verify: cfg!(debug_assertions) || std::env::var_os("DNNC_VERIFY").is_some(),
+        dump_after,
+    }
+}
+
+fn with_job(file: &Path, f: impl FnOnce(&dnnc_session::Job<'_>) -> ExitCode) -> ExitCode {
+    let db = RootDatabase::new();
+    let Some(roots) = load_and_check(&db, &[file.to_path_buf()], MessageFormat::Human) else {
+        return ExitCode::from(1);
+    };
+    match dnnc_session::job(&db, roots[0]) {
+        Ok(job) => f(&job),
+        Err(e) => fail(e),
+    }
+}
+
+pub struct TrainArgs {
+    pub file: PathBuf,
+    pub backend: String,
+    pub epochs: Option<usize>,
+    pub steps: Option<usize>,
+    pub seed: Option<u64>,
+    pub init: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub quiet: bool,
+    pub dump_after: Option<String>,
+}
+
+pub fn train(a: TrainArgs) -> ExitCode {
+    let backend = match BackendKind::parse(&a.backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let opts = TrainOptions {
+        backend,
+        epochs: a.epochs,
+        steps: a.steps,
+        seed: a.seed,
+        init: a.init,
+        out: a.out,
+        log: a.log,
+        quiet: a.quiet,
+        passes: passes(a.dump_after),
+    };
+    with_job(&a.file, |job| match dnnc_session::train(job, &opts) {
+        Ok(s) => {
+            let shown: Vec<String> = s
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            println!(
+                "trained {} epoch{} ({} steps): {}",
+                s.epochs,
+                if s.epochs == 1 { "" } else { "s" },
+                s.steps,
+                shown.join("  ")
+            );
+            if let Some(c) = &s.checkpoint {
+                println!("saved weights to {}", c.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    })
+}
+
+pub fn eval(file: &Path, weights: &Path, log: Option<&Path>, backend: &str) -> ExitCode {
+    let backend = match BackendKind::parse(backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    with_job(file, |job| {
+        match dnnc_session::eval(job, weights, backend, log, &passes(None)) {
+            Ok(m) => {
+                let shown: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                println!("{}", shown.join("  "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+pub fn predict(
+    file: &Path,
+    weights: &Path,
+    input: &Path,
+    output: &Path,
+    backend: &str,
+) -> ExitCode {
+    let backend = match BackendKind::parse(backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    with_job(file, |job| {
+        match dnnc_session::predict(job, weights, input, output, backend, &passes(None)) {
+            Ok(n) => {
+                println!("wrote {n} predictions to {}", output.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+pub struct CompileArgs {
+    pub file: PathBuf,
+    pub emit: String,
+    pub graph: String,
+    pub batch: Option<usize>,
+    pub dump_after: Option<String>,
+    pub output: Option<PathBuf>,
+}
+
+pub fn compile(a: CompileArgs) -> ExitCode {
+    let opts = PassOptions {
+        verify: true,
+        dump_after: a.dump_after.clone(),
+    };
+    with_job(&a.file, |job| {
+        let batch = a.batch.unwrap_or(job.cfg.batch);
+        let built = match a.graph.as_str() {
+            "train" => {
+                let steps = 1;
+                dnnc_session::steps::train_step(
+                    job.db, job.file, job.item, &job.cfg, steps, batch, &opts,
+                )
+            }
+            "eval" => {
+                dnnc_session::steps::forward(job.db, job.file, job.item, Mode::Eval, batch, &opts)
+            }
+            "predict" => dnnc_session::steps::forward(
+                job.db,
+                job.file,
+                job.item,
+                Mode::Predict,
+                batch,
+                &opts,
+            ),
+            other => {
+                return fail(format!(
+                    "unknown graph `{other}`; choose train, eval or predict"
+                ))
+            }
+        };
+        let g = match built {
+            Ok(l) => l.graph,
+            Err(e) => return fail(e),
+        };
+        let text = match a.emit.as_str() {
+            "ir" => dnnc_ir::print::to_text(&g),
+            "dot" => dnnc_ir::print::to_dot(&g),
+            other => return fail(format!("cannot emit `{other}` yet; choose ir or dot")),
+        };
+        match &a.output {
+            Some(p) => match std::fs::write(p, text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{}: {e}", p.display())),
+            },
+            None => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}

@@ -1,0 +1,356 @@
+//! Turning a loss into a training step: gradients of every trainable parameter, the
+//! learning-rate schedule, and the optimizer's update of parameters and its state, all
+//! in the graph. Parameters and optimizer state are `state` nodes; their new values
+//! are the graph's `update`s, so a backend can update them in place.
+//!
+//! The formulas follow PyTorch (`torch.optim`): SGD with momentum and Nesterov, Adam
+//! with bias correction, AdamW with decoupled weight decay, RMSProp with optional
+//! momentum. Coupled weight decay adds `weight_decay * p` to the gradient.
+//!
+//! The step counter is the `i64` input `step` (0 for the first step of the run).
+
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
+
+use crate::autodiff::gradients;
+
+type Res<T> = Result<T, String>;
+
+/// The optimizer and its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+        weight_decay: f64,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        decoupled: bool,
+    },
+    RmsProp {
+        lr: f64,
+        alpha: f64,
+        eps: f64,
+        momentum: f64,
+        weight_decay: f64,
+    },
+}
+
+impl Optimizer {
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::RmsProp { lr, .. } => *lr,
+        }
+    }
+}
+
+/// The learning-rate schedule, in epochs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f64,
+    },
+    /// Multiply by `gamma` every epoch.
+    Exponential {
+        gamma: f64,
+    },
+    /// Linear warm-up over `warmup_epochs`, then a half cosine down to `min_lr`.
+    Cosine {
+        warmup_epochs: usize,
+        min_lr: f64,
+    },
+}
+
+/// What the step needs to know about the run.
+#[derive(Clone, Debug)]
+pub struct StepConfig {
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    pub steps_per_epoch: usize,
+    pub epochs: usize,
+}
+
+/// The name of the step-counter input.
+pub const STEP: &str = "step";
+
+struct Em<'g> {
+    g: &'g mut Graph,
+}
+
+impl Em<'_> {
+    fn c(&mut self, v: f64) -> Res<NodeId> {
+        self.g.add(
+            Op::Const {
+                value: v,
+                dtype: DType::F32,
+            },
+            &[],
+        )
+    }
+    fn splat(&mut self, v: f64, like: NodeId) -> Res<NodeId> {
+        let s = self.g.ty(like).shape.clone();
+        let c = self.c(v)?;
+        if s.is_empty() {
+            Ok(c)
+        } else {
+            self.g.add(Op::Broadcast(s), &[c])
+        }
+    }
+    fn bcast(&mut self, x: NodeId, like: NodeId) -> Res<NodeId> {
+        let s = self.g.ty(like).shape.clone();
+        if self.g.ty(x).shape == s {
+            Ok(x)
+        } else {
+            self.g.add(Op::Broadcast(s), &[x])
+        }
+    }
+    fn bin(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Res<NodeId> {
+        self.g.add(Op::Binary(op), &[a, b])
+    }
+    fn add(&mut self, a: NodeId, b: NodeId) -> Res<NodeId> {
+        self.bin(BinaryOp::Add, a, b)
+    }
+    fn sub(&mut self, a: NodeId, b: NodeId) -> Res<NodeId> {
+        self.bin(BinaryOp::Sub, a, b)
+    }
+    fn mul(&mut self, a: NodeId, b: NodeId) -> Res<NodeId> {
+        self.bin(BinaryOp::Mul, a, b)
+    }
+    fn div(&mut self, a: NodeId, b: NodeId) -> Res<NodeId> {
+        self.bin(BinaryOp::Div, a, b)
+    }
+    /// `k * x` for a static `k`.
+    fn scale(&mut self, x: NodeId, k: f64) -> Res<NodeId> {
+        let c = self.splat(k, x)?;
+        self.mul(x, c)
+    }
+    /// `a * x + b * y` for static `a`, `b`.
+    fn lerp(&mut self, a: f64, x: NodeId, b: f64, y: NodeId) -> Res<NodeId> {
+        let ax = self.scale(x, a)?;
+        let by = self.scale(y, b)?;
+        self.add(ax, by)
+    }
+    fn state(&mut self, name: String, like: NodeId) -> Res<NodeId> {
+        let ty = self.g.ty(like).clone();
+        self.g.add(
+            Op::State {
+                name,
+                dtype: ty.dtype,
+                shape: ty.shape,
+            },
+            &[],
+        )
+    }
+}
+
+/// The learning rate at the current step, a scalar node.
+fn learning_rate(em: &mut Em<'_>, step_f: NodeId, base: f64, cfg: &StepConfig) -> Res<NodeId> {
+    let spe = cfg.steps_per_epoch.max(1) as f64;
+    let base_c = em.c(base)?;
+    let epoch = {
+        let s = em.c(1.0 / spe)?;
+        let e = em.mul(step_f, s)?;
+        em.g.add(Op::Unary(UnaryOp::Floor), &[e])?
+    };
+    match &cfg.schedule {
+        Schedule::Constant => Ok(base_c),
+        Schedule::Step { every, gamma } => {
+            let inv = em.c(1.0 / (*every).max(1) as f64)?;
+            let k = em.mul(epoch, inv)?;
+            let k = em.g.add(Op::Unary(UnaryOp::Floor), &[k])?;
+            let gmm = em.c(*gamma)?;
+            let f = em.bin(BinaryOp::Pow, gmm, k)?;
+            em.mul(base_c, f)
+        }
+        Schedule::Exponential { gamma } => {
+            let gmm = em.c(*gamma)?;
+            let f = em.bin(BinaryOp::Pow, gmm, epoch)?;
+            em.mul(base_c, f)
+        }
+        Schedule::Cosine {
+            warmup_epochs,
+            min_lr,
+        } => {
+            let warm = (*warmup_epochs as f64 * spe).max(0.0);
+            let total = (cfg.epochs as f64 * spe).max(warm + 1.0);
+            // Warm-up: base * (step + 1) / warm.
+            let one = em.c(1.0)?;
+            let s1 = em.add(step_f, one)?;
+            let inv_w = em.c(1.0 / warm.max(1.0))?;
+            let wf = em.mul(s1, inv_w)?;
+            let warm_lr = em.mul(base_c, wf)?;
+            // Cosine: min + (base - min) * (1 + cos(pi * (step - warm) / (total - warm))) / 2.
+            let wc = em.c(warm)?;
+            let t = em.sub(step_f, wc)?;
+            let k = em.c(std::f64::consts::PI / (total - warm))?;
+            let ang = em.mul(t, k)?;
+            let cos = em.g.add(Op::Unary(UnaryOp::Cos), &[ang])?;
+            let one2 = em.c(1.0)?;
+            let up = em.add(cos, one2)?;
+            let half = em.c(0.5 * (base - min_lr))?;
+            let span = em.mul(up, half)?;
+            let minc = em.c(*min_lr)?;
+            let cos_lr = em.add(span, minc)?;
+            let wc2 = em.c(warm)?;
+            let in_warmup = em.bin(BinaryOp::Lt, step_f, wc2)?;
+            em.g.add(Op::Select, &[in_warmup, warm_lr, cos_lr])
+        }
+    }
+}
+
+/// Adds gradients and optimizer updates for the named trainable parameters (`state`
+/// nodes) to a graph whose `loss` output is set. Returns the number of parameters
+/// updated.
+pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) -> Res<usize> {
+    let loss = g.output("loss").ok_or("the graph has no `loss` output")?;
+    let params: Vec<(String, NodeId)> = g
+        .states()
+        .into_iter()
+        .filter_map(|n| match &g.node(n).op {
+            Op::State { name, .. } if trainable.contains(name) => Some((name.clone(), n)),
+            _ => None,
+        })
+        .collect();
+    let nodes: Vec<NodeId> = params.iter().map(|(_, n)| *n).collect();
+    let grads = gradients(g, loss, &nodes)?;
+    let mut em = Em { g };
+    let step = em.g.add(
+        Op::Input {
+            name: STEP.into(),
+            dtype: DType::I64,
+            shape: vec![],
+        },
+        &[],
+    )?;
+    let step_f = em.g.add(Op::Cast(DType::F32), &[step])?;
+    let lr = learning_rate(&mut em, step_f, cfg.optimizer.lr(), cfg)?;
+    for ((name, p), grad) in params.iter().zip(grads) {
+        let (p, grad) = (*p, grad);
+        let lr_b = em.bcast(lr, p)?;
+        let new_p = match &cfg.optimizer {
+            Optimizer::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                let gr = if *weight_decay > 0.0 {
+                    em_decay(&mut em, grad, p, *weight_decay)?
+                } else {
+                    grad
+                };
+                let dir = if *momentum > 0.0 {
+                    let buf = em.state(format!("opt.momentum.{name}"), p)?;
+                    let nb = em.lerp(*momentum, buf, 1.0, gr)?;
+                    em.g.add_update(format!("opt.momentum.{name}"), nb);
+                    if *nesterov {
+                        em.lerp(1.0, gr, *momentum, nb)?
+                    } else {
+                        nb
+                    }
+                } else {
+                    gr
+                };
+                let d = em.mul(lr_b, dir)?;
+                em.sub(p, d)?
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+                ..
+            } => {
+                let gr = if *weight_decay > 0.0 && !decoupled {
+                    em_decay(&mut em, grad, p, *weight_decay)?
+                } else {
+                    grad
+                };
+                let m = em.state(format!("opt.m.{name}"), p)?;
+                let v = em.state(format!("opt.v.{name}"), p)?;
+                let nm = em.lerp(*beta1, m, 1.0 - beta1, gr)?;
+                let g2 = em.mul(gr, gr)?;
+                let nv = em.lerp(*beta2, v, 1.0 - beta2, g2)?;
+                em.g.add_update(format!("opt.m.{name}"), nm);
+                em.g.add_update(format!("opt.v.{name}"), nv);
+                // Bias corrections with t = step + 1.
+                let one = em.c(1.0)?;
+                let t = em.add(step_f, one)?;
+                let b1 = em.c(*beta1)?;
+                let b2 = em.c(*beta2)?;
+                let b1t = em.bin(BinaryOp::Pow, b1, t)?;
+                let b2t = em.bin(BinaryOp::Pow, b2, t)?;
+                let one_a = em.c(1.0)?;
+                let c1 = em.sub(one_a, b1t)?;
+                let one_b = em.c(1.0)?;
+                let c2 = em.sub(one_b, b2t)?;
+                let c1b = em.bcast(c1, p)?;
+                let c2b = em.bcast(c2, p)?;
+                let mhat = em.div(nm, c1b)?;
+                let vhat = em.div(nv, c2b)?;
+                let sq = em.g.add(Op::Unary(UnaryOp::Sqrt), &[vhat])?;
+                let e = em.splat(*eps, p)?;
+                let den = em.add(sq, e)?;
+                let upd = em.div(mhat, den)?;
+                let d = em.mul(lr_b, upd)?;
+                let mut np = em.sub(p, d)?;
+                if *weight_decay > 0.0 && *decoupled {
+                    let wd = em.scale(p, *weight_decay)?;
+                    let d2 = em.mul(lr_b, wd)?;
+                    np = em.sub(np, d2)?;
+                }
+                np
+            }
+            Optimizer::RmsProp {
+                alpha,
+                eps,
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                let gr = if *weight_decay > 0.0 {
+                    em_decay(&mut em, grad, p, *weight_decay)?
+                } else {
+                    grad
+                };
+                let sq = em.state(format!("opt.square_avg.{name}"), p)?;
+                let g2 = em.mul(gr, gr)?;
+                let nsq = em.lerp(*alpha, sq, 1.0 - alpha, g2)?;
+                em.g.add_update(format!("opt.square_avg.{name}"), nsq);
+                let root = em.g.add(Op::Unary(UnaryOp::Sqrt), &[nsq])?;
+                let e = em.splat(*eps, p)?;
+                let avg = em.add(root, e)?;
+                let step_dir = em.div(gr, avg)?;
+                let dir = if *momentum > 0.0 {
+                    let buf = em.state(format!("opt.momentum.{name}"), p)?;
+                    let nb = em.lerp(*momentum, buf, 1.0, step_dir)?;
+                    em.g.add_update(format!("opt.momentum.{name}"), nb);
+                    nb
+                } else {
+                    step_dir
+                };
+                let d = em.mul(lr_b, dir)?;
+                em.sub(p, d)?
+            }
+        };
+        em.g.add_update(name.clone(), new_p);
+    }
+    em.g.set_output("lr", lr);
+    Ok(params.len())
+}
+
+fn em_decay(em: &mut Em<'_>, grad: NodeId, p: NodeId, wd: f64) -> Res<NodeId> {
+    let d = em.scale(p, wd)?;
+    em.add(grad, d)
+}

@@ -1,0 +1,133 @@
+//! Parameter initialisation, reproducible from the seed and the parameter's name.
+//!
+//! Each parameter draws from its own SplitMix64 stream seeded with
+//! `seed ^ mix64(fnv1a(name))`, so adding a layer does not change the others' values.
+//! Fans follow the usual conventions: `[n]`: n and n; `[in, out]`: in and out;
+//! `[out_c, in_c, k...]`: `in_c·∏k` and `out_c·∏k`; a scalar: 1 and 1.
+
+use dnnc_runtime::{rng::mix64, SplitMix64};
+use dnnc_sema::settings::Setting;
+use dnnc_tensor::Tensor;
+
+use dnnc_lower::ParamInfo;
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn fans(shape: &[usize]) -> (f64, f64) {
+    match shape {
+        [] => (1.0, 1.0),
+        [n] => (*n as f64, *n as f64),
+        [i, o] => (*i as f64, *o as f64),
+        [o, i, rest @ ..] => {
+            let rf: usize = rest.iter().product();
+            ((i * rf) as f64, (o * rf) as f64)
+        }
+    }
+}
+
+struct Draw(SplitMix64);
+
+impl Draw {
+    fn uniform(&mut self) -> f64 {
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(f64::MIN_POSITIVE);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// The initial value of a parameter.
+pub fn initial_value(p: &ParamInfo, seed: u64) -> Result<Tensor, String> {
+    let n: usize = p.shape.iter().product();
+    let mut d = Draw(SplitMix64::new(seed ^ mix64(fnv1a(&p.name))));
+    let (fan_in, fan_out) = fans(&p.shape);
+    let default = Setting {
+        name: "zeros".into(),
+        args: Vec::new(),
+        span: Default::default(),
+    };
+    let s = p.init.as_ref().unwrap_or(&default);
+    let arg = |name: &str, v: f64| s.float(name).unwrap_or(v);
+    let values: Vec<f32> = match &*s.name {
+        "zeros" => vec![0.0; n],
+        "ones" => vec![1.0; n],
+        "constant" => vec![arg("value", 0.0) as f32; n],
+        "uniform" => {
+            let (lo, hi) = (arg("low", -0.05), arg("high", 0.05));
+            (0..n)
+                .map(|_| (lo + (hi - lo) * d.uniform()) as f32)
+                .collect()
+        }
+        "normal" => {
+            let (m, sd) = (arg("mean", 0.0), arg("std", 1.0));
+            (0..n).map(|_| (m + sd * d.normal()) as f32).collect()
+        }
+        name => {
+            let (uniform, scale) = match name {
+                "glorot_uniform" => (true, (6.0 / (fan_in + fan_out)).sqrt()),
+                "glorot_normal" => (false, (2.0 / (fan_in + fan_out)).sqrt()),
+                "he_uniform" => (true, (6.0 / fan_in).sqrt()),
+                "he_normal" => (false, (2.0 / fan_in).sqrt()),
+                "lecun_uniform" => (true, (3.0 / fan_in).sqrt()),
+                "lecun_normal" => (false, (1.0 / fan_in).sqrt()),
+                other => return Err(format!("unknown initialiser `{other}` for `{}`", p.name)),
+            };
+            (0..n)
+                .map(|_| {
+                    if uniform {
+                        (scale * (2.0 * d.uniform() - 1.0)) as f32
+                    } else {
+                        (scale * d.normal()) as f32
+                    }
+                })
+                .collect()
+        }
+    };
+    Tensor::f32(p.shape.clone(), values).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(name: &str, shape: Vec<usize>, init: &str) -> ParamInfo {
+        ParamInfo {
+            name: name.into(),
+            dtype: dnnc_tensor::DType::F32,
+            shape,
+            init: Some(Setting {
+                name: init.into(),
+                args: vec![],
+                span: Default::default(),
+            }),
+            frozen: false,
+            from: None,
+        }
+    }
+
+    #[test]
+    fn glorot_is_reproducible_and_bounded() {
+        let p = param("fc1.W", vec![784, 256], "glorot_uniform");
+        let a = initial_value(&p, 42).unwrap();
+        let b = initial_value(&p, 42).unwrap();
+        assert_eq!(a, b);
+        let limit = (6.0f32 / (784.0 + 256.0)).sqrt();
+        let v = a.as_f32().unwrap();
+        assert!(v.iter().all(|x| x.abs() <= limit));
+        let mean: f32 = v.iter().sum::<f32>() / v.len() as f32;
+        assert!(mean.abs() < 0.01);
+        assert_ne!(
+            initial_value(&param("fc2.W", vec![784, 256], "glorot_uniform"), 42).unwrap(),
+            a
+        );
+    }
+}

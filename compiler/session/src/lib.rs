@@ -1,0 +1,40 @@
+//! Running what a `train` block declares: loading its dataset, initialising its
+//! parameters, building and compiling the training step, evaluation and inference
+//! graphs for each batch size, and the loop over epochs with metrics, early stopping,
+//! logs and checkpoints. `dnnc train`, `dnnc eval` and `dnnc predict` call into here.
+
+pub mod backend;
+pub mod config;
+pub mod data;
+pub mod init;
+pub mod run;
+pub mod steps;
+
+use dnnc_sema::train::train_sig;
+use dnnc_sema::{Db, SourceFile};
+use dnnc_syntax::ast::ItemKind;
+
+pub use backend::BackendKind;
+pub use run::{eval, predict, train, Job, Summary, TrainOptions};
+pub use steps::PassOptions;
+
+/// The first `train` block of `file`, ready to run.
+pub fn job(db: &dyn Db, file: SourceFile) -> Result<Job<'_>, String> {
+    let items = &dnnc_sema::scope::parse(db, file).module.items;
+    let index = items
+        .iter()
+        .position(|i| matches!(i.kind, ItemKind::Train(_)))
+        .ok_or_else(|| format!("{}: there is no `train` block", file.name(db)))?
+        as u32;
+    let id = dnnc_sema::items::ItemId::new(db, file, index);
+    let sig = train_sig(db, id).as_ref().ok_or("not a train block")?;
+    let cfg = config::RunConfig::from_sig(sig)?;
+    let dataset = dnnc_lower::model::dataset_item(db, file, sig)?;
+    Ok(Job {
+        db,
+        file,
+        item: index,
+        cfg,
+        dataset,
+    })
+}

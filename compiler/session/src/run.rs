@@ -1,0 +1,507 @@
+//! The training loop, evaluation and inference around compiled steps.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use dnnc_lower::{Mode, ParamInfo, RNG_KEY};
+use dnnc_passes::optimizer::STEP;
+use dnnc_runtime::rng::mix64;
+use dnnc_runtime::{
+    batches, checkpoint, epoch_order, Decision, EarlyStopping, JsonlLog, MetricAccumulator,
+    Progress, Split,
+};
+use dnnc_sema::{Db, SourceFile};
+use dnnc_tensor::{DType, Data, Tensor};
+use serde_json::{json, Map, Value};
+
+use crate::backend::{BackendKind, Executable};
+use crate::config::RunConfig;
+use crate::steps::{forward, train_step, PassOptions};
+
+/// What `dnnc train` was asked to do.
+pub struct TrainOptions {
+    pub backend: BackendKind,
+    pub epochs: Option<usize>,
+    pub steps: Option<usize>,
+    pub seed: Option<u64>,
+    pub init: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub quiet: bool,
+    pub passes: PassOptions,
+}
+
+/// What a run measured at its end.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub epochs: usize,
+    pub steps: usize,
+    /// `train_loss`, `test_loss`, `test_accuracy`, ... of the last epoch.
+    pub metrics: Vec<(String, f64)>,
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl Summary {
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// The train block's context: where it is and what it declares.
+pub struct Job<'db> {
+    pub db: &'db dyn Db,
+    pub file: SourceFile,
+    pub item: u32,
+    pub cfg: RunConfig,
+    pub dataset: dnnc_sema::items::ItemId<'db>,
+}
+
+fn key_of(seed: u64, step: u64) -> i64 {
+    mix64(seed ^ mix64(step.wrapping_add(0x5eed))) as i64
+}
+
+fn scalar_i64(v: i64) -> Tensor {
+    Tensor {
+        dtype: DType::I64,
+        shape: vec![],
+        data: Data::I64(vec![v]),
+    }
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.to_f32_vec().first().copied().map_or(f64::NAN, f64::from)
+}
+
+/// Initial parameter values: from `--init`, from `from "..."` bindings, or the
+/// declared initialisers.
+fn initial_params(
+    params: &[ParamInfo],
+    seed: u64,
+    init: Option<&Path>,
+) -> Result<HashMap<String, Tensor>, String> {
+    let mut out = HashMap::new();
+    if let Some(path) = init {
+        let expected: Vec<(String, DType, Vec<usize>)> = params
+            .iter()
+            .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
+            .collect();
+        let ts = checkpoint::load_into(path, &expected).map_err(|e| e.to_string())?;
+        for (p, t) in params.iter().zip(ts) {
+            out.insert(p.name.clone(), t);
+        }
+        return Ok(out);
+    }
+    let mut files: HashMap<PathBuf, Vec<(String, Tensor)>> = HashMap::new();
+    for p in params {
+        let t = match &p.from {
+            Some((file, name)) => {
+                if !files.contains_key(file) {
+                    files.insert(
+                        file.clone(),
+                        checkpoint::load(file).map_err(|e| e.to_string())?,
+                    );
+                }
+                let t = files[file]
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t.clone())
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: has no tensor `{name}` for `{}`",
+                            file.display(),
+                            p.name
+                        )
+                    })?;
+                if t.shape != p.shape || t.dtype != p.dtype {
+                    return Err(format!(
+                        "{}: tensor `{name}` is {}{:?} but `{}` expects {}{:?}",
+                        file.display(),
+                        t.dtype,
+                        t.shape,
+                        p.name,
+                        p.dtype,
+                        p.shape
+                    ));
+                }
+                t
+            }
+            None => crate::init::initial_value(p, seed)?,
+        };
+        out.insert(p.name.clone(), t);
+    }
+    Ok(out)
+}
+
+/// Compiled graphs by batch size.
+struct Steps {
+    by_batch: HashMap<usize, Box<dyn Executable>>,
+}
+
+impl Steps {
+    fn get(
+        &mut self,
+        batch: usize,
+        build: &mut dyn FnMut(usize) -> Result<Box<dyn Executable>, String>,
+    ) -> Result<&mut Box<dyn Executable>, String> {
+        if !self.by_batch.contains_key(&batch) {
+            let e = build(batch)?;
+            self.by_batch.insert(batch, e);
+        }
+        Ok(self.by_batch.get_mut(&batch).expect("inserted above"))
+    }
+}
+
+/// Loss and metrics of `split`, averaged over its samples, in evaluation mode.
+fn evaluate(
+    job: &Job<'_>,
+    split: &Split,
+    states: &HashMap<String, Tensor>,
+    backend: BackendKind,
+    opts: &PassOptions,
+    cache: &mut Steps,
+) -> Result<Vec<(String, f64)>, String> {
+    let order: Vec<usize> = (0..split.len()).collect();
+    let mut acc = MetricAccumulator::new();
+    let mut build = |b: usize| -> Result<Box<dyn Executable>, String> {
+        let l = forward(job.db, job.file, job.item, Mode::Eval, b, opts)?;
+        backend.compile(l.graph)
+    };
+    for batch in batches(split, &order, job.cfg.batch).map_err(|e| e.message)? {
+        let n = batch.first().map_or(0, |t| t.shape[0]);
+        let mut inputs: HashMap<String, Tensor> = split
+            .fields
+            .iter()
+            .map(|(f, _)| f.clone())
+            .zip(batch)
+            .collect();
+        inputs.insert(RNG_KEY.into(), scalar_i64(0));
+        let exe = cache.get(n, &mut build)?;
+        let r = exe.run(&inputs, states)?;
+        let vals: Vec<(String, f64)> = r
+            .outputs
+            .iter()
+            .map(|(name, t)| (name.clone(), scalar(t)))
+            .collect();
+        acc.add_batch(n, &vals);
+    }
+    Ok(acc.values())
+}
+
+/// Runs the train block.
+pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
+    let cfg = &job.cfg;
+    let epochs = opts.epochs.unwrap_or(cfg.epochs).max(1);
+    let seed = opts.seed.unwrap_or(cfg.seed);
+    let train_split = crate::data::load_split(job.db, job.dataset, "train")?;
+    let test_split = match crate::data::load_split(job.db, job.dataset, "test") {
+        Ok(s) => Some(s),
+        Err(e) if e.contains("has no split") => None,
+        Err(e) => return Err(e),
+    };
+    let n = train_split.len();
+    let steps_per_epoch = n.div_ceil(cfg.batch).max(1);
+    let mut run_cfg = cfg.clone();
+    run_cfg.epochs = epochs;
+
+    // Parameters and optimizer state.
+    let first = train_step(
+        job.db,
+        job.file,
+        job.item,
+        &run_cfg,
+        steps_per_epoch,
+        cfg.batch.min(n.max(1)),
+        &opts.passes,
+    )?;
+    let params = first.params.clone();
+    let mut states = initial_params(&params, seed, opts.init.as_deref())?;
+    for s in first.graph.states() {
+        if let dnnc_ir::Op::State { name, dtype, shape } = &first.graph.node(s).op {
+            states
+                .entry(name.clone())
+                .or_insert_with(|| Tensor::zeros(*dtype, shape.clone()));
+        }
+    }
+    let mut train_steps = Steps {
+        by_batch: HashMap::new(),
+    };
+    train_steps.by_batch.insert(
+        first
+            .graph
+            .inputs()
+            .iter()
+            .find_map(|&i| match &first.graph.node(i).op {
+                dnnc_ir::Op::Input { shape, name, .. } if name != STEP && name != RNG_KEY => {
+                    shape.first().copied()
+                }
+                _ => None,
+            })
+            .unwrap_or(cfg.batch),
+        opts.backend.compile(first.graph)?,
+    );
+    let mut eval_steps = Steps {
+        by_batch: HashMap::new(),
+    };
+
+    let mut log = match &opts.log {
+        Some(p) => Some(JsonlLog::create(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut stopper = cfg
+        .early_stop
+        .as_ref()
+        .map(|e| EarlyStopping::new(e.patience.max(0) as usize, e.maximize, e.min_delta));
+    let mut best: Option<HashMap<String, Tensor>> = None;
+    let mut progress = Progress::new(epochs, steps_per_epoch, opts.quiet);
+    let mut global_step: usize = 0;
+    let mut summary = Summary::default();
+    let max_steps = opts.steps.unwrap_or(usize::MAX);
+    let field_names: Vec<String> = train_split.fields.iter().map(|(f, _)| f.clone()).collect();
+
+    'epochs: for epoch in 0..epochs {
+        let started = Instant::now();
+        let order = epoch_order(n, seed, epoch as u64, cfg.shuffle);
+        let mut acc = MetricAccumulator::new();
+        for batch in batches(&train_split, &order, cfg.batch).map_err(|e| e.message)? {
+            if global_step >= max_steps {
+                break;
+            }
+            let b = batch.first().map_or(0, |t| t.shape[0]);
+            let mut inputs: HashMap<String, Tensor> =
+                field_names.iter().cloned().zip(batch).collect();
+            inputs.insert(STEP.into(), scalar_i64(global_step as i64));
+            inputs.insert(RNG_KEY.into(), scalar_i64(key_of(seed, global_step as u64)));
+            let mut build = |bb: usize| -> Result<Box<dyn Executable>, String> {
+                let l = train_step(
+                    job.db,
+                    job.file,
+                    job.item,
+                    &run_cfg,
+                    steps_per_epoch,
+                    bb,
+                    &opts.passes,
+                )?;
+                opts.backend.compile(l.graph)
+            };
+            let exe = train_steps.get(b, &mut build)?;
+            let r = exe.run(&inputs, &states)?;
+            for (name, t) in r.updates {
+                states.insert(name, t);
+            }
+            let vals: Vec<(String, f64)> = r
+                .outputs
+                .iter()
+                .filter(|(n, _)| n != "lr")
+                .map(|(name, t)| (name.clone(), scalar(t)))
+                .collect();
+            let loss = vals
+                .iter()
+                .find(|(n, _)| n == "loss")
+                .map_or(f64::NAN, |(_, v)| *v);
+            if !loss.is_finite() {
+                return Err(format!("the loss became {loss} at step {global_step} (epoch {}); lower the learning rate?", epoch + 1));
+            }
+            progress.step(loss);
+            acc.add_batch(b, &vals);
+            global_step += 1;
+        }
+        let mut metrics: Vec<(String, f64)> = acc
+            .values()
+            .into_iter()
+            .map(|(k, v)| (format!("train_{k}"), v))
+            .collect();
+        if let Some(test) = &test_split {
+            let params_only: HashMap<String, Tensor> = states
+                .iter()
+                .filter(|(k, _)| params.iter().any(|p| &p.name == *k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let ev = evaluate(
+                job,
+                test,
+                &params_only,
+                opts.backend,
+                &opts.passes,
+                &mut eval_steps,
+            )?;
+            metrics.extend(ev.into_iter().map(|(k, v)| (format!("test_{k}"), v)));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        progress.end_epoch(epoch, &metrics, seconds);
+        if let Some(log) = log.as_mut() {
+            let mut obj = Map::new();
+            obj.insert("epoch".into(), json!(epoch + 1));
+            for (k, v) in &metrics {
+                obj.insert(k.clone(), json!(v));
+            }
+            obj.insert("seconds".into(), json!(seconds));
+            log.write(Value::Object(obj)).map_err(|e| e.to_string())?;
+        }
+        summary.epochs = epoch + 1;
+        summary.metrics = metrics.clone();
+        if let (Some(stop), Some(es)) = (stopper.as_mut(), cfg.early_stop.as_ref()) {
+            let key = format!("{}_{}", es.split, es.metric);
+            if let Some(v) = metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v) {
+                match stop.observe(epoch, v) {
+                    Decision::Improved => best = Some(states.clone()),
+                    Decision::NoImprovement { .. } => {}
+                    Decision::Stop => {
+                        if !opts.quiet {
+                            eprintln!("early stopping after epoch {}: `{key}` has not improved for {} epochs; restoring the best weights", epoch + 1, es.patience);
+                        }
+                        if let Some(b) = best.take() {
+                            states = b;
+                        }
+                        break 'epochs;
+                    }
+                }
+            }
+        }
+        if global_step >= max_steps {
+            break;
+        }
+    }
+    summary.steps = global_step;
+
+    // Save the parameters.
+    let out = opts.out.clone().or_else(|| {
+        cfg.checkpoint.as_ref().map(|c| {
+            job.file
+                .path(job.db)
+                .parent()
+                .map(|d| d.join(c))
+                .unwrap_or_else(|| PathBuf::from(c))
+        })
+    });
+    if let Some(out) = &out {
+        let tensors: Vec<(String, &Tensor)> = params
+            .iter()
+            .filter_map(|p| states.get(&p.name).map(|t| (p.name.clone(), t)))
+            .collect();
+        checkpoint::save(out, &tensors).map_err(|e| e.to_string())?;
+        summary.checkpoint = Some(out.clone());
+    }
+    Ok(summary)
+}
+
+/// Evaluates saved weights on the test split (or the training split if there is none).
+pub fn eval(
+    job: &Job<'_>,
+    weights: &Path,
+    backend: BackendKind,
+    log: Option<&Path>,
+    passes: &PassOptions,
+) -> Result<Vec<(String, f64)>, String> {
+    let split = match crate::data::load_split(job.db, job.dataset, "test") {
+        Ok(s) => ("test", s),
+        Err(e) if e.contains("has no split") => (
+            "train",
+            crate::data::load_split(job.db, job.dataset, "train")?,
+        ),
+        Err(e) => return Err(e),
+    };
+    let probe = forward(
+        job.db,
+        job.file,
+        job.item,
+        Mode::Eval,
+        job.cfg.batch.min(split.1.len().max(1)),
+        passes,
+    )?;
+    let states = initial_params(&probe.params, 0, Some(weights))?;
+    let mut cache = Steps {
+        by_batch: HashMap::new(),
+    };
+    let ev = evaluate(job, &split.1, &states, backend, passes, &mut cache)?;
+    let metrics: Vec<(String, f64)> = ev
+        .into_iter()
+        .map(|(k, v)| (format!("{}_{k}", split.0), v))
+        .collect();
+    if let Some(p) = log {
+        let mut l = JsonlLog::create(p).map_err(|e| e.to_string())?;
+        let obj: Map<String, Value> = metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        l.write(Value::Object(obj)).map_err(|e| e.to_string())?;
+    }
+    Ok(metrics)
+}
+
+/// Runs the model's `forward` on every row of `input` (an `.npy` file) and saves the
+/// results as `.npy`.
+pub fn predict(
+    job: &Job<'_>,
+    weights: &Path,
+    input: &Path,
+    output: &Path,
+    backend: BackendKind,
+    passes: &PassOptions,
+) -> Result<usize, String> {
+    let x = dnnc_runtime::from_data(&dnnc_data::npy::load(input).map_err(|e| e.to_string())?);
+    let model = dnnc_lower::model::model_of(
+        job.db,
+        dnnc_lower::model::train_item(job.db, job.file, job.item)?.1,
+    )?;
+    let (dtype, one) = dnnc_lower::model::forward_input_type(job.db, &model, 1)?;
+    if x.shape.len() != one.len() || x.shape[1..] != one[1..] {
+        return Err(format!(
+            "{}: the input has shape {:?}, but the model takes [N, {}]",
+            input.display(),
+            x.shape,
+            one[1..]
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let x = if dtype == DType::F32 {
+        Tensor::f32(x.shape.clone(), x.to_f32_vec()).map_err(|e| e.to_string())?
+    } else {
+        x
+    };
+    let n = x.shape[0];
+    let probe = forward(
+        job.db,
+        job.file,
+        job.item,
+        Mode::Predict,
+        job.cfg.batch.min(n.max(1)),
+        passes,
+    )?;
+    let states = initial_params(&probe.params, 0, Some(weights))?;
+    let mut cache = Steps {
+        by_batch: HashMap::new(),
+    };
+    let mut build = |b: usize| -> Result<Box<dyn Executable>, String> {
+        let l = forward(job.db, job.file, job.item, Mode::Predict, b, passes)?;
+        backend.compile(l.graph)
+    };
+    let mut out: Vec<f32> = Vec::new();
+    let mut out_shape: Vec<usize> = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let end = (start + job.cfg.batch).min(n);
+        let mut inputs = HashMap::new();
+        inputs.insert("input".to_string(), x.slice_rows(start, end));
+        inputs.insert(RNG_KEY.to_string(), scalar_i64(0));
+        let exe = cache.get(end - start, &mut build)?;
+        let r = exe.run(&inputs, &states)?;
+        let (_, y) = r
+            .outputs
+            .into_iter()
+            .find(|(k, _)| k == "output")
+            .ok_or("no output")?;
+        out_shape = y.shape.clone();
+        out.extend(y.to_f32_vec());
+        start = end;
+    }
+    if let Some(first) = out_shape.first_mut() {
+        *first = n;
+    }
+    let shape: Vec<u64> = out_shape.iter().map(|&d| d as u64).collect();
+    dnnc_data::npy::save_f32(output, &shape, &out).map_err(|e| e.to_string())?;
+    Ok(n)
+}

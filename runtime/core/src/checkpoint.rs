@@ -1,0 +1,839 @@
+//! Checkpoints: named host tensors stored in [safetensors](https://github.com/huggingface/safetensors)
+//! files.
+//!
+//! [`save`] writes a file atomically: the bytes go to `<path>.tmp-<pid>` in the same
+//! directory, are flushed to disk, and the temporary file is renamed over `path`, so a
+//! crash never leaves a half-written checkpoint under the real name. [`load`] reads every
+//! tensor back; [`load_into`] reads exactly the tensors a model declares and checks their
+//! element types and shapes.
+//!
+//! Element types map one to one: `f32` ↔ `F32`, `i64` ↔ `I64`, `i32` ↔ `I32`, `u8` ↔ `U8`,
+//! `bool` ↔ `BOOL`. Files holding other safetensors types (`F16`, `F64`, ...) are refused
+//! with an error naming the tensor.
+//!
+//! Every failure is a [`CheckpointError`] that displays as `{path}: {what}`, for example
+//! ``mlp.safetensors: tensor `fc1.W` has shape [784, 128] but the model expects [784, 256]``.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use dnnc_tensor::{numel, DType, Data, Tensor};
+use safetensors::tensor::{SafeTensorError, TensorView};
+use safetensors::{Dtype, SafeTensors, View};
+
+/// The largest header a safetensors file may have (the limit the format's reader enforces).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// A problem saving or loading a checkpoint: the file and what went wrong.
+///
+/// Displays as `{path}: {kind}`.
+#[derive(Debug)]
+pub struct CheckpointError {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub kind: CheckpointErrorKind,
+}
+
+/// What went wrong with a checkpoint. Each variant displays as a lowercase message
+/// without a trailing period, meant to follow the file name.
+#[derive(Debug)]
+pub enum CheckpointErrorKind {
+    /// An I/O operation failed; `doing` says which (`"read the checkpoint"`, ...).
+    Io {
+        /// The operation, as the object of "cannot".
+        doing: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file does not start like a safetensors file; the string says why.
+    NotSafetensors(String),
+    /// The file starts like a safetensors file but is cut short or inconsistent.
+    Corrupt(String),
+    /// A tensor the model expects is not in the file.
+    Missing {
+        /// The tensor name.
+        name: String,
+    },
+    /// The file holds a tensor the model does not have.
+    Unexpected {
+        /// The tensor name.
+        name: String,
+    },
+    /// A tensor has another shape than the model expects.
+    ShapeMismatch {
+        /// The tensor name.
+        name: String,
+        /// The shape in the file.
+        found: Vec<usize>,
+        /// The shape the model expects.
+        expected: Vec<usize>,
+    },
+    /// A tensor has another element type than the model expects.
+    DtypeMismatch {
+        /// The tensor name.
+        name: String,
+        /// The element type in the file, in lowercase (`f64`, `bf16`, ...).
+        found: String,
+        /// The element type the model expects.
+        expected: DType,
+    },
+    /// A tensor in the file has an element type dnnc cannot hold.
+    UnsupportedDtype {
+        /// The tensor name.
+        name: String,
+        /// The element type in the file, in lowercase.
+        dtype: String,
+    },
+    /// A tensor's contents are invalid: inconsistent with its shape, out of range for its
+    /// element type, or (in a file) not a valid encoding.
+    InvalidTensor {
+        /// The tensor name.
+        name: String,
+        /// Why, as a phrase following the tensor name.
+        reason: String,
+    },
+    /// Two tensors given to [`save`] have the same name, or a name is reserved.
+    BadName {
+        /// The tensor name.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The checkpoint could not be encoded.
+    Encode(String),
+}
+
+impl fmt::Display for CheckpointErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CheckpointErrorKind::*;
+        match self {
+            Io { doing, source } => write!(f, "cannot {doing}: {source}"),
+            NotSafetensors(why) => write!(f, "is not a safetensors file ({why})"),
+            Corrupt(why) => write!(f, "is truncated or corrupt ({why})"),
+            Missing { name } => write!(f, "is missing tensor `{name}`"),
+            Unexpected { name } => write!(f, "has an unexpected tensor `{name}`"),
+            ShapeMismatch {
+                name,
+                found,
+                expected,
+            } => write!(
+                f,
+                "tensor `{name}` has shape {found:?} but the model expects {expected:?}"
+            ),
+            DtypeMismatch {
+                name,
+                found,
+                expected,
+            } => write!(
+                f,
+                "tensor `{name}` has element type {found} but the model expects {expected}"
+            ),
+            UnsupportedDtype { name, dtype } => write!(
+                f,
+                "tensor `{name}` has element type {dtype}, which dnnc does not support \
+                 (supported: f32, i64, i32, u8, bool)"
+            ),
+            InvalidTensor { name, reason } => write!(f, "tensor `{name}` {reason}"),
+            BadName { name, reason } => write!(f, "tensor name `{name}` {reason}"),
+            Encode(why) => write!(f, "cannot encode the checkpoint: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.kind)
+    }
+}
+
+impl std::error::Error for CheckpointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            CheckpointErrorKind::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn err(path: &Path, kind: CheckpointErrorKind) -> CheckpointError {
+    CheckpointError {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+fn io_err(path: &Path, doing: impl Into<String>, source: io::Error) -> CheckpointError {
+    err(
+        path,
+        CheckpointErrorKind::Io {
+            doing: doing.into(),
+            source,
+        },
+    )
+}
+
+/// Writes `tensors` to the safetensors file `path`, replacing it atomically.
+///
+/// Tensor names must be unique and must not be `__metadata__`. Each tensor must be
+/// consistent (storage matching its dtype, as many elements as its shape) and, for `i32`
+/// and `u8` tensors, hold values in range. Nothing is written when any check fails.
+pub fn save(path: &Path, tensors: &[(String, &Tensor)]) -> Result<(), CheckpointError> {
+    let mut seen = HashSet::new();
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        if name == "__metadata__" {
+            let reason = "is reserved by the safetensors format".to_string();
+            return Err(err(
+                path,
+                CheckpointErrorKind::BadName {
+                    name: name.clone(),
+                    reason,
+                },
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            let reason = "appears more than once".to_string();
+            return Err(err(
+                path,
+                CheckpointErrorKind::BadName {
+                    name: name.clone(),
+                    reason,
+                },
+            ));
+        }
+        let view = encode(tensor).map_err(|reason| {
+            err(
+                path,
+                CheckpointErrorKind::InvalidTensor {
+                    name: name.clone(),
+                    reason,
+                },
+            )
+        })?;
+        views.push((name.as_str(), view));
+    }
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|e| err(path, CheckpointErrorKind::Encode(e.to_string())))?;
+    write_atomically(path, &bytes)
+}
+
+/// Reads every tensor of the safetensors file `path`, sorted by name.
+pub fn load(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    let bytes = fs::read(path).map_err(|e| io_err(path, "read the checkpoint", e))?;
+    let file = parse(path, &bytes)?;
+    let mut names: Vec<&str> = file.names();
+    names.sort_unstable();
+    names
+        .into_iter()
+        .map(|name| {
+            let view = file.tensor(name).map_err(|e| corrupt(path, &bytes, e))?;
+            let tensor = decode(name, &view).map_err(|kind| err(path, kind))?;
+            Ok((name.to_string(), tensor))
+        })
+        .collect()
+}
+
+/// Reads the tensors a model declares from the safetensors file `path`.
+///
+/// `expected` lists `(name, dtype, shape)` for every parameter; the result holds the
+/// tensors in that order. The file must hold exactly these tensors: a missing tensor, a
+/// wrong element type, a wrong shape or an extra tensor is an error naming it (the first
+/// problem found, checking the expected tensors in order before looking for extra ones).
+pub fn load_into(
+    path: &Path,
+    expected: &[(String, DType, Vec<usize>)],
+) -> Result<Vec<Tensor>, CheckpointError> {
+    let bytes = fs::read(path).map_err(|e| io_err(path, "read the checkpoint", e))?;
+    let file = parse(path, &bytes)?;
+    let mut views = Vec::with_capacity(expected.len());
+    for (name, dtype, shape) in expected {
+        let view = match file.tensor(name) {
+            Ok(view) => view,
+            Err(SafeTensorError::TensorNotFound(_)) => {
+                return Err(err(
+                    path,
+                    CheckpointErrorKind::Missing { name: name.clone() },
+                ));
+            }
+            Err(e) => return Err(corrupt(path, &bytes, e)),
+        };
+        if view.dtype() != safetensors_dtype(*dtype) {
+            return Err(err(
+                path,
+                CheckpointErrorKind::DtypeMismatch {
+                    name: name.clone(),
+                    found: dtype_name(view.dtype()),
+                    expected: *dtype,
+                },
+            ));
+        }
+        if view.shape() != shape.as_slice() {
+            return Err(err(
+                path,
+                CheckpointErrorKind::ShapeMismatch {
+                    name: name.clone(),
+                    found: view.shape().to_vec(),
+                    expected: shape.clone(),
+                },
+            ));
+        }
+        views.push((name, view));
+    }
+    let wanted: HashSet<&str> = expected.iter().map(|(name, _, _)| name.as_str()).collect();
+    let extra: BTreeSet<&str> = file
+        .names()
+        .into_iter()
+        .filter(|name| !wanted.contains(name))
+        .collect();
+    if let Some(name) = extra.into_iter().next() {
+        let name = name.to_string();
+        return Err(err(path, CheckpointErrorKind::Unexpected { name }));
+    }
+    views
+        .into_iter()
+        .map(|(name, view)| decode(name, &view).map_err(|kind| err(path, kind)))
+        .collect()
+}
+
+/// One tensor's bytes, ready for the safetensors encoder.
+struct EncodedTensor {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for EncodedTensor {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn safetensors_dtype(dtype: DType) -> Dtype {
+    match dtype {
+        DType::F32 => Dtype::F32,
+        DType::I64 => Dtype::I64,
+        DType::I32 => Dtype::I32,
+        DType::U8 => Dtype::U8,
+        DType::Bool => Dtype::BOOL,
+    }
+}
+
+fn dtype_name(dtype: Dtype) -> String {
+    dtype.to_string().to_lowercase()
+}
+
+/// Encodes a tensor as little-endian bytes, or says why it cannot be.
+fn encode(t: &Tensor) -> Result<EncodedTensor, String> {
+    let count = t
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("has shape {:?}, whose size overflows", t.shape))?;
+    if count != t.data.len() {
+        return Err(format!(
+            "holds {} elements but its shape {:?} needs {count}",
+            t.data.len(),
+            t.shape
+        ));
+    }
+    fn narrow<T: TryFrom<i64>, const N: usize>(
+        v: &[i64],
+        dtype: DType,
+        to_le: fn(T) -> [u8; N],
+    ) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(v.len() * N);
+        for (i, &x) in v.iter().enumerate() {
+            let y = T::try_from(x)
+                .map_err(|_| format!("holds {x} at element {i}, which does not fit {dtype}"))?;
+            out.extend_from_slice(&to_le(y));
+        }
+        Ok(out)
+    }
+    let bytes = match (t.dtype, &t.data) {
+        (DType::F32, Data::F32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        (DType::I64, Data::I64(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        (DType::I32, Data::I64(v)) => narrow(v, DType::I32, i32::to_le_bytes)?,
+        (DType::U8, Data::I64(v)) => narrow(v, DType::U8, u8::to_le_bytes)?,
+        (DType::Bool, Data::Bool(v)) => v.iter().map(|&b| u8::from(b)).collect(),
+        (dtype, _) => return Err(format!("is declared {dtype} but its storage is not")),
+    };
+    Ok(EncodedTensor {
+        dtype: safetensors_dtype(t.dtype),
+        shape: t.shape.clone(),
+        bytes,
+    })
+}
+
+/// Decodes one tensor of a parsed file.
+fn decode(name: &str, view: &TensorView<'_>) -> Result<Tensor, CheckpointErrorKind> {
+    fn le<T, const N: usize>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+        bytes
+            .chunks_exact(N)
+            .map(|c| {
+                let mut raw = [0u8; N];
+                raw.copy_from_slice(c);
+                from(raw)
+            })
+            .collect()
+    }
+    let bytes = view.data();
+    let (dtype, data) = match view.dtype() {
+        Dtype::F32 => (DType::F32, Data::F32(le(bytes, f32::from_le_bytes))),
+        Dtype::I64 => (DType::I64, Data::I64(le(bytes, i64::from_le_bytes))),
+        Dtype::I32 => {
+            let v = le(bytes, i32::from_le_bytes);
+            (
+                DType::I32,
+                Data::I64(v.into_iter().map(i64::from).collect()),
+            )
+        }
+        Dtype::U8 => (
+            DType::U8,
+            Data::I64(bytes.iter().map(|&b| i64::from(b)).collect()),
+        ),
+        Dtype::BOOL => {
+            if let Some(i) = bytes.iter().position(|&b| b > 1) {
+                return Err(CheckpointErrorKind::InvalidTensor {
+                    name: name.to_string(),
+                    reason: format!(
+                        "holds byte {} at element {i}, which is not a bool",
+                        bytes[i]
+                    ),
+                });
+            }
+            (
+                DType::Bool,
+                Data::Bool(bytes.iter().map(|&b| b == 1).collect()),
+            )
+        }
+        other => {
+            return Err(CheckpointErrorKind::UnsupportedDtype {
+                name: name.to_string(),
+                dtype: dtype_name(other),
+            })
+        }
+    };
+    let shape = view.shape().to_vec();
+    if data.len() != numel(&shape) {
+        return Err(CheckpointErrorKind::InvalidTensor {
+            name: name.to_string(),
+            reason: format!(
+                "has {} bytes, which do not match its shape {shape:?}",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(Tensor { dtype, shape, data })
+}
+
+/// Parses a whole file, turning the format's errors into messages about `path`.
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, CheckpointError> {
+    let Some(len_field) = bytes.first_chunk::<8>() else {
+        let why = format!(
+            "it has {} bytes, fewer than the 8-byte header length that starts a safetensors file",
+            bytes.len()
+        );
+        return Err(err(path, CheckpointErrorKind::NotSafetensors(why)));
+    };
+    let header_len = u64::from_le_bytes(*len_field);
+    if header_len > MAX_HEADER_BYTES {
+        let why = format!(
+            "it starts with a header length of {header_len} bytes, more than the 100 MB limit"
+        );
+        return Err(err(path, CheckpointErrorKind::NotSafetensors(why)));
+    }
+    let after = (bytes.len() - 8) as u64;
+    if header_len > after {
+        let why = format!("the header needs {header_len} bytes but only {after} follow its length");
+        return Err(err(path, CheckpointErrorKind::Corrupt(why)));
+    }
+    SafeTensors::deserialize(bytes).map_err(|e| corrupt(path, bytes, e))
+}
+
+/// Maps a safetensors parse error to a checkpoint error.
+fn corrupt(path: &Path, bytes: &[u8], e: SafeTensorError) -> CheckpointError {
+    let kind = match e {
+        SafeTensorError::InvalidHeader(e) => {
+            CheckpointErrorKind::NotSafetensors(format!("its header is not UTF-8: {e}"))
+        }
+        SafeTensorError::InvalidHeaderDeserialization(e) => {
+            CheckpointErrorKind::NotSafetensors(format!("its header is not a safetensors header: {e}"))
+        }
+        SafeTensorError::MetadataIncompleteBuffer => CheckpointErrorKind::Corrupt(format!(
+            "the header describes a different amount of tensor data than the {} bytes the file holds",
+            bytes.len()
+        )),
+        SafeTensorError::InvalidOffset(name) => {
+            CheckpointErrorKind::Corrupt(format!("the data offsets of tensor `{name}` are invalid"))
+        }
+        other => CheckpointErrorKind::Corrupt(other.to_string()),
+    };
+    err(path, kind)
+}
+
+/// Writes `bytes` to `<path>.tmp-<pid>`, syncs it, and renames it over `path`. The
+/// temporary file is removed when any step fails.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let Some(file_name) = path.file_name() else {
+        let source = io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file");
+        return Err(io_err(path, "write the checkpoint", source));
+    };
+    let mut tmp_name = file_name.to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut file = fs::File::create(&tmp)
+            .map_err(|e| io_err(path, format!("create `{}`", tmp.display()), e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_err(path, format!("write `{}`", tmp.display()), e))?;
+        fs::rename(&tmp, path).map_err(|e| {
+            io_err(
+                path,
+                format!("rename `{}` to the checkpoint", tmp.display()),
+                e,
+            )
+        })
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return written;
+    }
+    // Make the rename itself durable; not every platform can sync a directory, so a
+    // failure here is ignored.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn sample() -> Vec<(String, Tensor)> {
+        vec![
+            (
+                "fc1.W".into(),
+                Tensor::f32(vec![2, 3], vec![0.5, -1.0, 2.0, 3.25, 0.0, -0.0]).unwrap(),
+            ),
+            (
+                "fc1.b".into(),
+                Tensor::f32(vec![3], vec![1e-8, f32::MAX, f32::MIN_POSITIVE]).unwrap(),
+            ),
+            (
+                "step".into(),
+                Tensor::new(DType::I64, vec![], Data::I64(vec![i64::MIN])).unwrap(),
+            ),
+            (
+                "idx".into(),
+                Tensor::new(
+                    DType::I32,
+                    vec![2],
+                    Data::I64(vec![-5, i64::from(i32::MAX)]),
+                )
+                .unwrap(),
+            ),
+            (
+                "labels".into(),
+                Tensor::new(DType::U8, vec![3, 1], Data::I64(vec![0, 7, 255])).unwrap(),
+            ),
+            (
+                "mask".into(),
+                Tensor::new(
+                    DType::Bool,
+                    vec![2, 2],
+                    Data::Bool(vec![true, false, false, true]),
+                )
+                .unwrap(),
+            ),
+            ("empty".into(), Tensor::zeros(DType::F32, vec![0, 4])),
+        ]
+    }
+
+    fn refs(v: &[(String, Tensor)]) -> Vec<(String, &Tensor)> {
+        v.iter().map(|(n, t)| (n.clone(), t)).collect()
+    }
+
+    fn expected_of(v: &[(String, Tensor)]) -> Vec<(String, DType, Vec<usize>)> {
+        v.iter()
+            .map(|(n, t)| (n.clone(), t.dtype, t.shape.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_every_dtype() {
+        let dir = TempDir::new("ckpt-round-trip");
+        let path = dir.path().join("mlp.safetensors");
+        let tensors = sample();
+        save(&path, &refs(&tensors)).unwrap();
+        let mut want = tensors.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(load(&path).unwrap(), want);
+        // `load_into` returns the tensors in the order the model lists them.
+        let got = load_into(&path, &expected_of(&tensors)).unwrap();
+        let want: Vec<Tensor> = tensors.into_iter().map(|(_, t)| t).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn save_is_atomic_and_overwrites() {
+        let dir = TempDir::new("ckpt-atomic");
+        let path = dir.path().join("mlp.safetensors");
+        let tensors = sample();
+        save(&path, &refs(&tensors)).unwrap();
+        save(&path, &refs(&tensors[..1])).unwrap();
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["mlp.safetensors".to_string()]);
+        assert_eq!(load(&path).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn save_into_missing_directory_fails_cleanly() {
+        let dir = TempDir::new("ckpt-nodir");
+        let path = dir.path().join("no/such/dir/mlp.safetensors");
+        let e = save(&path, &refs(&sample())).unwrap_err();
+        assert!(matches!(e.kind, CheckpointErrorKind::Io { .. }), "{e}");
+        assert!(
+            e.to_string().contains("mlp.safetensors: cannot create"),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn save_rejects_bad_tensors_and_names() {
+        let dir = TempDir::new("ckpt-bad-save");
+        let path = dir.path().join("m.safetensors");
+        let t = Tensor::f32(vec![2], vec![1.0, 2.0]).unwrap();
+        let e = save(&path, &[("a".into(), &t), ("a".into(), &t)]).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("tensor name `a` appears more than once"),
+            "{e}"
+        );
+        let e = save(&path, &[("__metadata__".into(), &t)]).unwrap_err();
+        assert!(matches!(e.kind, CheckpointErrorKind::BadName { .. }));
+
+        let short = Tensor {
+            dtype: DType::F32,
+            shape: vec![3],
+            data: Data::F32(vec![1.0]),
+        };
+        let e = save(&path, &[("w".into(), &short)]).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("tensor `w` holds 1 elements but its shape [3] needs 3"),
+            "{e}"
+        );
+        let big = Tensor::new(DType::U8, vec![2], Data::I64(vec![1, 300])).unwrap();
+        let e = save(&path, &[("y".into(), &big)]).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("tensor `y` holds 300 at element 1, which does not fit u8"),
+            "{e}"
+        );
+        let wrong = Tensor {
+            dtype: DType::I32,
+            shape: vec![1],
+            data: Data::F32(vec![1.0]),
+        };
+        let e = save(&path, &[("z".into(), &wrong)]).unwrap_err();
+        assert!(
+            matches!(e.kind, CheckpointErrorKind::InvalidTensor { .. }),
+            "{e}"
+        );
+        let overflow = Tensor {
+            dtype: DType::F32,
+            shape: vec![usize::MAX, 2],
+            data: Data::F32(vec![]),
+        };
+        assert!(save(&path, &[("o".into(), &overflow)]).is_err());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing is written"
+        );
+    }
+
+    #[test]
+    fn load_into_names_each_mismatch() {
+        let dir = TempDir::new("ckpt-mismatch");
+        let path = dir.path().join("mlp.safetensors");
+        let w = Tensor::zeros(DType::F32, vec![784, 128]);
+        let b = Tensor::zeros(DType::F32, vec![128]);
+        save(&path, &[("fc1.W".into(), &w), ("fc1.b".into(), &b)]).unwrap();
+        let good = vec![
+            ("fc1.W".to_string(), DType::F32, vec![784, 128]),
+            ("fc1.b".to_string(), DType::F32, vec![128]),
+        ];
+        assert_eq!(load_into(&path, &good).unwrap().len(), 2);
+        let shown = path.display().to_string();
+
+        let mut shape = good.clone();
+        shape[0].2 = vec![784, 256];
+        let e = load_into(&path, &shape).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{shown}: tensor `fc1.W` has shape [784, 128] but the model expects [784, 256]"
+            )
+        );
+        assert!(matches!(e.kind, CheckpointErrorKind::ShapeMismatch { .. }));
+
+        let mut dtype = good.clone();
+        dtype[1].1 = DType::I64;
+        let e = load_into(&path, &dtype).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{shown}: tensor `fc1.b` has element type f32 but the model expects i64")
+        );
+
+        let mut missing = good.clone();
+        missing.push(("head.b".to_string(), DType::F32, vec![10]));
+        let e = load_into(&path, &missing).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{shown}: is missing tensor `head.b`")
+        );
+
+        let e = load_into(&path, &good[..1]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{shown}: has an unexpected tensor `fc1.b`")
+        );
+        assert!(matches!(e.kind, CheckpointErrorKind::Unexpected { ref name } if name == "fc1.b"));
+    }
+
+    #[test]
+    fn truncated_files_are_reported() {
+        let dir = TempDir::new("ckpt-truncated");
+        let path = dir.path().join("m.safetensors");
+        save(&path, &refs(&sample())).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        // Cut in the tensor data, then in the header.
+        for cut in [bytes.len() - 3, 20] {
+            fs::write(&path, &bytes[..cut]).unwrap();
+            let e = load(&path).unwrap_err();
+            assert!(matches!(e.kind, CheckpointErrorKind::Corrupt(_)), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("m.safetensors: is truncated or corrupt ("),
+                "{e}"
+            );
+        }
+        fs::write(&path, &bytes[..5]).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(
+            matches!(e.kind, CheckpointErrorKind::NotSafetensors(_)),
+            "{e}"
+        );
+        // Trailing bytes are corruption too.
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0; 4]);
+        fs::write(&path, &longer).unwrap();
+        assert!(matches!(
+            load(&path).unwrap_err().kind,
+            CheckpointErrorKind::Corrupt(_)
+        ));
+    }
+
+    #[test]
+    fn garbage_is_not_safetensors() {
+        let dir = TempDir::new("ckpt-garbage");
+        let path = dir.path().join("weights.safetensors");
+        fs::write(&path, b"this is definitely not a checkpoint file").unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("weights.safetensors: is not a safetensors file ("),
+            "{e}"
+        );
+        // A plausible length followed by text that is not JSON.
+        let mut bytes = 8u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"\xff\xfe{{{{{{");
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            load(&path).unwrap_err().kind,
+            CheckpointErrorKind::NotSafetensors(_)
+        ));
+        let mut bytes = 8u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"[1,2,3] ");
+        fs::write(&path, &bytes).unwrap();
+        let e = load_into(&path, &[]).unwrap_err();
+        assert!(
+            matches!(e.kind, CheckpointErrorKind::NotSafetensors(_)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_an_io_error() {
+        let dir = TempDir::new("ckpt-missing");
+        let path = dir.path().join("absent.safetensors");
+        for e in [load(&path).unwrap_err(), load_into(&path, &[]).unwrap_err()] {
+            let CheckpointErrorKind::Io { source, .. } = &e.kind else {
+                panic!("expected an I/O error, got {e}");
+            };
+            assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            assert!(e
+                .to_string()
+                .contains("absent.safetensors: cannot read the checkpoint: "));
+        }
+    }
+
+    #[test]
+    fn unsupported_and_invalid_contents() {
+        let dir = TempDir::new("ckpt-unsupported");
+        let path = dir.path().join("h.safetensors");
+        let half = [0u8; 4];
+        let view = TensorView::new(Dtype::F16, vec![2], &half).unwrap();
+        fs::write(&path, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("tensor `w` has element type f16, which dnnc does not support"),
+            "{e}"
+        );
+        let e = load_into(&path, &[("w".into(), DType::F32, vec![2])]).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("tensor `w` has element type f16 but the model expects f32"),
+            "{e}"
+        );
+
+        let bad_bool = [0u8, 2];
+        let view = TensorView::new(Dtype::BOOL, vec![2], &bad_bool).unwrap();
+        fs::write(&path, safetensors::serialize([("m", view)], None).unwrap()).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("tensor `m` holds byte 2 at element 1, which is not a bool"),
+            "{e}"
+        );
+    }
+}
