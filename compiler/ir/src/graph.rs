@@ -56,7 +56,10 @@ impl Graph {
 
     /// Adds `op` applied to `operands`; the shape rule decides the result type.
     pub fn add(&mut self, op: Op, operands: &[NodeId]) -> Result<NodeId, String> {
-        let tys: Vec<&TensorType> = operands.iter().map(|&o| &self.graph[o.index()].ty).collect();
+        let tys: Vec<&TensorType> = operands
+            .iter()
+            .map(|&o| &self.graph[o.index()].ty)
+            .collect();
         let ty = infer(&op, &tys).map_err(|e| format!("{e} (in `{}`)", self.name))?;
         let id = NodeId::of(self.graph.add_node(Node { op, ty }));
         for (i, &o) in operands.iter().enumerate() {
@@ -123,7 +126,10 @@ impl Graph {
     }
 
     pub fn output(&self, name: &str) -> Option<NodeId> {
-        self.outputs.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
     }
 
     pub fn add_update(&mut self, state: impl Into<String>, id: NodeId) {
@@ -138,12 +144,18 @@ impl Graph {
 
     /// Nodes that are `input` ops, in insertion order.
     pub fn inputs(&self) -> Vec<NodeId> {
-        self.node_ids().into_iter().filter(|&n| matches!(self.node(n).op, Op::Input { .. })).collect()
+        self.node_ids()
+            .into_iter()
+            .filter(|&n| matches!(self.node(n).op, Op::Input { .. }))
+            .collect()
     }
 
     /// Nodes that are `state` ops, in insertion order.
     pub fn states(&self) -> Vec<NodeId> {
-        self.node_ids().into_iter().filter(|&n| matches!(self.node(n).op, Op::State { .. })).collect()
+        self.node_ids()
+            .into_iter()
+            .filter(|&n| matches!(self.node(n).op, Op::State { .. }))
+            .collect()
     }
 
     /// A topological order (operands before users), deterministic for a given graph.
@@ -213,7 +225,12 @@ impl Graph {
     /// The nodes that outputs and updates depend on.
     pub fn live(&self) -> std::collections::HashSet<NodeId> {
         let mut live = std::collections::HashSet::new();
-        let mut stack: Vec<NodeId> = self.outputs.iter().chain(&self.updates).map(|(_, id)| *id).collect();
+        let mut stack: Vec<NodeId> = self
+            .outputs
+            .iter()
+            .chain(&self.updates)
+            .map(|(_, id)| *id)
+            .collect();
         while let Some(n) = stack.pop() {
             if live.insert(n) {
                 stack.extend(self.operands(n));

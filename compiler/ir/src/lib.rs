@@ -24,8 +24,26 @@ mod tests {
     #[test]
     fn builds_prints_and_verifies_a_small_graph() {
         let mut g = Graph::new("predict");
-        let x = g.add(Op::Input { name: "x".into(), dtype: DType::F32, shape: vec![2, 3] }, &[]).unwrap();
-        let w = g.add(Op::State { name: "W".into(), dtype: DType::F32, shape: vec![3, 4] }, &[]).unwrap();
+        let x = g
+            .add(
+                Op::Input {
+                    name: "x".into(),
+                    dtype: DType::F32,
+                    shape: vec![2, 3],
+                },
+                &[],
+            )
+            .unwrap();
+        let w = g
+            .add(
+                Op::State {
+                    name: "W".into(),
+                    dtype: DType::F32,
+                    shape: vec![3, 4],
+                },
+                &[],
+            )
+            .unwrap();
         let y = g.add(Op::MatMul, &[x, w]).unwrap();
         g.set_output("y", y);
         assert!(verify(&g).is_ok());
@@ -38,8 +56,26 @@ mod tests {
     #[test]
     fn replacing_uses_keeps_operand_order() {
         let mut g = Graph::new("t");
-        let a = g.add(Op::Input { name: "a".into(), dtype: DType::F32, shape: vec![2] }, &[]).unwrap();
-        let b = g.add(Op::Input { name: "b".into(), dtype: DType::F32, shape: vec![2] }, &[]).unwrap();
+        let a = g
+            .add(
+                Op::Input {
+                    name: "a".into(),
+                    dtype: DType::F32,
+                    shape: vec![2],
+                },
+                &[],
+            )
+            .unwrap();
+        let b = g
+            .add(
+                Op::Input {
+                    name: "b".into(),
+                    dtype: DType::F32,
+                    shape: vec![2],
+                },
+                &[],
+            )
+            .unwrap();
         let s = g.add(Op::Binary(BinaryOp::Sub), &[a, b]).unwrap();
         let n = g.add(Op::Unary(UnaryOp::Neg), &[a]).unwrap();
         g.set_output("s", s);

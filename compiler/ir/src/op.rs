@@ -128,7 +128,10 @@ impl BinaryOp {
 
     /// Comparisons produce `bool`.
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne)
+        matches!(
+            self,
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne
+        )
     }
 
     pub fn is_logical(self) -> bool {
@@ -146,8 +149,14 @@ pub enum ReduceKind {
 /// Distributions of the counter-based random ops.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Dist {
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, std: f64 },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     /// Takes the probability tensor as its second operand.
     Bernoulli,
 }
@@ -156,13 +165,28 @@ pub enum Dist {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// A tensor fed for each step (a batch field, the step counter).
-    Input { name: String, dtype: DType, shape: Vec<usize> },
+    Input {
+        name: String,
+        dtype: DType,
+        shape: Vec<usize>,
+    },
     /// Persistent state: a parameter or an optimizer's moment, updated in place.
-    State { name: String, dtype: DType, shape: Vec<usize> },
+    State {
+        name: String,
+        dtype: DType,
+        shape: Vec<usize>,
+    },
     /// A scalar constant.
-    Const { value: f64, dtype: DType },
+    Const {
+        value: f64,
+        dtype: DType,
+    },
     /// `0, 1, 2, ...` along `axis` of `shape`.
-    Iota { dtype: DType, shape: Vec<usize>, axis: usize },
+    Iota {
+        dtype: DType,
+        shape: Vec<usize>,
+        axis: usize,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
     /// `select(cond, a, b)`, all the same shape.
@@ -173,23 +197,50 @@ pub enum Op {
     /// NumPy broadcasting of the operand (right-aligned) to `shape`.
     Broadcast(Vec<usize>),
     /// Per axis `start..end` by `step`.
-    Slice { starts: Vec<usize>, ends: Vec<usize>, steps: Vec<usize> },
-    Concat { axis: usize },
+    Slice {
+        starts: Vec<usize>,
+        ends: Vec<usize>,
+        steps: Vec<usize>,
+    },
+    Concat {
+        axis: usize,
+    },
     /// Per axis `lo`/`hi` elements of `value` added.
-    Pad { lo: Vec<usize>, hi: Vec<usize>, value: f64 },
-    Reduce { kind: ReduceKind, axes: Vec<usize>, keepdims: bool },
-    ArgMax { axis: usize },
-    ArgMin { axis: usize },
+    Pad {
+        lo: Vec<usize>,
+        hi: Vec<usize>,
+        value: f64,
+    },
+    Reduce {
+        kind: ReduceKind,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
+    ArgMax {
+        axis: usize,
+    },
+    ArgMin {
+        axis: usize,
+    },
     /// `[.., M, K] @ [.., K, N]` with equal batch dimensions.
     MatMul,
     /// NumPy `take`: operands `(x, indices)`.
-    Gather { axis: usize },
+    Gather {
+        axis: usize,
+    },
     /// Adds `updates` into zeros of `shape` at `indices` along `axis`: operands
     /// `(updates, indices)`; the transpose of [`Op::Gather`].
-    ScatterAdd { axis: usize, shape: Vec<usize> },
+    ScatterAdd {
+        axis: usize,
+        shape: Vec<usize>,
+    },
     /// Counter-based random numbers: operand 0 is the `i64` step key; `salt` tells
     /// draws apart. Reproducible from the seed, the step and the salt alone.
-    Random { dist: Dist, shape: Vec<usize>, salt: u64 },
+    Random {
+        dist: Dist,
+        shape: Vec<usize>,
+        salt: u64,
+    },
     /// The identity, through which no gradient flows.
     StopGradient,
 }
@@ -197,9 +248,30 @@ pub enum Op {
 /// Every kind of op, one representative each, for tests that must cover them all.
 pub fn op_kinds() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = vec![
-        "input", "state", "const", "iota", "select", "cast", "reshape", "transpose", "broadcast", "slice", "concat", "pad",
-        "reduce_sum", "reduce_max", "reduce_min", "argmax", "argmin", "matmul", "gather", "scatter_add", "random_uniform",
-        "random_normal", "random_bernoulli", "stop_gradient",
+        "input",
+        "state",
+        "const",
+        "iota",
+        "select",
+        "cast",
+        "reshape",
+        "transpose",
+        "broadcast",
+        "slice",
+        "concat",
+        "pad",
+        "reduce_sum",
+        "reduce_max",
+        "reduce_min",
+        "argmax",
+        "argmin",
+        "matmul",
+        "gather",
+        "scatter_add",
+        "random_uniform",
+        "random_normal",
+        "random_bernoulli",
+        "stop_gradient",
     ];
     v.extend(UnaryOp::ALL.iter().map(|u| u.name()));
     v.extend(BinaryOp::ALL.iter().map(|b| b.name()));
@@ -224,17 +296,35 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Concat { .. } => "concat",
             Op::Pad { .. } => "pad",
-            Op::Reduce { kind: ReduceKind::Sum, .. } => "reduce_sum",
-            Op::Reduce { kind: ReduceKind::Max, .. } => "reduce_max",
-            Op::Reduce { kind: ReduceKind::Min, .. } => "reduce_min",
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                ..
+            } => "reduce_sum",
+            Op::Reduce {
+                kind: ReduceKind::Max,
+                ..
+            } => "reduce_max",
+            Op::Reduce {
+                kind: ReduceKind::Min,
+                ..
+            } => "reduce_min",
             Op::ArgMax { .. } => "argmax",
             Op::ArgMin { .. } => "argmin",
             Op::MatMul => "matmul",
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
-            Op::Random { dist: Dist::Uniform { .. }, .. } => "random_uniform",
-            Op::Random { dist: Dist::Normal { .. }, .. } => "random_normal",
-            Op::Random { dist: Dist::Bernoulli, .. } => "random_bernoulli",
+            Op::Random {
+                dist: Dist::Uniform { .. },
+                ..
+            } => "random_uniform",
+            Op::Random {
+                dist: Dist::Normal { .. },
+                ..
+            } => "random_normal",
+            Op::Random {
+                dist: Dist::Bernoulli,
+                ..
+            } => "random_bernoulli",
             Op::StopGradient => "stop_gradient",
         }
     }
@@ -246,7 +336,10 @@ impl Op {
             Op::Binary(_) | Op::MatMul | Op::Gather { .. } | Op::ScatterAdd { .. } => 2,
             Op::Select => 3,
             Op::Concat { .. } => return None,
-            Op::Random { dist: Dist::Bernoulli, .. } => 2,
+            Op::Random {
+                dist: Dist::Bernoulli,
+                ..
+            } => 2,
             _ => 1,
         })
     }
@@ -254,7 +347,10 @@ impl Op {
     /// Ops without side effects whose result depends only on their operands and
     /// attributes (safe to deduplicate and fold).
     pub fn is_pure(&self) -> bool {
-        !matches!(self, Op::Input { .. } | Op::State { .. } | Op::Random { .. })
+        !matches!(
+            self,
+            Op::Input { .. } | Op::State { .. } | Op::Random { .. }
+        )
     }
 }
 
@@ -274,24 +370,41 @@ impl fmt::Display for Op {
             Op::Reshape(s) => write!(f, "reshape {}", list(s)),
             Op::Transpose(p) => write!(f, "transpose {}", list(p)),
             Op::Broadcast(s) => write!(f, "broadcast {}", list(s)),
-            Op::Slice { starts, ends, steps } => write!(f, "slice {} {} {}", list(starts), list(ends), list(steps)),
+            Op::Slice {
+                starts,
+                ends,
+                steps,
+            } => write!(f, "slice {} {} {}", list(starts), list(ends), list(steps)),
             Op::Concat { axis } => write!(f, "concat axis={axis}"),
             Op::Pad { lo, hi, value } => write!(f, "pad {} {} value={value:?}", list(lo), list(hi)),
-            Op::Reduce { kind, axes, keepdims } => {
+            Op::Reduce {
+                kind,
+                axes,
+                keepdims,
+            } => {
                 let k = match kind {
                     ReduceKind::Sum => "sum",
                     ReduceKind::Max => "max",
                     ReduceKind::Min => "min",
                 };
-                write!(f, "reduce_{k} {}{}", list(axes), if *keepdims { " keepdims" } else { "" })
+                write!(
+                    f,
+                    "reduce_{k} {}{}",
+                    list(axes),
+                    if *keepdims { " keepdims" } else { "" }
+                )
             }
             Op::ArgMax { axis } => write!(f, "argmax axis={axis}"),
             Op::ArgMin { axis } => write!(f, "argmin axis={axis}"),
             Op::Gather { axis } => write!(f, "gather axis={axis}"),
             Op::ScatterAdd { axis, shape } => write!(f, "scatter_add axis={axis} {}", list(shape)),
             Op::Random { dist, salt, .. } => match dist {
-                Dist::Uniform { low, high } => write!(f, "random_uniform low={low:?} high={high:?} salt={salt}"),
-                Dist::Normal { mean, std } => write!(f, "random_normal mean={mean:?} std={std:?} salt={salt}"),
+                Dist::Uniform { low, high } => {
+                    write!(f, "random_uniform low={low:?} high={high:?} salt={salt}")
+                }
+                Dist::Normal { mean, std } => {
+                    write!(f, "random_normal mean={mean:?} std={std:?} salt={salt}")
+                }
                 Dist::Bernoulli => write!(f, "random_bernoulli salt={salt}"),
             },
             other => f.write_str(other.kind()),

@@ -23,15 +23,35 @@ pub fn to_text(g: &Graph) -> String {
     let _ = writeln!(out, "graph {} {{", g.name);
     for &n in &order {
         let node = g.node(n);
-        let ops: Vec<String> = g.operands(n).iter().map(|o| format!("%{}", numbers[o])).collect();
-        let args = if ops.is_empty() { String::new() } else { format!(" {}", ops.join(", ")) };
-        let _ = writeln!(out, "  %{} = {}{} : {}", numbers[&n], node.op, args, node.ty);
+        let ops: Vec<String> = g
+            .operands(n)
+            .iter()
+            .map(|o| format!("%{}", numbers[o]))
+            .collect();
+        let args = if ops.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", ops.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "  %{} = {}{} : {}",
+            numbers[&n], node.op, args, node.ty
+        );
     }
     for (name, id) in g.outputs() {
-        let _ = writeln!(out, "  output {name} = %{}", numbers.get(id).copied().unwrap_or(usize::MAX));
+        let _ = writeln!(
+            out,
+            "  output {name} = %{}",
+            numbers.get(id).copied().unwrap_or(usize::MAX)
+        );
     }
     for (name, id) in g.updates() {
-        let _ = writeln!(out, "  update {name:?} = %{}", numbers.get(id).copied().unwrap_or(usize::MAX));
+        let _ = writeln!(
+            out,
+            "  update {name:?} = %{}",
+            numbers.get(id).copied().unwrap_or(usize::MAX)
+        );
     }
     out.push_str("}\n");
     out
@@ -42,7 +62,11 @@ pub fn to_dot(g: &Graph) -> String {
     let order = g.topo_order().unwrap_or_else(|_| g.node_ids());
     let numbers: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut out = String::new();
-    let _ = writeln!(out, "digraph {:?} {{\n  node [shape=box, fontname=monospace];", g.name);
+    let _ = writeln!(
+        out,
+        "digraph {:?} {{\n  node [shape=box, fontname=monospace];",
+        g.name
+    );
     for &n in &order {
         let node = g.node(n);
         let label = format!("%{} {}\\n{}", numbers[&n], node.op, node.ty).replace('"', "\\\"");
@@ -52,10 +76,18 @@ pub fn to_dot(g: &Graph) -> String {
         }
     }
     for (name, id) in g.outputs() {
-        let _ = writeln!(out, "  out_{name} [label=\"output {name}\", shape=oval];\n  n{} -> out_{name};", numbers[id]);
+        let _ = writeln!(
+            out,
+            "  out_{name} [label=\"output {name}\", shape=oval];\n  n{} -> out_{name};",
+            numbers[id]
+        );
     }
     for (i, (name, id)) in g.updates().iter().enumerate() {
-        let _ = writeln!(out, "  upd{i} [label=\"update {name}\", shape=oval];\n  n{} -> upd{i};", numbers[id]);
+        let _ = writeln!(
+            out,
+            "  upd{i} [label=\"update {name}\", shape=oval];\n  n{} -> upd{i};",
+            numbers[id]
+        );
     }
     out.push_str("}\n");
     out

@@ -27,21 +27,27 @@ pub fn verify(g: &Graph) -> Result<(), Vec<String>> {
         let tys: Vec<_> = ops.iter().map(|&o| g.ty(o)).collect();
         match infer(&node.op, &tys) {
             Ok(t) if t == node.ty => {}
-            Ok(t) => errors.push(format!("%{}: `{}` has type {} but its rule gives {t}", id.raw(), node.op, node.ty)),
+            Ok(t) => errors.push(format!(
+                "%{}: `{}` has type {} but its rule gives {t}",
+                id.raw(),
+                node.op,
+                node.ty
+            )),
             Err(e) => errors.push(format!("%{}: {e}", id.raw())),
         }
-        match &node.op {
-            Op::Input { name, .. } => {
-                if inputs.insert(name, id.raw()).is_some() {
-                    errors.push(format!("input `{name}` is declared twice"));
-                }
-            }
-            Op::State { name, .. } => {
-                if states.insert(name, &node.ty).is_some() {
-                    errors.push(format!("state `{name}` is declared twice"));
-                }
-            }
-            _ => {}
+        let duplicate = match &node.op {
+            Op::Input { name, .. } => inputs
+                .insert(name, id.raw())
+                .is_some()
+                .then(|| format!("input `{name}`")),
+            Op::State { name, .. } => states
+                .insert(name, &node.ty)
+                .is_some()
+                .then(|| format!("state `{name}`")),
+            _ => None,
+        };
+        if let Some(what) = duplicate {
+            errors.push(format!("{what} is declared twice"));
         }
     }
     for (name, id) in g.outputs() {
@@ -56,9 +62,10 @@ pub fn verify(g: &Graph) -> Result<(), Vec<String>> {
         }
         match states.get(name.as_str()) {
             None => errors.push(format!("update of `{name}`, which is not a state")),
-            Some(t) if **t != *g.ty(*id) => {
-                errors.push(format!("update of `{name}` has type {} but the state is {t}", g.ty(*id)))
-            }
+            Some(t) if **t != *g.ty(*id) => errors.push(format!(
+                "update of `{name}` has type {} but the state is {t}",
+                g.ty(*id)
+            )),
             Some(_) => {}
         }
     }

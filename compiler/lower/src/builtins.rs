@@ -10,10 +10,50 @@ use crate::lowerer::Lowerer;
 use crate::value::Val;
 
 const NAMES: &[&str] = &[
-    "exp", "log", "sqrt", "rsqrt", "abs", "sign", "sin", "cos", "tanh", "erf", "floor", "ceil", "sum", "mean", "max",
-    "min", "maximum", "minimum", "select", "argmax", "argmin", "matmul", "reshape", "transpose", "broadcast_to",
-    "concat", "pad", "gather", "one_hot", "cast", "shape", "zeros", "ones", "full", "uniform", "normal", "bernoulli",
-    "stop_grad", "grad", "accuracy", "top_k_accuracy", "idx", "npy", "csv",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "abs",
+    "sign",
+    "sin",
+    "cos",
+    "tanh",
+    "erf",
+    "floor",
+    "ceil",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "maximum",
+    "minimum",
+    "select",
+    "argmax",
+    "argmin",
+    "matmul",
+    "reshape",
+    "transpose",
+    "broadcast_to",
+    "concat",
+    "pad",
+    "gather",
+    "one_hot",
+    "cast",
+    "shape",
+    "zeros",
+    "ones",
+    "full",
+    "uniform",
+    "normal",
+    "bernoulli",
+    "stop_grad",
+    "grad",
+    "accuracy",
+    "top_k_accuracy",
+    "idx",
+    "npy",
+    "csv",
 ];
 
 pub fn name(n: &str) -> Option<&'static str> {
@@ -33,7 +73,12 @@ pub fn ir_dtype(d: dnnc_sema::ty::DType) -> Res<DType> {
         S::I32 | S::I16 | S::I8 => DType::I32,
         S::U8 => DType::U8,
         S::Bool => DType::Bool,
-        S::F16 | S::BF16 | S::F64 => return Err(format!("element type `{}` is not supported by this backend yet", d.name())),
+        S::F16 | S::BF16 | S::F64 => {
+            return Err(format!(
+                "element type `{}` is not supported by this backend yet",
+                d.name()
+            ))
+        }
     })
 }
 
@@ -53,11 +98,16 @@ impl Args {
         if let Some((_, v)) = self.0.iter().find(|(n, _)| n.as_deref() == Some(name)) {
             return Some(v);
         }
-        self.0.iter().filter(|(n, _)| n.is_none()).nth(i).map(|(_, v)| v)
+        self.0
+            .iter()
+            .filter(|(n, _)| n.is_none())
+            .nth(i)
+            .map(|(_, v)| v)
     }
 
     fn need(&self, i: usize, name: &str) -> Res<&Val> {
-        self.get(i, name).ok_or_else(|| format!("missing argument `{name}`"))
+        self.get(i, name)
+            .ok_or_else(|| format!("missing argument `{name}`"))
     }
 }
 
@@ -101,12 +151,17 @@ fn shape_of(v: &Val) -> Res<Vec<i64>> {
 }
 
 fn concrete(s: &[i64]) -> Res<Vec<usize>> {
-    s.iter().map(|&d| usize::try_from(d).map_err(|_| format!("invalid dimension {d}"))).collect()
+    s.iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("invalid dimension {d}")))
+        .collect()
 }
 
 fn axis(v: i64, rank: usize) -> Res<usize> {
     let a = if v < 0 { v + rank as i64 } else { v };
-    usize::try_from(a).ok().filter(|&a| a < rank).ok_or_else(|| format!("axis {v} out of range for rank {rank}"))
+    usize::try_from(a)
+        .ok()
+        .filter(|&a| a < rank)
+        .ok_or_else(|| format!("axis {v} out of range for rank {rank}"))
 }
 
 fn axes(v: Option<&Val>, rank: usize) -> Res<Vec<usize>> {
@@ -118,7 +173,11 @@ fn axes(v: Option<&Val>, rank: usize) -> Res<Vec<usize>> {
     }
 }
 
-pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<String>, Val)>) -> Res<Val> {
+pub fn call(
+    lw: &mut Lowerer<'_, '_>,
+    name: &'static str,
+    args: Vec<(Option<String>, Val)>,
+) -> Res<Val> {
     let a = Args(args);
     let unary = |n: &str| -> Option<UnaryOp> {
         Some(match n {
@@ -158,20 +217,43 @@ pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<Stri
             let x = t(a.need(0, "x")?)?;
             let rank = lw.em.shape(x).len();
             let ax = axis(a.get(1, "axis").map_or(Ok(-1), int)?, rank)?;
-            let op = if name == "argmax" { Op::ArgMax { axis: ax } } else { Op::ArgMin { axis: ax } };
+            let op = if name == "argmax" {
+                Op::ArgMax { axis: ax }
+            } else {
+                Op::ArgMin { axis: ax }
+            };
             lw.em.add(op, &[x])?
         }
         "maximum" | "minimum" => {
-            let op = if name == "maximum" { dnnc_syntax::ast::BinOp::Gt } else { dnnc_syntax::ast::BinOp::Lt };
+            let op = if name == "maximum" {
+                dnnc_syntax::ast::BinOp::Gt
+            } else {
+                dnnc_syntax::ast::BinOp::Lt
+            };
             let _ = op;
             let (x, y) = (a.need(0, "a")?.clone(), a.need(1, "b")?.clone());
-            return elementwise(lw, if name == "maximum" { BinaryOp::Max } else { BinaryOp::Min }, x, y);
+            return elementwise(
+                lw,
+                if name == "maximum" {
+                    BinaryOp::Max
+                } else {
+                    BinaryOp::Min
+                },
+                x,
+                y,
+            );
         }
         "select" => {
             let c = t(a.need(0, "cond")?)?;
             let x = a.need(1, "a")?.clone();
             let y = a.need(2, "b")?.clone();
-            let like = [&x, &y].iter().find_map(|v| if let Val::T(n) = v { Some(lw.em.dtype(*n)) } else { None });
+            let like = [&x, &y].iter().find_map(|v| {
+                if let Val::T(n) = v {
+                    Some(lw.em.dtype(*n))
+                } else {
+                    None
+                }
+            });
             let xt = tensor(lw, &x, like.or(Some(DType::F32)))?;
             let yt = tensor(lw, &y, like.or(Some(DType::F32)))?;
             lw.em.select(c, xt, yt)?
@@ -182,7 +264,12 @@ pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<Stri
             let mut s = shape_of(a.need(1, "shape")?)?;
             let n: usize = lw.em.shape(x).iter().product();
             if let Some(i) = s.iter().position(|&d| d == -1) {
-                let rest: i64 = s.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, d)| *d).product();
+                let rest: i64 = s
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, d)| *d)
+                    .product();
                 s[i] = if rest == 0 { 0 } else { n as i64 / rest };
             }
             lw.em.reshape(x, &concrete(&s)?)?
@@ -217,11 +304,15 @@ pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<Stri
         }
         "pad" => {
             let x = t(a.need(0, "x")?)?;
-            let Val::List(rows) = a.need(1, "pads")? else { return Err("pad needs pairs".into()) };
+            let Val::List(rows) = a.need(1, "pads")? else {
+                return Err("pad needs pairs".into());
+            };
             let mut lo = Vec::new();
             let mut hi = Vec::new();
             for r in rows {
-                let Val::List(p) = r else { return Err("pad needs pairs".into()) };
+                let Val::List(p) = r else {
+                    return Err("pad needs pairs".into());
+                };
                 lo.push(usize::try_from(int(&p[0])?).map_err(|_| "negative padding")?);
                 hi.push(usize::try_from(int(&p[1])?).map_err(|_| "negative padding")?);
             }
@@ -242,7 +333,9 @@ pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<Stri
         }
         "cast" => {
             let x = tensor(lw, a.need(0, "x")?, None)?;
-            let Val::DType(d) = a.need(1, "dtype")? else { return Err("cast needs an element type".into()) };
+            let Val::DType(d) = a.need(1, "dtype")? else {
+                return Err("cast needs an element type".into());
+            };
             lw.em.cast(x, *d)?
         }
         "shape" => return Ok(Val::Shape(lw.em.shape(t(a.need(0, "x")?)?))),
@@ -258,13 +351,26 @@ pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<Stri
         "uniform" | "normal" => {
             let s = concrete(&shape_of(a.need(0, "shape")?)?)?;
             let dist = if name == "uniform" {
-                Dist::Uniform { low: a.get(1, "low").map_or(Ok(0.0), float)?, high: a.get(2, "high").map_or(Ok(1.0), float)? }
+                Dist::Uniform {
+                    low: a.get(1, "low").map_or(Ok(0.0), float)?,
+                    high: a.get(2, "high").map_or(Ok(1.0), float)?,
+                }
             } else {
-                Dist::Normal { mean: a.get(1, "mean").map_or(Ok(0.0), float)?, std: a.get(2, "std").map_or(Ok(1.0), float)? }
+                Dist::Normal {
+                    mean: a.get(1, "mean").map_or(Ok(0.0), float)?,
+                    std: a.get(2, "std").map_or(Ok(1.0), float)?,
+                }
             };
             let key = lw.rng_key()?;
             let salt = lw.em.salt();
-            lw.em.add(Op::Random { dist, shape: s, salt }, &[key])?
+            lw.em.add(
+                Op::Random {
+                    dist,
+                    shape: s,
+                    salt,
+                },
+                &[key],
+            )?
         }
         "bernoulli" => {
             let s = concrete(&shape_of(a.need(1, "shape")?)?)?;
@@ -272,17 +378,30 @@ pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<Stri
             let p = lw.em.broadcast_to(p, &s)?;
             let key = lw.rng_key()?;
             let salt = lw.em.salt();
-            lw.em.add(Op::Random { dist: Dist::Bernoulli, shape: s, salt }, &[key, p])?
+            lw.em.add(
+                Op::Random {
+                    dist: Dist::Bernoulli,
+                    shape: s,
+                    salt,
+                },
+                &[key, p],
+            )?
         }
         "stop_grad" => match a.need(0, "x")? {
             Val::T(x) => lw.em.add(Op::StopGradient, &[*x])?,
             other => return Ok(other.clone()),
         },
-        "grad" => return Err("`grad` inside expressions is not supported by this backend yet".into()),
+        "grad" => {
+            return Err("`grad` inside expressions is not supported by this backend yet".into())
+        }
         "accuracy" | "top_k_accuracy" => {
             let logits = t(a.need(0, "logits")?)?;
             let labels = t(a.need(1, "labels")?)?;
-            let k = if name == "accuracy" { 1 } else { a.get(2, "k").map_or(Ok(5), int)? };
+            let k = if name == "accuracy" {
+                1
+            } else {
+                a.get(2, "k").map_or(Ok(5), int)?
+            };
             accuracy(lw, logits, labels, k)?
         }
         "idx" | "npy" | "csv" => return crate::dataset::loader(lw, name, &a.0),
@@ -292,11 +411,21 @@ pub fn call(lw: &mut Lowerer<'_, '_>, name: &'static str, args: Vec<(Option<Stri
 }
 
 fn elementwise(lw: &mut Lowerer<'_, '_>, op: BinaryOp, x: Val, y: Val) -> Res<Val> {
-    let like = [&x, &y].iter().find_map(|v| if let Val::T(n) = v { Some(lw.em.dtype(*n)) } else { None });
+    let like = [&x, &y].iter().find_map(|v| {
+        if let Val::T(n) = v {
+            Some(lw.em.dtype(*n))
+        } else {
+            None
+        }
+    });
     let like = like.unwrap_or(DType::F32);
     let a = tensor(lw, &x, Some(like))?;
     let b = tensor(lw, &y, Some(like))?;
-    let target = if lw.em.dtype(a).is_float() || lw.em.dtype(b).is_float() { DType::F32 } else { like };
+    let target = if lw.em.dtype(a).is_float() || lw.em.dtype(b).is_float() {
+        DType::F32
+    } else {
+        like
+    };
     let a = lw.em.cast(a, target)?;
     let b = lw.em.cast(b, target)?;
     Ok(Val::T(lw.em.binary(op, a, b)?))
@@ -311,7 +440,14 @@ pub fn one_hot(lw: &mut Lowerer<'_, '_>, labels: NodeId, n: usize) -> Res<NodeId
     let l = lw.em.reshape(labels, &expanded)?;
     s.push(n);
     let axis = s.len() - 1;
-    let iota = lw.em.add(Op::Iota { dtype: DType::I64, shape: s.clone(), axis }, &[])?;
+    let iota = lw.em.add(
+        Op::Iota {
+            dtype: DType::I64,
+            shape: s.clone(),
+            axis,
+        },
+        &[],
+    )?;
     let l = lw.em.broadcast_to(l, &s)?;
     let eq = lw.em.add(Op::Binary(BinaryOp::Eq), &[iota, l])?;
     lw.em.cast(eq, DType::F32)

@@ -17,7 +17,9 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
         Val::Builtin(name) => crate::builtins::call(lw, name, args),
         Val::Func(file, index) => {
             let item = item_ast(lw.db, ItemId::new(lw.db, file, index));
-            let ItemKind::Fn(def) = &item.kind else { return Err("not a function".into()) };
+            let ItemKind::Fn(def) = &item.kind else {
+                return Err("not a function".into());
+            };
             let def = def.clone();
             inline(lw, file, None, &def, args)
         }
@@ -27,9 +29,16 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
     }
 }
 
-fn method(lw: &mut Lowerer<'_, '_>, l: Rc<LayerVal>, name: &str, args: Vec<(Option<String>, Val)>) -> Res<Val> {
+fn method(
+    lw: &mut Lowerer<'_, '_>,
+    l: Rc<LayerVal>,
+    name: &str,
+    args: Vec<(Option<String>, Val)>,
+) -> Res<Val> {
     let item = item_ast(lw.db, ItemId::new(lw.db, l.file, l.index));
-    let ItemKind::Layer(def) = &item.kind else { return Err("not a layer".into()) };
+    let ItemKind::Layer(def) = &item.kind else {
+        return Err("not a layer".into());
+    };
     let f = def
         .members
         .iter()
@@ -50,14 +59,21 @@ fn inline(
     args: Vec<(Option<String>, Val)>,
 ) -> Res<Val> {
     if lw.call_depth >= MAX_CALL_DEPTH {
-        return Err(format!("calls nested deeper than {MAX_CALL_DEPTH} (recursion?) at `{}`", def.name.text));
+        return Err(format!(
+            "calls nested deeper than {MAX_CALL_DEPTH} (recursion?) at `{}`",
+            def.name.text
+        ));
     }
     // Match arguments to parameters.
     let mut slots: Vec<Option<Val>> = vec![None; def.params.len()];
     let mut positional = 0;
     for (name, v) in args {
         let i = match name {
-            Some(n) => def.params.iter().position(|p| p.name.text == n).ok_or_else(|| format!("no parameter `{n}`"))?,
+            Some(n) => def
+                .params
+                .iter()
+                .position(|p| p.name.text == n)
+                .ok_or_else(|| format!("no parameter `{n}`"))?,
             None => {
                 positional += 1;
                 positional - 1
@@ -72,7 +88,10 @@ fn inline(
             let v = match slot {
                 Some(v) => v,
                 None => {
-                    let d = p.default.as_ref().ok_or_else(|| format!("missing argument `{}`", p.name.text))?;
+                    let d = p
+                        .default
+                        .as_ref()
+                        .ok_or_else(|| format!("missing argument `{}`", p.name.text))?;
                     crate::eval::expr(lw, d)?
                 }
             };
@@ -88,7 +107,9 @@ fn inline(
 
 /// Binds the names in a parameter's declared dimensions to the argument's shape.
 fn bind_dims(lw: &mut Lowerer<'_, '_>, ty: &ast::TypeExpr, v: &Val) -> Res<()> {
-    let TypeExprKind::Tensor { dims, .. } = &ty.kind else { return Ok(()) };
+    let TypeExprKind::Tensor { dims, .. } = &ty.kind else {
+        return Ok(());
+    };
     let shape = match v {
         Val::T(n) => lw.em.shape(*n),
         Val::Int(_) | Val::Float(_) | Val::Bool(_) => Vec::new(),
@@ -100,16 +121,23 @@ fn bind_dims(lw: &mut Lowerer<'_, '_>, ty: &ast::TypeExpr, v: &Val) -> Res<()> {
         match d {
             DimExpr::Pack(p) => {
                 let suffix = dims.len() - i - 1;
-                let mid = shape.get(i..n.saturating_sub(suffix)).unwrap_or(&[]).to_vec();
+                let mid = shape
+                    .get(i..n.saturating_sub(suffix))
+                    .unwrap_or(&[])
+                    .to_vec();
                 lw.bind(&format!("..{}", p.text), Val::Shape(mid));
             }
             DimExpr::Expr(e) => {
-                let ExprKind::Name(name) = &e.kind else { continue };
+                let ExprKind::Name(name) = &e.kind else {
+                    continue;
+                };
                 let at = match pack_at {
                     Some(k) if i > k => n - (dims.len() - i),
                     _ => i,
                 };
-                let Some(&actual) = shape.get(at) else { continue };
+                let Some(&actual) = shape.get(at) else {
+                    continue;
+                };
                 if lw.lookup(&name.text).is_err() {
                     lw.bind(&name.text, Val::Int(actual as i64));
                 }

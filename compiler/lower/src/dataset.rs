@@ -27,7 +27,11 @@ pub fn lower_split(db: &dyn Db, item: ItemId<'_>, split: &str) -> Res<LoweredSpl
     let ItemKind::Dataset(def) = &item_ast(db, item).kind else {
         return Err("not a dataset".into());
     };
-    let s = def.splits.iter().find(|s| s.name.text == split).ok_or_else(|| format!("the dataset has no split `{split}`"))?;
+    let s = def
+        .splits
+        .iter()
+        .find(|s| s.name.text == split)
+        .ok_or_else(|| format!("the dataset has no split `{split}`"))?;
     let mut graph = Graph::new(format!("dataset_{}_{}", def.name.text, split));
     let mut fields = Vec::new();
     let loaders = {
@@ -35,28 +39,44 @@ pub fn lower_split(db: &dyn Db, item: ItemId<'_>, split: &str) -> Res<LoweredSpl
         lw.loaders = Some(Vec::new());
         for (name, e) in &s.fields {
             let v = crate::eval::expr(&mut lw, e)?;
-            let Val::T(n) = v else { return Err(format!("field `{}` is not a tensor", name.text)) };
+            let Val::T(n) = v else {
+                return Err(format!("field `{}` is not a tensor", name.text));
+            };
             lw.em.g.set_output(name.text.clone(), n);
             fields.push(name.text.clone());
         }
         lw.loaders.take().unwrap_or_default()
     };
-    Ok(LoweredSplit { graph, loaders, fields })
+    Ok(LoweredSplit {
+        graph,
+        loaders,
+        fields,
+    })
 }
 
 /// `idx(path)`, `npy(path)`, `csv(path, header)` inside a dataset: an input typed
 /// from the file's header.
 pub fn loader(lw: &mut Lowerer<'_, '_>, name: &str, args: &[(Option<String>, Val)]) -> Res<Val> {
-    let Some((_, Val::Str(p))) = args.first() else { return Err(format!("`{name}` needs a path")) };
-    let header = args.iter().find(|(n, _)| n.as_deref() == Some("header")).or(args.get(1));
+    let Some((_, Val::Str(p))) = args.first() else {
+        return Err(format!("`{name}` needs a path"));
+    };
+    let header = args
+        .iter()
+        .find(|(n, _)| n.as_deref() == Some("header"))
+        .or(args.get(1));
     let loader = match name {
         "idx" => Loader::Idx,
         "npy" => Loader::Npy,
-        _ => Loader::Csv { header: !matches!(header, Some((_, Val::Bool(false)))) },
+        _ => Loader::Csv {
+            header: !matches!(header, Some((_, Val::Bool(false)))),
+        },
     };
     let file_path = lw.file.path(lw.db).clone();
     let path = file_path.parent().unwrap_or(Path::new(".")).join(&**p);
-    let h = lw.db.probe_data(&path, loader).map_err(|e| format!("{}: {e}", path.display()))?;
+    let h = lw
+        .db
+        .probe_data(&path, loader)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let dtype = match h.elem {
         dnnc_data::ElemType::U8 => DType::U8,
         dnnc_data::ElemType::I8 | dnnc_data::ElemType::I16 | dnnc_data::ElemType::I32 => DType::I32,
@@ -68,7 +88,18 @@ pub fn loader(lw: &mut Lowerer<'_, '_>, name: &str, args: &[(Option<String>, Val
         return Err(format!("`{name}` can only be used in a dataset"));
     };
     let input = format!("file{}", list.len());
-    list.push(LoaderUse { input: input.clone(), loader, path });
-    let n = lw.em.add(Op::Input { name: input, dtype, shape }, &[])?;
+    list.push(LoaderUse {
+        input: input.clone(),
+        loader,
+        path,
+    });
+    let n = lw.em.add(
+        Op::Input {
+            name: input,
+            dtype,
+            shape,
+        },
+        &[],
+    )?;
     Ok(Val::T(n))
 }

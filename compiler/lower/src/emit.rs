@@ -10,8 +10,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Res<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let x = if i < n - a.len() { 1 } else { a[i - (n - a.len())] };
-        let y = if i < n - b.len() { 1 } else { b[i - (n - b.len())] };
+        let x = if i < n - a.len() {
+            1
+        } else {
+            a[i - (n - a.len())]
+        };
+        let y = if i < n - b.len() {
+            1
+        } else {
+            b[i - (n - b.len())]
+        };
         out[i] = if x == y || y == 1 {
             x
         } else if x == 1 {
@@ -98,8 +106,21 @@ impl<'g> Emitter<'g> {
         self.add(Op::Select, &[c, a, b])
     }
 
-    pub fn reduce(&mut self, kind: ReduceKind, x: NodeId, axes: &[usize], keepdims: bool) -> Res<NodeId> {
-        self.add(Op::Reduce { kind, axes: axes.to_vec(), keepdims }, &[x])
+    pub fn reduce(
+        &mut self,
+        kind: ReduceKind,
+        x: NodeId,
+        axes: &[usize],
+        keepdims: bool,
+    ) -> Res<NodeId> {
+        self.add(
+            Op::Reduce {
+                kind,
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            &[x],
+        )
     }
 
     /// The mean over `axes` (all when empty is not meant: pass every axis).
@@ -117,8 +138,16 @@ impl<'g> Emitter<'g> {
         let (sa, sb) = (self.shape(a), self.shape(b));
         let a_vec = sa.len() == 1;
         let b_vec = sb.len() == 1;
-        let a2 = if a_vec { self.reshape(a, &[1, sa[0]])? } else { a };
-        let b2 = if b_vec { self.reshape(b, &[sb[0], 1])? } else { b };
+        let a2 = if a_vec {
+            self.reshape(a, &[1, sa[0]])?
+        } else {
+            a
+        };
+        let b2 = if b_vec {
+            self.reshape(b, &[sb[0], 1])?
+        } else {
+            b
+        };
         let (sa, sb) = (self.shape(a2), self.shape(b2));
         let batch = broadcast_shape(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
         let mut ta = batch.clone();

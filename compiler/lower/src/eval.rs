@@ -16,8 +16,12 @@ pub fn expr(lw: &mut Lowerer<'_, '_>, e: &Expr) -> Res<Val> {
         ExprKind::Str(s) => Ok(Val::Str(Arc::from(s.as_str()))),
         ExprKind::Bool(b) => Ok(Val::Bool(*b)),
         ExprKind::Name(n) => lw.lookup(&n.text),
-        ExprKind::Tuple(es) => Ok(Val::Tuple(es.iter().map(|e| expr(lw, e)).collect::<Res<_>>()?)),
-        ExprKind::List(es) => Ok(Val::List(es.iter().map(|e| expr(lw, e)).collect::<Res<_>>()?)),
+        ExprKind::Tuple(es) => Ok(Val::Tuple(
+            es.iter().map(|e| expr(lw, e)).collect::<Res<_>>()?,
+        )),
+        ExprKind::List(es) => Ok(Val::List(
+            es.iter().map(|e| expr(lw, e)).collect::<Res<_>>()?,
+        )),
         ExprKind::Record(fs) => Ok(Val::Record(
             fs.iter()
                 .map(|(n, e)| Ok((Arc::from(n.text.as_str()), expr(lw, e)?)))
@@ -116,18 +120,24 @@ pub fn bind_pattern(lw: &mut Lowerer<'_, '_>, p: &Pattern, v: Val) -> Res<()> {
 
 /// `size(S)` of a pack, or `size(x)` of a tensor.
 fn size_of(lw: &mut Lowerer<'_, '_>, callee: &Expr, args: &[ast::Arg]) -> Res<Option<Val>> {
-    let ExprKind::Name(f) = &callee.kind else { return Ok(None) };
+    let ExprKind::Name(f) = &callee.kind else {
+        return Ok(None);
+    };
     if f.text != "size" {
         return Ok(None);
     }
-    let [a] = args else { return Err("`size` takes one argument".into()) };
+    let [a] = args else {
+        return Err("`size` takes one argument".into());
+    };
     if let ExprKind::Name(p) = &a.value.kind {
         if let Ok(Val::Shape(dims)) = lw.lookup(&format!("..{}", p.text)) {
             return Ok(Some(Val::Int(dims.iter().product::<usize>() as i64)));
         }
     }
     match expr(lw, &a.value)? {
-        Val::T(x) => Ok(Some(Val::Int(lw.em.shape(x).iter().product::<usize>() as i64))),
+        Val::T(x) => Ok(Some(Val::Int(
+            lw.em.shape(x).iter().product::<usize>() as i64
+        ))),
         other => Err(format!("`size` of a {}", other.kind())),
     }
 }
@@ -170,7 +180,10 @@ fn int_op(op: BinOp, a: i64, b: i64) -> Res<Val> {
         Div if b != 0 && a % b == 0 => Val::Int(a / b),
         Div if b != 0 => Val::Float(a as f64 / b as f64),
         Rem if b != 0 => Val::Int(a.rem_euclid(b)),
-        Pow if b >= 0 => Val::Int(a.checked_pow(u32::try_from(b).map_err(|_| ov())?).ok_or_else(ov)?),
+        Pow if b >= 0 => Val::Int(
+            a.checked_pow(u32::try_from(b).map_err(|_| ov())?)
+                .ok_or_else(ov)?,
+        ),
         Pow => Val::Float((a as f64).powf(b as f64)),
         Eq => Val::Bool(a == b),
         Ne => Val::Bool(a != b),
@@ -280,7 +293,9 @@ pub fn binary(lw: &mut Lowerer<'_, '_>, op: BinOp, a: Val, b: Val) -> Res<Val> {
 
 fn field(lw: &mut Lowerer<'_, '_>, b: Val, name: &str) -> Res<Val> {
     match b {
-        Val::Layer(l) => lw.layer_member(&l, name)?.ok_or_else(|| format!("layer has no member `{name}`")),
+        Val::Layer(l) => lw
+            .layer_member(&l, name)?
+            .ok_or_else(|| format!("layer has no member `{name}`")),
         Val::Record(fs) => fs
             .into_iter()
             .find(|(n, _)| &**n == name)
@@ -303,13 +318,21 @@ fn index(lw: &mut Lowerer<'_, '_>, b: Val, items: &[IndexItem]) -> Res<Val> {
             let i = static_int(&expr(lw, e)?)?;
             let n = vs.len() as i64;
             let j = if i < 0 { i + n } else { i };
-            return vs.get(j as usize).cloned().ok_or_else(|| "tuple index out of range".into());
+            return vs
+                .get(j as usize)
+                .cloned()
+                .ok_or_else(|| "tuple index out of range".into());
         }
     }
-    let Val::T(x) = b else { return Err(format!("indexing a {}", b.kind())) };
+    let Val::T(x) = b else {
+        return Err(format!("indexing a {}", b.kind()));
+    };
     let shape = lw.em.shape(x);
     let rank = shape.len();
-    let explicit = items.iter().filter(|i| !matches!(i, IndexItem::Ellipsis(_))).count();
+    let explicit = items
+        .iter()
+        .filter(|i| !matches!(i, IndexItem::Ellipsis(_)))
+        .count();
     let (mut starts, mut ends, mut steps) = (Vec::new(), Vec::new(), Vec::new());
     let mut drop_axes = Vec::new();
     let mut axis = 0;
@@ -336,7 +359,9 @@ fn index(lw: &mut Lowerer<'_, '_>, b: Val, items: &[IndexItem]) -> Res<Val> {
                 drop_axes.push(axis);
                 axis += 1;
             }
-            IndexItem::Slice { start, stop, step, .. } => {
+            IndexItem::Slice {
+                start, stop, step, ..
+            } => {
                 let n = *shape.get(axis).ok_or("too many indices")? as i64;
                 let norm = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
                 let mut get = |e: &Option<Box<Expr>>| -> Res<Option<i64>> {
@@ -361,10 +386,33 @@ fn index(lw: &mut Lowerer<'_, '_>, b: Val, items: &[IndexItem]) -> Res<Val> {
         steps.push(1);
         axis += 1;
     }
-    let full = starts.iter().zip(&ends).zip(&steps).zip(&shape).all(|(((a, z), s), n)| *a == 0 && z == n && *s == 1);
-    let mut y = if full { x } else { lw.em.add(Op::Slice { starts, ends, steps }, &[x])? };
+    let full = starts
+        .iter()
+        .zip(&ends)
+        .zip(&steps)
+        .zip(&shape)
+        .all(|(((a, z), s), n)| *a == 0 && z == n && *s == 1);
+    let mut y = if full {
+        x
+    } else {
+        lw.em.add(
+            Op::Slice {
+                starts,
+                ends,
+                steps,
+            },
+            &[x],
+        )?
+    };
     if !drop_axes.is_empty() {
-        let s: Vec<usize> = lw.em.shape(y).iter().enumerate().filter(|(i, _)| !drop_axes.contains(i)).map(|(_, d)| *d).collect();
+        let s: Vec<usize> = lw
+            .em
+            .shape(y)
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !drop_axes.contains(i))
+            .map(|(_, d)| *d)
+            .collect();
         y = lw.em.reshape(y, &s)?;
     }
     Ok(Val::T(y))

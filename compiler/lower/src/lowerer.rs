@@ -52,7 +52,12 @@ pub struct Lowerer<'db, 'g> {
 pub const RNG_KEY: &str = "rng_key";
 
 impl<'db, 'g> Lowerer<'db, 'g> {
-    pub fn new(db: &'db dyn Db, g: &'g mut Graph, file: SourceFile, training: bool) -> Lowerer<'db, 'g> {
+    pub fn new(
+        db: &'db dyn Db,
+        g: &'g mut Graph,
+        file: SourceFile,
+        training: bool,
+    ) -> Lowerer<'db, 'g> {
         Lowerer {
             db,
             em: Emitter::new(g),
@@ -159,7 +164,10 @@ impl<'db, 'g> Lowerer<'db, 'g> {
                 shape,
                 init: p.init.clone(),
                 frozen: layer.frozen || p.frozen,
-                from: layer.from.as_ref().map(|(f, prefix)| (f.clone(), join(prefix, name))),
+                from: layer
+                    .from
+                    .as_ref()
+                    .map(|(f, prefix)| (f.clone(), join(prefix, name))),
             });
             return Ok(Some(Val::T(node)));
         }
@@ -199,8 +207,14 @@ impl<'db, 'g> Lowerer<'db, 'g> {
     }
 
     /// Creates the sub-layer `name` of `parent` from its binding.
-    fn instantiate_sub(&mut self, parent: &Rc<LayerVal>, name: &str, path: &str) -> Res<Rc<LayerVal>> {
-        let item = dnnc_sema::items::item_ast(self.db, ItemId::new(self.db, parent.file, parent.index));
+    fn instantiate_sub(
+        &mut self,
+        parent: &Rc<LayerVal>,
+        name: &str,
+        path: &str,
+    ) -> Res<Rc<LayerVal>> {
+        let item =
+            dnnc_sema::items::item_ast(self.db, ItemId::new(self.db, parent.file, parent.index));
         let dnnc_syntax::ast::ItemKind::Layer(def) = &item.kind else {
             return Err("not a layer".into());
         };
@@ -214,7 +228,13 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             .ok_or_else(|| format!("no sub-layer `{name}`"))?;
         // Evaluate the binding in the parent's context.
         let saved = self.enter(parent.file, Some(parent.clone()));
-        let r = self.instance_from_binding(&binding.value, path, parent.frozen || binding.frozen.is_some(), binding.from.as_ref().map(|s| s.value.clone()), parent);
+        let r = self.instance_from_binding(
+            &binding.value,
+            path,
+            parent.frozen || binding.frozen.is_some(),
+            binding.from.as_ref().map(|s| s.value.clone()),
+            parent,
+        );
         self.leave(saved);
         r
     }
@@ -236,10 +256,15 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         let Val::LayerCtor(file, index) = crate::eval::expr(self, callee)? else {
             return Err(format!("`{path}` is not bound to a layer"));
         };
-        let hps = dnnc_sema::items::layer_hparams(self.db, ItemId::new(self.db, file, index)).list.clone();
+        let hps = dnnc_sema::items::layer_hparams(self.db, ItemId::new(self.db, file, index))
+            .list
+            .clone();
         let mut vals = Vec::new();
         for a in args {
-            vals.push((a.name.as_ref().map(|n| n.text.clone()), crate::eval::expr(self, &a.value)?));
+            vals.push((
+                a.name.as_ref().map(|n| n.text.clone()),
+                crate::eval::expr(self, &a.value)?,
+            ));
         }
         let mut hparams = HashMap::new();
         let mut positional = 0;
@@ -256,7 +281,10 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         }
         for h in &hps {
             if !hparams.contains_key(&h.name) {
-                let d = h.default.as_ref().ok_or_else(|| format!("missing hyperparameter `{}`", h.name))?;
+                let d = h
+                    .default
+                    .as_ref()
+                    .ok_or_else(|| format!("missing hyperparameter `{}`", h.name))?;
                 hparams.insert(h.name.clone(), static_val(d, parent)?);
             }
         }
@@ -271,7 +299,12 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         }
         let from = match (from, &parent.from) {
             (Some(f), _) => {
-                let dir = self.file.path(self.db).parent().map(PathBuf::from).unwrap_or_default();
+                let dir = self
+                    .file
+                    .path(self.db)
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
                 Some((dir.join(f), String::new()))
             }
             (None, Some((f, prefix))) => {
@@ -324,10 +357,17 @@ pub fn join(a: &str, b: &str) -> String {
 pub fn static_val(s: &dnnc_sema::ty::Static, parent: &LayerVal) -> Res<Val> {
     use dnnc_sema::ty::Static;
     Ok(match s {
-        Static::Int(d) => Val::Int(d.as_const().ok_or_else(|| format!("`{d}` is not a constant"))?),
+        Static::Int(d) => Val::Int(
+            d.as_const()
+                .ok_or_else(|| format!("`{d}` is not a constant"))?,
+        ),
         Static::Float(x) => Val::Float(*x),
         Static::Bool(b) => Val::Bool(*b),
         Static::Str(s) => Val::Str(s.clone()),
-        Static::Param(p) => parent.hparams.get(p).cloned().ok_or_else(|| format!("unknown hyperparameter `{p}`"))?,
+        Static::Param(p) => parent
+            .hparams
+            .get(p)
+            .cloned()
+            .ok_or_else(|| format!("unknown hyperparameter `{p}`"))?,
     })
 }

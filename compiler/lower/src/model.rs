@@ -37,7 +37,11 @@ pub struct Lowered {
 }
 
 /// The train block at `index` of `file`, with its checked signature.
-pub fn train_item<'db>(db: &'db dyn Db, file: SourceFile, index: u32) -> Res<(ItemId<'db>, &'db TrainSig)> {
+pub fn train_item<'db>(
+    db: &'db dyn Db,
+    file: SourceFile,
+    index: u32,
+) -> Res<(ItemId<'db>, &'db TrainSig)> {
     let id = ItemId::new(db, file, index);
     let sig = train_sig(db, id).as_ref().ok_or("not a train block")?;
     Ok((id, sig))
@@ -85,14 +89,19 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
         let mut lw = Lowerer::new(db, &mut graph, file, mode == Mode::Train);
         if mode == Mode::Predict {
             let x = predict_input(&mut lw, &model, batch)?;
-            let y = crate::calls::call(&mut lw, Val::Layer(model.clone()), vec![(None, Val::T(x))])?;
-            let Val::T(y) = y else { return Err("`forward` does not return a tensor".into()) };
+            let y =
+                crate::calls::call(&mut lw, Val::Layer(model.clone()), vec![(None, Val::T(x))])?;
+            let Val::T(y) = y else {
+                return Err("`forward` does not return a tensor".into());
+            };
             lw.em.g.set_output("output", y);
         } else {
             lw.bind("model", Val::Layer(model.clone()));
             lw.bind("B", Val::Int(batch as i64));
             bind_fields(&mut lw, db, sig, batch)?;
-            let ItemKind::Train(def) = &dnnc_sema::items::item_ast(db, id).kind else { return Err("not a train block".into()) };
+            let ItemKind::Train(def) = &dnnc_sema::items::item_ast(db, id).kind else {
+                return Err("not a train block".into());
+            };
             for it in &def.items {
                 match &it.kind {
                     TrainItemKind::Let(l) => {
@@ -105,7 +114,9 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
                         lw.em.g.set_output("loss", t);
                     }
                     TrainItemKind::Field(n, e) if n.text == "metrics" => {
-                        let dnnc_syntax::ast::ExprKind::List(items) = &e.kind else { continue };
+                        let dnnc_syntax::ast::ExprKind::List(items) = &e.kind else {
+                            continue;
+                        };
                         for (m, mname) in items.iter().zip(&sig.metrics) {
                             let v = crate::eval::expr(&mut lw, m)?;
                             let t = crate::eval::tensor(&mut lw, &v, Some(dnnc_ir::DType::F32))?;
@@ -119,7 +130,11 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
         }
         lw.params
     };
-    Ok(Lowered { graph, params, metrics })
+    Ok(Lowered {
+        graph,
+        params,
+        metrics,
+    })
 }
 
 /// Dataset fields as batch inputs `[batch, ...per-sample]`.
@@ -128,26 +143,51 @@ fn bind_fields(lw: &mut Lowerer<'_, '_>, db: &dyn Db, sig: &TrainSig, batch: usi
     for (name, dtype, sample) in fields {
         let mut shape = vec![batch];
         shape.extend(sample);
-        let n = lw.em.add(Op::Input { name: name.clone(), dtype, shape }, &[])?;
+        let n = lw.em.add(
+            Op::Input {
+                name: name.clone(),
+                dtype,
+                shape,
+            },
+            &[],
+        )?;
         lw.bind(&name, Val::T(n));
     }
     Ok(())
 }
 
 /// The fields of the train block's dataset: name, element type, per-sample shape.
-pub fn dataset_fields(db: &dyn Db, file: SourceFile, sig: &TrainSig) -> Res<Vec<(String, dnnc_ir::DType, Vec<usize>)>> {
+pub fn dataset_fields(
+    db: &dyn Db,
+    file: SourceFile,
+    sig: &TrainSig,
+) -> Res<Vec<(String, dnnc_ir::DType, Vec<usize>)>> {
     let ds_name = sig.dataset.as_ref().ok_or("no dataset")?;
-    let def = dnnc_sema::scope::file_scope(db, file).names.get(ds_name).copied().ok_or("dataset not found")?;
+    let def = dnnc_sema::scope::file_scope(db, file)
+        .names
+        .get(ds_name)
+        .copied()
+        .ok_or("dataset not found")?;
     let ds = dataset_sig(db, ItemId::new(db, def.file, def.index));
     let train = ds.split("train").ok_or("no train split")?;
     let mut out = Vec::new();
     for f in &train.fields {
         let mut sample = Vec::new();
         for d in &f.sample.shape.0 {
-            let DimItem::Dim(d) = d else { return Err("a field has a symbolic shape".into()) };
-            sample.push(d.as_const().and_then(|c| usize::try_from(c).ok()).ok_or("a field has a symbolic shape")?);
+            let DimItem::Dim(d) = d else {
+                return Err("a field has a symbolic shape".into());
+            };
+            sample.push(
+                d.as_const()
+                    .and_then(|c| usize::try_from(c).ok())
+                    .ok_or("a field has a symbolic shape")?,
+            );
         }
-        out.push((f.name.to_string(), crate::builtins::ir_dtype(f.sample.dtype)?, sample));
+        out.push((
+            f.name.to_string(),
+            crate::builtins::ir_dtype(f.sample.dtype)?,
+            sample,
+        ));
     }
     Ok(out)
 }
@@ -155,26 +195,51 @@ pub fn dataset_fields(db: &dyn Db, file: SourceFile, sig: &TrainSig) -> Res<Vec<
 /// The dataset item a train block trains on.
 pub fn dataset_item<'db>(db: &'db dyn Db, file: SourceFile, sig: &TrainSig) -> Res<ItemId<'db>> {
     let ds_name = sig.dataset.as_ref().ok_or("no dataset")?;
-    let def = dnnc_sema::scope::file_scope(db, file).names.get(ds_name).copied().ok_or("dataset not found")?;
+    let def = dnnc_sema::scope::file_scope(db, file)
+        .names
+        .get(ds_name)
+        .copied()
+        .ok_or("dataset not found")?;
     Ok(ItemId::new(db, def.file, def.index))
 }
 
 /// The input of `forward` for inference, typed from its signature.
-fn predict_input(lw: &mut Lowerer<'_, '_>, model: &Rc<LayerVal>, batch: usize) -> Res<dnnc_ir::NodeId> {
+fn predict_input(
+    lw: &mut Lowerer<'_, '_>,
+    model: &Rc<LayerVal>,
+    batch: usize,
+) -> Res<dnnc_ir::NodeId> {
     let (dtype, shape) = forward_input_type(lw.db, model, batch)?;
-    lw.em.add(Op::Input { name: "input".into(), dtype, shape }, &[])
+    lw.em.add(
+        Op::Input {
+            name: "input".into(),
+            dtype,
+            shape,
+        },
+        &[],
+    )
 }
 
 /// The element type and shape of `forward`'s first parameter for `batch` samples.
-pub fn forward_input_type(db: &dyn Db, model: &LayerVal, batch: usize) -> Res<(dnnc_ir::DType, Vec<usize>)> {
-    let sig = layer_sig(db, ItemId::new(db, model.file, model.index)).as_ref().ok_or("the model did not check")?;
+pub fn forward_input_type(
+    db: &dyn Db,
+    model: &LayerVal,
+    batch: usize,
+) -> Res<(dnnc_ir::DType, Vec<usize>)> {
+    let sig = layer_sig(db, ItemId::new(db, model.file, model.index))
+        .as_ref()
+        .ok_or("the model did not check")?;
     let fwd = sig.method("forward").ok_or("the model has no `forward`")?;
     let p = fwd.params.first().ok_or("`forward` takes no input")?;
-    let Ty::Tensor(t) = &p.ty else { return Err("`forward`'s input is not a tensor".into()) };
+    let Ty::Tensor(t) = &p.ty else {
+        return Err("`forward`'s input is not a tensor".into());
+    };
     let mut shape = Vec::new();
     let mut first_sym: Option<Arc<str>> = None;
     for item in &t.shape.0 {
-        let DimItem::Dim(d) = item else { return Err("`forward`'s input has a pack".into()) };
+        let DimItem::Dim(d) = item else {
+            return Err("`forward`'s input has a pack".into());
+        };
         let v = d.substitute(&mut |a| match a {
             dnnc_sema::dim::Atom::Sym(n) => match model.hparams.get(n) {
                 Some(Val::Int(v)) => Some(dnnc_sema::dim::Dim::constant(*v)),
@@ -186,7 +251,9 @@ pub fn forward_input_type(db: &dyn Db, model: &LayerVal, batch: usize) -> Res<(d
             },
             _ => None,
         });
-        let c = v.and_then(|v| v.as_const()).ok_or_else(|| format!("cannot size `forward`'s input dimension `{d}`"))?;
+        let c = v
+            .and_then(|v| v.as_const())
+            .ok_or_else(|| format!("cannot size `forward`'s input dimension `{d}`"))?;
         shape.push(usize::try_from(c).map_err(|_| "negative dimension")?);
     }
     Ok((crate::builtins::ir_dtype(t.dtype)?, shape))

@@ -227,10 +227,9 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
         }
         Op::Cast(_) => {
             let x = xs[0];
+            // Only float-to-float casts carry a gradient.
             if float(b, x) && float(b, y) {
                 vec![Some(g)]
-            } else if float(b, x) {
-                vec![None]
             } else {
                 vec![None]
             }

@@ -546,9 +546,17 @@ impl Rules<'_, '_> {
                 return None;
             }
         };
-        let mut out = Vec::new();
+        let mut out: Vec<usize> = Vec::new();
         for ax in raw {
             match resolve_axis(shape, ax) {
+                Ok(i) if out.contains(&i) => {
+                    self.fail(
+                        codes::BAD_AXIS,
+                        a.span,
+                        format!("axis {ax} is listed twice"),
+                    );
+                    return None;
+                }
                 Ok(i) => out.push(i),
                 Err(msg) => {
                     self.fail(codes::BAD_AXIS, a.span, msg);
@@ -840,6 +848,13 @@ impl Rules<'_, '_> {
                     "each entry of `pad` is a `[low, high]` pair of Ints",
                 );
             };
+            if [lo, hi].iter().any(|v| v.as_const().is_some_and(|c| c < 0)) {
+                return self.fail(
+                    codes::BAD_DIM,
+                    pads.span,
+                    "padding amounts must not be negative",
+                );
+            }
             let Some(n) = d.checked_add(lo).and_then(|n| n.checked_add(hi)) else {
                 return Ty::Error;
             };

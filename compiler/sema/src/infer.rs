@@ -515,7 +515,8 @@ impl<'db> Checker<'db> {
             },
             Rem => match consts {
                 Some((_, 0)) => return self.int_error(op_span, "division by zero"),
-                Some((x, y)) => Some(Dim::constant(x.rem_euclid(y))),
+                // Python's `%`: the result has the sign of the divisor.
+                Some((x, y)) => Some(Dim::constant(((x % y) + y) % y)),
                 None => return Ty::Int(None),
             },
             Pow => match consts {
@@ -1022,6 +1023,26 @@ impl<'db> Checker<'db> {
             }
             match (&p.ty, &a.ty) {
                 (Ty::Tensor(pt), at @ (Ty::Tensor(_) | Ty::Float(_) | Ty::Int(_))) => {
+                    if matches!(at, Ty::Float(_)) && !pt.dtype.is_float() {
+                        let d = self
+                            .err(
+                                codes::DTYPE_MISMATCH,
+                                a.span,
+                                format!(
+                                    "expected element type `{}`, found a `Float`",
+                                    pt.dtype.name()
+                                ),
+                            )
+                            .with_label("a float value")
+                            .with_secondary(
+                                &callee_file,
+                                p.span,
+                                format!("parameter `{}` of `{}` declared here", p.name, sig.name),
+                            );
+                        self.error(d);
+                        failed = true;
+                        continue;
+                    }
                     let t = match at {
                         Ty::Tensor(t) => t.clone(),
                         _ => TensorTy {

@@ -241,6 +241,10 @@ pub fn check_setting(
     let values = cx.bind_static_args(key, &sigs, args, expr.span)?;
     let mut ok = true;
     for (i, ((n, v), p)) in values.iter().zip(params.iter()).enumerate() {
+        // A forwarded hyperparameter is checked where the layer is instantiated.
+        if matches!(v, Static::Param(_)) {
+            continue;
+        }
         if let Err(why) = (p.valid)(v) {
             let given = args
                 .iter()

@@ -377,6 +377,11 @@ fn bind_dataset(cx: &mut Checker<'_>, def: &ast::TrainDef, sig: &mut TrainSig) -
     sig.dataset = Some(r.name.clone());
     let id = cx.item_id(&r);
     let ds = dataset_sig(cx.db, id);
+    if ds.diagnostics.iter().any(|d| d.is_error()) {
+        // A field that failed (e.g. an unreadable file) is missing; its uses here are
+        // not reported again.
+        cx.quiet_unknown = true;
+    }
     let Some(train) = ds.split("train") else {
         let d = cx
             .err(

@@ -147,11 +147,10 @@ impl Steps {
         batch: usize,
         build: &mut dyn FnMut(usize) -> Result<Box<dyn Executable>, String>,
     ) -> Result<&mut Box<dyn Executable>, String> {
-        if !self.by_batch.contains_key(&batch) {
-            let e = build(batch)?;
-            self.by_batch.insert(batch, e);
+        match self.by_batch.entry(batch) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => Ok(v.insert(build(batch)?)),
         }
-        Ok(self.by_batch.get_mut(&batch).expect("inserted above"))
     }
 }
 

@@ -5,6 +5,7 @@
 use dnnc_ir::Graph;
 use dnnc_lower::{lower, Lowered, Mode};
 use dnnc_passes::optimizer::{add_training_step, StepConfig};
+use dnnc_passes::pipeline::{Pipeline, PipelineOptions};
 use dnnc_sema::{Db, SourceFile};
 
 use crate::config::RunConfig;
@@ -36,8 +37,12 @@ fn check(opts: &PassOptions, pass: &str, g: &Graph) -> Result<(), String> {
 }
 
 fn cleanup(g: &mut Graph, opts: &PassOptions) -> Result<(), String> {
-    // PIPELINE-PENDING: the clean-up pipeline is wired in once it lands.
-    check(opts, "cleanup", g)
+    let mut popts = PipelineOptions {
+        verify: opts.verify,
+        dump_after: opts.dump_after.clone(),
+        dump: None,
+    };
+    Pipeline::standard().run(g, &mut popts)
 }
 
 /// The training step for `batch` samples.

@@ -628,9 +628,20 @@ impl Builder<'_> {
         if self.depth >= MAX_EXPR_DEPTH {
             return self.too_deep(span);
         }
-        self.depth += 1;
+        // Only rules that create a node of the tree count towards its depth; the
+        // grammar's precedence levels pass through.
+        let creates_node = matches!(
+            pair.as_rule(),
+            Rule::paren_expr
+                | Rule::list_expr
+                | Rule::if_expr
+                | Rule::block
+                | Rule::scan_expr
+                | Rule::pow_expr
+        );
+        self.depth += usize::from(creates_node);
         let e = self.expr_inner(pair, span);
-        self.depth -= 1;
+        self.depth -= usize::from(creates_node);
         e
     }
 

@@ -100,10 +100,15 @@ impl Tensor {
     pub fn new(dtype: DType, shape: Vec<usize>, data: Data) -> Result<Tensor, ShapeError> {
         let ok_kind = matches!(
             (dtype, &data),
-            (DType::F32, Data::F32(_)) | (DType::Bool, Data::Bool(_)) | (DType::I64 | DType::I32 | DType::U8, Data::I64(_))
+            (DType::F32, Data::F32(_))
+                | (DType::Bool, Data::Bool(_))
+                | (DType::I64 | DType::I32 | DType::U8, Data::I64(_))
         );
         if !ok_kind {
-            return Err(ShapeError(format!("{dtype} data stored as {:?}", std::mem::discriminant(&data))));
+            return Err(ShapeError(format!(
+                "{dtype} data stored as {:?}",
+                std::mem::discriminant(&data)
+            )));
         }
         if data.len() != numel(&shape) {
             return Err(ShapeError(format!(
@@ -120,7 +125,11 @@ impl Tensor {
     }
 
     pub fn scalar_f32(v: f32) -> Tensor {
-        Tensor { dtype: DType::F32, shape: Vec::new(), data: Data::F32(vec![v]) }
+        Tensor {
+            dtype: DType::F32,
+            shape: Vec::new(),
+            data: Data::F32(vec![v]),
+        }
     }
 
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
@@ -177,7 +186,11 @@ impl Tensor {
         if let Some(first) = shape.first_mut() {
             *first = end - start;
         }
-        Tensor { dtype: self.dtype, shape, data }
+        Tensor {
+            dtype: self.dtype,
+            shape,
+            data,
+        }
     }
 
     /// The rows at `indices` along the first axis, in that order.
@@ -199,7 +212,11 @@ impl Tensor {
         if let Some(first) = shape.first_mut() {
             *first = indices.len();
         }
-        Tensor { dtype: self.dtype, shape, data }
+        Tensor {
+            dtype: self.dtype,
+            shape,
+            data,
+        }
     }
 }
 

@@ -1,0 +1,272 @@
+//! `dnnc train`, `eval`, `predict` and `compile` end to end on the MNIST example (a few
+//! steps only), plus the errors for corrupt, truncated or mismatched files, and the
+//! golden IR of the MNIST training step (re-bless with `DNNC_BLESS=1`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dnnc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run dnnc")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn example(name: &str) -> String {
+    root().join("examples").join(name).display().to_string()
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dnnc-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A minimal `.npy` writer for f32 arrays (the test must not depend on the runtime).
+fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_txt = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in data {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn train_eval_predict_round_trip() {
+    let dir = scratch("rt");
+    let w = dir.join("w.safetensors").display().to_string();
+    let log = dir.join("train.jsonl").display().to_string();
+    let out = dnnc(&[
+        "train",
+        &example("mnist_mlp.dnn"),
+        "--epochs",
+        "1",
+        "--steps",
+        "8",
+        "--out",
+        &w,
+        "--log",
+        &log,
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = std::fs::read_to_string(&log).unwrap();
+    for field in [
+        "\"epoch\":1",
+        "\"train_loss\"",
+        "\"test_loss\"",
+        "\"test_accuracy\"",
+        "\"seconds\"",
+    ] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+    let elog = dir.join("eval.jsonl").display().to_string();
+    let out = dnnc(&[
+        "eval",
+        &example("mnist_mlp.dnn"),
+        "--weights",
+        &w,
+        "--log",
+        &elog,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("test_accuracy"));
+    let e = std::fs::read_to_string(&elog).unwrap();
+    assert!(
+        e.contains("\"test_loss\"") && e.contains("\"test_accuracy\""),
+        "{e}"
+    );
+
+    let x = dir.join("x.npy");
+    write_npy(&x, &[3, 784], &vec![0.1; 3 * 784]);
+    let y = dir.join("y.npy").display().to_string();
+    let out = dnnc(&[
+        "predict",
+        &example("mnist_mlp.dnn"),
+        "--weights",
+        &w,
+        "--input",
+        &x.display().to_string(),
+        "--output",
+        &y,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&y).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY") && text(&bytes).contains("(3, 10)"));
+
+    // Wrong input width: a clear error naming the file.
+    write_npy(&x, &[2, 5], &[0.0; 10]);
+    let out = dnnc(&[
+        "predict",
+        &example("mnist_mlp.dnn"),
+        "--weights",
+        &w,
+        "--input",
+        &x.display().to_string(),
+        "--output",
+        &y,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("x.npy") && text(&out.stderr).contains("784"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corrupt_and_mismatched_weights_are_named() {
+    let dir = scratch("weights");
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
+    let out = dnnc(&[
+        "eval",
+        &example("mnist_mlp.dnn"),
+        "--weights",
+        &garbage.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("garbage.safetensors"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Weights of a 128-wide model offered to the 256-wide one.
+    let narrow_src = std::fs::read_to_string(root().join("examples/mnist_mlp.dnn"))
+        .unwrap()
+        .replace("hidden = 256", "hidden = 128");
+    let narrow = root()
+        .join("examples")
+        .join(format!("narrow-{}.dnn", std::process::id()));
+    std::fs::write(&narrow, narrow_src).unwrap();
+    let w = dir.join("narrow.safetensors").display().to_string();
+    let out = dnnc(&[
+        "train",
+        &narrow.display().to_string(),
+        "--steps",
+        "1",
+        "--out",
+        &w,
+        "--quiet",
+    ]);
+    let _ = std::fs::remove_file(&narrow);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dnnc(&["eval", &example("mnist_mlp.dnn"), "--weights", &w]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("fc1.W") && err.contains("[784, 128]") && err.contains("[784, 256]"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn truncated_data_is_named() {
+    let dir = scratch("data");
+    std::fs::create_dir_all(dir.join("data/mnist")).unwrap();
+    let src = root().join("examples/data/mnist");
+    for f in [
+        "train-labels-idx1-ubyte.gz",
+        "test-images-idx3-ubyte.gz",
+        "test-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::copy(src.join(f), dir.join("data/mnist").join(f)).unwrap();
+    }
+    let full = std::fs::read(src.join("train-images-idx3-ubyte.gz")).unwrap();
+    std::fs::write(
+        dir.join("data/mnist/train-images-idx3-ubyte.gz"),
+        &full[..full.len() / 3],
+    )
+    .unwrap();
+    std::fs::copy(root().join("examples/mnist_mlp.dnn"), dir.join("mlp.dnn")).unwrap();
+    let out = dnnc(&[
+        "train",
+        &dir.join("mlp.dnn").display().to_string(),
+        "--steps",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compile_emits_ir_and_dot() {
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "--emit",
+        "dot",
+        "--graph",
+        "predict",
+        "--batch",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("digraph"));
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "--emit",
+        "ir",
+        "--graph",
+        "eval",
+        "--batch",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("output loss"));
+}
+
+#[test]
+fn mnist_train_step_ir_is_golden() {
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "--emit",
+        "ir",
+        "--graph",
+        "train",
+        "--batch",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let golden = root().join("compiler/driver/tests/golden/mnist_mlp.train.ir");
+    let actual = text(&out.stdout);
+    if std::env::var_os("DNNC_BLESS").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &actual).unwrap();
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&golden).expect("golden file exists (bless with DNNC_BLESS=1)");
+    assert!(actual == expected, "the MNIST training step changed; re-bless with DNNC_BLESS=1 if intended.\n--- actual ---\n{actual}");
+}

@@ -1,0 +1,341 @@
+//! Algebraic simplification: local rewrites that never make the graph bigger or slower,
+//! and [`StripStopGradient`], which removes `stop_gradient` once autodiff is done.
+//!
+//! In the laws below `0`, `1`, `true` and `false` stand for splats of that value (a
+//! `const`, seen through `broadcast`, `reshape`, `transpose` or `stop_gradient`, as
+//! [`splat_value`] finds them; integer constants count by the value they hold in their
+//! dtype). Every rewrite keeps the node's type: the replacement has exactly the type of
+//! the node it replaces, or the rule does not fire.
+//!
+//! | law | note |
+//! |---|---|
+//! | `x + 0 = 0 + x = x`, `x - 0 = x` | floats: up to the sign of zero (`-0 + 0` is `+0`) |
+//! | `x * 1 = 1 * x = x`, `x / 1 = x` | exact, NaN and infinities included |
+//! | `x and true = true and x = x`, `x or false = false or x = x` | |
+//! | `max(x, x) = min(x, x) = x`, `x and x = x or x = x` | |
+//! | `select(c, x, x) = x`, `select(true, a, b) = a`, `select(false, a, b) = b` | |
+//! | `neg(neg x) = x`, `not(not x) = x` | integers wrap, so `neg` is an involution there too |
+//! | `cast(x, dtype(x)) = x` | |
+//! | `reshape(x, shape(x)) = x`, `reshape(reshape(x, s), t) = reshape(x, t)` | |
+//! | `transpose(x, id) = x`, `transpose(transpose(x, p), q) = transpose(x, p∘q)` | `(p∘q)[i] = p[q[i]]`; identity gives `x` |
+//! | `broadcast(x, shape(x)) = x`, `broadcast(broadcast(x, s), t) = broadcast(x, t)` | broadcasts compose |
+//! | `slice(x, 0.., ..shape(x), 1..) = x`, `pad(x, 0, 0) = x`, `concat([x]) = x` | |
+//! | `stop_gradient(stop_gradient x) = stop_gradient x` | |
+//!
+//! Deliberately absent: `x * 0 = 0` and `x - x = 0` (false for NaN and infinities),
+//! `x + 0` for a splat `x` (that is [`crate::const_fold`]'s job), and anything that
+//! removes `stop_gradient` (autodiff needs it; [`StripStopGradient`] runs after).
+//!
+//! Nodes are visited in topological order; a rewritten node's users are redirected to
+//! the replacement and the node is removed. The inner nodes of a composed pair
+//! (`reshape(reshape x)`) stay until [`crate::dce`] finds them unused.
+
+use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
+
+use crate::const_fold::{splat_value, Scalar};
+use crate::pipeline::Pass;
+
+/// The `simplify` pass.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Simplify;
+
+impl Pass for Simplify {
+    fn name(&self) -> &'static str {
+        "simplify"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<bool, String> {
+        run(g)
+    }
+}
+
+/// The `strip_stop_gradient` pass: `stop_gradient(x) = x`. Only valid once autodiff has
+/// run (the standard pipeline runs it first).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StripStopGradient;
+
+impl Pass for StripStopGradient {
+    fn name(&self) -> &'static str {
+        "strip_stop_gradient"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<bool, String> {
+        strip_stop_gradient(g)
+    }
+}
+
+/// Replaces every `stop_gradient(x)` by `x`; returns whether there were any.
+pub fn strip_stop_gradient(g: &mut Graph) -> Result<bool, String> {
+    let mut changed = false;
+    for id in g.topo_order()? {
+        if g.node(id).op == Op::StopGradient {
+            let x = g.operands(id)[0];
+            g.replace_uses(id, x);
+            g.remove(id);
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// Applies the laws of the module documentation; returns whether any fired.
+pub fn run(g: &mut Graph) -> Result<bool, String> {
+    let mut changed = false;
+    for id in g.topo_order()? {
+        if !g.contains(id) {
+            continue;
+        }
+        let Some(new) = rewrite(g, id) else {
+            continue;
+        };
+        debug_assert_eq!(g.ty(new), g.ty(id));
+        g.replace_uses(id, new);
+        g.remove(id);
+        changed = true;
+    }
+    Ok(changed)
+}
+
+fn is_identity(perm: &[usize]) -> bool {
+    perm.iter().enumerate().all(|(i, &p)| i == p)
+}
+
+/// The replacement for `id`, if a law applies; only ever of `id`'s own type.
+fn rewrite(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let node = g.node(id).clone();
+    let ops = g.operands(id);
+    let splat = |g: &Graph, i: usize| splat_value(g, ops[i]);
+    let new = match &node.op {
+        Op::Binary(b) => {
+            let (x, y) = (ops[0], ops[1]);
+            let (sx, sy) = (splat(g, 0), splat(g, 1));
+            let zero = |s: Option<Scalar>| s.is_some_and(Scalar::is_zero);
+            let one = |s: Option<Scalar>| s.is_some_and(Scalar::is_one);
+            let is = |s: Option<Scalar>, v: bool| s.and_then(Scalar::as_bool) == Some(v);
+            match b {
+                BinaryOp::Add if zero(sy) => x,
+                BinaryOp::Add if zero(sx) => y,
+                BinaryOp::Sub if zero(sy) => x,
+                BinaryOp::Mul if one(sy) => x,
+                BinaryOp::Mul if one(sx) => y,
+                BinaryOp::Div if one(sy) => x,
+                BinaryOp::And if is(sy, true) => x,
+                BinaryOp::And if is(sx, true) => y,
+                BinaryOp::Or if is(sy, false) => x,
+                BinaryOp::Or if is(sx, false) => y,
+                BinaryOp::Max | BinaryOp::Min | BinaryOp::And | BinaryOp::Or if x == y => x,
+                _ => return None,
+            }
+        }
+        Op::Unary(u @ (UnaryOp::Neg | UnaryOp::Not)) => {
+            let x = ops[0];
+            if g.node(x).op != Op::Unary(*u) {
+                return None;
+            }
+            g.operands(x)[0]
+        }
+        Op::Select => {
+            let (a, b) = (ops[1], ops[2]);
+            match splat(g, 0).and_then(Scalar::as_bool) {
+                _ if a == b => a,
+                Some(true) => a,
+                Some(false) => b,
+                None => return None,
+            }
+        }
+        Op::Cast(to) if g.ty(ops[0]).dtype == *to => ops[0],
+        Op::Reshape(shape) => {
+            let x = ops[0];
+            if g.ty(x).shape == *shape {
+                x
+            } else if let Op::Reshape(_) = g.node(x).op {
+                let inner = g.operands(x)[0];
+                if g.ty(inner).shape == *shape {
+                    inner
+                } else {
+                    g.add(Op::Reshape(shape.clone()), &[inner]).ok()?
+                }
+            } else {
+                return None;
+            }
+        }
+        Op::Transpose(q) => {
+            let x = ops[0];
+            if is_identity(q) {
+                x
+            } else if let Op::Transpose(p) = &g.node(x).op {
+                let composed: Vec<usize> = q.iter().map(|&i| p[i]).collect();
+                let inner = g.operands(x)[0];
+                if is_identity(&composed) {
+                    inner
+                } else {
+                    g.add(Op::Transpose(composed), &[inner]).ok()?
+                }
+            } else {
+                return None;
+            }
+        }
+        Op::Broadcast(shape) => {
+            let x = ops[0];
+            if g.ty(x).shape == *shape {
+                x
+            } else if let Op::Broadcast(_) = g.node(x).op {
+                let inner = g.operands(x)[0];
+                if g.ty(inner).shape == *shape {
+                    inner
+                } else {
+                    g.add(Op::Broadcast(shape.clone()), &[inner]).ok()?
+                }
+            } else {
+                return None;
+            }
+        }
+        Op::Slice {
+            starts,
+            ends,
+            steps,
+        } => {
+            let x = ops[0];
+            let whole = starts.iter().all(|&s| s == 0)
+                && steps.iter().all(|&s| s == 1)
+                && *ends == g.ty(x).shape;
+            if !whole {
+                return None;
+            }
+            x
+        }
+        Op::Pad { lo, hi, .. } if lo.iter().chain(hi).all(|&p| p == 0) => ops[0],
+        Op::Concat { .. } if ops.len() == 1 => ops[0],
+        Op::StopGradient if g.node(ops[0]).op == Op::StopGradient => ops[0],
+        _ => return None,
+    };
+    // The laws keep types by construction; this guards the table above.
+    (*g.ty(new) == node.ty && new != id).then_some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dnnc_ir::print::to_text;
+    use dnnc_ir::DType;
+
+    fn input(g: &mut Graph, name: &str, dtype: DType, shape: &[usize]) -> NodeId {
+        let op = Op::Input {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+        };
+        g.add(op, &[]).unwrap()
+    }
+
+    fn splat(g: &mut Graph, value: f64, dtype: DType, shape: &[usize]) -> NodeId {
+        let c = g.add(Op::Const { value, dtype }, &[]).unwrap();
+        g.add(Op::Broadcast(shape.to_vec()), &[c]).unwrap()
+    }
+
+    fn simplified(mut g: Graph) -> Graph {
+        run(&mut g).unwrap();
+        crate::dce::run(&mut g);
+        assert!(dnnc_ir::verify(&g).is_ok(), "{}", to_text(&g));
+        assert!(!run(&mut g).unwrap(), "not idempotent:\n{}", to_text(&g));
+        g
+    }
+
+    #[test]
+    fn removes_arithmetic_identities() {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::F32, &[2, 3]);
+        let zero = splat(&mut g, 0.0, DType::F32, &[2, 3]);
+        let one = splat(&mut g, 1.0, DType::F32, &[2, 3]);
+        let a = g.add(Op::Binary(BinaryOp::Add), &[zero, x]).unwrap();
+        let m = g.add(Op::Binary(BinaryOp::Mul), &[a, one]).unwrap();
+        let d = g.add(Op::Binary(BinaryOp::Div), &[m, one]).unwrap();
+        let s = g.add(Op::Binary(BinaryOp::Sub), &[d, zero]).unwrap();
+        g.set_output("y", s);
+        let g = simplified(g);
+        assert_eq!(g.output("y"), Some(x));
+        assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn integer_constants_count_by_their_value_in_the_dtype() {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::U8, &[4]);
+        // 257 wraps to 1 in u8; 0.5 truncates to 0 in u8.
+        let one = splat(&mut g, 257.0, DType::U8, &[4]);
+        let zero = splat(&mut g, 0.5, DType::U8, &[4]);
+        let m = g.add(Op::Binary(BinaryOp::Mul), &[x, one]).unwrap();
+        let a = g.add(Op::Binary(BinaryOp::Add), &[m, zero]).unwrap();
+        let two = splat(&mut g, 2.0, DType::U8, &[4]);
+        let keep = g.add(Op::Binary(BinaryOp::Mul), &[a, two]).unwrap();
+        g.set_output("y", keep);
+        let g = simplified(g);
+        assert_eq!(g.operands(g.output("y").unwrap())[0], x);
+    }
+
+    #[test]
+    fn does_not_rewrite_x_times_zero() {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::F32, &[2]);
+        let zero = splat(&mut g, 0.0, DType::F32, &[2]);
+        let m = g.add(Op::Binary(BinaryOp::Mul), &[x, zero]).unwrap();
+        g.set_output("y", m);
+        assert!(!run(&mut g).unwrap());
+    }
+
+    #[test]
+    fn composes_layout_ops() {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::F32, &[2, 3, 4]);
+        let t1 = g.add(Op::Transpose(vec![1, 2, 0]), &[x]).unwrap();
+        let t2 = g.add(Op::Transpose(vec![2, 0, 1]), &[t1]).unwrap();
+        let r1 = g.add(Op::Reshape(vec![6, 4]), &[t2]).unwrap();
+        let r2 = g.add(Op::Reshape(vec![24]), &[r1]).unwrap();
+        let b1 = g.add(Op::Broadcast(vec![1, 24]), &[r2]).unwrap();
+        let b2 = g.add(Op::Broadcast(vec![5, 24]), &[b1]).unwrap();
+        let t3 = g.add(Op::Transpose(vec![1, 0]), &[b2]).unwrap();
+        let t4 = g.add(Op::Transpose(vec![1, 0]), &[t3]).unwrap();
+        g.set_output("y", t4);
+        let g = simplified(g);
+        assert_eq!(
+            to_text(&g),
+            "graph t {\n  %0 = input \"x\" : f32[2, 3, 4]\n  %1 = reshape [24] %0 : f32[24]\n  \
+             %2 = broadcast [5, 24] %1 : f32[5, 24]\n  output y = %2\n}\n"
+        );
+    }
+
+    #[test]
+    fn removes_involutions_no_op_casts_and_trivial_selects() {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::I32, &[3]);
+        let b = input(&mut g, "b", DType::Bool, &[3]);
+        let n1 = g.add(Op::Unary(UnaryOp::Neg), &[x]).unwrap();
+        let n2 = g.add(Op::Unary(UnaryOp::Neg), &[n1]).unwrap();
+        let c = g.add(Op::Cast(DType::I32), &[n2]).unwrap();
+        let t = splat(&mut g, 1.0, DType::Bool, &[3]);
+        let s = g.add(Op::Select, &[t, c, x]).unwrap();
+        let s2 = g.add(Op::Select, &[b, s, s]).unwrap();
+        let nb = g.add(Op::Unary(UnaryOp::Not), &[b]).unwrap();
+        let nnb = g.add(Op::Unary(UnaryOp::Not), &[nb]).unwrap();
+        let and = g.add(Op::Binary(BinaryOp::And), &[t, nnb]).unwrap();
+        g.set_output("y", s2);
+        g.set_output("b", and);
+        let g = simplified(g);
+        assert_eq!(g.output("y"), Some(x));
+        assert_eq!(g.output("b"), Some(b));
+    }
+
+    #[test]
+    fn keeps_stop_gradient_but_strip_removes_it() {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::F32, &[2]);
+        let s1 = g.add(Op::StopGradient, &[x]).unwrap();
+        let s2 = g.add(Op::StopGradient, &[s1]).unwrap();
+        g.set_output("y", s2);
+        let mut g = simplified(g);
+        assert_eq!(g.len(), 2);
+        assert!(strip_stop_gradient(&mut g).unwrap());
+        assert_eq!(g.output("y"), Some(x));
+        assert!(!strip_stop_gradient(&mut g).unwrap());
+    }
+}

@@ -1,0 +1,630 @@
+//! Every primitive's derivative rule against central finite differences.
+//!
+//! The table below has one case per differentiable op kind; the test fails if an op
+//! kind from `dnnc_ir::op_kinds()` is neither in the table nor listed as having no
+//! derivative, so a new op cannot be added without its gradient check.
+
+use std::collections::HashMap;
+
+use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_passes::autodiff::gradients;
+use dnnc_tensor::{Data, Tensor};
+
+/// Op kinds whose results carry no gradient (integer/bool results, sources, random
+/// draws, piecewise-constant functions) and `stop_gradient`, checked to give zero.
+const NO_DERIVATIVE: &[&str] = &[
+    "input",
+    "state",
+    "const",
+    "iota",
+    "sign",
+    "floor",
+    "ceil",
+    "not",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+    "and",
+    "or",
+    "argmax",
+    "argmin",
+    "random_uniform",
+    "random_normal",
+    "random_bernoulli",
+];
+
+struct Case {
+    kind: &'static str,
+    /// Builds the op on the given float inputs; returns its result.
+    build: fn(&mut Graph, &[NodeId]) -> NodeId,
+    /// Shapes of the float inputs and a function giving safe values.
+    inputs: Vec<Vec<usize>>,
+    values: fn(usize, usize) -> f32,
+}
+
+fn lcg(seed: usize, i: usize) -> f32 {
+    let x = (seed as u64)
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add((i as u64).wrapping_mul(1442695040888963407))
+        .wrapping_add(12345)
+        >> 33;
+    (x % 10_000) as f32 / 10_000.0
+}
+
+fn any_value(input: usize, i: usize) -> f32 {
+    lcg(input + 1, i) * 2.0 - 1.0
+}
+
+fn positive(input: usize, i: usize) -> f32 {
+    0.5 + lcg(input + 7, i)
+}
+
+fn distinct(input: usize, i: usize) -> f32 {
+    // Well-separated values so max/min/abs are differentiable at every point.
+    let v = (i as f32 * 0.37 + input as f32 * 0.19).sin() * 2.0;
+    if v.abs() < 0.05 {
+        0.3
+    } else {
+        v
+    }
+}
+
+/// Pairs kept at least 0.3 apart, so max/min/select have no tie near the point.
+fn separated(input: usize, i: usize) -> f32 {
+    let base = distinct(0, i);
+    if input == 0 {
+        base
+    } else if i % 2 == 0 {
+        base + 0.4
+    } else {
+        base - 0.4
+    }
+}
+
+/// `x % y` away from its jumps: 0 < x < y.
+fn rem_values(input: usize, i: usize) -> f32 {
+    if input == 0 {
+        0.25 + 0.1 * i as f32
+    } else {
+        2.0 + 0.1 * i as f32
+    }
+}
+
+fn un(op: UnaryOp) -> fn(&mut Graph, &[NodeId]) -> NodeId {
+    macro_rules! f {
+        ($op:expr) => {
+            |g: &mut Graph, x: &[NodeId]| g.add(Op::Unary($op), &[x[0]]).unwrap()
+        };
+    }
+    match op {
+        UnaryOp::Neg => f!(UnaryOp::Neg),
+        UnaryOp::Exp => f!(UnaryOp::Exp),
+        UnaryOp::Log => f!(UnaryOp::Log),
+        UnaryOp::Sqrt => f!(UnaryOp::Sqrt),
+        UnaryOp::Rsqrt => f!(UnaryOp::Rsqrt),
+        UnaryOp::Abs => f!(UnaryOp::Abs),
+        UnaryOp::Sin => f!(UnaryOp::Sin),
+        UnaryOp::Cos => f!(UnaryOp::Cos),
+        UnaryOp::Tanh => f!(UnaryOp::Tanh),
+        UnaryOp::Erf => f!(UnaryOp::Erf),
+        _ => unreachable!(),
+    }
+}
+
+fn bin(op: BinaryOp) -> fn(&mut Graph, &[NodeId]) -> NodeId {
+    macro_rules! f {
+        ($op:expr) => {
+            |g: &mut Graph, x: &[NodeId]| g.add(Op::Binary($op), &[x[0], x[1]]).unwrap()
+        };
+    }
+    match op {
+        BinaryOp::Add => f!(BinaryOp::Add),
+        BinaryOp::Sub => f!(BinaryOp::Sub),
+        BinaryOp::Mul => f!(BinaryOp::Mul),
+        BinaryOp::Div => f!(BinaryOp::Div),
+        BinaryOp::Pow => f!(BinaryOp::Pow),
+        BinaryOp::Max => f!(BinaryOp::Max),
+        BinaryOp::Min => f!(BinaryOp::Min),
+        BinaryOp::Rem => f!(BinaryOp::Rem),
+        _ => unreachable!(),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let s23 = vec![2, 3];
+    let mut v = vec![
+        Case {
+            kind: "neg",
+            build: un(UnaryOp::Neg),
+            inputs: vec![s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "exp",
+            build: un(UnaryOp::Exp),
+            inputs: vec![s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "log",
+            build: un(UnaryOp::Log),
+            inputs: vec![s23.clone()],
+            values: positive,
+        },
+        Case {
+            kind: "sqrt",
+            build: un(UnaryOp::Sqrt),
+            inputs: vec![s23.clone()],
+            values: positive,
+        },
+        Case {
+            kind: "rsqrt",
+            build: un(UnaryOp::Rsqrt),
+            inputs: vec![s23.clone()],
+            values: positive,
+        },
+        Case {
+            kind: "abs",
+            build: un(UnaryOp::Abs),
+            inputs: vec![s23.clone()],
+            values: distinct,
+        },
+        Case {
+            kind: "sin",
+            build: un(UnaryOp::Sin),
+            inputs: vec![s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "cos",
+            build: un(UnaryOp::Cos),
+            inputs: vec![s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "tanh",
+            build: un(UnaryOp::Tanh),
+            inputs: vec![s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "erf",
+            build: un(UnaryOp::Erf),
+            inputs: vec![s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "add",
+            build: bin(BinaryOp::Add),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "sub",
+            build: bin(BinaryOp::Sub),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "mul",
+            build: bin(BinaryOp::Mul),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: any_value,
+        },
+        Case {
+            kind: "div",
+            build: bin(BinaryOp::Div),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: positive,
+        },
+        Case {
+            kind: "pow",
+            build: bin(BinaryOp::Pow),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: positive,
+        },
+        Case {
+            kind: "max",
+            build: bin(BinaryOp::Max),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: separated,
+        },
+        Case {
+            kind: "min",
+            build: bin(BinaryOp::Min),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: separated,
+        },
+        Case {
+            kind: "rem",
+            build: bin(BinaryOp::Rem),
+            inputs: vec![s23.clone(), s23.clone()],
+            values: rem_values,
+        },
+    ];
+    v.push(Case {
+        kind: "select",
+        build: |g, x| {
+            let c = g.add(Op::Binary(BinaryOp::Gt), &[x[0], x[1]]).unwrap();
+            g.add(Op::Select, &[c, x[0], x[1]]).unwrap()
+        },
+        inputs: vec![s23.clone(), s23.clone()],
+        values: separated,
+    });
+    v.push(Case {
+        kind: "cast",
+        build: |g, x| g.add(Op::Cast(DType::F32), &[x[0]]).unwrap(),
+        inputs: vec![s23.clone()],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "reshape",
+        build: |g, x| g.add(Op::Reshape(vec![3, 2]), &[x[0]]).unwrap(),
+        inputs: vec![s23.clone()],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "transpose",
+        build: |g, x| g.add(Op::Transpose(vec![1, 0]), &[x[0]]).unwrap(),
+        inputs: vec![s23.clone()],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "broadcast",
+        build: |g, x| g.add(Op::Broadcast(vec![4, 2, 3]), &[x[0]]).unwrap(),
+        inputs: vec![vec![2, 1]],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "slice",
+        build: |g, x| {
+            g.add(
+                Op::Slice {
+                    starts: vec![0, 1],
+                    ends: vec![3, 5],
+                    steps: vec![2, 2],
+                },
+                &[x[0]],
+            )
+            .unwrap()
+        },
+        inputs: vec![vec![3, 5]],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "concat",
+        build: |g, x| g.add(Op::Concat { axis: 1 }, &[x[0], x[1]]).unwrap(),
+        inputs: vec![s23.clone(), vec![2, 2]],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "pad",
+        build: |g, x| {
+            g.add(
+                Op::Pad {
+                    lo: vec![1, 0],
+                    hi: vec![0, 2],
+                    value: 0.5,
+                },
+                &[x[0]],
+            )
+            .unwrap()
+        },
+        inputs: vec![s23.clone()],
+        values: any_value,
+    });
+    for (kind, k) in [
+        ("reduce_sum", ReduceKind::Sum),
+        ("reduce_max", ReduceKind::Max),
+        ("reduce_min", ReduceKind::Min),
+    ] {
+        let build: fn(&mut Graph, &[NodeId]) -> NodeId = match k {
+            ReduceKind::Sum => |g, x| {
+                g.add(
+                    Op::Reduce {
+                        kind: ReduceKind::Sum,
+                        axes: vec![1],
+                        keepdims: false,
+                    },
+                    &[x[0]],
+                )
+                .unwrap()
+            },
+            ReduceKind::Max => |g, x| {
+                g.add(
+                    Op::Reduce {
+                        kind: ReduceKind::Max,
+                        axes: vec![1],
+                        keepdims: true,
+                    },
+                    &[x[0]],
+                )
+                .unwrap()
+            },
+            ReduceKind::Min => |g, x| {
+                g.add(
+                    Op::Reduce {
+                        kind: ReduceKind::Min,
+                        axes: vec![0, 1],
+                        keepdims: false,
+                    },
+                    &[x[0]],
+                )
+                .unwrap()
+            },
+        };
+        v.push(Case {
+            kind,
+            build,
+            inputs: vec![s23.clone()],
+            values: distinct,
+        });
+    }
+    v.push(Case {
+        kind: "matmul",
+        build: |g, x| g.add(Op::MatMul, &[x[0], x[1]]).unwrap(),
+        inputs: vec![vec![2, 2, 3], vec![2, 3, 4]],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "gather",
+        build: |g, x| {
+            let idx = index_input(g, vec![2, 2], vec![3, 0, 3, 1]);
+            g.add(Op::Gather { axis: 0 }, &[x[0], idx]).unwrap()
+        },
+        inputs: vec![vec![4, 3]],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "scatter_add",
+        build: |g, x| {
+            let idx = index_input(g, vec![3], vec![2, 0, 2]);
+            g.add(
+                Op::ScatterAdd {
+                    axis: 1,
+                    shape: vec![2, 4],
+                },
+                &[x[0], idx],
+            )
+            .unwrap()
+        },
+        inputs: vec![vec![2, 3]],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "stop_gradient",
+        build: |g, x| g.add(Op::StopGradient, &[x[0]]).unwrap(),
+        inputs: vec![s23],
+        values: any_value,
+    });
+    v
+}
+
+/// An integer input whose values the harness sets from its name.
+fn index_input(g: &mut Graph, shape: Vec<usize>, values: Vec<i64>) -> NodeId {
+    let name = format!(
+        "idx:{}",
+        values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    g.add(
+        Op::Input {
+            name,
+            dtype: DType::I64,
+            shape,
+        },
+        &[],
+    )
+    .unwrap()
+}
+
+fn feeds(g: &Graph, xs: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    let mut out = xs.clone();
+    for n in g.inputs() {
+        if let Op::Input { name, shape, .. } = &g.node(n).op {
+            if let Some(list) = name.strip_prefix("idx:") {
+                let v: Vec<i64> = list.split(',').map(|s| s.parse().unwrap()).collect();
+                out.insert(
+                    name.clone(),
+                    Tensor {
+                        dtype: DType::I64,
+                        shape: shape.clone(),
+                        data: Data::I64(v),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+fn loss_of(g: &Graph, xs: &HashMap<String, Tensor>) -> f64 {
+    let r = dnnc_interp::run(g, &feeds(g, xs), &HashMap::new()).unwrap();
+    let (_, t) = r.outputs.iter().find(|(n, _)| n == "loss").unwrap();
+    f64::from(t.as_f32().unwrap()[0])
+}
+
+#[test]
+fn every_op_has_a_gradient_check_or_none() {
+    let mut covered: Vec<&str> = cases().iter().map(|c| c.kind).collect();
+    covered.extend(NO_DERIVATIVE);
+    for k in dnnc_ir::op_kinds() {
+        assert!(
+            covered.contains(&k),
+            "op kind `{k}` has no gradient check and is not listed as non-differentiable"
+        );
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let mut g = Graph::new(case.kind);
+        let xs: Vec<NodeId> = case
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                g.add(
+                    Op::Input {
+                        name: format!("x{i}"),
+                        dtype: DType::F32,
+                        shape: s.clone(),
+                    },
+                    &[],
+                )
+                .unwrap()
+            })
+            .collect();
+        let y = (case.build)(&mut g, &xs);
+        // loss = sum(y * w) with fixed weights w, so every output element matters.
+        let ys = g.ty(y).shape.clone();
+        let w = g
+            .add(
+                Op::Input {
+                    name: "w".into(),
+                    dtype: DType::F32,
+                    shape: ys.clone(),
+                },
+                &[],
+            )
+            .unwrap();
+        let p = g.add(Op::Binary(BinaryOp::Mul), &[y, w]).unwrap();
+        let axes: Vec<usize> = (0..ys.len()).collect();
+        let loss = g
+            .add(
+                Op::Reduce {
+                    kind: ReduceKind::Sum,
+                    axes,
+                    keepdims: false,
+                },
+                &[p],
+            )
+            .unwrap();
+        g.set_output("loss", loss);
+        let grads = gradients(&mut g, loss, &xs).unwrap();
+        for (i, d) in grads.iter().enumerate() {
+            g.set_output(format!("d{i}"), *d);
+        }
+        dnnc_ir::verify(&g).unwrap_or_else(|e| panic!("{}: {e:?}", case.kind));
+        let mut values: HashMap<String, Tensor> = HashMap::new();
+        for (i, s) in case.inputs.iter().enumerate() {
+            let n: usize = s.iter().product();
+            values.insert(
+                format!("x{i}"),
+                Tensor::f32(s.clone(), (0..n).map(|j| (case.values)(i, j)).collect()).unwrap(),
+            );
+        }
+        let nw: usize = ys.iter().product();
+        values.insert(
+            "w".into(),
+            Tensor::f32(ys.clone(), (0..nw).map(|j| 0.5 + lcg(99, j)).collect()).unwrap(),
+        );
+        let r = dnnc_interp::run(&g, &feeds(&g, &values), &HashMap::new()).unwrap();
+        for (i, s) in case.inputs.iter().enumerate() {
+            let analytic = r
+                .outputs
+                .iter()
+                .find(|(n, _)| *n == format!("d{i}"))
+                .unwrap()
+                .1
+                .to_f32_vec();
+            let n: usize = s.iter().product();
+            for j in 0..n {
+                let eps = 1e-2f32;
+                let mut plus = values.clone();
+                let mut minus = values.clone();
+                if let Data::F32(v) = &mut plus.get_mut(&format!("x{i}")).unwrap().data {
+                    v[j] += eps;
+                }
+                if let Data::F32(v) = &mut minus.get_mut(&format!("x{i}")).unwrap().data {
+                    v[j] -= eps;
+                }
+                let numeric = if case.kind == "stop_gradient" {
+                    0.0
+                } else {
+                    (loss_of(&g, &plus) - loss_of(&g, &minus)) / (2.0 * f64::from(eps))
+                };
+                let a = f64::from(analytic[j]);
+                let tol = 2e-2 * (1.0 + numeric.abs());
+                if (a - numeric).abs() > tol {
+                    failures.push(format!(
+                        "{}: d/dx{i}[{j}] analytic {a:.5} vs numeric {numeric:.5}",
+                        case.kind
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn non_differentiable_ops_give_zero_gradients() {
+    let mut g = Graph::new("zero");
+    let x = g
+        .add(
+            Op::Input {
+                name: "x".into(),
+                dtype: DType::F32,
+                shape: vec![3],
+            },
+            &[],
+        )
+        .unwrap();
+    let f = g.add(Op::Unary(UnaryOp::Floor), &[x]).unwrap();
+    let key = g
+        .add(
+            Op::Const {
+                value: 1.0,
+                dtype: DType::I64,
+            },
+            &[],
+        )
+        .unwrap();
+    let r = g
+        .add(
+            Op::Random {
+                dist: Dist::Uniform {
+                    low: 0.0,
+                    high: 1.0,
+                },
+                shape: vec![3],
+                salt: 1,
+            },
+            &[key],
+        )
+        .unwrap();
+    let s = g.add(Op::Binary(BinaryOp::Add), &[f, r]).unwrap();
+    let loss = g
+        .add(
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes: vec![0],
+                keepdims: false,
+            },
+            &[s],
+        )
+        .unwrap();
+    let d = gradients(&mut g, loss, &[x]).unwrap();
+    g.set_output("d", d[0]);
+    let mut v = HashMap::new();
+    v.insert(
+        "x".to_string(),
+        Tensor::f32(vec![3], vec![0.3, 1.7, -2.2]).unwrap(),
+    );
+    let out = dnnc_interp::run(&g, &v, &HashMap::new()).unwrap();
+    assert_eq!(out.outputs[0].1.to_f32_vec(), vec![0.0; 3]);
+}
