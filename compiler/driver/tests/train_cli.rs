@@ -270,3 +270,33 @@ fn mnist_train_step_ir_is_golden() {
         std::fs::read_to_string(&golden).expect("golden file exists (bless with DNNC_BLESS=1)");
     assert!(actual == expected, "the MNIST training step changed; re-bless with DNNC_BLESS=1 if intended.\n--- actual ---\n{actual}");
 }
+
+#[test]
+fn one_epoch_of_mnist_reaches_088() {
+    // The bar: one epoch on the interpreter reaches test accuracy ≥ 0.88
+    // (the PyTorch recipe gives 0.888 on this split).
+    let dir = scratch("epoch");
+    let w = dir.join("w.safetensors").display().to_string();
+    let log = dir.join("log.jsonl");
+    let out = dnnc(&[
+        "train",
+        &example("mnist_mlp.dnn"),
+        "--epochs",
+        "1",
+        "--out",
+        &w,
+        "--log",
+        &log.display().to_string(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = std::fs::read_to_string(&log).unwrap();
+    let acc: f64 = line
+        .split("\"test_accuracy\":")
+        .nth(1)
+        .and_then(|s| s.split([',', '}']).next())
+        .and_then(|s| s.parse().ok())
+        .expect("test_accuracy in the log");
+    assert!(acc >= 0.88, "test accuracy after one epoch: {acc}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
