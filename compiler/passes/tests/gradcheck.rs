@@ -77,7 +77,7 @@ fn separated(input: usize, i: usize) -> f32 {
     let base = distinct(0, i);
     if input == 0 {
         base
-    } else if i % 2 == 0 {
+    } else if i.is_multiple_of(2) {
         base + 0.4
     } else {
         base - 0.4

@@ -1,7 +1,7 @@
 //! One SGD step of a tiny linear model, checked against values computed by hand, and
 //! the same step with momentum and Adam against their textbook formulas.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::{BackendKind, PassOptions, TrainOptions};
@@ -36,7 +36,7 @@ train Lin on tiny {{
     dir
 }
 
-fn train_steps(dir: &PathBuf, steps: usize) -> Vec<(String, Vec<f32>)> {
+fn train_steps(dir: &Path, steps: usize) -> Vec<(String, Vec<f32>)> {
     let db = RootDatabase::new();
     let file = db.open(&dir.join("lin.dnn")).unwrap();
     assert!(
