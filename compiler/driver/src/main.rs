@@ -99,6 +99,16 @@ enum Command {
         #[arg(long, default_value = "interp")]
         backend: String,
     },
+    /// Format .dnn files in place (or check that they are formatted).
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Do not write; exit 1 if a file would change.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the language server on standard input and output.
+    Lsp,
     /// Compile the file's graphs and print them (`--emit ir` or `--emit dot`).
     Compile {
         file: PathBuf,
@@ -201,6 +211,11 @@ fn run(cli: Cli) -> ExitCode {
             dump_after,
             output,
         }),
+        Command::Fmt { files, check } => fmt(&files, check),
+        Command::Lsp => match dnnc_lsp::run_stdio() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => jobs::fail(format!("the language server stopped: {e}")),
+        },
         Command::Explain { code } => {
             match dnnc_diagnostics::explanation(&code) {
                 Some((_, _, text)) => {
@@ -213,5 +228,47 @@ fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `dnnc fmt`: rewrites each file in the house style; with `--check`, only reports.
+fn fmt(files: &[PathBuf], check: bool) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", f.display());
+                failed = true;
+                continue;
+            }
+        };
+        match dnnc_syntax::format::format(&text) {
+            Ok(new) if new == text => {}
+            Ok(_) if check => {
+                eprintln!("{} is not formatted", f.display());
+                failed = true;
+            }
+            Ok(new) => {
+                if let Err(e) = std::fs::write(f, new) {
+                    eprintln!("error: cannot write `{}`: {e}", f.display());
+                    failed = true;
+                }
+            }
+            Err(e) => {
+                let (line, col) = dnnc_syntax::line_col(&text, e.offset);
+                eprintln!(
+                    "error: {}:{line}:{col}: cannot format: {}; run `dnnc check` for details",
+                    f.display(),
+                    e.message
+                );
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -86,6 +86,11 @@ pub fn std_module_of(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The parameter names of builtin `name` and whether each may be omitted.
+pub fn param_names(name: &str) -> Vec<(&'static str, bool)> {
+    params(name).iter().map(|p| (p.0, p.1)).collect()
+}
+
 fn params(name: &str) -> &'static [P] {
     match name {
         n if UNARY.contains(&n) => &[P("x", false)],

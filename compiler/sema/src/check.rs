@@ -36,6 +36,7 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
                 out.diagnostics.extend(sig.diagnostics.iter().cloned());
                 let mut scope = LayerScope::symbolic(&sig.hparams);
                 for p in &sig.params {
+                    cx.types.push((p.span, Ty::Tensor(p.ty.clone())));
                     scope.names.insert(
                         p.name.clone(),
                         Local {
@@ -46,6 +47,7 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
                 }
                 for s in &sig.subs {
                     let ty = s.inst.clone().map_or(Ty::Error, Ty::Layer);
+                    cx.types.push((s.span, ty.clone()));
                     scope.names.insert(
                         s.name.clone(),
                         Local {
