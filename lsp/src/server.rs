@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
@@ -25,8 +27,14 @@ pub struct State {
 
 pub struct Backend {
     client: Client,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    /// Bumped by every edit; a pending diagnostics run gives up if it changed.
+    generation: Arc<AtomicU64>,
 }
+
+/// How long diagnostics wait after an edit, so that a burst of typing (and the
+/// completion requests in between) is not held up by re-checking after every key.
+const DEBOUNCE: Duration = Duration::from_millis(150);
 
 impl Backend {
     pub fn new(client: Client) -> Backend {
@@ -40,11 +48,12 @@ impl Backend {
         }
         Backend {
             client,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 db: RootDatabase::new(),
                 docs: HashMap::new(),
                 std_dir,
-            }),
+            })),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -52,17 +61,31 @@ impl Backend {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn publish_all(&self) {
-        let batches: Vec<(Uri, Vec<Diagnostic>)> = {
-            let st = self.lock();
-            st.docs
-                .iter()
-                .filter_map(|(p, f)| Some((Uri::from_file_path(p)?, diagnostics(&st, *f))))
-                .collect()
-        };
-        for (uri, diags) in batches {
-            self.client.publish_diagnostics(uri, diags, None).await;
-        }
+    /// Publishes diagnostics for every open document after the debounce delay, unless
+    /// another edit arrives first.
+    fn schedule_diagnostics(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let (state, counter, client) = (
+            self.state.clone(),
+            self.generation.clone(),
+            self.client.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(DEBOUNCE).await;
+            if counter.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            let batches: Vec<(Uri, Vec<Diagnostic>)> = {
+                let st = state.lock().unwrap_or_else(|e| e.into_inner());
+                st.docs
+                    .iter()
+                    .filter_map(|(p, f)| Some((Uri::from_file_path(p)?, diagnostics(&st, *f))))
+                    .collect()
+            };
+            for (uri, diags) in batches {
+                client.publish_diagnostics(uri, diags, None).await;
+            }
+        });
     }
 }
 
@@ -209,7 +232,7 @@ impl LanguageServer for Backend {
             st.db.set_text(f, p.text_document.text);
             st.docs.insert(path, f);
         }
-        self.publish_all().await;
+        self.schedule_diagnostics();
     }
 
     async fn did_change(&self, p: DidChangeTextDocumentParams) {
@@ -226,7 +249,7 @@ impl LanguageServer for Backend {
             st.db.set_text(f, change.text);
             st.docs.insert(path, f);
         }
-        self.publish_all().await;
+        self.schedule_diagnostics();
     }
 
     async fn did_close(&self, p: DidCloseTextDocumentParams) {
