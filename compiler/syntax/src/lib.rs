@@ -6,6 +6,7 @@
 
 pub mod ast;
 mod build;
+pub mod format;
 mod pest_errors;
 mod split;
 
