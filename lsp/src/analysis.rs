@@ -233,6 +233,10 @@ pub fn definition(db: &dyn Db, file: SourceFile, offset: usize) -> Option<(Strin
         let inst = layer_of(db, file, offset, &base)?;
         return member(db, &inst, &name).map(|t| (name, span, t));
     }
+    // The cursor on a declaring name (`let h`, a parameter, a member) is that declaration.
+    if let Some(t) = declaration_at(db, file, span) {
+        return Some((name, span, t));
+    }
     let scope = scope_at(db, file, offset);
     let t = scope
         .into_iter()
@@ -335,5 +339,67 @@ pub fn ty_text(t: &Ty) -> String {
         Ty::Bool(_) => "Bool".into(),
         Ty::Str(_) => "Str".into(),
         other => other.to_string(),
+    }
+}
+
+/// The declaration whose name is exactly at `span`, if any.
+fn declaration_at(db: &dyn Db, file: SourceFile, span: Span) -> Option<Target> {
+    let index = item_at(db, file, span.start as usize)?;
+    let item = &parse(db, file).module.items[index as usize];
+    if item.defined_name().is_some_and(|n| n.span == span) {
+        return Some(Target::Item { file, index });
+    }
+    let mut names: Vec<ast::Name> = Vec::new();
+    match &item.kind {
+        ItemKind::Layer(l) => {
+            names.extend(l.hparams.iter().map(|h| h.name.clone()));
+            for m in &l.members {
+                match &m.kind {
+                    MemberKind::Param { name, .. } => names.push(name.clone()),
+                    MemberKind::SubLayer(b) => names.push(b.name.clone()),
+                    MemberKind::Fn(f) => names.push(f.name.clone()),
+                }
+            }
+        }
+        ItemKind::Train(t) => {
+            for it in &t.items {
+                match &it.kind {
+                    TrainItemKind::Let(l) => pattern_names(&l.pattern, &mut names),
+                    TrainItemKind::Model(b) => names.push(b.name.clone()),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(f) = enclosing_fn(item, span.start as usize) {
+        names.extend(f.params.iter().map(|p| p.name.clone()));
+        all_lets(&f.body, &mut names);
+    }
+    names
+        .into_iter()
+        .find(|n| n.span == span)
+        .map(|n| Target::Local { file, span: n.span })
+}
+
+/// Every name a block binds with `let`, nested blocks included.
+fn all_lets(b: &Block, out: &mut Vec<ast::Name>) {
+    for l in &b.lets {
+        pattern_names(&l.pattern, out);
+        all_lets_expr(&l.value, out);
+    }
+    all_lets_expr(&b.value, out);
+}
+
+fn all_lets_expr(e: &ast::Expr, out: &mut Vec<ast::Name>) {
+    match &e.kind {
+        ExprKind::Block(b) => all_lets(b, out),
+        ExprKind::If { then, els, .. } => {
+            all_lets(then, out);
+            if let Some(e) = els {
+                all_lets_expr(e, out);
+            }
+        }
+        _ => {}
     }
 }

@@ -51,6 +51,38 @@ const SCHEDULES: &[(&str, &str)] = &[
 ];
 const EARLY_STOP: &[&str] = &["monitor", "patience", "mode", "min_delta"];
 
+/// Files with more declarations than this describe their own items lazily.
+const EAGER_ITEMS: usize = 64;
+
+/// Fills in the signature and documentation of a lazily described item.
+pub fn resolve(db: &dyn Db, files: &[SourceFile], mut it: CompletionItem) -> CompletionItem {
+    let Some(data) = &it.data else { return it };
+    let path = data
+        .get("path")
+        .and_then(|p| p.as_str())
+        .unwrap_or_default();
+    let index = data
+        .get("index")
+        .and_then(|i| i.as_u64())
+        .unwrap_or(u64::MAX) as u32;
+    if let Some(f) = files
+        .iter()
+        .find(|f| f.path(db).display().to_string() == path)
+    {
+        if (index as usize) < parse(db, *f).module.items.len() {
+            let (sig, doc) = analysis::describe_item(db, *f, index);
+            it.detail = Some(sig);
+            it.documentation = doc.map(|d| {
+                Documentation::MarkupContent(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: d,
+                })
+            });
+        }
+    }
+    it
+}
+
 fn item(
     label: &str,
     kind: CompletionItemKind,
@@ -181,6 +213,8 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
     let trimmed = line.trim_start();
     let word_start = line.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
     let before_word = word_start.trim_end();
+    // `optimizer  =` and `optimizer =` read the same.
+    let before_norm: String = before_word.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out = Vec::new();
 
     // `use std::` and `use std::nn::{`
@@ -227,6 +261,14 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
 
     let index = analysis::item_at(db, file, offset);
     let item_kind = index.map(|i| &parse(db, file).module.items[i as usize].kind);
+    // A declaration being typed often does not parse yet: read its keyword instead.
+    let head = index.map_or("", |i| {
+        let it = &parse(db, file).module.items[i as usize];
+        declaration_keyword(&text[it.span.range()])
+    });
+    let in_train = matches!(item_kind, Some(ItemKind::Train(_))) || head == "train";
+    let in_layer =
+        matches!(item_kind, Some(ItemKind::Layer(_))) || head == "layer" || head == "model";
     let inside_braces = {
         let from = index.map_or(0, |i| {
             parse(db, file).module.items[i as usize].span.start as usize
@@ -248,8 +290,8 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
     }
 
     // Train blocks: fields, optimizers, schedules, early stopping settings.
-    if let Some(ItemKind::Train(_)) = item_kind {
-        if before_word.ends_with("optimizer =") || before_word.ends_with("with") {
+    if in_train {
+        if before_norm.ends_with("optimizer =") || before_norm.ends_with(" with") {
             for (n, sig) in OPTIMIZERS {
                 out.push(item(
                     n,
@@ -260,7 +302,7 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
             }
             return out;
         }
-        if before_word.ends_with("schedule =") {
+        if before_norm.ends_with("schedule =") {
             for (n, sig) in SCHEDULES {
                 out.push(item(
                     n,
@@ -301,7 +343,7 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
     }
 
     // Layer bodies at the start of a line: member keywords.
-    if let Some(ItemKind::Layer(_)) = item_kind {
+    if in_layer {
         if before_word.trim_start().is_empty()
             && analysis::enclosing_fn(
                 &parse(db, file).module.items[index.unwrap_or(0) as usize],
@@ -375,13 +417,25 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
         }
         match target {
             Target::Item { file: f, index } => {
-                let (sig, doc) = analysis::describe_item(db, f, index);
                 let kind = match &parse(db, f).module.items[index as usize].kind {
                     ItemKind::Layer(_) => CompletionItemKind::CLASS,
                     ItemKind::Fn(_) => CompletionItemKind::FUNCTION,
                     _ => CompletionItemKind::VALUE,
                 };
-                out.push(item(&name, kind, Some(sig), doc));
+                // Declarations of a large file being edited get their signature from
+                // `completionItem/resolve`: describing hundreds of them after every
+                // keystroke would cost a re-check of all their signatures.
+                let lazy = f == file && parse(db, file).module.items.len() > EAGER_ITEMS;
+                if lazy {
+                    let mut it = item(&name, kind, None, None);
+                    it.data = Some(
+                        serde_json::json!({ "path": f.path(db).display().to_string(), "index": index }),
+                    );
+                    out.push(it);
+                } else {
+                    let (sig, doc) = analysis::describe_item(db, f, index);
+                    out.push(item(&name, kind, Some(sig), doc));
+                }
             }
             Target::Local { file: f, span } => {
                 let ty = dnnc_sema::type_at(db, f, span.start)
@@ -405,4 +459,20 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
         out.push(item(k, CompletionItemKind::KEYWORD, None, None));
     }
     out
+}
+
+/// The keyword that starts a declaration's text (`train`, `layer`, ...), skipping
+/// comments and blank lines.
+fn declaration_keyword(text: &str) -> &str {
+    for line in text.lines() {
+        let l = line.trim_start();
+        if l.is_empty() || l.starts_with("//") {
+            continue;
+        }
+        return l
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("");
+    }
+    ""
 }

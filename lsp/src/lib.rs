@@ -11,6 +11,7 @@ mod completion;
 mod server;
 mod symbols;
 mod text;
+mod transport;
 
 use tower_lsp_server::{LspService, Server};
 
@@ -20,9 +21,18 @@ pub fn run_stdio() -> std::io::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let (to_server, from_client) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            // When the client goes away, dropping `to_server` ends the server too.
+            let _ = transport::relay(stdin, to_server).await;
+        });
         let (service, socket) = LspService::new(server::Backend::new);
-        Server::new(stdin, stdout, socket).serve(service).await;
+        Server::new(from_client, tokio::io::stdout(), socket)
+            .serve(service)
+            .await;
     });
+    // The relay may still be blocked reading standard input; do not wait for it.
+    rt.shutdown_background();
     Ok(())
 }

@@ -195,6 +195,7 @@ impl LanguageServer for Backend {
                     TextDocumentSyncKind::FULL,
                 )),
                 completion_provider: Some(CompletionOptions {
+                    resolve_provider: Some(true),
                     trigger_characters: Some(
                         [".", ":", "(", ",", " "]
                             .iter()
@@ -271,6 +272,12 @@ impl LanguageServer for Backend {
         )))
     }
 
+    async fn completion_resolve(&self, item: CompletionItem) -> Result<CompletionItem> {
+        let st = self.lock();
+        let files = st.db.files();
+        Ok(crate::completion::resolve(&st.db, &files, item))
+    }
+
     async fn hover(&self, p: HoverParams) -> Result<Option<Hover>> {
         let st = self.lock();
         let pos = p.text_document_position_params;
@@ -330,7 +337,11 @@ impl LanguageServer for Backend {
             return Ok(None);
         };
         let files = st.db.files();
-        let refs = analysis::references(&st.db, &files, &t, &name);
+        let mut refs = analysis::references(&st.db, &files, &t, &name);
+        if !p.context.include_declaration {
+            let decl = t.location(&st.db);
+            refs.retain(|r| *r != decl);
+        }
         Ok(Some(
             refs.into_iter()
                 .filter_map(|(rf, s)| location(&st, rf, s))
