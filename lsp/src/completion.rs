@@ -343,17 +343,12 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
     }
 
     // Layer bodies at the start of a line: member keywords.
-    if in_layer {
-        if before_word.trim_start().is_empty()
-            && analysis::enclosing_fn(
-                &parse(db, file).module.items[index.unwrap_or(0) as usize],
-                offset,
-            )
-            .is_none()
-        {
-            for k in ["param", "fn"] {
-                out.push(item(k, CompletionItemKind::KEYWORD, None, None));
-            }
+    let in_method = index.is_some_and(|i| {
+        analysis::enclosing_fn(&parse(db, file).module.items[i as usize], offset).is_some()
+    });
+    if in_layer && before_word.trim_start().is_empty() && !in_method {
+        for k in ["param", "fn"] {
+            out.push(item(k, CompletionItemKind::KEYWORD, None, None));
         }
     }
 

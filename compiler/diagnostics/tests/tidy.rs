@@ -15,7 +15,7 @@ fn files(dir: &Path, ext: &[&str], out: &mut Vec<PathBuf>) {
     for e in entries.flatten() {
         let p = e.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name == "target" || name.starts_with('.') {
+        if name == "target" || name == "node_modules" || name.starts_with('.') {
             continue;
         }
         if p.is_dir() {

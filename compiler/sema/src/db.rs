@@ -43,6 +43,8 @@ pub trait Db: salsa::Database {
     fn resolve_module(&self, from: SourceFile, path: &[&str]) -> Option<SourceFile>;
     /// The element type and shape stored in a data file.
     fn probe_data(&self, path: &Path, loader: Loader) -> Result<dnnc_data::Header, String>;
+    /// Declarations parsed before, so that re-parsing after an edit is cheap.
+    fn chunk_cache(&self) -> &dnnc_syntax::ChunkCache;
 }
 
 pub type FileId = SourceFile;
@@ -57,6 +59,7 @@ pub struct RootDatabase {
     storage: salsa::Storage<Self>,
     files: Arc<Mutex<HashMap<PathBuf, SourceFile>>>,
     data: Arc<Mutex<HashMap<(PathBuf, Loader), ProbeResult>>>,
+    chunks: Arc<dnnc_syntax::ChunkCache>,
 }
 
 #[salsa::db]
@@ -178,6 +181,10 @@ impl Db for RootDatabase {
         let name_dir = Path::new(&**from_name).parent().unwrap_or(Path::new(""));
         let name: Arc<str> = Arc::from(name_dir.join(&rel).display().to_string());
         Some(self.insert(key, name, bytes))
+    }
+
+    fn chunk_cache(&self) -> &dnnc_syntax::ChunkCache {
+        &self.chunks
     }
 
     fn probe_data(&self, path: &Path, loader: Loader) -> Result<dnnc_data::Header, String> {

@@ -19,7 +19,7 @@ use crate::db::{Db, SourceFile};
 #[salsa::tracked(returns(ref))]
 pub fn parse(db: &dyn Db, file: SourceFile) -> Parsed {
     let name = file.name(db).clone();
-    let mut parsed = dnnc_syntax::parse(&name, file.text(db));
+    let mut parsed = dnnc_syntax::parse_cached(&name, file.text(db), db.chunk_cache());
     if let Some(at) = *file.invalid_utf8_at(db) {
         let at = at as usize;
         let end = file.text(db)[at..]

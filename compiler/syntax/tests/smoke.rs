@@ -61,3 +61,47 @@ fn recovers_between_items() {
     );
     eprintln!("{}", p.diagnostics[0].message);
 }
+
+#[test]
+fn cached_parsing_equals_fresh_parsing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cache = dnnc_syntax::ChunkCache::default();
+    let name: Arc<str> = Arc::from("m.dnn");
+    for f in [
+        "examples/mnist_mlp.dnn",
+        "examples/custom_layer.dnn",
+        "stdlib/activations.dnn",
+    ] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        // Edits at several places: the cache must reuse unchanged declarations correctly.
+        for at in [0, text.len() / 3, text.len() / 2, text.len()] {
+            let mut at = at.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            for insert in ["", "\n", " x", "/* c */"] {
+                let edited = format!("{}{}{}", &text[..at], insert, &text[at..]);
+                let fresh = dnnc_syntax::parse(&name, &edited);
+                let cached = dnnc_syntax::parse_cached(&name, &edited, &cache);
+                assert_eq!(
+                    fresh.module, cached.module,
+                    "{f} edited at {at} with {insert:?}"
+                );
+                let key = |p: &dnnc_syntax::Parsed| {
+                    let mut v: Vec<_> = p
+                        .diagnostics
+                        .iter()
+                        .map(|d| (d.primary.span, d.message.clone()))
+                        .collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(
+                    key(&fresh),
+                    key(&cached),
+                    "{f} edited at {at} with {insert:?}"
+                );
+            }
+        }
+    }
+}
