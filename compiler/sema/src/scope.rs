@@ -143,6 +143,9 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
             },
         );
     }
+    // Names brought in by `use m::{name}` (a glob import never clashes: names it brings
+    // are shadowed by explicit ones).
+    let mut explicit: std::collections::HashSet<Arc<str>> = std::collections::HashSet::new();
     for item in &parsed.module.items {
         let ItemKind::Use(u) = &item.kind else {
             continue;
@@ -243,14 +246,29 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
                                 );
                                 continue;
                             }
-                            scope.names.insert(
-                                key,
-                                Def {
-                                    file: target,
-                                    index: *index,
-                                    kind: *kind,
-                                },
-                            );
+                            let def = Def {
+                                file: target,
+                                index: *index,
+                                kind: *kind,
+                            };
+                            let clash = scope.names.get(&key).filter(|p| **p != def && explicit.contains(&key));
+                            if let Some(prev) = clash {
+                                let other = prev.file.name(db).clone();
+                                scope.diagnostics.push(
+                                    Diagnostic::error(
+                                        codes::DUPLICATE_DEFINITION,
+                                        &fname,
+                                        n.span,
+                                        format!("`{}` is imported twice, from different modules", n.text),
+                                    )
+                                    .with_label("imported again")
+                                    .with_note(format!("the first import comes from `{other}`"))
+                                    .with_help("import one of them, or rename a declaration"),
+                                );
+                                continue;
+                            }
+                            explicit.insert(key.clone());
+                            scope.names.insert(key, def);
                         }
                         None => {
                             let mut d = Diagnostic::error(
