@@ -7,14 +7,7 @@
 
 use dnnc_tensor::{DType, Data};
 
-/// `x` wrapped into the range of the integer dtype `dtype` (`i64` is unchanged).
-pub fn fit(dtype: DType, x: i64) -> i64 {
-    match dtype {
-        DType::I32 => i64::from(x as i32),
-        DType::U8 => i64::from(x as u8),
-        _ => x,
-    }
-}
+pub use dnnc_ir::scalar::fit;
 
 /// An element of `dtype` made from `v`: `f32` rounds, integers truncate toward zero
 /// (saturating at the `i64` range, NaN to 0) and then wrap by [`fit`], `bool` is `v != 0`.

@@ -18,7 +18,6 @@
 pub mod data;
 pub mod eval;
 pub mod index;
-pub mod math;
 pub mod matmul;
 pub mod rng;
 
@@ -29,6 +28,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use dnnc_ir::{Graph, NodeId, TensorType};
+
+/// The ops' scalar semantics, shared with constant folding and the backends.
+pub use dnnc_ir::scalar as math;
 use dnnc_tensor::Tensor;
 
 pub use eval::{eval, Env};

@@ -9,55 +9,10 @@ use crate::eval::tensor;
 use crate::lowerer::Lowerer;
 use crate::value::Val;
 
-const NAMES: &[&str] = &[
-    "exp",
-    "log",
-    "sqrt",
-    "rsqrt",
-    "abs",
-    "sign",
-    "sin",
-    "cos",
-    "tanh",
-    "erf",
-    "floor",
-    "ceil",
-    "sum",
-    "mean",
-    "max",
-    "min",
-    "maximum",
-    "minimum",
-    "select",
-    "argmax",
-    "argmin",
-    "matmul",
-    "reshape",
-    "transpose",
-    "broadcast_to",
-    "concat",
-    "pad",
-    "gather",
-    "one_hot",
-    "cast",
-    "shape",
-    "zeros",
-    "ones",
-    "full",
-    "uniform",
-    "normal",
-    "bernoulli",
-    "stop_grad",
-    "grad",
-    "accuracy",
-    "top_k_accuracy",
-    "idx",
-    "npy",
-    "csv",
-];
-
+/// The builtin called `n`: the checker's table is the one list of builtins.
 pub fn name(n: &str) -> Option<&'static str> {
-    NAMES.iter().find(|b| **b == n).copied()
+    dnnc_sema::builtins::names(true)
+        .find(|b| *b == n && dnnc_sema::ty::DType::from_name(b).is_none() && *b != "training")
 }
 
 pub fn dtype(n: &str) -> Option<DType> {

@@ -25,6 +25,7 @@
 //! `i64` beyond 2^53 that does not survive the trip through `f64`). Reductions over no
 //! elements are left alone.
 
+use dnnc_ir::scalar::{erf, fit, floor_div, floor_mod, int_pow, max_f32, min_f32, sign_f32};
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
 
 use crate::pipeline::Pass;
@@ -111,102 +112,6 @@ impl Scalar {
     }
 }
 
-/// `x` wrapped into the range of the integer dtype `dtype` (two's complement).
-pub fn fit(dtype: DType, x: i64) -> i64 {
-    match dtype {
-        DType::I32 => i64::from(x as i32),
-        DType::U8 => i64::from(x as u8),
-        _ => x,
-    }
-}
-
-/// The error function, evaluated exactly as the interpreter does (the series of
-/// Abramowitz and Stegun 7.1.6 for `|x| < 6`, `±1` beyond).
-pub fn erf(x: f64) -> f64 {
-    if x.is_nan() {
-        return f64::NAN;
-    }
-    if x.abs() >= 6.0 {
-        return x.signum();
-    }
-    let x2 = 2.0 * x * x;
-    let mut term = x;
-    let mut sum = x;
-    let mut n = 0.0;
-    while term.abs() > 1e-17 * sum.abs() && n < 400.0 {
-        n += 1.0;
-        term *= x2 / (2.0 * n + 1.0);
-        sum += term;
-    }
-    std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp() * sum
-}
-
-fn floor_div(a: i64, b: i64) -> i64 {
-    let q = a.wrapping_div(b);
-    if a.wrapping_rem(b) != 0 && ((a < 0) != (b < 0)) {
-        q - 1
-    } else {
-        q
-    }
-}
-
-fn floor_mod(a: i64, b: i64) -> i64 {
-    let r = a.wrapping_rem(b);
-    if r != 0 && ((r < 0) != (b < 0)) {
-        r + b
-    } else {
-        r
-    }
-}
-
-fn int_pow(a: i64, e: i64) -> i64 {
-    if e < 0 {
-        return match a {
-            1 => 1,
-            -1 if e % 2 == 0 => 1,
-            -1 => -1,
-            _ => 0,
-        };
-    }
-    let (mut base, mut e, mut acc) = (a, e as u64, 1i64);
-    while e > 0 {
-        if e & 1 == 1 {
-            acc = acc.wrapping_mul(base);
-        }
-        base = base.wrapping_mul(base);
-        e >>= 1;
-    }
-    acc
-}
-
-fn nan_max(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b.is_nan() {
-        f32::NAN
-    } else {
-        a.max(b)
-    }
-}
-
-fn nan_min(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b.is_nan() {
-        f32::NAN
-    } else {
-        a.min(b)
-    }
-}
-
-fn sign_f32(a: f32) -> f32 {
-    if a.is_nan() {
-        f32::NAN
-    } else if a > 0.0 {
-        1.0
-    } else if a < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
-
 /// `op x` for an element `x` of `dtype`; `None` when the op does not apply.
 pub fn unary(op: UnaryOp, x: Scalar, dtype: DType) -> Option<Scalar> {
     Some(match x {
@@ -269,8 +174,8 @@ pub fn binary(op: BinaryOp, x: Scalar, y: Scalar, dtype: DType) -> Option<Scalar
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
             BinaryOp::Pow => a.powf(b),
-            BinaryOp::Max => nan_max(a, b),
-            BinaryOp::Min => nan_min(a, b),
+            BinaryOp::Max => max_f32(a, b),
+            BinaryOp::Min => min_f32(a, b),
             BinaryOp::Rem => a - b * (a / b).floor(),
             _ => return None,
         }),

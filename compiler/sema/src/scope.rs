@@ -251,7 +251,10 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
                                 index: *index,
                                 kind: *kind,
                             };
-                            let clash = scope.names.get(&key).filter(|p| **p != def && explicit.contains(&key));
+                            let clash = scope
+                                .names
+                                .get(&key)
+                                .filter(|p| **p != def && explicit.contains(&key));
                             if let Some(prev) = clash {
                                 let other = prev.file.name(db).clone();
                                 scope.diagnostics.push(
@@ -259,7 +262,10 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
                                         codes::DUPLICATE_DEFINITION,
                                         &fname,
                                         n.span,
-                                        format!("`{}` is imported twice, from different modules", n.text),
+                                        format!(
+                                            "`{}` is imported twice, from different modules",
+                                            n.text
+                                        ),
                                     )
                                     .with_label("imported again")
                                     .with_note(format!("the first import comes from `{other}`"))

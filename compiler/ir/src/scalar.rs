@@ -1,6 +1,20 @@
-//! Scalar functions the standard library lacks or defines differently: `erf`, floor
-//! division and Python-style modulo on integers, integer powers, the float remainder
-//! `a - b·floor(a/b)`, and NaN-propagating `max`/`min`.
+//! The scalar semantics of the ops, in one place: the interpreter, constant folding and
+//! compiled backends all follow these. Functions the standard library lacks or defines
+//! differently: `erf`, floor division and Python-style modulo on integers, integer
+//! powers, the float remainder `a - b·floor(a/b)`, NaN-propagating `max`/`min`, and
+//! the wrapping of integers into their element type.
+
+use dnnc_tensor::DType;
+
+/// `x` wrapped into the range of the integer dtype `dtype` (two's complement; `i64` is
+/// unchanged), as a backend storing it in 32 or 8 bits would.
+pub fn fit(dtype: DType, x: i64) -> i64 {
+    match dtype {
+        DType::I32 => i64::from(x as i32),
+        DType::U8 => i64::from(x as u8),
+        _ => x,
+    }
+}
 
 /// `2/√π`.
 const TWO_OVER_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
