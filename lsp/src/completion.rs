@@ -13,42 +13,6 @@ use dnnc_syntax::ast::ItemKind;
 use crate::analysis::{self, Target};
 
 const TOP_KEYWORDS: &[&str] = &["use", "layer", "model", "fn", "dataset", "train"];
-const TRAIN_FIELDS: &[&str] = &[
-    "batch",
-    "epochs",
-    "loss",
-    "optimizer",
-    "schedule",
-    "metrics",
-    "early_stop",
-    "checkpoint",
-    "seed",
-    "shuffle",
-];
-const OPTIMIZERS: &[(&str, &str)] = &[
-    (
-        "sgd",
-        "sgd(lr, momentum = 0.0, nesterov = false, weight_decay = 0.0)",
-    ),
-    (
-        "adam",
-        "adam(lr = 0.001, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0)",
-    ),
-    (
-        "adamw",
-        "adamw(lr = 0.001, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01)",
-    ),
-    (
-        "rmsprop",
-        "rmsprop(lr = 0.01, alpha = 0.99, eps = 1e-8, momentum = 0.0, weight_decay = 0.0)",
-    ),
-];
-const SCHEDULES: &[(&str, &str)] = &[
-    ("constant", "constant()"),
-    ("step", "step(every, gamma = 0.1)"),
-    ("exponential", "exponential(gamma)"),
-    ("cosine", "cosine(warmup_epochs = 0, min_lr = 0.0)"),
-];
 const EARLY_STOP: &[&str] = &["monitor", "patience", "mode", "min_delta"];
 
 /// Files with more declarations than this describe their own items lazily.
@@ -292,29 +256,13 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
     // Train blocks: fields, optimizers, schedules, early stopping settings.
     if in_train {
         if before_norm.ends_with("optimizer =") || before_norm.ends_with(" with") {
-            for (n, sig) in OPTIMIZERS {
-                out.push(item(
-                    n,
-                    CompletionItemKind::FUNCTION,
-                    Some(sig.to_string()),
-                    None,
-                ));
-            }
-            return out;
+            return settings(dnnc_sema::settings::optimizers());
         }
         if before_norm.ends_with("schedule =") {
-            for (n, sig) in SCHEDULES {
-                out.push(item(
-                    n,
-                    CompletionItemKind::FUNCTION,
-                    Some(sig.to_string()),
-                    None,
-                ));
-            }
-            return out;
+            return settings(dnnc_sema::settings::schedules());
         }
         if before_word.trim_start().is_empty() && inside_braces {
-            for f in TRAIN_FIELDS {
+            for f in dnnc_sema::train::FIELDS {
                 out.push(item(
                     f,
                     CompletionItemKind::FIELD,
@@ -470,4 +418,26 @@ fn declaration_keyword(text: &str) -> &str {
             .unwrap_or("");
     }
     ""
+}
+
+/// Completions for a table of settings, each with its signature and defaults.
+fn settings(table: Vec<(&'static str, Vec<dnnc_sema::settings::SParam>)>) -> Vec<CompletionItem> {
+    table
+        .into_iter()
+        .map(|(name, params)| {
+            let ps: Vec<String> = params
+                .iter()
+                .map(|p| match &p.default {
+                    Some(d) => format!("{} = {d}", p.name),
+                    None => p.name.to_string(),
+                })
+                .collect();
+            item(
+                name,
+                CompletionItemKind::FUNCTION,
+                Some(format!("{name}({})", ps.join(", "))),
+                None,
+            )
+        })
+        .collect()
 }

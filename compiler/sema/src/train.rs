@@ -57,7 +57,8 @@ pub struct TrainSig {
     pub types: Vec<(Span, Ty)>,
 }
 
-const FIELDS: &[&str] = &[
+/// The fields a `train` block accepts.
+pub const FIELDS: &[&str] = &[
     "batch",
     "epochs",
     "loss",
