@@ -586,6 +586,19 @@ impl<'db> Checker<'db> {
         args: &[ast::Arg],
         call_span: Span,
     ) -> Option<Vec<(Arc<str>, Static)>> {
+        self.bind_static_args_as(callee, hps, args, call_span, "hyperparameter")
+    }
+
+    /// [`Checker::bind_static_args`], calling the parameters `noun` in messages
+    /// (`argument` for settings such as `adam(...)`).
+    pub fn bind_static_args_as(
+        &mut self,
+        callee: &str,
+        hps: &[HParamSig],
+        args: &[ast::Arg],
+        call_span: Span,
+        noun: &str,
+    ) -> Option<Vec<(Arc<str>, Static)>> {
         let mut slots: Vec<Option<(Static, Span)>> = vec![None; hps.len()];
         let mut ok = true;
         let mut positional = 0;
@@ -601,7 +614,7 @@ impl<'db> Checker<'db> {
                                 .err(
                                     codes::UNKNOWN_NAMED_ARG,
                                     n.span,
-                                    format!("`{callee}` has no hyperparameter `{}`", n.text),
+                                    format!("`{callee}` has no {noun} `{}`", n.text),
                                 )
                                 .with_label("unknown name");
                             let names = hps.iter().map(|h| &*h.name);
@@ -634,9 +647,10 @@ impl<'db> Checker<'db> {
                                 codes::ARG_COUNT,
                                 a.value.span,
                                 format!(
-                                    "`{callee}` takes {} argument{} but more were given",
+                                    "`{callee}` takes {} argument{} but {} were given",
                                     hps.len(),
-                                    plural(hps.len())
+                                    plural(hps.len()),
+                                    args.iter().filter(|a| a.name.is_none()).count()
                                 ),
                             )
                             .with_label("unexpected argument");
@@ -667,7 +681,7 @@ impl<'db> Checker<'db> {
                 ok = false;
                 continue;
             }
-            let what = format!("hyperparameter `{}`", hps[index].name);
+            let what = format!("{noun} `{}`", hps[index].name);
             match self.static_of_kind(&ty, hps[index].kind, a.value.span, &what) {
                 Some(v) => slots[index] = Some((v, a.value.span)),
                 None => ok = false,
@@ -691,9 +705,9 @@ impl<'db> Checker<'db> {
                     format!(
                         "`{callee}` is missing {} {}",
                         if missing.len() == 1 {
-                            "hyperparameter"
+                            noun.to_string()
                         } else {
-                            "hyperparameters"
+                            format!("{noun}s")
                         },
                         names.join(", ")
                     ),

@@ -238,7 +238,7 @@ pub fn check_setting(
             doc: None,
         })
         .collect();
-    let values = cx.bind_static_args(key, &sigs, args, expr.span)?;
+    let values = cx.bind_static_args_as(key, &sigs, args, expr.span, "argument")?;
     let mut ok = true;
     for (i, ((n, v), p)) in values.iter().zip(params.iter()).enumerate() {
         // A forwarded hyperparameter is checked where the layer is instantiated.

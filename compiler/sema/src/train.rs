@@ -249,7 +249,18 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
             }
         }
     }
-    if !has_steps {
+    if multi && !has_steps {
+        let d = cx
+            .err(
+                codes::TRAIN_FIELD,
+                def.name.span,
+                "a train block with `model` bindings needs `step` blocks",
+            )
+            .with_label("no step says which model to update")
+            .with_help("add `step NAME { loss = ...; update MODEL with OPTIMIZER }`");
+        cx.error(d);
+    }
+    if !has_steps && !multi {
         for (field, present) in [
             ("loss", loss_seen),
             ("optimizer", seen.iter().any(|(s, _)| s == "optimizer")),
