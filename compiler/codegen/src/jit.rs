@@ -1,0 +1,374 @@
+//! Cranelift code generation for fused elementwise loops.
+//!
+//! Each [`Group`] becomes one function `f(ptrs)`, where `ptrs` points to one buffer
+//! pointer per leaf followed by the output buffer. The loop walks byte offsets: an
+//! `f32x4` loop over the first `4·⌊n/4⌋` elements where every op has a vector
+//! instruction, then a scalar loop over the rest (or over everything, when some op
+//! calls a Rust helper).
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value,
+};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
+
+use crate::fuse::Group;
+
+/// A compiled loop: reads and writes the buffers whose pointers it is given.
+pub(crate) type LoopFn = unsafe extern "C" fn(*const *mut f32);
+
+/// Stands in for a loop until the module is finalised.
+pub(crate) unsafe extern "C" fn placeholder(_: *const *mut f32) {}
+
+extern "C" fn h_exp(x: f32) -> f32 {
+    x.exp()
+}
+extern "C" fn h_log(x: f32) -> f32 {
+    x.ln()
+}
+extern "C" fn h_sin(x: f32) -> f32 {
+    x.sin()
+}
+extern "C" fn h_cos(x: f32) -> f32 {
+    x.cos()
+}
+extern "C" fn h_tanh(x: f32) -> f32 {
+    x.tanh()
+}
+extern "C" fn h_erf(x: f32) -> f32 {
+    dnnc_ir::scalar::erf_f32(x)
+}
+extern "C" fn h_sign(x: f32) -> f32 {
+    dnnc_ir::scalar::sign_f32(x)
+}
+extern "C" fn h_pow(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+
+/// The Rust helpers loops may call: name, address, arity.
+fn helpers() -> [(&'static str, *const u8, usize); 8] {
+    [
+        ("dnnc_exp", h_exp as *const u8, 1),
+        ("dnnc_log", h_log as *const u8, 1),
+        ("dnnc_sin", h_sin as *const u8, 1),
+        ("dnnc_cos", h_cos as *const u8, 1),
+        ("dnnc_tanh", h_tanh as *const u8, 1),
+        ("dnnc_erf", h_erf as *const u8, 1),
+        ("dnnc_sign", h_sign as *const u8, 1),
+        ("dnnc_pow", h_pow as *const u8, 2),
+    ]
+}
+
+/// The helper a unary op calls, if it has no Cranelift instruction.
+fn unary_helper(u: UnaryOp) -> Option<&'static str> {
+    Some(match u {
+        UnaryOp::Exp => "dnnc_exp",
+        UnaryOp::Log => "dnnc_log",
+        UnaryOp::Sin => "dnnc_sin",
+        UnaryOp::Cos => "dnnc_cos",
+        UnaryOp::Tanh => "dnnc_tanh",
+        UnaryOp::Erf => "dnnc_erf",
+        UnaryOp::Sign => "dnnc_sign",
+        _ => return None,
+    })
+}
+
+/// Whether node `id` has an `f32x4` instruction sequence.
+fn vectorisable(g: &Graph, id: NodeId) -> bool {
+    match &g.node(id).op {
+        Op::Unary(u) => unary_helper(*u).is_none(),
+        Op::Binary(b) => *b != BinaryOp::Pow,
+        _ => true,
+    }
+}
+
+/// A JIT module being filled with loops, then finalised.
+pub(crate) struct Jit {
+    module: Option<JITModule>,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    helpers: HashMap<&'static str, FuncId>,
+    fns: Vec<FuncId>,
+}
+
+fn err(what: &str, e: impl std::fmt::Debug) -> String {
+    format!("codegen: {what}: {e:?}")
+}
+
+impl Jit {
+    pub(crate) fn new() -> Result<Jit, String> {
+        let mut fb = settings::builder();
+        for (k, v) in [
+            ("opt_level", "speed"),
+            ("use_colocated_libcalls", "false"),
+            ("is_pic", "false"),
+        ] {
+            fb.set(k, v).map_err(|e| err("setting", e))?;
+        }
+        let isa = cranelift_native::builder()
+            .map_err(|e| err("host", e))?
+            .finish(settings::Flags::new(fb))
+            .map_err(|e| err("isa", e))?;
+        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+        for (name, ptr, _) in helpers() {
+            jb.symbol(name, ptr);
+        }
+        let mut module = JITModule::new(jb);
+        let mut hs = HashMap::new();
+        for (name, _, arity) in helpers() {
+            let mut sig = module.make_signature();
+            for _ in 0..arity {
+                sig.params.push(AbiParam::new(types::F32));
+            }
+            sig.returns.push(AbiParam::new(types::F32));
+            let id = module
+                .declare_function(name, Linkage::Import, &sig)
+                .map_err(|e| err("helper", e))?;
+            hs.insert(name, id);
+        }
+        Ok(Jit {
+            ctx: module.make_context(),
+            module: Some(module),
+            fctx: FunctionBuilderContext::new(),
+            helpers: hs,
+            fns: Vec::new(),
+        })
+    }
+
+    fn module(&mut self) -> &mut JITModule {
+        self.module.as_mut().expect("the module lives until drop")
+    }
+
+    /// Compiles the loop of `group`; returns its index among [`Jit::finish`]'s results.
+    pub(crate) fn declare(&mut self, g: &Graph, group: &Group) -> Result<usize, String> {
+        let name = format!("loop{}", self.fns.len());
+        let module = self.module.as_mut().expect("the module lives until drop");
+        let ptr = module.target_config().pointer_type();
+        let mut sig = module.make_signature();
+        sig.params.push(AbiParam::new(ptr));
+        let id = module
+            .declare_function(&name, Linkage::Local, &sig)
+            .map_err(|e| err("declare", e))?;
+        module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = sig;
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+
+        let root = *group.members.last().expect("groups are not empty");
+        let n = g.ty(root).numel() as i64;
+        let vector = group.members.iter().all(|&m| vectorisable(g, m));
+        let nvec = if vector { n / 4 * 4 } else { 0 };
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let args = b.block_params(entry)[0];
+            let flags = MemFlagsData::new().with_notrap();
+            let mut ptrs: HashMap<NodeId, Value> = HashMap::new();
+            for (j, &leaf) in group.leaves.iter().enumerate() {
+                let p = b.ins().load(ptr, flags, args, (8 * j) as i32);
+                ptrs.insert(leaf, p);
+            }
+            let out = b
+                .ins()
+                .load(ptr, flags, args, (8 * group.leaves.len()) as i32);
+            // Splatted scalars, read once.
+            let mut splats: HashMap<NodeId, Value> = HashMap::new();
+            for &m in &group.members {
+                if let Op::Broadcast(_) = g.node(m).op {
+                    let o = g.operands(m)[0];
+                    let s = match g.node(o).op {
+                        Op::Const { value, .. } => b.ins().f32const(value as f32),
+                        _ => b.ins().load(types::F32, flags, ptrs[&o], 0),
+                    };
+                    splats.insert(m, s);
+                }
+            }
+            let mut refs: HashMap<&'static str, FuncRef> = HashMap::new();
+            let module = self.module.as_mut().expect("the module lives until drop");
+            for (&name, &fid) in &self.helpers {
+                refs.insert(name, module.declare_func_in_func(fid, b.func));
+            }
+            let body = Body {
+                g,
+                group,
+                ptrs: &ptrs,
+                splats: &splats,
+                refs: &refs,
+                out,
+                flags,
+            };
+            let idx = ptr;
+            body.emit_loop(&mut b, idx, 0, 4 * nvec, 16, types::F32X4);
+            body.emit_loop(&mut b, idx, 4 * nvec, 4 * n, 4, types::F32);
+            b.ins().return_(&[]);
+            b.seal_all_blocks();
+            b.finalize(module.target_config());
+        }
+        let module = self.module.as_mut().expect("the module lives until drop");
+        module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| err(&format!("compiling {name}"), e))?;
+        self.fns.push(id);
+        Ok(self.fns.len() - 1)
+    }
+
+    /// Finalises the module and returns every loop's entry point, in declaration order.
+    pub(crate) fn finish(&mut self) -> Result<Vec<LoopFn>, String> {
+        let fns = self.fns.clone();
+        let module = self.module();
+        module
+            .finalize_definitions()
+            .map_err(|e| err("finalize", e))?;
+        Ok(fns
+            .iter()
+            .map(|&id| {
+                let p = module.get_finalized_function(id);
+                // SAFETY: every loop was declared with the signature `fn(ptr)`.
+                unsafe { std::mem::transmute::<*const u8, LoopFn>(p) }
+            })
+            .collect())
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the loops are only called through `Compiled`, which owns this
+            // `Jit` and is being dropped.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// What a loop body needs to compute a group.
+struct Body<'a> {
+    g: &'a Graph,
+    group: &'a Group,
+    ptrs: &'a HashMap<NodeId, Value>,
+    splats: &'a HashMap<NodeId, Value>,
+    refs: &'a HashMap<&'static str, FuncRef>,
+    out: Value,
+    flags: MemFlagsData,
+}
+
+impl Body<'_> {
+    /// `for off in (start..end).step_by(step)` over byte offsets, elements of type `ty`.
+    fn emit_loop(
+        &self,
+        b: &mut FunctionBuilder<'_>,
+        idx: Type,
+        start: i64,
+        end: i64,
+        step: i64,
+        ty: Type,
+    ) {
+        if start >= end {
+            return;
+        }
+        let off = b.declare_var(idx);
+        let init = b.ins().iconst(idx, start);
+        b.def_var(off, init);
+        let (header, body, exit) = (b.create_block(), b.create_block(), b.create_block());
+        b.ins().jump(header, &[]);
+        b.switch_to_block(header);
+        let cur = b.use_var(off);
+        let more = b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, end);
+        b.ins().brif(more, body, &[], exit, &[]);
+        b.switch_to_block(body);
+        let cur = b.use_var(off);
+        let v = self.compute(b, cur, ty);
+        let addr = b.ins().iadd(self.out, cur);
+        b.ins().store(self.flags, v, addr, 0);
+        let next = b.ins().iadd_imm_s(cur, step);
+        b.def_var(off, next);
+        b.ins().jump(header, &[]);
+        b.switch_to_block(exit);
+    }
+
+    /// The root's value at byte offset `off`, as `ty` (`f32` or `f32x4`).
+    fn compute(&self, b: &mut FunctionBuilder<'_>, off: Value, ty: Type) -> Value {
+        // Leaves are loaded where an elementwise member reads them: a broadcast's
+        // one-element operand is read once, outside the loop, never at `off`.
+        let mut vals: HashMap<NodeId, Value> = HashMap::new();
+        let konst = |b: &mut FunctionBuilder<'_>, x: f32| {
+            let s = b.ins().f32const(x);
+            if ty == types::F32 {
+                s
+            } else {
+                b.ins().splat(ty, s)
+            }
+        };
+        for &m in &self.group.members {
+            let ops = self.g.operands(m);
+            if !matches!(self.g.node(m).op, Op::Broadcast(_)) {
+                for o in &ops {
+                    if !vals.contains_key(o) {
+                        let addr = b.ins().iadd(self.ptrs[o], off);
+                        vals.insert(*o, b.ins().load(ty, self.flags, addr, 0));
+                    }
+                }
+            }
+            let x = ops.first().and_then(|o| vals.get(o)).copied();
+            let y = ops.get(1).and_then(|o| vals.get(o)).copied();
+            let call = |b: &mut FunctionBuilder<'_>, name: &str, args: &[Value]| {
+                let inst = b.ins().call(self.refs[name], args);
+                b.inst_results(inst)[0]
+            };
+            let v = match &self.g.node(m).op {
+                Op::Broadcast(_) => {
+                    let s = self.splats[&m];
+                    if ty == types::F32 {
+                        s
+                    } else {
+                        b.ins().splat(ty, s)
+                    }
+                }
+                Op::Unary(u) => {
+                    let x = x.expect("unary operand");
+                    match u {
+                        UnaryOp::Neg => b.ins().fneg(x),
+                        UnaryOp::Abs => b.ins().fabs(x),
+                        UnaryOp::Sqrt => b.ins().sqrt(x),
+                        UnaryOp::Rsqrt => {
+                            let one = konst(b, 1.0);
+                            let r = b.ins().sqrt(x);
+                            b.ins().fdiv(one, r)
+                        }
+                        UnaryOp::Floor => b.ins().floor(x),
+                        UnaryOp::Ceil => b.ins().ceil(x),
+                        u => call(b, unary_helper(*u).expect("a helper"), &[x]),
+                    }
+                }
+                Op::Binary(op) => {
+                    let (x, y) = (x.expect("lhs"), y.expect("rhs"));
+                    match op {
+                        BinaryOp::Add => b.ins().fadd(x, y),
+                        BinaryOp::Sub => b.ins().fsub(x, y),
+                        BinaryOp::Mul => b.ins().fmul(x, y),
+                        BinaryOp::Div => b.ins().fdiv(x, y),
+                        BinaryOp::Max => b.ins().fmax(x, y),
+                        BinaryOp::Min => b.ins().fmin(x, y),
+                        BinaryOp::Rem => {
+                            let q = b.ins().fdiv(x, y);
+                            let f = b.ins().floor(q);
+                            let p = b.ins().fmul(y, f);
+                            b.ins().fsub(x, p)
+                        }
+                        _ => call(b, "dnnc_pow", &[x, y]),
+                    }
+                }
+                other => unreachable!("`{other}` is not elementwise"),
+            };
+            vals.insert(m, v);
+        }
+        vals[self.group.members.last().expect("groups are not empty")]
+    }
+}

@@ -1,0 +1,150 @@
+//! The Rust kernels the schedule calls for ops that are not elementwise loops, and the
+//! index maps they use (the same affine maps as the interpreter's).
+
+use dnnc_ir::scalar::{max_f32, min_f32};
+use dnnc_ir::ReduceKind;
+
+/// Row-major strides.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for k in (0..shape.len().saturating_sub(1)).rev() {
+        s[k] = s[k + 1] * shape[k + 1];
+    }
+    s
+}
+
+/// `Σ_k i_k · strides[k]` for every multi-index `i` of `shape`, in row-major order.
+pub(crate) fn affine(shape: &[usize], strides: &[usize]) -> Vec<usize> {
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    let mut idx = vec![0; shape.len()];
+    let mut pos = 0;
+    for _ in 0..n {
+        out.push(pos);
+        for k in (0..shape.len()).rev() {
+            idx[k] += 1;
+            pos += strides[k];
+            if idx[k] < shape[k] {
+                break;
+            }
+            pos -= strides[k] * shape[k];
+            idx[k] = 0;
+        }
+    }
+    out
+}
+
+/// The input stride each output axis of `transpose(perm)` walks.
+pub(crate) fn transpose_strides(in_shape: &[usize], perm: &[usize]) -> Vec<usize> {
+    let s = strides(in_shape);
+    perm.iter().map(|&p| s[p]).collect()
+}
+
+/// The input stride each output axis of a NumPy broadcast walks (0 on new or size-1 axes).
+pub(crate) fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+    let s = strides(in_shape);
+    let off = out_shape.len() - in_shape.len();
+    (0..out_shape.len())
+        .map(|k| {
+            if k < off || in_shape[k - off] == 1 {
+                0
+            } else {
+                s[k - off]
+            }
+        })
+        .collect()
+}
+
+/// For each input axis, the stride into the reduced output (0 on reduced axes).
+pub(crate) fn reduce_strides(in_shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    let kept: Vec<usize> = in_shape
+        .iter()
+        .enumerate()
+        .map(|(k, &d)| if axes.contains(&k) { 1 } else { d })
+        .collect();
+    let mut s = strides(&kept);
+    for &a in axes {
+        s[a] = 0;
+    }
+    s
+}
+
+/// `out[i] = src[index[i]]`.
+pub(crate) fn gather(src: &[f32], index: &[usize], out: &mut [f32]) {
+    for (o, &i) in out.iter_mut().zip(index) {
+        *o = src[i];
+    }
+}
+
+/// `out[index[i]] ⊕= src[i]` in row-major order of `src`, from the identity of `kind`.
+pub(crate) fn reduce(kind: ReduceKind, src: &[f32], index: &[usize], out: &mut [f32]) {
+    let (init, f): (f32, fn(f32, f32) -> f32) = match kind {
+        ReduceKind::Sum => (0.0, |a, b| a + b),
+        ReduceKind::Max => (f32::NEG_INFINITY, max_f32),
+        ReduceKind::Min => (f32::INFINITY, min_f32),
+    };
+    out.fill(init);
+    for (&d, &x) in index.iter().zip(src) {
+        out[d] = f(out[d], x);
+    }
+}
+
+/// `c[b] = a[b] @ b[b]` for `dims = [batch, m, k, n]`, i-k-j order, `f32` accumulation
+/// without fused multiply-add: the interpreter's order, so results agree exactly.
+pub(crate) fn matmul(a: &[f32], b: &[f32], dims: [usize; 4], c: &mut [f32]) {
+    let [batch, m, k, n] = dims;
+    c.fill(0.0);
+    if m == 0 || k == 0 || n == 0 {
+        return;
+    }
+    for ((a, b), c) in a
+        .chunks_exact(m * k)
+        .zip(b.chunks_exact(k * n))
+        .zip(c.chunks_exact_mut(m * n))
+        .take(batch)
+    {
+        for (a_row, c_row) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
+            for (&a_ik, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
+                for (c_ij, &b_kj) in c_row.iter_mut().zip(b_row) {
+                    *c_ij += a_ik * b_kj;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_maps() {
+        // [2, 3] transposed: out[j, i] = in[i, j].
+        assert_eq!(
+            affine(&[3, 2], &transpose_strides(&[2, 3], &[1, 0])),
+            vec![0, 3, 1, 4, 2, 5]
+        );
+        // [3, 1] broadcast to [3, 2].
+        assert_eq!(
+            affine(&[3, 2], &broadcast_strides(&[3, 1], &[3, 2])),
+            vec![0, 0, 1, 1, 2, 2]
+        );
+        // Sum of [2, 3] over axis 1.
+        assert_eq!(
+            affine(&[2, 3], &reduce_strides(&[2, 3], &[1])),
+            vec![0, 0, 0, 1, 1, 1]
+        );
+        assert_eq!(affine(&[], &[]), vec![0]);
+        assert!(affine(&[2, 0], &[0, 1]).is_empty());
+    }
+
+    #[test]
+    fn small_matmul() {
+        let mut c = [0.0; 4];
+        matmul(&[1., 2., 3., 4.], &[5., 6., 7., 8.], [1, 2, 2, 2], &mut c);
+        assert_eq!(c, [19., 22., 43., 50.]);
+    }
+}

@@ -1,0 +1,499 @@
+//! The JIT against the reference interpreter, on hand-written and randomly generated
+//! `f32` graphs.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_tensor::Tensor;
+
+/// SplitMix64: a small deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+    }
+
+    fn tensor(&mut self, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::f32(shape.to_vec(), (0..n).map(|_| self.f32()).collect()).unwrap()
+    }
+}
+
+/// Builds a graph and the tensors it reads.
+#[derive(Default)]
+struct Builder {
+    g: Graph,
+    inputs: HashMap<String, Tensor>,
+    states: HashMap<String, Tensor>,
+}
+
+impl Builder {
+    fn new(name: &str) -> Builder {
+        Builder {
+            g: Graph::new(name),
+            ..Builder::default()
+        }
+    }
+
+    fn input(&mut self, rng: &mut Rng, name: &str, shape: &[usize]) -> NodeId {
+        self.inputs.insert(name.into(), rng.tensor(shape));
+        self.g
+            .add(
+                Op::Input {
+                    name: name.into(),
+                    dtype: DType::F32,
+                    shape: shape.to_vec(),
+                },
+                &[],
+            )
+            .unwrap()
+    }
+
+    fn state(&mut self, rng: &mut Rng, name: &str, shape: &[usize]) -> NodeId {
+        self.states.insert(name.into(), rng.tensor(shape));
+        self.g
+            .add(
+                Op::State {
+                    name: name.into(),
+                    dtype: DType::F32,
+                    shape: shape.to_vec(),
+                },
+                &[],
+            )
+            .unwrap()
+    }
+
+    fn op(&mut self, op: Op, operands: &[NodeId]) -> NodeId {
+        self.g.add(op, operands).unwrap()
+    }
+
+    fn splat(&mut self, value: f64, shape: &[usize]) -> NodeId {
+        let c = self.op(
+            Op::Const {
+                value,
+                dtype: DType::F32,
+            },
+            &[],
+        );
+        self.op(Op::Broadcast(shape.to_vec()), &[c])
+    }
+
+    fn shape(&self, id: NodeId) -> Vec<usize> {
+        self.g.ty(id).shape.clone()
+    }
+}
+
+fn close(a: f32, b: f32) -> bool {
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 * a.abs().max(b.abs())
+}
+
+/// Compiles and runs `b.g` and checks it against the interpreter; returns how many
+/// elements were compared, how many agreed bit for bit (up to the sign of zero) and how
+/// many were finite.
+fn check(b: &Builder) -> (usize, usize, usize) {
+    let want = dnnc_interp::run(&b.g, &b.inputs, &b.states).unwrap();
+    let mut c = dnnc_codegen::compile(&b.g).unwrap_or_else(|e| panic!("{e}"));
+    let mut stats = (0, 0, 0);
+    // Twice: a compiled graph is reusable.
+    for _ in 0..2 {
+        let (outs, ups) = c.run(&b.inputs, &b.states).unwrap();
+        for (got, want) in [(&outs, &want.outputs), (&ups, &want.updates)] {
+            assert_eq!(got.len(), want.len());
+            for ((gn, gt), (wn, wt)) in got.iter().zip(want.iter()) {
+                assert_eq!(gn, wn);
+                assert_eq!(gt.shape, wt.shape, "shape of `{gn}`");
+                let (gv, wv) = (gt.as_f32().unwrap(), wt.as_f32().unwrap());
+                for (i, (&x, &y)) in gv.iter().zip(wv).enumerate() {
+                    assert!(close(x, y), "`{gn}`[{i}]: jit {x}, interp {y}");
+                    stats.0 += 1;
+                    stats.1 += usize::from(x == y || (x.is_nan() && y.is_nan()));
+                    stats.2 += usize::from(y.is_finite());
+                }
+            }
+        }
+    }
+    stats
+}
+
+const UNARY: [UnaryOp; 13] = [
+    UnaryOp::Neg,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Rsqrt,
+    UnaryOp::Abs,
+    UnaryOp::Sign,
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Tanh,
+    UnaryOp::Erf,
+    UnaryOp::Floor,
+    UnaryOp::Ceil,
+];
+
+const BINARY: [BinaryOp; 8] = [
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::Div,
+    BinaryOp::Max,
+    BinaryOp::Min,
+    BinaryOp::Pow,
+    BinaryOp::Rem,
+];
+
+/// A random graph of about `size` nodes over rank-2 (and some rank-1) `f32` tensors:
+/// elementwise chains, scalar and general broadcasts, matmuls, sums, transposes and
+/// reshapes.
+fn random_graph(seed: u64, size: usize) -> Builder {
+    let mut rng = Rng(seed);
+    let mut b = Builder::new(&format!("random{seed}"));
+    let (r, c) = (rng.range(1, 6), rng.range(1, 11));
+    let x = b.input(&mut rng, "x", &[r, c]);
+    let y = b.input(&mut rng, "y", &[r, c]);
+    let s = b.state(&mut rng, "s", &[r, c]);
+    let mut pool = vec![x, y, s];
+    let mut states = 1;
+    while b.g.len() < size {
+        let a = pool[rng.below(pool.len())];
+        let sa = b.shape(a);
+        let new = match rng.below(14) {
+            0..=3 => {
+                // Keep magnitudes tame now and then, so that not everything overflows.
+                let u = if rng.below(3) == 0 {
+                    UnaryOp::Tanh
+                } else {
+                    UNARY[rng.below(UNARY.len())]
+                };
+                b.op(Op::Unary(u), &[a])
+            }
+            4..=6 => {
+                let same: Vec<NodeId> =
+                    pool.iter().copied().filter(|&n| b.shape(n) == sa).collect();
+                let other = same[rng.below(same.len())];
+                let op = BINARY[rng.below(BINARY.len())];
+                b.op(Op::Binary(op), &[a, other])
+            }
+            7 => {
+                let k = b.splat(f64::from(rng.f32()), &sa);
+                let op = BINARY[rng.below(BINARY.len())];
+                b.op(Op::Binary(op), &[k, a])
+            }
+            8 | 9 if sa.len() == 2 => {
+                let n = rng.range(1, 7);
+                let w = b.state(&mut rng, &format!("w{states}"), &[sa[1], n]);
+                states += 1;
+                b.op(Op::MatMul, &[a, w])
+            }
+            10 if sa.len() == 2 => {
+                let sum = b.op(
+                    Op::Reduce {
+                        kind: ReduceKind::Sum,
+                        axes: vec![1],
+                        keepdims: true,
+                    },
+                    &[a],
+                );
+                b.op(Op::Broadcast(sa.clone()), &[sum])
+            }
+            11 if sa.len() == 2 => b.op(Op::Transpose(vec![1, 0]), &[a]),
+            12 => {
+                let flat = b.op(Op::Reshape(vec![sa.iter().product()]), &[a]);
+                if rng.below(2) == 0 {
+                    b.op(Op::Reshape(sa.clone()), &[flat])
+                } else {
+                    flat
+                }
+            }
+            _ if sa.len() == 2 => {
+                // A bias-like row vector broadcast over the rows.
+                let bias = b.state(&mut rng, &format!("b{states}"), &[sa[1]]);
+                states += 1;
+                let bb = b.op(Op::Broadcast(sa.clone()), &[bias]);
+                b.op(Op::Binary(BinaryOp::Add), &[a, bb])
+            }
+            _ => {
+                let sum = b.op(
+                    Op::Reduce {
+                        kind: ReduceKind::Sum,
+                        axes: vec![0],
+                        keepdims: false,
+                    },
+                    &[a],
+                );
+                b.op(Op::Broadcast(sa.clone()), &[sum])
+            }
+        };
+        pool.push(new);
+    }
+    let last = *pool.last().unwrap();
+    b.g.set_output("out", last);
+    for i in 0..2 {
+        let n = pool[rng.below(pool.len())];
+        b.g.set_output(format!("o{i}"), n);
+    }
+    if let Some(&u) = pool.iter().rev().find(|&&n| b.shape(n) == [r, c]) {
+        b.g.add_update("s", u);
+    }
+    b
+}
+
+#[test]
+fn random_graphs_match_the_interpreter() {
+    let (mut total, mut exact, mut finite) = (0, 0, 0);
+    for seed in 0..200 {
+        let b = random_graph(seed, 10 + (seed as usize % 40));
+        let (t, e, f) = check(&b);
+        total += t;
+        exact += e;
+        finite += f;
+    }
+    println!("{total} elements compared, {finite} finite, {exact} bit for bit");
+    assert!(total > 10_000, "only {total} elements compared");
+    assert!(
+        finite * 2 > total,
+        "only {finite} of {total} elements are finite"
+    );
+    // Everything follows the interpreter's evaluation order: all but signed zeros agree
+    // exactly.
+    assert_eq!(exact, total, "{exact} of {total} agree bit for bit");
+}
+
+#[test]
+fn mlp_forward_pass() {
+    let mut rng = Rng(7);
+    let mut b = Builder::new("mlp");
+    let x = b.input(&mut rng, "x", &[8, 13]);
+    let mut h = x;
+    for (l, (k, n)) in [(13, 32), (32, 17), (17, 3)].into_iter().enumerate() {
+        let w = b.state(&mut rng, &format!("w{l}"), &[k, n]);
+        let bias = b.state(&mut rng, &format!("b{l}"), &[n]);
+        let z = b.op(Op::MatMul, &[h, w]);
+        let bb = b.op(Op::Broadcast(vec![8, n]), &[bias]);
+        let z = b.op(Op::Binary(BinaryOp::Add), &[z, bb]);
+        h = if l < 2 {
+            let zero = b.splat(0.0, &[8, n]);
+            b.op(Op::Binary(BinaryOp::Max), &[z, zero])
+        } else {
+            z
+        };
+    }
+    let sq = b.op(Op::Binary(BinaryOp::Mul), &[h, h]);
+    let loss = b.op(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![0, 1],
+            keepdims: false,
+        },
+        &[sq],
+    );
+    // Elementwise on scalars, with a constant read from its buffer.
+    let half = b.op(
+        Op::Const {
+            value: 0.5,
+            dtype: DType::F32,
+        },
+        &[],
+    );
+    let loss = b.op(Op::Binary(BinaryOp::Mul), &[loss, half]);
+    b.g.set_output("logits", h);
+    b.g.set_output("loss", loss);
+    check(&b);
+}
+
+/// A chain of elementwise ops (with scalar broadcasts) compiles to one loop.
+#[test]
+fn fused_chain_is_one_loop() {
+    for (n, helpers) in [(37, false), (37, true), (4, false), (3, false), (1, true)] {
+        let mut rng = Rng(n as u64);
+        let mut b = Builder::new("chain");
+        let x = b.input(&mut rng, "x", &[n]);
+        let y = b.input(&mut rng, "y", &[n]);
+        let two = b.splat(2.0, &[n]);
+        let t = b.op(Op::Binary(BinaryOp::Mul), &[x, two]);
+        let t = b.op(Op::Binary(BinaryOp::Sub), &[t, y]);
+        let t = b.op(Op::Unary(UnaryOp::Abs), &[t]);
+        let t = b.op(Op::Unary(UnaryOp::Sqrt), &[t]);
+        let half = b.splat(0.5, &[n]);
+        let t = b.op(Op::Binary(BinaryOp::Max), &[t, half]);
+        let t = b.op(Op::Binary(BinaryOp::Div), &[y, t]);
+        let t = b.op(Op::Binary(BinaryOp::Rem), &[t, x]);
+        let t = if helpers {
+            let t = b.op(Op::Unary(UnaryOp::Tanh), &[t]);
+            let t = b.op(Op::Unary(UnaryOp::Erf), &[t]);
+            b.op(Op::Binary(BinaryOp::Pow), &[x, t])
+        } else {
+            let t = b.op(Op::Unary(UnaryOp::Rsqrt), &[t]);
+            b.op(Op::Unary(UnaryOp::Floor), &[t])
+        };
+        let t = b.op(Op::Binary(BinaryOp::Min), &[t, x]);
+        b.g.set_output("out", t);
+        let c = dnnc_codegen::compile(&b.g).unwrap();
+        assert_eq!(c.loop_count(), 1, "n = {n}");
+        assert_eq!(c.step_count(), 1, "n = {n}");
+        check(&b);
+    }
+}
+
+/// A value with two users, or one that is an output, is not fused away.
+#[test]
+fn shared_values_are_materialised() {
+    let mut rng = Rng(3);
+    let mut b = Builder::new("shared");
+    let x = b.input(&mut rng, "x", &[10]);
+    let e = b.op(Op::Unary(UnaryOp::Exp), &[x]);
+    let n = b.op(Op::Unary(UnaryOp::Neg), &[e]);
+    let s = b.op(Op::Binary(BinaryOp::Add), &[e, n]);
+    let m = b.op(Op::Binary(BinaryOp::Mul), &[s, s]);
+    b.g.set_output("m", m);
+    b.g.set_output("n", n);
+    let c = dnnc_codegen::compile(&b.g).unwrap();
+    // exp (two users) | neg (an output) | add+mul.
+    assert_eq!(c.loop_count(), 3);
+    check(&b);
+}
+
+#[test]
+fn nan_propagates_through_max_and_min() {
+    let mut b = Builder::new("nan");
+    let x =
+        b.g.add(
+            Op::Input {
+                name: "x".into(),
+                dtype: DType::F32,
+                shape: vec![6],
+            },
+            &[],
+        )
+        .unwrap();
+    let zero = b.splat(0.0, &[6]);
+    let mx = b.op(Op::Binary(BinaryOp::Max), &[x, zero]);
+    let mn = b.op(Op::Binary(BinaryOp::Min), &[zero, x]);
+    b.g.set_output("max", mx);
+    b.g.set_output("min", mn);
+    let v = vec![
+        f32::NAN,
+        -1.0,
+        2.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    b.inputs
+        .insert("x".into(), Tensor::f32(vec![6], v).unwrap());
+    check(&b);
+    let (outs, _) = dnnc_codegen::compile(&b.g)
+        .unwrap()
+        .run(&b.inputs, &b.states)
+        .unwrap();
+    let mx = outs[0].1.as_f32().unwrap();
+    assert!(mx[0].is_nan() && mx[5].is_nan() && mx[1] == 0.0 && mx[3].is_infinite());
+}
+
+#[test]
+fn non_f32_graphs_and_unsupported_ops_are_rejected() {
+    let mut rng = Rng(1);
+    let mut b = Builder::new("cmp");
+    let x = b.input(&mut rng, "x", &[3]);
+    let y = b.input(&mut rng, "y", &[3]);
+    let lt = b.op(Op::Binary(BinaryOp::Lt), &[x, y]);
+    let sel = b.op(Op::Select, &[lt, x, y]);
+    b.g.set_output("sel", sel);
+    let e = dnnc_codegen::compile(&b.g).err().unwrap();
+    assert!(e.contains("`lt`") && e.contains("bool"), "{e}");
+
+    let mut b = Builder::new("slice");
+    let x = b.input(&mut rng, "x", &[4]);
+    let s = b.op(
+        Op::Slice {
+            starts: vec![1],
+            ends: vec![3],
+            steps: vec![1],
+        },
+        &[x],
+    );
+    b.g.set_output("s", s);
+    let e = dnnc_codegen::compile(&b.g).err().unwrap();
+    assert!(e.contains("`slice`"), "{e}");
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let mut rng = Rng(2);
+    let mut b = Builder::new("id");
+    let x = b.input(&mut rng, "x", &[2, 2]);
+    let n = b.op(Op::Unary(UnaryOp::Neg), &[x]);
+    b.g.set_output("n", n);
+    let mut c = dnnc_codegen::compile(&b.g).unwrap();
+    let e = c.run(&HashMap::new(), &HashMap::new()).err().unwrap();
+    assert!(e.contains("missing input `x`"), "{e}");
+    let mut wrong = HashMap::new();
+    wrong.insert("x".to_string(), rng.tensor(&[4]));
+    let e = c.run(&wrong, &HashMap::new()).err().unwrap();
+    assert!(e.contains("input `x`"), "{e}");
+}
+
+/// Prints how long compiling 50-node graphs takes (run with `--nocapture`).
+#[test]
+fn compile_time_of_a_50_node_graph() {
+    let (mut times, mut steps, mut loops) = (Vec::new(), 0, 0);
+    for seed in 1000..1010 {
+        let b = random_graph(seed, 50);
+        let t = Instant::now();
+        let c = dnnc_codegen::compile(&b.g).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(c.step_count() <= b.g.len());
+        steps += c.step_count();
+        loops += c.loop_count();
+    }
+    println!("50-node graphs: {steps} steps in all, {loops} of them JIT loops");
+    times.sort_by(f64::total_cmp);
+    // Every value an output: nothing is dead and nothing fuses, one step per node.
+    let mut unfused = Vec::new();
+    for seed in 1000..1010 {
+        let mut b = random_graph(seed, 50);
+        for id in b.g.node_ids() {
+            b.g.set_output(format!("v{}", id.raw()), id);
+        }
+        let t = Instant::now();
+        let c = dnnc_codegen::compile(&b.g).unwrap();
+        unfused.push(t.elapsed().as_secs_f64() * 1e3);
+        check(&b);
+        println!(
+            "  {} nodes: {} steps, {} loops",
+            b.g.len(),
+            c.step_count(),
+            c.loop_count()
+        );
+    }
+    unfused.sort_by(f64::total_cmp);
+    println!(
+        "compile of 50-node graphs, every node live: median {:.2} ms, max {:.2} ms",
+        unfused[unfused.len() / 2],
+        unfused[unfused.len() - 1]
+    );
+    println!(
+        "compile of 50-node graphs: median {:.2} ms, min {:.2} ms, max {:.2} ms",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+}
