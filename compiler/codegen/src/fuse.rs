@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 
 /// A fused loop: its nodes in topological order (the last is the root, whose value the
 /// loop stores) and the values it reads from buffers (its leaves), in first-use order.
@@ -34,9 +34,12 @@ pub(crate) fn binary_supported(b: BinaryOp) -> bool {
     )
 }
 
-/// Whether node `id` is computed inside a loop: a supported unary or binary op, or a
-/// broadcast of a one-element tensor (a splat).
+/// Whether node `id` is computed inside a loop: an `f32` supported unary or binary op,
+/// or an `f32` broadcast of a one-element tensor (a splat).
 pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
+    if g.ty(id).dtype != DType::F32 {
+        return false;
+    }
     match &g.node(id).op {
         Op::Unary(u) => unary_supported(*u),
         Op::Binary(b) => binary_supported(*b),

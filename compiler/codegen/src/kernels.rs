@@ -1,11 +1,10 @@
-//! The Rust kernels the schedule calls for ops that are not elementwise loops, and the
-//! index maps they use (the same affine maps as the interpreter's).
+//! The `f32` reduction and matmul kernels, and the index maps of the data-movement ops (the same affine maps as the interpreter's).
 
 use dnnc_ir::scalar::{max_f32, min_f32};
 use dnnc_ir::ReduceKind;
 
 /// Row-major strides.
-fn strides(shape: &[usize]) -> Vec<usize> {
+pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
     for k in (0..shape.len().saturating_sub(1)).rev() {
         s[k] = s[k + 1] * shape[k + 1];
@@ -13,15 +12,16 @@ fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-/// `Σ_k i_k · strides[k]` for every multi-index `i` of `shape`, in row-major order.
-pub(crate) fn affine(shape: &[usize], strides: &[usize]) -> Vec<usize> {
+/// `offset + Σ_k i_k · strides[k]` for every multi-index `i` of `shape`, in row-major
+/// order.
+pub(crate) fn affine(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> {
     let n: usize = shape.iter().product();
     let mut out = Vec::with_capacity(n);
     if n == 0 {
         return out;
     }
     let mut idx = vec![0; shape.len()];
-    let mut pos = 0;
+    let mut pos = offset;
     for _ in 0..n {
         out.push(pos);
         for k in (0..shape.len()).rev() {
@@ -72,13 +72,6 @@ pub(crate) fn reduce_strides(in_shape: &[usize], axes: &[usize]) -> Vec<usize> {
     s
 }
 
-/// `out[i] = src[index[i]]`.
-pub(crate) fn gather(src: &[f32], index: &[usize], out: &mut [f32]) {
-    for (o, &i) in out.iter_mut().zip(index) {
-        *o = src[i];
-    }
-}
-
 /// `out[index[i]] ⊕= src[i]` in row-major order of `src`, from the identity of `kind`.
 pub(crate) fn reduce(kind: ReduceKind, src: &[f32], index: &[usize], out: &mut [f32]) {
     let (init, f): (f32, fn(f32, f32) -> f32) = match kind {
@@ -124,21 +117,22 @@ mod tests {
     fn index_maps() {
         // [2, 3] transposed: out[j, i] = in[i, j].
         assert_eq!(
-            affine(&[3, 2], &transpose_strides(&[2, 3], &[1, 0])),
+            affine(&[3, 2], &transpose_strides(&[2, 3], &[1, 0]), 0),
             vec![0, 3, 1, 4, 2, 5]
         );
         // [3, 1] broadcast to [3, 2].
         assert_eq!(
-            affine(&[3, 2], &broadcast_strides(&[3, 1], &[3, 2])),
+            affine(&[3, 2], &broadcast_strides(&[3, 1], &[3, 2]), 0),
             vec![0, 0, 1, 1, 2, 2]
         );
         // Sum of [2, 3] over axis 1.
         assert_eq!(
-            affine(&[2, 3], &reduce_strides(&[2, 3], &[1])),
+            affine(&[2, 3], &reduce_strides(&[2, 3], &[1]), 0),
             vec![0, 0, 0, 1, 1, 1]
         );
-        assert_eq!(affine(&[], &[]), vec![0]);
-        assert!(affine(&[2, 0], &[0, 1]).is_empty());
+        assert_eq!(affine(&[], &[], 5), vec![5]);
+        assert_eq!(affine(&[2], &[2], 1), vec![1, 3]);
+        assert!(affine(&[2, 0], &[0, 1], 0).is_empty());
     }
 
     #[test]

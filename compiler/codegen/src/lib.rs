@@ -1,57 +1,50 @@
-//! The native-code backend, first step: graphs whose tensors are all `f32`, compiled to a
-//! linear schedule of steps over preallocated buffers.
+//! The native-code backend: graphs compiled to a linear schedule of steps over
+//! preallocated typed buffers (`f32`, `i64` for every integer dtype, `bool`, as in
+//! [`dnnc_tensor::Data`]).
 //!
-//! - Elementwise ops (the `f32` unary ops, `add`/`sub`/`mul`/`div`/`pow`/`max`/`min`/
+//! - `f32` elementwise ops (the unary ops, `add`/`sub`/`mul`/`div`/`pow`/`max`/`min`/
 //!   `rem`, and broadcasts of a one-element tensor) become loops JIT-compiled with
 //!   Cranelift ([`jit`]). Chains of single-user elementwise nodes of one shape are fused
 //!   into one loop ([`fuse`]). Loops whose ops Cranelift has as `f32x4` instructions are
 //!   vectorised with a scalar tail; ops without one (`exp`, `log`, `sin`, `cos`, `tanh`,
 //!   `erf`, `sign`, `pow`) call Rust helpers from a scalar loop.
-//! - `matmul`, `reduce`, `transpose` and general `broadcast` run Rust kernels ([`kernels`]).
-//! - `reshape` and `stop_gradient` alias their operand's buffer; `const` is a buffer
-//!   filled at compile time.
+//! - Every other op runs a Rust kernel on typed buffers ([`ops`]): integer and `bool`
+//!   arithmetic, comparisons, `select`, `cast`, `transpose`/`broadcast`/`slice`/
+//!   `concat`/`pad`, reductions, `argmax`/`argmin`, `matmul`, `gather`/`scatter_add`
+//!   and the counter-based random draws ([`rng`]).
+//! - `reshape` and `stop_gradient` alias their operand's buffer; `const` and `iota` are
+//!   buffers filled at compile time.
 //!
 //! Every kernel follows [`dnnc_ir::scalar`] and the interpreter's evaluation order
-//! (row-major `f32` accumulation, i-k-j matmul without fused multiply-add), so results
-//! match the reference interpreter bit for bit except for the sign of a zero from
-//! `max`/`min` of `+0` and `-0`.
+//! (row-major `f32` accumulation, i-k-j matmul without fused multiply-add, wrapping
+//! integers with floor division), so results match the reference interpreter bit for
+//! bit except for the sign of a zero from `max`/`min` of `+0` and `-0`.
 
 mod fuse;
 mod jit;
 mod kernels;
+mod ops;
+mod rng;
 
 use std::collections::HashMap;
 
-use dnnc_ir::{DType, Graph, NodeId, Op, ReduceKind};
-use dnnc_tensor::Tensor;
+use dnnc_ir::{DType, Graph, NodeId, Op};
+use dnnc_tensor::{Data, Tensor};
 
 use crate::fuse::plan;
 use crate::jit::{Jit, LoopFn};
-use crate::kernels::{affine, broadcast_strides, reduce_strides, transpose_strides};
+use crate::kernels::{affine, broadcast_strides, reduce_strides, strides, transpose_strides};
+use crate::ops::Kernel;
 
 /// One step of the schedule. Buffers are named by their index in [`Compiled::buffers`].
 enum Step {
     /// A fused elementwise loop: `f(ptrs)` with one pointer per buffer in `bufs`.
     Loop { f: LoopFn, bufs: Vec<usize> },
-    /// `dst[i] = src[index[i]]` (transpose, broadcast).
-    Gather {
-        src: usize,
+    /// A Rust kernel reading the buffers `args` and overwriting `dst`.
+    Kernel {
+        k: Kernel,
+        args: Vec<usize>,
         dst: usize,
-        index: Vec<usize>,
-    },
-    /// `dst[index[i]] = op(dst[index[i]], src[i])` from `init`, in row-major order.
-    Reduce {
-        kind: ReduceKind,
-        src: usize,
-        dst: usize,
-        index: Vec<usize>,
-    },
-    /// Batched `[B, M, K] @ [B, K, N]`.
-    MatMul {
-        a: usize,
-        b: usize,
-        c: usize,
-        dims: [usize; 4],
     },
 }
 
@@ -59,6 +52,7 @@ enum Step {
 struct Port {
     name: String,
     buf: usize,
+    dtype: DType,
     shape: Vec<usize>,
 }
 
@@ -66,7 +60,7 @@ struct Port {
 pub struct Compiled {
     /// Owns the machine code that the [`Step::Loop`]s point into.
     _jit: Jit,
-    buffers: Vec<Vec<f32>>,
+    buffers: Vec<Data>,
     inputs: Vec<Port>,
     states: Vec<Port>,
     steps: Vec<Step>,
@@ -74,9 +68,40 @@ pub struct Compiled {
     updates: Vec<Port>,
 }
 
-/// Compiles `g` (every live tensor `f32`).
+/// Compiles `g`.
 pub fn compile(g: &Graph) -> Result<Compiled, String> {
     Compiled::new(g)
+}
+
+/// `n` zeros of `dtype`'s storage.
+fn zeros(dtype: DType, n: usize) -> Data {
+    match dtype {
+        DType::F32 => Data::F32(vec![0.0; n]),
+        DType::Bool => Data::Bool(vec![false; n]),
+        DType::I64 | DType::I32 | DType::U8 => Data::I64(vec![0; n]),
+    }
+}
+
+/// `values` stored as `dtype`, converted as the interpreter converts constants.
+fn from_f64(dtype: DType, values: impl Iterator<Item = f64>) -> Data {
+    match dtype {
+        DType::F32 => Data::F32(values.map(|v| v as f32).collect()),
+        DType::Bool => Data::Bool(values.map(|v| v != 0.0).collect()),
+        DType::I64 | DType::I32 | DType::U8 => Data::I64(
+            values
+                .map(|v| dnnc_ir::scalar::fit(dtype, v as i64))
+                .collect(),
+        ),
+    }
+}
+
+/// `(before, size, after)` of `shape` around `axis`.
+fn split_at_axis(shape: &[usize], axis: usize) -> ops::Dims {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
 }
 
 impl Compiled {
@@ -87,33 +112,11 @@ impl Compiled {
             .into_iter()
             .filter(|n| live.contains(n))
             .collect();
-        for &id in &order {
-            let node = g.node(id);
-            if node.ty.dtype != DType::F32 {
-                return Err(format!(
-                    "codegen: `{}` (%{}) has type {}; only f32 graphs are supported",
-                    node.op.kind(),
-                    id.raw(),
-                    node.ty
-                ));
-            }
-            if !supported(&node.op) {
-                return Err(format!(
-                    "codegen: op `{}` (%{}) is not supported yet",
-                    node.op.kind(),
-                    id.raw()
-                ));
-            }
-        }
         let groups = plan(g, &order, &live);
 
         let mut jit = Jit::new()?;
-        let mut buffers: Vec<Vec<f32>> = Vec::new();
+        let mut buffers: Vec<Data> = Vec::new();
         let mut buf_of: HashMap<NodeId, usize> = HashMap::new();
-        let new_buf = |buffers: &mut Vec<Vec<f32>>, n: usize| {
-            buffers.push(vec![0.0; n]);
-            buffers.len() - 1
-        };
         let mut inputs = Vec::new();
         let mut states = Vec::new();
         // Loops are compiled together at the end; their function pointers are patched in
@@ -124,15 +127,19 @@ impl Compiled {
         for &id in &order {
             let node = g.node(id);
             let shape = node.ty.shape.clone();
-            let operand_buf =
-                |buf_of: &HashMap<NodeId, usize>, i: usize| -> usize { buf_of[&g.operands(id)[i]] };
-            match &node.op {
+            let dtype = node.ty.dtype;
+            let n = node.ty.numel();
+            let operands = g.operands(id);
+            let arg_shape = |i: usize| g.ty(operands[i]).shape.clone();
+            let kernel = match &node.op {
                 Op::Input { name, .. } | Op::State { name, .. } => {
-                    let buf = new_buf(&mut buffers, node.ty.numel());
+                    buffers.push(zeros(dtype, n));
+                    let buf = buffers.len() - 1;
                     buf_of.insert(id, buf);
                     let port = Port {
                         name: name.clone(),
                         buf,
+                        dtype,
                         shape,
                     };
                     if matches!(node.op, Op::Input { .. }) {
@@ -140,70 +147,30 @@ impl Compiled {
                     } else {
                         states.push(port);
                     }
+                    continue;
                 }
                 Op::Const { value, .. } => {
-                    buffers.push(vec![*value as f32]);
+                    buffers.push(from_f64(dtype, std::iter::once(*value)));
                     buf_of.insert(id, buffers.len() - 1);
+                    continue;
+                }
+                Op::Iota { axis, .. } => {
+                    let (_, size, after) = split_at_axis(&shape, *axis);
+                    buffers.push(from_f64(dtype, (0..n).map(|i| ((i / after) % size) as f64)));
+                    buf_of.insert(id, buffers.len() - 1);
+                    continue;
                 }
                 Op::Reshape(_) | Op::StopGradient => {
-                    let src = operand_buf(&buf_of, 0);
-                    buf_of.insert(id, src);
+                    buf_of.insert(id, buf_of[&operands[0]]);
+                    continue;
                 }
-                Op::Transpose(perm) => {
-                    let x = g.ty(g.operands(id)[0]);
-                    let index = affine(&shape, &transpose_strides(&x.shape, perm));
-                    let src = operand_buf(&buf_of, 0);
-                    let dst = new_buf(&mut buffers, node.ty.numel());
-                    buf_of.insert(id, dst);
-                    steps.push(Step::Gather { src, dst, index });
-                }
-                Op::Broadcast(to) if !fuse::is_elementwise(g, id) => {
-                    let x = g.ty(g.operands(id)[0]);
-                    let index = affine(&shape, &broadcast_strides(&x.shape, to));
-                    let src = operand_buf(&buf_of, 0);
-                    let dst = new_buf(&mut buffers, node.ty.numel());
-                    buf_of.insert(id, dst);
-                    steps.push(Step::Gather { src, dst, index });
-                }
-                Op::Reduce { kind, axes, .. } => {
-                    let x = g.ty(g.operands(id)[0]);
-                    let index = affine(&x.shape, &reduce_strides(&x.shape, axes));
-                    let src = operand_buf(&buf_of, 0);
-                    let dst = new_buf(&mut buffers, node.ty.numel());
-                    buf_of.insert(id, dst);
-                    steps.push(Step::Reduce {
-                        kind: *kind,
-                        src,
-                        dst,
-                        index,
-                    });
-                }
-                Op::MatMul => {
-                    let a = g.ty(g.operands(id)[0]);
-                    let b = g.ty(g.operands(id)[1]);
-                    let r = a.rank();
-                    let dims = [
-                        a.shape[..r - 2].iter().product(),
-                        a.shape[r - 2],
-                        a.shape[r - 1],
-                        b.shape[r - 1],
-                    ];
-                    let (ab, bb) = (operand_buf(&buf_of, 0), operand_buf(&buf_of, 1));
-                    let c = new_buf(&mut buffers, node.ty.numel());
-                    buf_of.insert(id, c);
-                    steps.push(Step::MatMul {
-                        a: ab,
-                        b: bb,
-                        c,
-                        dims,
-                    });
-                }
-                _ => {
-                    // Elementwise: only a group's root gets a buffer and a step.
+                _ if fuse::is_elementwise(g, id) => {
+                    // Only a group's root gets a buffer and a step.
                     let Some(group) = groups.get(&id) else {
                         continue;
                     };
-                    let out = new_buf(&mut buffers, node.ty.numel());
+                    buffers.push(zeros(dtype, n));
+                    let out = buffers.len() - 1;
                     buf_of.insert(id, out);
                     let mut bufs: Vec<usize> = group.leaves.iter().map(|l| buf_of[l]).collect();
                     bufs.push(out);
@@ -213,8 +180,82 @@ impl Compiled {
                         f: jit::placeholder,
                         bufs,
                     });
+                    continue;
                 }
-            }
+                Op::Unary(u) => Kernel::Unary(*u, dtype),
+                Op::Binary(b) => Kernel::Binary(*b, dtype),
+                Op::Select => Kernel::Select,
+                Op::Cast(to) => Kernel::Cast(*to),
+                Op::Transpose(perm) => {
+                    Kernel::Take(affine(&shape, &transpose_strides(&arg_shape(0), perm), 0))
+                }
+                Op::Broadcast(to) => {
+                    Kernel::Take(affine(&shape, &broadcast_strides(&arg_shape(0), to), 0))
+                }
+                Op::Slice { starts, steps, .. } => {
+                    let s = strides(&arg_shape(0));
+                    let offset = starts.iter().zip(&s).map(|(a, b)| a * b).sum();
+                    let st: Vec<usize> = steps.iter().zip(&s).map(|(a, b)| a * b).collect();
+                    Kernel::Take(affine(&shape, &st, offset))
+                }
+                Op::Concat { axis } => {
+                    let s = strides(&shape);
+                    let mut at = 0;
+                    let mut index = Vec::new();
+                    for i in 0..operands.len() {
+                        let x = arg_shape(i);
+                        index.push(affine(&x, &s, at * s[*axis]));
+                        at += x[*axis];
+                    }
+                    Kernel::Concat(index)
+                }
+                Op::Pad { lo, value, .. } => {
+                    let s = strides(&shape);
+                    let offset = lo.iter().zip(&s).map(|(a, b)| a * b).sum();
+                    Kernel::Pad {
+                        fill: from_f64(dtype, std::iter::repeat_n(*value, n)),
+                        index: affine(&arg_shape(0), &s, offset),
+                    }
+                }
+                Op::Reduce { kind, axes, .. } => {
+                    let x = arg_shape(0);
+                    Kernel::Reduce {
+                        kind: *kind,
+                        dtype,
+                        index: affine(&x, &reduce_strides(&x, axes), 0),
+                        n,
+                    }
+                }
+                Op::ArgMax { axis } | Op::ArgMin { axis } => Kernel::Arg {
+                    max: matches!(node.op, Op::ArgMax { .. }),
+                    dims: split_at_axis(&arg_shape(0), *axis),
+                },
+                Op::MatMul => {
+                    let (a, b) = (arg_shape(0), arg_shape(1));
+                    let r = a.len();
+                    Kernel::MatMul([a[..r - 2].iter().product(), a[r - 2], a[r - 1], b[r - 1]])
+                }
+                Op::Gather { axis } => Kernel::Gather(split_at_axis(&arg_shape(0), *axis)),
+                Op::ScatterAdd { axis, shape: to } => Kernel::ScatterAdd {
+                    dims: split_at_axis(to, *axis),
+                    dtype,
+                    n,
+                },
+                Op::Random { dist, salt, .. } => Kernel::Random {
+                    dist: *dist,
+                    n,
+                    salt: *salt,
+                },
+            };
+            buffers.push(zeros(dtype, n));
+            let dst = buffers.len() - 1;
+            buf_of.insert(id, dst);
+            let args = operands.iter().map(|o| buf_of[o]).collect();
+            steps.push(Step::Kernel {
+                k: kernel,
+                args,
+                dst,
+            });
         }
         let fns = jit.finish()?;
         for (at, f) in pending {
@@ -228,6 +269,7 @@ impl Compiled {
                 .map(|(name, id)| Port {
                     name: name.clone(),
                     buf: buf_of[id],
+                    dtype: g.ty(*id).dtype,
                     shape: g.ty(*id).shape.clone(),
                 })
                 .collect()
@@ -261,47 +303,51 @@ impl Compiled {
                 let t = given
                     .get(&p.name)
                     .ok_or_else(|| format!("missing {what} `{}`", p.name))?;
-                let data = match (t.dtype, t.as_f32()) {
-                    (DType::F32, Some(d)) if t.shape == p.shape && d.len() == t.len() => d,
-                    _ => {
-                        return Err(format!(
-                            "{what} `{}` should be f32{:?}, found {}{:?}",
-                            p.name, p.shape, t.dtype, t.shape
-                        ))
-                    }
+                let in_range = match &t.data {
+                    Data::I64(v) => v.iter().all(|&x| dnnc_ir::scalar::fit(p.dtype, x) == x),
+                    _ => true,
                 };
-                self.buffers[p.buf].copy_from_slice(data);
+                let fits = t.dtype == p.dtype
+                    && t.shape == p.shape
+                    && in_range
+                    && std::mem::discriminant(&t.data)
+                        == std::mem::discriminant(&self.buffers[p.buf])
+                    && t.data.len() == self.buffers[p.buf].len();
+                if !fits {
+                    return Err(format!(
+                        "{what} `{}` should be {}{:?}, found {}{:?}",
+                        p.name, p.dtype, p.shape, t.dtype, t.shape
+                    ));
+                }
+                match (&mut self.buffers[p.buf], &t.data) {
+                    (Data::F32(b), Data::F32(d)) => b.copy_from_slice(d),
+                    (Data::I64(b), Data::I64(d)) => b.copy_from_slice(d),
+                    (Data::Bool(b), Data::Bool(d)) => b.copy_from_slice(d),
+                    _ => unreachable!("storage kinds were checked"),
+                }
             }
         }
         for step in &self.steps {
             match step {
                 Step::Loop { f, bufs } => {
-                    let ptrs: Vec<*mut f32> =
-                        bufs.iter().map(|&b| self.buffers[b].as_mut_ptr()).collect();
+                    let ptrs: Vec<*mut f32> = bufs
+                        .iter()
+                        .map(|&b| match &mut self.buffers[b] {
+                            Data::F32(v) => v.as_mut_ptr(),
+                            _ => unreachable!("loops read and write f32 buffers"),
+                        })
+                        .collect();
                     // SAFETY: `f` was compiled for exactly these buffers: it reads
-                    // `bufs[..n-1]` and writes the last, all within their lengths, and
-                    // the output buffer is distinct from every input.
+                    // `bufs[..n-1]` and writes the last, all `f32` and within their
+                    // lengths, and the output buffer is distinct from every input.
                     unsafe { f(ptrs.as_ptr()) };
                 }
-                Step::Gather { src, dst, index } => {
-                    let mut out = std::mem::take(&mut self.buffers[*dst]);
-                    kernels::gather(&self.buffers[*src], index, &mut out);
+                Step::Kernel { k, args, dst } => {
+                    let mut out = std::mem::replace(&mut self.buffers[*dst], Data::F32(Vec::new()));
+                    let ins: Vec<&Data> = args.iter().map(|&a| &self.buffers[a]).collect();
+                    let r = k.exec(&ins, &mut out);
                     self.buffers[*dst] = out;
-                }
-                Step::Reduce {
-                    kind,
-                    src,
-                    dst,
-                    index,
-                } => {
-                    let mut out = std::mem::take(&mut self.buffers[*dst]);
-                    kernels::reduce(*kind, &self.buffers[*src], index, &mut out);
-                    self.buffers[*dst] = out;
-                }
-                Step::MatMul { a, b, c, dims } => {
-                    let mut out = std::mem::take(&mut self.buffers[*c]);
-                    kernels::matmul(&self.buffers[*a], &self.buffers[*b], *dims, &mut out);
-                    self.buffers[*c] = out;
+                    r?;
                 }
             }
         }
@@ -310,9 +356,9 @@ impl Compiled {
                 .iter()
                 .map(|p| {
                     let t = Tensor {
-                        dtype: DType::F32,
+                        dtype: p.dtype,
                         shape: p.shape.clone(),
-                        data: dnnc_tensor::Data::F32(self.buffers[p.buf].clone()),
+                        data: self.buffers[p.buf].clone(),
                     };
                     (p.name.clone(), t)
                 })
@@ -332,23 +378,5 @@ impl Compiled {
     /// How many steps the schedule has.
     pub fn step_count(&self) -> usize {
         self.steps.len()
-    }
-}
-
-/// Ops this backend compiles (for `f32` operands).
-fn supported(op: &Op) -> bool {
-    match op {
-        Op::Input { .. }
-        | Op::State { .. }
-        | Op::Const { .. }
-        | Op::Reshape(_)
-        | Op::Transpose(_)
-        | Op::Broadcast(_)
-        | Op::Reduce { .. }
-        | Op::MatMul
-        | Op::StopGradient => true,
-        Op::Unary(u) => fuse::unary_supported(*u),
-        Op::Binary(b) => fuse::binary_supported(*b),
-        _ => false,
     }
 }

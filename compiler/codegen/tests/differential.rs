@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
-use dnnc_tensor::Tensor;
+use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_tensor::{Data, Tensor};
 
 /// SplitMix64: a small deterministic generator.
 struct Rng(u64);
@@ -107,25 +107,43 @@ fn close(a: f32, b: f32) -> bool {
 
 /// Compiles and runs `b.g` and checks it against the interpreter; returns how many
 /// elements were compared, how many agreed bit for bit (up to the sign of zero) and how
-/// many were finite.
+/// many were finite. Integer and `bool` results must agree exactly.
 fn check(b: &Builder) -> (usize, usize, usize) {
-    let want = dnnc_interp::run(&b.g, &b.inputs, &b.states).unwrap();
-    let mut c = dnnc_codegen::compile(&b.g).unwrap_or_else(|e| panic!("{e}"));
+    check_graph(&b.g, &b.inputs, &b.states)
+}
+
+fn check_graph(
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    states: &HashMap<String, Tensor>,
+) -> (usize, usize, usize) {
+    let want = dnnc_interp::run(g, inputs, states).unwrap();
+    let mut c = dnnc_codegen::compile(g).unwrap_or_else(|e| panic!("{e}"));
     let mut stats = (0, 0, 0);
     // Twice: a compiled graph is reusable.
     for _ in 0..2 {
-        let (outs, ups) = c.run(&b.inputs, &b.states).unwrap();
+        let (outs, ups) = c.run(inputs, states).unwrap();
         for (got, want) in [(&outs, &want.outputs), (&ups, &want.updates)] {
             assert_eq!(got.len(), want.len());
             for ((gn, gt), (wn, wt)) in got.iter().zip(want.iter()) {
                 assert_eq!(gn, wn);
                 assert_eq!(gt.shape, wt.shape, "shape of `{gn}`");
-                let (gv, wv) = (gt.as_f32().unwrap(), wt.as_f32().unwrap());
-                for (i, (&x, &y)) in gv.iter().zip(wv).enumerate() {
-                    assert!(close(x, y), "`{gn}`[{i}]: jit {x}, interp {y}");
-                    stats.0 += 1;
-                    stats.1 += usize::from(x == y || (x.is_nan() && y.is_nan()));
-                    stats.2 += usize::from(y.is_finite());
+                assert_eq!(gt.dtype, wt.dtype, "dtype of `{gn}`");
+                match (&gt.data, &wt.data) {
+                    (Data::F32(gv), Data::F32(wv)) => {
+                        for (i, (&x, &y)) in gv.iter().zip(wv).enumerate() {
+                            assert!(close(x, y), "`{gn}`[{i}]: jit {x}, interp {y}");
+                            stats.0 += 1;
+                            stats.1 += usize::from(x == y || (x.is_nan() && y.is_nan()));
+                            stats.2 += usize::from(y.is_finite());
+                        }
+                    }
+                    (gd, wd) => {
+                        assert_eq!(gd, wd, "`{gn}`");
+                        stats.0 += gd.len();
+                        stats.1 += gd.len();
+                        stats.2 += gd.len();
+                    }
                 }
             }
         }
@@ -408,31 +426,239 @@ fn nan_propagates_through_max_and_min() {
     assert!(mx[0].is_nan() && mx[5].is_nan() && mx[1] == 0.0 && mx[3].is_infinite());
 }
 
-#[test]
-fn non_f32_graphs_and_unsupported_ops_are_rejected() {
-    let mut rng = Rng(1);
-    let mut b = Builder::new("cmp");
-    let x = b.input(&mut rng, "x", &[3]);
-    let y = b.input(&mut rng, "y", &[3]);
-    let lt = b.op(Op::Binary(BinaryOp::Lt), &[x, y]);
-    let sel = b.op(Op::Select, &[lt, x, y]);
-    b.g.set_output("sel", sel);
-    let e = dnnc_codegen::compile(&b.g).err().unwrap();
-    assert!(e.contains("`lt`") && e.contains("bool"), "{e}");
+impl Builder {
+    /// An input of any dtype with the given value.
+    fn typed_input(&mut self, name: &str, t: Tensor) -> NodeId {
+        let op = Op::Input {
+            name: name.into(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+        };
+        self.inputs.insert(name.into(), t);
+        self.op(op, &[])
+    }
 
-    let mut b = Builder::new("slice");
-    let x = b.input(&mut rng, "x", &[4]);
-    let s = b.op(
-        Op::Slice {
-            starts: vec![1],
-            ends: vec![3],
-            steps: vec![1],
-        },
-        &[x],
+    fn konst(&mut self, value: f64, dtype: DType, shape: &[usize]) -> NodeId {
+        let c = self.op(Op::Const { value, dtype }, &[]);
+        self.op(Op::Broadcast(shape.to_vec()), &[c])
+    }
+}
+
+fn ints(dtype: DType, shape: &[usize], v: Vec<i64>) -> Tensor {
+    Tensor::new(dtype, shape.to_vec(), Data::I64(v)).unwrap()
+}
+
+/// Integer, `bool` and mixed-dtype ops, data movement and random draws.
+#[test]
+fn mixed_dtype_ops_match_the_interpreter() {
+    let mut rng = Rng(1);
+    let mut b = Builder::new("mixed");
+    let x = b.input(&mut rng, "x", &[3, 4]);
+    let y = b.input(&mut rng, "y", &[3, 4]);
+    let i = b.typed_input(
+        "i",
+        ints(DType::I64, &[3, 4], (0..12).map(|k| k * 7 - 40).collect()),
     );
-    b.g.set_output("s", s);
-    let e = dnnc_codegen::compile(&b.g).err().unwrap();
-    assert!(e.contains("`slice`"), "{e}");
+    let u = b.typed_input(
+        "u",
+        ints(
+            DType::U8,
+            &[3, 4],
+            (0..12).map(|k| (k * 37) % 255 + 1).collect(),
+        ),
+    );
+    let idx = b.typed_input("idx", ints(DType::I64, &[5], vec![2, 0, 1, 1, 2]));
+    let key = b.typed_input("key", ints(DType::I64, &[], vec![-12345]));
+    let mut outs: Vec<(String, NodeId)> = Vec::new();
+    for op in BinaryOp::ALL {
+        if op.is_logical() {
+            continue;
+        }
+        outs.push((format!("f_{}", op.name()), b.op(Op::Binary(op), &[x, y])));
+    }
+    let three = b.konst(3.0, DType::I64, &[3, 4]);
+    let seven_u8 = b.konst(7.0, DType::U8, &[3, 4]);
+    for op in BinaryOp::ALL {
+        if op.is_logical() {
+            continue;
+        }
+        outs.push((
+            format!("i_{}", op.name()),
+            b.op(Op::Binary(op), &[i, three]),
+        ));
+        let rhs = if op == BinaryOp::Pow { seven_u8 } else { u };
+        outs.push((format!("u_{}", op.name()), b.op(Op::Binary(op), &[u, rhs])));
+    }
+    for un in [UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign] {
+        outs.push((format!("i_{}", un.name()), b.op(Op::Unary(un), &[i])));
+        outs.push((format!("u_{}", un.name()), b.op(Op::Unary(un), &[u])));
+    }
+    let lt = b.op(Op::Binary(BinaryOp::Lt), &[x, y]);
+    let ib = b.op(Op::Cast(DType::Bool), &[i]);
+    for op in BinaryOp::ALL {
+        if op.is_comparison() || op.is_logical() {
+            outs.push((format!("b_{}", op.name()), b.op(Op::Binary(op), &[lt, ib])));
+        }
+    }
+    outs.push(("not".into(), b.op(Op::Unary(UnaryOp::Not), &[lt])));
+    outs.push(("sel_f".into(), b.op(Op::Select, &[lt, x, y])));
+    outs.push(("sel_i".into(), b.op(Op::Select, &[lt, i, three])));
+    outs.push(("sel_b".into(), b.op(Op::Select, &[lt, lt, ib])));
+    let scaled = {
+        let k = b.splat(50.0, &[3, 4]);
+        b.op(Op::Binary(BinaryOp::Mul), &[x, k])
+    };
+    for (src, name) in [(scaled, "f"), (i, "i"), (u, "u"), (lt, "b")] {
+        for to in [DType::F32, DType::I64, DType::I32, DType::U8, DType::Bool] {
+            outs.push((
+                format!("cast_{name}_{}", to.name()),
+                b.op(Op::Cast(to), &[src]),
+            ));
+        }
+    }
+    for (src, name) in [(x, "f"), (i, "i"), (u, "u"), (lt, "b")] {
+        for kind in [ReduceKind::Sum, ReduceKind::Max, ReduceKind::Min] {
+            if name == "b" && kind == ReduceKind::Sum {
+                continue;
+            }
+            for axes in [vec![0], vec![1], vec![0, 1]] {
+                let r = b.op(
+                    Op::Reduce {
+                        kind,
+                        axes: axes.clone(),
+                        keepdims: false,
+                    },
+                    &[src],
+                );
+                outs.push((format!("red_{name}_{kind:?}_{axes:?}"), r));
+            }
+        }
+        for axis in [0, 1] {
+            outs.push((
+                format!("argmax_{name}_{axis}"),
+                b.op(Op::ArgMax { axis }, &[src]),
+            ));
+            outs.push((
+                format!("argmin_{name}_{axis}"),
+                b.op(Op::ArgMin { axis }, &[src]),
+            ));
+        }
+        let sl = Op::Slice {
+            starts: vec![1, 0],
+            ends: vec![3, 4],
+            steps: vec![1, 2],
+        };
+        outs.push((format!("slice_{name}"), b.op(sl, &[src])));
+        outs.push((
+            format!("concat_{name}"),
+            b.op(Op::Concat { axis: 1 }, &[src, src, src]),
+        ));
+        let pad = Op::Pad {
+            lo: vec![1, 0],
+            hi: vec![0, 2],
+            value: 1.0,
+        };
+        outs.push((format!("pad_{name}"), b.op(pad, &[src])));
+        outs.push((
+            format!("transpose_{name}"),
+            b.op(Op::Transpose(vec![1, 0]), &[src]),
+        ));
+        outs.push((
+            format!("gather_{name}"),
+            b.op(Op::Gather { axis: 0 }, &[src, idx]),
+        ));
+        if name != "b" {
+            let g1 = b.op(Op::Gather { axis: 1 }, &[src, idx]);
+            let sc = Op::ScatterAdd {
+                axis: 1,
+                shape: vec![3, 4],
+            };
+            outs.push((format!("scatter_{name}"), b.op(sc, &[g1, idx])));
+        }
+        let bc = b.op(Op::Reshape(vec![3, 1, 4]), &[src]);
+        outs.push((
+            format!("broadcast_{name}"),
+            b.op(Op::Broadcast(vec![2, 3, 5, 4]), &[bc]),
+        ));
+    }
+    for (dtype, axis) in [(DType::I64, 0), (DType::F32, 1), (DType::U8, 1)] {
+        let io = Op::Iota {
+            dtype,
+            shape: vec![3, 4],
+            axis,
+        };
+        outs.push((format!("iota_{dtype}_{axis}"), b.op(io, &[])));
+    }
+    let p = b.op(
+        Op::Unary(UnaryOp::Sign),
+        &[x], // values in {-1, 0, 1}: p < 0 never fires, p = 1 always does.
+    );
+    let half = b.splat(0.5, &[3, 4]);
+    let p2 = b.op(Op::Binary(BinaryOp::Mul), &[x, half]);
+    for (salt, p) in [(1, p), (2, p2)] {
+        let r = Op::Random {
+            dist: Dist::Bernoulli,
+            shape: vec![3, 4],
+            salt,
+        };
+        outs.push((format!("bern_{salt}"), b.op(r, &[key, p])));
+    }
+    let uni = Op::Random {
+        dist: Dist::Uniform {
+            low: -0.3,
+            high: 2.1,
+        },
+        shape: vec![257],
+        salt: 7,
+    };
+    outs.push(("uniform".into(), b.op(uni, &[key])));
+    let nor = Op::Random {
+        dist: Dist::Normal {
+            mean: 0.5,
+            std: 1.7,
+        },
+        shape: vec![5, 51],
+        salt: 8,
+    };
+    outs.push(("normal".into(), b.op(nor, &[key])));
+    for (name, id) in outs {
+        b.g.set_output(name, id);
+    }
+    let (n, exact, _) = check(&b);
+    assert_eq!(n, exact, "every element bit for bit");
+    // Another key draws other numbers, still the interpreter's.
+    b.inputs
+        .insert("key".into(), ints(DType::I64, &[], vec![i64::MAX]));
+    check(&b);
+}
+
+#[test]
+fn runtime_errors_of_integer_ops() {
+    let mut b = Builder::new("div");
+    let x = b.typed_input("x", ints(DType::I64, &[3], vec![1, 2, 3]));
+    let y = b.typed_input("y", ints(DType::I64, &[3], vec![1, 0, 3]));
+    let i = b.typed_input("i", ints(DType::I64, &[2], vec![0, 5]));
+    let d = b.op(Op::Binary(BinaryOp::Div), &[x, y]);
+    let g = b.op(Op::Gather { axis: 0 }, &[x, i]);
+    b.g.set_output("d", d);
+    b.g.set_output("g", g);
+    let mut c = dnnc_codegen::compile(&b.g).unwrap();
+    let e = c.run(&b.inputs, &b.states).err().unwrap();
+    assert!(e.contains("division by zero"), "{e}");
+    b.inputs
+        .insert("y".into(), ints(DType::I64, &[3], vec![1, 1, 1]));
+    let e = c.run(&b.inputs, &b.states).err().unwrap();
+    assert!(e.contains("index 5 is out of range"), "{e}");
+    // u8 inputs must hold values in range, like the interpreter's.
+    let mut b = Builder::new("u8");
+    let x = b.typed_input("x", ints(DType::U8, &[1], vec![300]));
+    b.g.set_output("x", x);
+    let e = dnnc_codegen::compile(&b.g)
+        .unwrap()
+        .run(&b.inputs, &b.states)
+        .err()
+        .unwrap();
+    assert!(e.contains("input `x`"), "{e}");
 }
 
 #[test]

@@ -300,3 +300,48 @@ fn one_epoch_of_mnist_reaches_088() {
     assert!(acc >= 0.88, "test accuracy after one epoch: {acc}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn cranelift_backend_matches_the_interpreter() {
+    let dir = scratch("backends");
+    let mut losses = Vec::new();
+    for backend in ["interp", "cranelift"] {
+        let log = dir.join(format!("{backend}.jsonl"));
+        let w = dir
+            .join(format!("{backend}.safetensors"))
+            .display()
+            .to_string();
+        let out = dnnc(&[
+            "train",
+            &example("mnist_mlp.dnn"),
+            "--backend",
+            backend,
+            "--steps",
+            "6",
+            "--out",
+            &w,
+            "--log",
+            &log.display().to_string(),
+            "--quiet",
+        ]);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
+        losses.push(
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .split("\"seconds\"")
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+        losses.push(format!("{:?}", std::fs::read(&w).unwrap()));
+    }
+    assert_eq!(
+        losses[0], losses[2],
+        "the logged losses and metrics differ between backends"
+    );
+    assert_eq!(
+        losses[1], losses[3],
+        "the trained weights differ between backends"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

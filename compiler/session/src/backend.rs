@@ -1,5 +1,5 @@
-//! Backends turn a graph into something that runs. Today: the reference interpreter;
-//! compiled backends implement the same trait.
+//! Backends turn a graph into something that runs: the reference interpreter, and
+//! native code from Cranelift (`dnnc-codegen`), behind one trait.
 
 use std::collections::HashMap;
 
@@ -24,25 +24,27 @@ pub trait Executable {
 /// Which backend runs the steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
+    /// The reference interpreter.
     Interp,
+    /// Native code from Cranelift (`dnnc-codegen`): fused `f32x4` loops for
+    /// elementwise work, Rust kernels for the rest; not yet tuned for speed.
+    Cranelift,
 }
 
 impl BackendKind {
     pub fn parse(s: &str) -> Result<BackendKind, String> {
         match s {
             "interp" => Ok(BackendKind::Interp),
-            "cranelift" | "llvm" => Err(format!(
-                "backend `{s}` is not available in this release; use `--backend interp`"
-            )),
-            other => Err(format!(
-                "unknown backend `{other}`; the backends are: interp"
-            )),
+            "cranelift" => Ok(BackendKind::Cranelift),
+            "llvm" => Err("backend `llvm` is not available in this release; use `--backend interp` or `cranelift`".into()),
+            other => Err(format!("unknown backend `{other}`; the backends are: interp, cranelift")),
         }
     }
 
     pub fn compile(self, g: Graph) -> Result<Box<dyn Executable>, String> {
         match self {
             BackendKind::Interp => Ok(Box::new(Interpreted { g })),
+            BackendKind::Cranelift => Ok(Box::new(Native(dnnc_codegen::compile(&g)?))),
         }
     }
 }
@@ -62,5 +64,18 @@ impl Executable for Interpreted {
             outputs: out.outputs,
             updates: out.updates,
         })
+    }
+}
+
+struct Native(dnnc_codegen::Compiled);
+
+impl Executable for Native {
+    fn run(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+        states: &HashMap<String, Tensor>,
+    ) -> Result<RunResult, String> {
+        let (outputs, updates) = self.0.run(inputs, states)?;
+        Ok(RunResult { outputs, updates })
     }
 }
