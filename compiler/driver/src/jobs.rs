@@ -187,3 +187,41 @@ pub fn compile(a: CompileArgs) -> ExitCode {
         }
     })
 }
+
+pub fn bench(
+    file: &Path,
+    batch: Option<usize>,
+    backend: &str,
+    runs: usize,
+    json: bool,
+) -> ExitCode {
+    let backend = match BackendKind::parse(backend) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    with_job(file, |job| {
+        match dnnc_session::bench::bench(job, backend, batch, runs.max(1)) {
+            Ok(r) => {
+                println!(
+                "backend {}  batch {}: train step {:.3} ms  inference b1 {:.1} us  b256 {:.1} us  compile {:.1} ms",
+                r.backend, r.batch, r.train_step_ms, r.infer_b1_us, r.infer_b256_us, r.compile_ms
+            );
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "backend": r.backend,
+                            "batch": r.batch,
+                            "train_step_ms": r.train_step_ms,
+                            "infer_b1_us": r.infer_b1_us,
+                            "infer_b256_us": r.infer_b256_us,
+                            "compile_ms": r.compile_ms,
+                        })
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }
+    })
+}

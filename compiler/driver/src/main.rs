@@ -99,6 +99,22 @@ enum Command {
         #[arg(long, default_value = "interp")]
         backend: String,
     },
+    /// Time the training step and inference of the file's model (medians).
+    Bench {
+        file: PathBuf,
+        /// Batch size of the training step (default: the train block's).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Which backend runs the steps.
+        #[arg(long, default_value = "cranelift")]
+        backend: String,
+        /// Timed repetitions of the training step.
+        #[arg(long, default_value_t = 21)]
+        runs: usize,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Format .dnn files in place (or check that they are formatted).
     Fmt {
         #[arg(required = true)]
@@ -211,6 +227,13 @@ fn run(cli: Cli) -> ExitCode {
             dump_after,
             output,
         }),
+        Command::Bench {
+            file,
+            batch,
+            backend,
+            runs,
+            json,
+        } => jobs::bench(&file, batch, &backend, runs, json),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Lsp => match dnnc_lsp::run_stdio() {
             Ok(()) => ExitCode::SUCCESS,

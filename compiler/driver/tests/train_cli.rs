@@ -345,3 +345,30 @@ fn cranelift_backend_matches_the_interpreter() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_prints_a_json_summary_last() {
+    let out = dnnc(&[
+        "bench",
+        &example("mnist_mlp.dnn"),
+        "--batch",
+        "8",
+        "--runs",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    for key in [
+        "\"train_step_ms\"",
+        "\"infer_b1_us\"",
+        "\"infer_b256_us\"",
+        "\"compile_ms\"",
+    ] {
+        assert!(
+            last.starts_with('{') && last.contains(key),
+            "{key} missing from {last}"
+        );
+    }
+}

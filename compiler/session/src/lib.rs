@@ -4,6 +4,7 @@
 //! logs and checkpoints. `dnnc train`, `dnnc eval` and `dnnc predict` call into here.
 
 pub mod backend;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod init;

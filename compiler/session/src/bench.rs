@@ -1,0 +1,150 @@
+//! `dnnc bench`: times the compiled training step and inference of a model on random
+//! data of the right shapes, and reports medians.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use dnnc_lower::{Mode, RNG_KEY};
+use dnnc_passes::optimizer::STEP;
+use dnnc_runtime::SplitMix64;
+use dnnc_tensor::{DType, Data, Tensor};
+
+use crate::backend::BackendKind;
+use crate::run::Job;
+use crate::steps::{forward, train_step, PassOptions};
+
+/// Medians of a benchmark run.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub train_step_ms: f64,
+    pub infer_b1_us: f64,
+    pub infer_b256_us: f64,
+    /// Building and compiling the training step.
+    pub compile_ms: f64,
+    pub batch: usize,
+    pub backend: &'static str,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Random tensors for every input and state of `g`; integer inputs are class indices.
+fn feeds(
+    g: &dnnc_ir::Graph,
+    rng: &mut SplitMix64,
+    classes: usize,
+) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
+    let mut inputs = HashMap::new();
+    let mut states = HashMap::new();
+    for n in g.node_ids() {
+        let (name, dtype, shape, is_state) = match &g.node(n).op {
+            dnnc_ir::Op::Input { name, dtype, shape } => (name, dtype, shape, false),
+            dnnc_ir::Op::State { name, dtype, shape } => (name, dtype, shape, true),
+            _ => continue,
+        };
+        let len: usize = shape.iter().product();
+        let data = match dtype {
+            DType::F32 => Data::F32(
+                (0..len)
+                    .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+                    .collect(),
+            ),
+            DType::Bool => Data::Bool((0..len).map(|_| rng.next_u64() & 1 == 1).collect()),
+            _ => Data::I64(
+                (0..len)
+                    .map(|_| rng.below(classes.max(1) as u64) as i64)
+                    .collect(),
+            ),
+        };
+        let t = Tensor {
+            dtype: *dtype,
+            shape: shape.clone(),
+            data,
+        };
+        if is_state {
+            states.insert(name.clone(), t);
+        } else {
+            inputs.insert(name.clone(), t);
+        }
+    }
+    inputs.insert(
+        STEP.into(),
+        Tensor {
+            dtype: DType::I64,
+            shape: vec![],
+            data: Data::I64(vec![0]),
+        },
+    );
+    inputs.insert(
+        RNG_KEY.into(),
+        Tensor {
+            dtype: DType::I64,
+            shape: vec![],
+            data: Data::I64(vec![7]),
+        },
+    );
+    (inputs, states)
+}
+
+/// Times `runs` repetitions (after a warm-up) of a graph.
+fn time_graph(
+    g: dnnc_ir::Graph,
+    backend: BackendKind,
+    runs: usize,
+    classes: usize,
+) -> Result<f64, String> {
+    let mut rng = SplitMix64::new(42);
+    let (inputs, states) = feeds(&g, &mut rng, classes);
+    let mut exe = backend.compile(g)?;
+    exe.run(&inputs, &states)?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        exe.run(&inputs, &states)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+/// Benchmarks the train block of `job` at `batch` (default: its own).
+pub fn bench(
+    job: &Job<'_>,
+    backend: BackendKind,
+    batch: Option<usize>,
+    runs: usize,
+) -> Result<BenchResult, String> {
+    let batch = batch.unwrap_or(job.cfg.batch);
+    let passes = PassOptions::default();
+    let classes = 10;
+    let t = Instant::now();
+    let step = train_step(job.db, job.file, job.item, &job.cfg, 63, batch, &passes)?;
+    let compiled = backend.compile(step.graph.clone())?;
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(compiled);
+    let train = time_graph(step.graph, backend, runs, classes)?;
+    let b1 = time_graph(
+        forward(job.db, job.file, job.item, Mode::Predict, 1, &passes)?.graph,
+        backend,
+        runs * 10,
+        classes,
+    )?;
+    let b256 = time_graph(
+        forward(job.db, job.file, job.item, Mode::Predict, 256, &passes)?.graph,
+        backend,
+        runs,
+        classes,
+    )?;
+    Ok(BenchResult {
+        train_step_ms: train * 1e3,
+        infer_b1_us: b1 * 1e6,
+        infer_b256_us: b256 * 1e6,
+        compile_ms,
+        batch,
+        backend: match backend {
+            BackendKind::Interp => "interp",
+            BackendKind::Cranelift => "cranelift",
+        },
+    })
+}
