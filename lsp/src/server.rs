@@ -49,7 +49,7 @@ impl Backend {
         Backend {
             client,
             state: Arc::new(Mutex::new(State {
-                db: RootDatabase::new(),
+                db: RootDatabase::for_editor(),
                 docs: HashMap::new(),
                 std_dir,
             })),

@@ -69,7 +69,16 @@ impl salsa::Database for RootDatabase {}
 pub type QueryLog = Arc<Mutex<Vec<String>>>;
 
 impl RootDatabase {
+    /// A database for one-shot runs (`dnnc check`, `dnnc train`).
     pub fn new() -> RootDatabase {
+        RootDatabase {
+            chunks: Arc::new(dnnc_syntax::ChunkCache::disabled()),
+            ..RootDatabase::default()
+        }
+    }
+
+    /// A database for an editor: re-parsing after an edit reuses unchanged declarations.
+    pub fn for_editor() -> RootDatabase {
         RootDatabase::default()
     }
 

@@ -1077,48 +1077,46 @@ fn unescape(s: &str) -> (String, Option<(usize, char)>) {
     (out, bad)
 }
 
-/// Length of `text` without trailing whitespace and comments.
+/// Length of `text` without trailing whitespace and comments. Works backwards, so it
+/// costs only the trailing trivia and the last line, whatever the text's length.
 fn significant_len(text: &str) -> usize {
-    let trimmed = text.trim_end();
-    let last_line = trimmed.rsplit('\n').next().unwrap_or("");
-    if trimmed.len() == text.len() && !last_line.contains("//") && !trimmed.ends_with("*/") {
-        return text.len();
-    }
-    // Scan, skipping strings and comments, and remember where the last token ended.
-    let bytes = text.as_bytes();
-    let (mut i, mut end) = (0, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+    let mut end = text.len();
+    loop {
+        let t = text[..end].trim_end();
+        end = t.len();
+        if t.ends_with("*/") {
+            match t[..t.len() - 2].rfind("/*") {
+                Some(open) => {
+                    end = open;
+                    continue;
                 }
-                i = (i + 1).min(bytes.len());
-                end = i;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = text[i + 2..]
-                    .find("*/")
-                    .map_or(bytes.len(), |j| i + 2 + j + 2);
-            }
-            c if c.is_ascii_whitespace() => i += 1,
-            _ => {
-                i += 1;
-                end = i;
+                None => return end,
             }
         }
+        // A line comment at the end of the last line, outside any string.
+        let line_start = t.rfind('\n').map_or(0, |i| i + 1);
+        match line_comment_start(&t[line_start..]) {
+            Some(c) => end = line_start + c,
+            None => return end,
+        }
     }
-    // Never split a UTF-8 character.
-    while end < text.len() && !text.is_char_boundary(end) {
-        end += 1;
+}
+
+/// Where a `//` comment starts in `line`, ignoring `//` inside strings.
+fn line_comment_start(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let mut in_string = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'/' if !in_string && b.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+        i += 1;
     }
-    end
+    None
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct Parsed {
 
 /// Parses `text`, labelling diagnostics with `file`.
 pub fn parse(file: &Arc<str>, text: &str) -> Parsed {
-    parse_cached(file, text, &ChunkCache::default())
+    parse_cached(file, text, &ChunkCache::disabled())
 }
 
 /// Declarations parsed before, by their text, so that re-parsing a file after an edit
@@ -36,6 +36,18 @@ pub fn parse(file: &Arc<str>, text: &str) -> Parsed {
 #[derive(Default)]
 pub struct ChunkCache {
     map: std::sync::Mutex<HashMap<ChunkKey, (ast::Item, Vec<Diagnostic>)>>,
+    /// A one-shot run (`dnnc check`) parses each file once and skips the bookkeeping.
+    disabled: bool,
+}
+
+impl ChunkCache {
+    /// A cache that stores nothing: parsing behaves exactly like [`parse`].
+    pub fn disabled() -> ChunkCache {
+        ChunkCache {
+            disabled: true,
+            ..ChunkCache::default()
+        }
+    }
 }
 
 /// A declaration's file and text.
@@ -55,6 +67,13 @@ pub fn parse_cached(file: &Arc<str>, text: &str, cache: &ChunkCache) -> Parsed {
         }
         if chunk.poisoned {
             items.push(build::error_item(slice, chunk.span));
+            continue;
+        }
+        if cache.disabled {
+            match build::parse_item(file, slice, chunk.span.start as usize, &mut diagnostics) {
+                Some(item) => items.push(item),
+                None => items.push(build::error_item(slice, chunk.span)),
+            }
             continue;
         }
         let key = (file.clone(), slice.to_string());
