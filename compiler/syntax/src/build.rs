@@ -1084,8 +1084,8 @@ fn significant_len(text: &str) -> usize {
     loop {
         let t = text[..end].trim_end();
         end = t.len();
-        if t.ends_with("*/") {
-            match t[..t.len() - 2].rfind("/*") {
+        if let Some(body) = t.strip_suffix("*/") {
+            match body.rfind("/*") {
                 Some(open) => {
                     end = open;
                     continue;
