@@ -11,7 +11,7 @@
 //! - Every other op runs a Rust kernel on typed buffers ([`ops`]): integer and `bool`
 //!   arithmetic, comparisons, `select`, `cast`, `transpose`/`broadcast`/`slice`/
 //!   `concat`/`pad`, reductions, `argmax`/`argmin`, `matmul`, `gather`/`scatter_add`
-//!   and the counter-based random draws ([`rng`]).
+//!   and the counter-based random draws ([`dnnc_ir::rng`]).
 //! - `reshape` and `stop_gradient` alias their operand's buffer; `const` and `iota` are
 //!   buffers filled at compile time.
 //!
@@ -24,7 +24,6 @@ mod fuse;
 mod jit;
 mod kernels;
 mod ops;
-mod rng;
 
 use std::collections::HashMap;
 

@@ -9,7 +9,8 @@ use dnnc_ir::scalar::{
 use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
 use dnnc_tensor::Data;
 
-use crate::rng;
+use dnnc_ir::rng;
+use dnnc_ir::scalar::{arg_extreme, int_range};
 
 /// `(before, size, after)`: a shape viewed around one axis.
 pub(crate) type Dims = (usize, usize, usize);
@@ -88,35 +89,6 @@ fn select<T: Copy>(c: &[bool], a: &[T], b: &[T]) -> Vec<T> {
         .zip(a.iter().zip(b))
         .map(|(&c, (&a, &b))| if c { a } else { b })
         .collect()
-}
-
-fn int_range(dtype: DType) -> (i64, i64) {
-    match dtype {
-        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
-        DType::U8 => (0, 255),
-        _ => (i64::MIN, i64::MAX),
-    }
-}
-
-fn arg_extreme<T: Copy>(
-    v: &[T],
-    (before, size, after): Dims,
-    better: fn(T, T) -> bool,
-) -> Vec<i64> {
-    let mut out = Vec::with_capacity(before * after);
-    for b in 0..before {
-        for a in 0..after {
-            let at = |j: usize| v[(b * size + j) * after + a];
-            let mut best = 0;
-            for j in 1..size {
-                if better(at(j), at(best)) {
-                    best = j;
-                }
-            }
-            out.push(best as i64);
-        }
-    }
-    out
 }
 
 /// The integer indices in `t` as positions along an axis of `size` elements.
@@ -397,10 +369,10 @@ impl Kernel {
                 let n = *n as u64;
                 match *dist {
                     Dist::Uniform { low, high } => {
-                        Data::F32((0..n).map(|i| rng::uniform(s, i, low, high)).collect())
+                        Data::F32((0..n).map(|i| rng::uniform_at(s, i, low, high)).collect())
                     }
                     Dist::Normal { mean, std } => {
-                        Data::F32((0..n).map(|i| rng::normal(s, i, mean, std)).collect())
+                        Data::F32((0..n).map(|i| rng::normal_at(s, i, mean, std)).collect())
                     }
                     Dist::Bernoulli => {
                         let Data::F32(p) = args[1] else {
@@ -409,7 +381,7 @@ impl Kernel {
                         Data::Bool(
                             p.iter()
                                 .zip(0..)
-                                .map(|(&p, i)| rng::bernoulli(s, i, p))
+                                .map(|(&p, i)| rng::bernoulli_at(s, i, p))
                                 .collect(),
                         )
                     }

@@ -27,6 +27,7 @@ use dnnc_tensor::{Data, Tensor};
 use crate::data::{self, fit};
 use crate::index::{self, affine, numel, split_at_axis};
 use crate::{math, matmul, rng, InterpError};
+use dnnc_ir::scalar::{arg_extreme, int_range};
 
 /// Where `input` and `state` ops find their values, by name.
 #[derive(Clone, Copy, Debug)]
@@ -418,38 +419,6 @@ fn fold<T: Copy>(x: &[T], dst: &[usize], n: usize, init: T, f: impl Fn(T, T) -> 
     let mut out = vec![init; n];
     for (&d, &a) in dst.iter().zip(x) {
         out[d] = f(out[d], a);
-    }
-    out
-}
-
-/// The smallest and largest value of an integer dtype (the identities of max and min).
-fn int_range(dtype: DType) -> (i64, i64) {
-    match dtype {
-        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
-        DType::U8 => (0, 255),
-        _ => (i64::MIN, i64::MAX),
-    }
-}
-
-/// For `v` viewed as `[before, size, after]`, the first index along the middle axis of
-/// the element that no later one is `better` than, for every `(before, after)` pair.
-fn arg_extreme<T: Copy>(
-    v: &[T],
-    (before, size, after): (usize, usize, usize),
-    better: fn(T, T) -> bool,
-) -> Vec<i64> {
-    let mut out = Vec::with_capacity(before * after);
-    for b in 0..before {
-        for a in 0..after {
-            let at = |j: usize| v[(b * size + j) * after + a];
-            let mut best = 0;
-            for j in 1..size {
-                if better(at(j), at(best)) {
-                    best = j;
-                }
-            }
-            out.push(best as i64);
-        }
     }
     out
 }

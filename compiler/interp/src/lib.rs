@@ -19,7 +19,6 @@ pub mod data;
 pub mod eval;
 pub mod index;
 pub mod matmul;
-pub mod rng;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +30,9 @@ use dnnc_ir::{Graph, NodeId, TensorType};
 
 /// The ops' scalar semantics, shared with constant folding and the backends.
 pub use dnnc_ir::scalar as math;
+
+/// The counter-based random numbers, shared with the compiled backends.
+pub use dnnc_ir::rng;
 use dnnc_tensor::Tensor;
 
 pub use eval::{eval, Env};

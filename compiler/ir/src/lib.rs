@@ -8,6 +8,7 @@
 pub mod graph;
 pub mod op;
 pub mod print;
+pub mod rng;
 pub mod scalar;
 pub mod shape;
 pub mod verify;

@@ -16,6 +16,38 @@ pub fn fit(dtype: DType, x: i64) -> i64 {
     }
 }
 
+/// The smallest and largest value of an integer dtype (the identities of max and min).
+pub fn int_range(dtype: DType) -> (i64, i64) {
+    match dtype {
+        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
+        DType::U8 => (0, 255),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// For `v` viewed as `[before, size, after]`, the first index along the middle axis of
+/// the element that no later one is `better` than, for every `(before, after)` pair.
+pub fn arg_extreme<T: Copy>(
+    v: &[T],
+    (before, size, after): (usize, usize, usize),
+    better: fn(T, T) -> bool,
+) -> Vec<i64> {
+    let mut out = Vec::with_capacity(before * after);
+    for b in 0..before {
+        for a in 0..after {
+            let at = |j: usize| v[(b * size + j) * after + a];
+            let mut best = 0;
+            for j in 1..size {
+                if better(at(j), at(best)) {
+                    best = j;
+                }
+            }
+            out.push(best as i64);
+        }
+    }
+    out
+}
+
 /// `2/√π`.
 const TWO_OVER_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
 

@@ -180,12 +180,6 @@ pub fn call(
             lw.em.add(op, &[x])?
         }
         "maximum" | "minimum" => {
-            let op = if name == "maximum" {
-                dnnc_syntax::ast::BinOp::Gt
-            } else {
-                dnnc_syntax::ast::BinOp::Lt
-            };
-            let _ = op;
             let (x, y) = (a.need(0, "a")?.clone(), a.need(1, "b")?.clone());
             return elementwise(
                 lw,
@@ -411,7 +405,7 @@ pub fn one_hot(lw: &mut Lowerer<'_, '_>, labels: NodeId, n: usize) -> Res<NodeId
 /// The fraction of rows whose label is among the `k` largest logits.
 fn accuracy(lw: &mut Lowerer<'_, '_>, logits: NodeId, labels: NodeId, k: i64) -> Res<NodeId> {
     let s = lw.em.shape(logits);
-    let (b, c) = (s[0], s[1]);
+    let c = s[1];
     let oh = one_hot(lw, labels, c)?;
     let picked = lw.em.binary(BinaryOp::Mul, logits, oh)?;
     let label_logit = lw.em.reduce(ReduceKind::Sum, picked, &[1], true)?;
@@ -421,6 +415,5 @@ fn accuracy(lw: &mut Lowerer<'_, '_>, logits: NodeId, labels: NodeId, k: i64) ->
     let kk = lw.em.constant(k as f64, DType::F32)?;
     let hit = lw.em.binary(BinaryOp::Lt, rank, kk)?;
     let hit = lw.em.cast(hit, DType::F32)?;
-    let _ = b;
     lw.em.mean(hit, &[0], false)
 }

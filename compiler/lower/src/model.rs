@@ -48,7 +48,7 @@ pub fn train_item<'db>(
 }
 
 /// The model instance of a single-model train block.
-fn model_val(db: &dyn Db, sig: &TrainSig) -> Res<Rc<LayerVal>> {
+fn model_val(sig: &TrainSig) -> Res<Rc<LayerVal>> {
     let [m] = sig.models.as_slice() else {
         return Err("train blocks with several models (`step` blocks) cannot run yet".into());
     };
@@ -63,7 +63,6 @@ fn model_val(db: &dyn Db, sig: &TrainSig) -> Res<Rc<LayerVal>> {
         };
         hparams.insert(n.clone(), val);
     }
-    let _ = db;
     Ok(Rc::new(LayerVal {
         file: m.inst.layer.file_id,
         index: m.inst.layer.index,
@@ -77,7 +76,7 @@ fn model_val(db: &dyn Db, sig: &TrainSig) -> Res<Rc<LayerVal>> {
 /// Lowers the train block for `mode` at batch size `batch`.
 pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize) -> Res<Lowered> {
     let (id, sig) = train_item(db, file, index)?;
-    let model = model_val(db, sig)?;
+    let model = model_val(sig)?;
     let name = match mode {
         Mode::Train => "train_step",
         Mode::Eval => "eval_step",
@@ -260,6 +259,6 @@ pub fn forward_input_type(
 }
 
 /// The model instance of a train block (single-model form), for inference.
-pub fn model_of(db: &dyn Db, sig: &TrainSig) -> Res<Rc<LayerVal>> {
-    model_val(db, sig)
+pub fn model_of(sig: &TrainSig) -> Res<Rc<LayerVal>> {
+    model_val(sig)
 }

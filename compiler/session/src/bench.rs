@@ -88,16 +88,15 @@ fn feeds(
     (inputs, states)
 }
 
-/// Times `runs` repetitions (after a warm-up) of a graph.
-fn time_graph(
-    g: dnnc_ir::Graph,
-    backend: BackendKind,
+/// Times `runs` repetitions (after a warm-up) of a compiled graph `g`.
+fn time_exe(
+    g: &dnnc_ir::Graph,
+    exe: &mut dyn crate::backend::Executable,
     runs: usize,
     classes: usize,
 ) -> Result<f64, String> {
     let mut rng = SplitMix64::new(42);
-    let (inputs, states) = feeds(&g, &mut rng, classes);
-    let mut exe = backend.compile(g)?;
+    let (inputs, states) = feeds(g, &mut rng, classes);
     exe.run(&inputs, &states)?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -106,6 +105,17 @@ fn time_graph(
         times.push(t.elapsed().as_secs_f64());
     }
     Ok(median(times))
+}
+
+/// Compiles and times a graph.
+fn time_graph(
+    g: dnnc_ir::Graph,
+    backend: BackendKind,
+    runs: usize,
+    classes: usize,
+) -> Result<f64, String> {
+    let mut exe = backend.compile(g.clone())?;
+    time_exe(&g, exe.as_mut(), runs, classes)
 }
 
 /// Benchmarks the train block of `job` at `batch` (default: its own).
@@ -120,10 +130,9 @@ pub fn bench(
     let classes = 10;
     let t = Instant::now();
     let step = train_step(job.db, job.file, job.item, &job.cfg, 63, batch, &passes)?;
-    let compiled = backend.compile(step.graph.clone())?;
+    let mut compiled = backend.compile(step.graph.clone())?;
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;
-    drop(compiled);
-    let train = time_graph(step.graph, backend, runs, classes)?;
+    let train = time_exe(&step.graph, compiled.as_mut(), runs, classes)?;
     let b1 = time_graph(
         forward(job.db, job.file, job.item, Mode::Predict, 1, &passes)?.graph,
         backend,

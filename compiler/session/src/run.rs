@@ -207,13 +207,14 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     run_cfg.epochs = epochs;
 
     // Parameters and optimizer state.
+    let first_batch = cfg.batch.min(n.max(1));
     let first = train_step(
         job.db,
         job.file,
         job.item,
         &run_cfg,
         steps_per_epoch,
-        cfg.batch.min(n.max(1)),
+        first_batch,
         &opts.passes,
     )?;
     let params = first.params.clone();
@@ -228,20 +229,9 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     let mut train_steps = Steps {
         by_batch: HashMap::new(),
     };
-    train_steps.by_batch.insert(
-        first
-            .graph
-            .inputs()
-            .iter()
-            .find_map(|&i| match &first.graph.node(i).op {
-                dnnc_ir::Op::Input { shape, name, .. } if name != STEP && name != RNG_KEY => {
-                    shape.first().copied()
-                }
-                _ => None,
-            })
-            .unwrap_or(cfg.batch),
-        opts.backend.compile(first.graph)?,
-    );
+    train_steps
+        .by_batch
+        .insert(first_batch, opts.backend.compile(first.graph)?);
     let mut eval_steps = Steps {
         by_batch: HashMap::new(),
     };
@@ -412,8 +402,12 @@ pub fn eval(
         passes,
     )?;
     let states = initial_params(&probe.params, 0, Some(weights))?;
+    // The probe's graph is the first batch's: compile it once and keep it.
     let mut cache = Steps {
-        by_batch: HashMap::new(),
+        by_batch: HashMap::from([(
+            job.cfg.batch.min(split.1.len().max(1)),
+            backend.compile(probe.graph)?,
+        )]),
     };
     let ev = evaluate(job, &split.1, &states, backend, passes, &mut cache)?;
     let metrics: Vec<(String, f64)> = ev
@@ -439,10 +433,8 @@ pub fn predict(
     passes: &PassOptions,
 ) -> Result<usize, String> {
     let x = dnnc_runtime::from_data(&dnnc_data::npy::load(input).map_err(|e| e.to_string())?);
-    let model = dnnc_lower::model::model_of(
-        job.db,
-        dnnc_lower::model::train_item(job.db, job.file, job.item)?.1,
-    )?;
+    let model =
+        dnnc_lower::model::model_of(dnnc_lower::model::train_item(job.db, job.file, job.item)?.1)?;
     let (dtype, one) = dnnc_lower::model::forward_input_type(job.db, &model, 1)?;
     if x.shape.len() != one.len() || x.shape[1..] != one[1..] {
         return Err(format!(
@@ -472,7 +464,7 @@ pub fn predict(
     )?;
     let states = initial_params(&probe.params, 0, Some(weights))?;
     let mut cache = Steps {
-        by_batch: HashMap::new(),
+        by_batch: HashMap::from([(job.cfg.batch.min(n.max(1)), backend.compile(probe.graph)?)]),
     };
     let mut build = |b: usize| -> Result<Box<dyn Executable>, String> {
         let l = forward(job.db, job.file, job.item, Mode::Predict, b, passes)?;

@@ -47,10 +47,15 @@ pub fn splitmix64(x: u64) -> u64 {
     mix64(x.wrapping_add(GOLDEN_GAMMA))
 }
 
+/// The stream of the draw `(key, salt)`: computed once per node, then every element's
+/// bits are `splitmix64(stream ^ i)`.
+pub fn stream(key: i64, salt: u64) -> u64 {
+    splitmix64((key as u64) ^ splitmix64(salt))
+}
+
 /// The 64 random bits of element `i` of the draw `(key, salt)`.
 pub fn bits(key: i64, salt: u64, i: u64) -> u64 {
-    let stream = splitmix64((key as u64) ^ splitmix64(salt));
-    splitmix64(stream ^ i)
+    splitmix64(stream(key, salt) ^ i)
 }
 
 /// The top 24 bits of `b` as a float in `[0, 1)`.
@@ -58,25 +63,40 @@ pub fn unit(b: u64) -> f32 {
     (b >> 40) as f32 / (1u32 << 24) as f32
 }
 
-/// Element `i` of a uniform draw on `[low, high)`.
-pub fn uniform(key: i64, salt: u64, i: u64, low: f64, high: f64) -> f32 {
-    let u = unit(bits(key, salt, i));
+/// Element `i` of a uniform draw on `[low, high)` from stream `s` (see [`stream`]).
+pub fn uniform_at(s: u64, i: u64, low: f64, high: f64) -> f32 {
+    let u = unit(splitmix64(s ^ i));
     let lo = low as f32;
     let span = (high - low) as f32;
     lo + span * u
 }
 
 /// Element `i` of a normal draw with the given mean and standard deviation.
-pub fn normal(key: i64, salt: u64, i: u64, mean: f64, std: f64) -> f32 {
-    let u1 = f64::from(unit(bits(key, salt, i.wrapping_mul(2))));
-    let u2 = f64::from(unit(bits(key, salt, i.wrapping_mul(2).wrapping_add(1))));
+pub fn normal_at(s: u64, i: u64, mean: f64, std: f64) -> f32 {
+    let u1 = f64::from(unit(splitmix64(s ^ i.wrapping_mul(2))));
+    let u2 = f64::from(unit(splitmix64(s ^ i.wrapping_mul(2).wrapping_add(1))));
     let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
     (mean + std * z) as f32
 }
 
 /// Element `i` of a Bernoulli draw with probability `p` of `true`.
+pub fn bernoulli_at(s: u64, i: u64, p: f32) -> bool {
+    unit(splitmix64(s ^ i)) < p
+}
+
+/// [`uniform_at`] of the draw `(key, salt)`.
+pub fn uniform(key: i64, salt: u64, i: u64, low: f64, high: f64) -> f32 {
+    uniform_at(stream(key, salt), i, low, high)
+}
+
+/// [`normal_at`] of the draw `(key, salt)`.
+pub fn normal(key: i64, salt: u64, i: u64, mean: f64, std: f64) -> f32 {
+    normal_at(stream(key, salt), i, mean, std)
+}
+
+/// [`bernoulli_at`] of the draw `(key, salt)`.
 pub fn bernoulli(key: i64, salt: u64, i: u64, p: f32) -> bool {
-    unit(bits(key, salt, i)) < p
+    bernoulli_at(stream(key, salt), i, p)
 }
 
 #[cfg(test)]
