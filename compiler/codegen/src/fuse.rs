@@ -11,6 +11,7 @@ use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 
 /// A fused loop: its nodes in topological order (the last is the root, whose value the
 /// loop stores) and the values it reads from buffers (its leaves), in first-use order.
+#[derive(Clone)]
 pub(crate) struct Group {
     pub members: Vec<NodeId>,
     pub leaves: Vec<NodeId>,
@@ -48,8 +49,14 @@ pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
     }
 }
 
-/// The fused groups of the live nodes in `order`, keyed by root.
-pub(crate) fn plan(g: &Graph, order: &[NodeId], live: &HashSet<NodeId>) -> HashMap<NodeId, Group> {
+/// The fused groups of the live nodes in `order`, keyed by root; nodes in `exclude`
+/// (computed by matmul epilogues) are left out.
+pub(crate) fn plan(
+    g: &Graph,
+    order: &[NodeId],
+    live: &HashSet<NodeId>,
+    exclude: &HashSet<NodeId>,
+) -> HashMap<NodeId, Group> {
     let pinned: HashSet<NodeId> = g
         .outputs()
         .iter()
@@ -71,7 +78,7 @@ pub(crate) fn plan(g: &Graph, order: &[NodeId], live: &HashSet<NodeId>) -> HashM
 
     let mut groups: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for &id in order {
-        if !is_elementwise(g, id) {
+        if !is_elementwise(g, id) || exclude.contains(&id) {
             continue;
         }
         let mut members = Vec::new();

@@ -1,10 +1,16 @@
-//! Cranelift code generation for fused elementwise loops.
+//! Cranelift code generation: fused elementwise loops, and the entry function that
+//! runs a whole schedule.
 //!
-//! Each [`Group`] becomes one function `f(ptrs)`, where `ptrs` points to one buffer
-//! pointer per leaf followed by the output buffer. The loop walks byte offsets: an
-//! `f32x4` loop over the first `4·⌊n/4⌋` elements where every op has a vector
-//! instruction, then a scalar loop over the rest (or over everything, when some op
-//! calls a Rust helper).
+//! Each [`Group`] becomes one function `f(ptrs, start, end)`, where `ptrs` points to
+//! one buffer pointer per leaf followed by the output buffer, and `start..end` is the
+//! range of elements to compute (threads split large loops). The loop walks byte
+//! offsets: an `f32x4` loop over as many whole vectors as fit where every op has a
+//! vector instruction, then a scalar loop over the rest (or over everything, when some
+//! op calls a Rust helper).
+//!
+//! The entry function `entry() -> i32` calls every step in order with its buffers'
+//! addresses as constants: loops directly, everything else through
+//! `run_step(step) -> i32`; it returns 0, or the failing step's index plus one.
 
 use std::collections::HashMap;
 
@@ -21,11 +27,27 @@ use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
 
 use crate::fuse::Group;
 
-/// A compiled loop: reads and writes the buffers whose pointers it is given.
-pub(crate) type LoopFn = unsafe extern "C" fn(*const *mut f32);
+/// A compiled loop: reads and writes the buffers whose pointers it is given, for
+/// elements `start..end`.
+pub(crate) type LoopFn = unsafe extern "C" fn(*const *mut f32, i64, i64);
 
-/// Stands in for a loop until the module is finalised.
-pub(crate) unsafe extern "C" fn placeholder(_: *const *mut f32) {}
+/// The compiled schedule.
+pub(crate) type EntryFn = unsafe extern "C" fn() -> i32;
+
+/// A step as the entry function calls it.
+pub(crate) enum Call {
+    /// Loop number `f` (from [`Jit::declare`]) over `0..n` with these buffers.
+    Loop {
+        f: usize,
+        ptrs: *const *mut f32,
+        n: usize,
+    },
+    /// `f(ctx)`, which returns 0 on success.
+    Native {
+        f: unsafe extern "C" fn(*const u8) -> i32,
+        ctx: *const u8,
+    },
+}
 
 extern "C" fn h_exp(x: f32) -> f32 {
     x.exp()
@@ -153,6 +175,8 @@ impl Jit {
         let ptr = module.target_config().pointer_type();
         let mut sig = module.make_signature();
         sig.params.push(AbiParam::new(ptr));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
         let id = module
             .declare_function(&name, Linkage::Local, &sig)
             .map_err(|e| err("declare", e))?;
@@ -160,16 +184,15 @@ impl Jit {
         self.ctx.func.signature = sig;
         self.ctx.func.name = UserFuncName::user(0, id.as_u32());
 
-        let root = *group.members.last().expect("groups are not empty");
-        let n = g.ty(root).numel() as i64;
         let vector = group.members.iter().all(|&m| vectorisable(g, m));
-        let nvec = if vector { n / 4 * 4 } else { 0 };
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let args = b.block_params(entry)[0];
+            let start = b.block_params(entry)[1];
+            let end = b.block_params(entry)[2];
             let flags = MemFlagsData::new().with_notrap();
             let mut ptrs: HashMap<NodeId, Value> = HashMap::new();
             for (j, &leaf) in group.leaves.iter().enumerate() {
@@ -205,9 +228,19 @@ impl Jit {
                 out,
                 flags,
             };
-            let idx = ptr;
-            body.emit_loop(&mut b, idx, 0, 4 * nvec, 16, types::F32X4);
-            body.emit_loop(&mut b, idx, 4 * nvec, 4 * n, 4, types::F32);
+            // Byte offsets: [start, vend) in vectors, [vend, end) one by one.
+            let start = b.ins().ishl_imm_s(start, 2);
+            let end = b.ins().ishl_imm_s(end, 2);
+            let vend = if vector {
+                let len = b.ins().isub(end, start);
+                let whole = b.ins().band_imm_s(len, !15);
+                let vend = b.ins().iadd(start, whole);
+                body.emit_loop(&mut b, start, vend, 16, types::F32X4);
+                vend
+            } else {
+                start
+            };
+            body.emit_loop(&mut b, vend, end, 4, types::F32);
             b.ins().return_(&[]);
             b.seal_all_blocks();
             b.finalize(module.target_config());
@@ -220,21 +253,78 @@ impl Jit {
         Ok(self.fns.len() - 1)
     }
 
-    /// Finalises the module and returns every loop's entry point, in declaration order.
-    pub(crate) fn finish(&mut self) -> Result<Vec<LoopFn>, String> {
+    /// Compiles the entry function making `calls` in order, finalises the module and
+    /// returns every loop (in declaration order) and the entry.
+    pub(crate) fn finish(&mut self, calls: &[Call]) -> Result<(Vec<LoopFn>, EntryFn), String> {
+        let module = self.module.as_mut().expect("the module lives until drop");
+        let ptr = module.target_config().pointer_type();
+        let mut sig = module.make_signature();
+        sig.returns.push(AbiParam::new(types::I32));
+        let entry_id = module
+            .declare_function("entry", Linkage::Local, &sig)
+            .map_err(|e| err("declare", e))?;
+        module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = sig;
+        self.ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.switch_to_block(entry);
+            let mut native_sig = module.make_signature();
+            native_sig.params.push(AbiParam::new(ptr));
+            native_sig.returns.push(AbiParam::new(types::I32));
+            let native_sig = b.import_signature(native_sig);
+            let mut loop_refs: HashMap<usize, FuncRef> = HashMap::new();
+            for (i, call) in calls.iter().enumerate() {
+                match *call {
+                    Call::Loop { f, ptrs, n } => {
+                        let fref = *loop_refs
+                            .entry(f)
+                            .or_insert_with(|| module.declare_func_in_func(self.fns[f], b.func));
+                        let p = b.ins().iconst(ptr, ptrs as i64);
+                        let zero = b.ins().iconst(types::I64, 0);
+                        let n = b.ins().iconst(types::I64, n as i64);
+                        b.ins().call(fref, &[p, zero, n]);
+                    }
+                    Call::Native { f, ctx } => {
+                        let callee = b.ins().iconst(ptr, f as usize as i64);
+                        let arg = b.ins().iconst(ptr, ctx as i64);
+                        let inst = b.ins().call_indirect(native_sig, callee, &[arg]);
+                        let status = b.inst_results(inst)[0];
+                        let (fail, next) = (b.create_block(), b.create_block());
+                        b.ins().brif(status, fail, &[], next, &[]);
+                        b.switch_to_block(fail);
+                        let code = b.ins().iconst(types::I32, i as i64 + 1);
+                        b.ins().return_(&[code]);
+                        b.switch_to_block(next);
+                    }
+                }
+            }
+            let ok = b.ins().iconst(types::I32, 0);
+            b.ins().return_(&[ok]);
+            b.seal_all_blocks();
+            b.finalize(module.target_config());
+        }
+        module
+            .define_function(entry_id, &mut self.ctx)
+            .map_err(|e| err("compiling the entry function", e))?;
         let fns = self.fns.clone();
         let module = self.module();
         module
             .finalize_definitions()
             .map_err(|e| err("finalize", e))?;
-        Ok(fns
+        let loops = fns
             .iter()
             .map(|&id| {
                 let p = module.get_finalized_function(id);
-                // SAFETY: every loop was declared with the signature `fn(ptr)`.
+                // SAFETY: every loop was declared as `fn(ptr, i64, i64)`.
                 unsafe { std::mem::transmute::<*const u8, LoopFn>(p) }
             })
-            .collect())
+            .collect();
+        let p = module.get_finalized_function(entry_id);
+        // SAFETY: declared as `fn() -> i32` above.
+        let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(p) };
+        Ok((loops, entry))
     }
 }
 
@@ -264,23 +354,18 @@ impl Body<'_> {
     fn emit_loop(
         &self,
         b: &mut FunctionBuilder<'_>,
-        idx: Type,
-        start: i64,
-        end: i64,
+        start: Value,
+        end: Value,
         step: i64,
         ty: Type,
     ) {
-        if start >= end {
-            return;
-        }
-        let off = b.declare_var(idx);
-        let init = b.ins().iconst(idx, start);
-        b.def_var(off, init);
+        let off = b.declare_var(types::I64);
+        b.def_var(off, start);
         let (header, body, exit) = (b.create_block(), b.create_block(), b.create_block());
         b.ins().jump(header, &[]);
         b.switch_to_block(header);
         let cur = b.use_var(off);
-        let more = b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, end);
+        let more = b.ins().icmp(IntCC::SignedLessThan, cur, end);
         b.ins().brif(more, body, &[], exit, &[]);
         b.switch_to_block(body);
         let cur = b.use_var(off);

@@ -1,4 +1,4 @@
-//! The `f32` reduction and matmul kernels, and the index maps of the data-movement ops (the same affine maps as the interpreter's).
+//! The `f32` reduction kernel, and the index maps of the data-movement ops (the same affine maps as the interpreter's).
 
 use dnnc_ir::scalar::{max_f32, min_f32};
 use dnnc_ir::ReduceKind;
@@ -85,102 +85,9 @@ pub(crate) fn reduce(kind: ReduceKind, src: &[f32], index: &[usize], out: &mut [
     }
 }
 
-/// `c[b] = a[b] @ b[b]` for `dims = [batch, m, k, n]`.
-///
-/// Every `c[i][j]` is accumulated over `k` in order, in `f32`, without fused
-/// multiply-add — the interpreter's arithmetic, so results agree bit for bit. Speed
-/// comes only from what leaves that order alone: four rows of `a` share each row of
-/// `b` while it is in registers and cache, and large products split their rows over
-/// two threads.
-pub(crate) fn matmul(a: &[f32], b: &[f32], dims: [usize; 4], c: &mut [f32]) {
-    let [batch, m, k, n] = dims;
-    c.fill(0.0);
-    if m == 0 || k == 0 || n == 0 {
-        return;
-    }
-    for ((a, b), c) in a
-        .chunks_exact(m * k)
-        .zip(b.chunks_exact(k * n))
-        .zip(c.chunks_exact_mut(m * n))
-        .take(batch)
-    {
-        let threads = if m >= 8 && m * k * n >= 1 << 20 { 2 } else { 1 };
-        if threads == 1 {
-            rows(a, b, c, k, n);
-            continue;
-        }
-        // Split at a multiple of four rows so both halves use the blocked loop.
-        let split = (m / 2).div_ceil(4) * 4;
-        let (a0, a1) = a.split_at(split * k);
-        let (c0, c1) = c.split_at_mut(split * n);
-        std::thread::scope(|s| {
-            s.spawn(|| rows(a1, b, c1, k, n));
-            rows(a0, b, c0, k, n);
-        });
-    }
-}
-
-/// `c += a @ b` for the rows of `a` and `c` given (`k` columns of `a`, `n` of `b`).
-fn rows(a: &[f32], b: &[f32], c: &mut [f32], k: usize, n: usize) {
-    let mut a_rows = a.chunks_exact(4 * k);
-    let mut c_rows = c.chunks_exact_mut(4 * n);
-    for (a4, c4) in (&mut a_rows).zip(&mut c_rows) {
-        let (c0, rest) = c4.split_at_mut(n);
-        let (c1, rest) = rest.split_at_mut(n);
-        let (c2, c3) = rest.split_at_mut(n);
-        for (kk, b_row) in b.chunks_exact(n).enumerate() {
-            let (x0, x1, x2, x3) = (a4[kk], a4[k + kk], a4[2 * k + kk], a4[3 * k + kk]);
-            for j in 0..n {
-                let bj = b_row[j];
-                c0[j] += x0 * bj;
-                c1[j] += x1 * bj;
-                c2[j] += x2 * bj;
-                c3[j] += x3 * bj;
-            }
-        }
-    }
-    for (a_row, c_row) in a_rows
-        .remainder()
-        .chunks_exact(k)
-        .zip(c_rows.into_remainder().chunks_exact_mut(n))
-    {
-        for (&a_ik, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
-            for (c_ij, &b_kj) in c_row.iter_mut().zip(b_row) {
-                *c_ij += a_ik * b_kj;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn blocked_threaded_matmul_equals_the_plain_loop_bit_for_bit() {
-        // 13 rows: three blocks of four and a remainder; large enough for two threads.
-        let (m, k, n) = (13, 300, 300);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 11.0)
-            .collect();
-        let mut fast = vec![0.0; m * n];
-        matmul(&a, &b, [1, m, k, n], &mut fast);
-        let mut plain = vec![0.0f32; m * n];
-        for i in 0..m {
-            for kk in 0..k {
-                for j in 0..n {
-                    plain[i * n + j] += a[i * k + kk] * b[kk * n + j];
-                }
-            }
-        }
-        assert!(fast
-            .iter()
-            .zip(&plain)
-            .all(|(x, y)| x.to_bits() == y.to_bits()));
-    }
 
     #[test]
     fn index_maps() {
@@ -202,12 +109,5 @@ mod tests {
         assert_eq!(affine(&[], &[], 5), vec![5]);
         assert_eq!(affine(&[2], &[2], 1), vec![1, 3]);
         assert!(affine(&[2, 0], &[0, 1], 0).is_empty());
-    }
-
-    #[test]
-    fn small_matmul() {
-        let mut c = [0.0; 4];
-        matmul(&[1., 2., 3., 4.], &[5., 6., 7., 8.], [1, 2, 2, 2], &mut c);
-        assert_eq!(c, [19., 22., 43., 50.]);
     }
 }

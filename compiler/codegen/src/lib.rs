@@ -1,288 +1,540 @@
-//! The native-code backend: graphs compiled to a linear schedule of steps over
-//! preallocated typed buffers (`f32`, `i64` for every integer dtype, `bool`, as in
-//! [`dnnc_tensor::Data`]).
+//! The native-code backend: a graph compiled into one native function over fixed
+//! buffers.
 //!
-//! - `f32` elementwise ops (the unary ops, `add`/`sub`/`mul`/`div`/`pow`/`max`/`min`/
-//!   `rem`, and broadcasts of a one-element tensor) become loops JIT-compiled with
-//!   Cranelift ([`jit`]). Chains of single-user elementwise nodes of one shape are fused
-//!   into one loop ([`fuse`]). Loops whose ops Cranelift has as `f32x4` instructions are
-//!   vectorised with a scalar tail; ops without one (`exp`, `log`, `sin`, `cos`, `tanh`,
-//!   `erf`, `sign`, `pow`) call Rust helpers from a scalar loop.
-//! - Every other op runs a Rust kernel on typed buffers ([`ops`]): integer and `bool`
-//!   arithmetic, comparisons, `select`, `cast`, `transpose`/`broadcast`/`slice`/
-//!   `concat`/`pad`, reductions, `argmax`/`argmin`, `matmul`, `gather`/`scatter_add`
-//!   and the counter-based random draws ([`dnnc_ir::rng`]).
-//! - `reshape` and `stop_gradient` alias their operand's buffer; `const` and `iota` are
-//!   buffers filled at compile time.
+//! Compiling goes through four stages, each in its own module:
+//! 1. [`schedule`]: the steps that compute the live values — fused `f32` elementwise
+//!    loops ([`fuse`]), matrix products with transposes read in place and bias/ReLU
+//!    epilogues, and Rust kernels ([`ops`]) for everything else;
+//! 2. [`plan`]: memory planning — in-place state updates, one arena for temporaries
+//!    with liveness-based sharing;
+//! 3. [`jit`]: Cranelift compiles each loop (`f32x4` with a scalar tail) and an entry
+//!    function that calls every step in order with constant buffer addresses;
+//! 4. running: ports are copied in, the entry function runs, ports are read out. A
+//!    step allocates nothing: buffers, packing space and index maps are made once.
 //!
-//! Every kernel follows [`dnnc_ir::scalar`] and the interpreter's evaluation order
-//! (row-major `f32` accumulation, i-k-j matmul without fused multiply-add, wrapping
-//! integers with floor division), so results match the reference interpreter bit for
-//! bit except for the sign of a zero from `max`/`min` of `+0` and `-0`.
+//! Numerics: elementwise loops and kernels follow [`dnnc_ir::scalar`] and the
+//! interpreter's order exactly; matrix products use [`dnnc_kernels::Gemm`] (fused
+//! multiply-add, blocked summation), so they differ from the interpreter by rounding —
+//! the differential tests state their tolerance.
 
+mod buffer;
+mod dump;
 mod fuse;
 mod jit;
 mod kernels;
 mod ops;
+mod plan;
+mod schedule;
 
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
 
-use dnnc_ir::{DType, Graph, NodeId, Op};
+use dnnc_ir::{DType, Graph};
+use dnnc_kernels::{pool, Epilogue, Gemm, MatRef};
 use dnnc_tensor::{Data, Tensor};
 
-use crate::fuse::plan;
-use crate::jit::{Jit, LoopFn};
-use crate::kernels::{affine, broadcast_strides, reduce_strides, strides, transpose_strides};
+use crate::buffer::{kind_of, Block, View};
+use crate::jit::{Call, EntryFn, Jit, LoopFn};
 use crate::ops::Kernel;
+use crate::plan::Place;
+use crate::schedule::{Role, Work};
 
-/// One step of the schedule. Buffers are named by their index in [`Compiled::buffers`].
-enum Step {
-    /// A fused elementwise loop: `f(ptrs)` with one pointer per buffer in `bufs`.
-    Loop { f: LoopFn, bufs: Vec<usize> },
-    /// A Rust kernel reading the buffers `args` and overwriting `dst`.
+pub use dnnc_kernels::pool::{set_threads, threads};
+
+/// Loops over at least this many elements split across threads.
+const PARALLEL_LOOP: usize = 1 << 15;
+
+/// One step as it runs.
+enum Exec {
+    /// A loop large enough to split across threads (small ones are called directly).
+    Loop {
+        f: LoopFn,
+        ptrs: Box<[*mut f32]>,
+        n: usize,
+    },
     Kernel {
         k: Kernel,
-        args: Vec<usize>,
-        dst: usize,
+        args: Box<[View]>,
+        out: View,
+        error: UnsafeCell<Option<String>>,
+    },
+    MatMul {
+        gemm: UnsafeCell<Gemm>,
+        a: MatRef,
+        b: MatRef,
+        c: *mut f32,
+        /// Elements between consecutive matrices of `a`, `b` and `c`.
+        strides: [usize; 3],
+        batch: usize,
+        ep: Epilogue,
+    },
+    Copy {
+        src: *const u8,
+        dst: *mut u8,
+        bytes: usize,
     },
 }
 
-/// A named tensor read into or written out of a buffer.
+/// A raw pointer the pool's threads may share.
+#[derive(Clone, Copy)]
+struct Ptrs(*const *mut f32);
+unsafe impl Send for Ptrs {}
+unsafe impl Sync for Ptrs {}
+impl Ptrs {
+    fn get(self) -> *const *mut f32 {
+        self.0
+    }
+}
+
+/// Runs one step; called by the entry function. Returns 0 on success.
+unsafe extern "C" fn run_step(step: *const u8) -> i32 {
+    let step = &*(step as *const Exec);
+    match step {
+        Exec::Loop { f, ptrs, n } => {
+            let (f, n) = (*f, *n);
+            let parts = pool::threads().min(n / (PARALLEL_LOOP / 2)).max(1);
+            let ptrs = Ptrs(ptrs.as_ptr());
+            pool::run(parts, &move |t| {
+                // Split at multiples of 16 elements so each part keeps whole vectors.
+                let at = |t: usize| (n / 16 * t / parts * 16).min(n);
+                let (s, e) = (at(t), if t + 1 == parts { n } else { at(t + 1) });
+                f(ptrs.get(), s as i64, e as i64);
+            });
+            0
+        }
+        Exec::Kernel {
+            k,
+            args,
+            out,
+            error,
+        } => {
+            let ins: [buffer::In<'_>; 3];
+            let mut more = Vec::new();
+            let args: &[buffer::In<'_>] = if args.len() <= 3 {
+                let pick = |i: usize| args.get(i).map_or(buffer::In::F32(&[]), |v| v.input());
+                ins = [pick(0), pick(1), pick(2)];
+                &ins[..args.len()]
+            } else {
+                more.extend(args.iter().map(|v| v.input()));
+                &more
+            };
+            match k.exec(args, out.output()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    *error.get() = Some(e);
+                    1
+                }
+            }
+        }
+        Exec::MatMul {
+            gemm,
+            a,
+            b,
+            c,
+            strides,
+            batch,
+            ep,
+        } => {
+            let gemm = &mut *gemm.get();
+            for i in 0..*batch {
+                let a = MatRef {
+                    ptr: a.ptr.add(i * strides[0]),
+                    ..*a
+                };
+                let b = MatRef {
+                    ptr: b.ptr.add(i * strides[1]),
+                    ..*b
+                };
+                gemm.run(a, b, c.add(i * strides[2]), *ep);
+            }
+            0
+        }
+        Exec::Copy { src, dst, bytes } => {
+            std::ptr::copy_nonoverlapping(*src, *dst, *bytes);
+            0
+        }
+    }
+}
+
+/// A named tensor read into or written out of a fixed buffer.
 struct Port {
     name: String,
-    buf: usize,
+    view: View,
     dtype: DType,
     shape: Vec<usize>,
 }
 
-/// A graph compiled to native code, ready to [`run`](Compiled::run) any number of times.
+/// Sizes of a compiled schedule.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub steps: usize,
+    pub loops: usize,
+    pub matmuls: usize,
+    pub kernels: usize,
+    pub copies: usize,
+    /// Bytes of the arena of temporaries.
+    pub arena_bytes: usize,
+    /// What the temporaries would take without sharing.
+    pub unshared_bytes: usize,
+    /// State updates computed in place.
+    pub in_place_updates: usize,
+}
+
+/// A graph compiled to native code, ready to [`run`](Compiled::run) any number of
+/// times. States live inside between runs, so a training loop can
+/// [`set_state`](Compiled::set_state) once and then only [`set_input`] and
+/// [`execute`](Compiled::execute).
+///
+/// [`set_input`]: Compiled::set_input
 pub struct Compiled {
-    /// Owns the machine code that the [`Step::Loop`]s point into.
+    /// Owns the machine code of the loops and the entry function.
     _jit: Jit,
-    buffers: Vec<Data>,
+    entry: EntryFn,
+    /// Steps, boxed so their addresses (baked into the entry function) stay put.
+    steps: Box<[Exec]>,
+    _blocks: Vec<Block>,
+    _loop_ptrs: Vec<Box<[*mut f32]>>,
     inputs: Vec<Port>,
     states: Vec<Port>,
-    steps: Vec<Step>,
     outputs: Vec<Port>,
-    updates: Vec<Port>,
+    /// `(state port, …)`: after a run, the state's buffer holds its update.
+    updates: Vec<usize>,
+    stats: Stats,
+    dump: String,
 }
+
+// SAFETY: all raw pointers point into memory the `Compiled` owns; it is used by one
+// thread at a time (`&mut self` to run).
+unsafe impl Send for Compiled {}
 
 /// Compiles `g`.
 pub fn compile(g: &Graph) -> Result<Compiled, String> {
     Compiled::new(g)
 }
 
-/// `n` zeros of `dtype`'s storage.
-fn zeros(dtype: DType, n: usize) -> Data {
-    match dtype {
-        DType::F32 => Data::F32(vec![0.0; n]),
-        DType::Bool => Data::Bool(vec![false; n]),
-        DType::I64 | DType::I32 | DType::U8 => Data::I64(vec![0; n]),
-    }
-}
-
-/// `values` stored as `dtype`, converted as the interpreter converts constants.
-fn from_f64(dtype: DType, values: impl Iterator<Item = f64>) -> Data {
-    match dtype {
-        DType::F32 => Data::F32(values.map(|v| v as f32).collect()),
-        DType::Bool => Data::Bool(values.map(|v| v != 0.0).collect()),
-        DType::I64 | DType::I32 | DType::U8 => Data::I64(
-            values
-                .map(|v| dnnc_ir::scalar::fit(dtype, v as i64))
-                .collect(),
-        ),
-    }
-}
-
-/// `(before, size, after)` of `shape` around `axis`.
-fn split_at_axis(shape: &[usize], axis: usize) -> ops::Dims {
-    (
-        shape[..axis].iter().product(),
-        shape[axis],
-        shape[axis + 1..].iter().product(),
-    )
-}
-
 impl Compiled {
     fn new(g: &Graph) -> Result<Compiled, String> {
-        let live = g.live();
-        let order: Vec<NodeId> = g
-            .topo_order()?
-            .into_iter()
-            .filter(|n| live.contains(n))
-            .collect();
-        let groups = plan(g, &order, &live);
+        let mut s = schedule::build(g)?;
+        let plan = plan::plan(&mut s);
+        let dump = dump::schedule(g, &s, &plan);
 
-        let mut jit = Jit::new()?;
-        let mut buffers: Vec<Data> = Vec::new();
-        let mut buf_of: HashMap<NodeId, usize> = HashMap::new();
-        let mut inputs = Vec::new();
-        let mut states = Vec::new();
-        // Loops are compiled together at the end; their function pointers are patched in
-        // then.
-        let mut pending: Vec<(usize, usize)> = Vec::new();
-        let mut steps: Vec<Step> = Vec::new();
-
-        for &id in &order {
-            let node = g.node(id);
-            let shape = node.ty.shape.clone();
-            let dtype = node.ty.dtype;
-            let n = node.ty.numel();
-            let operands = g.operands(id);
-            let arg_shape = |i: usize| g.ty(operands[i]).shape.clone();
-            let kernel = match &node.op {
-                Op::Input { name, .. } | Op::State { name, .. } => {
-                    buffers.push(zeros(dtype, n));
-                    let buf = buffers.len() - 1;
-                    buf_of.insert(id, buf);
-                    let port = Port {
-                        name: name.clone(),
-                        buf,
-                        dtype,
-                        shape,
-                    };
-                    if matches!(node.op, Op::Input { .. }) {
-                        inputs.push(port);
-                    } else {
-                        states.push(port);
+        // Storage.
+        let mut blocks = Vec::new();
+        let arena = Block::new(plan.arena_bytes);
+        let arena_ptr = arena.ptr();
+        blocks.push(arena);
+        let mut views: Vec<Option<View>> = vec![None; s.vals.len()];
+        for (v, val) in s.vals.iter().enumerate() {
+            let ptr = match plan.place[v] {
+                Place::Own => {
+                    let b = Block::new(val.len * val.kind.size());
+                    let p = b.ptr();
+                    if let Role::Const(data) = &val.role {
+                        let view = View {
+                            kind: val.kind,
+                            ptr: p,
+                            len: val.len,
+                        };
+                        // SAFETY: a fresh block of the right size.
+                        unsafe { view.write(data) };
                     }
-                    continue;
+                    blocks.push(b);
+                    p
                 }
-                Op::Const { value, .. } => {
-                    buffers.push(from_f64(dtype, std::iter::once(*value)));
-                    buf_of.insert(id, buffers.len() - 1);
-                    continue;
-                }
-                Op::Iota { axis, .. } => {
-                    let (_, size, after) = split_at_axis(&shape, *axis);
-                    buffers.push(from_f64(dtype, (0..n).map(|i| ((i / after) % size) as f64)));
-                    buf_of.insert(id, buffers.len() - 1);
-                    continue;
-                }
-                Op::Reshape(_) | Op::StopGradient => {
-                    buf_of.insert(id, buf_of[&operands[0]]);
-                    continue;
-                }
-                _ if fuse::is_elementwise(g, id) => {
-                    // Only a group's root gets a buffer and a step.
-                    let Some(group) = groups.get(&id) else {
-                        continue;
-                    };
-                    buffers.push(zeros(dtype, n));
-                    let out = buffers.len() - 1;
-                    buf_of.insert(id, out);
-                    let mut bufs: Vec<usize> = group.leaves.iter().map(|l| buf_of[l]).collect();
-                    bufs.push(out);
-                    let f = jit.declare(g, group)?;
-                    pending.push((steps.len(), f));
-                    steps.push(Step::Loop {
-                        f: jit::placeholder,
-                        bufs,
-                    });
-                    continue;
-                }
-                Op::Unary(u) => Kernel::Unary(*u, dtype),
-                Op::Binary(b) => Kernel::Binary(*b, dtype),
-                Op::Select => Kernel::Select,
-                Op::Cast(to) => Kernel::Cast(*to),
-                Op::Transpose(perm) => {
-                    Kernel::Take(affine(&shape, &transpose_strides(&arg_shape(0), perm), 0))
-                }
-                Op::Broadcast(to) => {
-                    Kernel::Take(affine(&shape, &broadcast_strides(&arg_shape(0), to), 0))
-                }
-                Op::Slice { starts, steps, .. } => {
-                    let s = strides(&arg_shape(0));
-                    let offset = starts.iter().zip(&s).map(|(a, b)| a * b).sum();
-                    let st: Vec<usize> = steps.iter().zip(&s).map(|(a, b)| a * b).collect();
-                    Kernel::Take(affine(&shape, &st, offset))
-                }
-                Op::Concat { axis } => {
-                    let s = strides(&shape);
-                    let mut at = 0;
-                    let mut index = Vec::new();
-                    for i in 0..operands.len() {
-                        let x = arg_shape(i);
-                        index.push(affine(&x, &s, at * s[*axis]));
-                        at += x[*axis];
-                    }
-                    Kernel::Concat(index)
-                }
-                Op::Pad { lo, value, .. } => {
-                    let s = strides(&shape);
-                    let offset = lo.iter().zip(&s).map(|(a, b)| a * b).sum();
-                    Kernel::Pad {
-                        fill: from_f64(dtype, std::iter::repeat_n(*value, n)),
-                        index: affine(&arg_shape(0), &s, offset),
-                    }
-                }
-                Op::Reduce { kind, axes, .. } => {
-                    let x = arg_shape(0);
-                    Kernel::Reduce {
-                        kind: *kind,
-                        dtype,
-                        index: affine(&x, &reduce_strides(&x, axes), 0),
-                        n,
-                    }
-                }
-                Op::ArgMax { axis } | Op::ArgMin { axis } => Kernel::Arg {
-                    max: matches!(node.op, Op::ArgMax { .. }),
-                    dims: split_at_axis(&arg_shape(0), *axis),
-                },
-                Op::MatMul => {
-                    let (a, b) = (arg_shape(0), arg_shape(1));
-                    let r = a.len();
-                    Kernel::MatMul([a[..r - 2].iter().product(), a[r - 2], a[r - 1], b[r - 1]])
-                }
-                Op::Gather { axis } => Kernel::Gather(split_at_axis(&arg_shape(0), *axis)),
-                Op::ScatterAdd { axis, shape: to } => Kernel::ScatterAdd {
-                    dims: split_at_axis(to, *axis),
-                    dtype,
-                    n,
-                },
-                Op::Random { dist, salt, .. } => Kernel::Random {
-                    dist: *dist,
-                    n,
-                    salt: *salt,
-                },
+                // SAFETY: the planner keeps every offset within the arena.
+                Place::Arena(off) => unsafe { arena_ptr.add(off) },
+                Place::Alias(_) => continue,
             };
-            buffers.push(zeros(dtype, n));
-            let dst = buffers.len() - 1;
-            buf_of.insert(id, dst);
-            let args = operands.iter().map(|o| buf_of[o]).collect();
-            steps.push(Step::Kernel {
-                k: kernel,
-                args,
-                dst,
+            views[v] = Some(View {
+                kind: val.kind,
+                ptr,
+                len: val.len,
             });
         }
-        let fns = jit.finish()?;
-        for (at, f) in pending {
-            if let Step::Loop { f: slot, .. } = &mut steps[at] {
+        for v in 0..s.vals.len() {
+            if let Place::Alias(to) = plan.place[v] {
+                views[v] = views[to];
+            }
+        }
+        let view = |v: usize| views[v].expect("every value has a place");
+
+        // Steps. Small loops are called by the entry function directly; everything
+        // else goes through `run_step` with its `Exec` as context.
+        let mut jit = Jit::new()?;
+        let mut execs: Vec<Exec> = Vec::new();
+        let mut loop_ptrs: Vec<Box<[*mut f32]>> = Vec::new();
+        enum Spec {
+            Direct { f: usize, ptrs: usize, n: usize },
+            Step(usize),
+        }
+        let mut specs: Vec<Spec> = Vec::new();
+        let mut big_loops: Vec<(usize, usize)> = Vec::new();
+        let mut stats = Stats {
+            steps: s.steps.len(),
+            arena_bytes: plan.arena_bytes,
+            unshared_bytes: plan.unshared_bytes,
+            in_place_updates: plan
+                .place
+                .iter()
+                .filter(|p| matches!(p, Place::Alias(_)))
+                .count(),
+            ..Stats::default()
+        };
+        for w in std::mem::take(&mut s.steps) {
+            match w {
+                Work::Loop {
+                    group,
+                    leaves,
+                    out,
+                    n,
+                } => {
+                    stats.loops += 1;
+                    let f = jit.declare(g, &group)?;
+                    let ptrs: Box<[*mut f32]> = leaves
+                        .iter()
+                        .chain(std::iter::once(&out))
+                        .map(|&v| view(v).ptr as *mut f32)
+                        .collect();
+                    if n >= PARALLEL_LOOP {
+                        big_loops.push((execs.len(), f));
+                        specs.push(Spec::Step(execs.len()));
+                        execs.push(Exec::Loop {
+                            f: placeholder,
+                            ptrs,
+                            n,
+                        });
+                    } else {
+                        specs.push(Spec::Direct {
+                            f,
+                            ptrs: loop_ptrs.len(),
+                            n,
+                        });
+                        loop_ptrs.push(ptrs);
+                    }
+                }
+                Work::Kernel { k, args, out } => {
+                    stats.kernels += 1;
+                    specs.push(Spec::Step(execs.len()));
+                    execs.push(Exec::Kernel {
+                        k,
+                        args: args.iter().map(|&a| view(a)).collect(),
+                        out: view(out),
+                        error: UnsafeCell::new(None),
+                    });
+                }
+                Work::MatMul {
+                    a,
+                    b,
+                    out,
+                    dims,
+                    bias,
+                    relu,
+                } => {
+                    stats.matmuls += 1;
+                    let [batch, m, k, n] = dims;
+                    let operand = |o: schedule::Operand, rows: usize, cols: usize| {
+                        // A transposed operand is stored as `[cols, rows]`.
+                        let (rs, cs) = if o.transposed {
+                            (1, rows as isize)
+                        } else {
+                            (cols as isize, 1)
+                        };
+                        MatRef {
+                            ptr: view(o.val).ptr as *const f32,
+                            rs,
+                            cs,
+                        }
+                    };
+                    specs.push(Spec::Step(execs.len()));
+                    execs.push(Exec::MatMul {
+                        gemm: UnsafeCell::new(Gemm::new(m, n, k)),
+                        a: operand(a, m, k),
+                        b: operand(b, k, n),
+                        c: view(out).ptr as *mut f32,
+                        strides: [m * k, k * n, m * n],
+                        batch,
+                        ep: Epilogue {
+                            accumulate: false,
+                            bias: bias.map(|v| view(v).ptr as *const f32),
+                            relu,
+                        },
+                    });
+                }
+                Work::Copy { src, dst } => {
+                    stats.copies += 1;
+                    let (src, dst) = (view(src), view(dst));
+                    specs.push(Spec::Step(execs.len()));
+                    execs.push(Exec::Copy {
+                        src: src.ptr,
+                        dst: dst.ptr,
+                        bytes: src.bytes(),
+                    });
+                }
+            }
+        }
+        let mut steps: Box<[Exec]> = execs.into_boxed_slice();
+        let calls: Vec<Call> = specs
+            .iter()
+            .map(|spec| match *spec {
+                Spec::Direct { f, ptrs, n } => Call::Loop {
+                    f,
+                    ptrs: loop_ptrs[ptrs].as_ptr(),
+                    n,
+                },
+                Spec::Step(i) => Call::Native {
+                    f: run_step,
+                    ctx: &steps[i] as *const Exec as *const u8,
+                },
+            })
+            .collect();
+        let (fns, entry) = jit.finish(&calls)?;
+        for (at, f) in big_loops {
+            if let Exec::Loop { f: slot, .. } = &mut steps[at] {
                 *slot = fns[f];
             }
         }
-        let port = |named: &[(String, NodeId)]| -> Vec<Port> {
-            named
-                .iter()
-                .map(|(name, id)| Port {
-                    name: name.clone(),
-                    buf: buf_of[id],
-                    dtype: g.ty(*id).dtype,
-                    shape: g.ty(*id).shape.clone(),
-                })
-                .collect()
+        let port = |p: &schedule::Port| Port {
+            name: p.name.clone(),
+            view: view(p.val),
+            dtype: p.dtype,
+            shape: p.shape.clone(),
         };
-        let outputs = port(g.outputs());
-        let updates = port(g.updates());
         Ok(Compiled {
             _jit: jit,
-            buffers,
-            inputs,
-            states,
+            entry,
             steps,
-            outputs,
-            updates,
+            _blocks: blocks,
+            _loop_ptrs: loop_ptrs,
+            inputs: s.inputs.iter().map(port).collect(),
+            states: s.states.iter().map(port).collect(),
+            outputs: s.outputs.iter().map(port).collect(),
+            updates: s.updates.iter().map(|&(p, _)| p).collect(),
+            stats,
+            dump,
+        })
+    }
+
+    /// Copies `t` into the input or state port `p`, after checking its type.
+    fn fill(p: &Port, t: &Tensor, what: &str) -> Result<(), String> {
+        let in_range = match &t.data {
+            Data::I64(v) => v.iter().all(|&x| dnnc_ir::scalar::fit(p.dtype, x) == x),
+            _ => true,
+        };
+        let fits = t.dtype == p.dtype
+            && t.shape == p.shape
+            && in_range
+            && kind_of(&t.data) == p.view.kind
+            && t.data.len() == p.view.len;
+        if !fits {
+            return Err(format!(
+                "{what} `{}` should be {}{:?}, found {}{:?}",
+                p.name, p.dtype, p.shape, t.dtype, t.shape
+            ));
+        }
+        // SAFETY: the port's buffer is not in use between runs.
+        unsafe { p.view.write(&t.data) };
+        Ok(())
+    }
+
+    /// Sets input `name` for the next [`execute`](Compiled::execute).
+    pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+        let p = self
+            .inputs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("the graph has no input `{name}`"))?;
+        Self::fill(p, t, "input")
+    }
+
+    /// Sets state `name`; it keeps its value (and receives its updates) across runs.
+    /// States the graph does not have are ignored.
+    pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+        match self.states.iter().find(|p| p.name == name) {
+            Some(p) => Self::fill(p, t, "state"),
+            None => Ok(()),
+        }
+    }
+
+    /// The names of the graph's states.
+    pub fn state_names(&self) -> impl Iterator<Item = &str> {
+        self.states.iter().map(|p| p.name.as_str())
+    }
+
+    /// The current value of state `name`.
+    pub fn state(&self, name: &str) -> Option<Tensor> {
+        self.states.iter().find(|p| p.name == name).map(|p| Tensor {
+            dtype: p.dtype,
+            shape: p.shape.clone(),
+            // SAFETY: no run is in progress.
+            data: unsafe { p.view.read() },
+        })
+    }
+
+    /// Copies the current value of state `name` into `t` (same type), without
+    /// allocating.
+    pub fn read_state_into(&self, name: &str, t: &mut Tensor) -> Result<(), String> {
+        let p = self
+            .states
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("the graph has no state `{name}`"))?;
+        // SAFETY: no run is in progress.
+        match (unsafe { p.view.input() }, &mut t.data) {
+            (buffer::In::F32(s), Data::F32(d)) if d.len() == s.len() => d.copy_from_slice(s),
+            (buffer::In::I64(s), Data::I64(d)) if d.len() == s.len() => d.copy_from_slice(s),
+            (buffer::In::Bool(s), Data::Bool(d)) if d.len() == s.len() => d.copy_from_slice(s),
+            _ => return Err(format!("state `{name}` does not fit the given tensor")),
+        }
+        Ok(())
+    }
+
+    /// Runs the compiled graph once on the current inputs and states; states receive
+    /// their updates. Allocates nothing.
+    pub fn execute(&mut self) -> Result<(), String> {
+        // SAFETY: the entry function touches only the buffers planned for it.
+        let status = unsafe { (self.entry)() };
+        if status == 0 {
+            return Ok(());
+        }
+        let at = status as usize - 1;
+        let msg = self
+            .steps
+            .iter_mut()
+            .find_map(|e| match e {
+                Exec::Kernel { error, .. } => error.get_mut().take(),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("codegen: step {at} failed"));
+        Err(msg)
+    }
+
+    /// The scalar value of output `i` as `f64` (loss and metrics), or `None` if it is
+    /// not a one-element tensor.
+    pub fn output_scalar(&self, i: usize) -> Option<f64> {
+        let p = self.outputs.get(i)?;
+        if p.view.len != 1 {
+            return None;
+        }
+        // SAFETY: no run is in progress.
+        Some(match unsafe { p.view.input() } {
+            buffer::In::F32(v) => f64::from(v[0]),
+            buffer::In::I64(v) => v[0] as f64,
+            buffer::In::Bool(v) => f64::from(u8::from(v[0])),
+        })
+    }
+
+    /// The names of the outputs, in order.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        self.outputs.iter().map(|p| p.name.as_str())
+    }
+
+    /// Output `name` as a tensor.
+    pub fn output(&self, name: &str) -> Option<Tensor> {
+        self.outputs.iter().find(|p| p.name == name).map(|p| Tensor {
+            dtype: p.dtype,
+            shape: p.shape.clone(),
+            // SAFETY: no run is in progress.
+            data: unsafe { p.view.read() },
         })
     }
 
@@ -302,80 +554,44 @@ impl Compiled {
                 let t = given
                     .get(&p.name)
                     .ok_or_else(|| format!("missing {what} `{}`", p.name))?;
-                let in_range = match &t.data {
-                    Data::I64(v) => v.iter().all(|&x| dnnc_ir::scalar::fit(p.dtype, x) == x),
-                    _ => true,
-                };
-                let fits = t.dtype == p.dtype
-                    && t.shape == p.shape
-                    && in_range
-                    && std::mem::discriminant(&t.data)
-                        == std::mem::discriminant(&self.buffers[p.buf])
-                    && t.data.len() == self.buffers[p.buf].len();
-                if !fits {
-                    return Err(format!(
-                        "{what} `{}` should be {}{:?}, found {}{:?}",
-                        p.name, p.dtype, p.shape, t.dtype, t.shape
-                    ));
-                }
-                match (&mut self.buffers[p.buf], &t.data) {
-                    (Data::F32(b), Data::F32(d)) => b.copy_from_slice(d),
-                    (Data::I64(b), Data::I64(d)) => b.copy_from_slice(d),
-                    (Data::Bool(b), Data::Bool(d)) => b.copy_from_slice(d),
-                    _ => unreachable!("storage kinds were checked"),
-                }
+                Self::fill(p, t, what)?;
             }
         }
-        for step in &self.steps {
-            match step {
-                Step::Loop { f, bufs } => {
-                    let ptrs: Vec<*mut f32> = bufs
-                        .iter()
-                        .map(|&b| match &mut self.buffers[b] {
-                            Data::F32(v) => v.as_mut_ptr(),
-                            _ => unreachable!("loops read and write f32 buffers"),
-                        })
-                        .collect();
-                    // SAFETY: `f` was compiled for exactly these buffers: it reads
-                    // `bufs[..n-1]` and writes the last, all `f32` and within their
-                    // lengths, and the output buffer is distinct from every input.
-                    unsafe { f(ptrs.as_ptr()) };
-                }
-                Step::Kernel { k, args, dst } => {
-                    let mut out = std::mem::replace(&mut self.buffers[*dst], Data::F32(Vec::new()));
-                    let ins: Vec<&Data> = args.iter().map(|&a| &self.buffers[a]).collect();
-                    let r = k.exec(&ins, &mut out);
-                    self.buffers[*dst] = out;
-                    r?;
-                }
-            }
-        }
-        let collect = |ports: &[Port]| -> Vec<(String, Tensor)> {
-            ports
-                .iter()
-                .map(|p| {
-                    let t = Tensor {
-                        dtype: p.dtype,
-                        shape: p.shape.clone(),
-                        data: self.buffers[p.buf].clone(),
-                    };
-                    (p.name.clone(), t)
-                })
-                .collect()
+        self.execute()?;
+        let tensor = |p: &Port| {
+            let t = Tensor {
+                dtype: p.dtype,
+                shape: p.shape.clone(),
+                // SAFETY: the run has finished.
+                data: unsafe { p.view.read() },
+            };
+            (p.name.clone(), t)
         };
-        Ok((collect(&self.outputs), collect(&self.updates)))
+        let outputs = self.outputs.iter().map(tensor).collect();
+        let updates = self.updates.iter().map(|&s| tensor(&self.states[s])).collect();
+        Ok((outputs, updates))
     }
 
     /// How many elementwise loops the schedule has (after fusion).
     pub fn loop_count(&self) -> usize {
-        self.steps
-            .iter()
-            .filter(|s| matches!(s, Step::Loop { .. }))
-            .count()
+        self.stats.loops
     }
 
     /// How many steps the schedule has.
     pub fn step_count(&self) -> usize {
-        self.steps.len()
+        self.stats.steps
+    }
+
+    /// Sizes of the schedule and its memory plan.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The schedule and memory plan as text (`dnnc compile --emit schedule`).
+    pub fn schedule_text(&self) -> &str {
+        &self.dump
     }
 }
+
+/// Stands in for a large loop until the module is finalised.
+unsafe extern "C" fn placeholder(_: *const *mut f32, _: i64, _: i64) {}

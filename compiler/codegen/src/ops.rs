@@ -1,16 +1,18 @@
-//! Kernels on typed buffers for the ops that are not fused `f32` loops: integer and
-//! `bool` arithmetic, comparisons, `select`, `cast`, data movement, reductions of every
-//! element type, `argmax`/`argmin`, `gather`/`scatter_add` and the random draws. Each
-//! follows the interpreter's rule for its op (and [`dnnc_ir::scalar`]) exactly.
-
-use dnnc_ir::scalar::{
-    erf_f32, fit, floor_div, floor_mod, int_pow, max_f32, min_f32, rem_f32, sign_f32,
-};
-use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
-use dnnc_tensor::Data;
+//! Kernels on typed buffers for the ops that are not fused `f32` loops or matrix
+//! products: integer and `bool` arithmetic, comparisons, `select`, `cast`, data
+//! movement, reductions of every element type, `argmax`/`argmin`, `gather`/
+//! `scatter_add` and the random draws. Each follows the interpreter's rule for its op
+//! (and [`dnnc_ir::scalar`]) exactly, and writes its result into a preallocated buffer
+//! without allocating.
 
 use dnnc_ir::rng;
-use dnnc_ir::scalar::{arg_extreme, int_range};
+use dnnc_ir::scalar::{
+    arg_extreme_into, erf_f32, fit, floor_div, floor_mod, int_pow, int_range, max_f32, min_f32,
+    rem_f32, sign_f32,
+};
+use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
+
+use crate::buffer::{In, Out};
 
 /// `(before, size, after)`: a shape viewed around one axis.
 pub(crate) type Dims = (usize, usize, usize);
@@ -27,47 +29,61 @@ pub(crate) enum Kernel {
     Take(Vec<usize>),
     /// Operand `j` goes to `out[index[j][i]]`.
     Concat(Vec<Vec<usize>>),
-    /// `out = fill`, then `out[index[i]] = x[i]`.
-    Pad {
-        fill: Data,
-        index: Vec<usize>,
-    },
+    /// `out = value`, then `out[index[i]] = x[i]`.
+    Pad { value: f64, dtype: DType, index: Vec<usize> },
     /// `out[index[i]] ⊕= x[i]` from the identity; the dtype is the result's.
     Reduce {
         kind: ReduceKind,
         dtype: DType,
         index: Vec<usize>,
-        n: usize,
     },
-    Arg {
-        max: bool,
-        dims: Dims,
-    },
-    /// `[batch, m, k, n]`.
-    MatMul([usize; 4]),
+    Arg { max: bool, dims: Dims },
     Gather(Dims),
-    ScatterAdd {
-        dims: Dims,
-        dtype: DType,
-        n: usize,
-    },
-    Random {
-        dist: Dist,
-        n: usize,
-        salt: u64,
-    },
+    ScatterAdd { dims: Dims, dtype: DType },
+    Random { dist: Dist, salt: u64 },
+}
+
+impl Kernel {
+    /// A short name for schedule dumps.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Kernel::Unary(u, _) => u.name().to_string(),
+            Kernel::Binary(b, _) => b.name().to_string(),
+            Kernel::Select => "select".into(),
+            Kernel::Cast(t) => format!("cast {t}"),
+            Kernel::Take(_) => "take".into(),
+            Kernel::Concat(_) => "concat".into(),
+            Kernel::Pad { .. } => "pad".into(),
+            Kernel::Reduce { kind, .. } => format!("reduce_{kind:?}").to_lowercase(),
+            Kernel::Arg { max: true, .. } => "argmax".into(),
+            Kernel::Arg { max: false, .. } => "argmin".into(),
+            Kernel::Gather(_) => "gather".into(),
+            Kernel::ScatterAdd { .. } => "scatter_add".into(),
+            Kernel::Random { .. } => "random".into(),
+        }
+    }
 }
 
 fn bad(what: &str) -> String {
     format!("codegen: {what} of operands it does not take")
 }
 
-fn zip<T: Copy, U>(x: &[T], y: &[T], f: impl Fn(T, T) -> U) -> Vec<U> {
-    x.iter().zip(y).map(|(&a, &b)| f(a, b)).collect()
+fn zip_into<T: Copy, U>(out: &mut [U], x: &[T], y: &[T], f: impl Fn(T, T) -> U) {
+    for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
+        *o = f(a, b);
+    }
 }
 
-fn take<T: Copy>(v: &[T], index: &[usize]) -> Vec<T> {
-    index.iter().map(|&i| v[i]).collect()
+fn map_into<T: Copy, U>(out: &mut [U], x: &[T], f: impl Fn(T) -> U) {
+    for (o, &a) in out.iter_mut().zip(x) {
+        *o = f(a);
+    }
+}
+
+fn take_into<T: Copy>(out: &mut [T], v: &[T], index: &[usize]) {
+    for (o, &i) in out.iter_mut().zip(index) {
+        *o = v[i];
+    }
 }
 
 fn put<T: Copy>(out: &mut [T], index: &[usize], v: &[T]) {
@@ -76,47 +92,28 @@ fn put<T: Copy>(out: &mut [T], index: &[usize], v: &[T]) {
     }
 }
 
-fn fold<T: Copy>(x: &[T], dst: &[usize], n: usize, init: T, f: impl Fn(T, T) -> T) -> Vec<T> {
-    let mut out = vec![init; n];
+fn fold_into<T: Copy>(out: &mut [T], x: &[T], dst: &[usize], init: T, f: impl Fn(T, T) -> T) {
+    out.fill(init);
     for (&d, &a) in dst.iter().zip(x) {
         out[d] = f(out[d], a);
     }
-    out
 }
 
-fn select<T: Copy>(c: &[bool], a: &[T], b: &[T]) -> Vec<T> {
-    c.iter()
-        .zip(a.iter().zip(b))
-        .map(|(&c, (&a, &b))| if c { a } else { b })
-        .collect()
-}
-
-/// The integer indices in `t` as positions along an axis of `size` elements.
-fn indices(t: &Data, size: usize) -> Result<Vec<usize>, String> {
-    let Data::I64(v) = t else {
-        return Err(bad("indices"));
-    };
-    v.iter()
-        .map(|&i| match usize::try_from(i) {
-            Ok(u) if u < size => Ok(u),
-            _ => Err(format!(
-                "codegen: index {i} is out of range for an axis of size {size}"
-            )),
-        })
-        .collect()
-}
-
-/// For `(before, size, after)` and indices along the middle axis, the flat positions
-/// they address, in row-major order of `[before, indices.., after]`.
-fn positions((before, size, after): Dims, idx: &[usize]) -> Vec<usize> {
-    let mut out = Vec::with_capacity(before * idx.len() * after);
-    for b in 0..before {
-        for &i in idx {
-            let base = (b * size + i) * after;
-            out.extend(base..base + after);
-        }
+fn select_into<T: Copy>(out: &mut [T], c: &[bool], a: &[T], b: &[T]) {
+    for (((o, &c), &a), &b) in out.iter_mut().zip(c).zip(a).zip(b) {
+        *o = if c { a } else { b };
     }
-    out
+}
+
+/// The `i`-th index of `t` as a position along an axis of `size` elements.
+fn index_at(t: &[i64], i: usize, size: usize) -> Result<usize, String> {
+    let v = t[i];
+    match usize::try_from(v) {
+        Ok(u) if u < size => Ok(u),
+        _ => Err(format!(
+            "codegen: index {v} is out of range for an axis of size {size}"
+        )),
+    }
 }
 
 fn unary_f32(u: UnaryOp) -> Option<fn(f32) -> f32> {
@@ -147,247 +144,282 @@ fn unary_int(u: UnaryOp) -> Option<fn(i64) -> i64> {
     })
 }
 
-fn binary(op: BinaryOp, dtype: DType, x: &Data, y: &Data) -> Result<Data, String> {
+fn compare<T: Copy + PartialOrd>(op: BinaryOp, out: &mut [bool], x: &[T], y: &[T]) -> bool {
     use BinaryOp as B;
-    Ok(match (x, y) {
-        (Data::F32(x), Data::F32(y)) => match op {
-            B::Add => Data::F32(zip(x, y, |a, b| a + b)),
-            B::Sub => Data::F32(zip(x, y, |a, b| a - b)),
-            B::Mul => Data::F32(zip(x, y, |a, b| a * b)),
-            B::Div => Data::F32(zip(x, y, |a, b| a / b)),
-            B::Pow => Data::F32(zip(x, y, f32::powf)),
-            B::Max => Data::F32(zip(x, y, max_f32)),
-            B::Min => Data::F32(zip(x, y, min_f32)),
-            B::Rem => Data::F32(zip(x, y, rem_f32)),
-            B::Lt => Data::Bool(zip(x, y, |a, b| a < b)),
-            B::Le => Data::Bool(zip(x, y, |a, b| a <= b)),
-            B::Gt => Data::Bool(zip(x, y, |a, b| a > b)),
-            B::Ge => Data::Bool(zip(x, y, |a, b| a >= b)),
-            B::Eq => Data::Bool(zip(x, y, |a, b| a == b)),
-            B::Ne => Data::Bool(zip(x, y, |a, b| a != b)),
-            B::And | B::Or => return Err(bad(op.name())),
+    match op {
+        B::Lt => zip_into(out, x, y, |a, b| a < b),
+        B::Le => zip_into(out, x, y, |a, b| a <= b),
+        B::Gt => zip_into(out, x, y, |a, b| a > b),
+        B::Ge => zip_into(out, x, y, |a, b| a >= b),
+        B::Eq => zip_into(out, x, y, |a, b| a == b),
+        B::Ne => zip_into(out, x, y, |a, b| a != b),
+        _ => return false,
+    }
+    true
+}
+
+fn binary(op: BinaryOp, dtype: DType, x: In<'_>, y: In<'_>, out: Out<'_>) -> Result<(), String> {
+    use BinaryOp as B;
+    match (x, y, out) {
+        (In::F32(x), In::F32(y), Out::F32(o)) => match op {
+            B::Add => zip_into(o, x, y, |a, b| a + b),
+            B::Sub => zip_into(o, x, y, |a, b| a - b),
+            B::Mul => zip_into(o, x, y, |a, b| a * b),
+            B::Div => zip_into(o, x, y, |a, b| a / b),
+            B::Pow => zip_into(o, x, y, f32::powf),
+            B::Max => zip_into(o, x, y, max_f32),
+            B::Min => zip_into(o, x, y, min_f32),
+            B::Rem => zip_into(o, x, y, rem_f32),
+            _ => return Err(bad(op.name())),
         },
-        (Data::I64(x), Data::I64(y)) => {
+        (In::F32(x), In::F32(y), Out::Bool(o)) => {
+            if !compare(op, o, x, y) {
+                return Err(bad(op.name()));
+            }
+        }
+        (In::I64(x), In::I64(y), Out::I64(o)) => {
             if matches!(op, B::Div | B::Rem) && y.contains(&0) {
                 return Err("codegen: integer division by zero".into());
             }
             if op == B::Pow && x.iter().zip(y).any(|(&a, &e)| a == 0 && e < 0) {
                 return Err("codegen: integer 0 raised to a negative power".into());
             }
-            let arith = |f: fn(i64, i64) -> i64| Data::I64(zip(x, y, |a, b| fit(dtype, f(a, b))));
-            match op {
-                B::Add => arith(i64::wrapping_add),
-                B::Sub => arith(i64::wrapping_sub),
-                B::Mul => arith(i64::wrapping_mul),
-                B::Div => arith(floor_div),
-                B::Pow => arith(int_pow),
-                B::Max => arith(i64::max),
-                B::Min => arith(i64::min),
-                B::Rem => arith(floor_mod),
-                B::Lt => Data::Bool(zip(x, y, |a, b| a < b)),
-                B::Le => Data::Bool(zip(x, y, |a, b| a <= b)),
-                B::Gt => Data::Bool(zip(x, y, |a, b| a > b)),
-                B::Ge => Data::Bool(zip(x, y, |a, b| a >= b)),
-                B::Eq => Data::Bool(zip(x, y, |a, b| a == b)),
-                B::Ne => Data::Bool(zip(x, y, |a, b| a != b)),
-                B::And | B::Or => return Err(bad(op.name())),
+            let f: fn(i64, i64) -> i64 = match op {
+                B::Add => i64::wrapping_add,
+                B::Sub => i64::wrapping_sub,
+                B::Mul => i64::wrapping_mul,
+                B::Div => floor_div,
+                B::Pow => int_pow,
+                B::Max => i64::max,
+                B::Min => i64::min,
+                B::Rem => floor_mod,
+                _ => return Err(bad(op.name())),
+            };
+            zip_into(o, x, y, |a, b| fit(dtype, f(a, b)));
+        }
+        (In::I64(x), In::I64(y), Out::Bool(o)) => {
+            if !compare(op, o, x, y) {
+                return Err(bad(op.name()));
             }
         }
-        (Data::Bool(x), Data::Bool(y)) => Data::Bool(match op {
-            B::And => zip(x, y, |a, b| a & b),
-            B::Or => zip(x, y, |a, b| a | b),
-            B::Lt => zip(x, y, |a, b| !a & b),
-            B::Le => zip(x, y, |a, b| !a | b),
-            B::Gt => zip(x, y, |a, b| a & !b),
-            B::Ge => zip(x, y, |a, b| a | !b),
-            B::Eq => zip(x, y, |a, b| a == b),
-            B::Ne => zip(x, y, |a, b| a != b),
+        (In::Bool(x), In::Bool(y), Out::Bool(o)) => match op {
+            B::And => zip_into(o, x, y, |a, b| a & b),
+            B::Or => zip_into(o, x, y, |a, b| a | b),
+            B::Lt => zip_into(o, x, y, |a, b| !a & b),
+            B::Le => zip_into(o, x, y, |a, b| !a | b),
+            B::Gt => zip_into(o, x, y, |a, b| a & !b),
+            B::Ge => zip_into(o, x, y, |a, b| a | !b),
+            B::Eq => zip_into(o, x, y, |a, b| a == b),
+            B::Ne => zip_into(o, x, y, |a, b| a != b),
             _ => return Err(bad(op.name())),
-        }),
+        },
         _ => return Err(bad(op.name())),
-    })
+    }
+    Ok(())
 }
 
-fn cast(to: DType, x: &Data) -> Data {
-    match (x, to) {
-        (Data::F32(x), DType::F32) => Data::F32(x.clone()),
-        (Data::F32(x), DType::Bool) => Data::Bool(x.iter().map(|&a| a != 0.0).collect()),
-        (Data::F32(x), _) => Data::I64(x.iter().map(|&a| fit(to, a as i64)).collect()),
-        (Data::I64(x), DType::F32) => Data::F32(x.iter().map(|&a| a as f32).collect()),
-        (Data::I64(x), DType::Bool) => Data::Bool(x.iter().map(|&a| a != 0).collect()),
-        (Data::I64(x), _) => Data::I64(x.iter().map(|&a| fit(to, a)).collect()),
-        (Data::Bool(x), DType::F32) => {
-            Data::F32(x.iter().map(|&a| f32::from(u8::from(a))).collect())
-        }
-        (Data::Bool(x), DType::Bool) => Data::Bool(x.clone()),
-        (Data::Bool(x), _) => Data::I64(x.iter().map(|&a| i64::from(a)).collect()),
+fn cast(to: DType, x: In<'_>, out: Out<'_>) -> Result<(), String> {
+    match (x, out) {
+        (In::F32(x), Out::F32(o)) => o.copy_from_slice(x),
+        (In::F32(x), Out::Bool(o)) => map_into(o, x, |a| a != 0.0),
+        (In::F32(x), Out::I64(o)) => map_into(o, x, |a| fit(to, a as i64)),
+        (In::I64(x), Out::F32(o)) => map_into(o, x, |a| a as f32),
+        (In::I64(x), Out::Bool(o)) => map_into(o, x, |a| a != 0),
+        (In::I64(x), Out::I64(o)) => map_into(o, x, |a| fit(to, a)),
+        (In::Bool(x), Out::F32(o)) => map_into(o, x, |a| f32::from(u8::from(a))),
+        (In::Bool(x), Out::Bool(o)) => o.copy_from_slice(x),
+        (In::Bool(x), Out::I64(o)) => map_into(o, x, i64::from),
     }
+    Ok(())
 }
 
 /// `out[i] = x[index[i]]` for any element type.
-pub(crate) fn take_data(x: &Data, index: &[usize]) -> Data {
-    match x {
-        Data::F32(v) => Data::F32(take(v, index)),
-        Data::I64(v) => Data::I64(take(v, index)),
-        Data::Bool(v) => Data::Bool(take(v, index)),
-    }
-}
-
-fn put_data(out: &mut Data, index: &[usize], x: &Data) -> Result<(), String> {
-    match (out, x) {
-        (Data::F32(o), Data::F32(v)) => put(o, index, v),
-        (Data::I64(o), Data::I64(v)) => put(o, index, v),
-        (Data::Bool(o), Data::Bool(v)) => put(o, index, v),
+fn take_data(x: In<'_>, index: &[usize], out: Out<'_>) -> Result<(), String> {
+    match (x, out) {
+        (In::F32(v), Out::F32(o)) => take_into(o, v, index),
+        (In::I64(v), Out::I64(o)) => take_into(o, v, index),
+        (In::Bool(v), Out::Bool(o)) => take_into(o, v, index),
         _ => return Err(bad("a copy")),
     }
     Ok(())
 }
 
+fn put_data(out: &mut Out<'_>, index: &[usize], x: In<'_>) -> Result<(), String> {
+    match (out, x) {
+        (Out::F32(o), In::F32(v)) => put(o, index, v),
+        (Out::I64(o), In::I64(v)) => put(o, index, v),
+        (Out::Bool(o), In::Bool(v)) => put(o, index, v),
+        _ => return Err(bad("a copy")),
+    }
+    Ok(())
+}
+
+/// Copies `x[b, idx[j], a]` to `out[b, j, a]` (gather) for `(before, size, after)`.
+fn gather<T: Copy>(out: &mut [T], x: &[T], idx: &[i64], (before, size, after): Dims) -> Result<(), String> {
+    let mut o = 0;
+    for b in 0..before {
+        for j in 0..idx.len() {
+            let i = index_at(idx, j, size)?;
+            let base = (b * size + i) * after;
+            out[o..o + after].copy_from_slice(&x[base..base + after]);
+            o += after;
+        }
+    }
+    Ok(())
+}
+
+/// Adds `x[b, j, a]` into `out[b, idx[j], a]` with `add` (scatter_add).
+fn scatter<T: Copy>(
+    out: &mut [T],
+    x: &[T],
+    idx: &[i64],
+    (before, size, after): Dims,
+    zero: T,
+    add: impl Fn(T, T) -> T,
+) -> Result<(), String> {
+    out.fill(zero);
+    let mut s = 0;
+    for b in 0..before {
+        for j in 0..idx.len() {
+            let i = index_at(idx, j, size)?;
+            let base = (b * size + i) * after;
+            for a in 0..after {
+                out[base + a] = add(out[base + a], x[s + a]);
+            }
+            s += after;
+        }
+    }
+    Ok(())
+}
+
 impl Kernel {
-    /// The result of the kernel on `args`. `out` is the result's buffer, overwritten.
-    pub(crate) fn exec(&self, args: &[&Data], out: &mut Data) -> Result<(), String> {
-        *out = match self {
-            Kernel::Unary(u, dtype) => match (args[0], unary_f32(*u), unary_int(*u)) {
-                (Data::F32(x), Some(f), _) => Data::F32(x.iter().map(|&a| f(a)).collect()),
-                (Data::I64(x), _, Some(f)) => {
-                    Data::I64(x.iter().map(|&a| fit(*dtype, f(a))).collect())
-                }
-                (Data::Bool(x), ..) if *u == UnaryOp::Not => {
-                    Data::Bool(x.iter().map(|&a| !a).collect())
-                }
+    /// Computes the kernel on `args` into `out`, which it overwrites.
+    pub(crate) fn exec(&self, args: &[In<'_>], mut out: Out<'_>) -> Result<(), String> {
+        match self {
+            Kernel::Unary(u, dtype) => match (args[0], out, unary_f32(*u), unary_int(*u)) {
+                (In::F32(x), Out::F32(o), Some(f), _) => map_into(o, x, f),
+                (In::I64(x), Out::I64(o), _, Some(f)) => map_into(o, x, |a| fit(*dtype, f(a))),
+                (In::Bool(x), Out::Bool(o), ..) if *u == UnaryOp::Not => map_into(o, x, |a| !a),
                 _ => return Err(bad(u.name())),
             },
-            Kernel::Binary(op, dtype) => binary(*op, *dtype, args[0], args[1])?,
-            Kernel::Select => {
-                let Data::Bool(c) = args[0] else {
-                    return Err(bad("select"));
-                };
-                match (args[1], args[2]) {
-                    (Data::F32(a), Data::F32(b)) => Data::F32(select(c, a, b)),
-                    (Data::I64(a), Data::I64(b)) => Data::I64(select(c, a, b)),
-                    (Data::Bool(a), Data::Bool(b)) => Data::Bool(select(c, a, b)),
-                    _ => return Err(bad("select")),
-                }
-            }
-            Kernel::Cast(to) => cast(*to, args[0]),
-            Kernel::Take(index) => take_data(args[0], index),
+            Kernel::Binary(op, dtype) => binary(*op, *dtype, args[0], args[1], out)?,
+            Kernel::Select => match (args[0], args[1], args[2], out) {
+                (In::Bool(c), In::F32(a), In::F32(b), Out::F32(o)) => select_into(o, c, a, b),
+                (In::Bool(c), In::I64(a), In::I64(b), Out::I64(o)) => select_into(o, c, a, b),
+                (In::Bool(c), In::Bool(a), In::Bool(b), Out::Bool(o)) => select_into(o, c, a, b),
+                _ => return Err(bad("select")),
+            },
+            Kernel::Cast(to) => cast(*to, args[0], out)?,
+            Kernel::Take(index) => take_data(args[0], index, out)?,
             Kernel::Concat(index) => {
                 for (x, index) in args.iter().zip(index) {
-                    put_data(out, index, x)?;
+                    put_data(&mut out, index, *x)?;
                 }
-                return Ok(());
             }
-            Kernel::Pad { fill, index } => {
-                let mut o = fill.clone();
-                put_data(&mut o, index, args[0])?;
-                o
-            }
-            Kernel::Reduce {
-                kind,
+            Kernel::Pad {
+                value,
                 dtype,
                 index,
-                n,
             } => {
-                let (dst, n, dtype) = (index.as_slice(), *n, *dtype);
-                match (args[0], kind) {
-                    (Data::F32(v), _) => {
-                        let mut o = vec![0.0; n];
-                        crate::kernels::reduce(*kind, v, dst, &mut o);
-                        Data::F32(o)
+                match &mut out {
+                    Out::F32(o) => o.fill(*value as f32),
+                    Out::I64(o) => o.fill(fit(*dtype, *value as i64)),
+                    Out::Bool(o) => o.fill(*value != 0.0),
+                }
+                put_data(&mut out, index, args[0])?;
+            }
+            Kernel::Reduce { kind, dtype, index } => {
+                let (dst, dtype) = (index.as_slice(), *dtype);
+                match (args[0], out, kind) {
+                    (In::F32(v), Out::F32(o), _) => crate::kernels::reduce(*kind, v, dst, o),
+                    (In::I64(v), Out::I64(o), ReduceKind::Sum) => {
+                        fold_into(o, v, dst, 0, |a, b| fit(dtype, a.wrapping_add(b)))
                     }
-                    (Data::I64(v), ReduceKind::Sum) => {
-                        Data::I64(fold(v, dst, n, 0, |a, b| fit(dtype, a.wrapping_add(b))))
+                    (In::I64(v), Out::I64(o), ReduceKind::Max) => {
+                        fold_into(o, v, dst, int_range(dtype).0, i64::max)
                     }
-                    (Data::I64(v), ReduceKind::Max) => {
-                        Data::I64(fold(v, dst, n, int_range(dtype).0, i64::max))
+                    (In::I64(v), Out::I64(o), ReduceKind::Min) => {
+                        fold_into(o, v, dst, int_range(dtype).1, i64::min)
                     }
-                    (Data::I64(v), ReduceKind::Min) => {
-                        Data::I64(fold(v, dst, n, int_range(dtype).1, i64::min))
+                    (In::Bool(v), Out::Bool(o), ReduceKind::Max) => {
+                        fold_into(o, v, dst, false, |a, b| a | b)
                     }
-                    (Data::Bool(v), ReduceKind::Max) => {
-                        Data::Bool(fold(v, dst, n, false, |a, b| a | b))
+                    (In::Bool(v), Out::Bool(o), ReduceKind::Min) => {
+                        fold_into(o, v, dst, true, |a, b| a & b)
                     }
-                    (Data::Bool(v), ReduceKind::Min) => {
-                        Data::Bool(fold(v, dst, n, true, |a, b| a & b))
-                    }
-                    (Data::Bool(_), ReduceKind::Sum) => return Err(bad("reduce_sum")),
+                    _ => return Err(bad("a reduction")),
                 }
             }
-            Kernel::Arg { max, dims } => Data::I64(match (args[0], max) {
-                (Data::F32(v), true) => arg_extreme(v, *dims, |a, best| {
-                    !best.is_nan() && (a.is_nan() || a > best)
-                }),
-                (Data::F32(v), false) => arg_extreme(v, *dims, |a, best| {
-                    !best.is_nan() && (a.is_nan() || a < best)
-                }),
-                (Data::I64(v), true) => arg_extreme(v, *dims, |a, best| a > best),
-                (Data::I64(v), false) => arg_extreme(v, *dims, |a, best| a < best),
-                (Data::Bool(v), true) => arg_extreme(v, *dims, |a, best| a & !best),
-                (Data::Bool(v), false) => arg_extreme(v, *dims, |a, best| !a & best),
-            }),
-            Kernel::MatMul(dims) => {
-                let (Data::F32(a), Data::F32(b), Data::F32(c)) = (args[0], args[1], &mut *out)
-                else {
-                    return Err(bad("matmul"));
+            Kernel::Arg { max, dims } => {
+                let Out::I64(o) = out else {
+                    return Err(bad("an arg-reduction"));
                 };
-                crate::kernels::matmul(a, b, *dims, c);
-                return Ok(());
+                match (args[0], max) {
+                    (In::F32(v), true) => arg_extreme_into(o, v, *dims, |a, best| {
+                        !best.is_nan() && (a.is_nan() || a > best)
+                    }),
+                    (In::F32(v), false) => arg_extreme_into(o, v, *dims, |a, best| {
+                        !best.is_nan() && (a.is_nan() || a < best)
+                    }),
+                    (In::I64(v), true) => arg_extreme_into(o, v, *dims, |a, best| a > best),
+                    (In::I64(v), false) => arg_extreme_into(o, v, *dims, |a, best| a < best),
+                    (In::Bool(v), true) => arg_extreme_into(o, v, *dims, |a, best| a & !best),
+                    (In::Bool(v), false) => arg_extreme_into(o, v, *dims, |a, best| !a & best),
+                }
             }
             Kernel::Gather(dims) => {
-                let idx = indices(args[1], dims.1)?;
-                take_data(args[0], &positions(*dims, &idx))
-            }
-            Kernel::ScatterAdd { dims, dtype, n } => {
-                let idx = indices(args[1], dims.1)?;
-                let dst = positions(*dims, &idx);
-                match args[0] {
-                    Data::F32(v) => {
-                        let mut o = vec![0.0f32; *n];
-                        dst.iter().zip(v).for_each(|(&d, &a)| o[d] += a);
-                        Data::F32(o)
-                    }
-                    Data::I64(v) => {
-                        let mut o = vec![0i64; *n];
-                        dst.iter()
-                            .zip(v)
-                            .for_each(|(&d, &a)| o[d] = fit(*dtype, o[d].wrapping_add(a)));
-                        Data::I64(o)
-                    }
-                    Data::Bool(v) => {
-                        let mut o = vec![false; *n];
-                        dst.iter().zip(v).for_each(|(&d, &a)| o[d] |= a);
-                        Data::Bool(o)
-                    }
+                let In::I64(idx) = args[1] else {
+                    return Err(bad("gather"));
+                };
+                match (args[0], out) {
+                    (In::F32(x), Out::F32(o)) => gather(o, x, idx, *dims)?,
+                    (In::I64(x), Out::I64(o)) => gather(o, x, idx, *dims)?,
+                    (In::Bool(x), Out::Bool(o)) => gather(o, x, idx, *dims)?,
+                    _ => return Err(bad("gather")),
                 }
             }
-            Kernel::Random { dist, n, salt } => {
+            Kernel::ScatterAdd { dims, dtype } => {
+                let In::I64(idx) = args[1] else {
+                    return Err(bad("scatter_add"));
+                };
+                match (args[0], out) {
+                    (In::F32(x), Out::F32(o)) => scatter(o, x, idx, *dims, 0.0, |a, b| a + b)?,
+                    (In::I64(x), Out::I64(o)) => {
+                        scatter(o, x, idx, *dims, 0, |a, b| fit(*dtype, a.wrapping_add(b)))?
+                    }
+                    (In::Bool(x), Out::Bool(o)) => scatter(o, x, idx, *dims, false, |a, b| a | b)?,
+                    _ => return Err(bad("scatter_add")),
+                }
+            }
+            Kernel::Random { dist, salt } => {
                 let key = match args[0] {
-                    Data::I64(k) if !k.is_empty() => k[0],
+                    In::I64(k) if !k.is_empty() => k[0],
                     _ => return Err(bad("random")),
                 };
                 let s = rng::stream(key, *salt);
-                let n = *n as u64;
-                match *dist {
-                    Dist::Uniform { low, high } => {
-                        Data::F32((0..n).map(|i| rng::uniform_at(s, i, low, high)).collect())
+                match (*dist, out) {
+                    (Dist::Uniform { low, high }, Out::F32(o)) => {
+                        for (i, x) in o.iter_mut().enumerate() {
+                            *x = rng::uniform_at(s, i as u64, low, high);
+                        }
                     }
-                    Dist::Normal { mean, std } => {
-                        Data::F32((0..n).map(|i| rng::normal_at(s, i, mean, std)).collect())
+                    (Dist::Normal { mean, std }, Out::F32(o)) => {
+                        for (i, x) in o.iter_mut().enumerate() {
+                            *x = rng::normal_at(s, i as u64, mean, std);
+                        }
                     }
-                    Dist::Bernoulli => {
-                        let Data::F32(p) = args[1] else {
+                    (Dist::Bernoulli, Out::Bool(o)) => {
+                        let In::F32(p) = args[1] else {
                             return Err(bad("random_bernoulli"));
                         };
-                        Data::Bool(
-                            p.iter()
-                                .zip(0..)
-                                .map(|(&p, i)| rng::bernoulli_at(s, i, p))
-                                .collect(),
-                        )
+                        for (i, (x, &p)) in o.iter_mut().zip(p).enumerate() {
+                            *x = rng::bernoulli_at(s, i as u64, p);
+                        }
                     }
+                    _ => return Err(bad("random")),
                 }
             }
-        };
+        }
         Ok(())
     }
 }

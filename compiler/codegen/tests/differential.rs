@@ -101,8 +101,13 @@ impl Builder {
     }
 }
 
+/// The stated tolerance: matrix products use fused multiply-add and blocked
+/// summation, so they (and what is computed from them) may differ from the
+/// interpreter by rounding; everything else agrees bit for bit. Relative 1e-4 plus
+/// absolute 1e-4 (cancellation in a sum can leave a small result with the absolute
+/// error of its large terms).
 fn close(a: f32, b: f32) -> bool {
-    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 * a.abs().max(b.abs())
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-4 * (1.0 + a.abs().max(b.abs()))
 }
 
 /// Compiles and runs `b.g` and checks it against the interpreter; returns how many
@@ -277,9 +282,21 @@ fn random_graph(seed: u64, size: usize) -> Builder {
 #[test]
 fn random_graphs_match_the_interpreter() {
     let (mut total, mut exact, mut finite) = (0, 0, 0);
+    let mut without_matmul = 0;
     for seed in 0..200 {
         let b = random_graph(seed, 10 + (seed as usize % 40));
         let (t, e, f) = check(&b);
+        let matmul = b
+            .g
+            .node_ids()
+            .into_iter()
+            .any(|n| matches!(b.g.node(n).op, Op::MatMul));
+        if !matmul {
+            // Only matrix products round differently: without one, every element
+            // agrees bit for bit (up to the sign of zero).
+            assert_eq!(e, t, "seed {seed}: {e} of {t} agree bit for bit");
+            without_matmul += 1;
+        }
         total += t;
         exact += e;
         finite += f;
@@ -290,9 +307,8 @@ fn random_graphs_match_the_interpreter() {
         finite * 2 > total,
         "only {finite} of {total} elements are finite"
     );
-    // Everything follows the interpreter's evaluation order: all but signed zeros agree
-    // exactly.
-    assert_eq!(exact, total, "{exact} of {total} agree bit for bit");
+    assert!(without_matmul >= 20, "only {without_matmul} graphs without a matmul");
+    assert!(exact * 10 > total * 8, "{exact} of {total} agree bit for bit");
 }
 
 #[test]

@@ -29,10 +29,21 @@ pub fn int_range(dtype: DType) -> (i64, i64) {
 /// the element that no later one is `better` than, for every `(before, after)` pair.
 pub fn arg_extreme<T: Copy>(
     v: &[T],
-    (before, size, after): (usize, usize, usize),
+    dims: (usize, usize, usize),
     better: fn(T, T) -> bool,
 ) -> Vec<i64> {
-    let mut out = Vec::with_capacity(before * after);
+    let mut out = vec![0; dims.0 * dims.2];
+    arg_extreme_into(&mut out, v, dims, better);
+    out
+}
+
+/// [`arg_extreme`] into a buffer of `before·after` elements.
+pub fn arg_extreme_into<T: Copy>(
+    out: &mut [i64],
+    v: &[T],
+    (before, size, after): (usize, usize, usize),
+    better: fn(T, T) -> bool,
+) {
     for b in 0..before {
         for a in 0..after {
             let at = |j: usize| v[(b * size + j) * after + a];
@@ -42,10 +53,9 @@ pub fn arg_extreme<T: Copy>(
                     best = j;
                 }
             }
-            out.push(best as i64);
+            out[b * after + a] = best as i64;
         }
     }
-    out
 }
 
 /// `2/√π`.

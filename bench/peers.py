@@ -1,0 +1,869 @@
+#!/usr/bin/env python3
+"""Benchmark: dnnc against its peers on the MNIST MLP, side by side.
+
+Runs the same three workloads in dnnc and in PyTorch eager, torch.compile, JAX jit and
+ONNX Runtime, interleaved and repeated, and prints a table of medians with ratios.
+See bench/PEERS.md for installation, method and caveats.
+
+    python3 bench/peers.py                  # 5 rounds, 2 threads
+    python3 bench/peers.py --quick          # 1 round, few iterations (smoke test)
+    python3 bench/peers.py --threads 1 --rounds 9 --json target/bench/peers.json
+    python3 bench/peers.py --systems dnnc,jax --dnnc target/debug/dnnc
+
+Workloads (the model of examples/mnist_mlp.dnn: MLP 784-256-256-10, ReLU, softmax
+cross-entropy with integer labels averaged over the batch, Adam lr=1e-3, betas
+(0.9, 0.999), eps=1e-8, no weight decay):
+  train  - one training step at batch 128: forward, backward, Adam update of all
+           parameters (ms);
+  b1     - inference (the logits) of one image (us);
+  b256   - inference of 256 images (us).
+
+dnnc is timed by `dnnc bench FILE --json` (its own medians; run once per round as a
+subprocess). Each peer runs in its own long-lived worker process (this script started
+with `--worker NAME`), so that the peers' thread pools, environment variables
+(XLA_FLAGS, OMP_NUM_THREADS) and libraries do not interfere; the driver talks to the
+workers with one JSON object per line. In every round each system runs each workload
+`--iters-*` times and reports the median; the table shows the median over rounds.
+The order of the systems rotates from round to round.
+
+All systems start from the same weights: generated once with numpy (seed 0, PyTorch's
+default Linear init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b), written to
+target/bench/peers/weights.safetensors as `fc1.W` [784,256], `fc1.b` [256], `fc2.W`,
+`fc2.b`, `head.W` [256,10], `head.b` [10] (dnnc's layout, x @ W), and loaded by every
+peer (and by dnnc when its `bench` has `--weights`). The peer code implements only
+this MLP: `--model` changes what dnnc runs, not what the peers run.
+
+Before timing, the peers' batch-256 logits (initial weights), the loss of the first
+training step and the parameters after it are compared across peers.
+
+Requires numpy and safetensors; torch, jax, onnxruntime (and onnx) are optional: a
+peer whose package is missing is skipped with a note.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "target", "bench", "peers")
+
+LAYERS = [("fc1", 784, 256), ("fc2", 256, 256), ("head", 256, 10)]
+TRAIN_BATCH = 128
+INFER_BATCH = 256
+LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
+
+WORKLOADS = ["train", "b1", "b256"]
+LABELS = {
+    "train": "train step b128 (ms)",
+    "b1": "infer b1 (us)",
+    "b256": "infer b256 (us)",
+    "compile": "compile (ms)",
+}
+SCALE = {"train": 1e-6, "b1": 1e-3, "b256": 1e-3}  # nanoseconds -> ms / us
+DNNC_KEYS = {"train": "train_step_ms", "b1": "infer_b1_us", "b256": "infer_b256_us"}
+
+# Peers: option key -> (column name, modules the peer needs, workloads it runs).
+PEERS = {
+    "torch": ("torch", ["torch"], WORKLOADS),
+    "compile": ("torch.compile", ["torch"], WORKLOADS),
+    "jax": ("jax.jit", ["jax"], WORKLOADS),
+    "ort": ("onnxruntime", ["onnxruntime"], ["b1", "b256"]),
+}
+ALL_SYSTEMS = ["dnnc"] + list(PEERS)
+
+CHECK_TOL = 1e-4  # max |difference| between peers' logits / parameters
+SETUP_TIMEOUT = 900.0  # seconds for a worker to start, load, compile and check
+ROUND_TIMEOUT = 900.0  # seconds for a worker to run one round
+
+
+# =================================================================================
+# Shared data: weights and inputs
+# =================================================================================
+
+
+def make_weights():
+    """Initial weights, dnnc layout (W is [in, out]), PyTorch's default Linear init."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    weights = {}
+    for name, fan_in, fan_out in LAYERS:
+        bound = 1.0 / np.sqrt(fan_in)
+        weights[f"{name}.W"] = rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32)
+        weights[f"{name}.b"] = rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)
+    return weights
+
+
+def make_inputs():
+    """A fixed batch: images uniform in [0, 1), labels 0..9."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    images = rng.random((INFER_BATCH, 784), dtype=np.float32)
+    labels = rng.integers(0, 10, size=(TRAIN_BATCH,), dtype=np.int64)
+    return images, labels
+
+
+def write_shared(work):
+    """Writes weights.safetensors and inputs.npz under `work`; returns their paths."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    os.makedirs(work, exist_ok=True)
+    weights_path = os.path.join(work, "weights.safetensors")
+    inputs_path = os.path.join(work, "inputs.npz")
+    save_file(make_weights(), weights_path)
+    images, labels = make_inputs()
+    np.savez(inputs_path, images=images, labels=labels)
+    return weights_path, inputs_path
+
+
+def load_shared(work):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    weights = load_file(os.path.join(work, "weights.safetensors"))
+    with np.load(os.path.join(work, "inputs.npz")) as data:
+        images, labels = data["images"], data["labels"]
+    return weights, images, labels
+
+
+# =================================================================================
+# Workers: one process per peer
+# =================================================================================
+
+
+class TorchPeer:
+    """PyTorch eager (`compiled=False`) or torch.compile (`compiled=True`)."""
+
+    def __init__(self, threads, work, compiled):
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+        self.torch, self.compiled = torch, compiled
+        self.version = f"torch {torch.__version__}"
+        weights, images, labels = load_shared(work)
+        self.x_train = torch.from_numpy(images[:TRAIN_BATCH].copy())
+        self.y_train = torch.from_numpy(labels.copy())
+        self.x_b1 = torch.from_numpy(images[:1].copy())
+        self.x_b256 = torch.from_numpy(images.copy())
+
+        self.model = self._mlp(weights)  # trained by the train workload
+        self.infer_model = self._mlp(weights).requires_grad_(False)  # stays at init
+        loss_fn = torch.nn.functional.cross_entropy
+        model = self.model
+        # Adam: the fused CPU kernel, the fastest of PyTorch's Adam implementations here
+        # (for-loop, `foreach`, `fused`, and `foreach` compiled by torch.compile).
+        self.opt = torch.optim.Adam(
+            model.parameters(), lr=LR, betas=(BETA1, BETA2), eps=EPS, fused=True
+        )
+        if compiled:
+            # Forward + loss compiled as one graph (AOTAutograd compiles the matching
+            # backward), static shapes; inference: the model compiled per batch size.
+            self.fwd_loss = torch.compile(lambda x, y: loss_fn(model(x), y), dynamic=False)
+            self.infer_fn = torch.compile(self.infer_model, dynamic=False)
+            self.grad_ctx = torch.no_grad
+        else:
+            self.fwd_loss = lambda x, y: loss_fn(model(x), y)
+            self.infer_fn = self.infer_model
+            self.grad_ctx = torch.inference_mode
+
+    def _mlp(self, weights):
+        torch = self.torch
+        layers = []
+        for i, (name, fan_in, fan_out) in enumerate(LAYERS):
+            lin = torch.nn.Linear(fan_in, fan_out)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(weights[f"{name}.W"].T.copy()))
+                lin.bias.copy_(torch.from_numpy(weights[f"{name}.b"].copy()))
+            layers.append(lin)
+            if i + 1 < len(LAYERS):
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+    def train(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.fwd_loss(self.x_train, self.y_train)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def infer(self, x):
+        with self.grad_ctx():
+            return self.infer_fn(x)
+
+    def b1(self):
+        return self.infer(self.x_b1)
+
+    def b256(self):
+        return self.infer(self.x_b256)
+
+    def params(self):
+        out = {}
+        for (name, _, _), lin in zip(LAYERS, self.model[::2]):
+            out[f"{name}.W"] = lin.weight.detach().numpy().T.copy()
+            out[f"{name}.b"] = lin.bias.detach().numpy().copy()
+        return out
+
+    def export_onnx(self, path):
+        """Exports the (initial-weight) inference model; returns a note on how."""
+        torch = self.torch
+        kwargs = dict(
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+        )
+        args = (self.x_b256,)
+        try:  # the TorchScript exporter needs no onnxscript
+            torch.onnx.export(self.infer_model, args, path, dynamo=False, **kwargs)
+        except TypeError:  # torch too old for `dynamo=`
+            torch.onnx.export(self.infer_model, args, path, **kwargs)
+        return "exported from the torch model"
+
+
+class JaxPeer:
+    """JAX: the whole train step (hand-written Adam) in one jax.jit; jitted inference."""
+
+    def __init__(self, threads, work):
+        import warnings
+
+        import jax
+        import jax.numpy as jnp
+
+        warnings.filterwarnings("ignore", message=".*[Dd]onat.*")
+        self.jax = jax
+        self.version = f"jax {jax.__version__} ({jax.default_backend()})"
+        weights, images, labels = load_shared(work)
+        cpu = jax.devices("cpu")[0]
+        put = lambda a: jax.device_put(a, cpu)  # noqa: E731
+        self.x_train = put(images[:TRAIN_BATCH])
+        self.y_train = put(labels.astype("int32"))
+        self.x_b1 = put(images[:1])
+        self.x_b256 = put(images)
+        self.infer_params = {k: put(v) for k, v in weights.items()}
+        params = {k: put(v.copy()) for k, v in weights.items()}
+        # Adam's moments: distinct buffers, since the state is donated.
+        m0 = {k: jnp.zeros_like(a) for k, a in params.items()}
+        v0 = {k: jnp.zeros_like(a) for k, a in params.items()}
+        self.state = (params, m0, v0, jnp.zeros((), jnp.int32))
+
+        def forward(p, x):
+            h = jax.nn.relu(x @ p["fc1.W"] + p["fc1.b"])
+            h = jax.nn.relu(h @ p["fc2.W"] + p["fc2.b"])
+            return h @ p["head.W"] + p["head.b"]
+
+        def loss_fn(p, x, y):
+            logp = jax.nn.log_softmax(forward(p, x), axis=-1)
+            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+        def step(state, x, y):
+            p, m, v, t = state
+            loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+            t = t + 1
+            tf = t.astype(jnp.float32)
+            c1 = 1.0 - BETA1**tf
+            c2 = 1.0 - BETA2**tf
+            m = {k: BETA1 * m[k] + (1.0 - BETA1) * g[k] for k in p}
+            v = {k: BETA2 * v[k] + (1.0 - BETA2) * g[k] * g[k] for k in p}
+            p = {k: p[k] - LR * (m[k] / c1) / (jnp.sqrt(v[k] / c2) + EPS) for k in p}
+            return (p, m, v, t), loss
+
+        self.step = jax.jit(step, donate_argnums=0)
+        self.forward = jax.jit(forward)
+
+    def train(self):
+        self.state, loss = self.step(self.state, self.x_train, self.y_train)
+        self.jax.block_until_ready((self.state, loss))
+        return loss
+
+    def b1(self):
+        return self.jax.block_until_ready(self.forward(self.infer_params, self.x_b1))
+
+    def b256(self):
+        return self.jax.block_until_ready(self.forward(self.infer_params, self.x_b256))
+
+    def params(self):
+        import numpy as np
+
+        return {k: np.asarray(v) for k, v in self.state[0].items()}
+
+
+class OrtPeer:
+    """ONNX Runtime, inference only, on the model exported by the torch worker."""
+
+    def __init__(self, threads, work):
+        import onnxruntime as ort
+
+        self.version = f"onnxruntime {ort.__version__}"
+        weights, images, _ = load_shared(work)
+        path = os.path.join(work, "mlp.onnx")
+        if os.path.exists(path):
+            self.note = "model exported from torch"
+        else:
+            self.note = "model built with onnx.helper (no model exported by the torch worker)"
+            build_onnx(weights, path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        start = time.perf_counter()
+        self.sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        self.session_ms = (time.perf_counter() - start) * 1e3
+        self.input = self.sess.get_inputs()[0].name
+        self.x_b1 = images[:1].copy()
+        self.x_b256 = images.copy()
+
+    def b1(self):
+        return self.sess.run(None, {self.input: self.x_b1})[0]
+
+    def b256(self):
+        return self.sess.run(None, {self.input: self.x_b256})[0]
+
+
+def build_onnx(weights, path):
+    """The MLP as an ONNX graph (MatMul + Add + Relu), for when torch is absent."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, h = [], [], "x"
+    for i, (name, _, _) in enumerate(LAYERS):
+        inits.append(numpy_helper.from_array(weights[f"{name}.W"], f"{name}.W"))
+        inits.append(numpy_helper.from_array(weights[f"{name}.b"], f"{name}.b"))
+        last = i + 1 == len(LAYERS)
+        nodes.append(helper.make_node("MatMul", [h, f"{name}.W"], [f"{name}.mm"]))
+        out = "logits" if last else f"{name}.add"
+        nodes.append(helper.make_node("Add", [f"{name}.mm", f"{name}.b"], [out]))
+        if not last:
+            nodes.append(helper.make_node("Relu", [out], [f"{name}.relu"]))
+            h = f"{name}.relu"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 784])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+
+
+def timed_ms(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, (time.perf_counter() - start) * 1e3
+
+
+def median_ns(fn, iters, warmup=2):
+    """Median wall time of `fn()` over `iters` calls, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    clock = time.perf_counter_ns
+    for _ in range(iters):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return statistics.median(times)
+
+
+def worker_setup(name, threads, work):
+    """Builds the peer, records the check values, warms up; returns (peer, ready msg)."""
+    import numpy as np
+
+    info = {}
+    if name in ("torch", "compile"):
+        peer = TorchPeer(threads, work, compiled=name == "compile")
+    elif name == "jax":
+        peer = JaxPeer(threads, work)
+    elif name == "ort":
+        peer = OrtPeer(threads, work)
+        info["compile_ms"] = peer.session_ms
+        info["note"] = peer.note
+    else:
+        raise ValueError(f"unknown peer {name}")
+    info["version"] = peer.version
+
+    # Check values: batch-256 logits at the initial weights (the first call, so it
+    # also compiles), the first training step's loss and the parameters after it.
+    check = {}
+    logits, first_b256 = timed_ms(peer.b256)
+    check["logits256"] = np.asarray(logits, dtype=np.float32)
+    _, first_b1 = timed_ms(peer.b1)
+    first = first_b1 + first_b256
+    if hasattr(peer, "train"):
+        loss, first_train = timed_ms(peer.train)
+        first += first_train
+        check["loss1"] = np.asarray(float(loss), dtype=np.float64)
+        for k, v in peer.params().items():
+            check[f"param:{k}"] = v
+    if name in ("compile", "jax"):
+        info["compile_ms"] = first  # first calls: tracing + compiling (+ one run)
+    np.savez(os.path.join(work, f"check_{name}.npz"), **check)
+    if name == "torch":
+        try:
+            peer.export_onnx(os.path.join(work, "mlp.onnx"))
+        except Exception as e:  # noqa: BLE001 - ORT then builds the graph itself
+            info["note"] = f"ONNX export failed ({type(e).__name__}: {e})"
+
+    # Warm-up (compiled code, caches, thread pools, allocator).
+    for w in PEERS[name][2]:
+        for _ in range(3):
+            getattr(peer, w)()
+    return peer, info
+
+
+def worker_main(name, threads, work):
+    """A worker: answers one JSON line on stdout per command line read from stdin."""
+    import gc
+    import traceback
+
+    # Keep the protocol channel clean of whatever the libraries print to stdout.
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(msg):
+        proto.write(json.dumps(msg) + "\n")
+        proto.flush()
+
+    try:
+        peer, info = worker_setup(name, threads, work)
+    except Exception as e:  # noqa: BLE001 - reported to the driver, which skips us
+        traceback.print_exc()
+        send({"error": f"{type(e).__name__}: {e}"})
+        return
+    send({"ready": True, **info})
+
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg["cmd"] == "quit":
+            break
+        result = {}
+        gc.collect()
+        gc.disable()
+        try:
+            for w in PEERS[name][2]:
+                result[w] = median_ns(getattr(peer, w), msg["iters"][w])
+        finally:
+            gc.enable()
+        send(result)
+
+
+# =================================================================================
+# Driver
+# =================================================================================
+
+
+class Worker:
+    """The driver's handle on one worker process."""
+
+    def __init__(self, key, args, env, log_path):
+        self.key, self.column = key, PEERS[key][0]
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", key]
+        cmd += ["--threads", str(args.threads), "--work", args.work]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
+
+    def recv(self, timeout):
+        import select
+
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError("worker exited or timed out; log: " + self.log_path)
+        return json.loads(line)
+
+    def send(self, msg):
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self):
+        try:
+            self.send({"cmd": "quit"})
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def log_tail(self, lines=8):
+        try:
+            with open(self.log_path) as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def worker_env(key, threads, cpus):
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no bench/__pycache__ when torch imports us
+    if key in ("torch", "compile"):
+        env["OMP_NUM_THREADS"] = str(threads)
+        env["MKL_NUM_THREADS"] = str(threads)
+        env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+        # Cold compiles every run (no on-disk inductor caches): comparable compile times.
+        env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+    elif key == "jax":
+        env["JAX_PLATFORMS"] = "cpu"
+        flags = env.get("XLA_FLAGS", "")
+        if threads == 1:
+            flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        env["XLA_FLAGS"] = flags.strip()
+    elif key == "ort":
+        env["OMP_NUM_THREADS"] = str(threads)
+    if cpus is not None:
+        env["PEERS_BENCH_CPUS"] = ",".join(map(str, cpus))
+    return env
+
+
+def pin_cpus(threads, no_pin):
+    """The CPUs every system is restricted to (the first `threads` allowed), or None."""
+    if no_pin or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[:threads] if threads < len(allowed) else None
+
+
+def dnnc_flags(dnnc):
+    """The options `dnnc bench --help` lists (--threads/--weights may be missing)."""
+    out = subprocess.run([dnnc, "bench", "--help"], capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    return {f for f in ("--threads", "--weights", "--runs", "--json") if f in text}
+
+
+def run_dnnc(args, flags, weights_path, cpus, iters_train):
+    cmd = [args.dnnc, "bench", args.model, "--json"]
+    if "--threads" in flags:
+        cmd += ["--threads", str(args.threads)]
+    if "--weights" in flags:
+        cmd += ["--weights", weights_path]
+    if "--runs" in flags:
+        cmd += ["--runs", str(iters_train)]
+    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=args.dnnc_timeout,
+        preexec_fn=preexec,
+    )
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"`{' '.join(cmd)}` exited with {out.returncode}: {out.stderr.strip()[-500:]}"
+        )
+    return json.loads(lines[-1]), cmd
+
+
+def check_peers(work, columns):
+    """Compares the check values the peers saved; returns (lines, json summary)."""
+    import numpy as np
+
+    checks = {}
+    for key in columns:
+        path = os.path.join(work, f"check_{key}.npz")
+        if os.path.exists(path):
+            with np.load(path) as data:
+                checks[key] = {k: data[k] for k in data.files}
+    if len(checks) < 2:
+        return ["check: fewer than two peers ran; nothing to compare"], {}
+    ref = next(iter(checks))
+    lines, summary, ok = [], {"reference": PEERS[ref][0]}, True
+    parts = []
+    for key, c in checks.items():
+        if key == ref:
+            continue
+        d = float(np.max(np.abs(c["logits256"] - checks[ref]["logits256"])))
+        summary[f"logits256 max|diff| {PEERS[key][0]}"] = d
+        ok &= d < CHECK_TOL
+        parts.append(f"{PEERS[key][0]} {d:.1e}")
+    lines.append(f"check: b256 logits max|diff| vs {PEERS[ref][0]}: " + ", ".join(parts))
+
+    trainers = [k for k, c in checks.items() if "loss1" in c]
+    if len(trainers) >= 2:
+        tref = trainers[0]
+        losses = ", ".join(f"{PEERS[k][0]} {float(checks[k]['loss1']):.6f}" for k in trainers)
+        pdiffs = []
+        for key in trainers[1:]:
+            dl = abs(float(checks[key]["loss1"]) - float(checks[tref]["loss1"]))
+            dp = max(
+                float(np.max(np.abs(checks[key][k] - checks[tref][k])))
+                for k in checks[tref]
+                if k.startswith("param:")
+            )
+            summary[f"loss1 |diff| {PEERS[key][0]}"] = dl
+            summary[f"params after step 1 max|diff| {PEERS[key][0]}"] = dp
+            ok &= dl < CHECK_TOL and dp < CHECK_TOL
+            pdiffs.append(f"{PEERS[key][0]} {dp:.1e}")
+        lines.append(f"check: first-step loss: {losses}")
+        lines.append(
+            f"check: params after one Adam step max|diff| vs {PEERS[tref][0]}: "
+            + ", ".join(pdiffs)
+        )
+    summary["ok"] = bool(ok)
+    lines.append(f"check: {'OK' if ok else 'MISMATCH'} (tolerance {CHECK_TOL:g})")
+    return lines, summary
+
+
+def fmt(value):
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def print_table(title, rows, columns, cells):
+    width = max(len(title), *(len(LABELS.get(r, r)) for r in rows))
+    colw = [max(len(c), 9) for c in columns]
+    print(title.ljust(width) + "".join("  " + c.rjust(w) for c, w in zip(columns, colw)))
+    for r in rows:
+        line = LABELS.get(r, r).ljust(width)
+        line += "".join("  " + fmt(cells.get((r, c))).rjust(w) for c, w in zip(columns, colw))
+        print(line)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="dnnc against PyTorch, torch.compile, JAX and ONNX Runtime "
+        "on the MNIST MLP (see bench/PEERS.md)."
+    )
+    p.add_argument("--threads", type=int, default=2, help="threads per system (default 2)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--iters-train", type=int, default=50, help="train steps per round")
+    p.add_argument("--iters-b1", type=int, default=500, help="b1 inferences per round")
+    p.add_argument("--iters-b256", type=int, default=50, help="b256 inferences per round")
+    p.add_argument("--quick", action="store_true", help="1 round, few iterations (smoke test)")
+    p.add_argument("--json", metavar="PATH", help="also write all medians to PATH")
+    p.add_argument("--dnnc", help="dnnc binary (default: target/release/dnnc if built, "
+                   "else target/debug/dnnc)")
+    p.add_argument("--model", default="examples/mnist_mlp.dnn",
+                   help="the .dnn file dnnc runs (the peers always run the MNIST MLP)")
+    p.add_argument("--systems", default=",".join(ALL_SYSTEMS),
+                   help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not restrict every system to the first N CPUs")
+    p.add_argument("--dnnc-timeout", type=float, default=1800.0,
+                   help="seconds one `dnnc bench` run may take")
+    p.add_argument("--work", default=WORK, help=argparse.SUPPRESS)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.iters_train, args.iters_b1, args.iters_b256 = 1, 5, 50, 5
+    if args.dnnc is None:
+        release = os.path.join(ROOT, "target", "release", "dnnc")
+        args.dnnc = release if os.path.exists(release) else os.path.join(
+            ROOT, "target", "debug", "dnnc")
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in ALL_SYSTEMS]
+    if unknown:
+        p.error(f"unknown systems {unknown}; choose from {ALL_SYSTEMS}")
+    args.systems = systems
+    if args.threads < 1 or args.rounds < 1:
+        p.error("--threads and --rounds must be at least 1")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.worker:
+        cpus = os.environ.get("PEERS_BENCH_CPUS")
+        if cpus and hasattr(os, "sched_setaffinity"):  # before the peer's imports
+            os.sched_setaffinity(0, [int(c) for c in cpus.split(",")])
+        worker_main(args.worker, args.threads, args.work)
+        return 0
+
+    for mod in ("numpy", "safetensors"):
+        if importlib.util.find_spec(mod) is None:
+            print(f"peers.py: needs `{mod}` (pip install numpy safetensors); see bench/PEERS.md",
+                  file=sys.stderr)
+            return 2
+    # Stale check files or ONNX model from an earlier run must not be picked up.
+    os.makedirs(args.work, exist_ok=True)
+    for f in os.listdir(args.work):
+        if f.startswith("check_") or f == "mlp.onnx":
+            os.remove(os.path.join(args.work, f))
+    weights_path, _ = write_shared(args.work)
+    cpus = pin_cpus(args.threads, args.no_pin)
+    iters = {"train": args.iters_train, "b1": args.iters_b1, "b256": args.iters_b256}
+    notes, columns, meta = [], [], {}
+
+    print(f"peers.py: {args.rounds} round(s), {args.threads} thread(s), iterations "
+          f"train {iters['train']} / b1 {iters['b1']} / b256 {iters['b256']}, "
+          f"CPUs {','.join(map(str, cpus)) if cpus else 'all allowed'}")
+
+    # dnnc
+    dnnc_flagset = None
+    if "dnnc" in args.systems:
+        if not os.path.exists(args.dnnc):
+            notes.append(f"dnnc: skipped (no binary at {args.dnnc}; cargo build -p dnnc)")
+        else:
+            debug = os.path.join(ROOT, "target", "debug", "dnnc")
+            if os.path.exists(debug) and os.path.realpath(args.dnnc) != os.path.realpath(debug) \
+                    and os.path.getmtime(args.dnnc) < os.path.getmtime(debug):
+                notes.append(f"dnnc: {args.dnnc} is older than target/debug/dnnc; rebuild it "
+                             "(cargo build --release -p dnnc) or pass --dnnc")
+            dnnc_flagset = dnnc_flags(args.dnnc)
+            columns.append("dnnc")
+            missing = [f for f in ("--threads", "--weights") if f not in dnnc_flagset]
+            meta["dnnc"] = {"binary": args.dnnc, "model": args.model}
+            if missing:
+                notes.append(f"dnnc: `dnnc bench` has no {' / '.join(missing)} yet; run "
+                             "without (its own thread count / its own initial weights)")
+
+    # Peers: start the workers one at a time (torch before ort: it exports the model).
+    workers = []
+    for key in [k for k in PEERS if k in args.systems]:
+        column, modules, _ = PEERS[key]
+        absent = [m for m in modules if importlib.util.find_spec(m) is None]
+        if absent:
+            notes.append(f"{column}: skipped ({', '.join(absent)} not installed)")
+            continue
+        print(f"setting up {column} ...", flush=True)
+        w = Worker(key, args, worker_env(key, args.threads, cpus),
+                   os.path.join(args.work, f"worker_{key}.log"))
+        try:
+            msg = w.recv(SETUP_TIMEOUT)
+        except RuntimeError as e:
+            msg = {"error": str(e)}
+        if "error" in msg:
+            notes.append(f"{column}: skipped ({msg['error']}); see {w.log_path}")
+            tail = w.log_tail()
+            if tail:
+                print(tail, file=sys.stderr)
+            w.close()
+            continue
+        meta[key] = {k: v for k, v in msg.items() if k != "ready"}
+        if "note" in msg:
+            notes.append(f"{column}: {msg['note']}")
+        workers.append(w)
+        columns.append(column)
+
+    check_lines, check_summary = check_peers(args.work, [w.key for w in workers])
+    for line in check_lines:
+        print(line)
+
+    # Rounds: every system runs every workload once per round; the order rotates.
+    samples = {c: {w: [] for w in WORKLOADS + ["compile"]} for c in columns}
+    order = (["dnnc"] if "dnnc" in columns else []) + workers
+    failed = set()
+    for rnd in range(args.rounds):
+        shift = rnd % len(order)
+        for system in order[shift:] + order[:shift]:
+            if system == "dnnc":
+                if "dnnc" in failed:
+                    continue
+                try:
+                    res, cmd = run_dnnc(args, dnnc_flagset, weights_path, cpus, iters["train"])
+                except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                    notes.append(f"dnnc: failed in round {rnd + 1}: {e}")
+                    failed.add("dnnc")
+                    continue
+                meta["dnnc"]["command"] = " ".join(cmd)
+                for w, key in list(DNNC_KEYS.items()) + [("compile", "compile_ms")]:
+                    if res.get(key) is not None:
+                        samples["dnnc"][w].append(float(res[key]))
+            else:
+                if system.column in failed:
+                    continue
+                try:
+                    system.send({"cmd": "round", "iters": iters})
+                    res = system.recv(ROUND_TIMEOUT)
+                except (RuntimeError, OSError) as e:
+                    notes.append(f"{system.column}: failed in round {rnd + 1}: {e}")
+                    failed.add(system.column)
+                    continue
+                for w, ns in res.items():
+                    samples[system.column][w].append(ns * SCALE[w])
+        print(f"round {rnd + 1}/{args.rounds} done", flush=True)
+    for w in workers:
+        w.close()
+
+    medians = {}
+    cells = {}
+    for c in columns:
+        medians[c] = {}
+        for w, vals in samples[c].items():
+            if vals:
+                medians[c][w] = statistics.median(vals)
+                cells[(w, c)] = medians[c][w]
+    for w in workers:
+        if "compile_ms" in meta.get(w.key, {}):
+            cells[("compile", w.column)] = meta[w.key]["compile_ms"]
+            medians[w.column]["compile"] = meta[w.key]["compile_ms"]
+
+    print()
+    print_table("median over rounds", WORKLOADS + ["compile"], columns, cells)
+    speedup = {}
+    peers = [c for c in columns if c != "dnnc"]
+    if "dnnc" in columns and peers:
+        print()
+        ratio_cells = {}
+        for c in peers:
+            speedup[c] = {}
+            for w in WORKLOADS:
+                d, p = cells.get((w, "dnnc")), cells.get((w, c))
+                if d and p:
+                    ratio_cells[(w, c)] = speedup[c][w] = p / d
+        print_table("dnnc speedup over (peer/dnnc)", WORKLOADS, peers, ratio_cells)
+        print("  (>1: dnnc is faster)")
+    print()
+    print("compile: dnnc = `compile_ms` of `dnnc bench` (the train step); torch.compile, "
+          "jax.jit = first calls of the three workloads (cold tracing + compiling); "
+          "onnxruntime = session creation")
+    versions = [meta[w.key]["version"] for w in workers if "version" in meta.get(w.key, {})]
+    if versions:
+        print("versions: " + ", ".join(dict.fromkeys(versions)))
+    if "dnnc" in meta and "command" in meta["dnnc"]:
+        print(f"dnnc: {meta['dnnc']['command']}")
+    for n in notes:
+        print(f"note: {n}")
+
+    if args.json:
+        report = {
+            "config": {
+                "threads": args.threads,
+                "rounds": args.rounds,
+                "iters": iters,
+                "cpus": cpus,
+                "model": args.model,
+                "dnnc": args.dnnc,
+                "units": {"train": "ms", "b1": "us", "b256": "us", "compile": "ms"},
+            },
+            "medians": medians,
+            "rounds": samples,
+            "speedup_of_dnnc": speedup,
+            "check": check_summary,
+            "meta": meta,
+            "notes": notes,
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

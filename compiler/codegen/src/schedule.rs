@@ -1,0 +1,565 @@
+//! From a graph to a schedule: the steps that compute its live values, in topological
+//! order, over abstract values that the memory planner ([`crate::plan`]) then places.
+//!
+//! Decisions made here:
+//! - chains of `f32` elementwise nodes fuse into loops ([`crate::fuse`]);
+//! - a `transpose` of the last two axes feeding a `matmul` is read in place through
+//!   swapped strides (the backward matmuls' `Wᵀ` and `xᵀ` are never materialised unless
+//!   something else uses them);
+//! - a `matmul` whose only user adds a bias broadcast along rows, and perhaps a ReLU
+//!   after that, stores `max(A·B + b, 0)` directly (the epilogue of
+//!   [`dnnc_kernels::Gemm`]);
+//! - `reshape` and `stop_gradient` share their operand's value;
+//! - updates and outputs that are a `state` itself are copied first, so in-place
+//!   updates of other states cannot change them.
+
+use std::collections::{HashMap, HashSet};
+
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op};
+use dnnc_tensor::Data;
+
+use crate::buffer::Kind;
+use crate::fuse::{self, Group};
+use crate::kernels::{affine, broadcast_strides, reduce_strides, strides, transpose_strides};
+use crate::ops::{Dims, Kernel};
+
+/// Where a value's storage comes from.
+pub(crate) enum Role {
+    /// Computed by a step; placed in the arena.
+    Temp,
+    Input(String),
+    State(String),
+    /// Filled at compile time.
+    Const(Data),
+}
+
+/// A value that needs storage.
+pub(crate) struct Val {
+    pub kind: Kind,
+    pub len: usize,
+    pub role: Role,
+}
+
+/// A matmul operand: a value read as `[batch, rows, cols]`, perhaps through swapped
+/// strides.
+#[derive(Clone, Copy)]
+pub(crate) struct Operand {
+    pub val: usize,
+    pub transposed: bool,
+}
+
+/// One step of the schedule.
+pub(crate) enum Work {
+    /// A fused elementwise loop over `n` elements reading `leaves` and writing `out`.
+    Loop {
+        group: Group,
+        leaves: Vec<usize>,
+        out: usize,
+        n: usize,
+    },
+    /// A Rust kernel.
+    Kernel {
+        k: Kernel,
+        args: Vec<usize>,
+        out: usize,
+    },
+    /// `out = [relu](a·b [+ bias])` for `dims = [batch, m, k, n]`.
+    MatMul {
+        a: Operand,
+        b: Operand,
+        out: usize,
+        dims: [usize; 4],
+        bias: Option<usize>,
+        relu: bool,
+    },
+    /// `dst = src`.
+    Copy { src: usize, dst: usize },
+}
+
+impl Work {
+    /// The values the step reads.
+    pub(crate) fn reads(&self) -> Vec<usize> {
+        match self {
+            Work::Loop { leaves, .. } => leaves.clone(),
+            Work::Kernel { args, .. } => args.clone(),
+            Work::MatMul { a, b, bias, .. } => {
+                let mut r = vec![a.val, b.val];
+                r.extend(bias);
+                r
+            }
+            Work::Copy { src, .. } => vec![*src],
+        }
+    }
+
+    /// The value the step writes.
+    pub(crate) fn writes(&self) -> usize {
+        match self {
+            Work::Loop { out, .. }
+            | Work::Kernel { out, .. }
+            | Work::MatMul { out, .. }
+            | Work::Copy { dst: out, .. } => *out,
+        }
+    }
+}
+
+/// A named value the caller reads or writes.
+pub(crate) struct Port {
+    pub name: String,
+    pub val: usize,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// The schedule of a graph.
+pub(crate) struct Schedule {
+    pub vals: Vec<Val>,
+    pub steps: Vec<Work>,
+    pub inputs: Vec<Port>,
+    pub states: Vec<Port>,
+    pub outputs: Vec<Port>,
+    /// `(state port index, new value)`.
+    pub updates: Vec<(usize, usize)>,
+}
+
+/// `n` copies of `value` stored as `dtype`, converted as the interpreter converts
+/// constants.
+fn from_f64(dtype: DType, values: impl Iterator<Item = f64>) -> Data {
+    match dtype {
+        DType::F32 => Data::F32(values.map(|v| v as f32).collect()),
+        DType::Bool => Data::Bool(values.map(|v| v != 0.0).collect()),
+        DType::I64 | DType::I32 | DType::U8 => Data::I64(
+            values
+                .map(|v| dnnc_ir::scalar::fit(dtype, v as i64))
+                .collect(),
+        ),
+    }
+}
+
+/// `(before, size, after)` of `shape` around `axis`.
+fn split_at_axis(shape: &[usize], axis: usize) -> Dims {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
+}
+
+/// Whether `perm` swaps the last two axes and keeps the others.
+fn swaps_last_two(perm: &[usize]) -> bool {
+    let r = perm.len();
+    r >= 2
+        && perm[r - 2] == r - 1
+        && perm[r - 1] == r - 2
+        && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
+}
+
+/// A matmul with what its epilogue absorbs.
+struct Fused {
+    matmul: NodeId,
+    /// The bias vector (the broadcast's operand) and the `add` it came with.
+    bias: Option<(NodeId, NodeId)>,
+    relu: Option<NodeId>,
+}
+
+impl Fused {
+    /// The node whose value the matmul step stores.
+    fn result(&self) -> NodeId {
+        self.relu
+            .or(self.bias.map(|(_, add)| add))
+            .unwrap_or(self.matmul)
+    }
+}
+
+struct Users {
+    of: HashMap<NodeId, Vec<NodeId>>,
+    pinned: HashSet<NodeId>,
+}
+
+impl Users {
+    fn only(&self, id: NodeId) -> Option<NodeId> {
+        match self.of.get(&id).map(Vec::as_slice) {
+            Some([u]) if !self.pinned.contains(&id) => Some(*u),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `id` is a broadcast of a vector of `n` elements along every axis but the
+/// last (a bias added to each row).
+fn row_broadcast(g: &Graph, id: NodeId, n: usize) -> Option<NodeId> {
+    let Op::Broadcast(to) = &g.node(id).op else {
+        return None;
+    };
+    let src = g.operands(id)[0];
+    let s = broadcast_strides(&g.ty(src).shape, to);
+    let last = s.len().checked_sub(1)?;
+    let ok = g.ty(src).numel() == n
+        && to.last() == Some(&n)
+        && (n == 1 || s[last] == 1)
+        && s[..last].iter().all(|&x| x == 0);
+    ok.then_some(src)
+}
+
+/// Whether `id` is `max(x, 0)` or `max(0, x)` with a splatted zero; returns `x`'s
+/// position.
+fn is_relu_of(g: &Graph, id: NodeId, x: NodeId) -> bool {
+    if !matches!(g.node(id).op, Op::Binary(BinaryOp::Max)) {
+        return false;
+    }
+    let ops = g.operands(id);
+    let other = if ops[0] == x { ops[1] } else { ops[0] };
+    let zero = |n: NodeId| matches!(g.node(n).op, Op::Const { value, .. } if value == 0.0);
+    ops.contains(&x)
+        && ops[0] != ops[1]
+        && match &g.node(other).op {
+            Op::Broadcast(_) => zero(g.operands(other)[0]),
+            _ => zero(other) && g.ty(other).shape == g.ty(x).shape,
+        }
+}
+
+/// Finds the matmuls whose bias and ReLU can be fused, keyed by the node they store.
+fn epilogues(g: &Graph, order: &[NodeId], users: &Users) -> Vec<Fused> {
+    let mut out = Vec::new();
+    for &m in order {
+        if !matches!(g.node(m).op, Op::MatMul) || g.ty(m).dtype != DType::F32 {
+            continue;
+        }
+        let n = *g.ty(m).shape.last().expect("matmul results have rank 2 or more");
+        let mut f = Fused {
+            matmul: m,
+            bias: None,
+            relu: None,
+        };
+        if let Some(add) = users.only(m) {
+            if matches!(g.node(add).op, Op::Binary(BinaryOp::Add))
+                && g.ty(add).shape == g.ty(m).shape
+            {
+                let ops = g.operands(add);
+                let other = if ops[0] == m { ops[1] } else { ops[0] };
+                if ops[0] != ops[1] {
+                    if let Some(bias) = row_broadcast(g, other, n) {
+                        f.bias = Some((bias, add));
+                        if let Some(r) = users.only(add) {
+                            if is_relu_of(g, r, add) {
+                                f.relu = Some(r);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if f.bias.is_none() {
+            if let Some(r) = users.only(m) {
+                if is_relu_of(g, r, m) {
+                    f.relu = Some(r);
+                }
+            }
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// Builds the schedule of `g`.
+pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
+    let live = g.live();
+    let order: Vec<NodeId> = g
+        .topo_order()?
+        .into_iter()
+        .filter(|n| live.contains(n))
+        .collect();
+    let pinned: HashSet<NodeId> = g
+        .outputs()
+        .iter()
+        .chain(g.updates())
+        .map(|(_, id)| *id)
+        .collect();
+    let mut of: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &id in &order {
+        let mut ops = g.operands(id);
+        ops.sort_unstable();
+        ops.dedup();
+        for o in ops {
+            of.entry(o).or_default().push(id);
+        }
+    }
+    let users = Users { of, pinned };
+
+    // Matmul epilogues: the absorbed nodes get no step of their own.
+    let fused = epilogues(g, &order, &users);
+    let mut absorbed: HashSet<NodeId> = HashSet::new();
+    let mut fused_at: HashMap<NodeId, usize> = HashMap::new();
+    for (i, f) in fused.iter().enumerate() {
+        if f.result() != f.matmul {
+            absorbed.insert(f.matmul);
+        }
+        if let (Some((_, add)), Some(_)) = (f.bias, f.relu) {
+            absorbed.insert(add);
+        }
+        fused_at.insert(f.result(), i);
+    }
+    // Transposes read in place by every user.
+    let folds = |t: NodeId| match &g.node(t).op {
+        Op::Transpose(perm) if swaps_last_two(perm) && g.ty(t).dtype == DType::F32 => {
+            users.of.get(&t).is_some_and(|us| {
+                us.iter().all(|&u| matches!(g.node(u).op, Op::MatMul))
+            }) && !users.pinned.contains(&t)
+        }
+        _ => false,
+    };
+    let exclude: HashSet<NodeId> = fused_at.keys().copied().chain(absorbed.iter().copied()).collect();
+    let groups = fuse::plan(g, &order, &live, &exclude);
+
+    let mut s = Schedule {
+        vals: Vec::new(),
+        steps: Vec::new(),
+        inputs: Vec::new(),
+        states: Vec::new(),
+        outputs: Vec::new(),
+        updates: Vec::new(),
+    };
+    let mut val_of: HashMap<NodeId, usize> = HashMap::new();
+    let new_val = |s: &mut Schedule, kind: Kind, len: usize, role: Role| -> usize {
+        s.vals.push(Val { kind, len, role });
+        s.vals.len() - 1
+    };
+
+    for &id in &order {
+        let node = g.node(id);
+        let shape = node.ty.shape.clone();
+        let dtype = node.ty.dtype;
+        let kind = Kind::of(dtype);
+        let n = node.ty.numel();
+        let operands = g.operands(id);
+        let arg_shape = |i: usize| g.ty(operands[i]).shape.clone();
+        if absorbed.contains(&id) {
+            continue;
+        }
+        if let Some(&fi) = fused_at.get(&id) {
+            let f = &fused[fi];
+            let mops = g.operands(f.matmul);
+            let bias = f.bias.map(|(bias, _)| val_of[&bias]);
+            let operand = |o: NodeId| match &g.node(o).op {
+                Op::Transpose(_) if folds(o) => Operand {
+                    val: val_of[&g.operands(o)[0]],
+                    transposed: true,
+                },
+                _ => Operand {
+                    val: val_of[&o],
+                    transposed: false,
+                },
+            };
+            let (a, b) = (g.ty(mops[0]).shape.clone(), g.ty(mops[1]).shape.clone());
+            let r = a.len();
+            let (ao, bo) = (operand(mops[0]), operand(mops[1]));
+            let out = new_val(&mut s, kind, n, Role::Temp);
+            val_of.insert(id, out);
+            s.steps.push(Work::MatMul {
+                a: ao,
+                b: bo,
+                out,
+                dims: [a[..r - 2].iter().product(), a[r - 2], a[r - 1], b[r - 1]],
+                bias,
+                relu: f.relu.is_some(),
+            });
+            continue;
+        }
+        let kernel = match &node.op {
+            Op::Input { name, .. } | Op::State { name, .. } => {
+                let is_input = matches!(node.op, Op::Input { .. });
+                let role = if is_input {
+                    Role::Input(name.clone())
+                } else {
+                    Role::State(name.clone())
+                };
+                let v = new_val(&mut s, kind, n, role);
+                val_of.insert(id, v);
+                let port = Port {
+                    name: name.clone(),
+                    val: v,
+                    dtype,
+                    shape,
+                };
+                if is_input {
+                    s.inputs.push(port);
+                } else {
+                    s.states.push(port);
+                }
+                continue;
+            }
+            Op::Const { value, .. } => {
+                let v = new_val(&mut s, kind, 1, Role::Const(from_f64(dtype, std::iter::once(*value))));
+                val_of.insert(id, v);
+                continue;
+            }
+            Op::Iota { axis, .. } => {
+                let (_, size, after) = split_at_axis(&shape, *axis);
+                let data = from_f64(dtype, (0..n).map(|i| ((i / after) % size) as f64));
+                let v = new_val(&mut s, kind, n, Role::Const(data));
+                val_of.insert(id, v);
+                continue;
+            }
+            Op::Reshape(_) | Op::StopGradient => {
+                val_of.insert(id, val_of[&operands[0]]);
+                continue;
+            }
+            Op::Transpose(_) if folds(id) => continue,
+            _ if fuse::is_elementwise(g, id) && !exclude.contains(&id) => {
+                // Only a group's root gets a value and a step.
+                let Some(group) = groups.get(&id) else {
+                    continue;
+                };
+                let out = new_val(&mut s, kind, n, Role::Temp);
+                val_of.insert(id, out);
+                let leaves = group.leaves.iter().map(|l| val_of[l]).collect();
+                s.steps.push(Work::Loop {
+                    group: group.clone(),
+                    leaves,
+                    out,
+                    n,
+                });
+                continue;
+            }
+            Op::Unary(u) => Kernel::Unary(*u, dtype),
+            Op::Binary(b) => Kernel::Binary(*b, dtype),
+            Op::Select => Kernel::Select,
+            Op::Cast(to) => Kernel::Cast(*to),
+            Op::Transpose(perm) => {
+                Kernel::Take(affine(&shape, &transpose_strides(&arg_shape(0), perm), 0))
+            }
+            Op::Broadcast(to) => {
+                Kernel::Take(affine(&shape, &broadcast_strides(&arg_shape(0), to), 0))
+            }
+            Op::Slice { starts, steps, .. } => {
+                let st = strides(&arg_shape(0));
+                let offset = starts.iter().zip(&st).map(|(a, b)| a * b).sum();
+                let st: Vec<usize> = steps.iter().zip(&st).map(|(a, b)| a * b).collect();
+                Kernel::Take(affine(&shape, &st, offset))
+            }
+            Op::Concat { axis } => {
+                let st = strides(&shape);
+                let mut at = 0;
+                let mut index = Vec::new();
+                for i in 0..operands.len() {
+                    let x = arg_shape(i);
+                    index.push(affine(&x, &st, at * st[*axis]));
+                    at += x[*axis];
+                }
+                Kernel::Concat(index)
+            }
+            Op::Pad { lo, value, .. } => {
+                let st = strides(&shape);
+                let offset = lo.iter().zip(&st).map(|(a, b)| a * b).sum();
+                Kernel::Pad {
+                    value: *value,
+                    dtype,
+                    index: affine(&arg_shape(0), &st, offset),
+                }
+            }
+            Op::Reduce { kind, axes, .. } => {
+                let x = arg_shape(0);
+                Kernel::Reduce {
+                    kind: *kind,
+                    dtype,
+                    index: affine(&x, &reduce_strides(&x, axes), 0),
+                }
+            }
+            Op::ArgMax { axis } | Op::ArgMin { axis } => Kernel::Arg {
+                max: matches!(node.op, Op::ArgMax { .. }),
+                dims: split_at_axis(&arg_shape(0), *axis),
+            },
+            Op::MatMul => unreachable!("every matmul is in `fused_at`"),
+            Op::Gather { axis } => Kernel::Gather(split_at_axis(&arg_shape(0), *axis)),
+            Op::ScatterAdd { axis, shape: to } => Kernel::ScatterAdd {
+                dims: split_at_axis(to, *axis),
+                dtype,
+            },
+            Op::Random { dist, salt, .. } => Kernel::Random {
+                dist: *dist,
+                salt: *salt,
+            },
+        };
+        let out = new_val(&mut s, kind, n, Role::Temp);
+        val_of.insert(id, out);
+        let args = operands.iter().map(|o| val_of[o]).collect();
+        s.steps.push(Work::Kernel { k: kernel, args, out });
+    }
+
+    // Updates and outputs that are a state (or an input) are copied before anything
+    // runs, so that no in-place update can reach them.
+    let mut first: Vec<Work> = Vec::new();
+    let snapshot = |s: &mut Schedule, first: &mut Vec<Work>, v: usize| -> usize {
+        if !matches!(s.vals[v].role, Role::State(_) | Role::Input(_)) {
+            return v;
+        }
+        let (kind, len) = (s.vals[v].kind, s.vals[v].len);
+        s.vals.push(Val {
+            kind,
+            len,
+            role: Role::Temp,
+        });
+        let t = s.vals.len() - 1;
+        first.push(Work::Copy { src: v, dst: t });
+        t
+    };
+    for (name, id) in g.outputs() {
+        let v = snapshot(&mut s, &mut first, val_of[id]);
+        s.outputs.push(Port {
+            name: name.clone(),
+            val: v,
+            dtype: g.ty(*id).dtype,
+            shape: g.ty(*id).shape.clone(),
+        });
+    }
+    for (name, id) in g.updates() {
+        let v = snapshot(&mut s, &mut first, val_of[id]);
+        let port = match s.states.iter().position(|p| &p.name == name) {
+            Some(p) => p,
+            None => {
+                // An update of a state nothing reads: it still needs storage.
+                let ty = g.ty(*id);
+                let kind = Kind::of(ty.dtype);
+                s.vals.push(Val {
+                    kind,
+                    len: ty.numel(),
+                    role: Role::State(name.clone()),
+                });
+                s.states.push(Port {
+                    name: name.clone(),
+                    val: s.vals.len() - 1,
+                    dtype: ty.dtype,
+                    shape: ty.shape.clone(),
+                });
+                s.states.len() - 1
+            }
+        };
+        s.updates.push((port, v));
+    }
+    first.append(&mut s.steps);
+    s.steps = first;
+    drop_unread(&mut s);
+    Ok(s)
+}
+
+/// Removes steps whose result nothing reads (a broadcast or splat only a fused
+/// epilogue used, say).
+fn drop_unread(s: &mut Schedule) {
+    let mut needed = vec![false; s.vals.len()];
+    for o in &s.outputs {
+        needed[o.val] = true;
+    }
+    for &(_, u) in &s.updates {
+        needed[u] = true;
+    }
+    let mut keep = vec![false; s.steps.len()];
+    for (i, w) in s.steps.iter().enumerate().rev() {
+        if needed[w.writes()] {
+            keep[i] = true;
+            for r in w.reads() {
+                needed[r] = true;
+            }
+        }
+    }
+    let mut k = keep.into_iter();
+    s.steps.retain(|_| k.next().unwrap_or(true));
+}
