@@ -49,6 +49,11 @@ pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
     }
 }
 
+/// Whether `id` is an `f32` broadcast of a one-element tensor.
+fn is_splat(g: &Graph, id: NodeId) -> bool {
+    matches!(g.node(id).op, Op::Broadcast(_)) && is_elementwise(g, id)
+}
+
 /// The fused groups of the live nodes in `order`, keyed by root; nodes in `exclude`
 /// (computed by matmul epilogues) are left out.
 pub(crate) fn plan(
@@ -84,12 +89,24 @@ pub(crate) fn plan(
         let mut members = Vec::new();
         if !matches!(g.node(id).op, Op::Broadcast(_)) {
             for o in g.operands(id) {
+                // A splat is free to recompute: every loop that reads one gets its own
+                // copy, and it is materialised only for users outside loops.
+                if is_splat(g, o) && g.ty(o).shape == g.ty(id).shape && !exclude.contains(&o) {
+                    if !members.contains(&o) {
+                        members.push(o);
+                    }
+                    continue;
+                }
                 let fusable = g.ty(o).shape == g.ty(id).shape
                     && !pinned.contains(&o)
                     && users.get(&o).is_some_and(|u| u.as_slice() == [id]);
                 if fusable {
                     if let Some(ms) = groups.remove(&o) {
-                        members.extend(ms);
+                        for m in ms {
+                            if !members.contains(&m) {
+                                members.push(m);
+                            }
+                        }
                     }
                 }
             }

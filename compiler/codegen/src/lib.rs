@@ -201,6 +201,14 @@ pub struct Compiled {
     updates: Vec<usize>,
     stats: Stats,
     dump: String,
+    /// The steps as the entry function calls them, for [`Compiled::profile`].
+    calls: Vec<Direct>,
+}
+
+/// A step called from Rust rather than from the entry function.
+enum Direct {
+    Loop(LoopFn, *const *mut f32, usize),
+    Native(unsafe extern "C" fn(*const u8) -> i32, *const u8),
 }
 
 // SAFETY: all raw pointers point into memory the `Compiled` owns; it is used by one
@@ -393,6 +401,13 @@ impl Compiled {
                 *slot = fns[f];
             }
         }
+        let calls: Vec<Direct> = calls
+            .into_iter()
+            .map(|c| match c {
+                Call::Loop { f, ptrs, n } => Direct::Loop(fns[f], ptrs, n),
+                Call::Native { f, ctx } => Direct::Native(f, ctx),
+            })
+            .collect();
         let port = |p: &schedule::Port| Port {
             name: p.name.clone(),
             view: view(p.val),
@@ -411,7 +426,51 @@ impl Compiled {
             updates: s.updates.iter().map(|&(p, _)| p).collect(),
             stats,
             dump,
+            calls,
         })
+    }
+
+    /// Runs the schedule `runs` times one step at a time and returns each step's line
+    /// of the schedule text with its median time in microseconds (`dnnc bench
+    /// --profile`).
+    pub fn profile(&mut self, runs: usize) -> Result<Vec<(String, f64)>, String> {
+        let lines: Vec<String> = self
+            .dump
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                l.starts_with('s') && l[1..].starts_with(|c: char| c.is_ascii_digit())
+            })
+            .map(|l| l.trim().to_string())
+            .collect();
+        let mut times = vec![Vec::with_capacity(runs); self.calls.len()];
+        for _ in 0..runs.max(1) {
+            for (i, call) in self.calls.iter().enumerate() {
+                let t = std::time::Instant::now();
+                // SAFETY: the same calls the entry function makes, in the same order.
+                let status = unsafe {
+                    match *call {
+                        Direct::Loop(f, ptrs, n) => {
+                            f(ptrs, 0, n as i64);
+                            0
+                        }
+                        Direct::Native(f, ctx) => f(ctx),
+                    }
+                };
+                times[i].push(t.elapsed().as_secs_f64() * 1e6);
+                if status != 0 {
+                    return Err(format!("codegen: step {i} failed"));
+                }
+            }
+        }
+        Ok(times
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut t)| {
+                t.sort_by(f64::total_cmp);
+                (lines.get(i).cloned().unwrap_or_default(), t[t.len() / 2])
+            })
+            .collect())
     }
 
     /// Copies `t` into the input or state port `p`, after checking its type.
@@ -444,6 +503,11 @@ impl Compiled {
             .find(|p| p.name == name)
             .ok_or_else(|| format!("the graph has no input `{name}`"))?;
         Self::fill(p, t, "input")
+    }
+
+    /// Whether the graph reads input `name`.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|p| p.name == name)
     }
 
     /// Sets state `name`; it keeps its value (and receives its updates) across runs.

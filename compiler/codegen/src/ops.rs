@@ -37,6 +37,10 @@ pub(crate) enum Kernel {
         dtype: DType,
         index: Vec<usize>,
     },
+    /// An `f32` reduction over the middle axis of `(outer, reduced, inner)`: the
+    /// reduced axes are contiguous, so rows are combined whole (vectorised, and in the
+    /// interpreter's order for every element).
+    ReduceBlock { kind: ReduceKind, dims: Dims },
     Arg { max: bool, dims: Dims },
     Gather(Dims),
     ScatterAdd { dims: Dims, dtype: DType },
@@ -54,7 +58,9 @@ impl Kernel {
             Kernel::Take(_) => "take".into(),
             Kernel::Concat(_) => "concat".into(),
             Kernel::Pad { .. } => "pad".into(),
-            Kernel::Reduce { kind, .. } => format!("reduce_{kind:?}").to_lowercase(),
+            Kernel::Reduce { kind, .. } | Kernel::ReduceBlock { kind, .. } => {
+                format!("reduce_{kind:?}").to_lowercase()
+            }
             Kernel::Arg { max: true, .. } => "argmax".into(),
             Kernel::Arg { max: false, .. } => "argmin".into(),
             Kernel::Gather(_) => "gather".into(),
@@ -254,6 +260,34 @@ fn put_data(out: &mut Out<'_>, index: &[usize], x: In<'_>) -> Result<(), String>
     Ok(())
 }
 
+/// `out[o, i] = x[o, 0, i] ⊕ x[o, 1, i] ⊕ …` from `init`, row by row.
+fn reduce_block(
+    out: &mut [f32],
+    x: &[f32],
+    (outer, red, inner): Dims,
+    init: f32,
+    f: impl Fn(f32, f32) -> f32,
+) {
+    out.fill(init);
+    if inner == 1 {
+        for (o, row) in out.iter_mut().zip(x.chunks_exact(red.max(1))) {
+            *o = row.iter().fold(*o, |a, &b| f(a, b));
+        }
+        return;
+    }
+    for (o, block) in out
+        .chunks_exact_mut(inner)
+        .zip(x.chunks_exact((red * inner).max(1)))
+        .take(outer)
+    {
+        for row in block.chunks_exact(inner) {
+            for (a, &b) in o.iter_mut().zip(row) {
+                *a = f(*a, b);
+            }
+        }
+    }
+}
+
 /// Copies `x[b, idx[j], a]` to `out[b, j, a]` (gather) for `(before, size, after)`.
 fn gather<T: Copy>(out: &mut [T], x: &[T], idx: &[i64], (before, size, after): Dims) -> Result<(), String> {
     let mut o = 0;
@@ -348,6 +382,16 @@ impl Kernel {
                         fold_into(o, v, dst, true, |a, b| a & b)
                     }
                     _ => return Err(bad("a reduction")),
+                }
+            }
+            Kernel::ReduceBlock { kind, dims } => {
+                let (In::F32(x), Out::F32(o)) = (args[0], out) else {
+                    return Err(bad("a reduction"));
+                };
+                match kind {
+                    ReduceKind::Sum => reduce_block(o, x, *dims, 0.0, |a, b| a + b),
+                    ReduceKind::Max => reduce_block(o, x, *dims, f32::NEG_INFINITY, max_f32),
+                    ReduceKind::Min => reduce_block(o, x, *dims, f32::INFINITY, min_f32),
                 }
             }
             Kernel::Arg { max, dims } => {

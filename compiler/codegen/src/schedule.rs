@@ -144,6 +144,11 @@ fn split_at_axis(shape: &[usize], axis: usize) -> Dims {
     )
 }
 
+/// Whether `axes` (sorted) are consecutive.
+fn contiguous(axes: &[usize]) -> bool {
+    !axes.is_empty() && axes.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
 /// Whether `perm` swaps the last two axes and keeps the others.
 fn swaps_last_two(perm: &[usize]) -> bool {
     let r = perm.len();
@@ -454,6 +459,18 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     value: *value,
                     dtype,
                     index: affine(&arg_shape(0), &st, offset),
+                }
+            }
+            Op::Reduce { kind, axes, .. } if dtype == DType::F32 && contiguous(axes) => {
+                let x = arg_shape(0);
+                let (a, b) = (axes[0], axes[axes.len() - 1] + 1);
+                Kernel::ReduceBlock {
+                    kind: *kind,
+                    dims: (
+                        x[..a].iter().product(),
+                        x[a..b].iter().product(),
+                        x[b..].iter().product(),
+                    ),
                 }
             }
             Op::Reduce { kind, axes, .. } => {

@@ -46,6 +46,7 @@ pub struct TrainArgs {
     pub log: Option<PathBuf>,
     pub quiet: bool,
     pub dump_after: Option<String>,
+    pub threads: Option<usize>,
 }
 
 pub fn train(a: TrainArgs) -> ExitCode {
@@ -53,6 +54,9 @@ pub fn train(a: TrainArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
+    if let Err(e) = set_threads(a.threads) {
+        return fail(e);
+    }
     let opts = TrainOptions {
         backend,
         epochs: a.epochs,
@@ -173,7 +177,11 @@ pub fn compile(a: CompileArgs) -> ExitCode {
         let text = match a.emit.as_str() {
             "ir" => dnnc_ir::print::to_text(&g),
             "dot" => dnnc_ir::print::to_dot(&g),
-            other => return fail(format!("cannot emit `{other}` yet; choose ir or dot")),
+            "schedule" => match dnnc_session::backend::schedule_text(&g) {
+                Ok(t) => t,
+                Err(e) => return fail(e),
+            },
+            other => return fail(format!("cannot emit `{other}`; choose ir, dot or schedule")),
         };
         match &a.output {
             Some(p) => match std::fs::write(p, text) {
@@ -188,29 +196,50 @@ pub fn compile(a: CompileArgs) -> ExitCode {
     })
 }
 
-pub fn bench(
-    file: &Path,
-    batch: Option<usize>,
-    backend: &str,
-    runs: usize,
-    json: bool,
-) -> ExitCode {
-    let backend = match BackendKind::parse(backend) {
+/// What `dnnc bench` was asked to do.
+pub struct BenchArgs {
+    pub file: PathBuf,
+    pub batch: Option<usize>,
+    pub backend: String,
+    pub runs: usize,
+    pub json: bool,
+    pub threads: Option<usize>,
+    pub weights: Option<PathBuf>,
+}
+
+/// Applies `--threads`: 0 is refused.
+fn set_threads(threads: Option<usize>) -> Result<(), String> {
+    match threads {
+        Some(0) => Err("`--threads` must be at least 1".into()),
+        Some(n) => {
+            dnnc_session::backend::set_threads(n);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+pub fn bench(a: BenchArgs) -> ExitCode {
+    let backend = match BackendKind::parse(&a.backend) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    with_job(file, |job| {
-        match dnnc_session::bench::bench(job, backend, batch, runs.max(1)) {
+    if let Err(e) = set_threads(a.threads) {
+        return fail(e);
+    }
+    with_job(&a.file, |job| {
+        match dnnc_session::bench::bench(job, backend, a.batch, a.runs.max(1), a.weights.as_deref()) {
             Ok(r) => {
                 println!(
-                "backend {}  batch {}: train step {:.3} ms  inference b1 {:.1} us  b256 {:.1} us  compile {:.1} ms",
-                r.backend, r.batch, r.train_step_ms, r.infer_b1_us, r.infer_b256_us, r.compile_ms
+                "backend {}  threads {}  batch {}: train step {:.3} ms  inference b1 {:.1} us  b256 {:.1} us  compile {:.1} ms",
+                r.backend, r.threads, r.batch, r.train_step_ms, r.infer_b1_us, r.infer_b256_us, r.compile_ms
             );
-                if json {
+                if a.json {
                     println!(
                         "{}",
                         serde_json::json!({
                             "backend": r.backend,
+                            "threads": r.threads,
                             "batch": r.batch,
                             "train_step_ms": r.train_step_ms,
                             "infer_b1_us": r.infer_b1_us,

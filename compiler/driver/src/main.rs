@@ -43,7 +43,7 @@ enum Command {
     Train {
         file: PathBuf,
         /// Which backend runs the steps.
-        #[arg(long, default_value = "interp")]
+        #[arg(long, default_value = "cranelift")]
         backend: String,
         /// Override the number of epochs.
         #[arg(long)]
@@ -69,6 +69,9 @@ enum Command {
         /// Print the IR after this pass (or `all`) to stderr.
         #[arg(long)]
         dump_after: Option<String>,
+        /// Threads for native kernels (default: the CPUs this process may use).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Evaluate saved weights on the test split.
     Eval {
@@ -80,7 +83,7 @@ enum Command {
         #[arg(long)]
         log: Option<PathBuf>,
         /// Which backend runs the steps.
-        #[arg(long, default_value = "interp")]
+        #[arg(long, default_value = "cranelift")]
         backend: String,
     },
     /// Run the model on the rows of an .npy file and save the outputs as .npy.
@@ -96,7 +99,7 @@ enum Command {
         #[arg(long)]
         output: PathBuf,
         /// Which backend runs the steps.
-        #[arg(long, default_value = "interp")]
+        #[arg(long, default_value = "cranelift")]
         backend: String,
     },
     /// Time the training step and inference of the file's model (medians).
@@ -114,6 +117,12 @@ enum Command {
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
+        /// Threads for native kernels (default: the CPUs this process may use).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Use these parameters (safetensors) instead of random ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Format .dnn files in place (or check that they are formatted).
     Fmt {
@@ -125,10 +134,11 @@ enum Command {
     },
     /// Run the language server on standard input and output.
     Lsp,
-    /// Compile the file's graphs and print them (`--emit ir` or `--emit dot`).
+    /// Compile the file's graphs and print them (`--emit ir`, `dot` or `schedule`).
     Compile {
         file: PathBuf,
-        /// What to produce: `ir` (text) or `dot` (graphviz).
+        /// What to produce: `ir` (text), `dot` (graphviz) or `schedule` (the native
+        /// backend's steps and memory plan).
         #[arg(long, default_value = "ir")]
         emit: String,
         /// Which graph: `train` (the whole training step), `eval` or `predict`.
@@ -187,6 +197,7 @@ fn run(cli: Cli) -> ExitCode {
             log,
             quiet,
             dump_after,
+            threads,
         } => jobs::train(jobs::TrainArgs {
             file,
             backend,
@@ -198,6 +209,7 @@ fn run(cli: Cli) -> ExitCode {
             log,
             quiet,
             dump_after,
+            threads,
         }),
         Command::Eval {
             file,
@@ -233,7 +245,17 @@ fn run(cli: Cli) -> ExitCode {
             backend,
             runs,
             json,
-        } => jobs::bench(&file, batch, &backend, runs, json),
+            threads,
+            weights,
+        } => jobs::bench(jobs::BenchArgs {
+            file,
+            batch,
+            backend,
+            runs,
+            json,
+            threads,
+            weights,
+        }),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Lsp => match dnnc_lsp::run_stdio() {
             Ok(()) => ExitCode::SUCCESS,

@@ -273,7 +273,7 @@ fn mnist_train_step_ir_is_golden() {
 
 #[test]
 fn one_epoch_of_mnist_reaches_088() {
-    // The issue's bar: one epoch on the interpreter reaches test accuracy ≥ 0.88
+    // The bar of the IR issue: one epoch (default backend) reaches test accuracy ≥ 0.88
     // (the PyTorch recipe gives 0.888 on this split).
     let dir = scratch("epoch");
     let w = dir.join("w.safetensors").display().to_string();
@@ -301,16 +301,18 @@ fn one_epoch_of_mnist_reaches_088() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Six training steps on each backend give the same losses, metrics and weights up to
+/// the stated tolerance: the native matrix products use fused multiply-add and blocked
+/// sums, so values differ from the interpreter's by rounding (everything else agrees
+/// bit for bit, see dnnc-codegen's differential tests).
 #[test]
 fn cranelift_backend_matches_the_interpreter() {
     let dir = scratch("backends");
-    let mut losses = Vec::new();
+    let mut logs = Vec::new();
+    let mut weights = Vec::new();
     for backend in ["interp", "cranelift"] {
         let log = dir.join(format!("{backend}.jsonl"));
-        let w = dir
-            .join(format!("{backend}.safetensors"))
-            .display()
-            .to_string();
+        let w = dir.join(format!("{backend}.safetensors"));
         let out = dnnc(&[
             "train",
             &example("mnist_mlp.dnn"),
@@ -319,30 +321,46 @@ fn cranelift_backend_matches_the_interpreter() {
             "--steps",
             "6",
             "--out",
-            &w,
+            &w.display().to_string(),
             "--log",
             &log.display().to_string(),
             "--quiet",
         ]);
         assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
-        losses.push(
-            std::fs::read_to_string(&log)
-                .unwrap()
-                .split("\"seconds\"")
-                .next()
-                .unwrap()
-                .to_string(),
-        );
-        losses.push(format!("{:?}", std::fs::read(&w).unwrap()));
+        let line = std::fs::read_to_string(&log).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        logs.push(v);
+        weights.push(dnnc_runtime::checkpoint::load(&w).unwrap());
     }
-    assert_eq!(
-        losses[0], losses[2],
-        "the logged losses and metrics differ between backends"
-    );
-    assert_eq!(
-        losses[1], losses[3],
-        "the trained weights differ between backends"
-    );
+    let (a, b) = (logs[0].as_object().unwrap(), logs[1].as_object().unwrap());
+    assert_eq!(a.len(), b.len());
+    for (k, x) in a {
+        if k == "seconds" {
+            continue;
+        }
+        let (x, y) = (x.as_f64().unwrap(), b[k].as_f64().unwrap());
+        assert!(
+            (x - y).abs() <= 1e-3 * (1.0 + x.abs()),
+            "`{k}`: interp {x}, cranelift {y}"
+        );
+    }
+    assert_eq!(weights[0].len(), weights[1].len());
+    for ((name, x), (name2, y)) in weights[0].iter().zip(&weights[1]) {
+        assert_eq!(name, name2);
+        let (x, y) = (x.to_f32_vec(), y.to_f32_vec());
+        let diffs: Vec<f32> = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).collect();
+        let max = diffs.iter().copied().fold(0.0f32, f32::max);
+        let close = diffs.iter().filter(|&&d| d <= 1e-5).count();
+        // Adam moves a weight by about the learning rate (1e-3) per step whatever the
+        // gradient's size, so a gradient that rounds to the other sign can differ by
+        // twice that per step; nearly all weights must agree far more closely.
+        assert!(max <= 12e-3, "`{name}`: weights differ by up to {max}");
+        assert!(
+            close * 100 >= diffs.len() * 99,
+            "`{name}`: only {close} of {} weights within 1e-5",
+            diffs.len()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

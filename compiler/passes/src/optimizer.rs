@@ -295,15 +295,22 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
                 let c1 = em.sub(one_a, b1t)?;
                 let one_b = em.c(1.0)?;
                 let c2 = em.sub(one_b, b2t)?;
-                let c1b = em.bcast(c1, p)?;
-                let c2b = em.bcast(c2, p)?;
-                let mhat = em.div(nm, c1b)?;
-                let vhat = em.div(nv, c2b)?;
-                let sq = em.g.add(Op::Unary(UnaryOp::Sqrt), &[vhat])?;
+                // PyTorch's arrangement: scalars first, then one square root and one
+                // division per element.
+                //   step_size = lr / c1,  denom = √v' · (1/√c2) + ε,
+                //   p' = p − step_size · m' / denom
+                let step_size = em.div(lr, c1)?;
+                let sqrt_c2 = em.g.add(Op::Unary(UnaryOp::Sqrt), &[c2])?;
+                let one_c = em.c(1.0)?;
+                let inv_sqrt_c2 = em.div(one_c, sqrt_c2)?;
+                let sq = em.g.add(Op::Unary(UnaryOp::Sqrt), &[nv])?;
+                let inv_b = em.bcast(inv_sqrt_c2, p)?;
+                let scaled = em.mul(sq, inv_b)?;
                 let e = em.splat(*eps, p)?;
-                let den = em.add(sq, e)?;
-                let upd = em.div(mhat, den)?;
-                let d = em.mul(lr_b, upd)?;
+                let den = em.add(scaled, e)?;
+                let upd = em.div(nm, den)?;
+                let step_b = em.bcast(step_size, p)?;
+                let d = em.mul(step_b, upd)?;
                 let mut np = em.sub(p, d)?;
                 if *weight_decay > 0.0 && *decoupled {
                     let wd = em.scale(p, *weight_decay)?;

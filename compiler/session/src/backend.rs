@@ -1,10 +1,17 @@
 //! Backends turn a graph into something that runs: the reference interpreter, and
 //! native code from Cranelift (`dnnc-codegen`), behind one trait.
+//!
+//! Two ways to run: [`Executable::run`] takes every input and state and returns every
+//! output and update (the interpreter's contract); the resident way keeps states
+//! inside the executable — [`load_states`](Executable::load_states) once, then
+//! [`step`](Executable::step) per batch, which applies updates in place, and
+//! [`store_states`](Executable::store_states) when the host needs them. A native
+//! training step run the resident way allocates nothing.
 
 use std::collections::HashMap;
 
 use dnnc_ir::Graph;
-use dnnc_tensor::Tensor;
+use dnnc_tensor::{Data, Tensor};
 
 /// The results of one run: named outputs, and new values of states.
 pub struct RunResult {
@@ -19,6 +26,34 @@ pub trait Executable {
         inputs: &HashMap<String, Tensor>,
         states: &HashMap<String, Tensor>,
     ) -> Result<RunResult, String>;
+
+    /// Copies the graph's states from `states` into the executable (every state the
+    /// graph has must be there).
+    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), String>;
+
+    /// Copies the executable's current states into the entries of `states` (adding
+    /// missing ones).
+    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), String>;
+
+    /// Runs once on resident states with these inputs (names the graph does not read
+    /// are ignored); states receive their updates.
+    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), String>;
+
+    /// The names of the outputs, in order.
+    fn output_names(&self) -> Vec<String>;
+
+    /// Output `i` of the last [`step`](Executable::step) as a number, if it is a
+    /// scalar.
+    fn output_scalar(&self, i: usize) -> Option<f64>;
+
+    /// Output `name` of the last [`step`](Executable::step).
+    fn output(&self, name: &str) -> Option<Tensor>;
+
+    /// Per-step median times in microseconds with a description of each step, where
+    /// the backend can tell (the native one).
+    fn profile(&mut self, _runs: usize) -> Result<Vec<(String, f64)>, String> {
+        Err("this backend has no per-step profile".into())
+    }
 }
 
 /// Which backend runs the steps.
@@ -26,8 +61,8 @@ pub trait Executable {
 pub enum BackendKind {
     /// The reference interpreter.
     Interp,
-    /// Native code from Cranelift (`dnnc-codegen`): fused `f32x4` loops for
-    /// elementwise work, Rust kernels for the rest; not yet tuned for speed.
+    /// Native code from Cranelift (`dnnc-codegen`): fused `f32x4` loops, AVX-512 matrix
+    /// products, one arena, one entry function.
     Cranelift,
 }
 
@@ -41,16 +76,55 @@ impl BackendKind {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Interp => "interp",
+            BackendKind::Cranelift => "cranelift",
+        }
+    }
+
     pub fn compile(self, g: Graph) -> Result<Box<dyn Executable>, String> {
         match self {
-            BackendKind::Interp => Ok(Box::new(Interpreted { g })),
+            BackendKind::Interp => Ok(Box::new(Interpreted {
+                g,
+                states: HashMap::new(),
+                last: Vec::new(),
+            })),
             BackendKind::Cranelift => Ok(Box::new(Native(dnnc_codegen::compile(&g)?))),
         }
     }
 }
 
+/// The schedule and memory plan the native backend makes of `g`, as text.
+pub fn schedule_text(g: &Graph) -> Result<String, String> {
+    Ok(dnnc_codegen::compile(g)?.schedule_text().to_string())
+}
+
+/// Sets how many threads native kernels use.
+pub fn set_threads(n: usize) {
+    dnnc_codegen::set_threads(n);
+}
+
+/// How many threads native kernels use.
+pub fn threads() -> usize {
+    dnnc_codegen::threads()
+}
+
+fn scalar_of(t: &Tensor) -> Option<f64> {
+    if t.data.len() != 1 {
+        return None;
+    }
+    Some(match &t.data {
+        Data::F32(v) => f64::from(v[0]),
+        Data::I64(v) => v[0] as f64,
+        Data::Bool(v) => f64::from(u8::from(v[0])),
+    })
+}
+
 struct Interpreted {
     g: Graph,
+    states: HashMap<String, Tensor>,
+    last: Vec<(String, Tensor)>,
 }
 
 impl Executable for Interpreted {
@@ -65,6 +139,53 @@ impl Executable for Interpreted {
             updates: out.updates,
         })
     }
+
+    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), String> {
+        for s in self.g.states() {
+            if let dnnc_ir::Op::State { name, .. } = &self.g.node(s).op {
+                let t = states
+                    .get(name)
+                    .ok_or_else(|| format!("missing state `{name}`"))?;
+                self.states.insert(name.clone(), t.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), String> {
+        for (k, v) in &self.states {
+            states.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), String> {
+        let inputs: HashMap<String, Tensor> = inputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), (*v).clone()))
+            .collect();
+        let out = dnnc_interp::run(&self.g, &inputs, &self.states).map_err(|e| e.to_string())?;
+        for (k, v) in out.updates {
+            self.states.insert(k, v);
+        }
+        self.last = out.outputs;
+        Ok(())
+    }
+
+    fn output_names(&self) -> Vec<String> {
+        self.g.outputs().iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn output_scalar(&self, i: usize) -> Option<f64> {
+        scalar_of(&self.last.get(i)?.1)
+    }
+
+    fn output(&self, name: &str) -> Option<Tensor> {
+        self.last
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+    }
 }
 
 struct Native(dnnc_codegen::Compiled);
@@ -77,5 +198,56 @@ impl Executable for Native {
     ) -> Result<RunResult, String> {
         let (outputs, updates) = self.0.run(inputs, states)?;
         Ok(RunResult { outputs, updates })
+    }
+
+    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), String> {
+        let names: Vec<String> = self.0.state_names().map(str::to_string).collect();
+        for name in names {
+            let t = states
+                .get(&name)
+                .ok_or_else(|| format!("missing state `{name}`"))?;
+            self.0.set_state(&name, t)?;
+        }
+        Ok(())
+    }
+
+    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), String> {
+        for name in self.0.state_names() {
+            match states.get_mut(name) {
+                Some(t) => self.0.read_state_into(name, t)?,
+                None => {
+                    let t = self.0.state(name).ok_or("a state vanished")?;
+                    states.insert(name.to_string(), t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), String> {
+        for (name, t) in inputs {
+            // Inputs the graph does not read (a key for dropout it lacks) are ignored,
+            // as `run` ignores them.
+            if self.0.has_input(name) {
+                self.0.set_input(name, t)?;
+            }
+        }
+        self.0.execute()
+    }
+
+    fn output_names(&self) -> Vec<String> {
+        self.0.output_names().map(str::to_string).collect()
+    }
+
+    fn output_scalar(&self, i: usize) -> Option<f64> {
+        self.0.output_scalar(i)
+    }
+
+    fn output(&self, name: &str) -> Option<Tensor> {
+        self.0.output(name)
+    }
+
+    fn profile(&mut self, runs: usize) -> Result<Vec<(String, f64)>, String> {
+        self.0.profile(runs)
     }
 }

@@ -1,5 +1,8 @@
 //! `dnnc bench`: times the compiled training step and inference of a model on random
-//! data of the right shapes, and reports medians.
+//! data of the right shapes (and given or random weights), and reports medians.
+//!
+//! Steps run the way `dnnc train` runs them: states resident in the executable,
+//! inputs copied in, updates applied in place.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -23,6 +26,8 @@ pub struct BenchResult {
     pub compile_ms: f64,
     pub batch: usize,
     pub backend: &'static str,
+    /// Threads native kernels used.
+    pub threads: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -88,20 +93,38 @@ fn feeds(
     (inputs, states)
 }
 
-/// Times `runs` repetitions (after a warm-up) of a compiled graph `g`.
+/// Times `runs` repetitions (after a warm-up) of a compiled graph `g`, with `weights`
+/// replacing the random values of the states they name.
 fn time_exe(
     g: &dnnc_ir::Graph,
     exe: &mut dyn crate::backend::Executable,
     runs: usize,
     classes: usize,
+    weights: &HashMap<String, Tensor>,
 ) -> Result<f64, String> {
     let mut rng = SplitMix64::new(42);
-    let (inputs, states) = feeds(g, &mut rng, classes);
-    exe.run(&inputs, &states)?;
+    let (inputs, mut states) = feeds(g, &mut rng, classes);
+    for (k, v) in states.iter_mut() {
+        if let Some(w) = weights.get(k) {
+            *v = w.clone();
+        }
+    }
+    exe.load_states(&states)?;
+    let inputs: Vec<(&str, &Tensor)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    exe.step(&inputs)?;
+    if std::env::var_os("DNNC_PROFILE").is_some() {
+        let mut steps = exe.profile(runs)?;
+        let total: f64 = steps.iter().map(|(_, t)| t).sum();
+        eprintln!("profile of `{}` (median µs per step, total {total:.0} µs):", g.name);
+        steps.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (line, t) in steps.iter().take(25) {
+            eprintln!("{t:9.1}  {line}");
+        }
+    }
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        exe.run(&inputs, &states)?;
+        exe.step(&inputs)?;
         times.push(t.elapsed().as_secs_f64());
     }
     Ok(median(times))
@@ -113,17 +136,20 @@ fn time_graph(
     backend: BackendKind,
     runs: usize,
     classes: usize,
+    weights: &HashMap<String, Tensor>,
 ) -> Result<f64, String> {
     let mut exe = backend.compile(g.clone())?;
-    time_exe(&g, exe.as_mut(), runs, classes)
+    time_exe(&g, exe.as_mut(), runs, classes, weights)
 }
 
-/// Benchmarks the train block of `job` at `batch` (default: its own).
+/// Benchmarks the train block of `job` at `batch` (default: its own), with the
+/// parameters in `weights` (a safetensors file) if given.
 pub fn bench(
     job: &Job<'_>,
     backend: BackendKind,
     batch: Option<usize>,
     runs: usize,
+    weights: Option<&std::path::Path>,
 ) -> Result<BenchResult, String> {
     let batch = batch.unwrap_or(job.cfg.batch);
     let passes = PassOptions::default();
@@ -132,18 +158,33 @@ pub fn bench(
     let step = train_step(job.db, job.file, job.item, &job.cfg, 63, batch, &passes)?;
     let mut compiled = backend.compile(step.graph.clone())?;
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;
-    let train = time_exe(&step.graph, compiled.as_mut(), runs, classes)?;
+    let weights: HashMap<String, Tensor> = match weights {
+        Some(path) => {
+            let expected: Vec<(String, DType, Vec<usize>)> = step
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
+                .collect();
+            let ts = dnnc_runtime::checkpoint::load_into(path, &expected)
+                .map_err(|e| e.to_string())?;
+            step.params.iter().map(|p| p.name.clone()).zip(ts).collect()
+        }
+        None => HashMap::new(),
+    };
+    let train = time_exe(&step.graph, compiled.as_mut(), runs, classes, &weights)?;
     let b1 = time_graph(
         forward(job.db, job.file, job.item, Mode::Predict, 1, &passes)?.graph,
         backend,
         runs * 10,
         classes,
+        &weights,
     )?;
     let b256 = time_graph(
         forward(job.db, job.file, job.item, Mode::Predict, 256, &passes)?.graph,
         backend,
         runs,
         classes,
+        &weights,
     )?;
     Ok(BenchResult {
         train_step_ms: train * 1e3,
@@ -151,9 +192,7 @@ pub fn bench(
         infer_b256_us: b256 * 1e6,
         compile_ms,
         batch,
-        backend: match backend {
-            BackendKind::Interp => "interp",
-            BackendKind::Cranelift => "cranelift",
-        },
+        backend: backend.name(),
+        threads: crate::backend::threads(),
     })
 }

@@ -72,10 +72,6 @@ fn scalar_i64(v: i64) -> Tensor {
     }
 }
 
-fn scalar(t: &Tensor) -> f64 {
-    t.to_f32_vec().first().copied().map_or(f64::NAN, f64::from)
-}
-
 /// Initial parameter values: from `--init`, from `from "..."` bindings, or the
 /// declared initialisers.
 fn initial_params(
@@ -169,21 +165,29 @@ fn evaluate(
         let l = forward(job.db, job.file, job.item, Mode::Eval, b, opts)?;
         backend.compile(l.graph)
     };
+    // Parameters are loaded once into each executable used.
+    let mut loaded: Vec<usize> = Vec::new();
+    let key = scalar_i64(0);
     for batch in batches(split, &order, job.cfg.batch).map_err(|e| e.message)? {
         let n = batch.first().map_or(0, |t| t.shape[0]);
-        let mut inputs: HashMap<String, Tensor> = split
+        let exe = cache.get(n, &mut build)?;
+        if !loaded.contains(&n) {
+            exe.load_states(states)?;
+            loaded.push(n);
+        }
+        let mut inputs: Vec<(&str, &Tensor)> = split
             .fields
             .iter()
-            .map(|(f, _)| f.clone())
-            .zip(batch)
+            .map(|(f, _)| f.as_str())
+            .zip(batch.iter())
             .collect();
-        inputs.insert(RNG_KEY.into(), scalar_i64(0));
-        let exe = cache.get(n, &mut build)?;
-        let r = exe.run(&inputs, states)?;
-        let vals: Vec<(String, f64)> = r
-            .outputs
-            .iter()
-            .map(|(name, t)| (name.clone(), scalar(t)))
+        inputs.push((RNG_KEY, &key));
+        exe.step(&inputs)?;
+        let vals: Vec<(String, f64)> = exe
+            .output_names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (name, exe.output_scalar(i).unwrap_or(f64::NAN)))
             .collect();
         acc.add_batch(n, &vals);
     }
@@ -232,6 +236,9 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     train_steps
         .by_batch
         .insert(first_batch, opts.backend.compile(first.graph)?);
+    // Which executable holds the live parameters and optimizer state (they stay in it
+    // between steps; `states` is brought up to date when the host needs them).
+    let mut resident: Option<usize> = None;
     let mut eval_steps = Steps {
         by_batch: HashMap::new(),
     };
@@ -250,6 +257,9 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     let mut summary = Summary::default();
     let max_steps = opts.steps.unwrap_or(usize::MAX);
     let field_names: Vec<String> = train_split.fields.iter().map(|(f, _)| f.clone()).collect();
+    let mut step_t = scalar_i64(0);
+    let mut key_t = scalar_i64(0);
+    let mut names: HashMap<usize, Vec<String>> = HashMap::new();
 
     'epochs: for epoch in 0..epochs {
         let started = Instant::now();
@@ -260,10 +270,8 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 break;
             }
             let b = batch.first().map_or(0, |t| t.shape[0]);
-            let mut inputs: HashMap<String, Tensor> =
-                field_names.iter().cloned().zip(batch).collect();
-            inputs.insert(STEP.into(), scalar_i64(global_step as i64));
-            inputs.insert(RNG_KEY.into(), scalar_i64(key_of(seed, global_step as u64)));
+            step_t.data = Data::I64(vec![global_step as i64]);
+            key_t.data = Data::I64(vec![key_of(seed, global_step as u64)]);
             let mut build = |bb: usize| -> Result<Box<dyn Executable>, String> {
                 let l = train_step(
                     job.db,
@@ -276,16 +284,28 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 )?;
                 opts.backend.compile(l.graph)
             };
-            let exe = train_steps.get(b, &mut build)?;
-            let r = exe.run(&inputs, &states)?;
-            for (name, t) in r.updates {
-                states.insert(name, t);
+            if resident != Some(b) {
+                if let Some(prev) = resident {
+                    train_steps.by_batch[&prev].store_states(&mut states)?;
+                }
+                train_steps.get(b, &mut build)?.load_states(&states)?;
+                resident = Some(b);
             }
-            let vals: Vec<(String, f64)> = r
-                .outputs
+            let exe = train_steps.get(b, &mut build)?;
+            let mut inputs: Vec<(&str, &Tensor)> = field_names
                 .iter()
-                .filter(|(n, _)| n != "lr")
-                .map(|(name, t)| (name.clone(), scalar(t)))
+                .map(String::as_str)
+                .zip(batch.iter())
+                .collect();
+            inputs.push((STEP, &step_t));
+            inputs.push((RNG_KEY, &key_t));
+            exe.step(&inputs)?;
+            let out_names = names.entry(b).or_insert_with(|| exe.output_names());
+            let vals: Vec<(String, f64)> = out_names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| *n != "lr")
+                .map(|(i, name)| (name.clone(), exe.output_scalar(i).unwrap_or(f64::NAN)))
                 .collect();
             let loss = vals
                 .iter()
@@ -297,6 +317,9 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
             progress.step(loss);
             acc.add_batch(b, &vals);
             global_step += 1;
+        }
+        if let Some(r) = resident {
+            train_steps.by_batch[&r].store_states(&mut states)?;
         }
         let mut metrics: Vec<(String, f64)> = acc
             .values()

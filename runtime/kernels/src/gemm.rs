@@ -123,9 +123,12 @@ impl Gemm {
         };
         let simd = avx512();
         let direct = m <= DIRECT_ROWS && b.cs == 1;
-        // Split columns in whole panels when there are enough, else rows in whole strips.
+        // Each thread packs all of the operand that is not split: split columns (whole
+        // panels) when `A` is the smaller to pack twice, else rows (whole strips).
         let panels = n.div_ceil(NR);
-        let by_cols = direct || panels >= 2 * parts || m < 2 * MR * parts;
+        let by_cols = direct
+            || m < 2 * MR * parts
+            || (panels >= 2 * parts && m <= n);
         let units = if by_cols { panels } else { m.div_ceil(MR) };
         let parts = parts.min(units).max(1);
         let work = Shared(self.work.as_mut_ptr());
@@ -250,46 +253,94 @@ unsafe fn finish_empty(s: Sub, c: *mut f32, ep: Epilogue) {
 /// zero-padding the last panel.
 unsafe fn pack_b(dst: &mut [f32], b: MatRef, p0: usize, kc: usize, n: usize) {
     let panels = n.div_ceil(NR);
+    debug_assert!(dst.len() >= panels * kc * NR);
+    let out = dst.as_mut_ptr();
     for panel in 0..panels {
         let j0 = panel * NR;
         let nr = NR.min(n - j0);
-        let out = &mut dst[panel * kc * NR..(panel + 1) * kc * NR];
-        for p in 0..kc {
-            let row = b.ptr.offset((p0 + p) as isize * b.rs + j0 as isize * b.cs);
-            let o = &mut out[p * NR..(p + 1) * NR];
-            if b.cs == 1 {
-                std::ptr::copy_nonoverlapping(row, o.as_mut_ptr(), nr);
-            } else {
-                for (j, x) in o.iter_mut().enumerate().take(nr) {
-                    *x = *row.offset(j as isize * b.cs);
+        let base = out.add(panel * kc * NR);
+        let src = b.ptr.offset(p0 as isize * b.rs + j0 as isize * b.cs);
+        if b.cs == 1 && nr == NR {
+            for p in 0..kc {
+                let row = src.offset(p as isize * b.rs);
+                let o = base.add(p * NR);
+                for j in 0..NR {
+                    *o.add(j) = *row.add(j);
                 }
             }
-            o[nr..].fill(0.0);
+        } else if b.rs == 1 {
+            // Transposed `B`: each column is contiguous along `p`.
+            for j in 0..NR {
+                if j < nr {
+                    let col = src.offset(j as isize * b.cs);
+                    for p in 0..kc {
+                        *base.add(p * NR + j) = *col.add(p);
+                    }
+                } else {
+                    for p in 0..kc {
+                        *base.add(p * NR + j) = 0.0;
+                    }
+                }
+            }
+        } else {
+            for p in 0..kc {
+                let row = src.offset(p as isize * b.rs);
+                let o = base.add(p * NR);
+                for j in 0..NR {
+                    *o.add(j) = if j < nr {
+                        *row.offset(j as isize * b.cs)
+                    } else {
+                        0.0
+                    };
+                }
+            }
         }
     }
 }
 
 /// Copies `A[i0..i0+mr, p0..p0+kc]` as `[p][MR]`, zero-padding missing rows.
 unsafe fn pack_a(dst: &mut [f32], a: MatRef, i0: usize, mr: usize, p0: usize, kc: usize) {
+    debug_assert!(dst.len() >= kc * MR);
+    let out = dst.as_mut_ptr();
     let base = a.ptr.offset(i0 as isize * a.rs + p0 as isize * a.cs);
-    if a.rs == 1 {
+    if a.rs == 1 && mr == MR {
+        // Transposed `A` (`xᵀ` of a weight gradient): the strip's rows are contiguous
+        // for each `p`.
         for p in 0..kc {
             let col = base.offset(p as isize * a.cs);
-            let o = &mut dst[p * MR..(p + 1) * MR];
-            std::ptr::copy_nonoverlapping(col, o.as_mut_ptr(), mr);
-            o[mr..].fill(0.0);
+            let o = out.add(p * MR);
+            for r in 0..MR {
+                *o.add(r) = *col.add(r);
+            }
+        }
+    } else if a.cs == 1 && mr == MR {
+        // Row-major `A`: read the strip's rows side by side, eight steps of `p` at a
+        // time.
+        let rows: [*const f32; MR] = std::array::from_fn(|r| base.offset(r as isize * a.rs));
+        let mut p = 0;
+        while p + 8 <= kc {
+            for (r, row) in rows.iter().enumerate() {
+                for q in 0..8 {
+                    *out.add((p + q) * MR + r) = *row.add(p + q);
+                }
+            }
+            p += 8;
+        }
+        while p < kc {
+            for (r, row) in rows.iter().enumerate() {
+                *out.add(p * MR + r) = *row.add(p);
+            }
+            p += 1;
         }
     } else {
-        for r in 0..MR {
-            if r < mr {
-                let row = base.offset(r as isize * a.rs);
-                for p in 0..kc {
-                    dst[p * MR + r] = *row.offset(p as isize * a.cs);
-                }
-            } else {
-                for p in 0..kc {
-                    dst[p * MR + r] = 0.0;
-                }
+        for p in 0..kc {
+            let o = out.add(p * MR);
+            for r in 0..MR {
+                *o.add(r) = if r < mr {
+                    *base.offset(r as isize * a.rs + p as isize * a.cs)
+                } else {
+                    0.0
+                };
             }
         }
     }

@@ -83,8 +83,13 @@ fn worker(shared: &'static Shared, tid: usize) {
     loop {
         // Spin a little: the next kernel of a step usually follows within microseconds.
         let spin_until = Instant::now() + Duration::from_micros(200);
-        while shared.generation.load(Ordering::Acquire) == seen && Instant::now() < spin_until {
+        let mut spins = 0u32;
+        while shared.generation.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 256 == 0 && Instant::now() >= spin_until {
+                break;
+            }
         }
         let job = {
             let mut slot = shared.slot.lock().unwrap_or_else(|e| e.into_inner());
