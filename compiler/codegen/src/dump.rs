@@ -73,10 +73,15 @@ pub(crate) fn schedule(g: &Graph, s: &Schedule, plan: &Plan) -> String {
             .join(", ")
     };
     for (i, w) in s.steps.iter().enumerate() {
-        let o = w.writes();
+        let writes = w.writes();
+        let o = *writes.last().expect("every step writes");
         let body = match w {
             Work::Loop {
-                group, leaves: l, n, ..
+                group,
+                leaves: l,
+                stores,
+                n,
+                ..
             } => {
                 // The op names, in evaluation order, of a loop's members; splats are
                 // folded into their users.
@@ -86,7 +91,16 @@ pub(crate) fn schedule(g: &Graph, s: &Schedule, plan: &Plan) -> String {
                     .filter(|&&m| !matches!(g.node(m).op, Op::Broadcast(_)))
                     .map(|&m| g.node(m).op.kind())
                     .collect();
-                format!("loop({}) {}  [{n}]", ops.join(", "), leaves(l))
+                let also = if stores.is_empty() {
+                    String::new()
+                } else {
+                    let st: Vec<String> = stores
+                        .iter()
+                        .map(|&v| format!("v{v} {}", place_of(s, plan, v)))
+                        .collect();
+                    format!("  also storing {}", st.join(", "))
+                };
+                format!("loop({}) {}  [{n}]{also}", ops.join(", "), leaves(l))
             }
             Work::Kernel { k, args, .. } => format!("{} {}", k.name(), leaves(args)),
             Work::MatMul {
@@ -110,18 +124,22 @@ pub(crate) fn schedule(g: &Graph, s: &Schedule, plan: &Plan) -> String {
             }
             Work::Copy { src, .. } => format!("copy v{src}"),
         };
-        let place = match plan.place[o] {
-            Place::Own => match &s.vals[o].role {
-                Role::State(n) => format!("state \"{n}\""),
-                _ => "own".to_string(),
-            },
-            Place::Arena(off) => format!("@arena+{off}"),
-            Place::Alias(st) => match &s.vals[st].role {
-                Role::State(n) => format!("in place of state \"{n}\""),
-                _ => format!("in v{st}"),
-            },
-        };
-        let _ = writeln!(out, "  s{i}: v{o} = {body}  {place}");
+        let _ = writeln!(out, "  s{i}: v{o} = {body}  {}", place_of(s, plan, o));
     }
     out
+}
+
+/// Where value `v` lives, in words.
+fn place_of(s: &Schedule, plan: &Plan, v: usize) -> String {
+    match plan.place[v] {
+        Place::Own => match &s.vals[v].role {
+            Role::State(n) => format!("state \"{n}\""),
+            _ => "own".to_string(),
+        },
+        Place::Arena(off) => format!("@arena+{off}"),
+        Place::Alias(st) => match &s.vals[st].role {
+            Role::State(n) => format!("in place of state \"{n}\""),
+            _ => format!("in v{st}"),
+        },
+    }
 }

@@ -4,17 +4,34 @@
 //! absorbs the groups of those of its operands that are elementwise, of its shape, used
 //! by it alone and not an output or update: such a value never needs a buffer. Groups
 //! are trees, computed by one loop at the position of their root.
+//!
+//! Loop values are `f32`, except inside: a comparison of `f32` values whose only user
+//! is a `select` with `f32` branches is computed in the select's loop as a lane mask
+//! (ReLU's derivative `select(x > 0, dy, 0)` is one loop). Splats (broadcasts of one
+//! element) are copied into every loop that reads them rather than materialised.
 
 use std::collections::{HashMap, HashSet};
 
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 
 /// A fused loop: its nodes in topological order (the last is the root, whose value the
-/// loop stores) and the values it reads from buffers (its leaves), in first-use order.
+/// loop stores), the values it reads from buffers (its leaves), in first-use order, and
+/// other members whose values it also stores (outputs and updates computed on the way,
+/// such as Adam's moments on the way to the parameter).
 #[derive(Clone)]
 pub(crate) struct Group {
     pub members: Vec<NodeId>,
     pub leaves: Vec<NodeId>,
+    pub stores: Vec<NodeId>,
+}
+
+/// The fused groups of a graph.
+pub(crate) struct Fusion {
+    /// By root.
+    pub groups: HashMap<NodeId, Group>,
+    /// Nodes computed inside some loop other than as its root (never materialised,
+    /// unless they are also a root themselves, as splats can be).
+    pub inner: HashSet<NodeId>,
 }
 
 pub(crate) fn unary_supported(u: UnaryOp) -> bool {
@@ -35,8 +52,17 @@ pub(crate) fn binary_supported(b: BinaryOp) -> bool {
     )
 }
 
-/// Whether node `id` is computed inside a loop: an `f32` supported unary or binary op,
-/// or an `f32` broadcast of a one-element tensor (a splat).
+/// Whether `b` compares two values.
+pub(crate) fn is_comparison(b: BinaryOp) -> bool {
+    matches!(
+        b,
+        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne
+    )
+}
+
+/// Whether node `id` can be the root of a loop: an `f32` supported unary or binary op,
+/// a `select` between `f32` values, or an `f32` broadcast of a one-element tensor (a
+/// splat). A select is only fused when its condition can be too (see [`plan`]).
 pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
     if g.ty(id).dtype != DType::F32 {
         return false;
@@ -54,14 +80,14 @@ fn is_splat(g: &Graph, id: NodeId) -> bool {
     matches!(g.node(id).op, Op::Broadcast(_)) && is_elementwise(g, id)
 }
 
-/// The fused groups of the live nodes in `order`, keyed by root; nodes in `exclude`
-/// (computed by matmul epilogues) are left out.
+/// The fused groups of the live nodes in `order`; nodes in `exclude` (computed by
+/// matmul epilogues) are left out.
 pub(crate) fn plan(
     g: &Graph,
     order: &[NodeId],
     live: &HashSet<NodeId>,
     exclude: &HashSet<NodeId>,
-) -> HashMap<NodeId, Group> {
+) -> Fusion {
     let pinned: HashSet<NodeId> = g
         .outputs()
         .iter()
@@ -80,33 +106,65 @@ pub(crate) fn plan(
         }
     }
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let only_user = |o: NodeId, id: NodeId| users.get(&o).is_some_and(|u| u.as_slice() == [id]);
+    // A select fuses when its condition is an `f32` comparison of its shape that only
+    // it uses.
+    let fusable_select = |id: NodeId| -> Option<NodeId> {
+        if !matches!(g.node(id).op, Op::Select) || g.ty(id).dtype != DType::F32 {
+            return None;
+        }
+        let c = g.operands(id)[0];
+        let ok = matches!(g.node(c).op, Op::Binary(b) if is_comparison(b))
+            && g.operands(c).iter().all(|&o| g.ty(o).dtype == DType::F32)
+            && g.ty(c).shape == g.ty(id).shape
+            && only_user(c, id)
+            && !pinned.contains(&c)
+            && !exclude.contains(&c);
+        ok.then_some(c)
+    };
 
     let mut groups: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for &id in order {
-        if !is_elementwise(g, id) || exclude.contains(&id) {
+        if exclude.contains(&id) {
             continue;
         }
-        let mut members = Vec::new();
-        if !matches!(g.node(id).op, Op::Broadcast(_)) {
-            for o in g.operands(id) {
-                // A splat is free to recompute: every loop that reads one gets its own
-                // copy, and it is materialised only for users outside loops.
-                if is_splat(g, o) && g.ty(o).shape == g.ty(id).shape && !exclude.contains(&o) {
-                    if !members.contains(&o) {
-                        members.push(o);
-                    }
-                    continue;
-                }
-                let fusable = g.ty(o).shape == g.ty(id).shape
-                    && !pinned.contains(&o)
-                    && users.get(&o).is_some_and(|u| u.as_slice() == [id]);
-                if fusable {
-                    if let Some(ms) = groups.remove(&o) {
-                        for m in ms {
-                            if !members.contains(&m) {
-                                members.push(m);
-                            }
-                        }
+        let cond = fusable_select(id);
+        if !is_elementwise(g, id) && cond.is_none() {
+            continue;
+        }
+        let mut members: Vec<NodeId> = Vec::new();
+        let add = |members: &mut Vec<NodeId>, m: NodeId| {
+            if !members.contains(&m) {
+                members.push(m);
+            }
+        };
+        // The comparison's own operands are absorbed like the select's.
+        let mut sources = Vec::new();
+        if let Some(c) = cond {
+            add(&mut members, c);
+            sources.extend(g.operands(c));
+            sources.extend(&g.operands(id)[1..]);
+        } else if !matches!(g.node(id).op, Op::Broadcast(_)) {
+            sources.extend(g.operands(id));
+        }
+        for o in sources {
+            if g.ty(o).shape != g.ty(id).shape || exclude.contains(&o) {
+                continue;
+            }
+            // A splat is free to recompute: every loop that reads one gets its own copy.
+            if is_splat(g, o) {
+                add(&mut members, o);
+                continue;
+            }
+            let user = if cond.is_some() && g.operands(cond.unwrap()).contains(&o) {
+                cond.unwrap()
+            } else {
+                id
+            };
+            if only_user(o, user) {
+                if let Some(ms) = groups.remove(&o) {
+                    for m in ms {
+                        add(&mut members, m);
                     }
                 }
             }
@@ -115,21 +173,37 @@ pub(crate) fn plan(
         groups.insert(id, members);
     }
 
-    groups
+    let mut inner = HashSet::new();
+    let groups = groups
         .into_iter()
         .filter(|(root, _)| live.contains(root))
         .map(|(root, mut members)| {
             members.sort_by_key(|m| pos[m]);
             let inside: HashSet<NodeId> = members.iter().copied().collect();
             let mut leaves = Vec::new();
+            let mut stores = Vec::new();
             for &m in &members {
+                if m != root {
+                    inner.insert(m);
+                    if pinned.contains(&m) && !is_splat(g, m) {
+                        stores.push(m);
+                    }
+                }
                 for o in g.operands(m) {
                     if !inside.contains(&o) && !leaves.contains(&o) {
                         leaves.push(o);
                     }
                 }
             }
-            (root, Group { members, leaves })
+            (
+                root,
+                Group {
+                    members,
+                    leaves,
+                    stores,
+                },
+            )
         })
-        .collect()
+        .collect();
+    Fusion { groups, inner }
 }

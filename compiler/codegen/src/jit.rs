@@ -2,7 +2,7 @@
 //! runs a whole schedule.
 //!
 //! Each [`Group`] becomes one function `f(ptrs, start, end)`, where `ptrs` points to
-//! one buffer pointer per leaf followed by the output buffer, and `start..end` is the
+//! one buffer pointer per leaf, then one per stored member, then the output buffer, and `start..end` is the
 //! range of elements to compute (threads split large loops). The loop walks byte
 //! offsets: an `f32x4` loop over as many whole vectors as fit where every op has a
 //! vector instruction, then a scalar loop over the rest (or over everything, when some
@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value,
 };
@@ -199,9 +199,17 @@ impl Jit {
                 let p = b.ins().load(ptr, flags, args, (8 * j) as i32);
                 ptrs.insert(leaf, p);
             }
-            let out = b
-                .ins()
-                .load(ptr, flags, args, (8 * group.leaves.len()) as i32);
+            let mut stores: HashMap<NodeId, Value> = HashMap::new();
+            for (j, &m) in group.stores.iter().enumerate() {
+                let at = 8 * (group.leaves.len() + j);
+                stores.insert(m, b.ins().load(ptr, flags, args, at as i32));
+            }
+            let out = b.ins().load(
+                ptr,
+                flags,
+                args,
+                (8 * (group.leaves.len() + group.stores.len())) as i32,
+            );
             // Splatted scalars, read once.
             let mut splats: HashMap<NodeId, Value> = HashMap::new();
             for &m in &group.members {
@@ -223,6 +231,7 @@ impl Jit {
                 g,
                 group,
                 ptrs: &ptrs,
+                stores: &stores,
                 splats: &splats,
                 refs: &refs,
                 out,
@@ -343,6 +352,8 @@ struct Body<'a> {
     g: &'a Graph,
     group: &'a Group,
     ptrs: &'a HashMap<NodeId, Value>,
+    /// Where the group's stored members go.
+    stores: &'a HashMap<NodeId, Value>,
     splats: &'a HashMap<NodeId, Value>,
     refs: &'a HashMap<&'static str, FuncRef>,
     out: Value,
@@ -380,9 +391,22 @@ impl Body<'_> {
 
     /// The root's value at byte offset `off`, as `ty` (`f32` or `f32x4`).
     fn compute(&self, b: &mut FunctionBuilder<'_>, off: Value, ty: Type) -> Value {
-        // Leaves are loaded where an elementwise member reads them: a broadcast's
-        // one-element operand is read once, outside the loop, never at `off`.
+        // Every leaf is loaded before anything is stored: a stored member may be an
+        // update written in place over a leaf (Adam's moment over the old moment). A
+        // broadcast's one-element operand is read once, outside the loop, never at
+        // `off`.
         let mut vals: HashMap<NodeId, Value> = HashMap::new();
+        for &m in &self.group.members {
+            if matches!(self.g.node(m).op, Op::Broadcast(_)) {
+                continue;
+            }
+            for o in self.g.operands(m) {
+                if !self.group.members.contains(&o) && !vals.contains_key(&o) {
+                    let addr = b.ins().iadd(self.ptrs[&o], off);
+                    vals.insert(o, b.ins().load(ty, self.flags, addr, 0));
+                }
+            }
+        }
         let konst = |b: &mut FunctionBuilder<'_>, x: f32| {
             let s = b.ins().f32const(x);
             if ty == types::F32 {
@@ -432,6 +456,32 @@ impl Body<'_> {
                         u => call(b, unary_helper(*u).expect("a helper"), &[x]),
                     }
                 }
+                Op::Binary(op) if crate::fuse::is_comparison(*op) => {
+                    // A lane mask (`i32x4`) or a flag (`i8`), read by a select.
+                    let (x, y) = (x.expect("lhs"), y.expect("rhs"));
+                    let cc = match op {
+                        BinaryOp::Lt => FloatCC::LessThan,
+                        BinaryOp::Le => FloatCC::LessThanOrEqual,
+                        BinaryOp::Gt => FloatCC::GreaterThan,
+                        BinaryOp::Ge => FloatCC::GreaterThanOrEqual,
+                        BinaryOp::Eq => FloatCC::Equal,
+                        _ => FloatCC::NotEqual,
+                    };
+                    b.ins().fcmp(cc, x, y)
+                }
+                Op::Select => {
+                    let c = vals[&ops[0]];
+                    let (x, y) = (vals[&ops[1]], vals[&ops[2]]);
+                    if ty == types::F32 {
+                        b.ins().select(c, x, y)
+                    } else {
+                        // Lanes of the mask are all ones or all zeros.
+                        let little = MemFlagsData::new()
+                            .with_endianness(cranelift_codegen::ir::Endianness::Little);
+                        let c = b.ins().bitcast(types::F32X4, little, c);
+                        b.ins().bitselect(c, x, y)
+                    }
+                }
                 Op::Binary(op) => {
                     let (x, y) = (x.expect("lhs"), y.expect("rhs"));
                     match op {
@@ -452,6 +502,10 @@ impl Body<'_> {
                 }
                 other => unreachable!("`{other}` is not elementwise"),
             };
+            if let Some(&p) = self.stores.get(&m) {
+                let addr = b.ins().iadd(p, off);
+                b.ins().store(self.flags, v, addr, 0);
+            }
             vals.insert(m, v);
         }
         vals[self.group.members.last().expect("groups are not empty")]

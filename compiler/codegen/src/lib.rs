@@ -293,6 +293,7 @@ impl Compiled {
                 Work::Loop {
                     group,
                     leaves,
+                    stores,
                     out,
                     n,
                 } => {
@@ -300,6 +301,7 @@ impl Compiled {
                     let f = jit.declare(g, &group)?;
                     let ptrs: Box<[*mut f32]> = leaves
                         .iter()
+                        .chain(&stores)
                         .chain(std::iter::once(&out))
                         .map(|&v| view(v).ptr as *mut f32)
                         .collect();

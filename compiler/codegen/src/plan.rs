@@ -49,7 +49,9 @@ pub(crate) fn plan(s: &mut Schedule) -> Plan {
     let mut def = vec![usize::MAX; nv];
     let mut last_read = vec![None::<usize>; nv];
     for (i, w) in s.steps.iter().enumerate() {
-        def[w.writes()] = i;
+        for o in w.writes() {
+            def[o] = i;
+        }
         for r in w.reads() {
             last_read[r] = Some(i);
         }
@@ -82,9 +84,10 @@ pub(crate) fn plan(s: &mut Schedule) -> Plan {
     let mut first = vec![usize::MAX; nv];
     let mut last = vec![0usize; nv];
     for (i, w) in s.steps.iter().enumerate() {
-        let o = w.writes();
-        first[o] = first[o].min(i);
-        last[o] = last[o].max(i);
+        for o in w.writes() {
+            first[o] = first[o].min(i);
+            last[o] = last[o].max(i);
+        }
         for r in w.reads() {
             first[r] = first[r].min(i);
             last[r] = last[r].max(i);
@@ -98,7 +101,8 @@ pub(crate) fn plan(s: &mut Schedule) -> Plan {
         // `b` is written by the loop at `first[b]`, where `a` dies.
         let d = first[b];
         last[a] == d
-            && matches!(&s.steps[d], Work::Loop { leaves, out, .. } if *out == b && leaves.contains(&a))
+            && matches!(&s.steps[d], Work::Loop { leaves, out, stores, .. }
+                if (*out == b || stores.contains(&b)) && leaves.contains(&a))
             && s.vals[a].len == s.vals[b].len
             && s.vals[a].kind == s.vals[b].kind
     };

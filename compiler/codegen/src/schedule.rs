@@ -50,10 +50,12 @@ pub(crate) struct Operand {
 
 /// One step of the schedule.
 pub(crate) enum Work {
-    /// A fused elementwise loop over `n` elements reading `leaves` and writing `out`.
+    /// A fused elementwise loop over `n` elements reading `leaves` and writing `out`
+    /// (and `stores`, the values of the group's stored members).
     Loop {
         group: Group,
         leaves: Vec<usize>,
+        stores: Vec<usize>,
         out: usize,
         n: usize,
     },
@@ -91,13 +93,17 @@ impl Work {
         }
     }
 
-    /// The value the step writes.
-    pub(crate) fn writes(&self) -> usize {
+    /// The values the step writes (the main result last).
+    pub(crate) fn writes(&self) -> Vec<usize> {
         match self {
-            Work::Loop { out, .. }
-            | Work::Kernel { out, .. }
-            | Work::MatMul { out, .. }
-            | Work::Copy { dst: out, .. } => *out,
+            Work::Loop { stores, out, .. } => {
+                let mut w = stores.clone();
+                w.push(*out);
+                w
+            }
+            Work::Kernel { out, .. } | Work::MatMul { out, .. } | Work::Copy { dst: out, .. } => {
+                vec![*out]
+            }
         }
     }
 }
@@ -313,7 +319,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         _ => false,
     };
     let exclude: HashSet<NodeId> = fused_at.keys().copied().chain(absorbed.iter().copied()).collect();
-    let groups = fuse::plan(g, &order, &live, &exclude);
+    let fusion = fuse::plan(g, &order, &live, &exclude);
 
     let mut s = Schedule {
         vals: Vec::new(),
@@ -409,22 +415,31 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 continue;
             }
             Op::Transpose(_) if folds(id) => continue,
-            _ if fuse::is_elementwise(g, id) && !exclude.contains(&id) => {
-                // Only a group's root gets a value and a step.
-                let Some(group) = groups.get(&id) else {
-                    continue;
-                };
+            _ if fusion.groups.contains_key(&id) => {
+                let group = &fusion.groups[&id];
+                let leaves = group.leaves.iter().map(|l| val_of[l]).collect();
+                let stores = group
+                    .stores
+                    .iter()
+                    .map(|&m| {
+                        let v = new_val(&mut s, Kind::of(g.ty(m).dtype), g.ty(m).numel(), Role::Temp);
+                        val_of.insert(m, v);
+                        v
+                    })
+                    .collect();
                 let out = new_val(&mut s, kind, n, Role::Temp);
                 val_of.insert(id, out);
-                let leaves = group.leaves.iter().map(|l| val_of[l]).collect();
                 s.steps.push(Work::Loop {
                     group: group.clone(),
                     leaves,
+                    stores,
                     out,
                     n,
                 });
                 continue;
             }
+            // Computed inside the loop of the group it belongs to.
+            _ if fusion.inner.contains(&id) => continue,
             Op::Unary(u) => Kernel::Unary(*u, dtype),
             Op::Binary(b) => Kernel::Binary(*b, dtype),
             Op::Select => Kernel::Select,
@@ -570,7 +585,7 @@ fn drop_unread(s: &mut Schedule) {
     }
     let mut keep = vec![false; s.steps.len()];
     for (i, w) in s.steps.iter().enumerate().rev() {
-        if needed[w.writes()] {
+        if w.writes().iter().any(|&o| needed[o]) {
             keep[i] = true;
             for r in w.reads() {
                 needed[r] = true;

@@ -22,8 +22,13 @@ pub const NR: usize = 32;
 const KC: usize = 256;
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_WORK: usize = 1 << 20;
-/// Products with at most this many rows use the unpacked streaming kernel.
+/// Products with at most this many rows, or at most [`DIRECT_COLS`] columns, use the
+/// unpacked streaming kernel (when `B` has unit column stride).
 const DIRECT_ROWS: usize = 4;
+const DIRECT_COLS: usize = 16;
+/// Streaming products split across threads from this many elements of `B` (they are
+/// bound by reading `B`).
+const PARALLEL_STREAM: usize = 1 << 16;
 
 /// A strided view of a matrix: element `(i, j)` is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -116,19 +121,18 @@ impl Gemm {
         if m == 0 || n == 0 {
             return;
         }
-        let parts = if m * n * k >= PARALLEL_WORK {
+        let simd = avx512();
+        let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1;
+        let parts = if m * n * k >= PARALLEL_WORK || (direct && m <= DIRECT_ROWS && k * n >= PARALLEL_STREAM) {
             pool::threads().min(self.work.len())
         } else {
             1
         };
-        let simd = avx512();
-        let direct = m <= DIRECT_ROWS && b.cs == 1;
         // Each thread packs all of the operand that is not split: split columns (whole
         // panels) when `A` is the smaller to pack twice, else rows (whole strips).
         let panels = n.div_ceil(NR);
-        let by_cols = direct
-            || m < 2 * MR * parts
-            || (panels >= 2 * parts && m <= n);
+        let by_cols = (direct && m <= DIRECT_ROWS)
+            || (!direct && (m < 2 * MR * parts || (panels >= 2 * parts && m <= n)));
         let units = if by_cols { panels } else { m.div_ceil(MR) };
         let parts = parts.min(units).max(1);
         let work = Shared(self.work.as_mut_ptr());
@@ -518,56 +522,60 @@ mod x86 {
         );
     }
 
-    /// Up to four rows times 64 columns per pass, `B` streamed row by row.
+    /// Four rows times up to 64 columns per pass, `B` streamed row by row (once per
+    /// group of four rows).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn direct(s: Sub, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue) {
         const W: usize = 64;
-        let mut j0 = 0;
-        while j0 < s.n {
-            let nr = W.min(s.n - j0);
-            let masks = [
-                lanes(nr),
-                lanes(nr.saturating_sub(16)),
-                lanes(nr.saturating_sub(32)),
-                lanes(nr.saturating_sub(48)),
-            ];
-            let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-            for p in 0..s.k {
-                let row = b.ptr.offset(p as isize * b.rs).add(j0);
-                let bv = [
-                    _mm512_maskz_loadu_ps(masks[0], row),
-                    _mm512_maskz_loadu_ps(masks[1], row.add(16)),
-                    _mm512_maskz_loadu_ps(masks[2], row.add(32)),
-                    _mm512_maskz_loadu_ps(masks[3], row.add(48)),
+        let mut i0 = 0;
+        while i0 < s.m {
+            let rows = (s.m - i0).min(4);
+            let a = MatRef {
+                ptr: a.ptr.offset(i0 as isize * a.rs),
+                ..a
+            };
+            let c = c.add(i0 * s.ldc);
+            let mut j0 = 0;
+            while j0 < s.n {
+                let nr = W.min(s.n - j0);
+                let masks = [
+                    lanes(nr),
+                    lanes(nr.saturating_sub(16)),
+                    lanes(nr.saturating_sub(32)),
+                    lanes(nr.saturating_sub(48)),
                 ];
-                for (i, accs) in acc.iter_mut().enumerate().take(s.m) {
-                    let x = _mm512_set1_ps(*a.ptr.offset(i as isize * a.rs + p as isize * a.cs));
-                    for q in 0..4 {
-                        accs[q] = _mm512_fmadd_ps(x, bv[q], accs[q]);
+                let vecs = nr.div_ceil(16);
+                let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+                for p in 0..s.k {
+                    let row = b.ptr.offset(p as isize * b.rs).add(j0);
+                    let mut bv = [_mm512_setzero_ps(); 4];
+                    for q in 0..vecs {
+                        bv[q] = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
+                    }
+                    for (i, accs) in acc.iter_mut().enumerate().take(rows) {
+                        let x = _mm512_set1_ps(*a.ptr.offset(i as isize * a.rs + p as isize * a.cs));
+                        for q in 0..vecs {
+                            accs[q] = _mm512_fmadd_ps(x, bv[q], accs[q]);
+                        }
                     }
                 }
-            }
-            let t = Tile {
-                c: c.add(j0),
-                ldc: s.ldc,
-                mr: s.m,
-                nr,
-                first: !ep.accumulate,
-                bias: ep.bias.map(|p| p.add(j0)),
-                relu: ep.relu,
-            };
-            for (i, accs) in acc.iter().enumerate().take(s.m) {
-                for (q, &v) in accs.iter().enumerate() {
-                    let t = Tile {
-                        c: t.c.add(16 * q),
-                        nr: t.nr.saturating_sub(16 * q).min(16),
-                        bias: t.bias.map(|p| p.add(16 * q)),
-                        ..t
-                    };
-                    store(&t, i, 0, v);
+                for (i, accs) in acc.iter().enumerate().take(rows) {
+                    for (q, &v) in accs.iter().enumerate().take(vecs) {
+                        let t = Tile {
+                            c: c.add(j0 + 16 * q),
+                            ldc: s.ldc,
+                            mr: rows,
+                            nr: nr.saturating_sub(16 * q).min(16),
+                            first: !ep.accumulate,
+                            bias: ep.bias.map(|p| p.add(j0 + 16 * q)),
+                            relu: ep.relu,
+                        };
+                        store(&t, i, 0, v);
+                    }
                 }
+                j0 += W;
             }
-            j0 += W;
+            i0 += 4;
         }
     }
 }
@@ -613,6 +621,9 @@ mod tests {
             (784, 128, 256),
             (256, 128, 10),
             (40, 600, 2),
+            (128, 256, 10),
+            (256, 128, 10),
+            (9, 33, 16),
             (7, 0, 9),
         ];
         for portable in [false, true] {
