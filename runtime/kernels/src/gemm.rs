@@ -18,8 +18,14 @@ use crate::pool;
 pub const MR: usize = 12;
 /// Columns of the register tile.
 pub const NR: usize = 32;
-/// Steps of `k` per packed block.
+/// At most this many steps of `k` per packed block; blocks are evened out (784 runs
+/// as 4×196, not 3×256 + 16, so no block is mostly overhead).
 const KC: usize = 256;
+
+/// The block length for `k`.
+fn block_len(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC).max(1)).max(1)
+}
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_WORK: usize = 1 << 20;
 /// Products with at most this many rows, or at most [`DIRECT_COLS`] columns, use the
@@ -100,7 +106,7 @@ impl Gemm {
     /// A plan for `[m, k] · [k, n]`, with buffers for up to [`pool::threads`] threads.
     pub fn new(m: usize, n: usize, k: usize) -> Gemm {
         let threads = pool::threads().max(1);
-        let kc = k.clamp(1, KC);
+        let kc = block_len(k);
         let work = (0..threads)
             .map(|_| Workspace {
                 a: vec![0.0; MR * kc],
@@ -206,14 +212,20 @@ unsafe fn packed_product(
     }
     let mut p0 = 0;
     while p0 < s.k {
-        let kc = KC.min(s.k - p0);
+        let kc = block_len(s.k).min(s.k - p0);
         let first = p0 == 0 && !ep.accumulate;
         let last = p0 + kc == s.k;
         pack_b(&mut ws.b, b, p0, kc, s.n);
         let mut i0 = 0;
         while i0 < s.m {
             let mr = MR.min(s.m - i0);
-            pack_a(&mut ws.a, a, i0, mr, p0, kc);
+            // With AVX-512, whole strips are read from `A` in place; packing is for the
+            // last, partial strip (zero rows) and the portable kernel.
+            let in_place = simd && mr == MR;
+            if !in_place {
+                pack_a(&mut ws.a, a, i0, mr, p0, kc);
+            }
+            let strip = a.ptr.offset(i0 as isize * a.rs + p0 as isize * a.cs);
             let mut j0 = 0;
             while j0 < s.n {
                 let nr = NR.min(s.n - j0);
@@ -227,6 +239,13 @@ unsafe fn packed_product(
                     relu: last && ep.relu,
                 };
                 let bp = ws.b.as_ptr().add((j0 / NR) * kc * NR);
+                #[cfg(target_arch = "x86_64")]
+                if in_place {
+                    x86::micro(kc, strip, a.rs, a.cs, bp, tile);
+                    j0 += NR;
+                    continue;
+                }
+                let _ = strip;
                 micro(kc, ws.a.as_ptr(), bp, tile, simd);
                 j0 += NR;
             }
@@ -363,11 +382,12 @@ struct Tile {
     relu: bool,
 }
 
+/// One tile from a packed strip of `A`.
 #[inline]
 unsafe fn micro(kc: usize, ap: *const f32, bp: *const f32, t: Tile, simd: bool) {
     #[cfg(target_arch = "x86_64")]
     if simd {
-        return x86::micro(kc, ap, bp, t);
+        return x86::micro(kc, ap, 1, MR as isize, bp, t);
     }
     let _ = simd;
     portable_micro(kc, ap, bp, t);
@@ -479,9 +499,18 @@ mod x86 {
     }
 
     /// The 12×32 tile: 24 accumulators named one by one (an array of them is spilled
-    /// to the stack on every step by LLVM).
+    /// to the stack on every step by LLVM). Element `(r, p)` of the strip of `A` is at
+    /// `ap + r·sr + p·sp`: a packed strip (`sr = 1`, `sp = MR`) or `A` itself when its
+    /// strip is whole (no packing).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn micro(kc: usize, ap: *const f32, bp: *const f32, t: Tile) {
+    pub(super) unsafe fn micro(
+        kc: usize,
+        ap: *const f32,
+        sr: isize,
+        sp: isize,
+        bp: *const f32,
+        t: Tile,
+    ) {
         macro_rules! tile {
             ($(($r:literal, $c0:ident, $c1:ident)),*) => {{
                 $(let mut $c0 = _mm512_setzero_ps(); let mut $c1 = _mm512_setzero_ps();)*
@@ -491,11 +520,11 @@ mod x86 {
                     let b0 = _mm512_loadu_ps(b);
                     let b1 = _mm512_loadu_ps(b.add(16));
                     $(
-                        let x = _mm512_set1_ps(*a.add($r));
+                        let x = _mm512_set1_ps(*a.offset($r * sr));
                         $c0 = _mm512_fmadd_ps(x, b0, $c0);
                         $c1 = _mm512_fmadd_ps(x, b1, $c1);
                     )*
-                    a = a.add(MR);
+                    a = a.offset(sp);
                     b = b.add(NR);
                 }
                 $(
