@@ -92,12 +92,13 @@ unsafe extern "C" fn run_step(step: *const u8) -> i32 {
     match step {
         Exec::Loop { f, ptrs, n } => {
             let (f, n) = (*f, *n);
-            let parts = pool::threads().min(n / (PARALLEL_LOOP / 2)).max(1);
+            let threads = pool::threads().min(n / (PARALLEL_LOOP / 2)).max(1);
+            // Chunks of whole vectors; threads claim them as they come.
+            let chunks = if threads > 1 { 4 * threads } else { 1 };
             let ptrs = Ptrs(ptrs.as_ptr());
-            pool::run(parts, &move |t| {
-                // Split at multiples of 16 elements so each part keeps whole vectors.
-                let at = |t: usize| (n / 16 * t / parts * 16).min(n);
-                let (s, e) = (at(t), if t + 1 == parts { n } else { at(t + 1) });
+            pool::run(chunks, threads, &move |_, c| {
+                let at = |c: usize| (n / 16 * c / chunks * 16).min(n);
+                let (s, e) = (at(c), if c + 1 == chunks { n } else { at(c + 1) });
                 f(ptrs.get(), s as i64, e as i64);
             });
             0

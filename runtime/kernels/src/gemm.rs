@@ -129,27 +129,38 @@ impl Gemm {
         }
         let simd = avx512();
         let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1;
-        let parts = if m * n * k >= PARALLEL_WORK || (direct && m <= DIRECT_ROWS && k * n >= PARALLEL_STREAM) {
+        let threads = if m * n * k >= PARALLEL_WORK
+            || (direct && m <= DIRECT_ROWS && k * n >= PARALLEL_STREAM)
+        {
             pool::threads().min(self.work.len())
         } else {
             1
         };
-        // Each thread packs all of the operand that is not split: split columns (whole
-        // panels) when `A` is the smaller to pack twice, else rows (whole strips).
-        let panels = n.div_ceil(NR);
-        let by_cols = (direct && m <= DIRECT_ROWS)
-            || (!direct && (m < 2 * MR * parts || (panels >= 2 * parts && m <= n)));
+        // Chunks of whole panels of columns when there are several (each chunk packs
+        // only its own panels of `B`; `A` is read in place), else of whole strips of
+        // rows (each packing the narrow `B`). Threads claim chunks as they come, so a
+        // late thread does less.
+        // The streaming kernel works 64 columns at a time and is short: one chunk per
+        // thread.
+        let width = if direct { 64 } else { NR };
+        let panels = n.div_ceil(width);
+        let by_cols = (direct && m <= DIRECT_ROWS) || (!direct && panels >= 2);
         let units = if by_cols { panels } else { m.div_ceil(MR) };
-        let parts = parts.min(units).max(1);
+        let chunks = match threads {
+            1 => 1,
+            t if direct => units.min(t),
+            t => units.min(4 * t),
+        };
         let work = Shared(self.work.as_mut_ptr());
         let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
-        let part = move |t: usize| {
-            let (u0, u1) = (units * t / parts, units * (t + 1) / parts);
+        let part = move |t: usize, chunk: usize| {
+            let (u0, u1) = (units * chunk / chunks, units * (chunk + 1) / chunks);
             let (a, b, c, ep) = (a.get(), b.get(), c.get(), ep.get());
-            // SAFETY: part `t` owns workspace `t` and a disjoint block of `C`.
+            // SAFETY: thread `t` owns workspace `t`; each chunk writes a disjoint block
+            // of `C`.
             let ws = unsafe { &mut *work.get().add(t) };
             let (r0, r1, c0, c1) = if by_cols {
-                (0, m, (u0 * NR).min(n), (u1 * NR).min(n))
+                (0, m, (u0 * width).min(n), (u1 * width).min(n))
             } else {
                 ((u0 * MR).min(m), (u1 * MR).min(m), 0, n)
             };
@@ -183,7 +194,7 @@ impl Gemm {
                 }
             }
         };
-        pool::run(parts, &part);
+        pool::run(chunks, threads, &part);
     }
 }
 
@@ -464,7 +475,7 @@ unsafe fn direct_product(s: Sub, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue
 mod x86 {
     //! The AVX-512 micro-kernels.
 
-    use super::{Epilogue, MatRef, Sub, Tile, MR, NR};
+    use super::{Epilogue, MatRef, Sub, Tile, NR};
     use std::arch::x86_64::*;
 
     /// Mask of the first `n` of 16 lanes.

@@ -1,12 +1,20 @@
-//! A tiny fixed thread pool for the kernels: `threads - 1` parked workers plus the
-//! caller, one job at a time, no allocation per job.
+//! A tiny fixed thread pool for the kernels: `threads - 1` workers plus the caller, one
+//! job at a time, no allocation per job.
+//!
+//! A job is a number of chunks; threads claim chunks one at a time, so a worker that
+//! is late (asleep, or its core taken by another process) simply claims fewer — the
+//! caller never waits for a chunk nobody has started. It can only wait for a chunk a
+//! worker started and then lost its core in the middle of; when that keeps happening
+//! (another process is busy on the other core), the pool runs jobs on the caller alone
+//! for a while (20 ms at first, doubling up to a second while it persists) and then
+//! tries again. So large kernels use both cores when both are free, and are not slower
+//! than one thread when only one is.
 //!
 //! Rayon's `join` from a thread outside its pool pushes onto a global queue that
-//! allocates now and then; a training step must allocate nothing after its first run,
-//! so the kernels use this pool instead. Workers spin briefly after each job (steps run
-//! many kernels back to back) and then sleep on a condition variable.
+//! allocates now and then; a training step must allocate nothing after its first run.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -31,55 +39,107 @@ pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// A job: a borrowed closure, valid while its `run` call lasts.
-#[derive(Clone, Copy)]
-struct Job {
-    f: *const (dyn Fn(usize) + Sync),
-    parts: usize,
-}
-
-// SAFETY: the closure is `Sync` and outlives every use (the caller waits for all
-// workers before returning).
-unsafe impl Send for Job {}
+/// The chunk function of the current job: `f(thread, chunk)`.
+type ChunkFn = dyn Fn(usize, usize) + Sync;
 
 struct Shared {
-    /// The current job and its generation number.
-    slot: Mutex<(u64, Option<Job>)>,
+    /// Generation of the latest job, for sleeping workers.
+    slot: Mutex<u64>,
     wake: Condvar,
     /// Generation of the latest job, read by spinning workers without the lock.
-    generation: AtomicUsize,
-    /// Parts of the current job not yet finished by workers.
-    pending: AtomicUsize,
-    /// Serialises callers: one job at a time.
-    busy: Mutex<()>,
+    generation: AtomicU64,
+    /// `generation << 32 | chunks << 16 | next`: the next chunk to claim.
+    claim: AtomicU64,
+    /// Chunks of the current job finished.
+    done: AtomicUsize,
+    /// The current job's function; written only while no chunk of it can be claimed.
+    job: UnsafeCell<Option<*const ChunkFn>>,
+    /// Serialises callers, and holds the contention state.
+    busy: Mutex<Backoff>,
     workers: usize,
+}
+
+// SAFETY: `job` is written by the one caller holding `busy` while no chunk is
+// claimable, and read by workers only after claiming a chunk of that job.
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+/// When the pool runs on the caller alone because workers keep being late.
+struct Backoff {
+    solo_until: Option<Instant>,
+    /// One bit per recent job, set if it waited for a late worker.
+    history: u8,
+    /// Jobs without a late worker since the last pause.
+    good: u32,
+    /// Just back from a pause: one late job starts the next.
+    probation: bool,
+    next_pause: Duration,
 }
 
 static POOL: OnceLock<&'static Shared> = OnceLock::new();
 
-/// The pool, started on first use with `workers` helper threads.
+/// Chunks are at most 2¹⁶ − 1.
+const MAX_CHUNKS: usize = (1 << 16) - 1;
+
 fn pool(workers: usize) -> &'static Shared {
     POOL.get_or_init(|| {
         let shared: &'static Shared = Box::leak(Box::new(Shared {
-            slot: Mutex::new((0, None)),
+            slot: Mutex::new(0),
             wake: Condvar::new(),
-            generation: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
-            busy: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            claim: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
+            job: UnsafeCell::new(None),
+            busy: Mutex::new(Backoff {
+                solo_until: None,
+                history: 0,
+                good: 0,
+                probation: false,
+                next_pause: Duration::from_millis(20),
+            }),
             workers,
         }));
         for tid in 1..=workers {
-            std::thread::Builder::new()
+            // A pool that cannot start its threads runs everything on the caller.
+            let _ = std::thread::Builder::new()
                 .name(format!("dnnc-kernel-{tid}"))
-                .spawn(move || worker(shared, tid))
-                .expect("spawning a kernel thread");
+                .spawn(move || worker(shared, tid));
         }
         shared
     })
 }
 
+/// Claims the next chunk of job `generation`, if any is left.
+fn claim(shared: &Shared, generation: u64) -> Option<usize> {
+    let mut w = shared.claim.load(Ordering::Acquire);
+    loop {
+        let (gen, chunks, next) = (w >> 32, (w >> 16) & 0xffff, w & 0xffff);
+        if gen != generation & 0xffff_ffff || next >= chunks {
+            return None;
+        }
+        match shared
+            .claim
+            .compare_exchange_weak(w, w + 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return Some(next as usize),
+            Err(now) => w = now,
+        }
+    }
+}
+
+/// Runs claimed chunks of job `generation` until none is left.
+fn work(shared: &Shared, generation: u64, tid: usize) {
+    while let Some(chunk) = claim(shared, generation) {
+        // SAFETY: a chunk of this job is claimed and not finished, so the caller is
+        // still inside `run` and the function is alive.
+        let f = unsafe { &*(*shared.job.get()).expect("a job is set while claimable") };
+        f(tid, chunk);
+        shared.done.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 fn worker(shared: &'static Shared, tid: usize) {
-    let mut seen = 0usize;
+    let mut seen = 0u64;
     loop {
         // Spin a little: the next kernel of a step usually follows within microseconds.
         let spin_until = Instant::now() + Duration::from_micros(200);
@@ -87,57 +147,66 @@ fn worker(shared: &'static Shared, tid: usize) {
         while shared.generation.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 256 == 0 && Instant::now() >= spin_until {
+            if spins.is_multiple_of(256) && Instant::now() >= spin_until {
+                let mut slot = shared.slot.lock().unwrap_or_else(|e| e.into_inner());
+                while *slot == seen {
+                    slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                }
                 break;
             }
         }
-        let job = {
-            let mut slot = shared.slot.lock().unwrap_or_else(|e| e.into_inner());
-            while slot.0 as usize == seen {
-                slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
-            }
-            seen = slot.0 as usize;
-            slot.1
-        };
-        if let Some(job) = job {
-            if tid < job.parts {
-                // SAFETY: see `Job`: the caller is blocked in `run` until `pending`
-                // reaches zero, so the closure is alive.
-                let f = unsafe { &*job.f };
-                f(tid);
-            }
-            shared.pending.fetch_sub(1, Ordering::AcqRel);
-        }
+        seen = shared.generation.load(Ordering::Acquire);
+        work(shared, seen, tid);
     }
 }
 
-/// Runs `f(0)`, …, `f(parts - 1)`, each on its own thread (the caller runs part 0), and
-/// returns when all have finished. With `parts <= 1` it just calls `f(0)`.
-pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
-    if parts <= 1 {
-        f(0);
-        return;
+/// Runs `f(thread, chunk)` for every chunk in `0..chunks`, spread over up to
+/// `threads` threads (the caller is thread 0; others are numbered from 1 below
+/// [`threads`]), and returns when all have finished.
+pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    let chunks = chunks.min(MAX_CHUNKS);
+    let solo = || {
+        for c in 0..chunks {
+            f(0, c);
+        }
+    };
+    if chunks <= 1 || threads_wanted <= 1 {
+        return solo();
     }
-    let shared = pool(threads().max(parts) - 1);
-    let parts = parts.min(shared.workers + 1);
-    let _one_at_a_time = shared.busy.lock().unwrap_or_else(|e| e.into_inner());
-    shared.pending.store(shared.workers, Ordering::Release);
+    let shared = pool(threads().max(threads_wanted) - 1);
+    if shared.workers == 0 {
+        return solo();
+    }
+    let mut backoff = shared.busy.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(until) = backoff.solo_until {
+        if Instant::now() < until {
+            drop(backoff);
+            return solo();
+        }
+        backoff.solo_until = None;
+        backoff.probation = true;
+    }
+    let generation = shared.generation.load(Ordering::Relaxed) + 1;
+    shared.done.store(0, Ordering::Release);
+    // SAFETY (lifetime erasure): the pointer is used only for claimed chunks, and this
+    // function returns only when every chunk is finished.
+    let f_ptr: *const (dyn Fn(usize, usize) + Sync + '_) = f;
+    unsafe { *shared.job.get() = Some(std::mem::transmute::<_, *const ChunkFn>(f_ptr)) };
+    shared.claim.store(
+        (generation & 0xffff_ffff) << 32 | (chunks as u64) << 16,
+        Ordering::Release,
+    );
+    shared.generation.store(generation, Ordering::Release);
     {
         let mut slot = shared.slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.0 += 1;
-        // SAFETY (lifetime erasure): the pointer is only used until `pending` is zero,
-        // which this function waits for below.
-        let f: *const (dyn Fn(usize) + Sync + '_) = f;
-        let f: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
-        slot.1 = Some(Job { f, parts });
-        shared.generation.store(slot.0 as usize, Ordering::Release);
-        shared.wake.notify_all();
+        *slot = generation;
     }
-    f(0);
+    shared.wake.notify_all();
+    let started = Instant::now();
+    work(shared, generation, 0);
+    let own = started.elapsed();
     let mut spins = 0u32;
-    while shared.pending.load(Ordering::Acquire) != 0 {
-        // A worker that lost its core to another process gets it back sooner if the
-        // caller stops spinning.
+    while shared.done.load(Ordering::Acquire) < chunks {
         spins += 1;
         if spins < 4096 {
             std::hint::spin_loop();
@@ -145,6 +214,31 @@ pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
             std::thread::yield_now();
         }
     }
+    let waited = started.elapsed() - own;
+    // Waiting for a worker longer than a fraction of the caller's own share means it
+    // lost its core in the middle of a chunk: when two of the last eight jobs did, run
+    // alone for a while (longer each time it happens again right after a pause).
+    let late = waited > own / 4 + Duration::from_micros(20);
+    backoff.history = (backoff.history << 1) | u8::from(late);
+    if backoff.history.count_ones() >= 2 || (late && backoff.probation) {
+        backoff.solo_until = Some(Instant::now() + backoff.next_pause);
+        backoff.next_pause = (backoff.next_pause * 2).min(Duration::from_secs(1));
+        backoff.history = 0;
+        backoff.good = 0;
+        backoff.probation = false;
+    } else if late {
+        backoff.good = 0;
+    } else {
+        backoff.good += 1;
+        if backoff.good >= 8 {
+            backoff.probation = false;
+        }
+        // A thousand good jobs in a row: the other core is free again.
+        if backoff.good >= 1000 {
+            backoff.next_pause = Duration::from_millis(20);
+        }
+    }
+    unsafe { *shared.job.get() = None };
 }
 
 #[cfg(test)]
@@ -152,19 +246,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_part_runs_once() {
+    fn every_chunk_runs_once() {
         set_threads(2);
-        for _ in 0..1000 {
-            let hits: Vec<AtomicUsize> = (0..2).map(|_| AtomicUsize::new(0)).collect();
-            run(2, &|i| {
-                hits[i].fetch_add(1, Ordering::Relaxed);
-            });
-            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        for chunks in [1, 2, 3, 8, 100] {
+            for _ in 0..200 {
+                let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+                run(chunks, 2, &|t, c| {
+                    assert!(t < 2);
+                    hits[c].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
         }
         let one = AtomicUsize::new(0);
-        run(1, &|_| {
+        run(5, 1, &|t, _| {
+            assert_eq!(t, 0);
             one.fetch_add(1, Ordering::Relaxed);
         });
-        assert_eq!(one.load(Ordering::Relaxed), 1);
+        assert_eq!(one.load(Ordering::Relaxed), 5);
     }
 }
