@@ -58,9 +58,11 @@ impl Kernel {
             Kernel::Take(_) => "take".into(),
             Kernel::Concat(_) => "concat".into(),
             Kernel::Pad { .. } => "pad".into(),
-            Kernel::Reduce { kind, .. } | Kernel::ReduceBlock { kind, .. } => {
-                format!("reduce_{kind:?}").to_lowercase()
-            }
+            Kernel::Reduce { kind, .. } => format!("reduce_{kind:?} by index map").to_lowercase(),
+            Kernel::ReduceBlock {
+                kind,
+                dims: (o, r, i),
+            } => format!("reduce_{} rows [{o}×{r}×{i}]", format!("{kind:?}").to_lowercase()),
             Kernel::Arg { max: true, .. } => "argmax".into(),
             Kernel::Arg { max: false, .. } => "argmin".into(),
             Kernel::Gather(_) => "gather".into(),
