@@ -116,7 +116,10 @@ impl View {
         match self.kind {
             Kind::F32 => In::F32(std::slice::from_raw_parts(self.ptr as *const f32, self.len)),
             Kind::I64 => In::I64(std::slice::from_raw_parts(self.ptr as *const i64, self.len)),
-            Kind::Bool => In::Bool(std::slice::from_raw_parts(self.ptr as *const bool, self.len)),
+            Kind::Bool => In::Bool(std::slice::from_raw_parts(
+                self.ptr as *const bool,
+                self.len,
+            )),
         }
     }
 
@@ -124,9 +127,18 @@ impl View {
     /// Nothing else may read or write the view's memory while the slice lives.
     pub(crate) unsafe fn output<'a>(self) -> Out<'a> {
         match self.kind {
-            Kind::F32 => Out::F32(std::slice::from_raw_parts_mut(self.ptr as *mut f32, self.len)),
-            Kind::I64 => Out::I64(std::slice::from_raw_parts_mut(self.ptr as *mut i64, self.len)),
-            Kind::Bool => Out::Bool(std::slice::from_raw_parts_mut(self.ptr as *mut bool, self.len)),
+            Kind::F32 => Out::F32(std::slice::from_raw_parts_mut(
+                self.ptr as *mut f32,
+                self.len,
+            )),
+            Kind::I64 => Out::I64(std::slice::from_raw_parts_mut(
+                self.ptr as *mut i64,
+                self.len,
+            )),
+            Kind::Bool => Out::Bool(std::slice::from_raw_parts_mut(
+                self.ptr as *mut bool,
+                self.len,
+            )),
         }
     }
 

@@ -156,10 +156,9 @@ pub(crate) fn plan(
                 add(&mut members, o);
                 continue;
             }
-            let user = if cond.is_some() && g.operands(cond.unwrap()).contains(&o) {
-                cond.unwrap()
-            } else {
-                id
+            let user = match cond {
+                Some(c) if g.operands(c).contains(&o) => c,
+                _ => id,
             };
             if only_user(o, user) {
                 if let Some(ms) = groups.remove(&o) {

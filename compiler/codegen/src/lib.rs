@@ -597,12 +597,15 @@ impl Compiled {
 
     /// Output `name` as a tensor.
     pub fn output(&self, name: &str) -> Option<Tensor> {
-        self.outputs.iter().find(|p| p.name == name).map(|p| Tensor {
-            dtype: p.dtype,
-            shape: p.shape.clone(),
-            // SAFETY: no run is in progress.
-            data: unsafe { p.view.read() },
-        })
+        self.outputs
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| Tensor {
+                dtype: p.dtype,
+                shape: p.shape.clone(),
+                // SAFETY: no run is in progress.
+                data: unsafe { p.view.read() },
+            })
     }
 
     /// Runs the compiled graph: the same contract as the interpreter's `run`, returning
@@ -635,7 +638,11 @@ impl Compiled {
             (p.name.clone(), t)
         };
         let outputs = self.outputs.iter().map(tensor).collect();
-        let updates = self.updates.iter().map(|&s| tensor(&self.states[s])).collect();
+        let updates = self
+            .updates
+            .iter()
+            .map(|&s| tensor(&self.states[s]))
+            .collect();
         Ok((outputs, updates))
     }
 

@@ -30,7 +30,11 @@ pub(crate) enum Kernel {
     /// Operand `j` goes to `out[index[j][i]]`.
     Concat(Vec<Vec<usize>>),
     /// `out = value`, then `out[index[i]] = x[i]`.
-    Pad { value: f64, dtype: DType, index: Vec<usize> },
+    Pad {
+        value: f64,
+        dtype: DType,
+        index: Vec<usize>,
+    },
     /// `out[index[i]] ⊕= x[i]` from the identity; the dtype is the result's.
     Reduce {
         kind: ReduceKind,
@@ -40,11 +44,23 @@ pub(crate) enum Kernel {
     /// An `f32` reduction over the middle axis of `(outer, reduced, inner)`: the
     /// reduced axes are contiguous, so rows are combined whole (vectorised, and in the
     /// interpreter's order for every element).
-    ReduceBlock { kind: ReduceKind, dims: Dims },
-    Arg { max: bool, dims: Dims },
+    ReduceBlock {
+        kind: ReduceKind,
+        dims: Dims,
+    },
+    Arg {
+        max: bool,
+        dims: Dims,
+    },
     Gather(Dims),
-    ScatterAdd { dims: Dims, dtype: DType },
-    Random { dist: Dist, salt: u64 },
+    ScatterAdd {
+        dims: Dims,
+        dtype: DType,
+    },
+    Random {
+        dist: Dist,
+        salt: u64,
+    },
 }
 
 impl Kernel {
@@ -62,7 +78,10 @@ impl Kernel {
             Kernel::ReduceBlock {
                 kind,
                 dims: (o, r, i),
-            } => format!("reduce_{} rows [{o}×{r}×{i}]", format!("{kind:?}").to_lowercase()),
+            } => format!(
+                "reduce_{} rows [{o}×{r}×{i}]",
+                format!("{kind:?}").to_lowercase()
+            ),
             Kernel::Arg { max: true, .. } => "argmax".into(),
             Kernel::Arg { max: false, .. } => "argmin".into(),
             Kernel::Gather(_) => "gather".into(),
@@ -291,7 +310,12 @@ fn reduce_block(
 }
 
 /// Copies `x[b, idx[j], a]` to `out[b, j, a]` (gather) for `(before, size, after)`.
-fn gather<T: Copy>(out: &mut [T], x: &[T], idx: &[i64], (before, size, after): Dims) -> Result<(), String> {
+fn gather<T: Copy>(
+    out: &mut [T],
+    x: &[T],
+    idx: &[i64],
+    (before, size, after): Dims,
+) -> Result<(), String> {
     let mut o = 0;
     for b in 0..before {
         for j in 0..idx.len() {

@@ -235,7 +235,11 @@ fn epilogues(g: &Graph, order: &[NodeId], users: &Users) -> Vec<Fused> {
         if !matches!(g.node(m).op, Op::MatMul) || g.ty(m).dtype != DType::F32 {
             continue;
         }
-        let n = *g.ty(m).shape.last().expect("matmul results have rank 2 or more");
+        let n = *g
+            .ty(m)
+            .shape
+            .last()
+            .expect("matmul results have rank 2 or more");
         let mut f = Fused {
             matmul: m,
             bias: None,
@@ -312,13 +316,19 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
     // Transposes read in place by every user.
     let folds = |t: NodeId| match &g.node(t).op {
         Op::Transpose(perm) if swaps_last_two(perm) && g.ty(t).dtype == DType::F32 => {
-            users.of.get(&t).is_some_and(|us| {
-                us.iter().all(|&u| matches!(g.node(u).op, Op::MatMul))
-            }) && !users.pinned.contains(&t)
+            users
+                .of
+                .get(&t)
+                .is_some_and(|us| us.iter().all(|&u| matches!(g.node(u).op, Op::MatMul)))
+                && !users.pinned.contains(&t)
         }
         _ => false,
     };
-    let exclude: HashSet<NodeId> = fused_at.keys().copied().chain(absorbed.iter().copied()).collect();
+    let exclude: HashSet<NodeId> = fused_at
+        .keys()
+        .copied()
+        .chain(absorbed.iter().copied())
+        .collect();
     let fusion = fuse::plan(g, &order, &live, &exclude);
 
     let mut s = Schedule {
@@ -399,7 +409,12 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 continue;
             }
             Op::Const { value, .. } => {
-                let v = new_val(&mut s, kind, 1, Role::Const(from_f64(dtype, std::iter::once(*value))));
+                let v = new_val(
+                    &mut s,
+                    kind,
+                    1,
+                    Role::Const(from_f64(dtype, std::iter::once(*value))),
+                );
                 val_of.insert(id, v);
                 continue;
             }
@@ -422,7 +437,8 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     .stores
                     .iter()
                     .map(|&m| {
-                        let v = new_val(&mut s, Kind::of(g.ty(m).dtype), g.ty(m).numel(), Role::Temp);
+                        let v =
+                            new_val(&mut s, Kind::of(g.ty(m).dtype), g.ty(m).numel(), Role::Temp);
                         val_of.insert(m, v);
                         v
                     })
@@ -514,7 +530,11 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         let out = new_val(&mut s, kind, n, Role::Temp);
         val_of.insert(id, out);
         let args = operands.iter().map(|o| val_of[o]).collect();
-        s.steps.push(Work::Kernel { k: kernel, args, out });
+        s.steps.push(Work::Kernel {
+            k: kernel,
+            args,
+            out,
+        });
     }
 
     // Updates and outputs that are a state (or an input) are copied before anything

@@ -309,11 +309,10 @@ fn random_graphs_match_the_interpreter() {
     for seed in 0..200 {
         let b = random_graph(seed, 10 + (seed as usize % 40));
         let (t, e, f) = check(&b);
-        let matmul = b
-            .g
-            .node_ids()
-            .into_iter()
-            .any(|n| matches!(b.g.node(n).op, Op::MatMul));
+        let matmul =
+            b.g.node_ids()
+                .into_iter()
+                .any(|n| matches!(b.g.node(n).op, Op::MatMul));
         if !matmul {
             // Only matrix products round differently: without one, every element
             // agrees bit for bit (up to the sign of zero).
@@ -330,8 +329,14 @@ fn random_graphs_match_the_interpreter() {
         finite * 2 > total,
         "only {finite} of {total} elements are finite"
     );
-    assert!(without_matmul >= 20, "only {without_matmul} graphs without a matmul");
-    assert!(exact * 10 > total * 8, "{exact} of {total} agree bit for bit");
+    assert!(
+        without_matmul >= 20,
+        "only {without_matmul} graphs without a matmul"
+    );
+    assert!(
+        exact * 10 > total * 8,
+        "{exact} of {total} agree bit for bit"
+    );
 }
 
 #[test]

@@ -143,11 +143,21 @@ fn mnist_training_step_schedule_is_golden() {
     assert_eq!(stats.matmuls, 8);
     assert_eq!(stats.in_place_updates, 18);
     assert_eq!(stats.copies, 0);
-    assert!(stats.arena_bytes * 3 < stats.unshared_bytes * 2, "{stats:?}");
+    assert!(
+        stats.arena_bytes * 3 < stats.unshared_bytes * 2,
+        "{stats:?}"
+    );
     let text = c.schedule_text();
     assert_eq!(text.matches(" + v").count(), 3, "bias epilogues:\n{text}");
     // The five backward matmuls read `Wᵀ` or `xᵀ` in place.
-    assert_eq!(text.matches('ᵀ').count(), 5, "transposes read in place:\n{text}");
-    assert!(!text.contains("transpose"), "a transpose is materialised:\n{text}");
+    assert_eq!(
+        text.matches('ᵀ').count(),
+        5,
+        "transposes read in place:\n{text}"
+    );
+    assert!(
+        !text.contains("transpose"),
+        "a transpose is materialised:\n{text}"
+    );
     golden(&dir().join("mnist_mlp.train.schedule"), text).unwrap();
 }

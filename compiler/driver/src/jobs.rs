@@ -228,7 +228,8 @@ pub fn bench(a: BenchArgs) -> ExitCode {
         return fail(e);
     }
     with_job(&a.file, |job| {
-        match dnnc_session::bench::bench(job, backend, a.batch, a.runs.max(1), a.weights.as_deref()) {
+        match dnnc_session::bench::bench(job, backend, a.batch, a.runs.max(1), a.weights.as_deref())
+        {
             Ok(r) => {
                 println!(
                 "backend {}  threads {}  batch {}: train step {:.3} ms  inference b1 {:.1} us  b256 {:.1} us  compile {:.1} ms",

@@ -115,7 +115,10 @@ fn time_exe(
     if std::env::var_os("DNNC_PROFILE").is_some() {
         let mut steps = exe.profile(runs)?;
         let total: f64 = steps.iter().map(|(_, t)| t).sum();
-        eprintln!("profile of `{}` (median µs per step, total {total:.0} µs):", g.name);
+        eprintln!(
+            "profile of `{}` (median µs per step, total {total:.0} µs):",
+            g.name
+        );
         steps.sort_by(|a, b| b.1.total_cmp(&a.1));
         for (line, t) in steps.iter().take(25) {
             eprintln!("{t:9.1}  {line}");
@@ -165,8 +168,8 @@ pub fn bench(
                 .iter()
                 .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
                 .collect();
-            let ts = dnnc_runtime::checkpoint::load_into(path, &expected)
-                .map_err(|e| e.to_string())?;
+            let ts =
+                dnnc_runtime::checkpoint::load_into(path, &expected).map_err(|e| e.to_string())?;
             step.params.iter().map(|p| p.name.clone()).zip(ts).collect()
         }
         None => HashMap::new(),

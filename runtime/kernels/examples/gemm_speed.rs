@@ -30,14 +30,30 @@ fn main() {
         let b = vec![0.25f32; k * n];
         let mut c = vec![0.0f32; m * n];
         let ar = if at {
-            MatRef { ptr: a.as_ptr(), rs: 1, cs: m as isize }
+            MatRef {
+                ptr: a.as_ptr(),
+                rs: 1,
+                cs: m as isize,
+            }
         } else {
-            MatRef { ptr: a.as_ptr(), rs: k as isize, cs: 1 }
+            MatRef {
+                ptr: a.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            }
         };
         let br = if bt {
-            MatRef { ptr: b.as_ptr(), rs: 1, cs: k as isize }
+            MatRef {
+                ptr: b.as_ptr(),
+                rs: 1,
+                cs: k as isize,
+            }
         } else {
-            MatRef { ptr: b.as_ptr(), rs: n as isize, cs: 1 }
+            MatRef {
+                ptr: b.as_ptr(),
+                rs: n as isize,
+                cs: 1,
+            }
         };
         let mut g = Gemm::new(m, n, k);
         let mut times = Vec::new();

@@ -5,7 +5,10 @@ use std::time::Instant;
 use dnnc_kernels::pool;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200_704);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_704);
     let mut v = vec![1.0f32; n];
     let p = v.as_mut_ptr() as usize;
     for threads in [1, 2] {

@@ -246,7 +246,11 @@ unsafe fn packed_product(
                     mr,
                     nr,
                     first,
-                    bias: if last { ep.bias.map(|p| p.add(j0)) } else { None },
+                    bias: if last {
+                        ep.bias.map(|p| p.add(j0))
+                    } else {
+                        None
+                    },
                     relu: last && ep.relu,
                 };
                 let bp = ws.b.as_ptr().add((j0 / NR) * kc * NR);
@@ -593,7 +597,8 @@ mod x86 {
                         bv[q] = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
                     }
                     for (i, accs) in acc.iter_mut().enumerate().take(rows) {
-                        let x = _mm512_set1_ps(*a.ptr.offset(i as isize * a.rs + p as isize * a.cs));
+                        let x =
+                            _mm512_set1_ps(*a.ptr.offset(i as isize * a.rs + p as isize * a.cs));
                         for q in 0..vecs {
                             accs[q] = _mm512_fmadd_ps(x, bv[q], accs[q]);
                         }
@@ -640,7 +645,9 @@ mod tests {
         let mut s = seed;
         (0..len)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
             })
             .collect()
@@ -667,65 +674,83 @@ mod tests {
             (7, 0, 9),
         ];
         for portable in [false, true] {
-        PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
-        for &(m, k, n) in &shapes {
-            let a = data(m * k, 1);
-            let b = data(k * n, 2);
-            let bias = data(n, 3);
-            let want = reference(&a, &b, m, n, k);
-            for transposed in [false, true] {
-                // The same matrices stored transposed, read through strides.
-                let (at, bt): (Vec<f32>, Vec<f32>) = if transposed {
-                    (
-                        (0..m * k).map(|x| a[(x % m) * k + x / m]).collect(),
-                        (0..k * n).map(|x| b[(x % k) * n + x / k]).collect(),
-                    )
-                } else {
-                    (a.clone(), b.clone())
-                };
-                let (ar, br) = if transposed {
-                    (
-                        MatRef { ptr: at.as_ptr(), rs: 1, cs: m as isize },
-                        MatRef { ptr: bt.as_ptr(), rs: 1, cs: k as isize },
-                    )
-                } else {
-                    (
-                        MatRef { ptr: at.as_ptr(), rs: k as isize, cs: 1 },
-                        MatRef { ptr: bt.as_ptr(), rs: n as isize, cs: 1 },
-                    )
-                };
-                for (accumulate, with_bias, relu) in
-                    [(false, false, false), (true, true, false), (false, true, true)]
-                {
-                    let mut c = vec![0.25f32; m * n];
-                    let mut g = Gemm::new(m, n, k);
-                    let ep = Epilogue {
-                        accumulate,
-                        bias: with_bias.then_some(bias.as_ptr()),
-                        relu,
+            PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
+            for &(m, k, n) in &shapes {
+                let a = data(m * k, 1);
+                let b = data(k * n, 2);
+                let bias = data(n, 3);
+                let want = reference(&a, &b, m, n, k);
+                for transposed in [false, true] {
+                    // The same matrices stored transposed, read through strides.
+                    let (at, bt): (Vec<f32>, Vec<f32>) = if transposed {
+                        (
+                            (0..m * k).map(|x| a[(x % m) * k + x / m]).collect(),
+                            (0..k * n).map(|x| b[(x % k) * n + x / k]).collect(),
+                        )
+                    } else {
+                        (a.clone(), b.clone())
                     };
-                    unsafe { g.run(ar, br, c.as_mut_ptr(), ep) };
-                    for i in 0..m * n {
-                        let mut w = want[i];
-                        if accumulate {
-                            w += 0.25;
+                    let (ar, br) = if transposed {
+                        (
+                            MatRef {
+                                ptr: at.as_ptr(),
+                                rs: 1,
+                                cs: m as isize,
+                            },
+                            MatRef {
+                                ptr: bt.as_ptr(),
+                                rs: 1,
+                                cs: k as isize,
+                            },
+                        )
+                    } else {
+                        (
+                            MatRef {
+                                ptr: at.as_ptr(),
+                                rs: k as isize,
+                                cs: 1,
+                            },
+                            MatRef {
+                                ptr: bt.as_ptr(),
+                                rs: n as isize,
+                                cs: 1,
+                            },
+                        )
+                    };
+                    for (accumulate, with_bias, relu) in [
+                        (false, false, false),
+                        (true, true, false),
+                        (false, true, true),
+                    ] {
+                        let mut c = vec![0.25f32; m * n];
+                        let mut g = Gemm::new(m, n, k);
+                        let ep = Epilogue {
+                            accumulate,
+                            bias: with_bias.then_some(bias.as_ptr()),
+                            relu,
+                        };
+                        unsafe { g.run(ar, br, c.as_mut_ptr(), ep) };
+                        for i in 0..m * n {
+                            let mut w = want[i];
+                            if accumulate {
+                                w += 0.25;
+                            }
+                            if with_bias {
+                                w += bias[i % n] as f64;
+                            }
+                            if relu {
+                                w = w.max(0.0);
+                            }
+                            let tol = 1e-5 * (k as f64).sqrt().max(1.0) + 1e-6;
+                            assert!(
+                                (c[i] as f64 - w).abs() <= tol,
+                                "{m}x{k}x{n} t={transposed} ep={ep:?} at {i}: {} vs {w}",
+                                c[i]
+                            );
                         }
-                        if with_bias {
-                            w += bias[i % n] as f64;
-                        }
-                        if relu {
-                            w = w.max(0.0);
-                        }
-                        let tol = 1e-5 * (k as f64).sqrt().max(1.0) + 1e-6;
-                        assert!(
-                            (c[i] as f64 - w).abs() <= tol,
-                            "{m}x{k}x{n} t={transposed} ep={ep:?} at {i}: {} vs {w}",
-                            c[i]
-                        );
                     }
                 }
             }
-        }
         }
     }
 }

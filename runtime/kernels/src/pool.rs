@@ -191,7 +191,10 @@ pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Syn
     // SAFETY (lifetime erasure): the pointer is used only for claimed chunks, and this
     // function returns only when every chunk is finished.
     let f_ptr: *const (dyn Fn(usize, usize) + Sync + '_) = f;
-    unsafe { *shared.job.get() = Some(std::mem::transmute::<_, *const ChunkFn>(f_ptr)) };
+    let f_ptr = unsafe {
+        std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), *const ChunkFn>(f_ptr)
+    };
+    unsafe { *shared.job.get() = Some(f_ptr) };
     shared.claim.store(
         (generation & 0xffff_ffff) << 32 | (chunks as u64) << 16,
         Ordering::Release,
