@@ -13,7 +13,9 @@ use std::fmt::Write;
 use dnnc_ir::{Graph, Op};
 
 use crate::plan::{Place, Plan};
-use crate::schedule::{Operand, Role, Schedule, Work};
+use dnnc_exec::program::Operand;
+
+use crate::schedule::{Role, Schedule, Work};
 
 fn size(bytes: usize) -> String {
     if bytes >= 1 << 20 {

@@ -27,65 +27,17 @@ use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
 
 use crate::fuse::Group;
 
-/// A compiled loop: reads and writes the buffers whose pointers it is given, for
-/// elements `start..end`.
-pub(crate) type LoopFn = unsafe extern "C" fn(*const *mut f32, i64, i64);
+pub(crate) use dnnc_exec::LoopFn;
 
 /// The compiled schedule.
 pub(crate) type EntryFn = unsafe extern "C" fn() -> i32;
 
-/// A step as the entry function calls it.
-pub(crate) enum Call {
-    /// Loop number `f` (from [`Jit::declare`]) over `0..n` with these buffers.
-    Loop {
-        f: usize,
-        ptrs: *const *mut f32,
-        n: usize,
-    },
-    /// `f(ctx)`, which returns 0 on success.
-    Native {
-        f: unsafe extern "C" fn(*const u8) -> i32,
-        ctx: *const u8,
-    },
-}
+use dnnc_exec::Call;
 
-extern "C" fn h_exp(x: f32) -> f32 {
-    x.exp()
-}
-extern "C" fn h_log(x: f32) -> f32 {
-    x.ln()
-}
-extern "C" fn h_sin(x: f32) -> f32 {
-    x.sin()
-}
-extern "C" fn h_cos(x: f32) -> f32 {
-    x.cos()
-}
-extern "C" fn h_tanh(x: f32) -> f32 {
-    x.tanh()
-}
-extern "C" fn h_erf(x: f32) -> f32 {
-    dnnc_ir::scalar::erf_f32(x)
-}
-extern "C" fn h_sign(x: f32) -> f32 {
-    dnnc_ir::scalar::sign_f32(x)
-}
-extern "C" fn h_pow(x: f32, y: f32) -> f32 {
-    x.powf(y)
-}
-
-/// The Rust helpers loops may call: name, address, arity.
+/// The Rust helpers loops may call: name, address, arity (see
+/// [`dnnc_exec::helpers`]).
 fn helpers() -> [(&'static str, *const u8, usize); 8] {
-    [
-        ("dnnc_exp", h_exp as *const u8, 1),
-        ("dnnc_log", h_log as *const u8, 1),
-        ("dnnc_sin", h_sin as *const u8, 1),
-        ("dnnc_cos", h_cos as *const u8, 1),
-        ("dnnc_tanh", h_tanh as *const u8, 1),
-        ("dnnc_erf", h_erf as *const u8, 1),
-        ("dnnc_sign", h_sign as *const u8, 1),
-        ("dnnc_pow", h_pow as *const u8, 2),
-    ]
+    dnnc_exec::helpers::table()
 }
 
 /// The helper a unary op calls, if it has no Cranelift instruction.
@@ -111,38 +63,52 @@ fn vectorisable(g: &Graph, id: NodeId) -> bool {
     }
 }
 
-/// A JIT module being filled with loops, then finalised.
-pub(crate) struct Jit {
-    module: Option<JITModule>,
-    ctx: Context,
+/// A module (JIT or object file) being filled with loops.
+pub(crate) struct Loops<M: Module> {
+    pub(crate) module: M,
+    pub(crate) ctx: Context,
     fctx: FunctionBuilderContext,
     helpers: HashMap<&'static str, FuncId>,
-    fns: Vec<FuncId>,
+    pub(crate) fns: Vec<FuncId>,
+    /// Loop `i` is named `{prefix}loop{i}`.
+    prefix: String,
+    linkage: Linkage,
 }
 
-fn err(what: &str, e: impl std::fmt::Debug) -> String {
+/// A JIT module being filled with loops, then finalised with an entry function.
+pub(crate) struct Jit {
+    loops: Option<Loops<JITModule>>,
+}
+
+pub(crate) fn err(what: &str, e: impl std::fmt::Debug) -> String {
     format!("codegen: {what}: {e:?}")
 }
 
-impl Jit {
-    pub(crate) fn new() -> Result<Jit, String> {
-        let mut fb = settings::builder();
-        for (k, v) in [
-            ("opt_level", "speed"),
-            ("use_colocated_libcalls", "false"),
-            ("is_pic", "false"),
-        ] {
-            fb.set(k, v).map_err(|e| err("setting", e))?;
-        }
-        let isa = cranelift_native::builder()
-            .map_err(|e| err("host", e))?
-            .finish(settings::Flags::new(fb))
-            .map_err(|e| err("isa", e))?;
-        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-        for (name, ptr, _) in helpers() {
-            jb.symbol(name, ptr);
-        }
-        let mut module = JITModule::new(jb);
+/// Cranelift settings for loops: optimised, and position-independent for object files.
+pub(crate) fn isa(
+    pic: bool,
+) -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, String> {
+    let mut fb = settings::builder();
+    for (k, v) in [
+        ("opt_level", "speed"),
+        ("use_colocated_libcalls", "false"),
+        ("is_pic", if pic { "true" } else { "false" }),
+    ] {
+        fb.set(k, v).map_err(|e| err("setting", e))?;
+    }
+    cranelift_native::builder()
+        .map_err(|e| err("host", e))?
+        .finish(settings::Flags::new(fb))
+        .map_err(|e| err("isa", e))
+}
+
+impl<M: Module> Loops<M> {
+    /// Loops for `module`, with the Rust helpers they may call declared as imports.
+    pub(crate) fn with_module(
+        mut module: M,
+        prefix: &str,
+        linkage: Linkage,
+    ) -> Result<Loops<M>, String> {
         let mut hs = HashMap::new();
         for (name, _, arity) in helpers() {
             let mut sig = module.make_signature();
@@ -155,30 +121,28 @@ impl Jit {
                 .map_err(|e| err("helper", e))?;
             hs.insert(name, id);
         }
-        Ok(Jit {
+        Ok(Loops {
             ctx: module.make_context(),
-            module: Some(module),
+            module,
             fctx: FunctionBuilderContext::new(),
             helpers: hs,
             fns: Vec::new(),
+            prefix: prefix.to_string(),
+            linkage,
         })
     }
 
-    fn module(&mut self) -> &mut JITModule {
-        self.module.as_mut().expect("the module lives until drop")
-    }
-
-    /// Compiles the loop of `group`; returns its index among [`Jit::finish`]'s results.
+    /// Compiles the loop of `group`; returns its number.
     pub(crate) fn declare(&mut self, g: &Graph, group: &Group) -> Result<usize, String> {
-        let name = format!("loop{}", self.fns.len());
-        let module = self.module.as_mut().expect("the module lives until drop");
+        let name = format!("{}loop{}", self.prefix, self.fns.len());
+        let module = &mut self.module;
         let ptr = module.target_config().pointer_type();
         let mut sig = module.make_signature();
         sig.params.push(AbiParam::new(ptr));
         sig.params.push(AbiParam::new(types::I64));
         sig.params.push(AbiParam::new(types::I64));
         let id = module
-            .declare_function(&name, Linkage::Local, &sig)
+            .declare_function(&name, self.linkage, &sig)
             .map_err(|e| err("declare", e))?;
         module.clear_context(&mut self.ctx);
         self.ctx.func.signature = sig;
@@ -223,7 +187,7 @@ impl Jit {
                 }
             }
             let mut refs: HashMap<&'static str, FuncRef> = HashMap::new();
-            let module = self.module.as_mut().expect("the module lives until drop");
+            let module = &mut self.module;
             for (&name, &fid) in &self.helpers {
                 refs.insert(name, module.declare_func_in_func(fid, b.func));
             }
@@ -254,29 +218,49 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(module.target_config());
         }
-        let module = self.module.as_mut().expect("the module lives until drop");
-        module
+        self.module
             .define_function(id, &mut self.ctx)
             .map_err(|e| err(&format!("compiling {name}"), e))?;
         self.fns.push(id);
         Ok(self.fns.len() - 1)
     }
+}
+
+impl Jit {
+    pub(crate) fn new() -> Result<Jit, String> {
+        let mut jb = JITBuilder::with_isa(isa(false)?, default_libcall_names());
+        for (name, ptr, _) in helpers() {
+            jb.symbol(name, ptr);
+        }
+        let loops = Loops::with_module(JITModule::new(jb), "", Linkage::Local)?;
+        Ok(Jit { loops: Some(loops) })
+    }
+
+    fn loops(&mut self) -> &mut Loops<JITModule> {
+        self.loops.as_mut().expect("the module lives until drop")
+    }
+
+    /// Compiles the loop of `group`; returns its number.
+    pub(crate) fn declare(&mut self, g: &Graph, group: &Group) -> Result<usize, String> {
+        self.loops().declare(g, group)
+    }
 
     /// Compiles the entry function making `calls` in order, finalises the module and
     /// returns every loop (in declaration order) and the entry.
     pub(crate) fn finish(&mut self, calls: &[Call]) -> Result<(Vec<LoopFn>, EntryFn), String> {
-        let module = self.module.as_mut().expect("the module lives until drop");
+        let this = self.loops();
+        let module = &mut this.module;
         let ptr = module.target_config().pointer_type();
         let mut sig = module.make_signature();
         sig.returns.push(AbiParam::new(types::I32));
         let entry_id = module
             .declare_function("entry", Linkage::Local, &sig)
             .map_err(|e| err("declare", e))?;
-        module.clear_context(&mut self.ctx);
-        self.ctx.func.signature = sig;
-        self.ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
+        module.clear_context(&mut this.ctx);
+        this.ctx.func.signature = sig;
+        this.ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
         {
-            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let mut b = FunctionBuilder::new(&mut this.ctx.func, &mut this.fctx);
             let entry = b.create_block();
             b.switch_to_block(entry);
             let mut native_sig = module.make_signature();
@@ -289,13 +273,14 @@ impl Jit {
                     Call::Loop { f, ptrs, n } => {
                         let fref = *loop_refs
                             .entry(f)
-                            .or_insert_with(|| module.declare_func_in_func(self.fns[f], b.func));
+                            .or_insert_with(|| module.declare_func_in_func(this.fns[f], b.func));
                         let p = b.ins().iconst(ptr, ptrs as i64);
                         let zero = b.ins().iconst(types::I64, 0);
                         let n = b.ins().iconst(types::I64, n as i64);
                         b.ins().call(fref, &[p, zero, n]);
                     }
-                    Call::Native { f, ctx } => {
+                    Call::Step { ctx } => {
+                        let f: unsafe extern "C" fn(*const u8) -> i32 = dnnc_exec::run_step;
                         let callee = b.ins().iconst(ptr, f as usize as i64);
                         let arg = b.ins().iconst(ptr, ctx as i64);
                         let inst = b.ins().call_indirect(native_sig, callee, &[arg]);
@@ -315,10 +300,10 @@ impl Jit {
             b.finalize(module.target_config());
         }
         module
-            .define_function(entry_id, &mut self.ctx)
+            .define_function(entry_id, &mut this.ctx)
             .map_err(|e| err("compiling the entry function", e))?;
-        let fns = self.fns.clone();
-        let module = self.module();
+        let fns = this.fns.clone();
+        let module = &mut this.module;
         module
             .finalize_definitions()
             .map_err(|e| err("finalize", e))?;
@@ -339,10 +324,10 @@ impl Jit {
 
 impl Drop for Jit {
     fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
+        if let Some(l) = self.loops.take() {
             // SAFETY: the loops are only called through `Compiled`, which owns this
             // `Jit` and is being dropped.
-            unsafe { m.free_memory() };
+            unsafe { l.module.free_memory() };
         }
     }
 }

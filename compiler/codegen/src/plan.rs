@@ -11,18 +11,9 @@
 //!
 //! After the first run nothing is allocated: the arena and the ports are fixed blocks.
 
-use crate::schedule::{Role, Schedule, Work};
+pub(crate) use dnnc_exec::program::Place;
 
-/// Where a value lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Place {
-    /// Its own block (inputs, states, constants).
-    Own,
-    /// At this byte offset of the arena.
-    Arena(usize),
-    /// In another value's storage (an update computed in place).
-    Alias(usize),
-}
+use crate::schedule::{Role, Schedule, Work};
 
 pub(crate) struct Plan {
     pub place: Vec<Place>,

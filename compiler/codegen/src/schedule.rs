@@ -18,10 +18,20 @@ use std::collections::{HashMap, HashSet};
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op};
 use dnnc_tensor::Data;
 
-use crate::buffer::Kind;
+use dnnc_exec::buffer::Kind;
+use dnnc_exec::maps::{broadcast_strides, reduce_strides, strides, transpose_strides};
+use dnnc_exec::program::{Affine, Dims, KernelDesc as Kernel, Operand};
+
 use crate::fuse::{self, Group};
-use crate::kernels::{affine, broadcast_strides, reduce_strides, strides, transpose_strides};
-use crate::ops::{Dims, Kernel};
+
+/// The affine map `offset + Σ i_k·strides[k]` over `shape`.
+fn affine(shape: &[usize], strides: &[usize], offset: usize) -> Affine {
+    Affine {
+        shape: shape.to_vec(),
+        strides: strides.to_vec(),
+        offset,
+    }
+}
 
 /// Where a value's storage comes from.
 pub(crate) enum Role {
@@ -38,14 +48,6 @@ pub(crate) struct Val {
     pub kind: Kind,
     pub len: usize,
     pub role: Role,
-}
-
-/// A matmul operand: a value read as `[batch, rows, cols]`, perhaps through swapped
-/// strides.
-#[derive(Clone, Copy)]
-pub(crate) struct Operand {
-    pub val: usize,
-    pub transposed: bool,
 }
 
 /// One step of the schedule.

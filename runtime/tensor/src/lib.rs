@@ -8,7 +8,9 @@
 use std::fmt;
 
 /// Element types a tensor can declare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DType {
     F32,
     I64,
@@ -50,7 +52,7 @@ impl fmt::Display for DType {
 }
 
 /// The elements, in row-major order.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Data {
     F32(Vec<f32>),
     I64(Vec<i64>),

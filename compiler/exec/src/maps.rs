@@ -1,10 +1,10 @@
-//! The `f32` reduction kernel, and the index maps of the data-movement ops (the same affine maps as the interpreter's).
+//! The index maps of the data-movement ops (the same affine maps as the interpreter's).
 
 use dnnc_ir::scalar::{max_f32, min_f32};
 use dnnc_ir::ReduceKind;
 
 /// Row-major strides.
-pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
+pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
     for k in (0..shape.len().saturating_sub(1)).rev() {
         s[k] = s[k + 1] * shape[k + 1];
@@ -14,7 +14,7 @@ pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
 
 /// `offset + Σ_k i_k · strides[k]` for every multi-index `i` of `shape`, in row-major
 /// order.
-pub(crate) fn affine(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> {
+pub fn affine(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> {
     let n: usize = shape.iter().product();
     let mut out = Vec::with_capacity(n);
     if n == 0 {
@@ -38,13 +38,13 @@ pub(crate) fn affine(shape: &[usize], strides: &[usize], offset: usize) -> Vec<u
 }
 
 /// The input stride each output axis of `transpose(perm)` walks.
-pub(crate) fn transpose_strides(in_shape: &[usize], perm: &[usize]) -> Vec<usize> {
+pub fn transpose_strides(in_shape: &[usize], perm: &[usize]) -> Vec<usize> {
     let s = strides(in_shape);
     perm.iter().map(|&p| s[p]).collect()
 }
 
 /// The input stride each output axis of a NumPy broadcast walks (0 on new or size-1 axes).
-pub(crate) fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+pub fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     let s = strides(in_shape);
     let off = out_shape.len() - in_shape.len();
     (0..out_shape.len())
@@ -59,7 +59,7 @@ pub(crate) fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Vec<
 }
 
 /// For each input axis, the stride into the reduced output (0 on reduced axes).
-pub(crate) fn reduce_strides(in_shape: &[usize], axes: &[usize]) -> Vec<usize> {
+pub fn reduce_strides(in_shape: &[usize], axes: &[usize]) -> Vec<usize> {
     let kept: Vec<usize> = in_shape
         .iter()
         .enumerate()
@@ -73,7 +73,7 @@ pub(crate) fn reduce_strides(in_shape: &[usize], axes: &[usize]) -> Vec<usize> {
 }
 
 /// `out[index[i]] ⊕= src[i]` in row-major order of `src`, from the identity of `kind`.
-pub(crate) fn reduce(kind: ReduceKind, src: &[f32], index: &[usize], out: &mut [f32]) {
+pub fn reduce(kind: ReduceKind, src: &[f32], index: &[usize], out: &mut [f32]) {
     let (init, f): (f32, fn(f32, f32) -> f32) = match kind {
         ReduceKind::Sum => (0.0, |a, b| a + b),
         ReduceKind::Max => (f32::NEG_INFINITY, max_f32),

@@ -12,15 +12,15 @@ use dnnc_tensor::Data;
 
 /// How elements are stored: `f32`, `i64` (every integer dtype, as in [`Data`]) or
 /// `bool` (one byte).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Kind {
     F32,
     I64,
     Bool,
 }
 
 impl Kind {
-    pub(crate) fn of(dtype: DType) -> Kind {
+    pub fn of(dtype: DType) -> Kind {
         match dtype {
             DType::F32 => Kind::F32,
             DType::Bool => Kind::Bool,
@@ -28,7 +28,7 @@ impl Kind {
         }
     }
 
-    pub(crate) fn size(self) -> usize {
+    pub fn size(self) -> usize {
         match self {
             Kind::F32 => 4,
             Kind::I64 => 8,
@@ -36,7 +36,7 @@ impl Kind {
         }
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::F32 => "f32",
             Kind::I64 => "i64",
@@ -46,7 +46,7 @@ impl Kind {
 }
 
 /// An owned, zeroed, 64-byte-aligned allocation.
-pub(crate) struct Block {
+pub struct Block {
     ptr: *mut u8,
     layout: Layout,
 }
@@ -55,7 +55,7 @@ pub(crate) struct Block {
 unsafe impl Send for Block {}
 
 impl Block {
-    pub(crate) fn new(bytes: usize) -> Block {
+    pub fn new(bytes: usize) -> Block {
         let layout = Layout::from_size_align(bytes.max(64), 64).expect("a valid layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
@@ -65,7 +65,7 @@ impl Block {
         Block { ptr, layout }
     }
 
-    pub(crate) fn ptr(&self) -> *mut u8 {
+    pub fn ptr(&self) -> *mut u8 {
         self.ptr
     }
 }
@@ -79,7 +79,7 @@ impl Drop for Block {
 
 /// A typed view of `len` elements at a fixed address.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct View {
+pub struct View {
     pub kind: Kind,
     pub ptr: *mut u8,
     pub len: usize,
@@ -92,27 +92,27 @@ unsafe impl Sync for View {}
 
 /// A kernel's borrowed operand.
 #[derive(Clone, Copy)]
-pub(crate) enum In<'a> {
+pub enum In<'a> {
     F32(&'a [f32]),
     I64(&'a [i64]),
     Bool(&'a [bool]),
 }
 
 /// A kernel's borrowed result.
-pub(crate) enum Out<'a> {
+pub enum Out<'a> {
     F32(&'a mut [f32]),
     I64(&'a mut [i64]),
     Bool(&'a mut [bool]),
 }
 
 impl View {
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.len * self.kind.size()
     }
 
     /// # Safety
     /// Nothing may write the view's memory while the slice lives.
-    pub(crate) unsafe fn input<'a>(self) -> In<'a> {
+    pub unsafe fn input<'a>(self) -> In<'a> {
         match self.kind {
             Kind::F32 => In::F32(std::slice::from_raw_parts(self.ptr as *const f32, self.len)),
             Kind::I64 => In::I64(std::slice::from_raw_parts(self.ptr as *const i64, self.len)),
@@ -125,7 +125,7 @@ impl View {
 
     /// # Safety
     /// Nothing else may read or write the view's memory while the slice lives.
-    pub(crate) unsafe fn output<'a>(self) -> Out<'a> {
+    pub unsafe fn output<'a>(self) -> Out<'a> {
         match self.kind {
             Kind::F32 => Out::F32(std::slice::from_raw_parts_mut(
                 self.ptr as *mut f32,
@@ -146,7 +146,7 @@ impl View {
     ///
     /// # Safety
     /// As for [`View::output`].
-    pub(crate) unsafe fn write(self, data: &Data) {
+    pub unsafe fn write(self, data: &Data) {
         match (self.output(), data) {
             (Out::F32(o), Data::F32(d)) => o.copy_from_slice(d),
             (Out::I64(o), Data::I64(d)) => o.copy_from_slice(d),
@@ -159,7 +159,7 @@ impl View {
     ///
     /// # Safety
     /// As for [`View::input`].
-    pub(crate) unsafe fn read(self) -> Data {
+    pub unsafe fn read(self) -> Data {
         match self.input() {
             In::F32(v) => Data::F32(v.to_vec()),
             In::I64(v) => Data::I64(v.to_vec()),
@@ -169,7 +169,7 @@ impl View {
 }
 
 /// The kind of a host tensor's storage.
-pub(crate) fn kind_of(data: &Data) -> Kind {
+pub fn kind_of(data: &Data) -> Kind {
     match data {
         Data::F32(_) => Kind::F32,
         Data::I64(_) => Kind::I64,

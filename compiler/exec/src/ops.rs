@@ -13,12 +13,12 @@ use dnnc_ir::scalar::{
 use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
 
 use crate::buffer::{In, Out};
+use crate::maps::affine;
+use crate::program::{Dims, KernelDesc};
 
-/// `(before, size, after)`: a shape viewed around one axis.
-pub(crate) type Dims = (usize, usize, usize);
-
-/// One kernel and its compile-time attributes; its operands and result are buffers.
-pub(crate) enum Kernel {
+/// One kernel and its attributes, index maps expanded; its operands and result are
+/// buffers.
+pub enum Kernel {
     /// Elementwise unary op; the dtype is the result's (integers wrap into it).
     Unary(UnaryOp, DType),
     /// Elementwise binary op; the dtype is the result's.
@@ -64,29 +64,77 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
+    /// The kernel `d` describes, with its index maps expanded.
+    pub fn from_desc(d: &KernelDesc) -> Kernel {
+        let map = |a: &crate::program::Affine| affine(&a.shape, &a.strides, a.offset);
+        match d {
+            KernelDesc::Unary(u, t) => Kernel::Unary(*u, *t),
+            KernelDesc::Binary(b, t) => Kernel::Binary(*b, *t),
+            KernelDesc::Select => Kernel::Select,
+            KernelDesc::Cast(t) => Kernel::Cast(*t),
+            KernelDesc::Take(a) => Kernel::Take(map(a)),
+            KernelDesc::Concat(v) => Kernel::Concat(v.iter().map(map).collect()),
+            KernelDesc::Pad {
+                value,
+                dtype,
+                index,
+            } => Kernel::Pad {
+                value: *value,
+                dtype: *dtype,
+                index: map(index),
+            },
+            KernelDesc::Reduce { kind, dtype, index } => Kernel::Reduce {
+                kind: *kind,
+                dtype: *dtype,
+                index: map(index),
+            },
+            KernelDesc::ReduceBlock { kind, dims } => Kernel::ReduceBlock {
+                kind: *kind,
+                dims: *dims,
+            },
+            KernelDesc::Arg { max, dims } => Kernel::Arg {
+                max: *max,
+                dims: *dims,
+            },
+            KernelDesc::Gather(d) => Kernel::Gather(*d),
+            KernelDesc::ScatterAdd { dims, dtype } => Kernel::ScatterAdd {
+                dims: *dims,
+                dtype: *dtype,
+            },
+            KernelDesc::Random { dist, salt } => Kernel::Random {
+                dist: *dist,
+                salt: *salt,
+            },
+        }
+    }
+}
+
+impl KernelDesc {
     /// A short name for schedule dumps.
-    pub(crate) fn name(&self) -> String {
+    pub fn name(&self) -> String {
         match self {
-            Kernel::Unary(u, _) => u.name().to_string(),
-            Kernel::Binary(b, _) => b.name().to_string(),
-            Kernel::Select => "select".into(),
-            Kernel::Cast(t) => format!("cast {t}"),
-            Kernel::Take(_) => "take".into(),
-            Kernel::Concat(_) => "concat".into(),
-            Kernel::Pad { .. } => "pad".into(),
-            Kernel::Reduce { kind, .. } => format!("reduce_{kind:?} by index map").to_lowercase(),
-            Kernel::ReduceBlock {
+            KernelDesc::Unary(u, _) => u.name().to_string(),
+            KernelDesc::Binary(b, _) => b.name().to_string(),
+            KernelDesc::Select => "select".into(),
+            KernelDesc::Cast(t) => format!("cast {t}"),
+            KernelDesc::Take(_) => "take".into(),
+            KernelDesc::Concat(_) => "concat".into(),
+            KernelDesc::Pad { .. } => "pad".into(),
+            KernelDesc::Reduce { kind, .. } => {
+                format!("reduce_{kind:?} by index map").to_lowercase()
+            }
+            KernelDesc::ReduceBlock {
                 kind,
                 dims: (o, r, i),
             } => format!(
                 "reduce_{} rows [{o}×{r}×{i}]",
                 format!("{kind:?}").to_lowercase()
             ),
-            Kernel::Arg { max: true, .. } => "argmax".into(),
-            Kernel::Arg { max: false, .. } => "argmin".into(),
-            Kernel::Gather(_) => "gather".into(),
-            Kernel::ScatterAdd { .. } => "scatter_add".into(),
-            Kernel::Random { .. } => "random".into(),
+            KernelDesc::Arg { max: true, .. } => "argmax".into(),
+            KernelDesc::Arg { max: false, .. } => "argmin".into(),
+            KernelDesc::Gather(_) => "gather".into(),
+            KernelDesc::ScatterAdd { .. } => "scatter_add".into(),
+            KernelDesc::Random { .. } => "random".into(),
         }
     }
 }
@@ -354,7 +402,7 @@ fn scatter<T: Copy>(
 
 impl Kernel {
     /// Computes the kernel on `args` into `out`, which it overwrites.
-    pub(crate) fn exec(&self, args: &[In<'_>], mut out: Out<'_>) -> Result<(), String> {
+    pub fn exec(&self, args: &[In<'_>], mut out: Out<'_>) -> Result<(), String> {
         match self {
             Kernel::Unary(u, dtype) => match (args[0], out, unary_f32(*u), unary_int(*u)) {
                 (In::F32(x), Out::F32(o), Some(f), _) => map_into(o, x, f),
@@ -391,7 +439,7 @@ impl Kernel {
             Kernel::Reduce { kind, dtype, index } => {
                 let (dst, dtype) = (index.as_slice(), *dtype);
                 match (args[0], out, kind) {
-                    (In::F32(v), Out::F32(o), _) => crate::kernels::reduce(*kind, v, dst, o),
+                    (In::F32(v), Out::F32(o), _) => crate::maps::reduce(*kind, v, dst, o),
                     (In::I64(v), Out::I64(o), ReduceKind::Sum) => {
                         fold_into(o, v, dst, 0, |a, b| fit(dtype, a.wrapping_add(b)))
                     }

@@ -1,0 +1,1 @@
+//! Object files for static libraries (placeholder, filled in below).

@@ -1,0 +1,704 @@
+//! A [`Program`] made real: storage allocated, kernels expanded, steps ready to run any
+//! number of times without allocating.
+//!
+//! Steps run in order either from Rust ([`Instance::run`]) or from a JIT-compiled entry
+//! function that calls [`run_step`] and the loop functions directly
+//! ([`Instance::calls`]). Every raw pointer here points into blocks the instance owns;
+//! an instance is used by one thread at a time (`&mut self` to run), and separate
+//! instances share nothing.
+
+use std::cell::UnsafeCell;
+
+use dnnc_ir::DType;
+use dnnc_kernels::{pool, Epilogue, Gemm, MatRef};
+use dnnc_tensor::{Data, Tensor};
+
+use crate::buffer::{kind_of, Block, In, View};
+use crate::ops::Kernel;
+use crate::program::{Place, Program, StepDesc};
+
+/// A compiled loop: reads and writes the buffers whose pointers it is given, for
+/// elements `start..end`.
+pub type LoopFn = unsafe extern "C" fn(*const *mut f32, i64, i64);
+
+/// Loops over at least this many elements split across threads.
+pub const PARALLEL_LOOP: usize = 1 << 15;
+
+/// One step as it runs.
+pub enum Exec {
+    /// A large loop, split across threads (small ones are called directly).
+    Loop {
+        f: LoopFn,
+        /// Its number in the program.
+        number: usize,
+        ptrs: Box<[*mut f32]>,
+        n: usize,
+    },
+    Kernel {
+        k: Kernel,
+        args: Box<[View]>,
+        out: View,
+        error: UnsafeCell<Option<String>>,
+    },
+    MatMul {
+        gemm: UnsafeCell<Gemm>,
+        a: MatRef,
+        b: MatRef,
+        c: *mut f32,
+        /// Elements between consecutive matrices of `a`, `b` and `c`.
+        strides: [usize; 3],
+        batch: usize,
+        ep: Epilogue,
+    },
+    Copy {
+        src: *const u8,
+        dst: *mut u8,
+        bytes: usize,
+    },
+}
+
+/// A raw pointer the pool's threads may share.
+#[derive(Clone, Copy)]
+struct Ptrs(*const *mut f32);
+unsafe impl Send for Ptrs {}
+unsafe impl Sync for Ptrs {}
+impl Ptrs {
+    fn get(self) -> *const *mut f32 {
+        self.0
+    }
+}
+
+/// Runs `f` over `0..n`, in chunks of whole vectors across threads when `n` is large.
+///
+/// # Safety
+/// `f` must be a loop compiled for the buffers `ptrs` points to, each at least `n`
+/// elements (or one, for splatted leaves).
+unsafe fn run_loop(f: LoopFn, ptrs: *const *mut f32, n: usize) {
+    let threads = pool::threads().min(n / (PARALLEL_LOOP / 2)).max(1);
+    if threads == 1 {
+        f(ptrs, 0, n as i64);
+        return;
+    }
+    let chunks = 4 * threads;
+    let ptrs = Ptrs(ptrs);
+    pool::run(chunks, threads, &move |_, c| {
+        let at = |c: usize| (n / 16 * c / chunks * 16).min(n);
+        let (s, e) = (at(c), if c + 1 == chunks { n } else { at(c + 1) });
+        f(ptrs.get(), s as i64, e as i64);
+    });
+}
+
+/// Runs one step (a pointer to an [`Exec`]); called by JIT entry functions. Returns 0
+/// on success, 1 if a kernel failed (its message is kept in the step).
+///
+/// # Safety
+/// `step` must point to an `Exec` of a live [`Instance`] not running elsewhere.
+pub unsafe extern "C" fn run_step(step: *const u8) -> i32 {
+    let step = &*(step as *const Exec);
+    match step {
+        Exec::Loop { f, ptrs, n, .. } => {
+            run_loop(*f, ptrs.as_ptr(), *n);
+            0
+        }
+        Exec::Kernel {
+            k,
+            args,
+            out,
+            error,
+        } => {
+            let ins: [In<'_>; 3];
+            let mut more = Vec::new();
+            let args: &[In<'_>] = if args.len() <= 3 {
+                let pick = |i: usize| args.get(i).map_or(In::F32(&[]), |v| v.input());
+                ins = [pick(0), pick(1), pick(2)];
+                &ins[..args.len()]
+            } else {
+                // Only `concat` of more than three operands: allocates.
+                more.extend(args.iter().map(|v| v.input()));
+                &more
+            };
+            match k.exec(args, out.output()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    *error.get() = Some(e);
+                    1
+                }
+            }
+        }
+        Exec::MatMul {
+            gemm,
+            a,
+            b,
+            c,
+            strides,
+            batch,
+            ep,
+        } => {
+            let gemm = &mut *gemm.get();
+            for i in 0..*batch {
+                let a = MatRef {
+                    ptr: a.ptr.add(i * strides[0]),
+                    ..*a
+                };
+                let b = MatRef {
+                    ptr: b.ptr.add(i * strides[1]),
+                    ..*b
+                };
+                gemm.run(a, b, c.add(i * strides[2]), *ep);
+            }
+            0
+        }
+        Exec::Copy { src, dst, bytes } => {
+            std::ptr::copy_nonoverlapping(*src, *dst, *bytes);
+            0
+        }
+    }
+}
+
+/// A step as an entry function calls it.
+pub enum Call {
+    /// Loop function number `f` over `0..n` with these buffers.
+    Loop {
+        f: usize,
+        ptrs: *const *mut f32,
+        n: usize,
+    },
+    /// `run_step(ctx)`.
+    Step { ctx: *const u8 },
+}
+
+/// A named tensor read into or written out of a fixed buffer.
+struct Port {
+    name: String,
+    view: View,
+    dtype: DType,
+    shape: Vec<usize>,
+}
+
+/// A program with its storage and steps.
+pub struct Instance {
+    /// Steps, boxed so their addresses stay put.
+    steps: Box<[Exec]>,
+    /// Small loops, called directly: (loop number, buffer pointers, n).
+    direct: Vec<(usize, Box<[*mut f32]>, usize)>,
+    /// In schedule order: a direct loop (index into `direct`) or a step.
+    order: Vec<(bool, usize)>,
+    loops: Vec<LoopFn>,
+    _blocks: Vec<Block>,
+    inputs: Vec<Port>,
+    states: Vec<Port>,
+    outputs: Vec<Port>,
+    updates: Vec<usize>,
+}
+
+// SAFETY: the raw pointers point into blocks the instance owns; `&mut self` to run.
+unsafe impl Send for Instance {}
+
+/// Stands in for a loop until its code exists.
+unsafe extern "C" fn placeholder(_: *const *mut f32, _: i64, _: i64) {}
+
+impl Instance {
+    /// Allocates and fills the storage of `p` and prepares its steps. `loops` are the
+    /// compiled loop functions in the program's numbering; without them (the JIT
+    /// compiles them afterwards) call [`Instance::set_loops`] before running.
+    pub fn new(p: &Program, loops: Option<&[LoopFn]>) -> Result<Instance, String> {
+        if let Some(l) = loops {
+            if l.len() != p.loop_count {
+                return Err(format!(
+                    "the program needs {} loop functions, {} were given",
+                    p.loop_count,
+                    l.len()
+                ));
+            }
+        }
+        let mut blocks = Vec::new();
+        let arena = Block::new(p.arena_bytes);
+        let arena_ptr = arena.ptr();
+        blocks.push(arena);
+        let mut views: Vec<Option<View>> = vec![None; p.vals.len()];
+        for (v, val) in p.vals.iter().enumerate() {
+            let ptr = match val.place {
+                Place::Own => {
+                    let b = Block::new(val.len * val.kind.size());
+                    let ptr = b.ptr();
+                    if let Some(data) = &val.init {
+                        if kind_of(data) != val.kind || data.len() != val.len {
+                            return Err(format!("value {v}: its constant does not fit"));
+                        }
+                        let view = View {
+                            kind: val.kind,
+                            ptr,
+                            len: val.len,
+                        };
+                        // SAFETY: a fresh block of the right size.
+                        unsafe { view.write(data) };
+                    }
+                    blocks.push(b);
+                    ptr
+                }
+                Place::Arena(off) => {
+                    if off + val.len * val.kind.size() > p.arena_bytes.max(64) && val.len > 0 {
+                        return Err(format!("value {v} lies outside the arena"));
+                    }
+                    // SAFETY: checked to be within the arena.
+                    unsafe { arena_ptr.add(off) }
+                }
+                Place::Alias(_) => continue,
+            };
+            views[v] = Some(View {
+                kind: val.kind,
+                ptr,
+                len: val.len,
+            });
+        }
+        for v in 0..p.vals.len() {
+            if let Place::Alias(to) = p.vals[v].place {
+                views[v] = *views
+                    .get(to)
+                    .ok_or_else(|| format!("value {v} aliases a value that does not exist"))?;
+            }
+        }
+        let view = |v: usize| -> Result<View, String> {
+            views
+                .get(v)
+                .copied()
+                .flatten()
+                .ok_or_else(|| format!("value {v} has no storage"))
+        };
+        let loop_fn = |f: usize| -> Result<LoopFn, String> {
+            if f >= p.loop_count {
+                return Err(format!("loop {f} does not exist"));
+            }
+            Ok(loops.map_or(placeholder as LoopFn, |l| l[f]))
+        };
+
+        let mut steps = Vec::new();
+        let mut direct = Vec::new();
+        let mut order = Vec::new();
+        for s in &p.steps {
+            match s {
+                StepDesc::Loop { f, vals, n } => {
+                    let ptrs: Box<[*mut f32]> = vals
+                        .iter()
+                        .map(|&v| view(v).map(|v| v.ptr as *mut f32))
+                        .collect::<Result<_, _>>()?;
+                    if *n >= PARALLEL_LOOP {
+                        order.push((false, steps.len()));
+                        steps.push(Exec::Loop {
+                            f: loop_fn(*f)?,
+                            number: *f,
+                            ptrs,
+                            n: *n,
+                        });
+                    } else {
+                        loop_fn(*f)?;
+                        order.push((true, direct.len()));
+                        direct.push((*f, ptrs, *n));
+                    }
+                }
+                StepDesc::Kernel { k, args, out } => {
+                    order.push((false, steps.len()));
+                    steps.push(Exec::Kernel {
+                        k: Kernel::from_desc(k),
+                        args: args.iter().map(|&a| view(a)).collect::<Result<_, _>>()?,
+                        out: view(*out)?,
+                        error: UnsafeCell::new(None),
+                    });
+                }
+                StepDesc::MatMul {
+                    a,
+                    b,
+                    out,
+                    dims,
+                    bias,
+                    relu,
+                } => {
+                    let [batch, m, k, n] = *dims;
+                    let operand = |o: &crate::program::Operand, rows: usize, cols: usize| {
+                        // A transposed operand is stored as `[cols, rows]`.
+                        let (rs, cs) = if o.transposed {
+                            (1, rows as isize)
+                        } else {
+                            (cols as isize, 1)
+                        };
+                        view(o.val).map(|v| MatRef {
+                            ptr: v.ptr as *const f32,
+                            rs,
+                            cs,
+                        })
+                    };
+                    order.push((false, steps.len()));
+                    steps.push(Exec::MatMul {
+                        gemm: UnsafeCell::new(Gemm::new(m, n, k)),
+                        a: operand(a, m, k)?,
+                        b: operand(b, k, n)?,
+                        c: view(*out)?.ptr as *mut f32,
+                        strides: [m * k, k * n, m * n],
+                        batch,
+                        ep: Epilogue {
+                            accumulate: false,
+                            bias: bias
+                                .map(|v| view(v).map(|v| v.ptr as *const f32))
+                                .transpose()?,
+                            relu: *relu,
+                        },
+                    });
+                }
+                StepDesc::Copy { src, dst } => {
+                    let (src, dst) = (view(*src)?, view(*dst)?);
+                    order.push((false, steps.len()));
+                    steps.push(Exec::Copy {
+                        src: src.ptr,
+                        dst: dst.ptr,
+                        bytes: src.bytes().min(dst.bytes()),
+                    });
+                }
+            }
+        }
+        let port = |d: &crate::program::PortDesc| -> Result<Port, String> {
+            Ok(Port {
+                name: d.name.clone(),
+                view: view(d.val)?,
+                dtype: d.dtype,
+                shape: d.shape.clone(),
+            })
+        };
+        Ok(Instance {
+            steps: steps.into_boxed_slice(),
+            direct,
+            order,
+            loops: loops.map(<[LoopFn]>::to_vec).unwrap_or_default(),
+            _blocks: blocks,
+            inputs: p.inputs.iter().map(port).collect::<Result<_, _>>()?,
+            states: p.states.iter().map(port).collect::<Result<_, _>>()?,
+            outputs: p.outputs.iter().map(port).collect::<Result<_, _>>()?,
+            updates: p.updates.clone(),
+        })
+    }
+
+    /// Supplies the loop functions (in the program's numbering) once they are compiled.
+    pub fn set_loops(&mut self, loops: &[LoopFn]) {
+        self.loops = loops.to_vec();
+        for step in self.steps.iter_mut() {
+            if let Exec::Loop { f, number, .. } = step {
+                *f = loops[*number];
+            }
+        }
+    }
+
+    /// The steps in order, as an entry function should call them.
+    pub fn calls(&self) -> Vec<Call> {
+        self.order
+            .iter()
+            .map(|&(is_direct, i)| {
+                if is_direct {
+                    let (f, ptrs, n) = &self.direct[i];
+                    Call::Loop {
+                        f: *f,
+                        ptrs: ptrs.as_ptr(),
+                        n: *n,
+                    }
+                } else {
+                    Call::Step {
+                        ctx: &self.steps[i] as *const Exec as *const u8,
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The message of the kernel that failed in the last run.
+    pub fn take_error(&mut self) -> String {
+        self.steps
+            .iter_mut()
+            .find_map(|e| match e {
+                Exec::Kernel { error, .. } => error.get_mut().take(),
+                _ => None,
+            })
+            .unwrap_or_else(|| "a step failed".to_string())
+    }
+
+    /// Runs every step in order from Rust (static libraries; the JIT calls its entry
+    /// function instead). Allocates nothing.
+    pub fn run(&mut self) -> Result<(), String> {
+        assert!(
+            !self.loops.is_empty() || self.direct.is_empty(),
+            "loops are set before running"
+        );
+        for &(is_direct, i) in &self.order {
+            // SAFETY: the steps were built for this instance's storage.
+            let status = unsafe {
+                if is_direct {
+                    let (f, ptrs, n) = &self.direct[i];
+                    (self.loops[*f])(ptrs.as_ptr(), 0, *n as i64);
+                    0
+                } else {
+                    run_step(&self.steps[i] as *const Exec as *const u8)
+                }
+            };
+            if status != 0 {
+                return Err(self.take_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the steps one at a time `runs` times; each step's median time in
+    /// microseconds, in schedule order.
+    pub fn profile(&mut self, runs: usize) -> Result<Vec<f64>, String> {
+        let mut times = vec![Vec::with_capacity(runs); self.order.len()];
+        for _ in 0..runs.max(1) {
+            for (k, &(is_direct, i)) in self.order.iter().enumerate() {
+                let t = std::time::Instant::now();
+                // SAFETY: as in `run`.
+                let status = unsafe {
+                    if is_direct {
+                        let (f, ptrs, n) = &self.direct[i];
+                        (self.loops[*f])(ptrs.as_ptr(), 0, *n as i64);
+                        0
+                    } else {
+                        run_step(&self.steps[i] as *const Exec as *const u8)
+                    }
+                };
+                times[k].push(t.elapsed().as_secs_f64() * 1e6);
+                if status != 0 {
+                    return Err(self.take_error());
+                }
+            }
+        }
+        Ok(times
+            .into_iter()
+            .map(|mut t| {
+                t.sort_by(f64::total_cmp);
+                t[t.len() / 2]
+            })
+            .collect())
+    }
+
+    /// Copies `t` into port `p`, after checking its type.
+    fn fill(p: &Port, t: &Tensor, what: &str) -> Result<(), String> {
+        let in_range = match &t.data {
+            Data::I64(v) => v.iter().all(|&x| dnnc_ir::scalar::fit(p.dtype, x) == x),
+            _ => true,
+        };
+        let fits = t.dtype == p.dtype
+            && t.shape == p.shape
+            && in_range
+            && kind_of(&t.data) == p.view.kind
+            && t.data.len() == p.view.len;
+        if !fits {
+            return Err(format!(
+                "{what} `{}` should be {}{:?}, found {}{:?}",
+                p.name, p.dtype, p.shape, t.dtype, t.shape
+            ));
+        }
+        // SAFETY: the port's buffer is not in use between runs.
+        unsafe { p.view.write(&t.data) };
+        Ok(())
+    }
+
+    /// Whether the program reads input `name`.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|p| p.name == name)
+    }
+
+    /// The type of input `name`.
+    pub fn input_type(&self, name: &str) -> Option<(DType, &[usize])> {
+        self.inputs
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| (p.dtype, p.shape.as_slice()))
+    }
+
+    /// Sets input `name` for the next run.
+    pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+        let p = self
+            .inputs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("the graph has no input `{name}`"))?;
+        Self::fill(p, t, "input")
+    }
+
+    /// Writes input `name` from raw `f32` values (as many as it has elements), without
+    /// allocating.
+    pub fn set_input_f32(&mut self, name: &str, values: &[f32]) -> Result<(), String> {
+        let p = self
+            .inputs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("the graph has no input `{name}`"))?;
+        // SAFETY: the port's buffer is not in use between runs.
+        match unsafe { p.view.output() } {
+            crate::buffer::Out::F32(o) if o.len() == values.len() => o.copy_from_slice(values),
+            _ => {
+                return Err(format!(
+                    "input `{name}` does not take {} floats",
+                    values.len()
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes integer input `name` from raw values, checked against its dtype, without
+    /// allocating.
+    pub fn set_input_i64(
+        &mut self,
+        name: &str,
+        values: impl ExactSizeIterator<Item = i64>,
+    ) -> Result<(), String> {
+        let p = self
+            .inputs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("the graph has no input `{name}`"))?;
+        // SAFETY: the port's buffer is not in use between runs.
+        match unsafe { p.view.output() } {
+            crate::buffer::Out::I64(o) if o.len() == values.len() => {
+                for (i, (o, v)) in o.iter_mut().zip(values).enumerate() {
+                    if dnnc_ir::scalar::fit(p.dtype, v) != v {
+                        return Err(format!(
+                            "input `{name}`[{i}] = {v} does not fit {}",
+                            p.dtype
+                        ));
+                    }
+                    *o = v;
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "input `{name}` does not take {} integers",
+                    values.len()
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets state `name`; it keeps its value (and receives its updates) across runs.
+    /// States the program does not have are ignored.
+    pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+        match self.states.iter().find(|p| p.name == name) {
+            Some(p) => Self::fill(p, t, "state"),
+            None => Ok(()),
+        }
+    }
+
+    /// The names of the program's states.
+    pub fn state_names(&self) -> impl Iterator<Item = &str> {
+        self.states.iter().map(|p| p.name.as_str())
+    }
+
+    /// The current value of state `name`.
+    pub fn state(&self, name: &str) -> Option<Tensor> {
+        self.states.iter().find(|p| p.name == name).map(|p| Tensor {
+            dtype: p.dtype,
+            shape: p.shape.clone(),
+            // SAFETY: no run is in progress.
+            data: unsafe { p.view.read() },
+        })
+    }
+
+    /// Copies the current value of state `name` into `t` (same type), without
+    /// allocating.
+    pub fn read_state_into(&self, name: &str, t: &mut Tensor) -> Result<(), String> {
+        let p = self
+            .states
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("the graph has no state `{name}`"))?;
+        // SAFETY: no run is in progress.
+        match (unsafe { p.view.input() }, &mut t.data) {
+            (In::F32(s), Data::F32(d)) if d.len() == s.len() => d.copy_from_slice(s),
+            (In::I64(s), Data::I64(d)) if d.len() == s.len() => d.copy_from_slice(s),
+            (In::Bool(s), Data::Bool(d)) if d.len() == s.len() => d.copy_from_slice(s),
+            _ => return Err(format!("state `{name}` does not fit the given tensor")),
+        }
+        Ok(())
+    }
+
+    /// The scalar value of output `i` as `f64`, if it has one element.
+    pub fn output_scalar(&self, i: usize) -> Option<f64> {
+        let p = self.outputs.get(i)?;
+        if p.view.len != 1 {
+            return None;
+        }
+        // SAFETY: no run is in progress.
+        Some(match unsafe { p.view.input() } {
+            In::F32(v) => f64::from(v[0]),
+            In::I64(v) => v[0] as f64,
+            In::Bool(v) => f64::from(u8::from(v[0])),
+        })
+    }
+
+    /// Output `name`'s `f32` elements, borrowed.
+    pub fn output_f32(&self, name: &str) -> Option<&[f32]> {
+        let p = self.outputs.iter().find(|p| p.name == name)?;
+        // SAFETY: no run is in progress; the borrow of `self` keeps runs out.
+        match unsafe { p.view.input() } {
+            In::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The names of the outputs, in order.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        self.outputs.iter().map(|p| p.name.as_str())
+    }
+
+    /// Output `name` as a tensor.
+    pub fn output(&self, name: &str) -> Option<Tensor> {
+        self.outputs
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| Tensor {
+                dtype: p.dtype,
+                shape: p.shape.clone(),
+                // SAFETY: no run is in progress.
+                data: unsafe { p.view.read() },
+            })
+    }
+
+    fn tensor(p: &Port) -> (String, Tensor) {
+        let t = Tensor {
+            dtype: p.dtype,
+            shape: p.shape.clone(),
+            // SAFETY: no run is in progress.
+            data: unsafe { p.view.read() },
+        };
+        (p.name.clone(), t)
+    }
+
+    /// Sets every input and state from the maps (the interpreter's contract).
+    pub fn set_all(
+        &mut self,
+        inputs: &std::collections::HashMap<String, Tensor>,
+        states: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(), String> {
+        for (ports, given, what) in [
+            (&self.inputs, inputs, "input"),
+            (&self.states, states, "state"),
+        ] {
+            for p in ports {
+                let t = given
+                    .get(&p.name)
+                    .ok_or_else(|| format!("missing {what} `{}`", p.name))?;
+                Self::fill(p, t, what)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every output and every updated state, in the program's order.
+    #[allow(clippy::type_complexity)]
+    pub fn results(&self) -> (Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
+        let outputs = self.outputs.iter().map(Self::tensor).collect();
+        let updates = self
+            .updates
+            .iter()
+            .map(|&s| Self::tensor(&self.states[s]))
+            .collect();
+        (outputs, updates)
+    }
+}
