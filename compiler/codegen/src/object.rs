@@ -1,1 +1,408 @@
-//! Object files for static libraries (placeholder, filled in below).
+//! Object files for static libraries: the same loops as the JIT, compiled
+//! position-independent with `cranelift-object`, plus what the C API needs.
+//!
+//! The object defines, for a library named `NAME`:
+//! - the loop functions of every program (local), and `NAME_loops`, a table of their
+//!   addresses;
+//! - `NAME_desc` (the [`LibraryDesc`] as JSON) and `NAME_weights` (safetensors);
+//! - the C API, `NAME_create`, `NAME_load_weights`, `NAME_save_weights`,
+//!   `NAME_forward`, `NAME_train_step`, `NAME_last_error` and `NAME_destroy`: small
+//!   functions that pass these symbols (or their arguments) to the runtime's
+//!   `dnnc_capi_*` functions, which come from the `dnnc-capi` archive the library is
+//!   bundled with.
+//!
+//! [`header`] writes the matching C header.
+
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Type, UserFuncName, Value};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{default_libcall_names, DataDescription, DataId, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+use dnnc_exec::library::{Entry, Field, LibraryDesc, Param};
+use dnnc_ir::{DType, Graph};
+
+use crate::jit::{err, isa, Loops};
+
+/// What goes into a library.
+pub struct LibraryInput<'a> {
+    /// The C name prefix (an identifier).
+    pub name: String,
+    /// Inference graphs by batch size.
+    pub forward: Vec<(usize, &'a Graph)>,
+    /// Training steps by batch size.
+    pub train: Vec<(usize, &'a Graph)>,
+    pub input: Field,
+    pub output: Field,
+    pub fields: Vec<Field>,
+    pub params: Vec<Param>,
+    pub seed: u64,
+    pub max_batch: usize,
+    /// The initial parameters, as a safetensors file.
+    pub weights: Vec<u8>,
+}
+
+/// An object file and the description it embeds.
+pub struct Library {
+    pub object: Vec<u8>,
+    pub desc: LibraryDesc,
+}
+
+/// How many data pointers `train_step` passes on (one per field of the train block).
+pub const MAX_FIELDS: usize = 4;
+
+/// Compiles `input` into an object file.
+pub fn library(input: LibraryInput<'_>) -> Result<Library, String> {
+    if input.fields.len() > MAX_FIELDS {
+        return Err(format!(
+            "the train block reads {} data fields; static libraries take at most {MAX_FIELDS}",
+            input.fields.len()
+        ));
+    }
+    let builder = ObjectBuilder::new(
+        isa(true)?,
+        format!("{}.o", input.name),
+        default_libcall_names(),
+    )
+    .map_err(|e| err("object", e))?;
+    let module = ObjectModule::new(builder);
+    let mut loops = Loops::with_module(module, &format!("{}_", input.name), Linkage::Local)?;
+
+    let entries = |graphs: &[(usize, &Graph)], loops: &mut Loops<ObjectModule>| {
+        let mut out = Vec::new();
+        for &(batch, g) in graphs {
+            let (program, groups) = crate::build_program(g)?;
+            let first_loop = loops.fns.len();
+            for group in &groups {
+                loops.declare(g, group)?;
+            }
+            out.push(Entry {
+                batch,
+                program,
+                first_loop,
+            });
+        }
+        Ok::<_, String>(out)
+    };
+    let forward = entries(&input.forward, &mut loops)?;
+    let train = entries(&input.train, &mut loops)?;
+    let desc = LibraryDesc {
+        name: input.name.clone(),
+        max_batch: input.max_batch,
+        forward,
+        train,
+        input: input.input.clone(),
+        output: input.output.clone(),
+        fields: input.fields.clone(),
+        params: input.params.clone(),
+        seed: input.seed,
+        loop_count: loops.fns.len(),
+    };
+    let json = serde_json_bytes(&desc)?;
+
+    let name = input.name.clone();
+    let fns = loops.fns.clone();
+    let module = &mut loops.module;
+    let data = |module: &mut ObjectModule, sym: &str, bytes: Vec<u8>| -> Result<DataId, String> {
+        let id = module
+            .declare_data(sym, Linkage::Local, false, false)
+            .map_err(|e| err("data", e))?;
+        let mut d = DataDescription::new();
+        d.define(bytes.into_boxed_slice());
+        d.set_align(16);
+        module.define_data(id, &d).map_err(|e| err("data", e))?;
+        Ok(id)
+    };
+    let desc_len = json.len();
+    let weights_len = input.weights.len();
+    let desc_id = data(module, &format!("{name}_desc"), json)?;
+    let weights_id = data(module, &format!("{name}_weights"), input.weights)?;
+    // Writable, with explicit contents: relocations in a zero-initialised or read-only
+    // section would not be applied in a position-independent executable.
+    let table_id = module
+        .declare_data(&format!("{name}_loops"), Linkage::Local, true, false)
+        .map_err(|e| err("data", e))?;
+    let mut table = DataDescription::new();
+    table.define(vec![0u8; 8 * fns.len().max(1)].into_boxed_slice());
+    table.set_align(8);
+    for (i, &f) in fns.iter().enumerate() {
+        let fref = module.declare_func_in_data(f, &mut table);
+        table.write_function_addr((8 * i) as u32, fref);
+    }
+    module
+        .define_data(table_id, &table)
+        .map_err(|e| err("data", e))?;
+
+    let ptr = module.target_config().pointer_type();
+    let mut w = Wrappers {
+        module,
+        fctx: FunctionBuilderContext::new(),
+    };
+    // NAME_create() -> model
+    w.emit(
+        &format!("{name}_create"),
+        &[],
+        Some(ptr),
+        "dnnc_capi_create",
+        &[ptr, types::I64, ptr, types::I64, ptr, types::I64],
+        &|b, m, _| {
+            let at = |b: &mut FunctionBuilder<'_>, m: &mut ObjectModule, id: DataId| {
+                let gv = m.declare_data_in_func(id, b.func);
+                b.ins().symbol_value(ptr, gv)
+            };
+            let d = at(b, m, desc_id);
+            let dl = b.ins().iconst(types::I64, desc_len as i64);
+            let wts = at(b, m, weights_id);
+            let wl = b.ins().iconst(types::I64, weights_len as i64);
+            let t = at(b, m, table_id);
+            let tl = b.ins().iconst(types::I64, fns.len() as i64);
+            vec![d, dl, wts, wl, t, tl]
+        },
+    )?;
+    for (suffix, callee) in [
+        ("load_weights", "dnnc_capi_load_weights"),
+        ("save_weights", "dnnc_capi_save_weights"),
+    ] {
+        w.emit(
+            &format!("{name}_{suffix}"),
+            &[ptr, ptr],
+            Some(types::I32),
+            callee,
+            &[ptr, ptr],
+            &|_, _, args| args.to_vec(),
+        )?;
+    }
+    w.emit(
+        &format!("{name}_forward"),
+        &[ptr, ptr, types::I64, ptr],
+        Some(types::I32),
+        "dnnc_capi_forward",
+        &[ptr, ptr, types::I64, ptr],
+        &|_, _, args| args.to_vec(),
+    )?;
+    // NAME_train_step(m, field..., batch, loss) -> dnnc_capi_train_step(m, batch,
+    // loss, nfields, f0, f1, f2, f3)
+    let k = input.fields.len();
+    let mut params = vec![ptr];
+    params.extend(std::iter::repeat_n(ptr, k));
+    params.extend([types::I64, ptr]);
+    let mut callee = vec![ptr, types::I64, ptr, types::I64];
+    callee.extend(std::iter::repeat_n(ptr, MAX_FIELDS));
+    w.emit(
+        &format!("{name}_train_step"),
+        &params,
+        Some(types::I32),
+        "dnnc_capi_train_step",
+        &callee,
+        &|b, _, args| {
+            let mut v = vec![args[0], args[k + 1], args[k + 2]];
+            v.push(b.ins().iconst(types::I64, k as i64));
+            v.extend(&args[1..=k]);
+            for _ in k..MAX_FIELDS {
+                v.push(b.ins().iconst(ptr, 0));
+            }
+            v
+        },
+    )?;
+    w.emit(
+        &format!("{name}_last_error"),
+        &[ptr],
+        Some(ptr),
+        "dnnc_capi_last_error",
+        &[ptr],
+        &|_, _, args| args.to_vec(),
+    )?;
+    w.emit(
+        &format!("{name}_destroy"),
+        &[ptr],
+        None,
+        "dnnc_capi_destroy",
+        &[ptr],
+        &|_, _, args| args.to_vec(),
+    )?;
+    let product = loops.module.finish();
+    let object = product.emit().map_err(|e| err("emitting the object", e))?;
+    Ok(Library { object, desc })
+}
+
+fn serde_json_bytes(desc: &LibraryDesc) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(desc).map_err(|e| format!("serialising the library description: {e}"))
+}
+
+/// Emits exported forwarding functions.
+struct Wrappers<'m> {
+    module: &'m mut ObjectModule,
+    fctx: FunctionBuilderContext,
+}
+
+type ArgFn<'f> = dyn Fn(&mut FunctionBuilder<'_>, &mut ObjectModule, &[Value]) -> Vec<Value> + 'f;
+
+impl Wrappers<'_> {
+    /// `export(params) -> ret { return callee(args(params)) }`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        export: &str,
+        params: &[Type],
+        ret: Option<Type>,
+        callee: &str,
+        callee_params: &[Type],
+        args: &ArgFn<'_>,
+    ) -> Result<(), String> {
+        let m = &mut *self.module;
+        let mut sig = m.make_signature();
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.returns.extend(ret.map(AbiParam::new));
+        let mut csig = m.make_signature();
+        csig.params
+            .extend(callee_params.iter().map(|&t| AbiParam::new(t)));
+        csig.returns.extend(ret.map(AbiParam::new));
+        let id = m
+            .declare_function(export, Linkage::Export, &sig)
+            .map_err(|e| err("declare", e))?;
+        let cid = m
+            .declare_function(callee, Linkage::Import, &csig)
+            .map_err(|e| err("declare", e))?;
+        let mut ctx = m.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let ps = b.block_params(entry).to_vec();
+            let fref = m.declare_func_in_func(cid, b.func);
+            let a = args(&mut b, m, &ps);
+            let call = b.ins().call(fref, &a);
+            let results = b.inst_results(call).to_vec();
+            b.ins().return_(&results);
+            b.seal_all_blocks();
+            b.finalize(m.target_config());
+        }
+        m.define_function(id, &mut ctx)
+            .map_err(|e| err(&format!("compiling {export}"), e))?;
+        Ok(())
+    }
+}
+
+/// The C type of one element of `dtype` as `train_step` takes it.
+fn c_type(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "float",
+        _ => "int32_t",
+    }
+}
+
+/// The C header of a library.
+pub fn header(desc: &LibraryDesc) -> String {
+    let n = &desc.name;
+    let upper = n.to_uppercase();
+    let fields: Vec<String> = desc
+        .fields
+        .iter()
+        .map(|f| format!("const {} *{}", c_type(f.dtype), f.name))
+        .collect();
+    let field_docs: Vec<String> = desc
+        .fields
+        .iter()
+        .map(|f| {
+            format!(
+                " *   {:<10} {} per sample ({} elements, shape [{}]){}",
+                f.name,
+                c_type(f.dtype),
+                f.size(),
+                f.sample
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if f.dtype == DType::F32 {
+                    String::new()
+                } else {
+                    format!("; values must fit {}", f.dtype)
+                }
+            )
+        })
+        .collect();
+    let train_batches: Vec<String> = desc.train.iter().map(|e| e.batch.to_string()).collect();
+    format!(
+        r#"/* {n}.h: the C API of the `{n}` model, generated by `dnnc compile`.
+ *
+ * Link with:  cc main.c lib{n}.a -lm -lpthread -ldl
+ *
+ * Every function returning int returns 0 on success and non-zero on failure; then
+ * {n}_last_error(m) says why (a null model, a null pointer, a batch out of range,
+ * a missing, corrupt or mismatched weights file). Nothing aborts the program.
+ * Separate instances share nothing and may be used from separate threads at once;
+ * one instance must not be used by two threads at the same time.
+ */
+#ifndef {upper}_H
+#define {upper}_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+/* Elements of one input sample and of one output row. */
+#define {upper}_INPUT_SIZE {input}
+#define {upper}_OUTPUT_SIZE {output}
+/* The largest batch forward and train_step take. */
+#define {upper}_MAX_BATCH {max}
+/* The batch sizes train_step was compiled for: {train_batches}. */
+
+typedef struct {n} {n}_t;
+
+/* A new instance: the weights embedded by `dnnc compile --weights`, else freshly
+ * initialised from the train block's seed. NULL if it cannot be made (see
+ * {n}_last_error(NULL)). */
+{n}_t *{n}_create(void);
+
+/* Replace the parameters with those of a safetensors file (as `dnnc train` writes). */
+int {n}_load_weights({n}_t *m, const char *safetensors_path);
+
+/* Write the parameters as a safetensors file (written whole, then renamed). */
+int {n}_save_weights(const {n}_t *m, const char *safetensors_path);
+
+/* Run the model on `batch` samples (1 .. {upper}_MAX_BATCH): `input` holds
+ * batch * {upper}_INPUT_SIZE floats, `output` receives batch * {upper}_OUTPUT_SIZE. */
+int {n}_forward({n}_t *m, const float *input, int64_t batch, float *output);
+
+/* One optimizer step on `batch` samples (one of the compiled training batch sizes);
+ * the mean loss of the batch goes to *loss. One pointer per field of the train
+ * block's data, in order:
+{field_docs}
+ */
+int {n}_train_step({n}_t *m, {fields}, int64_t batch, float *loss);
+
+/* Why the last call on `m` failed (or why {n}_create failed, for NULL). Valid until
+ * the next call on `m`. */
+const char *{n}_last_error(const {n}_t *m);
+
+/* Free the instance (NULL is allowed). */
+void {n}_destroy({n}_t *m);
+
+/* Reading IDX files (such as MNIST's, gzip-compressed or not), for examples and
+ * tests. dnnc_idx_dims stores up to max_rank dimensions and returns the rank;
+ * dnnc_idx_read_f32 reads `count` elements multiplied by `scale`;
+ * dnnc_idx_read_i32 reads `count` integers. On failure they return -1 and
+ * dnnc_idx_last_error() says why. */
+int dnnc_idx_dims(const char *path, int64_t *dims, int max_rank);
+int dnnc_idx_read_f32(const char *path, float *out, int64_t count, float scale);
+int dnnc_idx_read_i32(const char *path, int32_t *out, int64_t count);
+const char *dnnc_idx_last_error(void);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {upper}_H */
+"#,
+        input = desc.input.size(),
+        output = desc.output.size(),
+        max = desc.max_batch,
+        train_batches = train_batches.join(", "),
+        field_docs = field_docs.join("\n"),
+        fields = fields.join(", "),
+    )
+}

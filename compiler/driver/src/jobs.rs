@@ -137,9 +137,86 @@ pub struct CompileArgs {
     pub batch: Option<usize>,
     pub dump_after: Option<String>,
     pub output: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
+    pub runtime: Option<PathBuf>,
+}
+
+/// `dnnc compile --emit lib|obj|header`: a static library with a C API.
+fn compile_library(a: &CompileArgs) -> ExitCode {
+    use dnnc_session::library;
+    with_job(&a.file, |job| {
+        let name = match library::library_name(job, a.output.as_deref()) {
+            Ok(n) => n,
+            Err(e) => return fail(e),
+        };
+        let (ext, default) = match a.emit.as_str() {
+            "lib" => ("a", format!("lib{name}.a")),
+            "obj" => ("o", format!("{name}.o")),
+            _ => ("h", format!("{name}.h")),
+        };
+        let out = a.output.clone().unwrap_or_else(|| PathBuf::from(default));
+        if out.extension().and_then(|e| e.to_str()) != Some(ext) {
+            return fail(format!(
+                "{}: `--emit {}` writes a `.{ext}` file",
+                out.display(),
+                a.emit
+            ));
+        }
+        // Find the runtime before the (longer) compilation.
+        let runtime = if a.emit == "lib" {
+            match library::find_runtime(a.runtime.as_deref()) {
+                Ok(r) => Some(r),
+                Err(e) => return fail(e),
+            }
+        } else {
+            None
+        };
+        let (lib, header) = match library::build(job, &name, a.weights.as_deref()) {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        let dir = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return fail(format!("{}: {e}", dir.display()));
+        }
+        let write = |path: &Path, bytes: &[u8]| -> Result<(), String> {
+            std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let result = match a.emit.as_str() {
+            "header" => write(&out, header.as_bytes()),
+            "obj" => write(&out, &lib.object),
+            _ => {
+                library::write_archive(&lib.object, runtime.as_deref().expect("found above"), &out)
+                    .and_then(|()| write(&dir.join(format!("{name}.h")), header.as_bytes()))
+                    .and_then(|()| {
+                        write(
+                            &dir.join(format!("{name}.pc")),
+                            library::pkg_config(&name, &dir).as_bytes(),
+                        )
+                    })
+            }
+        };
+        match result {
+            Ok(()) => {
+                println!("wrote {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }
+    })
 }
 
 pub fn compile(a: CompileArgs) -> ExitCode {
+    if matches!(a.emit.as_str(), "lib" | "obj" | "header") {
+        return compile_library(&a);
+    }
+    if a.weights.is_some() || a.runtime.is_some() {
+        return fail("`--weights` and `--runtime` go with `--emit lib`, `obj` or `header`");
+    }
     let opts = PassOptions {
         verify: true,
         dump_after: a.dump_after.clone(),
@@ -181,7 +258,11 @@ pub fn compile(a: CompileArgs) -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return fail(e),
             },
-            other => return fail(format!("cannot emit `{other}`; choose ir, dot or schedule")),
+            other => {
+                return fail(format!(
+                    "cannot emit `{other}`; choose ir, dot, schedule, lib, obj or header"
+                ))
+            }
         };
         match &a.output {
             Some(p) => match std::fs::write(p, text) {

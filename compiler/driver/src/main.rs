@@ -134,11 +134,13 @@ enum Command {
     },
     /// Run the language server on standard input and output.
     Lsp,
-    /// Compile the file's graphs and print them (`--emit ir`, `dot` or `schedule`).
+    /// Compile the file's graphs: print them (`--emit ir`, `dot` or `schedule`), or
+    /// build a static library with a C API (`--emit lib`, `obj` or `header`).
     Compile {
         file: PathBuf,
-        /// What to produce: `ir` (text), `dot` (graphviz) or `schedule` (the native
-        /// backend's steps and memory plan).
+        /// What to produce: `ir` (text), `dot` (graphviz), `schedule` (the native
+        /// backend's steps and memory plan), `lib` (`-o DIR/libNAME.a`, with `NAME.h`
+        /// and `NAME.pc`), `obj` (the model's object file) or `header` (`NAME.h`).
         #[arg(long, default_value = "ir")]
         emit: String,
         /// Which graph: `train` (the whole training step), `eval` or `predict`.
@@ -150,9 +152,17 @@ enum Command {
         /// Print the IR after this pass (or `all`) to stderr.
         #[arg(long)]
         dump_after: Option<String>,
-        /// Write here instead of standard output.
+        /// Write here instead of standard output (for `lib`: `DIR/libNAME.a`).
         #[arg(short = 'o')]
         output: Option<PathBuf>,
+        /// Embed these parameters (safetensors) in the library instead of the seed's
+        /// initialisation.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// The runtime archive to bundle (default: libdnnc_capi.a next to dnnc, or
+        /// $DNNC_RUNTIME).
+        #[arg(long)]
+        runtime: Option<PathBuf>,
     },
 }
 
@@ -231,6 +241,8 @@ fn run(cli: Cli) -> ExitCode {
             batch,
             dump_after,
             output,
+            weights,
+            runtime,
         } => jobs::compile(jobs::CompileArgs {
             file,
             emit,
@@ -238,6 +250,8 @@ fn run(cli: Cli) -> ExitCode {
             batch,
             dump_after,
             output,
+            weights,
+            runtime,
         }),
         Command::Bench {
             file,

@@ -520,6 +520,27 @@ impl Instance {
         Self::fill(p, t, "input")
     }
 
+    /// Input `name`'s buffer, to be written in place (`f32` inputs).
+    pub fn input_f32_mut(&mut self, name: &str) -> Option<&mut [f32]> {
+        let p = self.inputs.iter().find(|p| p.name == name)?;
+        // SAFETY: no run is in progress; the borrow of `self` keeps runs out.
+        match unsafe { p.view.output() } {
+            crate::buffer::Out::F32(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Input `name`'s buffer and dtype, to be written in place (integer inputs, stored
+    /// as `i64`; values must fit the dtype).
+    pub fn input_i64_mut(&mut self, name: &str) -> Option<(&mut [i64], DType)> {
+        let p = self.inputs.iter().find(|p| p.name == name)?;
+        // SAFETY: as above.
+        match unsafe { p.view.output() } {
+            crate::buffer::Out::I64(o) => Some((o, p.dtype)),
+            _ => None,
+        }
+    }
+
     /// Writes input `name` from raw `f32` values (as many as it has elements), without
     /// allocating.
     pub fn set_input_f32(&mut self, name: &str, values: &[f32]) -> Result<(), String> {

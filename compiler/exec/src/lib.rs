@@ -16,6 +16,7 @@
 pub mod buffer;
 pub mod helpers;
 pub mod instance;
+pub mod library;
 pub mod maps;
 pub mod ops;
 pub mod program;

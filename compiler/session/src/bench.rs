@@ -113,7 +113,13 @@ fn time_exe(
     let inputs: Vec<(&str, &Tensor)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
     exe.step(&inputs)?;
     if std::env::var_os("DNNC_PROFILE").is_some() {
-        let mut steps = exe.profile(runs)?;
+        let mut steps = match exe.profile(runs) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("DNNC_PROFILE: {e}");
+                Vec::new()
+            }
+        };
         let total: f64 = steps.iter().map(|(_, t)| t).sum();
         eprintln!(
             "profile of `{}` (median µs per step, total {total:.0} µs):",

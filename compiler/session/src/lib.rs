@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod init;
+pub mod library;
 pub mod run;
 pub mod steps;
 

@@ -74,7 +74,7 @@ fn scalar_i64(v: i64) -> Tensor {
 
 /// Initial parameter values: from `--init`, from `from "..."` bindings, or the
 /// declared initialisers.
-fn initial_params(
+pub(crate) fn initial_params(
     params: &[ParamInfo],
     seed: u64,
     init: Option<&Path>,

@@ -182,6 +182,13 @@ fn io_err(path: &Path, doing: impl Into<String>, source: io::Error) -> Checkpoin
 /// consistent (storage matching its dtype, as many elements as its shape) and, for `i32`
 /// and `u8` tensors, hold values in range. Nothing is written when any check fails.
 pub fn save(path: &Path, tensors: &[(String, &Tensor)]) -> Result<(), CheckpointError> {
+    let bytes = to_bytes(path, tensors)?;
+    write_atomically(path, &bytes)
+}
+
+/// The bytes of a safetensors file holding `tensors` (what [`save`] writes; `path`
+/// only names the file in errors).
+pub fn to_bytes(path: &Path, tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, CheckpointError> {
     let mut seen = HashSet::new();
     let mut views = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
@@ -216,9 +223,8 @@ pub fn save(path: &Path, tensors: &[(String, &Tensor)]) -> Result<(), Checkpoint
         })?;
         views.push((name.as_str(), view));
     }
-    let bytes = safetensors::serialize(views, None)
-        .map_err(|e| err(path, CheckpointErrorKind::Encode(e.to_string())))?;
-    write_atomically(path, &bytes)
+    safetensors::serialize(views, None)
+        .map_err(|e| err(path, CheckpointErrorKind::Encode(e.to_string())))
 }
 
 /// Reads every tensor of the safetensors file `path`, sorted by name.
@@ -248,7 +254,16 @@ pub fn load_into(
     expected: &[(String, DType, Vec<usize>)],
 ) -> Result<Vec<Tensor>, CheckpointError> {
     let bytes = fs::read(path).map_err(|e| io_err(path, "read the checkpoint", e))?;
-    let file = parse(path, &bytes)?;
+    load_bytes_into(path, &bytes, expected)
+}
+
+/// [`load_into`] for a file already in memory (`path` only names it in errors).
+pub fn load_bytes_into(
+    path: &Path,
+    bytes: &[u8],
+    expected: &[(String, DType, Vec<usize>)],
+) -> Result<Vec<Tensor>, CheckpointError> {
+    let file = parse(path, bytes)?;
     let mut views = Vec::with_capacity(expected.len());
     for (name, dtype, shape) in expected {
         let view = match file.tensor(name) {
@@ -259,7 +274,7 @@ pub fn load_into(
                     CheckpointErrorKind::Missing { name: name.clone() },
                 ));
             }
-            Err(e) => return Err(corrupt(path, &bytes, e)),
+            Err(e) => return Err(corrupt(path, bytes, e)),
         };
         if view.dtype() != safetensors_dtype(*dtype) {
             return Err(err(

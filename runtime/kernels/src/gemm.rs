@@ -2,15 +2,17 @@
 //! fused epilogue (`+ bias` per column, then ReLU) applied as the result is stored.
 //!
 //! Operands are strided views, so a transposed operand is read in place (the backward
-//! matmuls never materialise a transpose). The algorithm is the usual packed one: for
-//! each block of `KC` steps of `k`, the block of `B` is copied into panels of `NR`
-//! columns and each strip of `MR` rows of `A` into a small buffer, and a register-tiled
-//! micro-kernel multiplies a strip by a panel. On x86-64 with AVX-512 the micro-kernel
-//! keeps a 12×32 tile in 24 `zmm` registers; elsewhere a portable kernel does the same
-//! over arrays. Products with at most four rows (batch-1 inference) skip packing and
-//! stream `B` once. Large products split their columns (or rows) across the threads
-//! of [`crate::pool`]. Packing buffers belong to a [`Gemm`] plan and are sized when it
-//! is made, so running one allocates nothing.
+//! matmuls never materialise a transpose). The algorithm is the usual blocked one: for
+//! each block of at most `KC` steps of `k` (blocks evened out), the block of `B` is
+//! copied into panels of `NR` columns, and a register-tiled micro-kernel multiplies a
+//! strip of `MR` rows of `A` by a panel. On x86-64 with AVX-512 the micro-kernel keeps
+//! a 12×32 tile in 24 `zmm` registers and reads whole strips of `A` in place through
+//! their strides (only a last, partial strip is packed, with zero rows); elsewhere a
+//! portable kernel works on packed strips. Products with at most four rows (batch-1
+//! inference) or at most sixteen columns (a classifier's head) skip packing and stream
+//! `B` once. Large products are cut into chunks of whole panels (or strips) that the
+//! threads of [`crate::pool`] claim as they come. Packing buffers belong to a [`Gemm`]
+//! plan and are sized when it is made, so running one allocates nothing.
 
 use crate::pool;
 

@@ -1,0 +1,286 @@
+//! `dnnc compile --emit lib|obj|header`: static libraries with a C API.
+//!
+//! A library holds the inference graph at batch 1 and at the train block's batch, and
+//! the training step at that batch (and at the size of the training split's last,
+//! partial batch, when the data is there to tell), compiled by the native backend into
+//! an object file ([`dnnc_codegen::object`]), with the initial parameters (the given
+//! weights, else the seed's initialisation) embedded. `lib` bundles the object with the
+//! runtime archive (`libdnnc_capi.a`) into `libNAME.a`, next to `NAME.h` and `NAME.pc`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dnnc_codegen::object::{header, library, Library, LibraryInput};
+use dnnc_exec::library::{Field, Param};
+use dnnc_ir::{Graph, Op};
+use dnnc_lower::Mode;
+
+use crate::run::{initial_params, Job};
+use crate::steps::{forward, train_step, PassOptions};
+
+/// The library's C name: `NAME` of `libNAME.a`, else the model's name in snake_case.
+pub fn library_name(job: &Job<'_>, output: Option<&Path>) -> Result<String, String> {
+    let from_output = output
+        .and_then(|p| p.file_stem())
+        .and_then(|s| s.to_str())
+        .map(|s| s.strip_prefix("lib").unwrap_or(s).to_string());
+    let name = match from_output {
+        Some(n) => n,
+        None => {
+            let (_, sig) = dnnc_lower::model::train_item(job.db, job.file, job.item)?;
+            let model = sig.models.first().ok_or("the train block has no model")?;
+            snake_case(&model.inst.layer.name)
+        }
+    };
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!(
+            "`{name}` is not a C identifier; name the library `libNAME.a` with NAME made of letters, digits and `_`"
+        ));
+    }
+    Ok(name)
+}
+
+fn snake_case(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The inputs of `g` other than `step` and `rng_key`, with their per-sample shapes.
+fn data_fields(g: &Graph) -> Vec<Field> {
+    g.inputs()
+        .into_iter()
+        .filter_map(|n| match &g.node(n).op {
+            Op::Input { name, dtype, shape }
+                if name != dnnc_passes::optimizer::STEP && name != dnnc_lower::RNG_KEY =>
+            {
+                Some(Field {
+                    name: name.clone(),
+                    dtype: *dtype,
+                    sample: shape.get(1..).unwrap_or(&[]).to_vec(),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Compiles the train block of `job` into a library object named `name`, with the
+/// parameters from `weights` if given.
+pub fn build(
+    job: &Job<'_>,
+    name: &str,
+    weights: Option<&Path>,
+) -> Result<(Library, String), String> {
+    let passes = PassOptions::default();
+    let max = job.cfg.batch.max(1);
+    // The training split's size, if its data can be read, for the last partial batch
+    // and the schedule's steps per epoch.
+    let n_train = crate::data::load_split(job.db, job.dataset, "train")
+        .ok()
+        .map(|s| s.len());
+    let steps_per_epoch = n_train.map_or(1, |n| n.div_ceil(max).max(1));
+    let mut train_batches = vec![max];
+    if let Some(rest) = n_train.map(|n| n % max).filter(|&r| r > 0) {
+        train_batches.insert(0, rest);
+    }
+    let mut fwd = Vec::new();
+    for b in if max > 1 { vec![1, max] } else { vec![1] } {
+        fwd.push((
+            b,
+            forward(job.db, job.file, job.item, Mode::Predict, b, &passes)?,
+        ));
+    }
+    let mut train = Vec::new();
+    for &b in &train_batches {
+        train.push((
+            b,
+            train_step(
+                job.db,
+                job.file,
+                job.item,
+                &job.cfg,
+                steps_per_epoch,
+                b,
+                &passes,
+            )?,
+        ));
+    }
+    let one = &fwd[0].1.graph;
+    let port = |g: &Graph, node: Option<dnnc_ir::NodeId>, what: &str| -> Result<Field, String> {
+        let id = node.ok_or_else(|| format!("the inference graph has no {what}"))?;
+        let ty = g.ty(id);
+        Ok(Field {
+            name: what.to_string(),
+            dtype: ty.dtype,
+            sample: ty.shape.get(1..).unwrap_or(&[]).to_vec(),
+        })
+    };
+    let input_node = one
+        .inputs()
+        .into_iter()
+        .find(|&n| matches!(&one.node(n).op, Op::Input { name, .. } if name == "input"));
+    let input = port(one, input_node, "input")?;
+    let output = port(one, one.output("output"), "output")?;
+    if input.dtype != dnnc_ir::DType::F32 || output.dtype != dnnc_ir::DType::F32 {
+        return Err(
+            "static libraries take and return f32 tensors; this model's input or output is not f32"
+                .into(),
+        );
+    }
+    let lowered = &train.last().expect("one training step at least").1;
+    let params: Vec<Param> = lowered
+        .params
+        .iter()
+        .map(|p| Param {
+            name: p.name.clone(),
+            dtype: p.dtype,
+            shape: p.shape.clone(),
+        })
+        .collect();
+    let values = initial_params(&lowered.params, job.cfg.seed, weights)?;
+    let tensors: Vec<(String, &dnnc_tensor::Tensor)> = params
+        .iter()
+        .map(|p| (p.name.clone(), &values[&p.name]))
+        .collect();
+    let weights_bytes = dnnc_runtime::checkpoint::to_bytes(Path::new("<weights>"), &tensors)
+        .map_err(|e| e.to_string())?;
+    let lib = library(LibraryInput {
+        name: name.to_string(),
+        forward: fwd.iter().map(|(b, l)| (*b, &l.graph)).collect(),
+        train: train.iter().map(|(b, l)| (*b, &l.graph)).collect(),
+        input,
+        output,
+        fields: data_fields(&lowered.graph),
+        params,
+        seed: job.cfg.seed,
+        max_batch: max,
+        weights: weights_bytes,
+    })?;
+    let h = header(&lib.desc);
+    Ok((lib, h))
+}
+
+/// Where the runtime archive is: `explicit`, `$DNNC_RUNTIME`, or `libdnnc_capi.a` in
+/// the directory of the running `dnnc` or a sibling cargo profile directory.
+pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!(
+                "{}: the runtime archive does not exist",
+                p.display()
+            ))
+        };
+    }
+    if let Some(p) = std::env::var_os("DNNC_RUNTIME") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "{} (from DNNC_RUNTIME): the runtime archive does not exist",
+                p.display()
+            ))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("the dnnc executable has no directory")?;
+    // The LTO-built archive of the `capi` profile first, then whatever cargo built.
+    let mut candidates = Vec::new();
+    if let Some(target) = dir.parent() {
+        candidates.push(target.join("capi").join("libdnnc_capi.a"));
+    }
+    candidates.push(dir.join("libdnnc_capi.a"));
+    if let Some(target) = dir.parent() {
+        for profile in ["release", "debug"] {
+            candidates.push(target.join(profile).join("libdnnc_capi.a"));
+        }
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        "the runtime archive libdnnc_capi.a was not found next to dnnc; build it with `cargo build --profile capi -p dnnc-capi`, or pass `--runtime PATH` (or set DNNC_RUNTIME)".to_string()
+    })
+}
+
+/// Writes `object` bundled with the runtime archive as the static library `out`, using
+/// `ar` (GNU binutils, which comes with any C compiler on Linux).
+pub fn write_archive(object: &[u8], runtime: &Path, out: &Path) -> Result<(), String> {
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stem = out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or("the library path has no file name")?;
+    let obj = dir.join(format!(".{stem}.model.o"));
+    let tmp = dir.join(format!(".{stem}.tmp.a"));
+    std::fs::write(&obj, object).map_err(|e| format!("{}: {e}", obj.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    let script = format!(
+        "CREATE {}\nADDLIB {}\nADDMOD {}\nSAVE\nEND\n",
+        tmp.display(),
+        runtime.display(),
+        obj.display()
+    );
+    let run = Command::new("ar")
+        .arg("-M")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(script.as_bytes())?;
+            child.wait_with_output()
+        });
+    let _ = std::fs::remove_file(&obj);
+    match run {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!(
+                "`ar -M` failed while writing {}: {}",
+                out.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "could not run `ar` (GNU binutils) to write {}: {e}",
+                out.display()
+            ))
+        }
+    }
+    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// The pkg-config file of library `name` in `dir`.
+pub fn pkg_config(name: &str, dir: &Path) -> String {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    format!(
+        "prefix={}\n\nName: {name}\nDescription: the {name} model, compiled by dnnc\nVersion: {}\nLibs: -L${{prefix}} -l{name} -lm -lpthread -ldl\nCflags: -I${{prefix}}\n",
+        dir.display(),
+        env!("CARGO_PKG_VERSION")
+    )
+}
