@@ -246,6 +246,82 @@ fn compile_emits_ir_and_dot() {
     assert!(text(&out.stdout).contains("output loss"));
 }
 
+/// `--emit header` and `--emit obj` write the C API's header and the model's object
+/// file; bad names, extensions and runtimes are clear errors.
+#[test]
+fn compile_emits_header_and_object() {
+    let dir = scratch("capi");
+    let h = dir.join("digits.h");
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "--emit",
+        "header",
+        "-o",
+        &h.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let header = std::fs::read_to_string(&h).unwrap();
+    for needle in [
+        "#define DIGITS_INPUT_SIZE 784",
+        "#define DIGITS_OUTPUT_SIZE 10",
+        "#define DIGITS_MAX_BATCH 128",
+        "digits_t *digits_create(void);",
+        "int digits_forward(digits_t *m, const float *input, int64_t batch, float *output);",
+        "int digits_train_step(digits_t *m, const float *image, const int32_t *label, int64_t batch, float *loss);",
+        "const char *digits_last_error(const digits_t *m);",
+    ] {
+        assert!(header.contains(needle), "missing `{needle}` in\n{header}");
+    }
+    let o = dir.join("digits.o");
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "--emit",
+        "obj",
+        "-o",
+        &o.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let obj = std::fs::read(&o).unwrap();
+    assert_eq!(&obj[..4], b"\x7fELF", "an ELF object file");
+    for (args, expect) in [
+        (
+            vec!["--emit", "lib", "-o", "lib-bad.a"],
+            "is not a C identifier",
+        ),
+        (vec!["--emit", "header", "-o", "x.c"], "writes a `.h` file"),
+        (
+            vec![
+                "--emit",
+                "lib",
+                "--runtime",
+                "/no/such/libdnnc_capi.a",
+                "-o",
+                "libx.a",
+            ],
+            "the runtime archive does not exist",
+        ),
+        (vec!["--emit", "asm"], "cannot emit `asm`"),
+        (
+            vec!["--emit", "ir", "--weights", "w.safetensors"],
+            "go with `--emit lib`",
+        ),
+    ] {
+        let mut a = vec!["compile".to_string(), example("mnist_mlp.dnn")];
+        a.extend(args.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = dnnc(&a);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(expect),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn mnist_train_step_ir_is_golden() {
     let out = dnnc(&[
