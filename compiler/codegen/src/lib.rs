@@ -10,7 +10,9 @@
 //!    instance is made from (and that `dnnc compile` embeds in static libraries);
 //! 4. [`jit`]: Cranelift compiles each loop (`f32x4` with a scalar tail) and an entry
 //!    function that calls every step in order with constant buffer addresses; the
-//!    same loops go into object files for static libraries ([`object`]).
+//!    same loops go into object files for static libraries ([`object`]). With the
+//!    `llvm` feature, `compile_llvm` compiles the same loops with LLVM instead
+//!    (512-bit vectors for the host CPU), and the instance sequences the steps.
 //!
 //! Running is [`dnnc_exec::Instance`]'s job: ports copied in, the entry function run,
 //! ports read out; a step allocates nothing.
@@ -23,6 +25,8 @@
 mod dump;
 mod fuse;
 mod jit;
+#[cfg(feature = "llvm")]
+mod llvm;
 pub mod object;
 mod plan;
 mod schedule;
@@ -48,11 +52,22 @@ pub use dnnc_kernels::pool::{set_threads, threads};
 ///
 /// [`set_input`]: Compiled::set_input
 pub struct Compiled {
-    /// Owns the machine code of the loops and the entry function.
-    _jit: Jit,
-    entry: EntryFn,
+    code: Code,
     instance: Instance,
     program: Program,
+}
+
+/// Owns the machine code of the loops (and, for Cranelift, the entry function).
+enum Code {
+    Cranelift {
+        _jit: Box<Jit>,
+        entry: EntryFn,
+    },
+    /// Steps sequenced from Rust by [`Instance::run`].
+    #[cfg(feature = "llvm")]
+    Llvm {
+        _engine: llvm::Engine,
+    },
 }
 
 /// Compiles `g`.
@@ -67,11 +82,34 @@ pub fn compile(g: &Graph) -> Result<Compiled, String> {
     let (loops, entry) = jit.finish(&calls)?;
     instance.set_loops(&loops);
     Ok(Compiled {
-        _jit: jit,
-        entry,
+        code: Code::Cranelift {
+            _jit: Box::new(jit),
+            entry,
+        },
         instance,
         program,
     })
+}
+
+/// Compiles `g` with the LLVM backend: the same schedule and memory plan, loops
+/// compiled by LLVM for the host CPU with 512-bit vectors.
+#[cfg(feature = "llvm")]
+pub fn compile_llvm(g: &Graph) -> Result<Compiled, String> {
+    let (program, groups) = build_program(g)?;
+    let (engine, loops) = llvm::compile(g, &groups)?;
+    let instance = Instance::new(&program, Some(&loops))?;
+    Ok(Compiled {
+        code: Code::Llvm { _engine: engine },
+        instance,
+        program,
+    })
+}
+
+/// The LLVM IR of `g`'s loops before optimisation (for tests and debugging).
+#[cfg(feature = "llvm")]
+pub fn llvm_ir(g: &Graph) -> Result<String, String> {
+    let (_, groups) = build_program(g)?;
+    llvm::ir_text(g, &groups)
 }
 
 /// The schedule and memory plan of `g` as a [`Program`], with the fused group of each
@@ -224,8 +262,13 @@ impl Compiled {
     /// Runs the compiled graph once on the current inputs and states; states receive
     /// their updates. Allocates nothing.
     pub fn execute(&mut self) -> Result<(), String> {
+        let entry = match &self.code {
+            Code::Cranelift { entry, .. } => *entry,
+            #[cfg(feature = "llvm")]
+            Code::Llvm { .. } => return self.instance.run(),
+        };
         // SAFETY: the entry function touches only the instance's planned buffers.
-        let status = unsafe { (self.entry)() };
+        let status = unsafe { entry() };
         if status == 0 {
             Ok(())
         } else {

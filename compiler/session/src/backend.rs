@@ -1,5 +1,6 @@
 //! Backends turn a graph into something that runs: the reference interpreter, and
-//! native code from Cranelift (`dnnc-codegen`), behind one trait.
+//! native code from Cranelift or (with the `llvm` feature) LLVM (`dnnc-codegen`),
+//! behind one trait.
 //!
 //! Two ways to run: [`Executable::run`] takes every input and state and returns every
 //! output and update (the interpreter's contract); the resident way keeps states
@@ -64,15 +65,27 @@ pub enum BackendKind {
     /// Native code from Cranelift (`dnnc-codegen`): fused `f32x4` loops, AVX-512 matrix
     /// products, one arena, one entry function.
     Cranelift,
+    /// Native code from LLVM (`dnnc-codegen` with the `llvm` feature): the same
+    /// schedule, loops over 512-bit vectors for the host CPU.
+    #[cfg(feature = "llvm")]
+    Llvm,
 }
+
+#[cfg(feature = "llvm")]
+const NAMES: &str = "interp, cranelift, llvm";
+#[cfg(not(feature = "llvm"))]
+const NAMES: &str = "interp, cranelift";
 
 impl BackendKind {
     pub fn parse(s: &str) -> Result<BackendKind, String> {
         match s {
             "interp" => Ok(BackendKind::Interp),
             "cranelift" => Ok(BackendKind::Cranelift),
-            "llvm" => Err("backend `llvm` is not available in this release; use `--backend interp` or `cranelift`".into()),
-            other => Err(format!("unknown backend `{other}`; the backends are: interp, cranelift")),
+            #[cfg(feature = "llvm")]
+            "llvm" => Ok(BackendKind::Llvm),
+            #[cfg(not(feature = "llvm"))]
+            "llvm" => Err("backend `llvm` is not in this build of dnnc: build it with `--features llvm` (needs LLVM 14), or use `--backend interp` or `cranelift`".into()),
+            other => Err(format!("unknown backend `{other}`; the backends are: {NAMES}")),
         }
     }
 
@@ -80,6 +93,8 @@ impl BackendKind {
         match self {
             BackendKind::Interp => "interp",
             BackendKind::Cranelift => "cranelift",
+            #[cfg(feature = "llvm")]
+            BackendKind::Llvm => "llvm",
         }
     }
 
@@ -91,6 +106,8 @@ impl BackendKind {
                 last: Vec::new(),
             })),
             BackendKind::Cranelift => Ok(Box::new(Native(dnnc_codegen::compile(&g)?))),
+            #[cfg(feature = "llvm")]
+            BackendKind::Llvm => Ok(Box::new(Native(dnnc_codegen::compile_llvm(&g)?))),
         }
     }
 }

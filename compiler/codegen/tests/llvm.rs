@@ -1,0 +1,611 @@
+//! The LLVM backend against the reference interpreter and against Cranelift: random
+//! graphs, hand-written ones (NaNs, in-place updates, every op) and every example's
+//! train, eval and predict graphs.
+#![cfg(feature = "llvm")]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_lower::Mode;
+use dnnc_sema::RootDatabase;
+use dnnc_session::steps::{forward, train_step, PassOptions};
+use dnnc_tensor::{Data, Tensor};
+
+/// SplitMix64: a small deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+    }
+
+    fn tensor(&mut self, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::f32(shape.to_vec(), (0..n).map(|_| self.f32()).collect()).unwrap()
+    }
+}
+
+/// Builds a graph and the tensors it reads.
+#[derive(Default)]
+struct Builder {
+    g: Graph,
+    inputs: HashMap<String, Tensor>,
+    states: HashMap<String, Tensor>,
+}
+
+impl Builder {
+    fn new(name: &str) -> Builder {
+        Builder {
+            g: Graph::new(name),
+            ..Builder::default()
+        }
+    }
+
+    fn input(&mut self, rng: &mut Rng, name: &str, shape: &[usize]) -> NodeId {
+        self.inputs.insert(name.into(), rng.tensor(shape));
+        self.g
+            .add(
+                Op::Input {
+                    name: name.into(),
+                    dtype: DType::F32,
+                    shape: shape.to_vec(),
+                },
+                &[],
+            )
+            .unwrap()
+    }
+
+    fn state(&mut self, rng: &mut Rng, name: &str, shape: &[usize]) -> NodeId {
+        self.states.insert(name.into(), rng.tensor(shape));
+        self.g
+            .add(
+                Op::State {
+                    name: name.into(),
+                    dtype: DType::F32,
+                    shape: shape.to_vec(),
+                },
+                &[],
+            )
+            .unwrap()
+    }
+
+    fn op(&mut self, op: Op, operands: &[NodeId]) -> NodeId {
+        self.g.add(op, operands).unwrap()
+    }
+
+    fn splat(&mut self, value: f64, shape: &[usize]) -> NodeId {
+        let c = self.op(
+            Op::Const {
+                value,
+                dtype: DType::F32,
+            },
+            &[],
+        );
+        self.op(Op::Broadcast(shape.to_vec()), &[c])
+    }
+
+    fn shape(&self, id: NodeId) -> Vec<usize> {
+        self.g.ty(id).shape.clone()
+    }
+}
+
+/// The stated tolerance: matrix products use fused multiply-add and blocked
+/// summation, so they (and what is computed from them) may differ from the
+/// interpreter by rounding; everything else agrees bit for bit. Relative 1e-4 plus
+/// absolute 1e-4 (cancellation in a sum can leave a small result with the absolute
+/// error of its large terms).
+fn close(a: f32, b: f32) -> bool {
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-4 * (1.0 + a.abs().max(b.abs()))
+}
+
+const UNARY: [UnaryOp; 13] = [
+    UnaryOp::Neg,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Rsqrt,
+    UnaryOp::Abs,
+    UnaryOp::Sign,
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Tanh,
+    UnaryOp::Erf,
+    UnaryOp::Floor,
+    UnaryOp::Ceil,
+];
+
+const BINARY: [BinaryOp; 8] = [
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::Div,
+    BinaryOp::Max,
+    BinaryOp::Min,
+    BinaryOp::Pow,
+    BinaryOp::Rem,
+];
+
+/// A random graph of about `size` nodes over rank-2 (and some rank-1) `f32` tensors
+/// (up to 24×70 elements if `big`, else 6×11): elementwise chains, scalar and general
+/// broadcasts, matmuls, sums, transposes and reshapes.
+fn random_graph(seed: u64, size: usize, big: bool) -> Builder {
+    let mut rng = Rng(seed);
+    let mut b = Builder::new(&format!("random{seed}"));
+    let (r, c) = if big {
+        (rng.range(1, 24), rng.range(1, 70))
+    } else {
+        (rng.range(1, 6), rng.range(1, 11))
+    };
+    let x = b.input(&mut rng, "x", &[r, c]);
+    let y = b.input(&mut rng, "y", &[r, c]);
+    let s = b.state(&mut rng, "s", &[r, c]);
+    let mut pool = vec![x, y, s];
+    let mut states = 1;
+    while b.g.len() < size {
+        let a = pool[rng.below(pool.len())];
+        let sa = b.shape(a);
+        let new = match rng.below(16) {
+            0..=3 => {
+                // Keep magnitudes tame now and then, so that not everything overflows.
+                let u = if rng.below(3) == 0 {
+                    UnaryOp::Tanh
+                } else {
+                    UNARY[rng.below(UNARY.len())]
+                };
+                b.op(Op::Unary(u), &[a])
+            }
+            4..=6 => {
+                let same: Vec<NodeId> =
+                    pool.iter().copied().filter(|&n| b.shape(n) == sa).collect();
+                let other = same[rng.below(same.len())];
+                let op = BINARY[rng.below(BINARY.len())];
+                b.op(Op::Binary(op), &[a, other])
+            }
+            7 => {
+                let k = b.splat(f64::from(rng.f32()), &sa);
+                let op = BINARY[rng.below(BINARY.len())];
+                b.op(Op::Binary(op), &[k, a])
+            }
+            8 | 9 if sa.len() == 2 => {
+                let n = rng.range(1, 7);
+                let w = b.state(&mut rng, &format!("w{states}"), &[sa[1], n]);
+                states += 1;
+                b.op(Op::MatMul, &[a, w])
+            }
+            10 if sa.len() == 2 => {
+                let sum = b.op(
+                    Op::Reduce {
+                        kind: ReduceKind::Sum,
+                        axes: vec![1],
+                        keepdims: true,
+                    },
+                    &[a],
+                );
+                b.op(Op::Broadcast(sa.clone()), &[sum])
+            }
+            11 if sa.len() == 2 => b.op(Op::Transpose(vec![1, 0]), &[a]),
+            14 | 15 => {
+                // A select on a comparison (fused into one loop), as in ReLU's
+                // derivative; sometimes against a splat, sometimes two values.
+                let same: Vec<NodeId> =
+                    pool.iter().copied().filter(|&n| b.shape(n) == sa).collect();
+                let other = same[rng.below(same.len())];
+                let rhs = if rng.below(2) == 0 {
+                    b.splat(0.0, &sa)
+                } else {
+                    other
+                };
+                let cmp = [
+                    BinaryOp::Lt,
+                    BinaryOp::Le,
+                    BinaryOp::Gt,
+                    BinaryOp::Ge,
+                    BinaryOp::Eq,
+                    BinaryOp::Ne,
+                ][rng.below(6)];
+                let c = b.op(Op::Binary(cmp), &[a, rhs]);
+                let zero = b.splat(0.0, &sa);
+                b.op(Op::Select, &[c, other, zero])
+            }
+            12 => {
+                let flat = b.op(Op::Reshape(vec![sa.iter().product()]), &[a]);
+                if rng.below(2) == 0 {
+                    b.op(Op::Reshape(sa.clone()), &[flat])
+                } else {
+                    flat
+                }
+            }
+            _ if sa.len() == 2 => {
+                // A bias-like row vector broadcast over the rows.
+                let bias = b.state(&mut rng, &format!("b{states}"), &[sa[1]]);
+                states += 1;
+                let bb = b.op(Op::Broadcast(sa.clone()), &[bias]);
+                b.op(Op::Binary(BinaryOp::Add), &[a, bb])
+            }
+            _ => {
+                let sum = b.op(
+                    Op::Reduce {
+                        kind: ReduceKind::Sum,
+                        axes: vec![0],
+                        keepdims: false,
+                    },
+                    &[a],
+                );
+                b.op(Op::Broadcast(sa.clone()), &[sum])
+            }
+        };
+        pool.push(new);
+    }
+    let last = *pool.last().unwrap();
+    b.g.set_output("out", last);
+    for i in 0..2 {
+        let n = pool[rng.below(pool.len())];
+        b.g.set_output(format!("o{i}"), n);
+    }
+    if let Some(&u) = pool.iter().rev().find(|&&n| b.shape(n) == [r, c]) {
+        b.g.add_update("s", u);
+    }
+    b
+}
+
+/// Whether `x` and `y` agree bit for bit, up to the sign of zero and NaN payloads.
+fn same(x: f32, y: f32) -> bool {
+    x == y || (x.is_nan() && y.is_nan())
+}
+
+type Results = (Vec<(String, Tensor)>, Vec<(String, Tensor)>);
+
+/// Compares `got` against `want` element by element with `ok`; returns how many `f32`
+/// elements were compared and how many agreed bit for bit. Integer and `bool` results
+/// must agree exactly.
+fn agree(what: &str, got: &Results, want: &Results, ok: fn(f32, f32) -> bool) -> (usize, usize) {
+    let (mut n, mut exact) = (0, 0);
+    for (got, want) in [(&got.0, &want.0), (&got.1, &want.1)] {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for ((gn, gt), (wn, wt)) in got.iter().zip(want) {
+            assert_eq!(gn, wn, "{what}");
+            assert_eq!(
+                (gt.dtype, &gt.shape),
+                (wt.dtype, &wt.shape),
+                "{what}: `{gn}`"
+            );
+            match (&gt.data, &wt.data) {
+                (Data::F32(gv), Data::F32(wv)) => {
+                    for (i, (&x, &y)) in gv.iter().zip(wv).enumerate() {
+                        assert!(ok(x, y), "{what}: `{gn}`[{i}]: llvm {x}, reference {y}");
+                        n += 1;
+                        exact += usize::from(same(x, y));
+                    }
+                }
+                (gd, wd) => assert_eq!(gd, wd, "{what}: `{gn}`"),
+            }
+        }
+    }
+    (n, exact)
+}
+
+/// Runs `g` compiled by LLVM (twice: a compiled graph is reusable) and checks it
+/// against the interpreter (within the stated tolerance) and against Cranelift (bit
+/// for bit: the same schedule, kernels and elementwise semantics). Returns how many
+/// `f32` elements were compared with the interpreter and how many agreed bit for bit.
+fn check_graph(
+    what: &str,
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    states: &HashMap<String, Tensor>,
+) -> (usize, usize) {
+    let want = dnnc_interp::run(g, inputs, states).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let want = (want.outputs, want.updates);
+    let mut c = dnnc_codegen::compile_llvm(g).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let cl = dnnc_codegen::compile(g)
+        .unwrap()
+        .run(inputs, states)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut stats = (0, 0);
+    for _ in 0..2 {
+        let got = c
+            .run(inputs, states)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let (n, e) = agree(what, &got, &want, close);
+        agree(&format!("{what} (against cranelift)"), &got, &cl, same);
+        stats = (stats.0 + n, stats.1 + e);
+    }
+    stats
+}
+
+fn check(b: &Builder) -> (usize, usize) {
+    check_graph(&b.g.name.clone(), &b.g, &b.inputs, &b.states)
+}
+
+fn has_matmul(g: &Graph) -> bool {
+    g.node_ids()
+        .into_iter()
+        .any(|n| matches!(g.node(n).op, Op::MatMul))
+}
+
+#[test]
+fn random_graphs_match_the_interpreter_and_cranelift() {
+    let (mut total, mut exact, mut without_matmul) = (0, 0, 0);
+    for seed in 0..200 {
+        // Every other graph over larger tensors, so that whole vectors are computed.
+        let b = random_graph(seed, 10 + (seed as usize % 40), seed % 2 == 1);
+        let (t, e) = check(&b);
+        if !has_matmul(&b.g) {
+            // Only matrix products round differently.
+            assert_eq!(e, t, "seed {seed}: {e} of {t} agree bit for bit");
+            without_matmul += 1;
+        }
+        total += t;
+        exact += e;
+    }
+    println!("{total} elements compared, {exact} bit for bit");
+    assert!(total > 50_000, "only {total} elements compared");
+    assert!(
+        without_matmul >= 20,
+        "only {without_matmul} graphs without a matmul"
+    );
+    assert!(
+        exact * 10 > total * 8,
+        "{exact} of {total} agree bit for bit"
+    );
+}
+
+/// A chain of every kind of elementwise op, at lengths around the vector width and
+/// over the threshold where loops split across threads.
+#[test]
+fn fused_chains_at_many_lengths() {
+    for n in [1, 3, 15, 16, 17, 37, 64, 1000, 40_007] {
+        for helpers in [false, true] {
+            let mut rng = Rng(n as u64);
+            let mut b = Builder::new("chain");
+            let x = b.input(&mut rng, "x", &[n]);
+            let y = b.input(&mut rng, "y", &[n]);
+            let two = b.splat(2.0, &[n]);
+            let t = b.op(Op::Binary(BinaryOp::Mul), &[x, two]);
+            let t = b.op(Op::Binary(BinaryOp::Sub), &[t, y]);
+            let t = b.op(Op::Unary(UnaryOp::Abs), &[t]);
+            let t = b.op(Op::Unary(UnaryOp::Sqrt), &[t]);
+            let half = b.splat(0.5, &[n]);
+            let t = b.op(Op::Binary(BinaryOp::Max), &[t, half]);
+            let t = b.op(Op::Binary(BinaryOp::Div), &[y, t]);
+            let t = b.op(Op::Binary(BinaryOp::Rem), &[t, x]);
+            let t = if helpers {
+                let t = b.op(Op::Unary(UnaryOp::Tanh), &[t]);
+                let t = b.op(Op::Unary(UnaryOp::Erf), &[t]);
+                let t = b.op(Op::Binary(BinaryOp::Pow), &[x, t]);
+                let t = b.op(Op::Unary(UnaryOp::Exp), &[t]);
+                b.op(Op::Unary(UnaryOp::Sin), &[t])
+            } else {
+                let t = b.op(Op::Unary(UnaryOp::Rsqrt), &[t]);
+                let t = b.op(Op::Unary(UnaryOp::Sign), &[t]);
+                let t = b.op(Op::Unary(UnaryOp::Neg), &[t]);
+                b.op(Op::Unary(UnaryOp::Ceil), &[t])
+            };
+            let t = b.op(Op::Binary(BinaryOp::Min), &[t, x]);
+            b.g.set_output("out", t);
+            let c = dnnc_codegen::compile_llvm(&b.g).unwrap();
+            assert_eq!(c.loop_count(), 1, "n = {n}");
+            let (t, e) = check(&b);
+            assert_eq!(t, e, "n = {n}: bit for bit");
+        }
+    }
+}
+
+/// NaNs, infinities and signed zeros through max, min, sign, comparisons and selects,
+/// in the vector loop and in the tail.
+#[test]
+fn special_values() {
+    let specials = [
+        f32::NAN,
+        -1.0,
+        2.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+        -0.0,
+        1e-40,
+        -3.5,
+    ];
+    let n = 40;
+    let mut b = Builder::new("special");
+    let mut rng = Rng(9);
+    let x = b.input(&mut rng, "x", &[n]);
+    let y = b.input(&mut rng, "y", &[n]);
+    let vx: Vec<f32> = (0..n).map(|i| specials[i % specials.len()]).collect();
+    let vy: Vec<f32> = (0..n).map(|i| specials[(i / 3) % specials.len()]).collect();
+    b.inputs
+        .insert("x".into(), Tensor::f32(vec![n], vx).unwrap());
+    b.inputs
+        .insert("y".into(), Tensor::f32(vec![n], vy).unwrap());
+    let zero = b.splat(0.0, &[n]);
+    let mut outs = Vec::new();
+    for op in [
+        BinaryOp::Max,
+        BinaryOp::Min,
+        BinaryOp::Rem,
+        BinaryOp::Pow,
+        BinaryOp::Div,
+    ] {
+        outs.push(b.op(Op::Binary(op), &[x, y]));
+    }
+    outs.push(b.op(Op::Binary(BinaryOp::Max), &[x, zero]));
+    outs.push(b.op(Op::Unary(UnaryOp::Sign), &[x]));
+    outs.push(b.op(Op::Unary(UnaryOp::Rsqrt), &[x]));
+    outs.push(b.op(Op::Unary(UnaryOp::Log), &[x]));
+    for cmp in [
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+    ] {
+        let c = b.op(Op::Binary(cmp), &[x, y]);
+        outs.push(b.op(Op::Select, &[c, x, zero]));
+    }
+    for (i, o) in outs.into_iter().enumerate() {
+        b.g.set_output(format!("o{i}"), o);
+    }
+    let (t, e) = check(&b);
+    assert_eq!(t, e, "bit for bit");
+}
+
+/// Adam-like moments stored on the way and updated in place over the leaves they read.
+#[test]
+fn in_place_updates() {
+    for n in [5, 33, 50_000] {
+        let mut rng = Rng(n as u64);
+        let mut b = Builder::new("adam");
+        let g = b.input(&mut rng, "g", &[n]);
+        let m = b.state(&mut rng, "m", &[n]);
+        let v = b.state(&mut rng, "v", &[n]);
+        let p = b.state(&mut rng, "p", &[n]);
+        let (b1, b1c) = (b.splat(0.9, &[n]), b.splat(0.1, &[n]));
+        let (b2, b2c) = (b.splat(0.999, &[n]), b.splat(0.001, &[n]));
+        let t = b.op(Op::Binary(BinaryOp::Mul), &[m, b1]);
+        let u = b.op(Op::Binary(BinaryOp::Mul), &[g, b1c]);
+        let m2 = b.op(Op::Binary(BinaryOp::Add), &[t, u]);
+        let t = b.op(Op::Binary(BinaryOp::Mul), &[v, b2]);
+        let gg = b.op(Op::Binary(BinaryOp::Mul), &[g, g]);
+        let u = b.op(Op::Binary(BinaryOp::Mul), &[gg, b2c]);
+        let v2 = b.op(Op::Binary(BinaryOp::Add), &[t, u]);
+        let s = b.op(Op::Unary(UnaryOp::Sqrt), &[v2]);
+        let eps = b.splat(1e-8, &[n]);
+        let s = b.op(Op::Binary(BinaryOp::Add), &[s, eps]);
+        let step = b.op(Op::Binary(BinaryOp::Div), &[m2, s]);
+        let lr = b.splat(1e-3, &[n]);
+        let step = b.op(Op::Binary(BinaryOp::Mul), &[step, lr]);
+        let p2 = b.op(Op::Binary(BinaryOp::Sub), &[p, step]);
+        b.g.add_update("m", m2);
+        b.g.add_update("v", v2);
+        b.g.add_update("p", p2);
+        let c = dnnc_codegen::compile_llvm(&b.g).unwrap();
+        assert_eq!(c.loop_count(), 1, "one loop stores all three");
+        let (t, e) = check(&b);
+        assert_eq!(t, e, "bit for bit");
+    }
+}
+
+/// The loops are written over 512-bit vectors, for the host's CPU.
+#[test]
+fn loops_use_512_bit_vectors() {
+    let mut rng = Rng(1);
+    let mut b = Builder::new("add");
+    let x = b.input(&mut rng, "x", &[100]);
+    let y = b.input(&mut rng, "y", &[100]);
+    let s = b.op(Op::Binary(BinaryOp::Add), &[x, y]);
+    b.g.set_output("s", s);
+    let ir = dnnc_codegen::llvm_ir(&b.g).unwrap();
+    assert!(ir.contains("fadd <16 x float>"), "{ir}");
+    assert!(ir.contains("\"target-cpu\""), "{ir}");
+    assert!(ir.contains("\"prefer-vector-width\"=\"512\""), "{ir}");
+}
+
+/// Random values for every input and state of `g`, as `tests/examples.rs` makes them.
+fn feeds(g: &Graph, rng: &mut Rng) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
+    let k = g
+        .node_ids()
+        .into_iter()
+        .filter_map(|id| match &g.node(id).op {
+            Op::Iota { shape, axis, .. } => Some(shape[*axis] as u64),
+            _ => None,
+        })
+        .filter(|&n| n > 1)
+        .min()
+        .unwrap_or(2);
+    let (mut inputs, mut states) = (HashMap::new(), HashMap::new());
+    for id in g.node_ids() {
+        let (name, dtype, shape, is_state) = match &g.node(id).op {
+            Op::Input { name, dtype, shape } => (name, *dtype, shape, false),
+            Op::State { name, dtype, shape } => (name, *dtype, shape, true),
+            _ => continue,
+        };
+        let n: usize = shape.iter().product();
+        let data = match dtype {
+            DType::F32 => Data::F32(
+                (0..n)
+                    .map(|_| {
+                        let x = rng.f32() / 2.0;
+                        if is_state {
+                            x.abs()
+                        } else {
+                            x
+                        }
+                    })
+                    .collect(),
+            ),
+            DType::Bool => Data::Bool((0..n).map(|_| rng.next() & 1 == 1).collect()),
+            _ => Data::I64(
+                (0..n)
+                    .map(|_| match name.as_str() {
+                        "step" => (rng.next() % 3) as i64,
+                        "rng_key" => rng.next() as i64,
+                        _ => (rng.next() % k) as i64,
+                    })
+                    .collect(),
+            ),
+        };
+        let t = Tensor::new(dtype, shape.clone(), data).unwrap();
+        if is_state {
+            states.insert(name.clone(), t);
+        } else {
+            inputs.insert(name.clone(), t);
+        }
+    }
+    (inputs, states)
+}
+
+/// Every example's train, eval and predict graphs.
+#[test]
+fn every_example() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dnn"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "examples: {files:?}");
+    let opts = PassOptions {
+        verify: true,
+        dump_after: None,
+    };
+    for path in files {
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let db = RootDatabase::new();
+        let src = db.open(&path).unwrap();
+        let job = dnnc_session::job(&db, src).unwrap();
+        let batch = 4;
+        let train = train_step(job.db, job.file, job.item, &job.cfg, 3, batch, &opts).unwrap();
+        let mut graphs = vec![(format!("{file} train"), train.graph)];
+        for (mode, name) in [(Mode::Eval, "eval"), (Mode::Predict, "predict")] {
+            let l = forward(job.db, job.file, job.item, mode, batch, &opts).unwrap();
+            graphs.push((format!("{file} {name}"), l.graph));
+        }
+        for (what, g) in graphs {
+            let mut rng = Rng(7);
+            for _ in 0..2 {
+                let (inputs, states) = feeds(&g, &mut rng);
+                let (n, e) = check_graph(&what, &g, &inputs, &states);
+                println!("{what}: {e} of {n} f32 elements bit for bit");
+            }
+        }
+    }
+}
