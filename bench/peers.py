@@ -9,6 +9,7 @@ See bench/PEERS.md for installation, method and caveats.
     python3 bench/peers.py --quick          # 1 round, few iterations (smoke test)
     python3 bench/peers.py --threads 1 --rounds 9 --json target/bench/peers.json
     python3 bench/peers.py --systems dnnc,jax --dnnc target/debug/dnnc
+    python3 bench/peers.py --dnnc-backends cranelift   # no dnnc-llvm column
 
 Workloads (the model of examples/mnist_mlp.dnn: MLP 784-256-256-10, ReLU, softmax
 cross-entropy with integer labels averaged over the batch, Adam lr=1e-3, betas
@@ -18,9 +19,11 @@ cross-entropy with integer labels averaged over the batch, Adam lr=1e-3, betas
   b1     - inference (the logits) of one image (us);
   b256   - inference of 256 images (us).
 
-dnnc is timed by `dnnc bench FILE --json` (its own medians; run once per round as a
-subprocess). Each peer runs in its own long-lived worker process (this script started
-with `--worker NAME`), so that the peers' thread pools, environment variables
+dnnc is timed by `dnnc bench FILE --json --backend B` (its own medians; run once per
+round as a subprocess), one column per backend of `--dnnc-backends`: `dnnc` for
+cranelift, `dnnc-llvm` for llvm (only in a dnnc built with `--features llvm`; a binary
+without a backend gets no column for it, with a note). Each peer runs in its own
+long-lived worker process (this script started with `--worker NAME`), so that the peers' thread pools, environment variables
 (XLA_FLAGS, OMP_NUM_THREADS) and libraries do not interfere; the driver talks to the
 workers with one JSON object per line. In every round each system runs each workload
 `--iters-*` times and reports the median; the table shows the median over rounds.
@@ -75,6 +78,7 @@ PEERS = {
     "ort": ("onnxruntime", ["onnxruntime"], ["b1", "b256"]),
 }
 ALL_SYSTEMS = ["dnnc"] + list(PEERS)
+DEFAULT_DNNC_BACKENDS = "cranelift,llvm"
 
 CHECK_TOL = 1e-4  # max |difference| between peers' logits / parameters
 SETUP_TIMEOUT = 900.0  # seconds for a worker to start, load, compile and check
@@ -546,11 +550,44 @@ def dnnc_flags(dnnc):
     """The options `dnnc bench --help` lists (--threads/--weights may be missing)."""
     out = subprocess.run([dnnc, "bench", "--help"], capture_output=True, text=True, timeout=60)
     text = out.stdout + out.stderr
-    return {f for f in ("--threads", "--weights", "--runs", "--json") if f in text}
+    known = ("--threads", "--weights", "--runs", "--json", "--backend")
+    return {f for f in known if f in text}
 
 
-def run_dnnc(args, flags, weights_path, cpus, iters_train):
+def dnnc_column(backend):
+    """The table column of a dnnc backend: `dnnc` for cranelift, else `dnnc-BACKEND`."""
+    return "dnnc" if backend == "cranelift" else f"dnnc-{backend}"
+
+
+def is_dnnc(column):
+    return column == "dnnc" or column.startswith("dnnc-")
+
+
+def backend_unsupported(text):
+    """Whether dnnc's error text says that it lacks the backend (not some other error)."""
+    return ("not in this build" in text or "--features" in text
+            or "unknown backend" in text)
+
+
+def probe_backend(dnnc, backend, flags):
+    """None if `dnnc` has `backend`, else why not. Cheap: the backend is parsed before
+    the file is read, so a missing file answers at once; an error about the backend
+    means it is absent (a run that fails for it later is caught by its error text)."""
+    if "--backend" not in flags:
+        return None if backend == "cranelift" else "`dnnc bench` has no --backend"
+    missing = os.path.join(WORK, "no-such-model.dnn")
+    out = subprocess.run([dnnc, "bench", missing, "--backend", backend],
+                         capture_output=True, text=True, timeout=60)
+    text = (out.stdout + out.stderr).strip()
+    if backend_unsupported(text):
+        return text.splitlines()[-1].removeprefix("error: ")
+    return None
+
+
+def run_dnnc(args, backend, flags, weights_path, cpus, iters_train):
     cmd = [args.dnnc, "bench", args.model, "--json"]
+    if "--backend" in flags:
+        cmd += ["--backend", backend]
     if "--threads" in flags:
         cmd += ["--threads", str(args.threads)]
     if "--weights" in flags:
@@ -571,7 +608,10 @@ def run_dnnc(args, flags, weights_path, cpus, iters_train):
         raise RuntimeError(
             f"`{' '.join(cmd)}` exited with {out.returncode}: {out.stderr.strip()[-500:]}"
         )
-    return json.loads(lines[-1]), cmd
+    res = json.loads(lines[-1])
+    if "--backend" in flags and res.get("backend", backend) != backend:
+        raise ValueError(f"asked for backend {backend}, `dnnc bench` ran {res['backend']}")
+    return res, cmd
 
 
 def check_peers(work, columns):
@@ -664,6 +704,10 @@ def parse_args(argv):
                    help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
     p.add_argument("--no-pin", action="store_true",
                    help="do not restrict every system to the first N CPUs")
+    p.add_argument("--dnnc-backends", default=DEFAULT_DNNC_BACKENDS,
+                   help="comma-separated dnnc backends, one column each: `dnnc` for "
+                   "cranelift, `dnnc-B` for B (default cranelift,llvm; a backend the "
+                   "binary lacks is skipped with a note)")
     p.add_argument("--dnnc-timeout", type=float, default=1800.0,
                    help="seconds one `dnnc bench` run may take")
     p.add_argument("--work", default=WORK, help=argparse.SUPPRESS)
@@ -680,6 +724,10 @@ def parse_args(argv):
     if unknown:
         p.error(f"unknown systems {unknown}; choose from {ALL_SYSTEMS}")
     args.systems = systems
+    backends = [b.strip() for b in args.dnnc_backends.split(",") if b.strip()]
+    if "dnnc" in systems and not backends:
+        p.error("--dnnc-backends is empty")
+    args.dnnc_backends = list(dict.fromkeys(backends))
     if args.threads < 1 or args.rounds < 1:
         p.error("--threads and --rounds must be at least 1")
     return args
@@ -713,8 +761,8 @@ def main(argv):
           f"train {iters['train']} / b1 {iters['b1']} / b256 {iters['b256']}, "
           f"CPUs {','.join(map(str, cpus)) if cpus else 'all allowed'}")
 
-    # dnnc
-    dnnc_flagset = None
+    # dnnc: one column per backend (column name -> backend)
+    dnnc_flagset, dnnc_backend = None, {}
     if "dnnc" in args.systems:
         if not os.path.exists(args.dnnc):
             notes.append(f"dnnc: skipped (no binary at {args.dnnc}; cargo build -p dnnc)")
@@ -723,12 +771,20 @@ def main(argv):
             if os.path.exists(debug) and os.path.realpath(args.dnnc) != os.path.realpath(debug) \
                     and os.path.getmtime(args.dnnc) < os.path.getmtime(debug):
                 notes.append(f"dnnc: {args.dnnc} is older than target/debug/dnnc; rebuild it "
-                             "(cargo build --release -p dnnc) or pass --dnnc")
+                             "(cargo build --release -p dnnc [--features llvm]) or pass --dnnc")
             dnnc_flagset = dnnc_flags(args.dnnc)
-            columns.append("dnnc")
+            for backend in args.dnnc_backends:
+                column = dnnc_column(backend)
+                why = probe_backend(args.dnnc, backend, dnnc_flagset)
+                if why is not None:
+                    hint = "; see bench/PEERS.md" if backend == "llvm" else ""
+                    notes.append(f"{column}: skipped ({args.dnnc}: {why}{hint})")
+                    continue
+                columns.append(column)
+                dnnc_backend[column] = backend
+                meta[column] = {"binary": args.dnnc, "model": args.model, "backend": backend}
             missing = [f for f in ("--threads", "--weights") if f not in dnnc_flagset]
-            meta["dnnc"] = {"binary": args.dnnc, "model": args.model}
-            if missing:
+            if missing and dnnc_backend:
                 notes.append(f"dnnc: `dnnc bench` has no {' / '.join(missing)} yet; run "
                              "without (its own thread count / its own initial weights)")
 
@@ -766,24 +822,30 @@ def main(argv):
 
     # Rounds: every system runs every workload once per round; the order rotates.
     samples = {c: {w: [] for w in WORKLOADS + ["compile"]} for c in columns}
-    order = (["dnnc"] if "dnnc" in columns else []) + workers
+    order = list(dnnc_backend) + workers
     failed = set()
     for rnd in range(args.rounds):
-        shift = rnd % len(order)
+        shift = rnd % len(order) if order else 0
         for system in order[shift:] + order[:shift]:
-            if system == "dnnc":
-                if "dnnc" in failed:
+            if isinstance(system, str):  # a dnnc column
+                if system in failed:
                     continue
+                backend = dnnc_backend[system]
                 try:
-                    res, cmd = run_dnnc(args, dnnc_flagset, weights_path, cpus, iters["train"])
+                    res, cmd = run_dnnc(args, backend, dnnc_flagset, weights_path, cpus,
+                                        iters["train"])
                 except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
-                    notes.append(f"dnnc: failed in round {rnd + 1}: {e}")
-                    failed.add("dnnc")
+                    if backend_unsupported(str(e)):
+                        notes.append(f"{system}: skipped ({args.dnnc} has no backend "
+                                     f"{backend}): {e}")
+                    else:
+                        notes.append(f"{system}: failed in round {rnd + 1}: {e}")
+                    failed.add(system)
                     continue
-                meta["dnnc"]["command"] = " ".join(cmd)
+                meta[system]["command"] = " ".join(cmd)
                 for w, key in list(DNNC_KEYS.items()) + [("compile", "compile_ms")]:
                     if res.get(key) is not None:
-                        samples["dnnc"][w].append(float(res[key]))
+                        samples[system][w].append(float(res[key]))
             else:
                 if system.column in failed:
                     continue
@@ -815,28 +877,37 @@ def main(argv):
 
     print()
     print_table("median over rounds", WORKLOADS + ["compile"], columns, cells)
-    speedup = {}
-    peers = [c for c in columns if c != "dnnc"]
-    if "dnnc" in columns and peers:
+    # Ratio tables, one per dnnc column: X's time / that column's time. The tables of
+    # the other backends also compare with cranelift's `dnnc` column.
+    speedups = {}
+    ran = [c for c in dnnc_backend if any(samples[c][w] for w in WORKLOADS)]
+    for d in ran:
+        others = [c for c in columns if not is_dnnc(c)]
+        if d != "dnnc" and "dnnc" in ran:
+            others = ["dnnc"] + others
+        if not others:
+            continue
         print()
-        ratio_cells = {}
-        for c in peers:
-            speedup[c] = {}
+        ratio_cells, speedups[d] = {}, {}
+        for c in others:
+            speedups[d][c] = {}
             for w in WORKLOADS:
-                d, p = cells.get((w, "dnnc")), cells.get((w, c))
-                if d and p:
-                    ratio_cells[(w, c)] = speedup[c][w] = p / d
-        print_table("dnnc speedup over (peer/dnnc)", WORKLOADS, peers, ratio_cells)
-        print("  (>1: dnnc is faster)")
+                t_d, t_c = cells.get((w, d)), cells.get((w, c))
+                if t_d and t_c:
+                    ratio_cells[(w, c)] = speedups[d][c][w] = t_c / t_d
+        print_table(f"{d} speedup over (X/{d})", WORKLOADS, others, ratio_cells)
+        print(f"  (>1: {d} is faster)")
     print()
-    print("compile: dnnc = `compile_ms` of `dnnc bench` (the train step); torch.compile, "
+    print(f"compile: {', '.join(dnnc_backend) or 'dnnc'} = `compile_ms` of `dnnc bench` "
+          "(the train step); torch.compile, "
           "jax.jit = first calls of the three workloads (cold tracing + compiling); "
           "onnxruntime = session creation")
     versions = [meta[w.key]["version"] for w in workers if "version" in meta.get(w.key, {})]
     if versions:
         print("versions: " + ", ".join(dict.fromkeys(versions)))
-    if "dnnc" in meta and "command" in meta["dnnc"]:
-        print(f"dnnc: {meta['dnnc']['command']}")
+    for c in dnnc_backend:
+        if "command" in meta[c]:
+            print(f"{c}: {meta[c]['command']}")
     for n in notes:
         print(f"note: {n}")
 
@@ -849,11 +920,13 @@ def main(argv):
                 "cpus": cpus,
                 "model": args.model,
                 "dnnc": args.dnnc,
+                "dnnc_backends": dnnc_backend,
                 "units": {"train": "ms", "b1": "us", "b256": "us", "compile": "ms"},
             },
             "medians": medians,
             "rounds": samples,
-            "speedup_of_dnnc": speedup,
+            "speedup_of_dnnc": speedups.get("dnnc", {}),
+            "speedup": speedups,
             "check": check_summary,
             "meta": meta,
             "notes": notes,

@@ -60,7 +60,7 @@ pub(crate) fn compile(g: &Graph, groups: &[Group]) -> Result<(Engine, Vec<LoopFn
     let ctx_ref: &'static Context = unsafe { &*(ctx.as_ref() as *const Context) };
     let cg = Codegen::new(ctx_ref)?;
     for (i, group) in groups.iter().enumerate() {
-        cg.add_loop(g, group, i)?;
+        cg.add_loop(g, group, &format!("loop{i}"))?;
     }
     cg.optimise()?;
     let engine = cg
@@ -90,9 +90,26 @@ pub(crate) fn ir_text(g: &Graph, groups: &[Group]) -> Result<String, String> {
     let ctx = Context::create();
     let cg = Codegen::new(&ctx)?;
     for (i, group) in groups.iter().enumerate() {
-        cg.add_loop(g, group, i)?;
+        cg.add_loop(g, group, &format!("loop{i}"))?;
     }
     Ok(cg.module.print_to_string().to_string())
+}
+
+/// An object file (position-independent, for the host's CPU) defining loop `names[i]`
+/// for each `(graph, group)` of `loops`, with external linkage; helpers are called by
+/// their symbols (`dnnc_exp`, …), which the runtime archive defines.
+pub(crate) fn object(loops: &[(&Graph, &Group)], names: &[String]) -> Result<Vec<u8>, String> {
+    let ctx = Context::create();
+    let cg = Codegen::with(&ctx, true)?;
+    for ((g, group), name) in loops.iter().zip(names) {
+        cg.add_loop(g, group, name)?;
+    }
+    cg.optimise()?;
+    let buf = cg
+        .machine
+        .write_to_memory_buffer(&cg.module, inkwell::targets::FileType::Object)
+        .map_err(|e| err("object file", e))?;
+    Ok(buf.as_slice().to_vec())
 }
 
 /// A module being filled with loops.
@@ -103,10 +120,14 @@ struct Codegen<'ctx> {
     machine: TargetMachine,
     cpu: String,
     features: String,
+    /// For an object file: helpers are called by symbol (`dnnc_exp`, … from the
+    /// runtime archive), not by their address in this process.
+    aot: bool,
 }
 
-/// The host's target machine, CPU name and features.
-fn host() -> Result<(TargetMachine, String, String), String> {
+/// The host's target machine, CPU name and features (position-independent code for
+/// object files).
+fn host(pic: bool) -> Result<(TargetMachine, String, String), String> {
     Target::initialize_native(&Default::default()).map_err(|e| err("init", e))?;
     let triple = TargetMachine::get_default_triple();
     let cpu = TargetMachine::get_host_cpu_name().to_string();
@@ -118,8 +139,16 @@ fn host() -> Result<(TargetMachine, String, String), String> {
             &cpu,
             &features,
             OptimizationLevel::Aggressive,
-            RelocMode::Default,
-            CodeModel::JITDefault,
+            if pic {
+                RelocMode::PIC
+            } else {
+                RelocMode::Default
+            },
+            if pic {
+                CodeModel::Default
+            } else {
+                CodeModel::JITDefault
+            },
         )
         .ok_or_else(|| err("target machine", "unsupported host"))?;
     Ok((machine, cpu, features))
@@ -127,7 +156,11 @@ fn host() -> Result<(TargetMachine, String, String), String> {
 
 impl<'ctx> Codegen<'ctx> {
     fn new(ctx: &'ctx Context) -> Result<Codegen<'ctx>, String> {
-        let (machine, cpu, features) = host()?;
+        Codegen::with(ctx, false)
+    }
+
+    fn with(ctx: &'ctx Context, aot: bool) -> Result<Codegen<'ctx>, String> {
+        let (machine, cpu, features) = host(aot)?;
         let module = ctx.create_module("dnnc");
         module.set_triple(&machine.get_triple());
         module.set_data_layout(&machine.get_target_data().get_data_layout());
@@ -138,6 +171,7 @@ impl<'ctx> Codegen<'ctx> {
             machine,
             cpu,
             features,
+            aot,
         })
     }
 
@@ -157,8 +191,8 @@ impl<'ctx> Codegen<'ctx> {
             .map_err(|e| err("passes", e))
     }
 
-    /// Declares `loop{i}` with the host's CPU and features.
-    fn declare(&self, i: usize) -> FunctionValue<'ctx> {
+    /// Declares loop function `name` with the host's CPU and features.
+    fn declare(&self, name: &str) -> FunctionValue<'ctx> {
         let ptr = self.f32().ptr_type(AddressSpace::default());
         let ptrs = ptr.ptr_type(AddressSpace::default());
         let i64t = self.ctx.i64_type();
@@ -166,7 +200,7 @@ impl<'ctx> Codegen<'ctx> {
             .ctx
             .void_type()
             .fn_type(&[ptrs.into(), i64t.into(), i64t.into()], false);
-        let f = self.module.add_function(&format!("loop{i}"), ty, None);
+        let f = self.module.add_function(name, ty, None);
         for (k, v) in [
             ("target-cpu", self.cpu.as_str()),
             ("target-features", self.features.as_str()),
@@ -184,9 +218,9 @@ impl<'ctx> Codegen<'ctx> {
         f
     }
 
-    /// Defines the loop of `group` as `loop{i}`.
-    fn add_loop(&self, g: &Graph, group: &Group, i: usize) -> Result<(), String> {
-        let f = self.declare(i);
+    /// Defines the loop of `group` as function `name`.
+    fn add_loop(&self, g: &Graph, group: &Group, name: &str) -> Result<(), String> {
+        let f = self.declare(name);
         let entry = self.ctx.append_basic_block(f, "entry");
         self.b.position_at_end(entry);
         let args = f.get_nth_param(0).expect("ptrs").into_pointer_value();
@@ -321,10 +355,23 @@ impl<'ctx> Codegen<'ctx> {
         let f32t = self.f32();
         let params: Vec<_> = args.iter().map(|_| f32t.into()).collect();
         let fty = f32t.fn_type(&params, false);
-        let fptr = self
-            .i64(addr as u64)
-            .const_to_pointer(fty.ptr_type(AddressSpace::default()));
-        let callee = CallableValue::try_from(fptr).map_err(|_| err("helper", "not callable"))?;
+        let callee = if self.aot {
+            let name = dnnc_exec::helpers::table()
+                .into_iter()
+                .find(|(_, a, _)| *a as usize == addr)
+                .map(|(n, _, _)| n)
+                .ok_or_else(|| err("helper", "unknown helper"))?;
+            let f = self
+                .module
+                .get_function(name)
+                .unwrap_or_else(|| self.module.add_function(name, fty, None));
+            CallableValue::from(f)
+        } else {
+            let fptr = self
+                .i64(addr as u64)
+                .const_to_pointer(fty.ptr_type(AddressSpace::default()));
+            CallableValue::try_from(fptr).map_err(|_| err("helper", "not callable"))?
+        };
         let call = |xs: Vec<FloatValue<'ctx>>| -> Result<FloatValue<'ctx>, String> {
             let xs: Vec<_> = xs.into_iter().map(Into::into).collect();
             let c = self.b.build_call(callee, &xs, "h").map_err(ber)?;

@@ -22,8 +22,18 @@ use dnnc_ir::{DType, Graph};
 
 use crate::jit::{err, isa, Loops};
 
+/// Which compiler makes the loops of a library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopCompiler {
+    Cranelift,
+    /// LLVM, for the compiling machine's CPU (feature `llvm`): a second object file.
+    #[cfg(feature = "llvm")]
+    Llvm,
+}
+
 /// What goes into a library.
 pub struct LibraryInput<'a> {
+    pub loops: LoopCompiler,
     /// The C name prefix (an identifier).
     pub name: String,
     /// Inference graphs by batch size.
@@ -40,9 +50,10 @@ pub struct LibraryInput<'a> {
     pub weights: Vec<u8>,
 }
 
-/// An object file and the description it embeds.
+/// The object files of a library (the C API, data and loop table first; with LLVM,
+/// then the loops) and the description it embeds.
 pub struct Library {
-    pub object: Vec<u8>,
+    pub objects: Vec<Vec<u8>>,
     pub desc: LibraryDesc,
 }
 
@@ -66,24 +77,42 @@ pub fn library(input: LibraryInput<'_>) -> Result<Library, String> {
     let module = ObjectModule::new(builder);
     let mut loops = Loops::with_module(module, &format!("{}_", input.name), Linkage::Local)?;
 
-    let entries = |graphs: &[(usize, &Graph)], loops: &mut Loops<ObjectModule>| {
-        let mut out = Vec::new();
-        for &(batch, g) in graphs {
-            let (program, groups) = crate::build_program(g)?;
-            let first_loop = loops.fns.len();
-            for group in &groups {
+    // Every program's loops, numbered across the library: compiled here by Cranelift,
+    // or (LLVM) declared here and defined in a second object.
+    let mut all_groups: Vec<(&Graph, crate::fuse::Group)> = Vec::new();
+    let forward = entries(&input.forward, &mut all_groups)?;
+    let train = entries(&input.train, &mut all_groups)?;
+    let mut objects = Vec::new();
+    let fns: Vec<cranelift_module::FuncId> = match input.loops {
+        LoopCompiler::Cranelift => {
+            for (g, group) in &all_groups {
                 loops.declare(g, group)?;
             }
-            out.push(Entry {
-                batch,
-                program,
-                first_loop,
-            });
+            loops.fns.clone()
         }
-        Ok::<_, String>(out)
+        #[cfg(feature = "llvm")]
+        LoopCompiler::Llvm => {
+            let names: Vec<String> = (0..all_groups.len())
+                .map(|k| format!("{}_loop{k}", input.name))
+                .collect();
+            let pairs: Vec<(&Graph, &crate::fuse::Group)> =
+                all_groups.iter().map(|(g, gr)| (*g, gr)).collect();
+            objects.push(crate::llvm::object(&pairs, &names)?);
+            let m = &mut loops.module;
+            let ptr = m.target_config().pointer_type();
+            let mut sig = m.make_signature();
+            sig.params.push(AbiParam::new(ptr));
+            sig.params.push(AbiParam::new(types::I64));
+            sig.params.push(AbiParam::new(types::I64));
+            names
+                .iter()
+                .map(|n| {
+                    m.declare_function(n, Linkage::Import, &sig)
+                        .map_err(|e| err("declare", e))
+                })
+                .collect::<Result<_, _>>()?
+        }
     };
-    let forward = entries(&input.forward, &mut loops)?;
-    let train = entries(&input.train, &mut loops)?;
     let desc = LibraryDesc {
         name: input.name.clone(),
         max_batch: input.max_batch,
@@ -94,12 +123,11 @@ pub fn library(input: LibraryInput<'_>) -> Result<Library, String> {
         fields: input.fields.clone(),
         params: input.params.clone(),
         seed: input.seed,
-        loop_count: loops.fns.len(),
+        loop_count: fns.len(),
     };
     let json = serde_json_bytes(&desc)?;
 
     let name = input.name.clone();
-    let fns = loops.fns.clone();
     let module = &mut loops.module;
     let data = |module: &mut ObjectModule, sym: &str, bytes: Vec<u8>| -> Result<DataId, String> {
         let id = module
@@ -220,7 +248,27 @@ pub fn library(input: LibraryInput<'_>) -> Result<Library, String> {
     )?;
     let product = loops.module.finish();
     let object = product.emit().map_err(|e| err("emitting the object", e))?;
-    Ok(Library { object, desc })
+    objects.insert(0, object);
+    Ok(Library { objects, desc })
+}
+
+/// The programs of `graphs`, their loops' groups appended to `all` (numbered across
+/// the library).
+fn entries<'a>(
+    graphs: &[(usize, &'a Graph)],
+    all: &mut Vec<(&'a Graph, crate::fuse::Group)>,
+) -> Result<Vec<Entry>, String> {
+    let mut out = Vec::new();
+    for &(batch, g) in graphs {
+        let (program, groups) = crate::build_program(g)?;
+        out.push(Entry {
+            batch,
+            program,
+            first_loop: all.len(),
+        });
+        all.extend(groups.into_iter().map(|gr| (g, gr)));
+    }
+    Ok(out)
 }
 
 fn serde_json_bytes(desc: &LibraryDesc) -> Result<Vec<u8>, String> {

@@ -139,6 +139,7 @@ pub struct CompileArgs {
     pub output: Option<PathBuf>,
     pub weights: Option<PathBuf>,
     pub runtime: Option<PathBuf>,
+    pub backend: String,
 }
 
 /// `dnnc compile --emit lib|obj|header`: a static library with a C API.
@@ -162,6 +163,10 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
                 a.emit
             ));
         }
+        let loops = match library::loop_compiler(&a.backend) {
+            Ok(l) => l,
+            Err(e) => return fail(e),
+        };
         // Find the runtime before the (longer) compilation.
         let runtime = if a.emit == "lib" {
             match library::find_runtime(a.runtime.as_deref()) {
@@ -171,7 +176,7 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
         } else {
             None
         };
-        let (lib, header) = match library::build(job, &name, a.weights.as_deref()) {
+        let (lib, header) = match library::build(job, &name, a.weights.as_deref(), loops) {
             Ok(x) => x,
             Err(e) => return fail(e),
         };
@@ -188,9 +193,14 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
         };
         let result = match a.emit.as_str() {
             "header" => write(&out, header.as_bytes()),
-            "obj" => write(&out, &lib.object),
+            "obj" if lib.objects.len() == 1 => write(&out, &lib.objects[0]),
+            "obj" => Err(format!(
+                "`--emit obj` with `--backend {}` makes {} object files; use `--emit lib`",
+                a.backend,
+                lib.objects.len()
+            )),
             _ => {
-                library::write_archive(&lib.object, runtime.as_deref().expect("found above"), &out)
+                library::write_archive(&lib.objects, runtime.as_deref().expect("found above"), &out)
                     .and_then(|()| write(&dir.join(format!("{name}.h")), header.as_bytes()))
                     .and_then(|()| {
                         write(
@@ -214,8 +224,10 @@ pub fn compile(a: CompileArgs) -> ExitCode {
     if matches!(a.emit.as_str(), "lib" | "obj" | "header") {
         return compile_library(&a);
     }
-    if a.weights.is_some() || a.runtime.is_some() {
-        return fail("`--weights` and `--runtime` go with `--emit lib`, `obj` or `header`");
+    if a.weights.is_some() || a.runtime.is_some() || a.backend != "cranelift" {
+        return fail(
+            "`--weights`, `--runtime` and `--backend` go with `--emit lib`, `obj` or `header`",
+        );
     }
     let opts = PassOptions {
         verify: true,

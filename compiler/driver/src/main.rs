@@ -163,6 +163,9 @@ enum Command {
         /// $DNNC_RUNTIME).
         #[arg(long)]
         runtime: Option<PathBuf>,
+        /// Which compiler makes a library's loops: `cranelift` or `llvm`.
+        #[arg(long, default_value = "cranelift")]
+        backend: String,
     },
 }
 
@@ -243,6 +246,7 @@ fn run(cli: Cli) -> ExitCode {
             output,
             weights,
             runtime,
+            backend,
         } => jobs::compile(jobs::CompileArgs {
             file,
             emit,
@@ -252,6 +256,7 @@ fn run(cli: Cli) -> ExitCode {
             output,
             weights,
             runtime,
+            backend,
         }),
         Command::Bench {
             file,

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dnnc_codegen::object::{header, library, Library, LibraryInput};
+use dnnc_codegen::object::{header, library, Library, LibraryInput, LoopCompiler};
 use dnnc_exec::library::{Field, Param};
 use dnnc_ir::{Graph, Op};
 use dnnc_lower::Mode;
@@ -79,12 +79,25 @@ fn data_fields(g: &Graph) -> Vec<Field> {
         .collect()
 }
 
-/// Compiles the train block of `job` into a library object named `name`, with the
-/// parameters from `weights` if given.
+/// The loop compiler `--backend` names for a library.
+pub fn loop_compiler(backend: &str) -> Result<LoopCompiler, String> {
+    match backend {
+        "cranelift" => Ok(LoopCompiler::Cranelift),
+        #[cfg(feature = "llvm")]
+        "llvm" => Ok(LoopCompiler::Llvm),
+        #[cfg(not(feature = "llvm"))]
+        "llvm" => Err("backend `llvm` is not in this build of dnnc: build it with `--features llvm` (needs LLVM 14)".into()),
+        other => Err(format!("libraries are compiled with `cranelift` or `llvm`, not `{other}`")),
+    }
+}
+
+/// Compiles the train block of `job` into a library named `name` (loops by `loops`),
+/// with the parameters from `weights` if given.
 pub fn build(
     job: &Job<'_>,
     name: &str,
     weights: Option<&Path>,
+    loops: LoopCompiler,
 ) -> Result<(Library, String), String> {
     let passes = PassOptions::default();
     let max = job.cfg.batch.max(1);
@@ -160,6 +173,7 @@ pub fn build(
     let weights_bytes = dnnc_runtime::checkpoint::to_bytes(Path::new("<weights>"), &tensors)
         .map_err(|e| e.to_string())?;
     let lib = library(LibraryInput {
+        loops,
         name: name.to_string(),
         forward: fwd.iter().map(|(b, l)| (*b, &l.graph)).collect(),
         train: train.iter().map(|(b, l)| (*b, &l.graph)).collect(),
@@ -217,9 +231,9 @@ pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, String> {
     })
 }
 
-/// Writes `object` bundled with the runtime archive as the static library `out`, using
+/// Writes `objects` bundled with the runtime archive as the static library `out`, using
 /// `ar` (GNU binutils, which comes with any C compiler on Linux).
-pub fn write_archive(object: &[u8], runtime: &Path, out: &Path) -> Result<(), String> {
+pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<(), String> {
     let dir = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -229,16 +243,19 @@ pub fn write_archive(object: &[u8], runtime: &Path, out: &Path) -> Result<(), St
         .file_stem()
         .and_then(|s| s.to_str())
         .ok_or("the library path has no file name")?;
-    let obj = dir.join(format!(".{stem}.model.o"));
+    let objs: Vec<PathBuf> = (0..objects.len())
+        .map(|i| dir.join(format!(".{stem}.model{i}.o")))
+        .collect();
+    for (path, bytes) in objs.iter().zip(objects) {
+        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let tmp = dir.join(format!(".{stem}.tmp.a"));
-    std::fs::write(&obj, object).map_err(|e| format!("{}: {e}", obj.display()))?;
     let _ = std::fs::remove_file(&tmp);
-    let script = format!(
-        "CREATE {}\nADDLIB {}\nADDMOD {}\nSAVE\nEND\n",
-        tmp.display(),
-        runtime.display(),
-        obj.display()
-    );
+    let mut script = format!("CREATE {}\nADDLIB {}\n", tmp.display(), runtime.display());
+    for o in &objs {
+        script.push_str(&format!("ADDMOD {}\n", o.display()));
+    }
+    script.push_str("SAVE\nEND\n");
     let run = Command::new("ar")
         .arg("-M")
         .stdin(std::process::Stdio::piped())
@@ -254,7 +271,9 @@ pub fn write_archive(object: &[u8], runtime: &Path, out: &Path) -> Result<(), St
                 .write_all(script.as_bytes())?;
             child.wait_with_output()
         });
-    let _ = std::fs::remove_file(&obj);
+    for o in &objs {
+        let _ = std::fs::remove_file(o);
+    }
     match run {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
