@@ -23,11 +23,12 @@ dnnc is timed by `dnnc bench FILE --json --backend B` (its own medians; run once
 round as a subprocess), one column per backend of `--dnnc-backends`: `dnnc` for
 cranelift, `dnnc-llvm` for llvm (only in a dnnc built with `--features llvm`; a binary
 without a backend gets no column for it, with a note). Each peer runs in its own
-long-lived worker process (this script started with `--worker NAME`), so that the peers' thread pools, environment variables
-(XLA_FLAGS, OMP_NUM_THREADS) and libraries do not interfere; the driver talks to the
-workers with one JSON object per line. In every round each system runs each workload
-`--iters-*` times and reports the median; the table shows the median over rounds.
-The order of the systems rotates from round to round.
+long-lived worker process (this script started with `--worker NAME`), so that the
+peers' thread pools, environment variables (XLA_FLAGS, OMP_NUM_THREADS) and libraries
+do not interfere; the driver talks to the workers with one JSON object per line. In
+every round each system runs each workload `--iters-*` times and reports the median;
+the table shows the median over rounds. The order of the systems rotates from round to
+round.
 
 All systems start from the same weights: generated once with numpy (seed 0, PyTorch's
 default Linear init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b), written to
