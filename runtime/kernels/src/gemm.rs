@@ -151,7 +151,7 @@ impl Gemm {
         let chunks = match threads {
             1 => 1,
             t if direct => units.min(t),
-            t => units.min(4 * t),
+            t => units.min(2 * t),
         };
         let work = Shared(self.work.as_mut_ptr());
         let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
