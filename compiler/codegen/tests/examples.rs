@@ -179,3 +179,8 @@ fn custom_layer() {
 fn regression() {
     check_example("regression.dnn");
 }
+
+#[test]
+fn mnist_cnn() {
+    check_example("mnist_cnn.dnn");
+}

@@ -80,6 +80,14 @@ fn int(v: &Val) -> Res<i64> {
     }
 }
 
+/// A non-negative static `Int`, `default` when absent.
+fn count(v: Option<&Val>, default: usize) -> Res<usize> {
+    match v {
+        None => Ok(default),
+        Some(v) => usize::try_from(int(v)?).map_err(|_| "a negative size".to_string()),
+    }
+}
+
 fn float(v: &Val) -> Res<f64> {
     match v {
         Val::Int(i) => Ok(*i as f64),
@@ -267,6 +275,21 @@ pub fn call(
             }
             let value = a.get(2, "value").map_or(Ok(0.0), float)?;
             lw.em.add(Op::Pad { lo, hi, value }, &[x])?
+        }
+        "conv2d" => {
+            let x = tensor(lw, a.need(0, "x")?, Some(DType::F32))?;
+            let w = tensor(lw, a.need(1, "w")?, Some(DType::F32))?;
+            let stride = count(a.get(2, "stride"), 1)?;
+            let padding = count(a.get(3, "padding"), 0)?;
+            crate::conv::conv2d(&mut lw.em, x, w, stride, padding)?
+        }
+        "max_pool2d" | "avg_pool2d" => {
+            let x = tensor(lw, a.need(0, "x")?, Some(DType::F32))?;
+            let k = count(Some(a.need(1, "kernel")?), 0)?;
+            let stride = count(a.get(2, "stride"), k)?;
+            let padding = count(a.get(3, "padding"), 0)?;
+            let avg = name == "avg_pool2d";
+            crate::conv::pool2d(&mut lw.em, x, k, stride, padding, avg)?
         }
         "gather" => {
             let x = t(a.need(0, "x")?)?;

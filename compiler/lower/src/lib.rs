@@ -8,6 +8,7 @@
 
 pub mod builtins;
 pub mod calls;
+pub mod conv;
 pub mod dataset;
 pub mod emit;
 pub mod eval;

@@ -33,6 +33,9 @@ const OTHER: &[&str] = &[
     "broadcast_to",
     "concat",
     "pad",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
     "gather",
     "one_hot",
     "cast",
@@ -76,7 +79,7 @@ pub fn lookup(name: &str, in_dataset: bool) -> Option<Ty> {
 /// The std module defining a well-known name, for "import it" hints.
 pub fn std_module_of(name: &str) -> Option<&'static str> {
     Some(match name {
-        "Dense" => "nn",
+        "Dense" | "Conv2d" | "MaxPool2d" | "AvgPool2d" => "nn",
         "relu" | "leaky_relu" | "sigmoid" | "gelu" | "softmax" | "log_softmax" | "softplus"
         | "silu" | "elu" => "activations",
         "cross_entropy" | "mse" | "mae" | "bce_logits" => "losses",
@@ -103,6 +106,18 @@ fn params(name: &str) -> &'static [P] {
         "transpose" => &[P("x", false), P("perm", true)],
         "concat" => &[P("tensors", false), P("axis", true)],
         "pad" => &[P("x", false), P("pads", false), P("value", true)],
+        "conv2d" => &[
+            P("x", false),
+            P("w", false),
+            P("stride", true),
+            P("padding", true),
+        ],
+        "max_pool2d" | "avg_pool2d" => &[
+            P("x", false),
+            P("kernel", false),
+            P("stride", true),
+            P("padding", true),
+        ],
         "gather" => &[P("x", false), P("indices", false), P("axis", true)],
         "one_hot" => &[P("labels", false), P("n", false)],
         "cast" => &[P("x", false), P("dtype", false)],
@@ -230,6 +245,18 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
                 return Ty::Error;
             };
             r.pad(&x, get(1))
+        }
+        "conv2d" => {
+            let (Some(x), Some(w)) = (r.tensor(get(0)), r.tensor(get(1))) else {
+                return Ty::Error;
+            };
+            r.conv2d(&x, &w, [get(0), get(1), get(2), get(3)])
+        }
+        "max_pool2d" | "avg_pool2d" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            r.pool2d(&x, [get(0), get(1), get(2), get(3)])
         }
         "gather" => {
             let Some(x) = r.tensor(get(0)) else {
@@ -810,6 +837,177 @@ impl Rules<'_, '_> {
         let mut s = first.shape.clone();
         s.0[ax] = DimItem::Dim(total);
         Ty::tensor(first.dtype, s)
+    }
+
+    /// `conv2d(x: [N, C, H, W], w: [O, C, KH, KW], stride, padding)`: `[N, O, OH, OW]`.
+    fn conv2d(&mut self, x: &TensorTy, w: &TensorTy, args: [Option<&ArgVal>; 4]) -> Ty {
+        let Some(xs) = self.rank4(x, args[0], "the input `x`", "[N, C, H, W]") else {
+            return Ty::Error;
+        };
+        let Some(ws) = self.rank4(w, args[1], "the kernel `w`", "[O, C, KH, KW]") else {
+            return Ty::Error;
+        };
+        for (a, t) in [(args[0], x), (args[1], w)] {
+            if !t.dtype.is_float() {
+                return self.dtype_error(a, t, "a floating-point tensor");
+            }
+        }
+        if x.dtype != w.dtype {
+            let msg = format!(
+                "mismatched element types in `conv2d`: `{}` and `{}`",
+                x.dtype.name(),
+                w.dtype.name()
+            );
+            return self.fail(codes::DTYPE_MISMATCH, self.span, msg);
+        }
+        if xs[1] != ws[1] {
+            let fname = self.cx.fname.clone();
+            let mut d = self
+                .cx
+                .err(
+                    codes::DIM_MISMATCH,
+                    self.span,
+                    format!(
+                        "`conv2d` of `{x}` with kernel `{w}`: input channels `{}` and `{}` differ",
+                        xs[1], ws[1]
+                    ),
+                )
+                .with_label(format!("`{}` ≠ `{}`", xs[1], ws[1]));
+            for (a, t) in [(args[0], x), (args[1], w)] {
+                if let Some(a) = a {
+                    d = d.with_secondary(&fname, a.span, format!("this is `{t}`"));
+                    if let Some(o) = a.origin {
+                        d = d.with_secondary(&fname, o, "shape fixed here");
+                    }
+                }
+            }
+            self.cx.error(d.with_note(
+                "`conv2d(x: [N, C, H, W], w: [O, C, KH, KW])` needs the same `C` in both",
+            ));
+            return Ty::Error;
+        }
+        let Ok((stride, padding)) = self.stride_padding(args[2], args[3], Dim::constant(1)) else {
+            return Ty::Error;
+        };
+        let Some(oh) = self.window(&xs[2], &ws[2], &stride, &padding, "height") else {
+            return Ty::Error;
+        };
+        let Some(ow) = self.window(&xs[3], &ws[3], &stride, &padding, "width") else {
+            return Ty::Error;
+        };
+        let dims = [xs[0].clone(), ws[0].clone(), oh, ow];
+        Ty::tensor(x.dtype, Shape(dims.into_iter().map(DimItem::Dim).collect()))
+    }
+
+    /// `max_pool2d`/`avg_pool2d(x: [N, C, H, W], kernel, stride = kernel, padding)`.
+    fn pool2d(&mut self, x: &TensorTy, args: [Option<&ArgVal>; 4]) -> Ty {
+        let Some(xs) = self.rank4(x, args[0], "the input `x`", "[N, C, H, W]") else {
+            return Ty::Error;
+        };
+        if !x.dtype.is_float() {
+            return self.dtype_error(args[0], x, "a floating-point tensor");
+        }
+        let Some(k) = self.static_dim(args[1]) else {
+            return Ty::Error;
+        };
+        if k.as_const().is_some_and(|k| k < 1) {
+            let span = args[1].map_or(self.span, |a| a.span);
+            return self.fail(
+                codes::BAD_DIM,
+                span,
+                format!("the window size must be positive, found `{k}`"),
+            );
+        }
+        let Ok((stride, padding)) = self.stride_padding(args[2], args[3], k.clone()) else {
+            return Ty::Error;
+        };
+        if let (Some(kc), Some(pc)) = (k.as_const(), padding.as_const()) {
+            if 2 * pc > kc {
+                let span = args[3].map_or(self.span, |a| a.span);
+                let msg = format!("padding `{pc}` is more than half the window `{kc}`");
+                return self.fail(codes::BAD_DIM, span, msg);
+            }
+        }
+        let Some(oh) = self.window(&xs[2], &k, &stride, &padding, "height") else {
+            return Ty::Error;
+        };
+        let Some(ow) = self.window(&xs[3], &k, &stride, &padding, "width") else {
+            return Ty::Error;
+        };
+        let dims = [xs[0].clone(), xs[1].clone(), oh, ow];
+        Ty::tensor(x.dtype, Shape(dims.into_iter().map(DimItem::Dim).collect()))
+    }
+
+    /// The four dimensions of a rank-4 tensor `what` laid out as `layout`.
+    fn rank4(
+        &mut self,
+        t: &TensorTy,
+        a: Option<&ArgVal>,
+        what: &str,
+        layout: &str,
+    ) -> Option<Vec<Dim>> {
+        let dims = t.shape.dims().filter(|d| d.len() == 4);
+        if dims.is_none() {
+            let span = a.map_or(self.span, |a| a.span);
+            let msg = format!("`{}` expects {what} as `{layout}`, found `{t}`", self.name);
+            self.fail(codes::RANK_MISMATCH, span, msg);
+        }
+        dims.map(|d| d.into_iter().cloned().collect())
+    }
+
+    /// The stride (default `default`) and padding (default 0), static `Int`s.
+    fn stride_padding(
+        &mut self,
+        stride: Option<&ArgVal>,
+        padding: Option<&ArgVal>,
+        default: Dim,
+    ) -> Result<(Dim, Dim), Ty> {
+        let s = match stride {
+            None => default,
+            some => self.static_dim(some).ok_or(Ty::Error)?,
+        };
+        let p = match padding {
+            None => Dim::constant(0),
+            some => self.static_dim(some).ok_or(Ty::Error)?,
+        };
+        if p.as_const().is_some_and(|p| p < 0) {
+            let span = padding.map_or(self.span, |a| a.span);
+            self.fail(codes::BAD_DIM, span, "padding must not be negative");
+            return Err(Ty::Error);
+        }
+        Ok((s, p))
+    }
+
+    /// The output size along `axis` ("height" or "width"), or an error.
+    fn window(&mut self, n: &Dim, k: &Dim, s: &Dim, p: &Dim, axis: &str) -> Option<Dim> {
+        use crate::window::{out_dim, WindowError};
+        let d = match out_dim(n, k, s, p) {
+            Ok(d) => return Some(d),
+            Err(WindowError::TooLarge { padded, window }) => self
+                .cx
+                .err(
+                    codes::BAD_DIM,
+                    self.span,
+                    format!("the {axis} `{window}` of the window is larger than the padded input {axis} `{padded}`"),
+                )
+                .with_label(format!("in this call to `{}`", self.name))
+                .with_help("use a smaller window, or more padding"),
+            Err(WindowError::BadStride(s)) => self
+                .cx
+                .err(codes::BAD_DIM, self.span, format!("the stride must be positive, found `{s}`"))
+                .with_label(format!("in this call to `{}`", self.name)),
+            Err(WindowError::NotDivisible { span, stride }) => self
+                .cx
+                .err(
+                    codes::BAD_DIM,
+                    self.span,
+                    format!("the {axis} span `{span}` is not divisible by the stride `{stride}`"),
+                )
+                .with_label(format!("in this call to `{}`", self.name))
+                .with_help("with a symbolic size the window must step over the input exactly: use stride 1, or a size the stride divides (e.g. `2*H` for stride 2)"),
+        };
+        self.cx.error(d);
+        None
     }
 
     fn pad(&mut self, x: &TensorTy, pads: Option<&ArgVal>) -> Ty {

@@ -23,6 +23,7 @@ pub mod suggest;
 pub mod train;
 pub mod ty;
 pub mod unify;
+pub mod window;
 
 pub use check::{file_diagnostics, type_at};
 pub use db::{Db, RootDatabase, SourceFile};
