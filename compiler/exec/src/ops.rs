@@ -13,7 +13,7 @@ use dnnc_ir::scalar::{
 use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
 
 use crate::buffer::{In, Out};
-use crate::maps::affine;
+use crate::maps::Walk;
 use crate::program::{Dims, KernelDesc};
 
 /// One kernel and its attributes, index maps expanded; its operands and result are
@@ -26,20 +26,20 @@ pub enum Kernel {
     Select,
     Cast(DType),
     /// `out[i] = x[index[i]]` (transpose, broadcast, slice).
-    Take(Vec<usize>),
+    Take(Walk),
     /// Operand `j` goes to `out[index[j][i]]`.
-    Concat(Vec<Vec<usize>>),
+    Concat(Vec<Walk>),
     /// `out = value`, then `out[index[i]] = x[i]`.
     Pad {
         value: f64,
         dtype: DType,
-        index: Vec<usize>,
+        index: Walk,
     },
     /// `out[index[i]] ⊕= x[i]` from the identity; the dtype is the result's.
     Reduce {
         kind: ReduceKind,
         dtype: DType,
-        index: Vec<usize>,
+        index: Walk,
     },
     /// An `f32` reduction over the middle axis of `(outer, reduced, inner)`: the
     /// reduced axes are contiguous, so rows are combined whole (vectorised, and in the
@@ -66,7 +66,7 @@ pub enum Kernel {
 impl Kernel {
     /// The kernel `d` describes, with its index maps expanded.
     pub fn from_desc(d: &KernelDesc) -> Kernel {
-        let map = |a: &crate::program::Affine| affine(&a.shape, &a.strides, a.offset);
+        let map = |a: &crate::program::Affine| Walk::new(&a.shape, &a.strides, a.offset);
         match d {
             KernelDesc::Unary(u, t) => Kernel::Unary(*u, *t),
             KernelDesc::Binary(b, t) => Kernel::Binary(*b, *t),
@@ -155,23 +155,39 @@ fn map_into<T: Copy, U>(out: &mut [U], x: &[T], f: impl Fn(T) -> U) {
     }
 }
 
-fn take_into<T: Copy>(out: &mut [T], v: &[T], index: &[usize]) {
-    for (o, &i) in out.iter_mut().zip(index) {
-        *o = v[i];
-    }
+fn take_into<T: Copy>(out: &mut [T], v: &[T], walk: &Walk) {
+    walk.rows(|i, pos, len, st| {
+        if st == 1 {
+            out[i..i + len].copy_from_slice(&v[pos..pos + len]);
+        } else {
+            for (j, o) in out[i..i + len].iter_mut().enumerate() {
+                *o = v[pos + j * st];
+            }
+        }
+    });
 }
 
-fn put<T: Copy>(out: &mut [T], index: &[usize], v: &[T]) {
-    for (&d, &a) in index.iter().zip(v) {
-        out[d] = a;
-    }
+fn put<T: Copy>(out: &mut [T], walk: &Walk, v: &[T]) {
+    walk.rows(|i, pos, len, st| {
+        if st == 1 {
+            out[pos..pos + len].copy_from_slice(&v[i..i + len]);
+        } else {
+            for (j, &x) in v[i..i + len].iter().enumerate() {
+                out[pos + j * st] = x;
+            }
+        }
+    });
 }
 
-fn fold_into<T: Copy>(out: &mut [T], x: &[T], dst: &[usize], init: T, f: impl Fn(T, T) -> T) {
+/// `out[walk(i)] = f(out[walk(i)], x[i])` in row-major order of `x`, from `init`.
+fn fold_into<T: Copy>(out: &mut [T], x: &[T], walk: &Walk, init: T, f: impl Fn(T, T) -> T) {
     out.fill(init);
-    for (&d, &a) in dst.iter().zip(x) {
-        out[d] = f(out[d], a);
-    }
+    walk.rows(|i, pos, len, st| {
+        for (j, &a) in x[i..i + len].iter().enumerate() {
+            let d = pos + j * st;
+            out[d] = f(out[d], a);
+        }
+    });
 }
 
 fn select_into<T: Copy>(out: &mut [T], c: &[bool], a: &[T], b: &[T]) {
@@ -309,7 +325,7 @@ fn cast(to: DType, x: In<'_>, out: Out<'_>) -> Result<(), String> {
 }
 
 /// `out[i] = x[index[i]]` for any element type.
-fn take_data(x: In<'_>, index: &[usize], out: Out<'_>) -> Result<(), String> {
+fn take_data(x: In<'_>, index: &Walk, out: Out<'_>) -> Result<(), String> {
     match (x, out) {
         (In::F32(v), Out::F32(o)) => take_into(o, v, index),
         (In::I64(v), Out::I64(o)) => take_into(o, v, index),
@@ -319,7 +335,7 @@ fn take_data(x: In<'_>, index: &[usize], out: Out<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn put_data(out: &mut Out<'_>, index: &[usize], x: In<'_>) -> Result<(), String> {
+fn put_data(out: &mut Out<'_>, index: &Walk, x: In<'_>) -> Result<(), String> {
     match (out, x) {
         (Out::F32(o), In::F32(v)) => put(o, index, v),
         (Out::I64(o), In::I64(v)) => put(o, index, v),
@@ -437,9 +453,17 @@ impl Kernel {
                 put_data(&mut out, index, args[0])?;
             }
             Kernel::Reduce { kind, dtype, index } => {
-                let (dst, dtype) = (index.as_slice(), *dtype);
+                let (dst, dtype) = (index, *dtype);
                 match (args[0], out, kind) {
-                    (In::F32(v), Out::F32(o), _) => crate::maps::reduce(*kind, v, dst, o),
+                    (In::F32(v), Out::F32(o), ReduceKind::Sum) => {
+                        fold_into(o, v, dst, 0.0, |a, b| a + b)
+                    }
+                    (In::F32(v), Out::F32(o), ReduceKind::Max) => {
+                        fold_into(o, v, dst, f32::NEG_INFINITY, max_f32)
+                    }
+                    (In::F32(v), Out::F32(o), ReduceKind::Min) => {
+                        fold_into(o, v, dst, f32::INFINITY, min_f32)
+                    }
                     (In::I64(v), Out::I64(o), ReduceKind::Sum) => {
                         fold_into(o, v, dst, 0, |a, b| fit(dtype, a.wrapping_add(b)))
                     }
