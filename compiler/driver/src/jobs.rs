@@ -45,6 +45,7 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
     pub log: Option<PathBuf>,
     pub quiet: bool,
+    pub no_plot: bool,
     pub dump_after: Option<String>,
     pub threads: Option<usize>,
 }
@@ -66,6 +67,7 @@ pub fn train(a: TrainArgs) -> ExitCode {
         out: a.out,
         log: a.log,
         quiet: a.quiet,
+        plot: !a.no_plot,
         passes: passes(a.dump_after),
     };
     with_job(&a.file, |job| match dnnc_session::train(job, &opts) {
@@ -84,6 +86,9 @@ pub fn train(a: TrainArgs) -> ExitCode {
             );
             if let Some(c) = &s.checkpoint {
                 println!("saved weights to {}", c.display());
+            }
+            if let Some(c) = &s.curves {
+                println!("saved curves to {}", c.display());
             }
             ExitCode::SUCCESS
         }

@@ -66,6 +66,9 @@ enum Command {
         /// Print nothing but the final summary.
         #[arg(long)]
         quiet: bool,
+        /// Do not draw the loss and metric curves (`<checkpoint stem>.svg`).
+        #[arg(long)]
+        no_plot: bool,
         /// Print the IR after this pass (or `all`) to stderr.
         #[arg(long)]
         dump_after: Option<String>,
@@ -209,6 +212,7 @@ fn run(cli: Cli) -> ExitCode {
             out,
             log,
             quiet,
+            no_plot,
             dump_after,
             threads,
         } => jobs::train(jobs::TrainArgs {
@@ -221,6 +225,7 @@ fn run(cli: Cli) -> ExitCode {
             out,
             log,
             quiet,
+            no_plot,
             dump_after,
             threads,
         }),

@@ -466,3 +466,47 @@ fn bench_prints_a_json_summary_last() {
         );
     }
 }
+
+#[test]
+fn train_draws_curves_next_to_the_checkpoint() {
+    let dir = scratch("plot");
+    let w = dir.join("mlp.safetensors").display().to_string();
+    let out = dnnc(&[
+        "train",
+        &example("mnist_mlp.dnn"),
+        "--epochs",
+        "2",
+        "--steps",
+        "4",
+        "--out",
+        &w,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let svg_path = dir.join("mlp.svg");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("saved curves to {}", svg_path.display())),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.contains("train_loss") && svg.contains("test_accuracy"));
+
+    let dir = scratch("noplot");
+    let w = dir.join("mlp.safetensors").display().to_string();
+    let out = dnnc(&[
+        "train",
+        &example("mnist_mlp.dnn"),
+        "--epochs",
+        "2",
+        "--steps",
+        "4",
+        "--out",
+        &w,
+        "--no-plot",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("saved curves"));
+    assert!(dir.join("mlp.safetensors").exists());
+    assert!(!dir.join("mlp.svg").exists());
+}

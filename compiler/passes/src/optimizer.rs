@@ -9,7 +9,7 @@
 //!
 //! The step counter is the `i64` input `step` (0 for the first step of the run).
 
-use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
 
 use crate::autodiff::gradients;
 
@@ -75,6 +75,9 @@ pub enum Schedule {
 #[derive(Clone, Debug)]
 pub struct StepConfig {
     pub optimizer: Optimizer,
+    /// Scale the gradients so their global L2 norm is at most this (PyTorch's
+    /// `clip_grad_norm_`); 0 turns clipping off.
+    pub clip_norm: f64,
     pub schedule: Schedule,
     pub steps_per_epoch: usize,
     pub epochs: usize,
@@ -153,6 +156,45 @@ impl Em<'_> {
     }
 }
 
+/// The gradients scaled by `min(1, max_norm / (‖g‖ + 1e-6))`, where `‖g‖` is the L2
+/// norm of all of them together (PyTorch's `clip_grad_norm_`).
+fn clip_by_global_norm(em: &mut Em<'_>, grads: &[NodeId], max_norm: f64) -> Res<Vec<NodeId>> {
+    let mut total: Option<NodeId> = None;
+    for &gr in grads {
+        let sq = em.mul(gr, gr)?;
+        let rank = em.g.ty(gr).shape.len();
+        let s = em.g.add(
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes: (0..rank).collect(),
+                keepdims: false,
+            },
+            &[sq],
+        )?;
+        total = Some(match total {
+            Some(t) => em.add(t, s)?,
+            None => s,
+        });
+    }
+    let Some(total) = total else {
+        return Ok(Vec::new());
+    };
+    let norm = em.g.add(Op::Unary(UnaryOp::Sqrt), &[total])?;
+    let eps = em.c(1e-6)?;
+    let denom = em.add(norm, eps)?;
+    let max = em.c(max_norm)?;
+    let ratio = em.div(max, denom)?;
+    let one = em.c(1.0)?;
+    let coef = em.bin(BinaryOp::Min, ratio, one)?;
+    grads
+        .iter()
+        .map(|&gr| {
+            let c = em.bcast(coef, gr)?;
+            em.mul(gr, c)
+        })
+        .collect()
+}
+
 /// The learning rate at the current step, a scalar node.
 fn learning_rate(em: &mut Em<'_>, step_f: NodeId, base: f64, cfg: &StepConfig) -> Res<NodeId> {
     let spe = cfg.steps_per_epoch.max(1) as f64;
@@ -224,6 +266,11 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
     let nodes: Vec<NodeId> = params.iter().map(|(_, n)| *n).collect();
     let grads = gradients(g, loss, &nodes)?;
     let mut em = Em { g };
+    let grads = if cfg.clip_norm > 0.0 {
+        clip_by_global_norm(&mut em, &grads, cfg.clip_norm)?
+    } else {
+        grads
+    };
     let step = em.g.add(
         Op::Input {
             name: STEP.into(),

@@ -109,6 +109,7 @@ pub fn optimizers() -> Table {
                 p!("momentum", Float, Some(0.0), unit),
                 p!("nesterov", Bool, Some(false)),
                 p!("weight_decay", Float, Some(0.0), non_negative),
+                p!("clip_norm", Float, Some(0.0), non_negative),
             ],
         ),
         (
@@ -119,6 +120,7 @@ pub fn optimizers() -> Table {
                 p!("beta2", Float, Some(0.999), unit),
                 p!("eps", Float, Some(1e-8), positive),
                 p!("weight_decay", Float, Some(0.0), non_negative),
+                p!("clip_norm", Float, Some(0.0), non_negative),
             ],
         ),
         (
@@ -129,6 +131,7 @@ pub fn optimizers() -> Table {
                 p!("beta2", Float, Some(0.999), unit),
                 p!("eps", Float, Some(1e-8), positive),
                 p!("weight_decay", Float, Some(0.01), non_negative),
+                p!("clip_norm", Float, Some(0.0), non_negative),
             ],
         ),
         (
@@ -139,6 +142,7 @@ pub fn optimizers() -> Table {
                 p!("eps", Float, Some(1e-8), positive),
                 p!("momentum", Float, Some(0.0), unit),
                 p!("weight_decay", Float, Some(0.0), non_negative),
+                p!("clip_norm", Float, Some(0.0), non_negative),
             ],
         ),
     ]

@@ -16,6 +16,8 @@ pub struct RunConfig {
     pub metrics: Vec<String>,
     pub early_stop: Option<EarlyStop>,
     pub checkpoint: Option<String>,
+    /// Clip the gradients' global norm to this (0: no clipping).
+    pub clip_norm: f64,
 }
 
 fn f(s: &Setting, name: &str, default: f64) -> f64 {
@@ -99,6 +101,7 @@ impl RunConfig {
             metrics: sig.metrics.iter().map(|m| m.to_string()).collect(),
             early_stop: sig.early_stop.clone(),
             checkpoint: sig.checkpoint.clone(),
+            clip_norm: opt.float("clip_norm").unwrap_or(0.0),
         })
     }
 }

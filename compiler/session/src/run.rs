@@ -29,6 +29,9 @@ pub struct TrainOptions {
     pub out: Option<PathBuf>,
     pub log: Option<PathBuf>,
     pub quiet: bool,
+    /// Draw the loss and metric curves to `<checkpoint stem>.svg` next to the
+    /// checkpoint after every epoch (`--no-plot` turns it off).
+    pub plot: bool,
     pub passes: PassOptions,
 }
 
@@ -40,6 +43,8 @@ pub struct Summary {
     /// `train_loss`, `test_loss`, `test_accuracy`, ... of the last epoch.
     pub metrics: Vec<(String, f64)>,
     pub checkpoint: Option<PathBuf>,
+    /// The SVG picture of the curves, when one was written.
+    pub curves: Option<PathBuf>,
 }
 
 impl Summary {
@@ -260,6 +265,33 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     let mut step_t = scalar_i64(0);
     let mut key_t = scalar_i64(0);
     let mut names: HashMap<usize, Vec<String>> = HashMap::new();
+    // Where the weights go: `--out`, or the block's `checkpoint` next to the file.
+    let out = opts.out.clone().or_else(|| {
+        cfg.checkpoint.as_ref().map(|c| {
+            job.file
+                .path(job.db)
+                .parent()
+                .map(|d| d.join(c))
+                .unwrap_or_else(|| PathBuf::from(c))
+        })
+    });
+    // The curves go next to the weights, redrawn after every epoch (never over them:
+    // weights saved as `w.svg` get `w.curves.svg`).
+    let curves = out.as_ref().filter(|_| opts.plot).map(|o| {
+        if o.extension().is_some_and(|e| e == "svg") {
+            o.with_extension("curves.svg")
+        } else {
+            o.with_extension("svg")
+        }
+    });
+    let title = job
+        .file
+        .path(job.db)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut history: Vec<(usize, Vec<(String, f64)>)> = Vec::new();
+    let mut plotted: Option<Result<(), String>> = None;
 
     'epochs: for epoch in 0..epochs {
         let started = Instant::now();
@@ -355,6 +387,17 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
         }
         summary.epochs = epoch + 1;
         summary.metrics = metrics.clone();
+        if let Some(path) = &curves {
+            history.push((epoch + 1, metrics.clone()));
+            let r = dnnc_runtime::plot::write_curves(path, &title, &history);
+            // A picture that cannot be drawn does not stop the run: warn once.
+            if let Err(e) = &r {
+                if !opts.quiet && !matches!(plotted, Some(Err(_))) {
+                    eprintln!("warning: {e}");
+                }
+            }
+            plotted = Some(r);
+        }
         if let (Some(stop), Some(es)) = (stopper.as_mut(), cfg.early_stop.as_ref()) {
             let key = format!("{}_{}", es.split, es.metric);
             if let Some(v) = metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v) {
@@ -380,15 +423,6 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     summary.steps = global_step;
 
     // Save the parameters.
-    let out = opts.out.clone().or_else(|| {
-        cfg.checkpoint.as_ref().map(|c| {
-            job.file
-                .path(job.db)
-                .parent()
-                .map(|d| d.join(c))
-                .unwrap_or_else(|| PathBuf::from(c))
-        })
-    });
     if let Some(out) = &out {
         let tensors: Vec<(String, &Tensor)> = params
             .iter()
@@ -396,6 +430,9 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
             .collect();
         checkpoint::save(out, &tensors).map_err(|e| e.to_string())?;
         summary.checkpoint = Some(out.clone());
+    }
+    if let (Some(path), Some(Ok(()))) = (curves, plotted) {
+        summary.curves = Some(path);
     }
     Ok(summary)
 }

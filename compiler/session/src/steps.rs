@@ -64,6 +64,7 @@ pub fn train_step(
         .map(|p| p.name.clone())
         .collect();
     let step = StepConfig {
+        clip_norm: cfg.clip_norm,
         optimizer: cfg.optimizer.clone(),
         schedule: cfg.schedule.clone(),
         steps_per_epoch,

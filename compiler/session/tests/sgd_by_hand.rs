@@ -55,6 +55,7 @@ fn train_steps(dir: &Path, steps: usize) -> Vec<(String, Vec<f32>)> {
         out: Some(out.clone()),
         log: None,
         quiet: true,
+        plot: true,
         passes: PassOptions {
             verify: true,
             dump_after: None,
@@ -96,4 +97,23 @@ fn momentum_and_adam_follow_their_formulas() {
     let w = train_steps(&dir, 1);
     assert!(close(&w[0].1, &[0.01]), "{w:?}");
     assert!(close(&w[1].1, &[0.51, 0.51]), "{w:?}");
+}
+
+#[test]
+fn clipping_scales_the_global_gradient_norm() {
+    // The gradients above, [-1.5, -3.0] and -1.5, have global norm √13.5 ≈ 3.674: with
+    // `clip_norm = 1` each is scaled by 1 / (√13.5 + 1e-6) before the SGD step.
+    let dir = setup("sgd(lr = 0.1, clip_norm = 1.0)");
+    let w = train_steps(&dir, 1);
+    let k = 1.0 / (13.5f32.sqrt() + 1e-6);
+    assert!(close(&w[0].1, &[0.1 * 1.5 * k]), "{w:?}");
+    assert!(
+        close(&w[1].1, &[0.5 + 0.1 * 1.5 * k, 0.5 + 0.1 * 3.0 * k]),
+        "{w:?}"
+    );
+    // A bound above the norm changes nothing.
+    let dir = setup("sgd(lr = 0.1, clip_norm = 100.0)");
+    let w = train_steps(&dir, 1);
+    assert!(close(&w[0].1, &[0.15]), "{w:?}");
+    assert!(close(&w[1].1, &[0.65, 0.8]), "{w:?}");
 }

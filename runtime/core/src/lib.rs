@@ -13,6 +13,7 @@
 //! | [`checkpoint`] | safetensors checkpoints: [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::load_into`] |
 //! | [`log`] | a JSON Lines log ([`JsonlLog`]) |
 //! | [`progress`] | a progress bar or plain epoch lines ([`Progress`]) |
+//! | [`plot`] | training curves as an SVG picture ([`plot::write_curves`]) |
 //!
 //! A training loop around a step, in outline:
 //!
@@ -53,6 +54,7 @@ pub mod convert;
 pub mod early_stop;
 pub mod log;
 pub mod metrics;
+pub mod plot;
 pub mod progress;
 pub mod rng;
 #[cfg(test)]
