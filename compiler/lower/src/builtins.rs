@@ -279,9 +279,14 @@ pub fn call(
         "conv2d" => {
             let x = tensor(lw, a.need(0, "x")?, Some(DType::F32))?;
             let w = tensor(lw, a.need(1, "w")?, Some(DType::F32))?;
-            let stride = count(a.get(2, "stride"), 1)?;
-            let padding = count(a.get(3, "padding"), 0)?;
-            crate::conv::conv2d(&mut lw.em, x, w, stride, padding)?
+            let opts = crate::conv::ConvOpts {
+                stride: count(a.get(2, "stride"), 1)?,
+                padding: count(a.get(3, "padding"), 0)?,
+                dilation: count(a.get(4, "dilation"), 1)?,
+                groups: count(a.get(5, "groups"), 1)?,
+                same: matches!(a.get(6, "same"), Some(Val::Bool(true))),
+            };
+            crate::conv::conv2d(&mut lw.em, x, w, opts)?
         }
         "max_pool2d" | "avg_pool2d" => {
             let x = tensor(lw, a.need(0, "x")?, Some(DType::F32))?;

@@ -1,47 +1,107 @@
 //! Lowering of the sliding-window builtins (`conv2d`, `max_pool2d`, `avg_pool2d`) into
 //! existing primitives, so autodiff and every backend handle them unchanged.
 //!
-//! Each window offset `(kh, kw)` is one strided `Slice` of the padded input. A
-//! convolution stacks the slices into columns (im2col) and multiplies them with the
-//! kernel as one rank-2 `MatMul`; a pooling combines them elementwise.
+//! Each window offset `(kh, kw)` (times the dilation) is one strided `Slice` of the
+//! padded input. A convolution stacks the slices into columns (im2col) and multiplies
+//! them with the kernel as one rank-2 `MatMul` (one batched `MatMul` over the groups of
+//! a grouped convolution); a pooling combines them elementwise.
 
 use dnnc_ir::{BinaryOp, NodeId, Op};
 
 use crate::emit::{Emitter, Res};
 
-/// Window size, stride and padding along the two spatial axes (the same for both).
+/// Window size, stride, dilation and padding along the two spatial axes. The padding
+/// is `(before, after)` per axis, so `padding = "same"` can pad an even effective
+/// window asymmetrically (the extra row and column go after, like PyTorch).
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
     pub kh: usize,
     pub kw: usize,
     pub stride: usize,
-    pub padding: usize,
+    pub dilation: usize,
+    pub pad_h: (usize, usize),
+    pub pad_w: (usize, usize),
 }
 
 impl Window {
-    /// The output size along an axis of `n` positions with a window of `k`.
-    fn out(&self, n: usize, k: usize) -> Res<usize> {
-        let padded = n + 2 * self.padding;
-        if self.stride == 0 || padded < k {
+    /// A `kh`×`kw` window padded by `padding` on every side, without dilation.
+    pub fn new(kh: usize, kw: usize, stride: usize, padding: usize) -> Window {
+        Window {
+            kh,
+            kw,
+            stride,
+            dilation: 1,
+            pad_h: (padding, padding),
+            pad_w: (padding, padding),
+        }
+    }
+
+    /// The output size along an axis of `n` positions with a window of `k`, padded by
+    /// `pad`: `(n + lo + hi - dilation*(k - 1) - 1) / stride + 1`.
+    fn out(&self, n: usize, k: usize, pad: (usize, usize)) -> Res<usize> {
+        let padded = n + pad.0 + pad.1;
+        if self.stride == 0 || self.dilation == 0 || k == 0 {
             return Err(format!(
-                "a window of {k} with stride {} does not fit {padded} positions",
+                "a window of {k} needs a positive stride and dilation, found {} and {}",
+                self.stride, self.dilation
+            ));
+        }
+        let eff = self.dilation * (k - 1) + 1;
+        if padded < eff {
+            return Err(format!(
+                "a window of {eff} with stride {} does not fit {padded} positions",
                 self.stride
             ));
         }
-        Ok((padded - k) / self.stride + 1)
+        Ok((padded - eff) / self.stride + 1)
     }
 }
 
-/// `x: [N, C, H, W]` padded by `value` on both spatial sides.
-fn pad_spatial(em: &mut Emitter<'_>, x: NodeId, p: usize, value: f64) -> Res<NodeId> {
-    if p == 0 {
+/// The options of `conv2d` beyond the kernel: PyTorch's `stride`, `padding`,
+/// `dilation` and `groups`, with `same` standing for `padding = "same"`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvOpts {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+    pub same: bool,
+}
+
+impl Default for ConvOpts {
+    fn default() -> ConvOpts {
+        ConvOpts {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+            same: false,
+        }
+    }
+}
+
+/// `(before, after)` padding that keeps the size for a window of `k` dilated by `d` at
+/// stride 1: `d*(k - 1)` in all, the odd one after, as PyTorch's `padding = "same"`.
+fn same_padding(k: usize, d: usize) -> (usize, usize) {
+    let total = d * (k.max(1) - 1);
+    (total / 2, total - total / 2)
+}
+
+/// `x: [N, C, H, W]` padded by `value` on the spatial sides.
+fn pad_spatial(
+    em: &mut Emitter<'_>,
+    x: NodeId,
+    ph: (usize, usize),
+    pw: (usize, usize),
+    value: f64,
+) -> Res<NodeId> {
+    if ph == (0, 0) && pw == (0, 0) {
         return Ok(x);
     }
-    let lo = vec![0, 0, p, p];
     em.add(
         Op::Pad {
-            lo: lo.clone(),
-            hi: lo,
+            lo: vec![0, 0, ph.0, pw.0],
+            hi: vec![0, 0, ph.1, pw.1],
             value,
         },
         &[x],
@@ -54,12 +114,16 @@ fn window_slices(em: &mut Emitter<'_>, x: NodeId, win: Window, pad_value: f64) -
     let [n, c, h, w] = s[..] else {
         return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}"));
     };
-    let (oh, ow) = (win.out(h, win.kh)?, win.out(w, win.kw)?);
-    let xp = pad_spatial(em, x, win.padding, pad_value)?;
-    let st = win.stride;
+    let (oh, ow) = (
+        win.out(h, win.kh, win.pad_h)?,
+        win.out(w, win.kw, win.pad_w)?,
+    );
+    let xp = pad_spatial(em, x, win.pad_h, win.pad_w, pad_value)?;
+    let (st, d) = (win.stride, win.dilation);
     let mut out = Vec::with_capacity(win.kh * win.kw);
     for i in 0..win.kh {
         for j in 0..win.kw {
+            let (i, j) = (i * d, j * d);
             let op = Op::Slice {
                 starts: vec![0, 0, i, j],
                 ends: vec![n, c, i + st * (oh - 1) + 1, j + st * (ow - 1) + 1],
@@ -71,25 +135,41 @@ fn window_slices(em: &mut Emitter<'_>, x: NodeId, win: Window, pad_value: f64) -
     Ok(out)
 }
 
-/// Cross-correlation of `x: [N, C, H, W]` with `w: [O, C, KH, KW]`: `[N, O, OH, OW]`.
-pub fn conv2d(
-    em: &mut Emitter<'_>,
-    x: NodeId,
-    w: NodeId,
-    stride: usize,
-    padding: usize,
-) -> Res<NodeId> {
+/// Cross-correlation of `x: [N, C, H, W]` with `w: [O, C/groups, KH, KW]`:
+/// `[N, O, OH, OW]`. Group `g` convolves input channels `g*C/groups..` with output
+/// channels `g*O/groups..`; the groups are one batched matmul.
+pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res<NodeId> {
     let ws = em.shape(w);
-    let [o, c, kh, kw] = ws[..] else {
+    let [o, cg, kh, kw] = ws[..] else {
         return Err(format!("a kernel needs `[O, C, KH, KW]`, found {ws:?}"));
+    };
+    let xs = em.shape(x);
+    let (n, c) = (xs[0], xs[1]);
+    let g = opts.groups;
+    if g == 0 || c % g != 0 || o % g != 0 || cg * g != c {
+        return Err(format!(
+            "conv2d of {xs:?} with kernel {ws:?} in {g} groups: the channels do not split"
+        ));
+    }
+    let (pad_h, pad_w) = if opts.same {
+        if opts.stride != 1 {
+            return Err("`same` padding needs stride 1".into());
+        }
+        (
+            same_padding(kh, opts.dilation),
+            same_padding(kw, opts.dilation),
+        )
+    } else {
+        ((opts.padding, opts.padding), (opts.padding, opts.padding))
     };
     let win = Window {
         kh,
         kw,
-        stride,
-        padding,
+        stride: opts.stride,
+        dilation: opts.dilation,
+        pad_h,
+        pad_w,
     };
-    let n = em.shape(x)[0];
     let slices = window_slices(em, x, win, 0.0)?;
     let [_, _, oh, ow] = em.shape(slices[0])[..] else {
         unreachable!("slices are rank 4")
@@ -104,15 +184,32 @@ pub fn conv2d(
     } else {
         em.add(Op::Concat { axis: 2 }, &cols)?
     };
-    // Rows (n, oh, ow); columns (c, kh, kw), the order of `w` flattened.
-    let t = em.add(Op::Transpose(vec![0, 3, 4, 1, 2]), &[stacked])?;
-    let k = c * kh * kw;
-    let cols = em.reshape(t, &[n * oh * ow, k])?;
-    let wm = em.reshape(w, &[o, k])?;
-    let wt = em.add(Op::Transpose(vec![1, 0]), &[wm])?;
+    let k = cg * kh * kw;
+    if g == 1 {
+        // Rows (n, oh, ow); columns (c, kh, kw), the order of `w` flattened.
+        let t = em.add(Op::Transpose(vec![0, 3, 4, 1, 2]), &[stacked])?;
+        let cols = em.reshape(t, &[n * oh * ow, k])?;
+        let wm = em.reshape(w, &[o, k])?;
+        let wt = em.add(Op::Transpose(vec![1, 0]), &[wm])?;
+        let y = em.add(Op::MatMul, &[cols, wt])?;
+        let y = em.reshape(y, &[n, oh, ow, o])?;
+        return em.add(Op::Transpose(vec![0, 3, 1, 2]), &[y]);
+    }
+    // [N, G, C/G, KK, OH, OW] to [G, N, OH, OW, C/G, KK]: per group, rows (n, oh, ow)
+    // and columns (c, kh, kw) of its channel slice.
+    let kk = kh * kw;
+    let s6 = em.reshape(stacked, &[n, g, cg, kk, oh, ow])?;
+    let t = em.add(Op::Transpose(vec![1, 0, 4, 5, 2, 3]), &[s6])?;
+    let cols = em.reshape(t, &[g, n * oh * ow, k])?;
+    // [O, C/G, KH, KW] to [G, O/G, K] to [G, K, O/G].
+    let og = o / g;
+    let wm = em.reshape(w, &[g, og, k])?;
+    let wt = em.add(Op::Transpose(vec![0, 2, 1]), &[wm])?;
     let y = em.add(Op::MatMul, &[cols, wt])?;
-    let y = em.reshape(y, &[n, oh, ow, o])?;
-    em.add(Op::Transpose(vec![0, 3, 1, 2]), &[y])
+    // [G, N, OH, OW, O/G] to [N, G, O/G, OH, OW] to [N, O, OH, OW].
+    let y = em.reshape(y, &[g, n, oh, ow, og])?;
+    let y = em.add(Op::Transpose(vec![1, 0, 4, 2, 3]), &[y])?;
+    em.reshape(y, &[n, o, oh, ow])
 }
 
 /// Max (`avg == false`) or average pooling of `x: [N, C, H, W]` with a `k`×`k` window.
@@ -125,12 +222,7 @@ pub fn pool2d(
     padding: usize,
     avg: bool,
 ) -> Res<NodeId> {
-    let win = Window {
-        kh: k,
-        kw: k,
-        stride,
-        padding,
-    };
+    let win = Window::new(k, k, stride, padding);
     // The lowest finite f32 rather than -inf: every window holds an input element
     // when the padding is at most half the window, and no backend prints infinities.
     let pad_value = if avg { 0.0 } else { f64::from(f32::MIN) };

@@ -69,6 +69,24 @@ pub enum Schedule {
         warmup_epochs: usize,
         min_lr: f64,
     },
+    /// Multiply by `gamma` at each milestone epoch (PyTorch's `MultiStepLR`): the rate
+    /// in epoch `e` is `lr * gamma^(milestones ≤ e)`.
+    MultiStep {
+        milestones: Vec<usize>,
+        gamma: f64,
+    },
+    /// Multiply by `factor` when `metric` has not improved for more than `patience`
+    /// epochs (PyTorch's `ReduceLROnPlateau`, relative threshold). The host keeps this
+    /// state and feeds the graph the `f32` input [`LR_SCALE`]; the rate is
+    /// `lr * lr_scale`.
+    ReduceOnPlateau {
+        metric: String,
+        patience: usize,
+        factor: f64,
+        min_lr: f64,
+        maximize: bool,
+        threshold: f64,
+    },
 }
 
 /// What the step needs to know about the run.
@@ -85,6 +103,10 @@ pub struct StepConfig {
 
 /// The name of the step-counter input.
 pub const STEP: &str = "step";
+
+/// The name of the learning-rate scale input, present only with a
+/// [`Schedule::ReduceOnPlateau`] schedule.
+pub const LR_SCALE: &str = "lr_scale";
 
 struct Em<'g> {
     g: &'g mut Graph,
@@ -213,6 +235,30 @@ fn learning_rate(em: &mut Em<'_>, step_f: NodeId, base: f64, cfg: &StepConfig) -
             let gmm = em.c(*gamma)?;
             let f = em.bin(BinaryOp::Pow, gmm, k)?;
             em.mul(base_c, f)
+        }
+        Schedule::MultiStep { milestones, gamma } => {
+            // One factor per milestone: 1 before it, gamma from it on.
+            let mut lr = base_c;
+            for &m in milestones {
+                let mc = em.c(m as f64)?;
+                let before = em.bin(BinaryOp::Lt, epoch, mc)?;
+                let one = em.c(1.0)?;
+                let gmm = em.c(*gamma)?;
+                let f = em.g.add(Op::Select, &[before, one, gmm])?;
+                lr = em.mul(lr, f)?;
+            }
+            Ok(lr)
+        }
+        Schedule::ReduceOnPlateau { .. } => {
+            let scale = em.g.add(
+                Op::Input {
+                    name: LR_SCALE.into(),
+                    dtype: DType::F32,
+                    shape: vec![],
+                },
+                &[],
+            )?;
+            em.mul(base_c, scale)
         }
         Schedule::Exponential { gamma } => {
             let gmm = em.c(*gamma)?;

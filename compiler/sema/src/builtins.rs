@@ -111,6 +111,9 @@ fn params(name: &str) -> &'static [P] {
             P("w", false),
             P("stride", true),
             P("padding", true),
+            P("dilation", true),
+            P("groups", true),
+            P("same", true),
         ],
         "max_pool2d" | "avg_pool2d" => &[
             P("x", false),
@@ -250,7 +253,11 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             let (Some(x), Some(w)) = (r.tensor(get(0)), r.tensor(get(1))) else {
                 return Ty::Error;
             };
-            r.conv2d(&x, &w, [get(0), get(1), get(2), get(3)])
+            r.conv2d(
+                &x,
+                &w,
+                [get(0), get(1), get(2), get(3), get(4), get(5), get(6)],
+            )
         }
         "max_pool2d" | "avg_pool2d" => {
             let Some(x) = r.tensor(get(0)) else {
@@ -839,8 +846,9 @@ impl Rules<'_, '_> {
         Ty::tensor(first.dtype, s)
     }
 
-    /// `conv2d(x: [N, C, H, W], w: [O, C, KH, KW], stride, padding)`: `[N, O, OH, OW]`.
-    fn conv2d(&mut self, x: &TensorTy, w: &TensorTy, args: [Option<&ArgVal>; 4]) -> Ty {
+    /// `conv2d(x: [N, C, H, W], w: [O, C/groups, KH, KW], stride, padding, dilation,
+    /// groups, same)`: `[N, O, OH, OW]`.
+    fn conv2d(&mut self, x: &TensorTy, w: &TensorTy, args: [Option<&ArgVal>; 7]) -> Ty {
         let Some(xs) = self.rank4(x, args[0], "the input `x`", "[N, C, H, W]") else {
             return Ty::Error;
         };
@@ -860,7 +868,16 @@ impl Rules<'_, '_> {
             );
             return self.fail(codes::DTYPE_MISMATCH, self.span, msg);
         }
-        if xs[1] != ws[1] {
+        let Some(dilation) = self.positive(args[4], "dilation") else {
+            return Ty::Error;
+        };
+        let Some(groups) = self.positive(args[5], "groups") else {
+            return Ty::Error;
+        };
+        let Some(cg) = self.conv_groups(x, w, &xs, &ws, &groups, args) else {
+            return Ty::Error;
+        };
+        if xs[1] != ws[1] && cg == xs[1] {
             let fname = self.cx.fname.clone();
             let mut d = self
                 .cx
@@ -889,14 +906,163 @@ impl Rules<'_, '_> {
         let Ok((stride, padding)) = self.stride_padding(args[2], args[3], Dim::constant(1)) else {
             return Ty::Error;
         };
-        let Some(oh) = self.window(&xs[2], &ws[2], &stride, &padding, "height") else {
+        if self.static_bool(args[6], false) {
+            // PyTorch's `padding = "same"`: stride 1, `dilation*(k - 1)` zeros in all.
+            let same_span = args[6].map_or(self.span, |a| a.span);
+            if stride.as_const() != Some(1) {
+                let d = self
+                    .cx
+                    .err(
+                        codes::BAD_DIM,
+                        args[2].map_or(self.span, |a| a.span),
+                        format!("`same` padding needs stride 1, found stride `{stride}`"),
+                    )
+                    .with_label(format!("in this call to `{}`", self.name))
+                    .with_secondary(&self.cx.fname.clone(), same_span, "`same` asked for here")
+                    .with_note("like PyTorch's `padding = \"same\"`, which strided convolutions do not support");
+                self.cx.error(d);
+                return Ty::Error;
+            }
+            if let Some(p) = args[3] {
+                let d = self
+                    .cx
+                    .err(
+                        codes::BAD_DIM,
+                        p.span,
+                        "`same` chooses the padding itself; it cannot be combined with `padding`",
+                    )
+                    .with_label(format!("in this call to `{}`", self.name))
+                    .with_secondary(&self.cx.fname.clone(), same_span, "`same` asked for here")
+                    .with_help("remove `padding`, or `same`");
+                self.cx.error(d);
+                return Ty::Error;
+            }
+            let dims = [xs[0].clone(), ws[0].clone(), xs[2].clone(), xs[3].clone()];
+            return Ty::tensor(x.dtype, Shape(dims.into_iter().map(DimItem::Dim).collect()));
+        }
+        let Some(kh) = self.dilated(&ws[2], &dilation) else {
             return Ty::Error;
         };
-        let Some(ow) = self.window(&xs[3], &ws[3], &stride, &padding, "width") else {
+        let Some(kw) = self.dilated(&ws[3], &dilation) else {
+            return Ty::Error;
+        };
+        let Some(oh) = self.window(&xs[2], &kh, &stride, &padding, "height") else {
+            return Ty::Error;
+        };
+        let Some(ow) = self.window(&xs[3], &kw, &stride, &padding, "width") else {
             return Ty::Error;
         };
         let dims = [xs[0].clone(), ws[0].clone(), oh, ow];
         Ty::tensor(x.dtype, Shape(dims.into_iter().map(DimItem::Dim).collect()))
+    }
+
+    /// A static `Int` argument `what` of at least 1; 1 when absent.
+    fn positive(&mut self, a: Option<&ArgVal>, what: &str) -> Option<Dim> {
+        let Some(arg) = a else {
+            return Some(Dim::constant(1));
+        };
+        let v = self.static_dim(a)?;
+        if v.as_const().is_some_and(|v| v < 1) {
+            let d = self
+                .cx
+                .err(
+                    codes::BAD_DIM,
+                    arg.span,
+                    format!("`{what}` must be at least 1, found `{v}`"),
+                )
+                .with_label(format!("in this call to `{}`", self.name));
+            self.cx.error(d);
+            return None;
+        }
+        Some(v)
+    }
+
+    /// The effective window `dilation*(k - 1) + 1` of a kernel of `k`.
+    fn dilated(&mut self, k: &Dim, dilation: &Dim) -> Option<Dim> {
+        if dilation.as_const() == Some(1) {
+            return Some(k.clone());
+        }
+        let one = Dim::constant(1);
+        let eff = k
+            .checked_sub(&one)
+            .and_then(|k1| k1.checked_mul(dilation))
+            .and_then(|e| e.checked_add(&one));
+        if eff.is_none() {
+            let msg = format!("the dilated window `{dilation}*({k} - 1) + 1` does not fit 64 bits");
+            self.fail(codes::BAD_DIM, self.span, msg);
+        }
+        eff
+    }
+
+    /// With `groups` other than 1: checks that `groups` divides the input channels `C`
+    /// and the output channels `O`, and that `w` is `[O, C/groups, KH, KW]`. Returns
+    /// `C/groups` (`C` itself for one group, left to the caller's check).
+    fn conv_groups(
+        &mut self,
+        x: &TensorTy,
+        w: &TensorTy,
+        xs: &[Dim],
+        ws: &[Dim],
+        groups: &Dim,
+        args: [Option<&ArgVal>; 7],
+    ) -> Option<Dim> {
+        if groups.as_const() == Some(1) {
+            return Some(xs[1].clone());
+        }
+        let fname = self.cx.fname.clone();
+        let gspan = args[5].map_or(self.span, |a| a.span);
+        for (what, dim, a, t) in [
+            ("input", &xs[1], args[0], x),
+            ("output", &ws[0], args[1], w),
+        ] {
+            if dim.checked_div(groups).is_some() {
+                continue;
+            }
+            let mut d = self
+                .cx
+                .err(
+                    codes::DIM_MISMATCH,
+                    self.span,
+                    format!("the {what} channels `{dim}` are not divisible by `groups = {groups}`"),
+                )
+                .with_label(format!("in this call to `{}`", self.name))
+                .with_secondary(&fname, gspan, format!("{groups} groups asked for here"));
+            if let Some(a) = a {
+                d = d.with_secondary(&fname, a.span, format!("this is `{t}`"));
+            }
+            self.cx.error(d.with_note(
+                "`conv2d(x: [N, C, H, W], w: [O, C/groups, KH, KW], groups = G)` splits `C` and `O` into `G` equal groups",
+            ));
+            return None;
+        }
+        let cg = xs[1].checked_div(groups)?;
+        if ws[1] != cg {
+            let mut d = self
+                .cx
+                .err(
+                    codes::DIM_MISMATCH,
+                    self.span,
+                    format!(
+                        "`conv2d` of `{x}` in {groups} groups needs a kernel with `{}/{groups} = {cg}` input channels, found `{w}`",
+                        xs[1]
+                    ),
+                )
+                .with_label(format!("`{}` ≠ `{cg}`", ws[1]))
+                .with_secondary(&fname, gspan, format!("{groups} groups asked for here"));
+            for (a, t) in [(args[0], x), (args[1], w)] {
+                if let Some(a) = a {
+                    d = d.with_secondary(&fname, a.span, format!("this is `{t}`"));
+                    if let Some(o) = a.origin {
+                        d = d.with_secondary(&fname, o, "shape fixed here");
+                    }
+                }
+            }
+            self.cx.error(d.with_note(
+                "`conv2d(x: [N, C, H, W], w: [O, C/groups, KH, KW], groups = G)`: each kernel sees one group's `C/G` channels",
+            ));
+            return None;
+        }
+        Some(cg)
     }
 
     /// `max_pool2d`/`avg_pool2d(x: [N, C, H, W], kernel, stride = kernel, padding)`.

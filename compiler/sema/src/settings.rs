@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use dnnc_diagnostics::{codes, Span};
-use dnnc_syntax::ast::{Expr, ExprKind};
+use dnnc_syntax::ast::{Arg, Expr, ExprKind};
 
 use crate::checker::Checker;
 use crate::items::{HParamSig, StaticKind};
@@ -29,6 +29,29 @@ impl Setting {
             .and_then(|(_, v)| match v {
                 Static::Float(x) => Some(*x),
                 Static::Int(d) => d.as_const().map(|c| c as f64),
+                _ => None,
+            })
+    }
+
+    /// Every integer value given for `name` (a list argument such as `milestones`
+    /// resolves into one entry per element).
+    pub fn ints(&self, name: &str) -> Vec<i64> {
+        self.args
+            .iter()
+            .filter(|(n, _)| &**n == name)
+            .filter_map(|(_, v)| match v {
+                Static::Int(d) => d.as_const(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .and_then(|(_, v)| match v {
+                Static::Str(s) => Some(&**s),
                 _ => None,
             })
     }
@@ -63,6 +86,24 @@ fn unit(v: &Static) -> Result<(), &'static str> {
         _ => Err("must be in [0, 1)"),
     }
 }
+fn fraction(v: &Static) -> Result<(), &'static str> {
+    match num(v) {
+        Some(x) if x > 0.0 && x < 1.0 => Ok(()),
+        _ => Err("must be in (0, 1)"),
+    }
+}
+/// A metric of the run's log: `SPLIT_METRIC`, such as `test_loss`.
+fn logged_metric(v: &Static) -> Result<(), &'static str> {
+    match v {
+        Static::Str(s)
+            if s.split_once('_')
+                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err("must name a logged metric such as \"test_loss\" or \"test_accuracy\""),
+    }
+}
 fn num(v: &Static) -> Option<f64> {
     match v {
         Static::Float(x) => Some(*x),
@@ -85,6 +126,14 @@ macro_rules! p {
             name: $n,
             kind: StaticKind::Int,
             default: $d.map(|c: i64| Static::Int(crate::dim::Dim::constant(c))),
+            valid: $v,
+        }
+    };
+    ($n:literal, Str, $v:ident) => {
+        SParam {
+            name: $n,
+            kind: StaticKind::Str,
+            default: None,
             valid: $v,
         }
     };
@@ -169,8 +218,30 @@ pub fn schedules() -> Table {
                 p!("min_lr", Float, Some(0.0), non_negative),
             ],
         ),
+        (
+            "multistep",
+            vec![
+                // An integer or a list of them (see `list_argument`).
+                p!("milestones", Int, None::<i64>, non_negative),
+                p!("gamma", Float, Some(0.1), positive),
+            ],
+        ),
+        (
+            "reduce_on_plateau",
+            vec![
+                p!("metric", Str, logged_metric),
+                p!("patience", Int, Some(10), non_negative),
+                p!("factor", Float, Some(0.1), fraction),
+                p!("min_lr", Float, Some(0.0), non_negative),
+                p!("maximize", Bool, Some(false)),
+                p!("threshold", Float, Some(1e-4), non_negative),
+            ],
+        ),
     ]
 }
+
+/// The settings' parameters that take a list of integers as well as one.
+const LIST_PARAMS: &[(&str, &str)] = &[("multistep", "milestones")];
 
 pub fn initializers() -> Table {
     vec![
@@ -242,7 +313,9 @@ pub fn check_setting(
             doc: None,
         })
         .collect();
-    let values = cx.bind_static_args_as(key, &sigs, args, expr.span, "argument")?;
+    let (args, extra) = list_argument(cx, key, params, args)?;
+    let args = &args[..];
+    let mut values = cx.bind_static_args_as(key, &sigs, args, expr.span, "argument")?;
     let mut ok = true;
     for (i, ((n, v), p)) in values.iter().zip(params.iter()).enumerate() {
         // A forwarded hyperparameter is checked where the layer is instantiated.
@@ -267,11 +340,92 @@ pub fn check_setting(
             ok = false;
         }
     }
+    if let Some((at, rest)) = extra {
+        let p = &params[at];
+        for (v, span) in &rest {
+            if let Err(why) = (p.valid)(v) {
+                let d = cx
+                    .err(
+                        codes::BAD_TRAIN_VALUE,
+                        *span,
+                        format!("`{}` of `{key}` {why}, found {v}", p.name),
+                    )
+                    .with_label("invalid value");
+                cx.error(d);
+                ok = false;
+            }
+        }
+        let name: Arc<str> = Arc::from(p.name);
+        values.splice(
+            at + 1..at + 1,
+            rest.into_iter().map(|(v, _)| (name.clone(), v)),
+        );
+    }
     ok.then(|| Setting {
         name: Arc::from(*key),
         args: values,
         span: expr.span,
     })
+}
+
+/// The given values of a parameter after the first, with the parameter's index.
+type ListRest = Option<(usize, Vec<(Static, Span)>)>;
+
+/// A list given for a parameter of [`LIST_PARAMS`] (`milestones = [30, 60]`): the
+/// arguments with the list replaced by its first element, which binds like a single
+/// value, and the other elements, checked to be static values of the parameter's kind.
+fn list_argument(
+    cx: &mut Checker<'_>,
+    key: &str,
+    params: &[SParam],
+    args: &[Arg],
+) -> Option<(Vec<Arg>, ListRest)> {
+    let found = LIST_PARAMS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, lp)| Some((*lp, params.iter().position(|p| p.name == *lp)?)));
+    let Some((lp, at)) = found else {
+        return Some((args.to_vec(), None));
+    };
+    let named = args
+        .iter()
+        .position(|a| a.name.as_ref().is_some_and(|n| n.text == lp));
+    let positional = || {
+        args.iter()
+            .enumerate()
+            .filter(|(_, a)| a.name.is_none())
+            .nth(at)
+            .map(|(i, _)| i)
+    };
+    let Some(i) = named.or_else(positional) else {
+        return Some((args.to_vec(), None));
+    };
+    let ExprKind::List(items) = &args[i].value.kind else {
+        return Some((args.to_vec(), None));
+    };
+    let Some(first) = items.first() else {
+        let d = cx
+            .err(
+                codes::BAD_TRAIN_VALUE,
+                args[i].value.span,
+                format!("`{lp}` of `{key}` needs at least one value"),
+            )
+            .with_label("empty list");
+        cx.error(d);
+        return None;
+    };
+    let mut rest = Vec::new();
+    let mut ok = true;
+    for it in &items[1..] {
+        let t = cx.expr(it);
+        match cx.static_of_kind(&t, params[at].kind, it.span, &format!("`{lp}`")) {
+            Some(v) => rest.push((v, it.span)),
+            None => ok = false,
+        }
+    }
+    let mut out = args.to_vec();
+    out[i].value = first.clone();
+    ok.then_some((out, Some((at, rest))))
 }
 
 fn not_a_setting(cx: &mut Checker<'_>, span: Span, what: &str, table: Table) -> Option<Setting> {

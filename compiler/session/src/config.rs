@@ -78,6 +78,26 @@ pub fn schedule(s: Option<&Setting>) -> Result<Schedule, String> {
             warmup_epochs: f(s, "warmup_epochs", 0.0) as usize,
             min_lr: f(s, "min_lr", 0.0),
         },
+        "multistep" => {
+            let mut milestones: Vec<usize> = s
+                .ints("milestones")
+                .into_iter()
+                .map(|m| m.max(0) as usize)
+                .collect();
+            milestones.sort_unstable();
+            Schedule::MultiStep {
+                milestones,
+                gamma: f(s, "gamma", 0.1),
+            }
+        }
+        "reduce_on_plateau" => Schedule::ReduceOnPlateau {
+            metric: s.str("metric").unwrap_or("test_loss").to_string(),
+            patience: f(s, "patience", 10.0).max(0.0) as usize,
+            factor: f(s, "factor", 0.1),
+            min_lr: f(s, "min_lr", 0.0),
+            maximize: b(s, "maximize"),
+            threshold: f(s, "threshold", 1e-4),
+        },
         other => return Err(format!("unknown schedule `{other}`")),
     })
 }
@@ -91,13 +111,29 @@ impl RunConfig {
             .optimizer
             .as_ref()
             .ok_or("the train block has no valid optimizer")?;
+        let schedule = schedule(sig.schedule.as_ref())?;
+        if let Schedule::ReduceOnPlateau { metric, .. } = &schedule {
+            // The log's metrics: `train_` and `test_` with `loss` or a listed metric.
+            let known = |m: &str| m == "loss" || sig.metrics.iter().any(|k| **k == *m);
+            let ok = ["train_", "test_"]
+                .iter()
+                .any(|p| metric.strip_prefix(p).is_some_and(known));
+            if !ok {
+                let mut names = vec!["loss".to_string()];
+                names.extend(sig.metrics.iter().map(|m| m.to_string()));
+                return Err(format!(
+                    "`reduce_on_plateau` watches `{metric}`, which this run does not log; it logs `train_` and `test_` with {}",
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
         Ok(RunConfig {
             batch: sig.batch.max(1) as usize,
             epochs: sig.epochs.max(1) as usize,
             seed: sig.seed.max(0) as u64,
             shuffle: sig.shuffle,
             optimizer: optimizer(opt)?,
-            schedule: schedule(sig.schedule.as_ref())?,
+            schedule,
             metrics: sig.metrics.iter().map(|m| m.to_string()).collect(),
             early_stop: sig.early_stop.clone(),
             checkpoint: sig.checkpoint.clone(),

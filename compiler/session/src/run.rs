@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dnnc_lower::{Mode, ParamInfo, RNG_KEY};
-use dnnc_passes::optimizer::STEP;
+use dnnc_passes::optimizer::{Schedule, LR_SCALE, STEP};
 use dnnc_runtime::rng::mix64;
 use dnnc_runtime::{
     batches, checkpoint, epoch_order, Decision, EarlyStopping, JsonlLog, MetricAccumulator,
@@ -137,6 +137,80 @@ pub(crate) fn initial_params(
     Ok(out)
 }
 
+/// `ReduceLROnPlateau`'s state, kept by the host: PyTorch's rule in `rel` threshold
+/// mode without cooldown. The graph's rate is its base times [`Plateau::scale`].
+struct Plateau {
+    patience: usize,
+    factor: f64,
+    min_lr: f64,
+    maximize: bool,
+    threshold: f64,
+    base: f64,
+    lr: f64,
+    best: f64,
+    bad_epochs: usize,
+}
+
+impl Plateau {
+    fn new(schedule: &Schedule, base: f64) -> Option<Plateau> {
+        match schedule {
+            Schedule::ReduceOnPlateau {
+                patience,
+                factor,
+                min_lr,
+                maximize,
+                threshold,
+                ..
+            } => Some(Plateau {
+                patience: *patience,
+                factor: *factor,
+                min_lr: *min_lr,
+                maximize: *maximize,
+                threshold: *threshold,
+                base,
+                lr: base,
+                best: if *maximize {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                },
+                bad_epochs: 0,
+            }),
+            _ => None,
+        }
+    }
+
+    fn scale(&self) -> f64 {
+        self.lr / self.base
+    }
+
+    /// Takes an epoch's value of the metric; returns the new rate when it was cut.
+    fn observe(&mut self, v: f64) -> Option<f64> {
+        // A NaN compares false: it never improves.
+        let better = if self.maximize {
+            v > self.best * (1.0 + self.threshold)
+        } else {
+            v < self.best * (1.0 - self.threshold)
+        };
+        if better {
+            self.best = v;
+            self.bad_epochs = 0;
+        } else {
+            self.bad_epochs += 1;
+        }
+        if self.bad_epochs > self.patience {
+            self.bad_epochs = 0;
+            let new = (self.lr * self.factor).max(self.min_lr);
+            // PyTorch's `eps`: changes smaller than 1e-8 are ignored.
+            if self.lr - new > 1e-8 {
+                self.lr = new;
+                return Some(new);
+            }
+        }
+        None
+    }
+}
+
 /// Compiled graphs by batch size.
 struct Steps {
     by_batch: HashMap<usize, Box<dyn Executable>>,
@@ -257,6 +331,15 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
         .as_ref()
         .map(|e| EarlyStopping::new(e.patience.max(0) as usize, e.maximize, e.min_delta));
     let mut best: Option<HashMap<String, Tensor>> = None;
+    let mut plateau = Plateau::new(&cfg.schedule, cfg.optimizer.lr());
+    if let Schedule::ReduceOnPlateau { metric, .. } = &cfg.schedule {
+        if metric.starts_with("test_") && test_split.is_none() {
+            return Err(format!(
+                "`reduce_on_plateau` watches `{metric}`, but the dataset has no `test` split"
+            ));
+        }
+    }
+    let mut scale_t = Tensor::f32(vec![], vec![1.0]).map_err(|e| e.to_string())?;
     let mut progress = Progress::new(epochs, steps_per_epoch, opts.quiet);
     let mut global_step: usize = 0;
     let mut summary = Summary::default();
@@ -297,6 +380,11 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
         let started = Instant::now();
         let order = epoch_order(n, seed, epoch as u64, cfg.shuffle);
         let mut acc = MetricAccumulator::new();
+        // The rate of the epoch's last step (the graph's `lr` output).
+        let mut epoch_lr: Option<f64> = None;
+        if let Some(p) = &plateau {
+            scale_t.data = Data::F32(vec![p.scale() as f32]);
+        }
         for batch in batches(&train_split, &order, cfg.batch).map_err(|e| e.message)? {
             if global_step >= max_steps {
                 break;
@@ -331,8 +419,12 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 .collect();
             inputs.push((STEP, &step_t));
             inputs.push((RNG_KEY, &key_t));
+            inputs.push((LR_SCALE, &scale_t));
             exe.step(&inputs)?;
             let out_names = names.entry(b).or_insert_with(|| exe.output_names());
+            if let Some(i) = out_names.iter().position(|n| n == "lr") {
+                epoch_lr = exe.output_scalar(i);
+            }
             let vals: Vec<(String, f64)> = out_names
                 .iter()
                 .enumerate()
@@ -382,6 +474,9 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
             for (k, v) in &metrics {
                 obj.insert(k.clone(), json!(v));
             }
+            if let Some(lr) = epoch_lr {
+                obj.insert("lr".into(), json!(lr));
+            }
             obj.insert("seconds".into(), json!(seconds));
             log.write(Value::Object(obj)).map_err(|e| e.to_string())?;
         }
@@ -397,6 +492,23 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 }
             }
             plotted = Some(r);
+        }
+        if let (Some(p), Schedule::ReduceOnPlateau { metric, .. }) =
+            (plateau.as_mut(), &cfg.schedule)
+        {
+            let v = metrics
+                .iter()
+                .find(|(k, _)| k == metric)
+                .map_or(f64::NAN, |(_, v)| *v);
+            if let Some(lr) = p.observe(v) {
+                if !opts.quiet {
+                    eprintln!(
+                        "epoch {}: `{metric}` has not improved for {} epochs; learning rate now {lr:e}",
+                        epoch + 1,
+                        p.patience + 1
+                    );
+                }
+            }
         }
         if let (Some(stop), Some(es)) = (stopper.as_mut(), cfg.early_stop.as_ref()) {
             let key = format!("{}_{}", es.split, es.metric);
