@@ -57,6 +57,8 @@ struct Shared {
     /// Serialises callers, and holds the contention state.
     busy: Mutex<Backoff>,
     workers: usize,
+    /// Workers that have started running.
+    started: AtomicUsize,
 }
 
 // SAFETY: `job` is written by the one caller holding `busy` while no chunk is
@@ -90,6 +92,7 @@ fn pool(workers: usize) -> &'static Shared {
             claim: AtomicU64::new(0),
             done: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
+            started: AtomicUsize::new(0),
             busy: Mutex::new(Backoff {
                 solo_until: None,
                 history: 0,
@@ -99,11 +102,23 @@ fn pool(workers: usize) -> &'static Shared {
             }),
             workers,
         }));
+        let mut spawned = 0;
         for tid in 1..=workers {
             // A pool that cannot start its threads runs everything on the caller.
-            let _ = std::thread::Builder::new()
+            if std::thread::Builder::new()
                 .name(format!("dnnc-kernel-{tid}"))
-                .spawn(move || worker(shared, tid));
+                .spawn(move || worker(shared, tid))
+                .is_ok()
+            {
+                spawned += 1;
+            }
+        }
+        // Wait (a little) until the workers run: a thread allocates as it starts, and
+        // that must happen now, during a first run, not in a later one (a busy machine
+        // can delay a new thread's start by milliseconds).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while shared.started.load(Ordering::Acquire) < spawned && Instant::now() < deadline {
+            std::thread::yield_now();
         }
         shared
     })
@@ -139,6 +154,7 @@ fn work(shared: &Shared, generation: u64, tid: usize) {
 }
 
 fn worker(shared: &'static Shared, tid: usize) {
+    shared.started.fetch_add(1, Ordering::AcqRel);
     let mut seen = 0u64;
     loop {
         // Spin a little: the next kernel of a step usually follows within microseconds.
