@@ -43,12 +43,6 @@ fn instances(entries: &[Entry], loops: &[LoopFn]) -> Result<Vec<(usize, Instance
     Ok(out)
 }
 
-/// The rng key of optimizer step `step` (the same as `dnnc train`'s).
-fn key_of(seed: u64, step: u64) -> i64 {
-    use dnnc_runtime::rng::mix64;
-    mix64(seed ^ mix64(step.wrapping_add(0x5eed))) as i64
-}
-
 impl Model {
     /// A model from its description, the initial parameters (safetensors bytes) and
     /// the library's loop functions.
@@ -221,7 +215,7 @@ impl Model {
             }
             self.resident = Some(t);
         }
-        let key = key_of(self.desc.seed, self.step);
+        let key = dnnc_runtime::rng::step_key(self.desc.seed, self.step);
         let step = self.step as i64;
         let inst = &mut self.train[t].1;
         for (f, data) in self.desc.fields.iter().zip(fields) {

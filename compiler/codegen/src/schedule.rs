@@ -19,8 +19,11 @@ use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op};
 use dnnc_tensor::Data;
 
 use dnnc_exec::buffer::Kind;
-use dnnc_exec::maps::{broadcast_strides, reduce_strides, strides, transpose_strides};
-use dnnc_exec::program::{Affine, Dims, KernelDesc as Kernel, Operand};
+use dnnc_exec::program::{Affine, KernelDesc as Kernel, Operand};
+use dnnc_ir::layout::{
+    broadcast_strides, pad_strides, reduce_strides, slice_strides, split_at_axis, strides,
+    transpose_strides,
+};
 
 use crate::fuse::{self, Group};
 
@@ -141,15 +144,6 @@ fn from_f64(dtype: DType, values: impl Iterator<Item = f64>) -> Data {
                 .collect(),
         ),
     }
-}
-
-/// `(before, size, after)` of `shape` around `axis`.
-fn split_at_axis(shape: &[usize], axis: usize) -> Dims {
-    (
-        shape[..axis].iter().product(),
-        shape[axis],
-        shape[axis + 1..].iter().product(),
-    )
 }
 
 /// Whether `axes` (sorted) are consecutive.
@@ -469,9 +463,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 Kernel::Take(affine(&shape, &broadcast_strides(&arg_shape(0), to), 0))
             }
             Op::Slice { starts, steps, .. } => {
-                let st = strides(&arg_shape(0));
-                let offset = starts.iter().zip(&st).map(|(a, b)| a * b).sum();
-                let st: Vec<usize> = steps.iter().zip(&st).map(|(a, b)| a * b).collect();
+                let (st, offset) = slice_strides(&arg_shape(0), starts, steps);
                 Kernel::Take(affine(&shape, &st, offset))
             }
             Op::Concat { axis } => {
@@ -486,8 +478,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 Kernel::Concat(index)
             }
             Op::Pad { lo, value, .. } => {
-                let st = strides(&shape);
-                let offset = lo.iter().zip(&st).map(|(a, b)| a * b).sum();
+                let (st, offset) = pad_strides(&shape, lo);
                 Kernel::Pad {
                     value: *value,
                     dtype,

@@ -418,6 +418,22 @@ impl Instance {
             .unwrap_or_else(|| "a step failed".to_string())
     }
 
+    /// Runs step `k` of the schedule; 0 on success.
+    fn call(&self, k: usize) -> i32 {
+        let (is_direct, i) = self.order[k];
+        // SAFETY: the steps were built for this instance's storage, and loops are set
+        // (checked by the callers' assertion in `run` or by construction).
+        unsafe {
+            if is_direct {
+                let (f, ptrs, n) = &self.direct[i];
+                (self.loops[*f])(ptrs.as_ptr(), 0, *n as i64);
+                0
+            } else {
+                run_step(&self.steps[i] as *const Exec as *const u8)
+            }
+        }
+    }
+
     /// Runs every step in order from Rust (static libraries; the JIT calls its entry
     /// function instead). Allocates nothing.
     pub fn run(&mut self) -> Result<(), String> {
@@ -425,18 +441,8 @@ impl Instance {
             !self.loops.is_empty() || self.direct.is_empty(),
             "loops are set before running"
         );
-        for &(is_direct, i) in &self.order {
-            // SAFETY: the steps were built for this instance's storage.
-            let status = unsafe {
-                if is_direct {
-                    let (f, ptrs, n) = &self.direct[i];
-                    (self.loops[*f])(ptrs.as_ptr(), 0, *n as i64);
-                    0
-                } else {
-                    run_step(&self.steps[i] as *const Exec as *const u8)
-                }
-            };
-            if status != 0 {
+        for k in 0..self.order.len() {
+            if self.call(k) != 0 {
                 return Err(self.take_error());
             }
         }
@@ -448,19 +454,10 @@ impl Instance {
     pub fn profile(&mut self, runs: usize) -> Result<Vec<f64>, String> {
         let mut times = vec![Vec::with_capacity(runs); self.order.len()];
         for _ in 0..runs.max(1) {
-            for (k, &(is_direct, i)) in self.order.iter().enumerate() {
+            for (k, times) in times.iter_mut().enumerate() {
                 let t = std::time::Instant::now();
-                // SAFETY: as in `run`.
-                let status = unsafe {
-                    if is_direct {
-                        let (f, ptrs, n) = &self.direct[i];
-                        (self.loops[*f])(ptrs.as_ptr(), 0, *n as i64);
-                        0
-                    } else {
-                        run_step(&self.steps[i] as *const Exec as *const u8)
-                    }
-                };
-                times[k].push(t.elapsed().as_secs_f64() * 1e6);
+                let status = self.call(k);
+                times.push(t.elapsed().as_secs_f64() * 1e6);
                 if status != 0 {
                     return Err(self.take_error());
                 }
@@ -502,14 +499,6 @@ impl Instance {
         self.inputs.iter().any(|p| p.name == name)
     }
 
-    /// The type of input `name`.
-    pub fn input_type(&self, name: &str) -> Option<(DType, &[usize])> {
-        self.inputs
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| (p.dtype, p.shape.as_slice()))
-    }
-
     /// Sets input `name` for the next run.
     pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
         let p = self
@@ -539,62 +528,6 @@ impl Instance {
             crate::buffer::Out::I64(o) => Some((o, p.dtype)),
             _ => None,
         }
-    }
-
-    /// Writes input `name` from raw `f32` values (as many as it has elements), without
-    /// allocating.
-    pub fn set_input_f32(&mut self, name: &str, values: &[f32]) -> Result<(), String> {
-        let p = self
-            .inputs
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| format!("the graph has no input `{name}`"))?;
-        // SAFETY: the port's buffer is not in use between runs.
-        match unsafe { p.view.output() } {
-            crate::buffer::Out::F32(o) if o.len() == values.len() => o.copy_from_slice(values),
-            _ => {
-                return Err(format!(
-                    "input `{name}` does not take {} floats",
-                    values.len()
-                ))
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes integer input `name` from raw values, checked against its dtype, without
-    /// allocating.
-    pub fn set_input_i64(
-        &mut self,
-        name: &str,
-        values: impl ExactSizeIterator<Item = i64>,
-    ) -> Result<(), String> {
-        let p = self
-            .inputs
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| format!("the graph has no input `{name}`"))?;
-        // SAFETY: the port's buffer is not in use between runs.
-        match unsafe { p.view.output() } {
-            crate::buffer::Out::I64(o) if o.len() == values.len() => {
-                for (i, (o, v)) in o.iter_mut().zip(values).enumerate() {
-                    if dnnc_ir::scalar::fit(p.dtype, v) != v {
-                        return Err(format!(
-                            "input `{name}`[{i}] = {v} does not fit {}",
-                            p.dtype
-                        ));
-                    }
-                    *o = v;
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "input `{name}` does not take {} integers",
-                    values.len()
-                ))
-            }
-        }
-        Ok(())
     }
 
     /// Sets state `name`; it keeps its value (and receives its updates) across runs.

@@ -25,8 +25,8 @@ use dnnc_ir::{BinaryOp, DType, Dist, Node, NodeId, Op, ReduceKind, TensorType, U
 use dnnc_tensor::{Data, Tensor};
 
 use crate::data::{self, fit};
-use crate::index::{self, affine, numel, split_at_axis};
 use crate::{math, matmul, rng, InterpError};
+use dnnc_ir::layout::{self as index, affine, numel, split_at_axis};
 use dnnc_ir::scalar::{arg_extreme, int_range};
 
 /// Where `input` and `state` ops find their values, by name.

@@ -17,7 +17,6 @@
 
 pub mod data;
 pub mod eval;
-pub mod index;
 pub mod matmul;
 
 #[cfg(test)]

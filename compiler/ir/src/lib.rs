@@ -6,6 +6,7 @@
 //! which keeps passes, memory planning and code generation simple.
 
 pub mod graph;
+pub mod layout;
 pub mod op;
 pub mod print;
 pub mod rng;

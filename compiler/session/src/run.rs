@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use dnnc_lower::{Mode, ParamInfo, RNG_KEY};
 use dnnc_passes::optimizer::{Schedule, LR_SCALE, STEP};
-use dnnc_runtime::rng::mix64;
+use dnnc_runtime::rng::step_key;
 use dnnc_runtime::{
     batches, checkpoint, epoch_order, Decision, EarlyStopping, JsonlLog, MetricAccumulator,
     Progress, Split,
@@ -65,8 +65,11 @@ pub struct Job<'db> {
     pub dataset: dnnc_sema::items::ItemId<'db>,
 }
 
-fn key_of(seed: u64, step: u64) -> i64 {
-    mix64(seed ^ mix64(step.wrapping_add(0x5eed))) as i64
+/// Overwrites the value of a scalar made by [`scalar_i64`], in place.
+fn set_scalar_i64(t: &mut Tensor, v: i64) {
+    if let Data::I64(d) = &mut t.data {
+        d[0] = v;
+    }
 }
 
 fn scalar_i64(v: i64) -> Tensor {
@@ -390,8 +393,8 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 break;
             }
             let b = batch.first().map_or(0, |t| t.shape[0]);
-            step_t.data = Data::I64(vec![global_step as i64]);
-            key_t.data = Data::I64(vec![key_of(seed, global_step as u64)]);
+            set_scalar_i64(&mut step_t, global_step as i64);
+            set_scalar_i64(&mut key_t, step_key(seed, global_step as u64));
             let mut build = |bb: usize| -> Result<Box<dyn Executable>, String> {
                 let l = train_step(
                     job.db,

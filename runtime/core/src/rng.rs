@@ -17,6 +17,13 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The random key of optimizer step `step` of a run seeded with `seed` (dropout and
+/// other draws in a training step derive from it): the same in `dnnc train` and in
+/// static libraries.
+pub fn step_key(seed: u64, step: u64) -> i64 {
+    mix64(seed ^ mix64(step.wrapping_add(0x5eed))) as i64
+}
+
 /// A SplitMix64 generator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitMix64 {
