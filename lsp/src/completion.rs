@@ -295,7 +295,7 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
         analysis::enclosing_fn(&parse(db, file).module.items[i as usize], offset).is_some()
     });
     if in_layer && before_word.trim_start().is_empty() && !in_method {
-        for k in ["param", "fn"] {
+        for k in ["param", "buffer", "fn"] {
             out.push(item(k, CompletionItemKind::KEYWORD, None, None));
         }
     }

@@ -58,8 +58,9 @@ pub fn symbols(db: &dyn Db, file: SourceFile) -> Vec<DocumentSymbol> {
                 }
                 for m in &l.members {
                     let (name, kind, detail) = match &m.kind {
-                        MemberKind::Param { name, .. } => {
-                            (name, SymbolKind::FIELD, Some("param".to_string()))
+                        MemberKind::Param { name, buffer, .. } => {
+                            let kw = if *buffer { "buffer" } else { "param" };
+                            (name, SymbolKind::FIELD, Some(kw.to_string()))
                         }
                         MemberKind::SubLayer(b) => (&b.name, SymbolKind::PROPERTY, None),
                         MemberKind::Fn(f) => (&f.name, SymbolKind::METHOD, None),

@@ -368,6 +368,12 @@ pub fn call(
             Val::T(x) => lw.em.add(Op::StopGradient, &[*x])?,
             other => return Ok(other.clone()),
         },
+        "assign" => {
+            let target = t(a.need(0, "buffer")?)?;
+            let value = t(a.need(1, "value")?)?;
+            lw.assign(target, value)?;
+            value
+        }
         "grad" => {
             return Err("`grad` inside expressions is not supported by this backend yet".into())
         }

@@ -25,6 +25,8 @@ pub struct ParamInfo {
     pub shape: Vec<usize>,
     pub init: Option<Setting>,
     pub frozen: bool,
+    /// A `buffer`: never trained; the training step stores what `assign` gave it.
+    pub buffer: bool,
     /// Load from this safetensors file, under this tensor name.
     pub from: Option<(PathBuf, String)>,
 }
@@ -164,6 +166,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
                 shape,
                 init: p.init.clone(),
                 frozen: layer.frozen || p.frozen,
+                buffer: p.buffer,
                 from: layer
                     .from
                     .as_ref()
@@ -184,6 +187,27 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             return Ok(Some(Val::Method(layer.clone(), Arc::from(name))));
         }
         Ok(None)
+    }
+
+    /// `assign(buffer, value)`: in the training step, the state `buffer` (a state node)
+    /// ends the step holding `value`, and later reads in this graph see `value`; in
+    /// other graphs, and for buffers of frozen layers, nothing changes.
+    pub fn assign(&mut self, buffer: NodeId, value: NodeId) -> Res<()> {
+        let Op::State { name, .. } = &self.em.g.node(buffer).op else {
+            return Err("`assign` must name a buffer".into());
+        };
+        let name = name.clone();
+        let Some(info) = self.params.iter().find(|p| p.name == name) else {
+            return Err(format!("`{name}` is not a buffer"));
+        };
+        if !info.buffer {
+            return Err(format!("`{name}` is a parameter, not a buffer"));
+        }
+        if self.training && !info.frozen {
+            self.em.g.add_update(name.clone(), value);
+            self.param_nodes.insert(name, value);
+        }
+        Ok(())
     }
 
     /// A dimension of a declared parameter shape, with `layer`'s hyperparameters.

@@ -48,6 +48,7 @@ const OTHER: &[&str] = &[
     "bernoulli",
     "stop_grad",
     "grad",
+    "assign",
     "accuracy",
     "top_k_accuracy",
 ];
@@ -131,6 +132,7 @@ fn params(name: &str) -> &'static [P] {
         "normal" => &[P("shape", false), P("mean", true), P("std", true)],
         "bernoulli" => &[P("p", false), P("shape", false)],
         "grad" => &[P("f", false), P("wrt", false)],
+        "assign" => &[P("buffer", false), P("value", false)],
         "accuracy" => &[P("logits", false), P("labels", false)],
         "top_k_accuracy" => &[P("logits", false), P("labels", false), P("k", true)],
         "idx" | "npy" => &[P("path", false)],
@@ -379,6 +381,7 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
                 ),
             }
         }
+        "assign" => assign(&mut r, get(0), get(1)),
         "accuracy" | "top_k_accuracy" => {
             let Some(logits) = r.tensor(get(0)) else {
                 return Ty::Error;
@@ -442,6 +445,56 @@ fn reduce_shape(shape: &Shape, axes: Option<&[usize]>, keep: bool) -> Shape {
 }
 
 /// Helpers for the rules above: argument extraction with errors.
+/// `assign(buffer, value)`: `buffer` must name a buffer of the enclosing layer and
+/// `value` have its type; the result is `value`.
+fn assign(r: &mut Rules<'_, '_>, target: Option<&ArgVal>, value: Option<&ArgVal>) -> Ty {
+    let (Some(target), Some(value)) = (target, value) else {
+        return Ty::Error;
+    };
+    let is_buffer = match (&target.origin, &r.cx.layer) {
+        (Some(o), Some(layer)) => layer.buffers.contains(o),
+        _ => false,
+    };
+    if !is_buffer {
+        let d = r
+            .cx
+            .err(
+                codes::NOT_A_BUFFER,
+                target.span,
+                "`assign` must name a buffer of this layer",
+            )
+            .with_label("not a buffer")
+            .with_help(
+                "declare state that training updates as a member, e.g. `buffer running_mean: [C] = zeros`, \
+                 and pass its name",
+            );
+        r.cx.error(d);
+        return Ty::Error;
+    }
+    let Some(v) = r.tensor(Some(value)) else {
+        return Ty::Error;
+    };
+    if !crate::infer::compatible(&target.ty, &Ty::Tensor(v.clone())) {
+        let d =
+            r.cx.err(
+                codes::TYPE_MISMATCH,
+                value.span,
+                format!(
+                    "`assign` stores `{v}` into a buffer of type `{}`",
+                    target.ty
+                ),
+            )
+            .with_label(format!("this is `{v}`"));
+        let d = match target.origin {
+            Some(o) => d.with_secondary(&r.cx.fname.clone(), o, "the buffer is declared here"),
+            None => d,
+        };
+        r.cx.error(d);
+        return Ty::Error;
+    }
+    target.ty.clone()
+}
+
 struct Rules<'c, 'db> {
     cx: &'c mut Checker<'db>,
     name: &'static str,

@@ -37,6 +37,9 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
                 let mut scope = LayerScope::symbolic(&sig.hparams);
                 for p in &sig.params {
                     cx.types.push((p.span, Ty::Tensor(p.ty.clone())));
+                    if p.buffer {
+                        scope.buffers.push(p.span);
+                    }
                     scope.names.insert(
                         p.name.clone(),
                         Local {

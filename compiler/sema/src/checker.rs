@@ -31,6 +31,8 @@ pub struct LayerScope {
     pub methods: HashMap<Arc<str>, FnSig>,
     /// The layer itself with symbolic hyperparameters, for calls between its methods.
     pub self_inst: Option<LayerInst>,
+    /// Where the layer's buffers are declared: `assign` takes only these names.
+    pub buffers: Vec<Span>,
 }
 
 impl LayerScope {
@@ -473,7 +475,9 @@ impl<'db> Checker<'db> {
                     ty,
                     init,
                     frozen,
+                    buffer,
                 } => {
+                    let kw = if *buffer { "buffer" } else { "param" };
                     let t = self.type_expr(ty, DimMode::Strict);
                     let tensor = match t {
                         Ty::Tensor(t) => Some(t),
@@ -483,7 +487,7 @@ impl<'db> Checker<'db> {
                                 .err(
                                     codes::TYPE_MISMATCH,
                                     ty.span,
-                                    format!("a `param` must be a tensor, found `{other}`"),
+                                    format!("a `{kw}` must be a tensor, found `{other}`"),
                                 )
                                 .with_label("not a tensor type");
                             self.error(d);
@@ -496,9 +500,9 @@ impl<'db> Checker<'db> {
                                 .err(
                                     codes::BAD_DIM,
                                     ty.span,
-                                    "a `param` cannot have a pack `..S`",
+                                    format!("a `{kw}` cannot have a pack `..S`"),
                                 )
-                                .with_label("parameter shapes are fixed by hyperparameters");
+                                .with_label("its shape is fixed by hyperparameters");
                             self.error(d);
                         }
                     }
@@ -510,6 +514,7 @@ impl<'db> Checker<'db> {
                             init,
                             span: name.span,
                             frozen: frozen.is_some(),
+                            buffer: *buffer,
                             doc: m.doc.clone(),
                         });
                     }

@@ -155,6 +155,8 @@ pub struct ParamDecl {
     pub init: Option<crate::settings::Setting>,
     pub span: Span,
     pub frozen: bool,
+    /// Declared with `buffer`: never trained; changed by `assign` in the training step.
+    pub buffer: bool,
     pub doc: Option<String>,
 }
 

@@ -110,6 +110,7 @@ mod tests {
                 span: Default::default(),
             }),
             frozen: false,
+            buffer: false,
             from: None,
         }
     }

@@ -60,7 +60,7 @@ pub fn train_step(
     let trainable: Vec<String> = l
         .params
         .iter()
-        .filter(|p| !p.frozen)
+        .filter(|p| !p.frozen && !p.buffer)
         .map(|p| p.name.clone())
         .collect();
     let step = StepConfig {

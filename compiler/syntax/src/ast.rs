@@ -96,12 +96,14 @@ pub struct Member {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum MemberKind {
-    /// `param W: [inp, out] = glorot_uniform`
+    /// `param W: [inp, out] = glorot_uniform`, or `buffer mean: [C] = zeros`: state
+    /// that is never trained, changed only by `assign` in the training step.
     Param {
         name: Name,
         ty: TypeExpr,
         init: Expr,
         frozen: Option<Span>,
+        buffer: bool,
     },
     /// `fc1 = Dense(784, hidden) from "fc1.safetensors" frozen`
     SubLayer(Binding),

@@ -106,7 +106,6 @@ fn is_trivia(rule: Rule) -> bool {
     matches!(
         rule,
         Rule::kw_use
-            | Rule::kw_param
             | Rule::kw_from
             | Rule::kw_fn
             | Rule::kw_dataset
@@ -264,6 +263,7 @@ impl Builder<'_> {
             match p.as_rule() {
                 Rule::param_decl => {
                     let mut it = kids(p);
+                    let buffer = it.next().expect("param keyword").as_str() == "buffer";
                     let name = self.name(it.next().expect("param name"));
                     let ty = self.type_expr(it.next().expect("param type"));
                     let init = self.expr(it.next().expect("param init"));
@@ -273,6 +273,7 @@ impl Builder<'_> {
                         ty,
                         init,
                         frozen,
+                        buffer,
                     });
                 }
                 Rule::fn_def => kind = Some(MemberKind::Fn(self.fn_def(p))),

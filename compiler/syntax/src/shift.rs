@@ -41,6 +41,7 @@ pub fn shift_item(it: &mut Item, d: u32) {
                         ty,
                         init,
                         frozen,
+                        ..
                     } => {
                         name(n, d);
                         type_expr(ty, d);
