@@ -184,3 +184,8 @@ fn regression() {
 fn mnist_cnn() {
     check_example("mnist_cnn.dnn");
 }
+
+#[test]
+fn mnist_cnn_bn() {
+    check_example("mnist_cnn_bn.dnn");
+}

@@ -80,7 +80,8 @@ pub fn lookup(name: &str, in_dataset: bool) -> Option<Ty> {
 /// The std module defining a well-known name, for "import it" hints.
 pub fn std_module_of(name: &str) -> Option<&'static str> {
     Some(match name {
-        "Dense" | "Conv2d" | "MaxPool2d" | "AvgPool2d" => "nn",
+        "Dense" | "Conv2d" | "MaxPool2d" | "AvgPool2d" | "GlobalAvgPool2d" | "BatchNorm2d"
+        | "BatchNorm1d" | "LayerNorm" | "Embedding" | "Dropout" | "Flatten" => "nn",
         "relu" | "leaky_relu" | "sigmoid" | "gelu" | "softmax" | "log_softmax" | "softplus"
         | "silu" | "elu" => "activations",
         "cross_entropy" | "mse" | "mae" | "bce_logits" => "losses",

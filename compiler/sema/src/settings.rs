@@ -240,6 +240,23 @@ pub fn schedules() -> Table {
     ]
 }
 
+/// `reduce_on_plateau` without `maximize`: accuracies are maximised, everything else
+/// minimised, as `early_stop`'s `mode` defaults.
+fn plateau_direction(values: &mut [(Arc<str>, Static)], args: &[Arg]) {
+    let at = values.iter().position(|(n, _)| &**n == "maximize");
+    let given = args.iter().enumerate().any(|(i, a)| {
+        a.name
+            .as_ref()
+            .map_or(Some(i) == at, |n| n.text == "maximize")
+    });
+    let accuracy = values
+        .iter()
+        .any(|(n, v)| &**n == "metric" && matches!(v, Static::Str(s) if s.contains("accuracy")));
+    if let (Some(at), false) = (at, given) {
+        values[at].1 = Static::Bool(accuracy);
+    }
+}
+
 /// The settings' parameters that take a list of integers as well as one.
 const LIST_PARAMS: &[(&str, &str)] = &[("multistep", "milestones")];
 
@@ -316,6 +333,9 @@ pub fn check_setting(
     let (args, extra) = list_argument(cx, key, params, args)?;
     let args = &args[..];
     let mut values = cx.bind_static_args_as(key, &sigs, args, expr.span, "argument")?;
+    if *key == "reduce_on_plateau" {
+        plateau_direction(&mut values, args);
+    }
     let mut ok = true;
     for (i, ((n, v), p)) in values.iter().zip(params.iter()).enumerate() {
         // A forwarded hyperparameter is checked where the layer is instantiated.

@@ -175,3 +175,51 @@ fn reduce_on_plateau_rejects_a_metric_the_run_does_not_log() {
     let err = dnnc_session::job(&db, file).err().expect("an error");
     assert!(err.contains("does not log"), "{err}");
 }
+
+#[test]
+fn reduce_on_plateau_maximizes_accuracies_unless_told() {
+    let dir = std::env::temp_dir().join(format!("dnnc-lrs-{}-direction", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("c.csv"), "x1,x2,y\n1,2,0\n2,0,1\n").unwrap();
+    let direction = |schedule: &str| {
+        let src = format!(
+            "use std::nn::Dense
+use std::losses::cross_entropy
+model Cls {{
+    fc = Dense(2, 2)
+    fn forward(x: [B, 2]) -> [B, 2] {{ fc(x) }}
+}}
+dataset tiny {{
+    train = (x: csv(\"c.csv\")[:, 0:2], y: cast(csv(\"c.csv\")[:, 2], i32))
+}}
+train Cls on tiny {{
+    let logits = model(x)
+    loss = cross_entropy(logits, y)
+    optimizer = sgd(lr = 0.1)
+    metrics = [accuracy(logits, y)]
+    schedule = {schedule}
+}}
+"
+        );
+        std::fs::write(dir.join("cls.dnn"), src).unwrap();
+        let db = RootDatabase::new();
+        let file = db.open(&dir.join("cls.dnn")).unwrap();
+        let diags = file_diagnostics(&db, file);
+        assert!(diags.is_empty(), "{diags:#?}");
+        match dnnc_session::job(&db, file).unwrap().cfg.schedule {
+            dnnc_passes::optimizer::Schedule::ReduceOnPlateau { maximize, .. } => maximize,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(direction("reduce_on_plateau(\"train_accuracy\")"));
+    assert!(!direction("reduce_on_plateau(\"train_loss\")"));
+    assert!(!direction(
+        "reduce_on_plateau(\"train_accuracy\", maximize = false)"
+    ));
+    assert!(!direction(
+        "reduce_on_plateau(\"train_accuracy\", 10, 0.1, 0.0, false)"
+    ));
+    assert!(direction(
+        "reduce_on_plateau(\"train_loss\", maximize = true)"
+    ));
+}
