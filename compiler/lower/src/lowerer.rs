@@ -148,7 +148,10 @@ impl<'db, 'g> Lowerer<'db, 'g> {
                 let dnnc_sema::ty::DimItem::Dim(d) = item else {
                     return Err(format!("parameter `{full}` has a pack in its shape"));
                 };
-                shape.push(self.concrete_dim(d, layer)?);
+                shape.push(
+                    self.concrete_dim(d, layer)
+                        .map_err(|e| format!("parameter `{full}`: {e}"))?,
+                );
             }
             let dtype = crate::builtins::ir_dtype(p.ty.dtype)?;
             let node = self.em.add(
@@ -226,7 +229,9 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         match (v.and_then(|v| v.as_const()), missing) {
             (Some(c), _) if c >= 0 => Ok(c as usize),
             (_, Some(m)) => Err(format!("dimension `{d}` needs `{m}`")),
-            _ => Err(format!("dimension `{d}` is not a non-negative integer")),
+            _ => Err(format!(
+                "dimension `{d}` is not a non-negative whole number with these hyperparameters"
+            )),
         }
     }
 

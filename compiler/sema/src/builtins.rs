@@ -1069,7 +1069,9 @@ impl Rules<'_, '_> {
             ("input", &xs[1], args[0], x),
             ("output", &ws[0], args[1], w),
         ] {
-            if dim.checked_div(groups).is_some() {
+            // A symbolic division (`inp / groups` in a layer) is checked when the
+            // layer is instantiated.
+            if dim.quotient(groups).is_some() {
                 continue;
             }
             let mut d = self
@@ -1089,7 +1091,7 @@ impl Rules<'_, '_> {
             ));
             return None;
         }
-        let cg = xs[1].checked_div(groups)?;
+        let cg = xs[1].quotient(groups)?;
         if ws[1] != cg {
             let mut d = self
                 .cx

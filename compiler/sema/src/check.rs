@@ -49,6 +49,9 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
                     );
                 }
                 for s in &sig.subs {
+                    if let Some(inst) = &s.inst {
+                        cx.check_quotients(inst, s.span);
+                    }
                     let ty = s.inst.clone().map_or(Ty::Error, Ty::Layer);
                     cx.types.push((s.span, ty.clone()));
                     scope.names.insert(

@@ -81,6 +81,11 @@ pub struct Checker<'db> {
     /// After an error that leaves names unbound (a broken `train` header or dataset),
     /// unknown names are not reported again.
     pub quiet_unknown: bool,
+    /// In a parameter's shape: a division of hyperparameters that is not known to be
+    /// exact stays a quotient, checked when the layer is instantiated.
+    pub quotients: bool,
+    /// The divisions such a shape relies on, `(n, d)`: `d` must divide `n`.
+    pub divisions: Vec<(Dim, Dim)>,
 }
 
 impl<'db> Checker<'db> {
@@ -98,6 +103,8 @@ impl<'db> Checker<'db> {
             types: Vec::new(),
             callee_note: None,
             quiet_unknown: false,
+            quotients: false,
+            divisions: Vec::new(),
         }
     }
 
@@ -478,7 +485,10 @@ impl<'db> Checker<'db> {
                     buffer,
                 } => {
                     let kw = if *buffer { "buffer" } else { "param" };
+                    self.quotients = true;
                     let t = self.type_expr(ty, DimMode::Strict);
+                    self.quotients = false;
+                    let divisions = std::mem::take(&mut self.divisions);
                     let tensor = match t {
                         Ty::Tensor(t) => Some(t),
                         Ty::Error => None,
@@ -515,6 +525,7 @@ impl<'db> Checker<'db> {
                             span: name.span,
                             frozen: frozen.is_some(),
                             buffer: *buffer,
+                            divisions,
                             doc: m.doc.clone(),
                         });
                     }
@@ -581,6 +592,59 @@ impl<'db> Checker<'db> {
             layer,
             args: values,
         })
+    }
+
+    /// Checks that the quotients in the parameter shapes of `inst` (`inp / groups` of
+    /// `Conv2d`) are whole with its hyperparameters; reports at `span` otherwise.
+    pub fn check_quotients(&mut self, inst: &LayerInst, span: Span) {
+        let Some(sig) = crate::items::layer_sig(self.db, self.item_id(&inst.layer)).as_ref() else {
+            return;
+        };
+        let vals: HashMap<&str, Dim> = inst
+            .args
+            .iter()
+            .filter_map(|(n, v)| match v {
+                Static::Int(d) => Some((&**n, d.clone())),
+                _ => None,
+            })
+            .collect();
+        for p in &sig.params {
+            for (n, d) in &p.divisions {
+                let mut at = |a: &Atom| match a {
+                    Atom::Sym(s) => vals.get(&**s).cloned(),
+                    _ => None,
+                };
+                let (Some(nv), Some(dv)) = (n.substitute(&mut at), d.substitute(&mut at)) else {
+                    continue;
+                };
+                if nv.quotient(&dv).is_some() {
+                    continue;
+                }
+                let given: Vec<String> = inst
+                    .args
+                    .iter()
+                    .filter(|(k, _)| {
+                        n.atoms()
+                            .chain(d.atoms())
+                            .any(|a| matches!(a, Atom::Sym(s) if s == k))
+                    })
+                    .map(|(k, v)| format!("`{k} = {v}`"))
+                    .collect();
+                let e = self
+                    .err(
+                        codes::BAD_DIM,
+                        span,
+                        format!(
+                            "`{}` needs `{d}` to divide `{n}` (for its parameter `{}`)",
+                            inst.layer.name, p.name
+                        ),
+                    )
+                    .with_label(format!("`{nv}` is not divisible by `{dv}`"))
+                    .with_note(format!("here {}", given.join(" and ")));
+                self.error(e);
+                return;
+            }
+        }
     }
 
     /// Matches call arguments against hyperparameters; every one must be static.
@@ -943,6 +1007,12 @@ impl<'db> Checker<'db> {
                     ast::BinOp::Add => a.checked_add(&b),
                     ast::BinOp::Sub => a.checked_sub(&b),
                     ast::BinOp::Mul => a.checked_mul(&b),
+                    ast::BinOp::Div if self.quotients => {
+                        if a.checked_div(&b).is_none() {
+                            self.divisions.push((a.clone(), b.clone()));
+                        }
+                        a.quotient(&b)
+                    }
                     ast::BinOp::Div => a.checked_div(&b),
                     _ => {
                         let d = self

@@ -3,7 +3,9 @@
 //! A dimension is `784`, `hidden`, `B`, `2 * hidden + 1`, or `size(S)` (the product of
 //! the dimensions a pack `..S` stands for). Two dimensions are equal exactly when their
 //! normal forms are equal, so `hidden * 2` equals `2 * hidden` but `B` never equals
-//! `784`. Division is kept only when exact; otherwise it is reported by the caller.
+//! `784`. Division is kept only when exact; otherwise it is reported by the caller —
+//! except in a parameter's shape, where `inp / groups` of two hyperparameters stays a
+//! quotient atom, checked when the layer is instantiated with numbers.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +20,9 @@ pub enum Atom {
     PackSize(Arc<str>),
     /// A unification variable created when instantiating a signature.
     Var(u32),
+    /// `n / d` that is not known to be exact until hyperparameters are numbers (only
+    /// in parameter shapes); [`Dim::substitute`] divides once it can.
+    Quot(Box<Dim>, Box<Dim>),
 }
 
 impl fmt::Display for Atom {
@@ -26,6 +31,16 @@ impl fmt::Display for Atom {
             Atom::Sym(s) => f.write_str(s),
             Atom::PackSize(s) => write!(f, "size({s})"),
             Atom::Var(v) => write!(f, "?{v}"),
+            Atom::Quot(n, d) => {
+                let wrap = |x: &Dim| {
+                    if x.terms.len() > 1 || x.terms.keys().any(|m| m.len() > 1) {
+                        format!("({x})")
+                    } else {
+                        x.to_string()
+                    }
+                };
+                write!(f, "{} / {}", wrap(n), wrap(d))
+            }
         }
     }
 }
@@ -34,7 +49,7 @@ impl fmt::Display for Atom {
 type Monomial = Vec<Atom>;
 
 /// A dimension in normal form.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Dim {
     terms: BTreeMap<Monomial, i64>,
 }
@@ -110,8 +125,13 @@ impl Dim {
                 let mut m: Monomial = m1.iter().chain(m2).cloned().collect();
                 m.sort();
                 let c = c1.checked_mul(*c2)?;
-                let term = Dim {
-                    terms: BTreeMap::from([(m, c)]),
+                let term = match cancel_quotient(&m) {
+                    Some((n, rest)) => n.checked_mul(&Dim {
+                        terms: BTreeMap::from([(rest, c)]),
+                    })?,
+                    None => Dim {
+                        terms: BTreeMap::from([(m, c)]),
+                    },
                 };
                 out = out.checked_add(&term)?;
             }
@@ -152,13 +172,38 @@ impl Dim {
         Some(Dim { terms: out })
     }
 
+    /// `self / other`: the exact quotient, or, when either side is symbolic and the
+    /// division cannot be decided, the quotient atom. `None` when the division is
+    /// known to be inexact (or by zero).
+    pub fn quotient(&self, other: &Dim) -> Option<Dim> {
+        if let Some(q) = self.checked_div(other) {
+            return Some(q);
+        }
+        if other.as_const() == Some(0) || (self.as_const().is_some() && other.as_const().is_some())
+        {
+            return None;
+        }
+        Some(Dim::atom(Atom::Quot(
+            Box::new(self.clone()),
+            Box::new(other.clone()),
+        )))
+    }
+
     /// Replaces atoms by dimensions; atoms `subst` returns `None` for stay as they are.
+    /// The parts of a quotient are substituted and then divided: `None` when that
+    /// division turns out inexact.
     pub fn substitute(&self, subst: &mut dyn FnMut(&Atom) -> Option<Dim>) -> Option<Dim> {
         let mut out = Dim::default();
         for (m, c) in &self.terms {
             let mut term = Dim::constant(*c);
             for a in m {
-                let d = subst(a).unwrap_or_else(|| Dim::atom(a.clone()));
+                let d = match (subst(a), a) {
+                    (Some(d), _) => d,
+                    (None, Atom::Quot(n, d)) => {
+                        n.substitute(subst)?.quotient(&d.substitute(subst)?)?
+                    }
+                    (None, a) => Dim::atom(a.clone()),
+                };
                 term = term.checked_mul(&d)?;
             }
             out = out.checked_add(&term)?;
@@ -183,6 +228,35 @@ impl Dim {
         }
         k.map(|k| (k, rest))
     }
+}
+
+/// A monomial holding a quotient `n / d` together with all of `d` (a single product of
+/// atoms): `(n, the other atoms)`, since `d * (n / d) = n` once the quotient is exact.
+fn cancel_quotient(m: &Monomial) -> Option<(Dim, Monomial)> {
+    for (i, a) in m.iter().enumerate() {
+        let Atom::Quot(n, d) = a else { continue };
+        let (dm, 1) = d.terms.iter().next().map(|(k, v)| (k, *v))? else {
+            continue;
+        };
+        if d.terms.len() != 1 || dm.is_empty() {
+            continue;
+        }
+        let mut rest: Monomial = m.clone();
+        rest.remove(i);
+        let mut ok = true;
+        for x in dm {
+            match rest.iter().position(|y| y == x) {
+                Some(j) => {
+                    rest.remove(j);
+                }
+                None => ok = false,
+            }
+        }
+        if ok {
+            return Some(((**n).clone(), rest));
+        }
+    }
+    None
 }
 
 impl From<i64> for Dim {
@@ -272,5 +346,34 @@ mod tests {
         let (k, rest) = d.linear_in(&v).unwrap();
         assert_eq!((k, rest.as_const()), (2, Some(1)));
         assert_eq!(d.to_string(), "2*?0 + 1");
+    }
+
+    #[test]
+    fn quotients_wait_for_numbers() {
+        let (inp, g) = (Dim::sym("inp"), Dim::sym("groups"));
+        let q = inp.quotient(&g).unwrap();
+        assert_eq!(q.to_string(), "inp / groups");
+        assert!(Dim::constant(7).quotient(&Dim::constant(2)).is_none());
+        assert!(inp.quotient(&Dim::constant(0)).is_none());
+        let with = |i: i64, gv: i64| {
+            q.substitute(&mut |a| match a {
+                Atom::Sym(n) if &**n == "inp" => Some(Dim::constant(i)),
+                Atom::Sym(n) if &**n == "groups" => Some(Dim::constant(gv)),
+                _ => None,
+            })
+        };
+        assert_eq!(with(8, 2).and_then(|d| d.as_const()), Some(4));
+        assert!(with(3, 2).is_none());
+        // `groups * (out / groups)` is `out`.
+        let out = Dim::sym("out");
+        assert_eq!(g.checked_mul(&out.quotient(&g).unwrap()).unwrap(), out);
+        assert_eq!(
+            Dim::constant(2)
+                .checked_mul(&g)
+                .unwrap()
+                .checked_mul(&out.quotient(&g).unwrap())
+                .unwrap(),
+            Dim::constant(2).checked_mul(&out).unwrap()
+        );
     }
 }

@@ -157,6 +157,8 @@ pub struct ParamDecl {
     pub frozen: bool,
     /// Declared with `buffer`: never trained; changed by `assign` in the training step.
     pub buffer: bool,
+    /// Divisions of hyperparameters in the shape, `(n, d)`, checked at instantiation.
+    pub divisions: Vec<(crate::dim::Dim, crate::dim::Dim)>,
     pub doc: Option<String>,
 }
 

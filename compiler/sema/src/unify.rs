@@ -70,7 +70,8 @@ impl Unifier {
                 .packs
                 .get(p)
                 .and_then(|items| Shape(items.clone()).numel()),
-            Atom::Var(_) => None,
+            // Quotients are divided by `substitute` once their parts are substituted.
+            Atom::Var(_) | Atom::Quot(..) => None,
         })
     }
 
@@ -81,6 +82,7 @@ impl Unifier {
                 Atom::Sym(n) => self.vars.contains(n) && !self.dims.contains_key(n),
                 Atom::PackSize(p) => self.pack_vars.contains(p) && !self.packs.contains_key(p),
                 Atom::Var(_) => false,
+                Atom::Quot(n, d) => !self.unbound(n).is_empty() || !self.unbound(d).is_empty(),
             })
             .cloned()
             .collect();
