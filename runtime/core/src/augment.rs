@@ -201,7 +201,7 @@ fn apply(
             let angle = f64::from(degrees) * (2.0 * u - 1.0);
             rotate(img, c, h, w, angle, scratch);
         }
-        Augmentation::Noise { std } => add_noise(img, std, rng),
+        Augmentation::Noise { std } => add_noise(img, std, rng, scratch),
         Augmentation::Brightness { amount } => {
             let f = factor(rng, amount);
             img.iter_mut().for_each(|x| *x *= f);
@@ -263,7 +263,7 @@ pub fn hflip(img: &mut [f32], w: usize) {
 /// centre `((w − 1) / 2, (h − 1) / 2)` (in pixel indices, as torchvision), with
 /// bilinear interpolation and zero fill: output pixel `(x, y)` takes the input at
 /// `cx + cos θ · (x − cx) − sin θ · (y − cy)`, `cy + sin θ · (x − cx) + cos θ · (y − cy)`,
-/// where `y` grows downwards (coordinates in `f64`, weights in `f32`).
+/// where `y` grows downwards (each row's start in `f64`, then `f32`).
 pub fn rotate(img: &mut [f32], c: usize, h: usize, w: usize, degrees: f64, scratch: &mut Vec<f32>) {
     if degrees == 0.0 {
         return;
@@ -282,71 +282,100 @@ pub fn rotate(img: &mut [f32], c: usize, h: usize, w: usize, degrees: f64, scrat
     let src = &scratch[..];
     let (sin, cos) = degrees.to_radians().sin_cos();
     let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
-    let (hi, wi) = (h as i32, w as i32);
     let plane = h * w;
+    let pplane = ph * pw;
+    // Shifted by one pixel for the border, and by `OFFSET` more so that truncation is
+    // the floor wherever a neighbour may be inside.
+    const OFFSET: f32 = 4.0;
+    let (lim_x, lim_y) = (w as u32 + OFFSET as u32, h as u32 + OFFSET as u32);
+    let (cos32, sin32) = (cos as f32, sin as f32);
     for y in 0..h {
         // Along a row the source point moves by `(cos θ, sin θ)` per pixel.
         let dy = y as f64 - cy;
-        let (bx, by) = (cx - cos * cx - sin * dy, cy - sin * cx + cos * dy);
+        let bx = (cx - cos * cx - sin * dy) as f32 + 1.0 + OFFSET;
+        let by = (cy - sin * cx + cos * dy) as f32 + 1.0 + OFFSET;
         for x in 0..w {
-            let sx = bx + cos * x as f64;
-            let sy = by + sin * x as f64;
-            let (x0, y0) = (floor(sx), floor(sy));
+            let sx = bx + cos32 * x as f32;
+            let sy = by + sin32 * x as f32;
             let out = y * w + x;
-            if x0 < -1 || y0 < -1 || x0 >= wi || y0 >= hi {
-                // All four neighbours outside.
-                for ch in 0..c {
-                    img[ch * plane + out] = 0.0;
-                }
-                continue;
-            }
-            let (tx, ty) = ((sx - f64::from(x0)) as f32, (sy - f64::from(y0)) as f32);
-            let at = (y0 + 1) as usize * pw + (x0 + 1) as usize;
-            for ch in 0..c {
-                let s = &src[ch * ph * pw + at..ch * ph * pw + at + pw + 2];
-                img[ch * plane + out] = (1.0 - ty) * ((1.0 - tx) * s[0] + tx * s[1])
-                    + ty * ((1.0 - tx) * s[pw] + tx * s[pw + 1]);
+            // Truncation is the floor where it matters (`sx`, `sy` ≥ `OFFSET`). A point
+            // with no neighbour inside reads the zero corner of the border with weight 1
+            // instead of branching.
+            let (xi, yi) = (sx as u32, sy as u32);
+            let inside = sx >= OFFSET && sy >= OFFSET && xi <= lim_x && yi <= lim_y;
+            let (tx, ty, at) = if inside {
+                (
+                    sx - xi as f32,
+                    sy - yi as f32,
+                    (yi - OFFSET as u32) as usize * pw + (xi - OFFSET as u32) as usize,
+                )
+            } else {
+                (0.0, 0.0, 0)
+            };
+            for (dst, s) in img[out..]
+                .iter_mut()
+                .step_by(plane)
+                .zip(src[at..].chunks(pplane))
+            {
+                let (a, b, c, d) = (s[0], s[1], s[pw], s[pw + 1]);
+                *dst = (1.0 - ty) * ((1.0 - tx) * a + tx * b) + ty * ((1.0 - tx) * c + tx * d);
             }
         }
-    }
-}
-
-/// `⌊v⌋` for the coordinates of [`rotate`] (a truncation and a fix-up, which needs no
-/// call to `floor` on targets without SSE4.1).
-fn floor(v: f64) -> i32 {
-    // Source coordinates lie within a few image sizes of it, far inside `i32`.
-    let t = v as i32;
-    if (t as f64) > v {
-        t - 1
-    } else {
-        t
     }
 }
 
 /// Adds `N(0, std²)` noise to every element, two at a time by Marsaglia's polar
 /// method: draw `u`, `v` uniform in `[−1, 1)` (the top and the next 24 bits of one
-/// output) until
-/// `0 < s = u² + v² < 1`; the pair gets `u · m` and `v · m`, `m = std · sqrt(−2 ln s / s)`.
-pub fn add_noise(img: &mut [f32], std: f32, rng: &mut SplitMix64) {
+/// output) until `0 < s = u² + v² < 1`; the pair gets `u · m` and `v · m`,
+/// `m = std · sqrt(−2 ln s / s)`. The draws come first, into `scratch`, and the
+/// arithmetic after, in a loop without branches that the compiler vectorises.
+pub fn add_noise(img: &mut [f32], std: f32, rng: &mut SplitMix64, scratch: &mut Vec<f32>) {
     if std == 0.0 {
         return;
     }
-    for pair in img.chunks_mut(2) {
-        let (u, v, s) = loop {
-            let b = rng.next_u64();
-            let u = 2.0 * unit24(b >> 40) - 1.0;
-            let v = 2.0 * unit24((b >> 16) & 0xff_ffff) - 1.0;
-            let s = u * u + v * v;
-            if s > 0.0 && s < 1.0 {
-                break (u, v, s);
-            }
-        };
-        let m = std * (-2.0 * s.ln() / s).sqrt();
-        pair[0] += u * m;
-        if let Some(b) = pair.get_mut(1) {
-            *b += v * m;
-        }
+    // Every candidate is written, and kept by advancing past it when accepted (no
+    // branch to mispredict on the one draw in five that is rejected).
+    let pairs = img.len().div_ceil(2);
+    scratch.clear();
+    scratch.resize(3 * (pairs + 1), 0.0);
+    let mut n = 0;
+    while n < pairs {
+        let b = rng.next_u64();
+        let u = 2.0 * unit24(b >> 40) - 1.0;
+        let v = 2.0 * unit24((b >> 16) & 0xff_ffff) - 1.0;
+        let s = u * u + v * v;
+        scratch[3 * n..3 * n + 3].copy_from_slice(&[u, v, s]);
+        n += usize::from(s > 0.0 && s < 1.0);
     }
+    let mut pairs = img.chunks_exact_mut(2);
+    let mut draws = scratch.chunks_exact(3);
+    for (pair, d) in (&mut pairs).zip(&mut draws) {
+        let m = std * (-2.0 * ln(d[2]) / d[2]).sqrt();
+        pair[0] += d[0] * m;
+        pair[1] += d[1] * m;
+    }
+    if let ([x], Some(d)) = (pairs.into_remainder(), draws.next()) {
+        *x += d[0] * std * (-2.0 * ln(d[2]) / d[2]).sqrt();
+    }
+}
+
+/// The natural logarithm of a positive, finite, normal `x`, within 2e-7 of `f32::ln`
+/// (relative to `max(1, |ln x|)`), computed the same way on every machine (no call to the platform's libm):
+/// `x = 2^e · m` with `m` in `[1, 2)`, `ln x = e ln 2 + 2 atanh(t)`, `t = (m − 1) / (m + 1)`,
+/// the series of `atanh` up to `t¹³` (`t ≤ 1/3`).
+fn ln(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    // 2 atanh(t) = 2 (t + t³/3 + t⁵/5 + ...), to t¹³: the rest is below 1e-8.
+    let mut series = 1.0 / 13.0;
+    for k in [11.0, 9.0, 7.0, 5.0, 3.0, 1.0] {
+        series = 1.0 / k + t2 * series;
+    }
+    let series = 2.0 * t * series;
+    e as f32 * std::f32::consts::LN_2 + series
 }
 
 /// `mean + f · (x − mean)` for every element, `mean` the sample's mean.
@@ -354,7 +383,19 @@ pub fn contrast(img: &mut [f32], f: f32) {
     if img.is_empty() {
         return;
     }
-    let mean = (img.iter().map(|&x| f64::from(x)).sum::<f64>() / img.len() as f64) as f32;
+    // Four running sums in `f64` (element `i` into sum `i mod 4`), added at the end.
+    let mut sums = [0.0f64; 4];
+    let mut quads = img.chunks_exact(4);
+    for q in &mut quads {
+        for (s, &x) in sums.iter_mut().zip(q) {
+            *s += f64::from(x);
+        }
+    }
+    for (s, &x) in sums.iter_mut().zip(quads.remainder()) {
+        *s += f64::from(x);
+    }
+    let total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+    let mean = (total / img.len() as f64) as f32;
     img.iter_mut().for_each(|x| *x = mean + f * (*x - mean));
 }
 
@@ -510,6 +551,18 @@ mod tests {
         // About 68 % within one standard deviation.
         let within = v.iter().filter(|&&x| (x - 0.5).abs() < 0.1).count() as f64 / n;
         assert!((within - 0.6827).abs() < 0.01, "{within}");
+    }
+
+    #[test]
+    fn the_logarithm_is_accurate() {
+        let mut worst = 0.0f32;
+        for i in 1..=100_000u32 {
+            for x in [i as f32 / 100_000.0, i as f32 * 1e-30] {
+                worst = worst.max((ln(x) - x.ln()).abs() / x.ln().abs().max(1.0));
+            }
+        }
+        assert!(worst < 2e-7, "{worst}");
+        assert_eq!(ln(1.0), 0.0);
     }
 
     #[test]
