@@ -265,11 +265,12 @@ pub fn hflip(img: &mut [f32], w: usize) {
 /// `cx + cos θ · (x − cx) − sin θ · (y − cy)`, `cy + sin θ · (x − cx) + cos θ · (y − cy)`,
 /// where `y` grows downwards (each row's start in `f64`, then `f32`).
 pub fn rotate(img: &mut [f32], c: usize, h: usize, w: usize, degrees: f64, scratch: &mut Vec<f32>) {
-    if degrees == 0.0 {
+    if degrees == 0.0 || h == 0 || w == 0 {
         return;
     }
     // The source, with a border of one zero pixel on every side, so that the four
-    // neighbours of any point within one pixel of the image can be read unchecked.
+    // neighbours of any point within one pixel of the image can be read without
+    // testing each.
     let (pw, ph) = (w + 2, h + 2);
     scratch.clear();
     scratch.resize(c * ph * pw, 0.0);
@@ -312,13 +313,11 @@ pub fn rotate(img: &mut [f32], c: usize, h: usize, w: usize, degrees: f64, scrat
             } else {
                 (0.0, 0.0, 0)
             };
-            for (dst, s) in img[out..]
-                .iter_mut()
-                .step_by(plane)
-                .zip(src[at..].chunks(pplane))
-            {
-                let (a, b, c, d) = (s[0], s[1], s[pw], s[pw + 1]);
-                *dst = (1.0 - ty) * ((1.0 - tx) * a + tx * b) + ty * ((1.0 - tx) * c + tx * d);
+            for ch in 0..c {
+                let (o, i) = (ch * plane + out, ch * pplane + at);
+                let (a, b) = (src[i], src[i + 1]);
+                let (c, d) = (src[i + pw], src[i + pw + 1]);
+                img[o] = (1.0 - ty) * ((1.0 - tx) * a + tx * b) + ty * ((1.0 - tx) * c + tx * d);
             }
         }
     }
