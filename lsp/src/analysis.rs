@@ -186,15 +186,20 @@ pub fn scope_at(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<(String, Ta
     out
 }
 
-/// Field names of the first split of a dataset, with their spans.
+/// Field names of the first split of a dataset (`augment` is not a split), with their
+/// spans.
 pub fn dataset_fields(db: &dyn Db, file: SourceFile, index: u32) -> Vec<(String, Span)> {
     match &parse(db, file).module.items[index as usize].kind {
-        ItemKind::Dataset(d) => d.splits.first().map_or(Vec::new(), |s| {
-            s.fields
-                .iter()
-                .map(|(n, _)| (n.text.clone(), n.span))
-                .collect()
-        }),
+        ItemKind::Dataset(d) => d
+            .splits
+            .iter()
+            .find(|s| s.name.text != dnnc_sema::augment::AUGMENT)
+            .map_or(Vec::new(), |s| {
+                s.fields
+                    .iter()
+                    .map(|(n, _)| (n.text.clone(), n.span))
+                    .collect()
+            }),
         _ => Vec::new(),
     }
 }

@@ -84,6 +84,8 @@ codes! {
     NOT_A_DATASET = "E0407", "`on` does not name a dataset";
     NOT_A_MODEL = "E0408", "a model is expected";
     BAD_MONITOR = "E0409", "early stopping monitors an unknown metric";
+    BAD_AUGMENTATION = "E0410", "invalid augmentation";
+    NOT_AUGMENTABLE = "E0411", "a field cannot be augmented";
 
     NOT_SUPPORTED = "E0900", "this construct is not supported yet";
 }

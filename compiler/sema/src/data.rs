@@ -1,5 +1,6 @@
-//! Datasets: loaders that read a data file's header at compile time, and the check
-//! that every split of a dataset has the same fields with the same per-sample types.
+//! Datasets: loaders that read a data file's header at compile time, the check that
+//! every split of a dataset has the same fields with the same per-sample types, and
+//! (through [`crate::augment`]) the `augment` item, which is not a split.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use dnnc_diagnostics::{codes, Diagnostic, Span};
 use dnnc_syntax::ast::ItemKind;
 
+use crate::augment::{check_augment, FieldAugment, AUGMENT};
 use crate::checker::Checker;
 use crate::db::{Db, Loader};
 use crate::dim::Dim;
@@ -111,7 +113,10 @@ pub struct DataSplit {
 
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct DatasetSig {
+    /// The splits, in declaration order (not `augment`).
     pub splits: Vec<DataSplit>,
+    /// The fields augmented in training batches, from the `augment` item.
+    pub augment: Vec<FieldAugment>,
     pub diagnostics: Vec<Diagnostic>,
     pub types: Vec<(Span, Ty)>,
 }
@@ -131,7 +136,26 @@ pub fn dataset_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> DatasetSig {
     cx.in_dataset = true;
     let fname = cx.fname.clone();
     let mut splits: Vec<DataSplit> = Vec::new();
+    let mut augment_item: Option<&dnnc_syntax::ast::Split> = None;
+    // Whether some field failed to check (its uses are then not reported again).
+    let mut fields_failed = false;
     for s in &def.splits {
+        if s.name.text == AUGMENT {
+            if let Some(prev) = augment_item {
+                let d = cx
+                    .err(
+                        codes::DUPLICATE_DEFINITION,
+                        s.name.span,
+                        "`augment` is defined twice",
+                    )
+                    .with_label("defined again")
+                    .with_secondary(&fname, prev.name.span, "first defined here");
+                cx.error(d);
+            } else {
+                augment_item = Some(s);
+            }
+            continue;
+        }
         if let Some(prev) = splits.iter().find(|p| *p.name == *s.name.text) {
             let d = cx
                 .err(
@@ -222,6 +246,7 @@ pub fn dataset_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> DatasetSig {
                 span: n.span,
             });
         }
+        fields_failed |= !consistent;
         splits.push(DataSplit {
             name: Arc::from(s.name.text.as_str()),
             fields,
@@ -277,8 +302,21 @@ pub fn dataset_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> DatasetSig {
             }
         }
     }
+    // Augmented fields are looked up in the split training batches come from.
+    let augment = match augment_item {
+        Some(a) => {
+            let fields = splits
+                .iter()
+                .find(|s| &*s.name == "train")
+                .or(splits.first())
+                .map_or(&[][..], |s| &s.fields[..]);
+            check_augment(&mut cx, a, fields, fields_failed)
+        }
+        None => Vec::new(),
+    };
     DatasetSig {
         splits,
+        augment,
         diagnostics: cx.diags,
         types: cx.types,
     }

@@ -7,6 +7,7 @@
 //! [`train::train_sig`], [`check::check_item`] (bodies, per declaration) and
 //! [`check::file_diagnostics`]. The driver and the language server share them.
 
+pub mod augment;
 pub mod builtins;
 pub mod check;
 pub mod checker;

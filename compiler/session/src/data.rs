@@ -1,9 +1,10 @@
-//! Loading a dataset's splits: each split's graph runs once over its data files.
+//! Loading a dataset's splits: each split's graph runs once over its data files; and
+//! the augmentations its `augment` item declares for training batches.
 
 use std::collections::HashMap;
 
 use dnnc_lower::lower_split;
-use dnnc_runtime::{from_data, Split};
+use dnnc_runtime::{from_data, Augmentation, Split};
 use dnnc_sema::db::Loader;
 use dnnc_sema::items::ItemId;
 use dnnc_sema::Db;
@@ -41,4 +42,62 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
         fields.push((f.clone(), t));
     }
     Split::new(fields).map_err(|e| format!("split `{name}`: {}", e.message))
+}
+
+/// The augmentations of `dataset`, as the index of each augmented field in `split`
+/// (the training split) with its list, in declaration order.
+pub fn augmentations(
+    db: &dyn Db,
+    dataset: ItemId<'_>,
+    split: &Split,
+) -> Result<Vec<(usize, Vec<Augmentation>)>, String> {
+    let sig = dnnc_sema::data::dataset_sig(db, dataset);
+    let mut out = Vec::new();
+    for fa in &sig.augment {
+        if fa.list.is_empty() {
+            continue;
+        }
+        let at = split
+            .fields
+            .iter()
+            .position(|(n, _)| *n == *fa.field)
+            .ok_or_else(|| format!("the augmented field `{}` was not loaded", fa.field))?;
+        let list = fa
+            .list
+            .iter()
+            .map(augmentation)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push((at, list));
+    }
+    Ok(out)
+}
+
+/// One checked augmentation call as the runtime's [`Augmentation`].
+fn augmentation(s: &dnnc_sema::settings::Setting) -> Result<Augmentation, String> {
+    let float = |name: &str| {
+        s.float(name)
+            .map(|v| v as f32)
+            .ok_or_else(|| format!("`{}` has no `{name}`", s.name))
+    };
+    Ok(match &*s.name {
+        "random_crop" => Augmentation::RandomCrop {
+            padding: s
+                .ints("padding")
+                .first()
+                .and_then(|&p| usize::try_from(p).ok())
+                .ok_or("`random_crop` has no `padding`")?,
+        },
+        "hflip" => Augmentation::HFlip { p: float("p")? },
+        "rotate" => Augmentation::Rotate {
+            degrees: float("degrees")?,
+        },
+        "noise" => Augmentation::Noise { std: float("std")? },
+        "brightness" => Augmentation::Brightness {
+            amount: float("amount")?,
+        },
+        "contrast" => Augmentation::Contrast {
+            amount: float("amount")?,
+        },
+        other => return Err(format!("unknown augmentation `{other}`")),
+    })
 }

@@ -288,6 +288,10 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
         Err(e) => return Err(e),
     };
     let n = train_split.len();
+    // Applied to the batches of training steps only: evaluation reads the splits as
+    // loaded.
+    let augment = crate::data::augmentations(job.db, job.dataset, &train_split)?;
+    let mut augment_scratch: Vec<f32> = Vec::new();
     let steps_per_epoch = n.div_ceil(cfg.batch).max(1);
     let mut run_cfg = cfg.clone();
     run_cfg.epochs = epochs;
@@ -388,11 +392,29 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
         if let Some(p) = &plateau {
             scale_t.data = Data::F32(vec![p.scale() as f32]);
         }
-        for batch in batches(&train_split, &order, cfg.batch).map_err(|e| e.message)? {
+        for (k, mut batch) in batches(&train_split, &order, cfg.batch)
+            .map_err(|e| e.message)?
+            .enumerate()
+        {
             if global_step >= max_steps {
                 break;
             }
             let b = batch.first().map_or(0, |t| t.shape[0]);
+            if !augment.is_empty() {
+                // The batch's samples, by their index in the split.
+                let indices = &order[k * cfg.batch..k * cfg.batch + b];
+                for (field, list) in &augment {
+                    dnnc_runtime::augment_batch(
+                        &mut batch[*field],
+                        indices,
+                        list,
+                        seed,
+                        epoch as u64,
+                        &mut augment_scratch,
+                    )
+                    .map_err(|e| format!("augmenting `{}`: {e}", field_names[*field]))?;
+                }
+            }
             set_scalar_i64(&mut step_t, global_step as i64);
             set_scalar_i64(&mut key_t, step_key(seed, global_step as u64));
             let mut build = |bb: usize| -> Result<Box<dyn Executable>, String> {

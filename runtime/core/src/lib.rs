@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`convert`] | data-file tensors ([`dnnc_data::Tensor`]) to host tensors ([`Tensor`]) |
 //! | [`mod@batches`] | deterministic shuffling ([`epoch_order`]) and batching ([`batches()`]) of a [`Split`] |
+//! | [`augment`] | data augmentation of training batches, in place ([`augment_batch`]) |
 //! | [`rng`] | the SplitMix64 generator behind every random draw of the runtime |
 //! | [`metrics`] | per-epoch means of per-batch metrics ([`MetricAccumulator`]) |
 //! | [`early_stop`] | the `early_stop` rule ([`EarlyStopping`]) |
@@ -43,11 +44,13 @@
 //! are reported as error values whose messages name the file, tensor or field at fault.
 //!
 //! **Invariant:** the runtime is deterministic: shuffling depends only on the seed and
-//! the epoch, with the same result on every machine.
+//! the epoch, with the same result on every machine; augmentation depends only on the
+//! seed, the epoch, the sample's index and the augmentation's position.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod batches;
 pub mod checkpoint;
 pub mod convert;
@@ -60,6 +63,7 @@ pub mod rng;
 #[cfg(test)]
 mod testutil;
 
+pub use augment::{augment_batch, AugmentError, Augmentation};
 pub use batches::{batches, epoch_order, BatchError, Batches, Split};
 pub use checkpoint::{CheckpointError, CheckpointErrorKind};
 pub use convert::from_data;
