@@ -35,6 +35,29 @@ pub struct TrainOptions {
     pub passes: PassOptions,
 }
 
+impl TrainOptions {
+    /// A quiet run on `backend` that writes its weights to `out`, with the block's own
+    /// epochs and seed, no log and no picture, verifying the IR after every pass (what
+    /// tests and embedders start from; set the other fields with `..`).
+    pub fn quiet(backend: BackendKind, out: PathBuf) -> TrainOptions {
+        TrainOptions {
+            backend,
+            epochs: None,
+            steps: None,
+            seed: None,
+            init: None,
+            out: Some(out),
+            log: None,
+            quiet: true,
+            plot: false,
+            passes: PassOptions {
+                verify: true,
+                dump_after: None,
+            },
+        }
+    }
+}
+
 /// What a run measured at its end.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {

@@ -89,19 +89,10 @@ train Lin on pics {{
 
 fn options(epochs: usize, seed: Option<u64>, init: Option<PathBuf>, out: PathBuf) -> TrainOptions {
     TrainOptions {
-        backend: BackendKind::Interp,
         epochs: Some(epochs),
-        steps: None,
         seed,
         init,
-        out: Some(out),
-        log: None,
-        quiet: true,
-        plot: false,
-        passes: PassOptions {
-            verify: true,
-            dump_after: None,
-        },
+        ..TrainOptions::quiet(BackendKind::Interp, out)
     }
 }
 

@@ -47,19 +47,9 @@ const BN1D: &str = "model Net {
 
 fn options(backend: BackendKind, steps: usize, out: PathBuf) -> TrainOptions {
     TrainOptions {
-        backend,
         epochs: Some(steps),
         steps: Some(steps),
-        seed: None,
-        init: None,
-        out: Some(out),
-        log: None,
-        quiet: true,
-        plot: false,
-        passes: PassOptions {
-            verify: true,
-            dump_after: None,
-        },
+        ..TrainOptions::quiet(backend, out)
     }
 }
 

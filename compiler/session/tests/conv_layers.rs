@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
-use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_session::{BackendKind, TrainOptions};
 
 fn setup(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dnnc-convl-{}-{tag}", std::process::id()));
@@ -53,19 +53,9 @@ fn train(dir: &Path, backend: BackendKind) -> (f64, Vec<(String, Vec<usize>)>) {
     let job = dnnc_session::job(&db, file).unwrap();
     let out = dir.join(format!("{backend:?}.safetensors"));
     let opts = TrainOptions {
-        backend,
         epochs: Some(2),
-        steps: None,
         seed: Some(3),
-        init: None,
-        out: Some(out.clone()),
-        log: None,
-        quiet: true,
-        plot: false,
-        passes: PassOptions {
-            verify: true,
-            dump_after: None,
-        },
+        ..TrainOptions::quiet(backend, out.clone())
     };
     let summary = dnnc_session::train(&job, &opts).unwrap();
     let shapes = dnnc_runtime::checkpoint::load(&out)

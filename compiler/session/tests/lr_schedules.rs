@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
-use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_session::{BackendKind, TrainOptions};
 
 /// A linear model on two rows with one batch per epoch, so an epoch is one step.
 fn setup(tag: &str, optimizer: &str, schedule: &str, epochs: usize) -> PathBuf {
@@ -46,19 +46,8 @@ fn train(dir: &Path) -> (Vec<f64>, Vec<f64>, Vec<(String, Vec<f32>)>) {
     let out = dir.join("w.safetensors");
     let log = dir.join("log.jsonl");
     let opts = TrainOptions {
-        backend: BackendKind::Interp,
-        epochs: None,
-        steps: None,
-        seed: None,
-        init: None,
-        out: Some(out.clone()),
         log: Some(log.clone()),
-        quiet: true,
-        plot: false,
-        passes: PassOptions {
-            verify: true,
-            dump_after: None,
-        },
+        ..TrainOptions::quiet(BackendKind::Interp, out.clone())
     };
     dnnc_session::train(&job, &opts).unwrap();
     let mut lrs = Vec::new();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
-use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_session::{BackendKind, TrainOptions};
 
 fn setup(optimizer: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -47,19 +47,10 @@ fn train_steps(dir: &Path, steps: usize) -> Vec<(String, Vec<f32>)> {
     let job = dnnc_session::job(&db, file).unwrap();
     let out = dir.join("w.safetensors");
     let opts = TrainOptions {
-        backend: BackendKind::Interp,
         epochs: Some(steps),
         steps: Some(steps),
-        seed: None,
-        init: None,
-        out: Some(out.clone()),
-        log: None,
-        quiet: true,
         plot: true,
-        passes: PassOptions {
-            verify: true,
-            dump_after: None,
-        },
+        ..TrainOptions::quiet(BackendKind::Interp, out.clone())
     };
     let summary = dnnc_session::train(&job, &opts).unwrap();
     assert_eq!(summary.steps, steps);
