@@ -10,11 +10,12 @@ use dnnc_ir::scalar::{
     arg_extreme_into, erf_f32, fit, floor_div, floor_mod, int_pow, int_range, max_f32, min_f32,
     rem_f32, sign_f32,
 };
-use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp, Window2d};
 
 use crate::buffer::{In, Out};
 use crate::maps::Walk;
 use crate::program::{Dims, KernelDesc};
+use crate::window::{fold, patches};
 
 /// One kernel and its attributes, index maps expanded; its operands and result are
 /// buffers.
@@ -48,6 +49,11 @@ pub enum Kernel {
         kind: ReduceKind,
         dims: Dims,
     },
+    /// An `f32` reduction over axes that are not consecutive ([`crate::reduce`]).
+    ReduceRuns {
+        kind: ReduceKind,
+        runs: Vec<(usize, bool)>,
+    },
     Arg {
         max: bool,
         dims: Dims,
@@ -60,6 +66,17 @@ pub enum Kernel {
     Random {
         dist: Dist,
         salt: u64,
+    },
+    /// im2col of an `[N, C, H, W]` input ([`crate::window`]).
+    Patches {
+        win: Window2d,
+        shape: [usize; 4],
+    },
+    /// col2im into an `[N, C, H, W]` result; the dtype is the result's.
+    Fold {
+        win: Window2d,
+        shape: [usize; 4],
+        dtype: DType,
     },
 }
 
@@ -91,6 +108,19 @@ impl Kernel {
             KernelDesc::ReduceBlock { kind, dims } => Kernel::ReduceBlock {
                 kind: *kind,
                 dims: *dims,
+            },
+            KernelDesc::ReduceRuns { kind, runs } => Kernel::ReduceRuns {
+                kind: *kind,
+                runs: runs.clone(),
+            },
+            KernelDesc::Patches { win, shape } => Kernel::Patches {
+                win: *win,
+                shape: *shape,
+            },
+            KernelDesc::Fold { win, shape, dtype } => Kernel::Fold {
+                win: *win,
+                shape: *shape,
+                dtype: *dtype,
             },
             KernelDesc::Arg { max, dims } => Kernel::Arg {
                 max: *max,
@@ -130,6 +160,19 @@ impl KernelDesc {
                 "reduce_{} rows [{o}×{r}×{i}]",
                 format!("{kind:?}").to_lowercase()
             ),
+            KernelDesc::ReduceRuns { kind, runs } => {
+                let dims: Vec<String> = runs
+                    .iter()
+                    .map(|&(d, r)| if r { format!("{d}r") } else { d.to_string() })
+                    .collect();
+                format!(
+                    "reduce_{} runs [{}]",
+                    format!("{kind:?}").to_lowercase(),
+                    dims.join("×")
+                )
+            }
+            KernelDesc::Patches { win, .. } => format!("patches {win}"),
+            KernelDesc::Fold { win, .. } => format!("fold {win}"),
             KernelDesc::Arg { max: true, .. } => "argmax".into(),
             KernelDesc::Arg { max: false, .. } => "argmin".into(),
             KernelDesc::Gather(_) => "gather".into(),
@@ -492,6 +535,26 @@ impl Kernel {
                     ReduceKind::Min => reduce_block(o, x, *dims, f32::INFINITY, min_f32),
                 }
             }
+            Kernel::ReduceRuns { kind, runs } => {
+                let (In::F32(x), Out::F32(o)) = (args[0], out) else {
+                    return Err(bad("a reduction"));
+                };
+                crate::reduce::reduce_runs(o, x, runs, *kind);
+            }
+            Kernel::Patches { win, shape } => match (args[0], out) {
+                (In::F32(x), Out::F32(o)) => patches(o, x, win, *shape, 0.0),
+                (In::I64(x), Out::I64(o)) => patches(o, x, win, *shape, 0),
+                (In::Bool(x), Out::Bool(o)) => patches(o, x, win, *shape, false),
+                _ => return Err(bad("patches")),
+            },
+            Kernel::Fold { win, shape, dtype } => match (args[0], out) {
+                (In::F32(x), Out::F32(o)) => fold(o, x, win, *shape, 0.0, |a, b| a + b),
+                (In::I64(x), Out::I64(o)) => {
+                    fold(o, x, win, *shape, 0, |a, b| fit(*dtype, a.wrapping_add(b)))
+                }
+                (In::Bool(x), Out::Bool(o)) => fold(o, x, win, *shape, false, |a, b| a | b),
+                _ => return Err(bad("fold")),
+            },
             Kernel::Arg { max, dims } => {
                 let Out::I64(o) = out else {
                     return Err(bad("an arg-reduction"));

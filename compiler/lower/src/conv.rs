@@ -1,12 +1,12 @@
 //! Lowering of the sliding-window builtins (`conv2d`, `max_pool2d`, `avg_pool2d`) into
 //! existing primitives, so autodiff and every backend handle them unchanged.
 //!
-//! Each window offset `(kh, kw)` (times the dilation) is one strided `Slice` of the
-//! padded input. A convolution stacks the slices into columns (im2col) and multiplies
-//! them with the kernel as one rank-2 `MatMul` (one batched `MatMul` over the groups of
-//! a grouped convolution); a pooling combines them elementwise.
+//! A convolution is `patches` (im2col, whose VJP is `fold`) of the input multiplied by
+//! the kernel as one rank-2 `MatMul` (one batched `MatMul` over the groups of a grouped
+//! convolution). For pooling, each window offset `(kh, kw)` is one strided `Slice` of
+//! the padded input, and the slices are combined elementwise.
 
-use dnnc_ir::{BinaryOp, NodeId, Op};
+use dnnc_ir::{BinaryOp, NodeId, Op, Window2d};
 
 use crate::emit::{Emitter, Res};
 
@@ -170,46 +170,36 @@ pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res
         pad_h,
         pad_w,
     };
-    let slices = window_slices(em, x, win, 0.0)?;
-    let [_, _, oh, ow] = em.shape(slices[0])[..] else {
-        unreachable!("slices are rank 4")
+    let [_, _, h, wd] = xs[..] else {
+        return Err(format!("conv2d needs `[N, C, H, W]`, found {xs:?}"));
     };
-    // [N, C, 1, OH, OW] each, stacked to [N, C, KH*KW, OH, OW].
-    let mut cols = Vec::with_capacity(slices.len());
-    for s in slices {
-        cols.push(em.reshape(s, &[n, c, 1, oh, ow])?);
-    }
-    let stacked = if cols.len() == 1 {
-        cols[0]
-    } else {
-        em.add(Op::Concat { axis: 2 }, &cols)?
-    };
-    let k = cg * kh * kw;
-    if g == 1 {
-        // Rows (n, oh, ow); columns (c, kh, kw), the order of `w` flattened.
-        let t = em.add(Op::Transpose(vec![0, 3, 4, 1, 2]), &[stacked])?;
-        let cols = em.reshape(t, &[n * oh * ow, k])?;
+    let (oh, ow) = (win.out(h, kh, pad_h)?, win.out(wd, kw, pad_w)?);
+    // [C, KH, KW, N, OH, OW]: rows (c, kh, kw), the order of `w` flattened, and columns
+    // (n, oh, ow), so the product with the kernel is `[O, N, OH, OW]`.
+    let cols = em.add(
+        Op::Patches(Window2d {
+            kh,
+            kw,
+            stride: win.stride,
+            dilation: win.dilation,
+            pad_h,
+            pad_w,
+        }),
+        &[x],
+    )?;
+    let (k, m) = (cg * kh * kw, n * oh * ow);
+    let y = if g == 1 {
+        let cols = em.reshape(cols, &[k, m])?;
         let wm = em.reshape(w, &[o, k])?;
-        let wt = em.add(Op::Transpose(vec![1, 0]), &[wm])?;
-        let y = em.add(Op::MatMul, &[cols, wt])?;
-        let y = em.reshape(y, &[n, oh, ow, o])?;
-        return em.add(Op::Transpose(vec![0, 3, 1, 2]), &[y]);
-    }
-    // [N, G, C/G, KK, OH, OW] to [G, N, OH, OW, C/G, KK]: per group, rows (n, oh, ow)
-    // and columns (c, kh, kw) of its channel slice.
-    let kk = kh * kw;
-    let s6 = em.reshape(stacked, &[n, g, cg, kk, oh, ow])?;
-    let t = em.add(Op::Transpose(vec![1, 0, 4, 5, 2, 3]), &[s6])?;
-    let cols = em.reshape(t, &[g, n * oh * ow, k])?;
-    // [O, C/G, KH, KW] to [G, O/G, K] to [G, K, O/G].
-    let og = o / g;
-    let wm = em.reshape(w, &[g, og, k])?;
-    let wt = em.add(Op::Transpose(vec![0, 2, 1]), &[wm])?;
-    let y = em.add(Op::MatMul, &[cols, wt])?;
-    // [G, N, OH, OW, O/G] to [N, G, O/G, OH, OW] to [N, O, OH, OW].
-    let y = em.reshape(y, &[g, n, oh, ow, og])?;
-    let y = em.add(Op::Transpose(vec![1, 0, 4, 2, 3]), &[y])?;
-    em.reshape(y, &[n, o, oh, ow])
+        em.add(Op::MatMul, &[wm, cols])?
+    } else {
+        // Group `g` multiplies its `O/G` kernel rows with its `C/G` channels' rows.
+        let cols = em.reshape(cols, &[g, k, m])?;
+        let wm = em.reshape(w, &[g, o / g, k])?;
+        em.add(Op::MatMul, &[wm, cols])?
+    };
+    let y = em.reshape(y, &[o, n, oh, ow])?;
+    em.add(Op::Transpose(vec![1, 0, 2, 3]), &[y])
 }
 
 /// Max (`avg == false`) or average pooling of `x: [N, C, H, W]` with a `k`×`k` window.

@@ -351,6 +351,12 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
             ]
         }
         Op::ScatterAdd { axis, .. } => vec![Some(b.op(Op::Gather { axis }, &[g, xs[1]])?), None],
+        // Each is the other's transpose.
+        Op::Patches(win) => {
+            let shape = b.shape(xs[0]);
+            vec![Some(b.op(Op::Fold { win, shape }, &[g])?)]
+        }
+        Op::Fold { win, .. } => vec![Some(b.op(Op::Patches(win), &[g])?)],
     })
 }
 

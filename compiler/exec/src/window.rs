@@ -1,0 +1,182 @@
+//! The kernels of `patches` (im2col) and `fold` (col2im) for any element type, row by
+//! row: each row of `OW` columns reads or adds into one row of the input, a plain copy
+//! or a vectorised add at stride 1, with the padded ends handled once per row. Large
+//! ones split over the threads of the kernel pool: `patches` by blocks of rows,
+//! `fold` by images, so no two threads write one element and every element receives
+//! its terms in the interpreter's order.
+
+use dnnc_ir::Window2d;
+use dnnc_kernels::pool;
+
+/// Below this many column elements a kernel runs on the calling thread alone.
+const PARALLEL: usize = 1 << 16;
+
+/// A buffer that the pool's threads write disjoint parts of.
+struct Shared<T>(*mut T);
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// The sizes both kernels work with.
+#[derive(Clone, Copy)]
+struct Geo {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geo {
+    fn new(win: &Window2d, [n, c, h, w]: [usize; 4]) -> Geo {
+        let (oh, ow) = win.out(h, w).expect("checked by the shape rule");
+        Geo { n, c, h, w, oh, ow }
+    }
+
+    fn cols(&self, win: &Window2d) -> usize {
+        self.c * win.kh * win.kw * self.n * self.oh * self.ow
+    }
+}
+
+/// Calls `row(col, src, lo, hi)` for every column row of window tap `(ci, i, j)` and
+/// image `b`, at flat offset `col` of the columns: its columns `lo..hi` come from the
+/// input elements `src + (z - lo)·stride` (flat offsets into `x`), the others from the
+/// padding; `src` is `None` when the whole row is padding.
+fn rows_of_tap(
+    win: &Window2d,
+    g: Geo,
+    (ci, i, j): (usize, usize, usize),
+    b: usize,
+    mut row: impl FnMut(usize, Option<usize>, usize, usize),
+) {
+    let (s, d) = (win.stride, win.dilation);
+    let (ylo, yhi) = win.inside(g.oh, g.h, i * d, win.pad_h.0);
+    let (lo, hi) = win.inside(g.ow, g.w, j * d, win.pad_w.0);
+    let tap = (ci * win.kh + i) * win.kw + j;
+    for y in 0..g.oh {
+        let col = ((tap * g.n + b) * g.oh + y) * g.ow;
+        if y < ylo || y >= yhi || lo == hi {
+            row(col, None, lo, hi);
+            continue;
+        }
+        let r = y * s + i * d - win.pad_h.0;
+        let q0 = lo * s + j * d - win.pad_w.0;
+        row(col, Some(((b * g.c + ci) * g.h + r) * g.w + q0), lo, hi);
+    }
+}
+
+/// `out = patches(x)` for `x: [N, C, H, W]` (`shape`), zero in the padding.
+pub fn patches<T: Copy + Send + Sync>(
+    out: &mut [T],
+    x: &[T],
+    win: &Window2d,
+    shape: [usize; 4],
+    zero: T,
+) {
+    let g = Geo::new(win, shape);
+    let taps = g.c * win.kh * win.kw;
+    let block = g.n * g.oh * g.ow;
+    assert!(out.len() == g.cols(win) && x.len() == g.n * g.c * g.h * g.w);
+    let s = win.stride;
+    let do_taps = |out: &mut [T], t0: usize, t1: usize| {
+        for tap in t0..t1 {
+            let (ci, i, j) = (tap / (win.kh * win.kw), tap / win.kw % win.kh, tap % win.kw);
+            for b in 0..g.n {
+                rows_of_tap(win, g, (ci, i, j), b, |col, src, lo, hi| {
+                    let row = &mut out[col - t0 * block..col - t0 * block + g.ow];
+                    let Some(src) = src else {
+                        row.fill(zero);
+                        return;
+                    };
+                    row[..lo].fill(zero);
+                    row[hi..].fill(zero);
+                    if s == 1 {
+                        row[lo..hi].copy_from_slice(&x[src..src + hi - lo]);
+                    } else {
+                        for (k, o) in row[lo..hi].iter_mut().enumerate() {
+                            *o = x[src + k * s];
+                        }
+                    }
+                });
+            }
+        }
+    };
+    let threads = pool::threads().min(out.len() / PARALLEL).min(taps).max(1);
+    if threads == 1 {
+        do_taps(out, 0, taps);
+        return;
+    }
+    let ptr = Shared(out.as_mut_ptr());
+    let chunks = taps.min(4 * threads);
+    pool::run(chunks, threads, &|_, k| {
+        let (t0, t1) = (taps * k / chunks, taps * (k + 1) / chunks);
+        // SAFETY: chunk `k` owns the column rows of taps `t0..t1`, which no other
+        // chunk touches.
+        let mine =
+            unsafe { std::slice::from_raw_parts_mut(ptr.get().add(t0 * block), (t1 - t0) * block) };
+        do_taps(mine, t0, t1);
+    });
+}
+
+/// `out = fold(cols)`: every column element added (`add`) into the input element it
+/// was taken from, starting from `zero`; `shape` is `out`'s `[N, C, H, W]`.
+pub fn fold<T: Copy + Send + Sync>(
+    out: &mut [T],
+    cols: &[T],
+    win: &Window2d,
+    shape: [usize; 4],
+    zero: T,
+    add: impl Fn(T, T) -> T + Sync,
+) {
+    let g = Geo::new(win, shape);
+    assert!(cols.len() == g.cols(win) && out.len() == g.n * g.c * g.h * g.w);
+    let image = g.c * g.h * g.w;
+    let s = win.stride;
+    let do_images = |out: &mut [T], b0: usize, b1: usize| {
+        out.fill(zero);
+        for ci in 0..g.c {
+            for i in 0..win.kh {
+                for j in 0..win.kw {
+                    for b in b0..b1 {
+                        rows_of_tap(win, g, (ci, i, j), b, |col, dst, lo, hi| {
+                            let Some(dst) = dst else { return };
+                            let dst = dst - b0 * image;
+                            let row = &cols[col + lo..col + hi];
+                            if s == 1 {
+                                for (o, &v) in out[dst..dst + hi - lo].iter_mut().zip(row) {
+                                    *o = add(*o, v);
+                                }
+                            } else {
+                                for (k, &v) in row.iter().enumerate() {
+                                    let o = &mut out[dst + k * s];
+                                    *o = add(*o, v);
+                                }
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    };
+    let threads = pool::threads().min(cols.len() / PARALLEL).min(g.n).max(1);
+    if threads == 1 {
+        do_images(out, 0, g.n);
+        return;
+    }
+    let ptr = Shared(out.as_mut_ptr());
+    let chunks = g.n.min(4 * threads);
+    pool::run(chunks, threads, &|_, k| {
+        let (b0, b1) = (g.n * k / chunks, g.n * (k + 1) / chunks);
+        // SAFETY: chunk `k` owns images `b0..b1` of the output, which no other chunk
+        // touches.
+        let mine =
+            unsafe { std::slice::from_raw_parts_mut(ptr.get().add(b0 * image), (b1 - b0) * image) };
+        do_images(mine, b0, b1);
+    });
+}
