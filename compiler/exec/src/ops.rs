@@ -200,11 +200,16 @@ fn map_into<T: Copy, U>(out: &mut [U], x: &[T], f: impl Fn(T) -> U) {
 
 fn take_into<T: Copy>(out: &mut [T], v: &[T], walk: &Walk) {
     walk.rows(|i, pos, len, st| {
-        if st == 1 {
-            out[i..i + len].copy_from_slice(&v[pos..pos + len]);
-        } else {
-            for (j, o) in out[i..i + len].iter_mut().enumerate() {
-                *o = v[pos + j * st];
+        let out = &mut out[i..i + len];
+        match st {
+            1 => out.copy_from_slice(&v[pos..pos + len]),
+            // A broadcast row.
+            0 => out.fill(v[pos]),
+            _ => {
+                let src = v[pos..pos + (len - 1) * st + 1].iter().step_by(st);
+                for (o, &x) in out.iter_mut().zip(src) {
+                    *o = x;
+                }
             }
         }
     });
@@ -212,11 +217,16 @@ fn take_into<T: Copy>(out: &mut [T], v: &[T], walk: &Walk) {
 
 fn put<T: Copy>(out: &mut [T], walk: &Walk, v: &[T]) {
     walk.rows(|i, pos, len, st| {
+        let v = &v[i..i + len];
         if st == 1 {
-            out[pos..pos + len].copy_from_slice(&v[i..i + len]);
+            out[pos..pos + len].copy_from_slice(v);
+        } else if st == 0 {
+            // Every element lands on one position: the last one stays.
+            out[pos] = v[len - 1];
         } else {
-            for (j, &x) in v[i..i + len].iter().enumerate() {
-                out[pos + j * st] = x;
+            let dst = out[pos..pos + (len - 1) * st + 1].iter_mut().step_by(st);
+            for (o, &x) in dst.zip(v) {
+                *o = x;
             }
         }
     });

@@ -22,6 +22,38 @@ impl<T> Shared<T> {
     }
 }
 
+/// `dst = src` for rows of a few dozen elements: eight at a time with copies of a
+/// fixed size, which compile to vector moves instead of a call to `memcpy`.
+#[inline(always)]
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[T; 8] = s.try_into().expect("chunks of 8");
+        d.copy_from_slice(s);
+    }
+    for (o, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *o = v;
+    }
+}
+
+/// `dst[i] = add(dst[i], src[i])`, eight at a time.
+#[inline(always)]
+fn add_short<T: Copy>(dst: &mut [T], src: &[T], add: &impl Fn(T, T) -> T) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [T; 8] = d.try_into().expect("chunks of 8");
+        let s: &[T; 8] = s.try_into().expect("chunks of 8");
+        for k in 0..8 {
+            d[k] = add(d[k], s[k]);
+        }
+    }
+    for (o, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *o = add(*o, v);
+    }
+}
+
 /// The sizes both kernels work with.
 #[derive(Clone, Copy)]
 struct Geo {
@@ -84,26 +116,49 @@ pub fn patches<T: Copy + Send + Sync>(
     let block = g.n * g.oh * g.ow;
     assert!(out.len() == g.cols(win) && x.len() == g.n * g.c * g.h * g.w);
     let s = win.stride;
+    let (d, w) = (win.dilation, g.ow);
     let do_taps = |out: &mut [T], t0: usize, t1: usize| {
+        let mut rows = out.chunks_exact_mut(w);
         for tap in t0..t1 {
             let (ci, i, j) = (tap / (win.kh * win.kw), tap / win.kw % win.kh, tap % win.kw);
+            let (ylo, yhi) = win.inside(g.oh, g.h, i * d, win.pad_h.0);
+            let (lo, hi) = win.inside(g.ow, g.w, j * d, win.pad_w.0);
+            // Every tap of the row inside the image, at stride 1: plain row copies.
+            let interior = s == 1 && (lo, hi, ylo, yhi) == (0, w, 0, g.oh);
             for b in 0..g.n {
-                rows_of_tap(win, g, (ci, i, j), b, |col, src, lo, hi| {
-                    let row = &mut out[col - t0 * block..col - t0 * block + g.ow];
-                    let Some(src) = src else {
+                if interior {
+                    let mut src =
+                        ((b * g.c + ci) * g.h + i * d - win.pad_h.0) * g.w + j * d - win.pad_w.0;
+                    for row in (&mut rows).take(g.oh) {
+                        copy_short(row, &x[src..src + w]);
+                        src += g.w;
+                    }
+                    continue;
+                }
+                for y in 0..g.oh {
+                    let row = rows.next().expect("one row per output row");
+                    if y < ylo || y >= yhi || lo == hi {
                         row.fill(zero);
-                        return;
-                    };
-                    row[..lo].fill(zero);
-                    row[hi..].fill(zero);
+                        continue;
+                    }
+                    let r = y * s + i * d - win.pad_h.0;
+                    let q0 = lo * s + j * d - win.pad_w.0;
+                    let src = ((b * g.c + ci) * g.h + r) * g.w + q0;
+                    if lo > 0 {
+                        row[..lo].fill(zero);
+                    }
+                    if hi < w {
+                        row[hi..].fill(zero);
+                    }
                     if s == 1 {
-                        row[lo..hi].copy_from_slice(&x[src..src + hi - lo]);
+                        copy_short(&mut row[lo..hi], &x[src..src + hi - lo]);
                     } else {
-                        for (k, o) in row[lo..hi].iter_mut().enumerate() {
-                            *o = x[src + k * s];
+                        let xs = x[src..src + (hi - lo - 1) * s + 1].iter().step_by(s);
+                        for (o, &v) in row[lo..hi].iter_mut().zip(xs) {
+                            *o = v;
                         }
                     }
-                });
+                }
             }
         }
     };
@@ -143,15 +198,30 @@ pub fn fold<T: Copy + Send + Sync>(
         for ci in 0..g.c {
             for i in 0..win.kh {
                 for j in 0..win.kw {
+                    let (ylo, yhi) = win.inside(g.oh, g.h, i * win.dilation, win.pad_h.0);
+                    let (lo, hi) = win.inside(g.ow, g.w, j * win.dilation, win.pad_w.0);
+                    // Every tap of the row inside the image, at stride 1: row adds.
+                    let interior = s == 1 && (lo, hi, ylo, yhi) == (0, g.ow, 0, g.oh);
                     for b in b0..b1 {
+                        if interior {
+                            let tap = (ci * win.kh + i) * win.kw + j;
+                            let col = (tap * g.n + b) * g.oh * g.ow;
+                            let mut dst = ((b - b0) * g.c + ci) * g.h * g.w
+                                + (i * win.dilation - win.pad_h.0) * g.w
+                                + j * win.dilation
+                                - win.pad_w.0;
+                            for row in cols[col..col + g.oh * g.ow].chunks_exact(g.ow) {
+                                add_short(&mut out[dst..dst + g.ow], row, &add);
+                                dst += g.w;
+                            }
+                            continue;
+                        }
                         rows_of_tap(win, g, (ci, i, j), b, |col, dst, lo, hi| {
                             let Some(dst) = dst else { return };
                             let dst = dst - b0 * image;
                             let row = &cols[col + lo..col + hi];
                             if s == 1 {
-                                for (o, &v) in out[dst..dst + hi - lo].iter_mut().zip(row) {
-                                    *o = add(*o, v);
-                                }
+                                add_short(&mut out[dst..dst + hi - lo], row, &add);
                             } else {
                                 for (k, &v) in row.iter().enumerate() {
                                     let o = &mut out[dst + k * s];

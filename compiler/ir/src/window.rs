@@ -51,6 +51,7 @@ impl Window2d {
     /// The outputs `lo..hi` along an axis of `n` positions whose tap at offset `t`
     /// (already times the dilation) falls inside `0..n` with `before` padding: the
     /// position of output `o` is `o·stride + t − before`.
+    #[inline]
     pub fn inside(&self, outs: usize, n: usize, t: usize, before: usize) -> (usize, usize) {
         let s = self.stride;
         // o·s + t ≥ before, and o·s + t < before + n.

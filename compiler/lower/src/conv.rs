@@ -4,7 +4,8 @@
 //! A convolution is `patches` (im2col, whose VJP is `fold`) of the input multiplied by
 //! the kernel as one rank-2 `MatMul` (one batched `MatMul` over the groups of a grouped
 //! convolution). For pooling, each window offset `(kh, kw)` is one strided `Slice` of
-//! the padded input, and the slices are combined elementwise.
+//! the padded input (of the input viewed as `[N, C, OH, k, OW, k]` for non-overlapping
+//! windows), and the slices are combined elementwise.
 
 use dnnc_ir::{BinaryOp, NodeId, Op, Window2d};
 
@@ -135,6 +136,45 @@ fn window_slices(em: &mut Emitter<'_>, x: NodeId, win: Window, pad_value: f64) -
     Ok(out)
 }
 
+/// The `[N, C, OH, OW]` elements at each offset of non-overlapping `k`×`k` windows
+/// (stride `k`, no padding): `x` cut to whole windows and viewed as
+/// `[N, C, OH, k, OW, k]`, one slice per offset of the two window axes. Those slices
+/// have step 1, so their VJPs are paddings rather than scatters.
+fn window_blocks(em: &mut Emitter<'_>, x: NodeId, k: usize) -> Res<Vec<NodeId>> {
+    let s = em.shape(x);
+    let [n, c, h, w] = s[..] else {
+        return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}"));
+    };
+    if k == 0 || h < k || w < k {
+        return Err(format!("a window of {k} does not fit {h}×{w} positions"));
+    }
+    let (oh, ow) = (h / k, w / k);
+    let x = if (oh * k, ow * k) == (h, w) {
+        x
+    } else {
+        let op = Op::Slice {
+            starts: vec![0; 4],
+            ends: vec![n, c, oh * k, ow * k],
+            steps: vec![1; 4],
+        };
+        em.add(op, &[x])?
+    };
+    let blocks = em.reshape(x, &[n, c, oh, k, ow, k])?;
+    let mut out = Vec::with_capacity(k * k);
+    for i in 0..k {
+        for j in 0..k {
+            let op = Op::Slice {
+                starts: vec![0, 0, 0, i, 0, j],
+                ends: vec![n, c, oh, i + 1, ow, j + 1],
+                steps: vec![1; 6],
+            };
+            let s = em.add(op, &[blocks])?;
+            out.push(em.reshape(s, &[n, c, oh, ow])?);
+        }
+    }
+    Ok(out)
+}
+
 /// Cross-correlation of `x: [N, C, H, W]` with `w: [O, C/groups, KH, KW]`:
 /// `[N, O, OH, OW]`. Group `g` convolves input channels `g*C/groups..` with output
 /// channels `g*O/groups..`; the groups are one batched matmul.
@@ -216,7 +256,11 @@ pub fn pool2d(
     // The lowest finite f32 rather than -inf: every window holds an input element
     // when the padding is at most half the window, and no backend prints infinities.
     let pad_value = if avg { 0.0 } else { f64::from(f32::MIN) };
-    let slices = window_slices(em, x, win, pad_value)?;
+    let slices = if stride == k && padding == 0 {
+        window_blocks(em, x, k)?
+    } else {
+        window_slices(em, x, win, pad_value)?
+    };
     let op = if avg { BinaryOp::Add } else { BinaryOp::Max };
     let mut acc = slices[0];
     for &s in &slices[1..] {

@@ -294,6 +294,23 @@ fn cases() -> Vec<Case> {
         inputs: vec![vec![3, 5]],
         values: any_value,
     });
+    // A strided axis and two partial axes of step 1 (one `pad` restores both).
+    v.push(Case {
+        kind: "slice",
+        build: |g, x| {
+            g.add(
+                Op::Slice {
+                    starts: vec![0, 1, 1],
+                    ends: vec![3, 4, 3],
+                    steps: vec![2, 1, 1],
+                },
+                &[x[0]],
+            )
+            .unwrap()
+        },
+        inputs: vec![vec![3, 5, 4]],
+        values: any_value,
+    });
     v.push(Case {
         kind: "concat",
         build: |g, x| g.add(Op::Concat { axis: 1 }, &[x[0], x[1]]).unwrap(),
