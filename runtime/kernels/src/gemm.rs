@@ -35,6 +35,11 @@ const PARALLEL_WORK: usize = 1 << 20;
 /// unpacked streaming kernel (when `B` has unit column stride).
 const DIRECT_ROWS: usize = 4;
 const DIRECT_COLS: usize = 16;
+/// Products with at most this many rows and a `B` of at most [`SMALL_B`] elements
+/// (a batch-1 convolution: a few output channels, a cached `B`) stream `B` once per
+/// four rows too: packing would cost more than it saves.
+const SMALL_ROWS: usize = 16;
+const SMALL_B: usize = 1 << 15;
 /// Streaming products split across threads from this many elements of `B` (they are
 /// bound by reading `B`).
 const PARALLEL_STREAM: usize = 1 << 16;
@@ -134,7 +139,8 @@ impl Gemm {
         if dot::suits(m, n, k, a, b) {
             return self.run_dots(a, b, c, ep, simd);
         }
-        let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1;
+        let small = m <= SMALL_ROWS && k * n <= SMALL_B;
+        let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS || small) && b.cs == 1;
         let threads = if m * n * k >= PARALLEL_WORK
             || (direct && m <= DIRECT_ROWS && k * n >= PARALLEL_STREAM)
         {
@@ -700,6 +706,8 @@ mod tests {
             (9, 33, 16),
             (7, 0, 9),
             (8, 4096, 25),
+            (16, 200, 64),
+            (11, 25, 576),
             (16, 2100, 203),
         ];
         for portable in [false, true] {
