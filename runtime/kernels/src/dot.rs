@@ -5,9 +5,10 @@
 //! every position of the batch), which the packed kernel would run on one thread with
 //! mostly empty tiles.
 //!
-//! `k` is cut into blocks whose slices of `A` and `B` stay in cache; within a block one
-//! row of `A` meets four columns of `B` at a time (four accumulators, one load of `A`
-//! per four multiply-adds). Columns split over threads.
+//! `k` is cut into blocks whose slices of `A` and `B` stay in cache; within a block four
+//! rows of `A` meet four columns of `B` at a time (sixteen accumulators, eight loads per
+//! sixteen multiply-adds), so each slice of `B` is read once per four rows. Columns
+//! split over threads.
 
 use crate::gemm::{Epilogue, MatRef};
 
@@ -44,21 +45,37 @@ pub unsafe fn product(
     let mut kb = 0;
     while kb < k {
         let kl = KB.min(k - kb);
-        for i in 0..m {
-            let ar = a.ptr.offset(i as isize * a.rs).add(kb);
-            let col = |j: usize| b.ptr.offset(j as isize * b.cs).add(kb);
+        let row = |i: usize| a.ptr.offset(i as isize * a.rs).add(kb);
+        let col = |j: usize| b.ptr.offset(j as isize * b.cs).add(kb);
+        let mut i = 0;
+        // Four rows by four columns at a time, then what is left of the rows.
+        while i + 4 <= m {
+            let rows = [row(i), row(i + 1), row(i + 2), row(i + 3)];
             let mut j = c0;
-            while j + 4 <= c1 {
-                let d = dot4(ar, [col(j), col(j + 1), col(j + 2), col(j + 3)], kl, simd);
-                for (q, v) in d.into_iter().enumerate() {
+            while j < c1 {
+                let w = (c1 - j).min(4);
+                let cols = [0, 1, 2, 3].map(|q| col(j + q.min(w - 1)));
+                let d = dot4x4(rows, cols, kl, simd);
+                for (r, d) in d.iter().enumerate() {
+                    for (q, &v) in d.iter().enumerate().take(w) {
+                        *at(i + r, j + q) += v;
+                    }
+                }
+                j += w;
+            }
+            i += 4;
+        }
+        for i in i..m {
+            let ar = row(i);
+            let mut j = c0;
+            while j < c1 {
+                let w = (c1 - j).min(4);
+                let cols = [0, 1, 2, 3].map(|q| col(j + q.min(w - 1)));
+                let d = dot4(ar, cols, kl, simd);
+                for (q, &v) in d.iter().enumerate().take(w) {
                     *at(i, j + q) += v;
                 }
-                j += 4;
-            }
-            while j < c1 {
-                let d = dot4(ar, [col(j); 4], kl, simd);
-                *at(i, j) += d[0];
-                j += 1;
+                j += w;
             }
         }
         kb += kl;
@@ -105,6 +122,15 @@ unsafe fn dot4(a: *const f32, b: [*const f32; 4], k: usize, simd: bool) -> [f32;
     out
 }
 
+/// The dot products of each of `a` with each of `b`, over `k` contiguous elements.
+unsafe fn dot4x4(a: [*const f32; 4], b: [*const f32; 4], k: usize, simd: bool) -> [[f32; 4]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        return x86::dot4x4(a, b, k);
+    }
+    a.map(|a| dot4(a, b, k, simd))
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! The AVX-512 dot products.
@@ -130,11 +156,33 @@ mod x86 {
                 acc[q] = _mm512_fmadd_ps(x, y, acc[q]);
             }
         }
-        [
-            _mm512_reduce_add_ps(acc[0]),
-            _mm512_reduce_add_ps(acc[1]),
-            _mm512_reduce_add_ps(acc[2]),
-            _mm512_reduce_add_ps(acc[3]),
-        ]
+        [0, 1, 2, 3].map(|q| _mm512_reduce_add_ps(acc[q]))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot4x4(a: [*const f32; 4], b: [*const f32; 4], k: usize) -> [[f32; 4]; 4] {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        let mut p = 0;
+        while p + 16 <= k {
+            let y = [0, 1, 2, 3].map(|q| _mm512_loadu_ps(b[q].add(p)));
+            for r in 0..4 {
+                let x = _mm512_loadu_ps(a[r].add(p));
+                for q in 0..4 {
+                    acc[r][q] = _mm512_fmadd_ps(x, y[q], acc[r][q]);
+                }
+            }
+            p += 16;
+        }
+        if p < k {
+            let mask = ((1u32 << (k - p)) - 1) as __mmask16;
+            let y = [0, 1, 2, 3].map(|q| _mm512_maskz_loadu_ps(mask, b[q].add(p)));
+            for r in 0..4 {
+                let x = _mm512_maskz_loadu_ps(mask, a[r].add(p));
+                for q in 0..4 {
+                    acc[r][q] = _mm512_fmadd_ps(x, y[q], acc[r][q]);
+                }
+            }
+        }
+        acc.map(|row| row.map(|v| _mm512_reduce_add_ps(v)))
     }
 }

@@ -8,8 +8,8 @@
 //! strip of `MR` rows of `A` by a panel. On x86-64 with AVX-512 the micro-kernel keeps
 //! a 12×32 tile in 24 `zmm` registers and reads whole strips of `A` in place through
 //! their strides (only a last, partial strip is packed, with zero rows); elsewhere a
-//! portable kernel works on packed strips. Products with at most four rows (batch-1
-//! inference) or at most sixteen columns (a classifier's head) skip packing and stream
+//! portable kernel works on packed strips. Products with at most sixteen rows (batch-1
+//! inference, convolutions) or at most sixteen columns (a classifier's head) skip packing and stream
 //! `B` once; products of few rows and columns over a long `k` with `B` stored
 //! transposed are dot products ([`crate::dot`]). Large products are cut into chunks of whole panels (or strips) that the
 //! threads of [`crate::pool`] claim as they come. Packing buffers belong to a [`Gemm`]
@@ -31,15 +31,12 @@ fn block_len(k: usize) -> usize {
 }
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_WORK: usize = 1 << 20;
-/// Products with at most this many rows, or at most [`DIRECT_COLS`] columns, use the
-/// unpacked streaming kernel (when `B` has unit column stride).
-const DIRECT_ROWS: usize = 4;
+/// Products with at most this many rows (batch-1 inference, a convolution's few output
+/// channels), or at most [`DIRECT_COLS`] columns, use the unpacked streaming kernel
+/// (when `B` has unit column stride): it reads `B` once per four rows, where packing
+/// `B` would cost as much as the product.
+const DIRECT_ROWS: usize = 16;
 const DIRECT_COLS: usize = 16;
-/// Products with at most this many rows and a `B` of at most [`SMALL_B`] elements
-/// (a batch-1 convolution: a few output channels, a cached `B`) stream `B` once per
-/// four rows too: packing would cost more than it saves.
-const SMALL_ROWS: usize = 16;
-const SMALL_B: usize = 1 << 15;
 /// Streaming products split across threads from this many elements of `B` (they are
 /// bound by reading `B`).
 const PARALLEL_STREAM: usize = 1 << 16;
@@ -139,8 +136,7 @@ impl Gemm {
         if dot::suits(m, n, k, a, b) {
             return self.run_dots(a, b, c, ep, simd);
         }
-        let small = m <= SMALL_ROWS && k * n <= SMALL_B;
-        let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS || small) && b.cs == 1;
+        let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1;
         let threads = if m * n * k >= PARALLEL_WORK
             || (direct && m <= DIRECT_ROWS && k * n >= PARALLEL_STREAM)
         {
@@ -477,8 +473,8 @@ unsafe fn portable_micro(kc: usize, ap: *const f32, bp: *const f32, t: Tile) {
     }
 }
 
-/// The streaming kernel for at most [`DIRECT_ROWS`] rows: `B` (unit column stride) is
-/// read once, 64 columns at a time, without packing.
+/// The streaming kernel: `B` (unit column stride) is read once per four rows, 64
+/// columns at a time, without packing.
 unsafe fn direct_product(s: Sub, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue, simd: bool) {
     #[cfg(target_arch = "x86_64")]
     if simd {
