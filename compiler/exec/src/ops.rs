@@ -16,6 +16,7 @@ use crate::buffer::{In, Out};
 use crate::maps::Walk;
 use crate::program::{Dims, KernelDesc};
 use crate::window::{fold, patches};
+use dnnc_kernels::pool;
 
 /// One kernel and its attributes, index maps expanded; its operands and result are
 /// buffers.
@@ -198,8 +199,73 @@ fn map_into<T: Copy, U>(out: &mut [U], x: &[T], f: impl Fn(T) -> U) {
     }
 }
 
-fn take_into<T: Copy>(out: &mut [T], v: &[T], walk: &Walk) {
-    walk.rows(|i, pos, len, st| {
+/// Below this many elements a data-movement kernel runs on the calling thread alone.
+const PARALLEL_MOVE: usize = 1 << 16;
+
+/// A buffer the pool's threads write disjoint parts of.
+struct SharedOut<T>(*mut T, usize);
+unsafe impl<T> Send for SharedOut<T> {}
+unsafe impl<T> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// The whole buffer.
+    ///
+    /// # Safety
+    /// Callers on different threads must write disjoint elements.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self) -> &mut [T] {
+        std::slice::from_raw_parts_mut(self.0, self.1)
+    }
+}
+
+/// `f(out, first, end)` over runs `first..end` of `walk`, split over the pool's threads
+/// when the walk is large; `f` must write only what those runs map to.
+fn split_runs<T: Send + Sync>(
+    out: &mut [T],
+    walk: &Walk,
+    f: impl Fn(&mut [T], usize, usize) + Sync,
+) {
+    let runs = walk.runs();
+    let threads = pool::threads()
+        .min(walk.len() / PARALLEL_MOVE)
+        .min(runs)
+        .max(1);
+    if threads == 1 {
+        return f(out, 0, runs);
+    }
+    let chunks = (4 * threads).min(runs);
+    let shared = SharedOut(out.as_mut_ptr(), out.len());
+    pool::run(chunks, threads, &|_, c| {
+        // SAFETY: chunk `c` writes only what its runs map to, disjoint from the other
+        // chunks' (the callers' maps are injective).
+        let out = unsafe { shared.get() };
+        f(out, runs * c / chunks, runs * (c + 1) / chunks);
+    });
+}
+
+/// `out.fill(v)`, split over the pool's threads when `out` is large.
+fn fill<T: Copy + Send + Sync>(out: &mut [T], v: T) {
+    let n = out.len();
+    let threads = pool::threads().min(n / PARALLEL_MOVE).max(1);
+    if threads == 1 {
+        return out.fill(v);
+    }
+    let shared = SharedOut(out.as_mut_ptr(), n);
+    pool::run(threads, threads, &|_, c| {
+        // SAFETY: chunk `c` fills its own range.
+        let out = unsafe { shared.get() };
+        out[n * c / threads..n * (c + 1) / threads].fill(v);
+    });
+}
+
+fn take_into<T: Copy + Send + Sync>(out: &mut [T], v: &[T], walk: &Walk) {
+    split_runs(out, walk, |out, first, end| {
+        take_runs(out, v, walk, first, end)
+    });
+}
+
+fn take_runs<T: Copy>(out: &mut [T], v: &[T], walk: &Walk, first: usize, end: usize) {
+    walk.rows_in(first, end, |i, pos, len, st| {
         let out = &mut out[i..i + len];
         match st {
             1 => out.copy_from_slice(&v[pos..pos + len]),
@@ -215,8 +281,16 @@ fn take_into<T: Copy>(out: &mut [T], v: &[T], walk: &Walk) {
     });
 }
 
-fn put<T: Copy>(out: &mut [T], walk: &Walk, v: &[T]) {
-    walk.rows(|i, pos, len, st| {
+/// `out[walk(i)] = v[i]`; `walk` is injective (a pad's or a concat's map), so threads
+/// may split it.
+fn put<T: Copy + Send + Sync>(out: &mut [T], walk: &Walk, v: &[T]) {
+    split_runs(out, walk, |out, first, end| {
+        put_runs(out, walk, v, first, end)
+    });
+}
+
+fn put_runs<T: Copy>(out: &mut [T], walk: &Walk, v: &[T], first: usize, end: usize) {
+    walk.rows_in(first, end, |i, pos, len, st| {
         let v = &v[i..i + len];
         if st == 1 {
             out[pos..pos + len].copy_from_slice(v);
@@ -499,9 +573,9 @@ impl Kernel {
                 index,
             } => {
                 match &mut out {
-                    Out::F32(o) => o.fill(*value as f32),
-                    Out::I64(o) => o.fill(fit(*dtype, *value as i64)),
-                    Out::Bool(o) => o.fill(*value != 0.0),
+                    Out::F32(o) => fill(o, *value as f32),
+                    Out::I64(o) => fill(o, fit(*dtype, *value as i64)),
+                    Out::Bool(o) => fill(o, *value != 0.0),
                 }
                 put_data(&mut out, index, args[0])?;
             }
