@@ -780,6 +780,8 @@ fn windows_and_strided_reductions_match_the_interpreter() {
         ([3, 3], 2, 1, [1, 1, 1, 1], [2, 2, 7, 8]),
         ([2, 3], 3, 2, [2, 0, 1, 2], [1, 3, 9, 6]),
         ([3, 3], 1, 1, [1, 1, 1, 1], [16, 8, 20, 20]),
+        ([3, 2], 1, 1, [0, 0, 0, 0], [2, 2, 5, 6]),
+        ([2, 2], 1, 1, [0, 1, 0, 0], [1, 1, 4, 14]),
     ];
     for (i, (k, stride, dilation, pad, shape)) in windows.into_iter().enumerate() {
         let mut rng = Rng(40 + i as u64);

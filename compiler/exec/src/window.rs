@@ -23,18 +23,26 @@ impl<T> Shared<T> {
 }
 
 /// `dst = src` for rows of a few dozen elements: eight at a time with copies of a
-/// fixed size, which compile to vector moves instead of a call to `memcpy`.
+/// fixed size (vector moves, not a call to `memcpy`), the last eight overlapping the
+/// ones before when the length is not a multiple of eight.
 #[inline(always)]
 fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let s: &[T; 8] = s.try_into().expect("chunks of 8");
-        d.copy_from_slice(s);
+    let n = dst.len();
+    let src = &src[..n];
+    if n < 8 {
+        for (o, &v) in dst.iter_mut().zip(src) {
+            *o = v;
+        }
+        return;
     }
-    for (o, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *o = v;
+    let mut k = 0;
+    while k + 8 < n {
+        let s: &[T; 8] = src[k..k + 8].try_into().expect("eight elements");
+        dst[k..k + 8].copy_from_slice(s);
+        k += 8;
     }
+    let s: &[T; 8] = src[n - 8..].try_into().expect("eight elements");
+    dst[n - 8..].copy_from_slice(s);
 }
 
 /// `dst[i] = add(dst[i], src[i])`, eight at a time.
