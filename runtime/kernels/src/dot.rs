@@ -5,15 +5,15 @@
 //! every position of the batch), which the packed kernel would run on one thread with
 //! mostly empty tiles.
 //!
-//! `k` is cut into blocks whose slices of `A` and `B` stay in cache; within a block four
-//! rows of `A` meet four columns of `B` at a time (sixteen accumulators, eight loads per
-//! sixteen multiply-adds), so each slice of `B` is read once per four rows. Columns
-//! split over threads.
+//! `k` is cut into blocks whose slice of `A` stays in cache; within a block four rows of
+//! `A` meet four columns of `B` at a time (sixteen accumulators, eight loads per sixteen
+//! multiply-adds), every row against the same four columns before the next ones, so
+//! `B` is read once. Columns split over threads.
 
 use crate::gemm::{Epilogue, MatRef};
 
 /// Steps of `k` per block.
-const KB: usize = 1024;
+const KB: usize = 512;
 
 /// Whether [`product`] suits `[m, k] · [k, n]` with these operands.
 pub fn suits(m: usize, n: usize, k: usize, a: MatRef, b: MatRef) -> bool {
@@ -47,36 +47,30 @@ pub unsafe fn product(
         let kl = KB.min(k - kb);
         let row = |i: usize| a.ptr.offset(i as isize * a.rs).add(kb);
         let col = |j: usize| b.ptr.offset(j as isize * b.cs).add(kb);
-        let mut i = 0;
-        // Four rows by four columns at a time, then what is left of the rows.
-        while i + 4 <= m {
-            let rows = [row(i), row(i + 1), row(i + 2), row(i + 3)];
-            let mut j = c0;
-            while j < c1 {
-                let w = (c1 - j).min(4);
-                let cols = [0, 1, 2, 3].map(|q| col(j + q.min(w - 1)));
+        // Four columns at a time against every row (four rows at a time, then what is
+        // left), so each column's slice is read once while the rows' stay in cache.
+        let mut j = c0;
+        while j < c1 {
+            let w = (c1 - j).min(4);
+            let cols = [0, 1, 2, 3].map(|q| col(j + q.min(w - 1)));
+            let mut i = 0;
+            while i + 4 <= m {
+                let rows = [row(i), row(i + 1), row(i + 2), row(i + 3)];
                 let d = dot4x4(rows, cols, kl, simd);
                 for (r, d) in d.iter().enumerate() {
                     for (q, &v) in d.iter().enumerate().take(w) {
                         *at(i + r, j + q) += v;
                     }
                 }
-                j += w;
+                i += 4;
             }
-            i += 4;
-        }
-        for i in i..m {
-            let ar = row(i);
-            let mut j = c0;
-            while j < c1 {
-                let w = (c1 - j).min(4);
-                let cols = [0, 1, 2, 3].map(|q| col(j + q.min(w - 1)));
-                let d = dot4(ar, cols, kl, simd);
+            for i in i..m {
+                let d = dot4(row(i), cols, kl, simd);
                 for (q, &v) in d.iter().enumerate().take(w) {
                     *at(i, j + q) += v;
                 }
-                j += w;
             }
+            j += w;
         }
         kb += kl;
     }
