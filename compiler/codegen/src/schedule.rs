@@ -151,6 +151,13 @@ fn contiguous(axes: &[usize]) -> bool {
     !axes.is_empty() && axes.windows(2).all(|w| w[1] == w[0] + 1)
 }
 
+/// The `[N, C, H, W]` of a window op's image.
+fn nchw(shape: &[usize]) -> Result<[usize; 4], String> {
+    shape
+        .try_into()
+        .map_err(|_| format!("codegen: a window over {shape:?}, not `[N, C, H, W]`"))
+}
+
 /// Whether `perm` swaps the last two axes and keeps the others.
 fn swaps_last_two(perm: &[usize]) -> bool {
     let r = perm.len();
@@ -497,6 +504,10 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     ),
                 }
             }
+            Op::Reduce { kind, axes, .. } if dtype == DType::F32 => Kernel::ReduceRuns {
+                kind: *kind,
+                runs: dnnc_exec::reduce::runs(&arg_shape(0), axes),
+            },
             Op::Reduce { kind, axes, .. } => {
                 let x = arg_shape(0);
                 Kernel::Reduce {
@@ -518,6 +529,15 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
             Op::Random { dist, salt, .. } => Kernel::Random {
                 dist: *dist,
                 salt: *salt,
+            },
+            Op::Patches(win) => Kernel::Patches {
+                win: *win,
+                shape: nchw(&arg_shape(0))?,
+            },
+            Op::Fold { win, shape } => Kernel::Fold {
+                win: *win,
+                shape: nchw(shape)?,
+                dtype,
             },
         };
         let out = new_val(&mut s, kind, n, Role::Temp);

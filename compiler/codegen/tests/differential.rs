@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp, Window2d};
 use dnnc_tensor::{Data, Tensor};
 
 /// SplitMix64: a small deterministic generator.
@@ -767,4 +767,87 @@ fn compile_time_of_a_50_node_graph() {
         times[0],
         times[times.len() - 1]
     );
+}
+
+/// `patches` and `fold` (with padding, strides and dilation; large enough for several
+/// threads, and on integers and `bool`s), and reductions over axes that are not
+/// consecutive.
+#[test]
+fn windows_and_strided_reductions_match_the_interpreter() {
+    dnnc_kernels::pool::set_threads(2);
+    let windows = [
+        ([5, 5], 1, 1, [0, 0, 0, 0], [2, 3, 12, 12]),
+        ([3, 3], 2, 1, [1, 1, 1, 1], [2, 2, 7, 8]),
+        ([2, 3], 3, 2, [2, 0, 1, 2], [1, 3, 9, 6]),
+        ([3, 3], 1, 1, [1, 1, 1, 1], [16, 8, 20, 20]),
+        ([3, 2], 1, 1, [0, 0, 0, 0], [2, 2, 5, 6]),
+        ([2, 2], 1, 1, [0, 1, 0, 0], [1, 1, 4, 14]),
+    ];
+    for (i, (k, stride, dilation, pad, shape)) in windows.into_iter().enumerate() {
+        let mut rng = Rng(40 + i as u64);
+        let mut b = Builder::new("windows");
+        let x = b.input(&mut rng, "x", &shape);
+        let win = Window2d {
+            kh: k[0],
+            kw: k[1],
+            stride,
+            dilation,
+            pad_h: (pad[0], pad[1]),
+            pad_w: (pad[2], pad[3]),
+        };
+        let p = b.op(Op::Patches(win), &[x]);
+        let sq = b.op(Op::Binary(BinaryOp::Mul), &[p, p]);
+        let f = b.op(
+            Op::Fold {
+                win,
+                shape: shape.to_vec(),
+            },
+            &[sq],
+        );
+        b.g.set_output("fold", f);
+        let ten = b.splat(10.0, &shape);
+        let x10 = b.op(Op::Binary(BinaryOp::Mul), &[x, ten]);
+        let xi = b.op(Op::Cast(DType::I64), &[x10]);
+        let pi = b.op(Op::Patches(win), &[xi]);
+        let fi = b.op(
+            Op::Fold {
+                win,
+                shape: shape.to_vec(),
+            },
+            &[pi],
+        );
+        b.g.set_output("fold_i64", fi);
+        let zero = b.splat(0.0, &shape);
+        let xb = b.op(Op::Binary(BinaryOp::Gt), &[x, zero]);
+        let pb = b.op(Op::Patches(win), &[xb]);
+        b.g.set_output("patches_bool", pb);
+        let fb = b.op(
+            Op::Fold {
+                win,
+                shape: shape.to_vec(),
+            },
+            &[pb],
+        );
+        b.g.set_output("fold_bool", fb);
+        for (j, (kind, axes)) in [
+            (ReduceKind::Sum, vec![0, 2, 3]),
+            (ReduceKind::Max, vec![1, 3]),
+            (ReduceKind::Min, vec![0, 2]),
+            (ReduceKind::Sum, vec![0, 3]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = b.op(
+                Op::Reduce {
+                    kind,
+                    axes,
+                    keepdims: j % 2 == 0,
+                },
+                &[f],
+            );
+            b.g.set_output(format!("r{j}"), r);
+        }
+        check(&b);
+    }
 }

@@ -37,15 +37,25 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn the_training_step_allocates_nothing_after_warm_up() {
+    check("mnist_mlp.dnn", 128, &[784]);
+    // Convolutions (patches, fold, their matmuls) and pooling.
+    check("mnist_cnn.dnn", 64, &[28, 28]);
+}
+
+/// Five training steps of `example` at `batch` (images of `dims`) allocate nothing
+/// after the first, on one thread and on two.
+fn check(example: &str, batch: usize, dims: &[usize]) {
     let db = RootDatabase::new();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mnist_mlp.dnn");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(example);
     let src = db.open(&path).unwrap();
     let job = dnnc_session::job(&db, src).unwrap();
     let opts = PassOptions {
         verify: true,
         dump_after: None,
     };
-    let step = train_step(job.db, job.file, job.item, &job.cfg, 63, 128, &opts).unwrap();
+    let step = train_step(job.db, job.file, job.item, &job.cfg, 63, batch, &opts).unwrap();
     let g = step.graph;
     let mut c = dnnc_codegen::compile(&g).unwrap();
     for p in &step.params {
@@ -54,15 +64,14 @@ fn the_training_step_allocates_nothing_after_warm_up() {
         c.set_state(&p.name, &Tensor::f32(p.shape.clone(), v).unwrap())
             .unwrap();
     }
-    let image = Tensor::f32(
-        vec![128, 784],
-        (0..128 * 784).map(|i| (i % 255) as f32 / 255.0).collect(),
-    )
-    .unwrap();
+    let mut shape = vec![batch];
+    shape.extend(dims);
+    let n: usize = shape.iter().product();
+    let image = Tensor::f32(shape, (0..n).map(|i| (i % 255) as f32 / 255.0).collect()).unwrap();
     let label = Tensor::new(
         DType::U8,
-        vec![128],
-        Data::I64((0..128).map(|i| i % 10).collect()),
+        vec![batch],
+        Data::I64((0..batch as i64).map(|i| i % 10).collect()),
     )
     .unwrap();
     let mut step_no = Tensor::new(DType::I64, vec![], Data::I64(vec![0])).unwrap();
@@ -88,7 +97,7 @@ fn the_training_step_allocates_nothing_after_warm_up() {
         assert_eq!(
             after - before,
             0,
-            "{threads} thread(s): five training steps allocated or freed {} times",
+            "{example}, {threads} thread(s): five training steps allocated or freed {} times",
             after - before
         );
         assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");

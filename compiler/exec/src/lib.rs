@@ -10,6 +10,8 @@
 //! - [`buffer`]: aligned blocks and typed views;
 //! - [`ops`]: the Rust kernels (everything that is not a fused loop or a matmul);
 //! - [`maps`]: index maps of data-movement kernels;
+//! - [`reduce`]: `f32` reductions over axes that are not consecutive;
+//! - [`window`]: `patches` and `fold` (im2col, col2im);
 //! - [`program`]: the serialisable description;
 //! - [`instance`]: storage, steps, ports.
 
@@ -20,6 +22,8 @@ pub mod library;
 pub mod maps;
 pub mod ops;
 pub mod program;
+pub mod reduce;
+pub mod window;
 
 pub use instance::{run_step, Call, Instance, LoopFn, PARALLEL_LOOP};
 pub use program::Program;

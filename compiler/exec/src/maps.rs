@@ -56,17 +56,32 @@ impl Walk {
         self.len() == 0
     }
 
+    /// How many runs [`Walk::rows`] visits.
+    pub fn runs(&self) -> usize {
+        match (&self.index, self.shape.last()) {
+            (Some(index), _) => index.len(),
+            (None, Some(&len)) if len > 0 => self.len() / len,
+            (None, Some(_)) => 0,
+            (None, None) => 1,
+        }
+    }
+
     /// Calls `f(i, pos, len, stride)` for each run: source elements `i..i + len` map to
     /// `pos, pos + stride, …`, in row-major order of the source.
-    pub fn rows(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+    pub fn rows(&self, f: impl FnMut(usize, usize, usize, usize)) {
+        self.rows_in(0, self.runs(), f);
+    }
+
+    /// [`Walk::rows`] for runs `first..end` only (so threads can split a walk).
+    pub fn rows_in(&self, first: usize, end: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
         if let Some(index) = &self.index {
-            for (i, &p) in index.iter().enumerate() {
+            for (i, &p) in index.iter().enumerate().take(end).skip(first) {
                 f(i, p, 1, 0);
             }
             return;
         }
         let n = self.len();
-        if n == 0 {
+        if n == 0 || first >= end {
             return;
         }
         let r = self.shape.len();
@@ -77,7 +92,15 @@ impl Walk {
         let (len, stride) = (self.shape[r - 1], self.strides[r - 1]);
         let mut idx = [0usize; WALK_AXES];
         let mut pos = self.offset;
-        let mut i = 0;
+        // The multi-index of run `first` over the outer axes.
+        let mut rest = first;
+        for k in (0..r - 1).rev() {
+            idx[k] = rest % self.shape[k];
+            rest /= self.shape[k];
+            pos += idx[k] * self.strides[k];
+        }
+        let mut i = first * len;
+        let n = n.min(end * len);
         while i < n {
             f(i, pos, len, stride);
             i += len;
@@ -128,6 +151,17 @@ mod tests {
                 got.extend((0..len).map(|j| pos + j * st));
             });
             assert_eq!(got, want, "{shape:?} {strides:?}");
+            // The same walk in pieces, as threads split it.
+            let w = Walk::new(&shape, &strides, offset);
+            let runs = w.runs();
+            let mut pieces = Vec::new();
+            for (a, b) in [(0, runs / 3), (runs / 3, runs / 2), (runs / 2, runs)] {
+                w.rows_in(a, b, |i, pos, len, st| {
+                    assert_eq!(i, pieces.len());
+                    pieces.extend((0..len).map(|j| pos + j * st));
+                });
+            }
+            assert_eq!(pieces, want, "{shape:?} {strides:?} in pieces");
         }
     }
 }

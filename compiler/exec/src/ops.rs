@@ -10,11 +10,13 @@ use dnnc_ir::scalar::{
     arg_extreme_into, erf_f32, fit, floor_div, floor_mod, int_pow, int_range, max_f32, min_f32,
     rem_f32, sign_f32,
 };
-use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp, Window2d};
 
 use crate::buffer::{In, Out};
 use crate::maps::Walk;
 use crate::program::{Dims, KernelDesc};
+use crate::window::{fold, patches};
+use dnnc_kernels::pool;
 
 /// One kernel and its attributes, index maps expanded; its operands and result are
 /// buffers.
@@ -48,6 +50,11 @@ pub enum Kernel {
         kind: ReduceKind,
         dims: Dims,
     },
+    /// An `f32` reduction over axes that are not consecutive ([`crate::reduce`]).
+    ReduceRuns {
+        kind: ReduceKind,
+        runs: Vec<(usize, bool)>,
+    },
     Arg {
         max: bool,
         dims: Dims,
@@ -60,6 +67,17 @@ pub enum Kernel {
     Random {
         dist: Dist,
         salt: u64,
+    },
+    /// im2col of an `[N, C, H, W]` input ([`crate::window`]).
+    Patches {
+        win: Window2d,
+        shape: [usize; 4],
+    },
+    /// col2im into an `[N, C, H, W]` result; the dtype is the result's.
+    Fold {
+        win: Window2d,
+        shape: [usize; 4],
+        dtype: DType,
     },
 }
 
@@ -91,6 +109,19 @@ impl Kernel {
             KernelDesc::ReduceBlock { kind, dims } => Kernel::ReduceBlock {
                 kind: *kind,
                 dims: *dims,
+            },
+            KernelDesc::ReduceRuns { kind, runs } => Kernel::ReduceRuns {
+                kind: *kind,
+                runs: runs.clone(),
+            },
+            KernelDesc::Patches { win, shape } => Kernel::Patches {
+                win: *win,
+                shape: *shape,
+            },
+            KernelDesc::Fold { win, shape, dtype } => Kernel::Fold {
+                win: *win,
+                shape: *shape,
+                dtype: *dtype,
             },
             KernelDesc::Arg { max, dims } => Kernel::Arg {
                 max: *max,
@@ -130,6 +161,19 @@ impl KernelDesc {
                 "reduce_{} rows [{o}×{r}×{i}]",
                 format!("{kind:?}").to_lowercase()
             ),
+            KernelDesc::ReduceRuns { kind, runs } => {
+                let dims: Vec<String> = runs
+                    .iter()
+                    .map(|&(d, r)| if r { format!("{d}r") } else { d.to_string() })
+                    .collect();
+                format!(
+                    "reduce_{} runs [{}]",
+                    format!("{kind:?}").to_lowercase(),
+                    dims.join("×")
+                )
+            }
+            KernelDesc::Patches { win, .. } => format!("patches {win}"),
+            KernelDesc::Fold { win, .. } => format!("fold {win}"),
             KernelDesc::Arg { max: true, .. } => "argmax".into(),
             KernelDesc::Arg { max: false, .. } => "argmin".into(),
             KernelDesc::Gather(_) => "gather".into(),
@@ -155,25 +199,108 @@ fn map_into<T: Copy, U>(out: &mut [U], x: &[T], f: impl Fn(T) -> U) {
     }
 }
 
-fn take_into<T: Copy>(out: &mut [T], v: &[T], walk: &Walk) {
-    walk.rows(|i, pos, len, st| {
-        if st == 1 {
-            out[i..i + len].copy_from_slice(&v[pos..pos + len]);
-        } else {
-            for (j, o) in out[i..i + len].iter_mut().enumerate() {
-                *o = v[pos + j * st];
+/// Below this many elements a data-movement kernel runs on the calling thread alone.
+const PARALLEL_MOVE: usize = 1 << 16;
+
+/// A buffer the pool's threads write disjoint parts of.
+struct SharedOut<T>(*mut T, usize);
+unsafe impl<T> Send for SharedOut<T> {}
+unsafe impl<T> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// The whole buffer.
+    ///
+    /// # Safety
+    /// Callers on different threads must write disjoint elements.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self) -> &mut [T] {
+        std::slice::from_raw_parts_mut(self.0, self.1)
+    }
+}
+
+/// `f(out, first, end)` over runs `first..end` of `walk`, split over the pool's threads
+/// when the walk is large; `f` must write only what those runs map to.
+fn split_runs<T: Send + Sync>(
+    out: &mut [T],
+    walk: &Walk,
+    f: impl Fn(&mut [T], usize, usize) + Sync,
+) {
+    let runs = walk.runs();
+    let threads = pool::threads()
+        .min(walk.len() / PARALLEL_MOVE)
+        .min(runs)
+        .max(1);
+    if threads == 1 {
+        return f(out, 0, runs);
+    }
+    let chunks = (4 * threads).min(runs);
+    let shared = SharedOut(out.as_mut_ptr(), out.len());
+    pool::run(chunks, threads, &|_, c| {
+        // SAFETY: chunk `c` writes only what its runs map to, disjoint from the other
+        // chunks' (the callers' maps are injective).
+        let out = unsafe { shared.get() };
+        f(out, runs * c / chunks, runs * (c + 1) / chunks);
+    });
+}
+
+/// `out.fill(v)`, split over the pool's threads when `out` is large.
+fn fill<T: Copy + Send + Sync>(out: &mut [T], v: T) {
+    let n = out.len();
+    let threads = pool::threads().min(n / PARALLEL_MOVE).max(1);
+    if threads == 1 {
+        return out.fill(v);
+    }
+    let shared = SharedOut(out.as_mut_ptr(), n);
+    pool::run(threads, threads, &|_, c| {
+        // SAFETY: chunk `c` fills its own range.
+        let out = unsafe { shared.get() };
+        out[n * c / threads..n * (c + 1) / threads].fill(v);
+    });
+}
+
+fn take_into<T: Copy + Send + Sync>(out: &mut [T], v: &[T], walk: &Walk) {
+    split_runs(out, walk, |out, first, end| {
+        take_runs(out, v, walk, first, end)
+    });
+}
+
+fn take_runs<T: Copy>(out: &mut [T], v: &[T], walk: &Walk, first: usize, end: usize) {
+    walk.rows_in(first, end, |i, pos, len, st| {
+        let out = &mut out[i..i + len];
+        match st {
+            1 => out.copy_from_slice(&v[pos..pos + len]),
+            // A broadcast row.
+            0 => out.fill(v[pos]),
+            _ => {
+                let src = v[pos..pos + (len - 1) * st + 1].iter().step_by(st);
+                for (o, &x) in out.iter_mut().zip(src) {
+                    *o = x;
+                }
             }
         }
     });
 }
 
-fn put<T: Copy>(out: &mut [T], walk: &Walk, v: &[T]) {
-    walk.rows(|i, pos, len, st| {
+/// `out[walk(i)] = v[i]`; `walk` is injective (a pad's or a concat's map), so threads
+/// may split it.
+fn put<T: Copy + Send + Sync>(out: &mut [T], walk: &Walk, v: &[T]) {
+    split_runs(out, walk, |out, first, end| {
+        put_runs(out, walk, v, first, end)
+    });
+}
+
+fn put_runs<T: Copy>(out: &mut [T], walk: &Walk, v: &[T], first: usize, end: usize) {
+    walk.rows_in(first, end, |i, pos, len, st| {
+        let v = &v[i..i + len];
         if st == 1 {
-            out[pos..pos + len].copy_from_slice(&v[i..i + len]);
+            out[pos..pos + len].copy_from_slice(v);
+        } else if st == 0 {
+            // Every element lands on one position: the last one stays.
+            out[pos] = v[len - 1];
         } else {
-            for (j, &x) in v[i..i + len].iter().enumerate() {
-                out[pos + j * st] = x;
+            let dst = out[pos..pos + (len - 1) * st + 1].iter_mut().step_by(st);
+            for (o, &x) in dst.zip(v) {
+                *o = x;
             }
         }
     });
@@ -446,9 +573,9 @@ impl Kernel {
                 index,
             } => {
                 match &mut out {
-                    Out::F32(o) => o.fill(*value as f32),
-                    Out::I64(o) => o.fill(fit(*dtype, *value as i64)),
-                    Out::Bool(o) => o.fill(*value != 0.0),
+                    Out::F32(o) => fill(o, *value as f32),
+                    Out::I64(o) => fill(o, fit(*dtype, *value as i64)),
+                    Out::Bool(o) => fill(o, *value != 0.0),
                 }
                 put_data(&mut out, index, args[0])?;
             }
@@ -492,6 +619,26 @@ impl Kernel {
                     ReduceKind::Min => reduce_block(o, x, *dims, f32::INFINITY, min_f32),
                 }
             }
+            Kernel::ReduceRuns { kind, runs } => {
+                let (In::F32(x), Out::F32(o)) = (args[0], out) else {
+                    return Err(bad("a reduction"));
+                };
+                crate::reduce::reduce_runs(o, x, runs, *kind);
+            }
+            Kernel::Patches { win, shape } => match (args[0], out) {
+                (In::F32(x), Out::F32(o)) => patches(o, x, win, *shape, 0.0),
+                (In::I64(x), Out::I64(o)) => patches(o, x, win, *shape, 0),
+                (In::Bool(x), Out::Bool(o)) => patches(o, x, win, *shape, false),
+                _ => return Err(bad("patches")),
+            },
+            Kernel::Fold { win, shape, dtype } => match (args[0], out) {
+                (In::F32(x), Out::F32(o)) => fold(o, x, win, *shape, 0.0, |a, b| a + b),
+                (In::I64(x), Out::I64(o)) => {
+                    fold(o, x, win, *shape, 0, |a, b| fit(*dtype, a.wrapping_add(b)))
+                }
+                (In::Bool(x), Out::Bool(o)) => fold(o, x, win, *shape, false, |a, b| a | b),
+                _ => return Err(bad("fold")),
+            },
             Kernel::Arg { max, dims } => {
                 let Out::I64(o) = out else {
                     return Err(bad("an arg-reduction"));

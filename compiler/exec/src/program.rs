@@ -6,7 +6,7 @@
 //! Index maps of data-movement kernels are stored as affine maps and expanded when an
 //! instance is made.
 
-use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp, Window2d};
 use dnnc_tensor::Data;
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,12 @@ pub enum KernelDesc {
         kind: ReduceKind,
         dims: Dims,
     },
+    /// An `f32` reduction over the reduced `(size, reduced)` runs of the input
+    /// ([`crate::reduce`]).
+    ReduceRuns {
+        kind: ReduceKind,
+        runs: Vec<(usize, bool)>,
+    },
     Arg {
         max: bool,
         dims: Dims,
@@ -66,6 +72,17 @@ pub enum KernelDesc {
     Random {
         dist: Dist,
         salt: u64,
+    },
+    /// im2col of an `[N, C, H, W]` input (`shape`).
+    Patches {
+        win: Window2d,
+        shape: [usize; 4],
+    },
+    /// col2im into an `[N, C, H, W]` result (`shape`); the dtype is the result's.
+    Fold {
+        win: Window2d,
+        shape: [usize; 4],
+        dtype: DType,
     },
 }
 

@@ -21,13 +21,45 @@
 use std::collections::HashMap;
 
 use dnnc_ir::shape::infer;
-use dnnc_ir::{BinaryOp, DType, Dist, Node, NodeId, Op, ReduceKind, TensorType, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Dist, Node, NodeId, Op, ReduceKind, TensorType, UnaryOp, Window2d};
 use dnnc_tensor::{Data, Tensor};
 
 use crate::data::{self, fit};
 use crate::{math, matmul, rng, InterpError};
 use dnnc_ir::layout::{self as index, affine, numel, split_at_axis};
 use dnnc_ir::scalar::{arg_extreme, int_range};
+
+/// The pairs `(column element, input element)` of `patches` of an `[N, C, H, W]`
+/// input, in row-major order of the columns `[C, KH, KW, N, OH, OW]`; columns that
+/// fall into the padding have no pair (they are zero).
+fn window_pairs(win: &Window2d, x: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let (n, c, h, w) = (x[0], x[1], x[2], x[3]);
+    let (oh, ow) = win.out(h, w).expect("checked by the shape rule");
+    let (mut cols, mut xs) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    for ci in 0..c {
+        for i in 0..win.kh {
+            for j in 0..win.kw {
+                for b in 0..n {
+                    for y in 0..oh {
+                        for z in 0..ow {
+                            let r =
+                                (y * win.stride + i * win.dilation) as isize - win.pad_h.0 as isize;
+                            let q =
+                                (z * win.stride + j * win.dilation) as isize - win.pad_w.0 as isize;
+                            if (0..h as isize).contains(&r) && (0..w as isize).contains(&q) {
+                                cols.push(at);
+                                xs.push(((b * c + ci) * h + r as usize) * w + q as usize);
+                            }
+                            at += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (cols, xs)
+}
 
 /// Where `input` and `state` ops find their values, by name.
 #[derive(Clone, Copy, Debug)]
@@ -295,6 +327,20 @@ pub fn eval(
             }
         }
         Op::StopGradient => args[0].data.clone(),
+        Op::Patches(win) => {
+            let (cols, xs) = window_pairs(win, &args[0].shape);
+            let mut out = Tensor::zeros(ty.dtype, ty.shape.clone()).data;
+            data::put(&mut out, &cols, &data::take(&args[0].data, &xs))
+                .map_err(|_| bad_operands())?;
+            out
+        }
+        Op::Fold { win, shape } => {
+            let (cols, xs) = window_pairs(win, shape);
+            let mut out = Tensor::zeros(ty.dtype, shape.clone()).data;
+            data::accumulate(&mut out, &xs, &data::take(&args[0].data, &cols), ty.dtype)
+                .map_err(|_| bad_operands())?;
+            out
+        }
     };
     if data.len() != ty.numel() {
         return Err(InterpError::Graph(format!(

@@ -13,12 +13,14 @@ pub mod rng;
 pub mod scalar;
 pub mod shape;
 pub mod verify;
+pub mod window;
 
 pub use dnnc_tensor::DType;
 pub use graph::{Graph, Node, NodeId};
 pub use op::{op_kinds, BinaryOp, Dist, Op, ReduceKind, UnaryOp};
 pub use shape::TensorType;
 pub use verify::verify;
+pub use window::Window2d;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,8 @@ use std::fmt;
 
 use dnnc_tensor::DType;
 
+use crate::window::Window2d;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UnaryOp {
     Neg,
@@ -243,6 +245,15 @@ pub enum Op {
     },
     /// The identity, through which no gradient flows.
     StopGradient,
+    /// im2col: the windows of `x: [N, C, H, W]` as `[C, KH, KW, N, OH, OW]`, zero
+    /// outside `x` ([`crate::window`]).
+    Patches(Window2d),
+    /// col2im, the transpose of [`Op::Patches`]: sums `[C, KH, KW, N, OH, OW]` columns
+    /// back into `shape = [N, C, H, W]`.
+    Fold {
+        win: Window2d,
+        shape: Vec<usize>,
+    },
 }
 
 /// Every kind of op, one representative each, for tests that must cover them all.
@@ -272,6 +283,8 @@ pub fn op_kinds() -> Vec<&'static str> {
         "random_normal",
         "random_bernoulli",
         "stop_gradient",
+        "patches",
+        "fold",
     ];
     v.extend(UnaryOp::ALL.iter().map(|u| u.name()));
     v.extend(BinaryOp::ALL.iter().map(|b| b.name()));
@@ -326,6 +339,8 @@ impl Op {
                 ..
             } => "random_bernoulli",
             Op::StopGradient => "stop_gradient",
+            Op::Patches(_) => "patches",
+            Op::Fold { .. } => "fold",
         }
     }
 
@@ -398,6 +413,8 @@ impl fmt::Display for Op {
             Op::ArgMin { axis } => write!(f, "argmin axis={axis}"),
             Op::Gather { axis } => write!(f, "gather axis={axis}"),
             Op::ScatterAdd { axis, shape } => write!(f, "scatter_add axis={axis} {}", list(shape)),
+            Op::Patches(w) => write!(f, "patches {w}"),
+            Op::Fold { win, shape } => write!(f, "fold {win} {}", list(shape)),
             Op::Random { dist, salt, .. } => match dist {
                 Dist::Uniform { low, high } => {
                     write!(f, "random_uniform low={low:?} high={high:?} salt={salt}")

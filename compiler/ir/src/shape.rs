@@ -304,6 +304,20 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
             }
         }
         Op::StopGradient => Ok(ins[0].clone()),
+        Op::Patches(w) => {
+            let x = ins[0];
+            let s = w.patches_shape(&x.shape);
+            let s = s.ok_or_else(|| format!("patches {w} of {x}"))?;
+            Ok(TensorType::new(x.dtype, s))
+        }
+        Op::Fold { win, shape } => {
+            let x = ins[0];
+            let cols = win.patches_shape(shape);
+            check(cols.as_deref() == Some(&x.shape[..]), || {
+                format!("fold {win} of {x} into {shape:?}")
+            })?;
+            Ok(TensorType::new(x.dtype, shape.clone()))
+        }
     }
 }
 

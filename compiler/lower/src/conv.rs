@@ -1,12 +1,13 @@
 //! Lowering of the sliding-window builtins (`conv2d`, `max_pool2d`, `avg_pool2d`) into
 //! existing primitives, so autodiff and every backend handle them unchanged.
 //!
-//! Each window offset `(kh, kw)` (times the dilation) is one strided `Slice` of the
-//! padded input. A convolution stacks the slices into columns (im2col) and multiplies
-//! them with the kernel as one rank-2 `MatMul` (one batched `MatMul` over the groups of
-//! a grouped convolution); a pooling combines them elementwise.
+//! A convolution is `patches` (im2col, whose VJP is `fold`) of the input multiplied by
+//! the kernel as one rank-2 `MatMul` (one batched `MatMul` over the groups of a grouped
+//! convolution). For pooling, each window offset `(kh, kw)` is one strided `Slice` of
+//! the padded input (of the input viewed as `[N, C, OH, k, OW, k]` for non-overlapping
+//! windows), and the slices are combined elementwise.
 
-use dnnc_ir::{BinaryOp, NodeId, Op};
+use dnnc_ir::{BinaryOp, NodeId, Op, Window2d};
 
 use crate::emit::{Emitter, Res};
 
@@ -135,6 +136,45 @@ fn window_slices(em: &mut Emitter<'_>, x: NodeId, win: Window, pad_value: f64) -
     Ok(out)
 }
 
+/// The `[N, C, OH, OW]` elements at each offset of non-overlapping `k`×`k` windows
+/// (stride `k`, no padding): `x` cut to whole windows and viewed as
+/// `[N, C, OH, k, OW, k]`, one slice per offset of the two window axes. Those slices
+/// have step 1, so their VJPs are paddings rather than scatters.
+fn window_blocks(em: &mut Emitter<'_>, x: NodeId, k: usize) -> Res<Vec<NodeId>> {
+    let s = em.shape(x);
+    let [n, c, h, w] = s[..] else {
+        return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}"));
+    };
+    if k == 0 || h < k || w < k {
+        return Err(format!("a window of {k} does not fit {h}×{w} positions"));
+    }
+    let (oh, ow) = (h / k, w / k);
+    let x = if (oh * k, ow * k) == (h, w) {
+        x
+    } else {
+        let op = Op::Slice {
+            starts: vec![0; 4],
+            ends: vec![n, c, oh * k, ow * k],
+            steps: vec![1; 4],
+        };
+        em.add(op, &[x])?
+    };
+    let blocks = em.reshape(x, &[n, c, oh, k, ow, k])?;
+    let mut out = Vec::with_capacity(k * k);
+    for i in 0..k {
+        for j in 0..k {
+            let op = Op::Slice {
+                starts: vec![0, 0, 0, i, 0, j],
+                ends: vec![n, c, oh, i + 1, ow, j + 1],
+                steps: vec![1; 6],
+            };
+            let s = em.add(op, &[blocks])?;
+            out.push(em.reshape(s, &[n, c, oh, ow])?);
+        }
+    }
+    Ok(out)
+}
+
 /// Cross-correlation of `x: [N, C, H, W]` with `w: [O, C/groups, KH, KW]`:
 /// `[N, O, OH, OW]`. Group `g` convolves input channels `g*C/groups..` with output
 /// channels `g*O/groups..`; the groups are one batched matmul.
@@ -170,46 +210,36 @@ pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res
         pad_h,
         pad_w,
     };
-    let slices = window_slices(em, x, win, 0.0)?;
-    let [_, _, oh, ow] = em.shape(slices[0])[..] else {
-        unreachable!("slices are rank 4")
+    let [_, _, h, wd] = xs[..] else {
+        return Err(format!("conv2d needs `[N, C, H, W]`, found {xs:?}"));
     };
-    // [N, C, 1, OH, OW] each, stacked to [N, C, KH*KW, OH, OW].
-    let mut cols = Vec::with_capacity(slices.len());
-    for s in slices {
-        cols.push(em.reshape(s, &[n, c, 1, oh, ow])?);
-    }
-    let stacked = if cols.len() == 1 {
-        cols[0]
-    } else {
-        em.add(Op::Concat { axis: 2 }, &cols)?
-    };
-    let k = cg * kh * kw;
-    if g == 1 {
-        // Rows (n, oh, ow); columns (c, kh, kw), the order of `w` flattened.
-        let t = em.add(Op::Transpose(vec![0, 3, 4, 1, 2]), &[stacked])?;
-        let cols = em.reshape(t, &[n * oh * ow, k])?;
+    let (oh, ow) = (win.out(h, kh, pad_h)?, win.out(wd, kw, pad_w)?);
+    // [C, KH, KW, N, OH, OW]: rows (c, kh, kw), the order of `w` flattened, and columns
+    // (n, oh, ow), so the product with the kernel is `[O, N, OH, OW]`.
+    let cols = em.add(
+        Op::Patches(Window2d {
+            kh,
+            kw,
+            stride: win.stride,
+            dilation: win.dilation,
+            pad_h,
+            pad_w,
+        }),
+        &[x],
+    )?;
+    let (k, m) = (cg * kh * kw, n * oh * ow);
+    let y = if g == 1 {
+        let cols = em.reshape(cols, &[k, m])?;
         let wm = em.reshape(w, &[o, k])?;
-        let wt = em.add(Op::Transpose(vec![1, 0]), &[wm])?;
-        let y = em.add(Op::MatMul, &[cols, wt])?;
-        let y = em.reshape(y, &[n, oh, ow, o])?;
-        return em.add(Op::Transpose(vec![0, 3, 1, 2]), &[y]);
-    }
-    // [N, G, C/G, KK, OH, OW] to [G, N, OH, OW, C/G, KK]: per group, rows (n, oh, ow)
-    // and columns (c, kh, kw) of its channel slice.
-    let kk = kh * kw;
-    let s6 = em.reshape(stacked, &[n, g, cg, kk, oh, ow])?;
-    let t = em.add(Op::Transpose(vec![1, 0, 4, 5, 2, 3]), &[s6])?;
-    let cols = em.reshape(t, &[g, n * oh * ow, k])?;
-    // [O, C/G, KH, KW] to [G, O/G, K] to [G, K, O/G].
-    let og = o / g;
-    let wm = em.reshape(w, &[g, og, k])?;
-    let wt = em.add(Op::Transpose(vec![0, 2, 1]), &[wm])?;
-    let y = em.add(Op::MatMul, &[cols, wt])?;
-    // [G, N, OH, OW, O/G] to [N, G, O/G, OH, OW] to [N, O, OH, OW].
-    let y = em.reshape(y, &[g, n, oh, ow, og])?;
-    let y = em.add(Op::Transpose(vec![1, 0, 4, 2, 3]), &[y])?;
-    em.reshape(y, &[n, o, oh, ow])
+        em.add(Op::MatMul, &[wm, cols])?
+    } else {
+        // Group `g` multiplies its `O/G` kernel rows with its `C/G` channels' rows.
+        let cols = em.reshape(cols, &[g, k, m])?;
+        let wm = em.reshape(w, &[g, o / g, k])?;
+        em.add(Op::MatMul, &[wm, cols])?
+    };
+    let y = em.reshape(y, &[o, n, oh, ow])?;
+    em.add(Op::Transpose(vec![1, 0, 2, 3]), &[y])
 }
 
 /// Max (`avg == false`) or average pooling of `x: [N, C, H, W]` with a `k`×`k` window.
@@ -226,7 +256,11 @@ pub fn pool2d(
     // The lowest finite f32 rather than -inf: every window holds an input element
     // when the padding is at most half the window, and no backend prints infinities.
     let pad_value = if avg { 0.0 } else { f64::from(f32::MIN) };
-    let slices = window_slices(em, x, win, pad_value)?;
+    let slices = if stride == k && padding == 0 {
+        window_blocks(em, x, k)?
+    } else {
+        window_slices(em, x, win, pad_value)?
+    };
     let op = if avg { BinaryOp::Add } else { BinaryOp::Max };
     let mut acc = slices[0];
     for &s in &slices[1..] {

@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use dnnc_ir::print::to_text;
-use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, TensorType, UnaryOp};
+use dnnc_ir::{
+    BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, TensorType, UnaryOp, Window2d,
+};
 
 use crate::{const_fold, cse, dce, simplify};
 
@@ -434,6 +436,34 @@ impl<'t> Attrs<'t> {
         }
     }
 
+    /// `key=[1, 2]`.
+    fn key_list(&mut self, key: &str) -> Result<Vec<usize>, String> {
+        let w = self.word()?;
+        if w != key {
+            return Err(format!("expected `{key}=`, found `{w}`"));
+        }
+        self.sym('=')?;
+        self.list()
+    }
+
+    /// A window as [`Window2d`] prints it.
+    fn window(&mut self) -> Result<Window2d, String> {
+        let k = self.key_list("k")?;
+        let (stride, dilation) = (self.key("stride")?, self.key("dilation")?);
+        let pad = self.key_list("pad")?;
+        match (&k[..], &pad[..]) {
+            (&[kh, kw], &[t, b, l, r]) => Ok(Window2d {
+                kh,
+                kw,
+                stride,
+                dilation,
+                pad_h: (t, b),
+                pad_w: (l, r),
+            }),
+            _ => Err("a window needs `k=[KH, KW]` and `pad=[top, bottom, left, right]`".into()),
+        }
+    }
+
     /// Consumes `flag` if it comes next.
     fn flag(&mut self, flag: &str) -> bool {
         if matches!(self.toks.get(self.pos), Some(Tok::Word(w)) if w == flag) {
@@ -522,6 +552,11 @@ fn parse_op(kind: &str, a: &mut Attrs<'_>, ty: &TensorType) -> Result<Op, String
         },
         "scatter_add" => Op::ScatterAdd {
             axis: a.key("axis")?,
+            shape: a.list()?,
+        },
+        "patches" => Op::Patches(a.window()?),
+        "fold" => Op::Fold {
+            win: a.window()?,
             shape: a.list()?,
         },
         "random_uniform" => Op::Random {

@@ -351,6 +351,12 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
             ]
         }
         Op::ScatterAdd { axis, .. } => vec![Some(b.op(Op::Gather { axis }, &[g, xs[1]])?), None],
+        // Each is the other's transpose.
+        Op::Patches(win) => {
+            let shape = b.shape(xs[0]);
+            vec![Some(b.op(Op::Fold { win, shape }, &[g])?)]
+        }
+        Op::Fold { win, .. } => vec![Some(b.op(Op::Patches(win), &[g])?)],
     })
 }
 
@@ -364,18 +370,10 @@ fn unslice(
     steps: &[usize],
 ) -> Res<NodeId> {
     let mut cur = g;
+    // The strided axes scatter; then one `pad` restores every axis of step 1.
     for axis in 0..shape.len() {
         let cs = b.shape(cur);
-        if steps[axis] == 1 {
-            if cs[axis] == shape[axis] {
-                continue;
-            }
-            let mut lo = vec![0; cs.len()];
-            let mut hi = vec![0; cs.len()];
-            lo[axis] = starts[axis];
-            hi[axis] = shape[axis] - ends[axis];
-            cur = b.op(Op::Pad { lo, hi, value: 0.0 }, &[cur])?;
-        } else {
+        if steps[axis] != 1 {
             // Scatter the kept positions start, start + step, ... along this axis.
             let n = cs[axis];
             let idx = b.op(
@@ -414,6 +412,17 @@ fn unslice(
                 &[cur, pos],
             )?;
         }
+    }
+    let cs = b.shape(cur);
+    if cs != shape {
+        let (mut lo, mut hi) = (vec![0; cs.len()], vec![0; cs.len()]);
+        for axis in 0..shape.len() {
+            if cs[axis] != shape[axis] {
+                lo[axis] = starts[axis];
+                hi[axis] = shape[axis] - ends[axis];
+            }
+        }
+        cur = b.op(Op::Pad { lo, hi, value: 0.0 }, &[cur])?;
     }
     Ok(cur)
 }

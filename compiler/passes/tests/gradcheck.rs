@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp, Window2d};
 use dnnc_passes::autodiff::gradients;
 use dnnc_tensor::{Data, Tensor};
 
@@ -294,6 +294,23 @@ fn cases() -> Vec<Case> {
         inputs: vec![vec![3, 5]],
         values: any_value,
     });
+    // A strided axis and two partial axes of step 1 (one `pad` restores both).
+    v.push(Case {
+        kind: "slice",
+        build: |g, x| {
+            g.add(
+                Op::Slice {
+                    starts: vec![0, 1, 1],
+                    ends: vec![3, 4, 3],
+                    steps: vec![2, 1, 1],
+                },
+                &[x[0]],
+            )
+            .unwrap()
+        },
+        inputs: vec![vec![3, 5, 4]],
+        values: any_value,
+    });
     v.push(Case {
         kind: "concat",
         build: |g, x| g.add(Op::Concat { axis: 1 }, &[x[0], x[1]]).unwrap(),
@@ -394,6 +411,28 @@ fn cases() -> Vec<Case> {
         inputs: vec![vec![2, 3]],
         values: any_value,
     });
+    // Padding, a stride and a dilation, so taps fall outside the input and overlap.
+    v.push(Case {
+        kind: "patches",
+        build: |g, x| g.add(Op::Patches(window()), &[x[0]]).unwrap(),
+        inputs: vec![vec![2, 2, 4, 5]],
+        values: any_value,
+    });
+    v.push(Case {
+        kind: "fold",
+        build: |g, x| {
+            g.add(
+                Op::Fold {
+                    win: window(),
+                    shape: vec![2, 2, 4, 5],
+                },
+                &[x[0]],
+            )
+            .unwrap()
+        },
+        inputs: vec![vec![2, 2, 3, 2, 2, 2]],
+        values: any_value,
+    });
     v.push(Case {
         kind: "stop_gradient",
         build: |g, x| g.add(Op::StopGradient, &[x[0]]).unwrap(),
@@ -401,6 +440,19 @@ fn cases() -> Vec<Case> {
         values: any_value,
     });
     v
+}
+
+/// A 2×3 window at stride 2 with dilation 2, padded by 1 (2 after, along the width):
+/// `[2, 2, 4, 5]` inputs give `[2, 2, 3, 2, 2, 2]` patches.
+fn window() -> Window2d {
+    Window2d {
+        kh: 2,
+        kw: 3,
+        stride: 2,
+        dilation: 2,
+        pad_h: (1, 1),
+        pad_w: (1, 2),
+    }
 }
 
 /// An integer input whose values the harness sets from its name.

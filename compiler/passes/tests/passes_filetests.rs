@@ -20,7 +20,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use dnnc_ir::print::to_text;
-use dnnc_ir::{op_kinds, verify, BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_ir::{
+    op_kinds, verify, BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp, Window2d,
+};
 use dnnc_passes::pipeline::{by_name, parse_text, Pass, Pipeline, PipelineOptions, PASS_NAMES};
 use dnnc_tensor::{Data, Tensor};
 
@@ -492,7 +494,25 @@ fn every_op() -> Graph {
         &[k, halves],
     );
     let sg = add(&mut g, Op::StopGradient, &[ru]);
-    for (i, n) in [sum, mx, mn, am, an, mm, sc, rn, rb, sg, nan, inf]
+    let img = add(&mut g, Op::Reshape(vec![1, 1, 2, 3]), &[x]);
+    let win = Window2d {
+        kh: 2,
+        kw: 2,
+        stride: 1,
+        dilation: 1,
+        pad_h: (1, 0),
+        pad_w: (0, 1),
+    };
+    let pt = add(&mut g, Op::Patches(win), &[img]);
+    let fo = add(
+        &mut g,
+        Op::Fold {
+            win,
+            shape: vec![1, 1, 2, 3],
+        },
+        &[pt],
+    );
+    for (i, n) in [sum, mx, mn, am, an, mm, sc, rn, rb, sg, nan, inf, fo]
         .into_iter()
         .enumerate()
     {

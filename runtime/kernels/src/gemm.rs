@@ -8,13 +8,14 @@
 //! strip of `MR` rows of `A` by a panel. On x86-64 with AVX-512 the micro-kernel keeps
 //! a 12×32 tile in 24 `zmm` registers and reads whole strips of `A` in place through
 //! their strides (only a last, partial strip is packed, with zero rows); elsewhere a
-//! portable kernel works on packed strips. Products with at most four rows (batch-1
-//! inference) or at most sixteen columns (a classifier's head) skip packing and stream
-//! `B` once. Large products are cut into chunks of whole panels (or strips) that the
+//! portable kernel works on packed strips. Products with at most sixteen rows (batch-1
+//! inference, convolutions) or at most sixteen columns (a classifier's head) skip packing and stream
+//! `B` once; products of few rows and columns over a long `k` with `B` stored
+//! transposed are dot products ([`crate::dot`]). Large products are cut into chunks of whole panels (or strips) that the
 //! threads of [`crate::pool`] claim as they come. Packing buffers belong to a [`Gemm`]
 //! plan and are sized when it is made, so running one allocates nothing.
 
-use crate::pool;
+use crate::{dot, pool};
 
 /// Rows of the register tile.
 pub const MR: usize = 12;
@@ -30,9 +31,11 @@ fn block_len(k: usize) -> usize {
 }
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_WORK: usize = 1 << 20;
-/// Products with at most this many rows, or at most [`DIRECT_COLS`] columns, use the
-/// unpacked streaming kernel (when `B` has unit column stride).
-const DIRECT_ROWS: usize = 4;
+/// Products with at most this many rows (batch-1 inference, a convolution's few output
+/// channels), or at most [`DIRECT_COLS`] columns, use the unpacked streaming kernel
+/// (when `B` has unit column stride): it reads `B` once per four rows, where packing
+/// `B` would cost as much as the product.
+const DIRECT_ROWS: usize = 16;
 const DIRECT_COLS: usize = 16;
 /// Streaming products split across threads from this many elements of `B` (they are
 /// bound by reading `B`).
@@ -130,6 +133,9 @@ impl Gemm {
             return;
         }
         let simd = avx512();
+        if dot::suits(m, n, k, a, b) {
+            return self.run_dots(a, b, c, ep, simd);
+        }
         let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1;
         let threads = if m * n * k >= PARALLEL_WORK
             || (direct && m <= DIRECT_ROWS && k * n >= PARALLEL_STREAM)
@@ -195,6 +201,27 @@ impl Gemm {
                     packed_product(sub, a, b, c, ep, ws, simd);
                 }
             }
+        };
+        pool::run(chunks, threads, &part);
+    }
+
+    /// [`Gemm::run`] as dot products ([`dot`]), columns split over threads in groups
+    /// of four.
+    unsafe fn run_dots(&self, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue, simd: bool) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let groups = n.div_ceil(4);
+        let threads = if m * n * k >= PARALLEL_WORK {
+            pool::threads().min(groups)
+        } else {
+            1
+        };
+        let chunks = threads.max(1);
+        let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
+        let part = move |_: usize, chunk: usize| {
+            let at = |ch: usize| (groups * ch / chunks * 4).min(n);
+            let cols = (at(chunk), at(chunk + 1));
+            // SAFETY: each chunk writes its own columns of `C`.
+            unsafe { dot::product((m, k), cols, a.get(), b.get(), c.get(), n, ep.get(), simd) };
         };
         pool::run(chunks, threads, &part);
     }
@@ -446,8 +473,8 @@ unsafe fn portable_micro(kc: usize, ap: *const f32, bp: *const f32, t: Tile) {
     }
 }
 
-/// The streaming kernel for at most [`DIRECT_ROWS`] rows: `B` (unit column stride) is
-/// read once, 64 columns at a time, without packing.
+/// The streaming kernel: `B` (unit column stride) is read once per four rows, 64
+/// columns at a time, without packing.
 unsafe fn direct_product(s: Sub, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue, simd: bool) {
     #[cfg(target_arch = "x86_64")]
     if simd {
@@ -674,6 +701,10 @@ mod tests {
             (256, 128, 10),
             (9, 33, 16),
             (7, 0, 9),
+            (8, 4096, 25),
+            (16, 200, 64),
+            (11, 25, 576),
+            (16, 2100, 203),
         ];
         for portable in [false, true] {
             PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
@@ -682,42 +713,45 @@ mod tests {
                 let b = data(k * n, 2);
                 let bias = data(n, 3);
                 let want = reference(&a, &b, m, n, k);
-                for transposed in [false, true] {
-                    // The same matrices stored transposed, read through strides.
-                    let (at, bt): (Vec<f32>, Vec<f32>) = if transposed {
-                        (
-                            (0..m * k).map(|x| a[(x % m) * k + x / m]).collect(),
-                            (0..k * n).map(|x| b[(x % k) * n + x / k]).collect(),
-                        )
+                // Neither, both, or only `B` stored transposed (the dot products of a
+                // weight gradient), read through strides.
+                for (ta, tb) in [(false, false), (true, true), (false, true)] {
+                    let transposed = (ta, tb);
+                    let at: Vec<f32> = if ta {
+                        (0..m * k).map(|x| a[(x % m) * k + x / m]).collect()
                     } else {
-                        (a.clone(), b.clone())
+                        a.clone()
                     };
-                    let (ar, br) = if transposed {
-                        (
-                            MatRef {
-                                ptr: at.as_ptr(),
-                                rs: 1,
-                                cs: m as isize,
-                            },
-                            MatRef {
-                                ptr: bt.as_ptr(),
-                                rs: 1,
-                                cs: k as isize,
-                            },
-                        )
+                    let bt: Vec<f32> = if tb {
+                        (0..k * n).map(|x| b[(x % k) * n + x / k]).collect()
                     } else {
-                        (
-                            MatRef {
-                                ptr: at.as_ptr(),
-                                rs: k as isize,
-                                cs: 1,
-                            },
-                            MatRef {
-                                ptr: bt.as_ptr(),
-                                rs: n as isize,
-                                cs: 1,
-                            },
-                        )
+                        b.clone()
+                    };
+                    let ar = if ta {
+                        MatRef {
+                            ptr: at.as_ptr(),
+                            rs: 1,
+                            cs: m as isize,
+                        }
+                    } else {
+                        MatRef {
+                            ptr: at.as_ptr(),
+                            rs: k as isize,
+                            cs: 1,
+                        }
+                    };
+                    let br = if tb {
+                        MatRef {
+                            ptr: bt.as_ptr(),
+                            rs: 1,
+                            cs: k as isize,
+                        }
+                    } else {
+                        MatRef {
+                            ptr: bt.as_ptr(),
+                            rs: n as isize,
+                            cs: 1,
+                        }
                     };
                     for (accumulate, with_bias, relu) in [
                         (false, false, false),
@@ -746,7 +780,7 @@ mod tests {
                             let tol = 1e-5 * (k as f64).sqrt().max(1.0) + 1e-6;
                             assert!(
                                 (c[i] as f64 - w).abs() <= tol,
-                                "{m}x{k}x{n} t={transposed} ep={ep:?} at {i}: {} vs {w}",
+                                "{m}x{k}x{n} t={transposed:?} ep={ep:?} at {i}: {} vs {w}",
                                 c[i]
                             );
                         }

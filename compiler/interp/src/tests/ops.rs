@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::f32::consts::{E, FRAC_PI_2, PI};
 
-use dnnc_ir::{op_kinds, BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use dnnc_ir::{op_kinds, BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp, Window2d};
 use dnnc_tensor::Tensor;
 
 use super::{assert_close, boolt, f32t, i64t, intt, run_with};
@@ -635,7 +635,52 @@ fn cases() -> Vec<Case> {
             Op::StopGradient,
             f32t(&[2], &[1., -1.]),
         ),
+        apply(
+            "patches",
+            vec![f32t(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.])],
+            Op::Patches(window(2, 1, (0, 0))),
+            f32t(
+                &[1, 2, 2, 1, 2, 2],
+                &[
+                    1., 2., 4., 5., 2., 3., 5., 6., 4., 5., 7., 8., 5., 6., 8., 9.,
+                ],
+            ),
+        ),
+        // Padding 1, stride 2: each tap sees one element of the 2×2 input.
+        apply(
+            "patches",
+            vec![f32t(&[1, 1, 2, 2], &[1., 2., 3., 4.])],
+            Op::Patches(window(2, 2, (1, 1))),
+            f32t(
+                &[1, 2, 2, 1, 2, 2],
+                &[
+                    0., 0., 0., 4., 0., 0., 3., 0., 0., 2., 0., 0., 1., 0., 0., 0.,
+                ],
+            ),
+        ),
+        // Each input element receives one term per window that covers it.
+        apply(
+            "fold",
+            vec![f32t(&[1, 2, 2, 1, 2, 2], &[1.; 16])],
+            Op::Fold {
+                win: window(2, 1, (0, 0)),
+                shape: vec![1, 1, 3, 3],
+            },
+            f32t(&[1, 1, 3, 3], &[1., 2., 1., 2., 4., 2., 1., 2., 1.]),
+        ),
     ]
+}
+
+/// A square window of `k` at `stride` with `pad` on both spatial axes.
+fn window(k: usize, stride: usize, pad: (usize, usize)) -> Window2d {
+    Window2d {
+        kh: k,
+        kw: k,
+        stride,
+        dilation: 1,
+        pad_h: pad,
+        pad_w: pad,
+    }
 }
 
 #[test]

@@ -1,0 +1,182 @@
+//! Products `A·B` with few rows and columns over a long `k`, where the rows of `A` and
+//! the columns of `B` are contiguous (`B` is stored transposed): every result is a dot
+//! product of two contiguous vectors. This is the shape of a convolution's weight
+//! gradient (`dY · colsᵀ`: a few output channels by a few hundred taps, summed over
+//! every position of the batch), which the packed kernel would run on one thread with
+//! mostly empty tiles.
+//!
+//! `k` is cut into blocks whose slice of `A` stays in cache; within a block four rows of
+//! `A` meet four columns of `B` at a time (sixteen accumulators, eight loads per sixteen
+//! multiply-adds), every row against the same four columns before the next ones, so
+//! `B` is read once. Columns split over threads.
+
+use crate::gemm::{Epilogue, MatRef};
+
+/// Steps of `k` per block.
+const KB: usize = 512;
+
+/// Whether [`product`] suits `[m, k] · [k, n]` with these operands.
+pub fn suits(m: usize, n: usize, k: usize, a: MatRef, b: MatRef) -> bool {
+    a.cs == 1 && b.rs == 1 && k >= 1024 && m * n <= 8192 && k >= 4 * m.max(n)
+}
+
+/// `C[r0.., c0..c1]` (row stride `ldc`) of `A·B` for rows `0..m` and columns `c0..c1`,
+/// with the epilogue.
+///
+/// # Safety
+/// As [`crate::Gemm::run`], with `a.cs == 1` and `b.rs == 1`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn product(
+    (m, k): (usize, usize),
+    (c0, c1): (usize, usize),
+    a: MatRef,
+    b: MatRef,
+    c: *mut f32,
+    ldc: usize,
+    ep: Epilogue,
+    simd: bool,
+) {
+    let at = |i: usize, j: usize| c.add(i * ldc + j);
+    if !ep.accumulate {
+        for i in 0..m {
+            std::ptr::write_bytes(at(i, c0), 0, c1 - c0);
+        }
+    }
+    let mut kb = 0;
+    while kb < k {
+        let kl = KB.min(k - kb);
+        let row = |i: usize| a.ptr.offset(i as isize * a.rs).add(kb);
+        let col = |j: usize| b.ptr.offset(j as isize * b.cs).add(kb);
+        // Four columns at a time against every row (four rows at a time, then what is
+        // left), so each column's slice is read once while the rows' stay in cache.
+        let mut j = c0;
+        while j < c1 {
+            let w = (c1 - j).min(4);
+            let cols = [0, 1, 2, 3].map(|q| col(j + q.min(w - 1)));
+            let mut i = 0;
+            while i + 4 <= m {
+                let rows = [row(i), row(i + 1), row(i + 2), row(i + 3)];
+                let d = dot4x4(rows, cols, kl, simd);
+                for (r, d) in d.iter().enumerate() {
+                    for (q, &v) in d.iter().enumerate().take(w) {
+                        *at(i + r, j + q) += v;
+                    }
+                }
+                i += 4;
+            }
+            for i in i..m {
+                let d = dot4(row(i), cols, kl, simd);
+                for (q, &v) in d.iter().enumerate().take(w) {
+                    *at(i, j + q) += v;
+                }
+            }
+            j += w;
+        }
+        kb += kl;
+    }
+    if ep.bias.is_some() || ep.relu {
+        for i in 0..m {
+            for j in c0..c1 {
+                let mut v = *at(i, j);
+                if let Some(bias) = ep.bias {
+                    v += *bias.add(j);
+                }
+                if ep.relu {
+                    v = v.max(0.0);
+                }
+                *at(i, j) = v;
+            }
+        }
+    }
+}
+
+/// The dot products of `a` with each of `b`, over `k` contiguous elements.
+unsafe fn dot4(a: *const f32, b: [*const f32; 4], k: usize, simd: bool) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        return x86::dot4(a, b, k);
+    }
+    let _ = simd;
+    let mut acc = [[0.0f32; 8]; 4];
+    let full = k / 8 * 8;
+    for p in (0..full).step_by(8) {
+        for (q, acc) in acc.iter_mut().enumerate() {
+            for (l, v) in acc.iter_mut().enumerate() {
+                *v += *a.add(p + l) * *b[q].add(p + l);
+            }
+        }
+    }
+    let mut out = [0.0f32; 4];
+    for (q, o) in out.iter_mut().enumerate() {
+        *o = acc[q].iter().sum::<f32>();
+        for p in full..k {
+            *o += *a.add(p) * *b[q].add(p);
+        }
+    }
+    out
+}
+
+/// The dot products of each of `a` with each of `b`, over `k` contiguous elements.
+unsafe fn dot4x4(a: [*const f32; 4], b: [*const f32; 4], k: usize, simd: bool) -> [[f32; 4]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        return x86::dot4x4(a, b, k);
+    }
+    a.map(|a| dot4(a, b, k, simd))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The AVX-512 dot products.
+
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot4(a: *const f32, b: [*const f32; 4], k: usize) -> [f32; 4] {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut p = 0;
+        while p + 16 <= k {
+            let x = _mm512_loadu_ps(a.add(p));
+            for q in 0..4 {
+                acc[q] = _mm512_fmadd_ps(x, _mm512_loadu_ps(b[q].add(p)), acc[q]);
+            }
+            p += 16;
+        }
+        if p < k {
+            let mask = ((1u32 << (k - p)) - 1) as __mmask16;
+            let x = _mm512_maskz_loadu_ps(mask, a.add(p));
+            for q in 0..4 {
+                let y = _mm512_maskz_loadu_ps(mask, b[q].add(p));
+                acc[q] = _mm512_fmadd_ps(x, y, acc[q]);
+            }
+        }
+        [0, 1, 2, 3].map(|q| _mm512_reduce_add_ps(acc[q]))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot4x4(a: [*const f32; 4], b: [*const f32; 4], k: usize) -> [[f32; 4]; 4] {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        let mut p = 0;
+        while p + 16 <= k {
+            let y = [0, 1, 2, 3].map(|q| _mm512_loadu_ps(b[q].add(p)));
+            for r in 0..4 {
+                let x = _mm512_loadu_ps(a[r].add(p));
+                for q in 0..4 {
+                    acc[r][q] = _mm512_fmadd_ps(x, y[q], acc[r][q]);
+                }
+            }
+            p += 16;
+        }
+        if p < k {
+            let mask = ((1u32 << (k - p)) - 1) as __mmask16;
+            let y = [0, 1, 2, 3].map(|q| _mm512_maskz_loadu_ps(mask, b[q].add(p)));
+            for r in 0..4 {
+                let x = _mm512_maskz_loadu_ps(mask, a[r].add(p));
+                for q in 0..4 {
+                    acc[r][q] = _mm512_fmadd_ps(x, y[q], acc[r][q]);
+                }
+            }
+        }
+        acc.map(|row| row.map(|v| _mm512_reduce_add_ps(v)))
+    }
+}
