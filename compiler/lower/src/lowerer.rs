@@ -353,11 +353,17 @@ impl<'db, 'g> Lowerer<'db, 'g> {
     }
 
     /// Switches to another file and layer with fresh scopes; returns what to restore.
+    /// Inside a frozen layer `training` is false (Keras's rule for frozen layers:
+    /// dropout is off, batch norm uses and keeps its running statistics), and so it
+    /// stays in the functions that layer calls.
     pub fn enter(&mut self, file: SourceFile, layer: Option<Rc<LayerVal>>) -> Saved {
+        let frozen = layer.as_ref().is_some_and(|l| l.frozen);
+        let training = self.training && !frozen;
         Saved {
             file: std::mem::replace(&mut self.file, file),
             layer: std::mem::replace(&mut self.layer, layer),
             scopes: std::mem::replace(&mut self.scopes, vec![HashMap::new()]),
+            training: std::mem::replace(&mut self.training, training),
         }
     }
 
@@ -365,6 +371,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         self.file = s.file;
         self.layer = s.layer;
         self.scopes = s.scopes;
+        self.training = s.training;
     }
 }
 
@@ -372,6 +379,7 @@ pub struct Saved {
     file: SourceFile,
     layer: Option<Rc<LayerVal>>,
     scopes: Vec<HashMap<Arc<str>, Val>>,
+    training: bool,
 }
 
 pub fn join(a: &str, b: &str) -> String {

@@ -194,3 +194,31 @@ fn a_frozen_layer_keeps_its_running_statistics() {
     assert_close("running_var", &w["bn.running_var"], &[1.0, 1.0]);
     assert_close("gamma", &w["bn.gamma"], &[1.0, 1.0]);
 }
+
+#[test]
+fn a_frozen_layer_normalises_with_its_running_statistics_while_training() {
+    // `training` is false inside a frozen layer: with running statistics (0, 1), the
+    // batch norm passes `x / sqrt(1 + eps)` on, and one SGD step of `w` (0.5 each) and
+    // `b` (0) follows from that, not from the batch-normalised features.
+    let model = "model Net {
+    bn = BatchNorm1d(2) frozen
+    param w: [2, 1] = constant(0.5)
+    param b: [1] = zeros
+    fn forward(x: [B, 2]) -> [B, 1] { (x |> bn) @ w + b }
+}";
+    for backend in [BackendKind::Interp, BackendKind::Cranelift] {
+        let dir = setup(&format!("frozen-eval-{backend:?}"), model);
+        let w = train(&dir, backend, 1);
+        let s = 1.0 / (1.0f32 + 1e-5).sqrt();
+        let (mut gw, mut gb) = ([0.0f32; 2], 0.0f32);
+        for r in ROWS {
+            let err = 0.5 * s * (r[0] + r[1]) - r[2];
+            gw[0] += 2.0 / 3.0 * err * s * r[0];
+            gw[1] += 2.0 / 3.0 * err * s * r[1];
+            gb += 2.0 / 3.0 * err;
+        }
+        assert_close("w", &w["w"], &[0.5 - 0.1 * gw[0], 0.5 - 0.1 * gw[1]]);
+        assert_close("b", &w["b"], &[-0.1 * gb]);
+        assert_close("running_mean", &w["bn.running_mean"], &[0.0, 0.0]);
+    }
+}
