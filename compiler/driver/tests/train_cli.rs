@@ -510,3 +510,30 @@ fn train_draws_curves_next_to_the_checkpoint() {
     assert!(dir.join("mlp.safetensors").exists());
     assert!(!dir.join("mlp.svg").exists());
 }
+
+#[test]
+fn a_checkpoint_folder_that_does_not_exist_fails_before_training() {
+    let dir = scratch("nofolder");
+    let w = dir
+        .join("missing")
+        .join("w.safetensors")
+        .display()
+        .to_string();
+    let start = std::time::Instant::now();
+    let out = dnnc(&[
+        "train",
+        &example("mnist_mlp.dnn"),
+        "--epochs",
+        "1",
+        "--out",
+        &w,
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("does not exist") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(!err.contains("epoch 1/1"), "trained before failing: {err}");
+    assert!(start.elapsed().as_secs() < 60);
+}

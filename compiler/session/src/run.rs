@@ -388,6 +388,18 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 .unwrap_or_else(|| PathBuf::from(c))
         })
     });
+    // A checkpoint that could not be written would lose the whole run: its folder must
+    // exist before training starts.
+    if let Some(o) = &out {
+        let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            return Err(format!(
+                "{}: cannot write the weights there: the folder `{}` does not exist",
+                o.display(),
+                d.display()
+            ));
+        }
+    }
     // The curves go next to the weights, redrawn after every epoch (never over them:
     // weights saved as `w.svg` get `w.curves.svg`).
     let curves = out.as_ref().filter(|_| opts.plot).map(|o| {
