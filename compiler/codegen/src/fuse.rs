@@ -1,9 +1,12 @@
 //! Greedy fusion of elementwise nodes into loops.
 //!
 //! Walking the schedule in topological order, each elementwise node starts a group and
-//! absorbs the groups of those of its operands that are elementwise, of its shape, used
-//! by it alone and not an output or update: such a value never needs a buffer. Groups
-//! are trees, computed by one loop at the position of their root.
+//! absorbs the groups of those of its operands that are elementwise and of its shape.
+//! An operand used by it alone and not an output or update never needs a buffer; one
+//! that later steps read too (a pre-activation kept for the backward pass, the running
+//! maximum of a pooling window) is stored on the way, so it is computed in the same
+//! pass instead of being written by one loop and read back by the next. Groups are
+//! trees, computed by one loop at the position of their root.
 //!
 //! Loop values are `f32`, except inside: a comparison of `f32` values whose only user
 //! is a `select` with `f32` branches is computed in the select's loop as a lane mask
@@ -160,11 +163,29 @@ pub(crate) fn plan(
                 Some(c) if g.operands(c).contains(&o) => c,
                 _ => id,
             };
-            if only_user(o, user) {
-                if let Some(ms) = groups.remove(&o) {
-                    for m in ms {
-                        add(&mut members, m);
-                    }
+            // An operand read later by other steps too is computed here and stored on
+            // the way (a pre-activation kept for the backward pass): one pass instead
+            // of two. Every member of its group that is read outside must be read
+            // after this loop.
+            let Some(theirs) = groups.get(&o) else {
+                continue;
+            };
+            let outside_later = theirs.iter().all(|&m| {
+                is_splat(g, m)
+                    || users.get(&m).is_none_or(|us| {
+                        // Outputs and updates stay read by this loop alone.
+                        let after = !pinned.contains(&m);
+                        us.iter().all(|&u| {
+                            u == id
+                                || u == user
+                                || theirs.contains(&u)
+                                || (after && pos[&u] > pos[&id])
+                        })
+                    })
+            });
+            if outside_later {
+                for m in groups.remove(&o).expect("checked") {
+                    add(&mut members, m);
                 }
             }
         }
@@ -184,7 +205,10 @@ pub(crate) fn plan(
             for &m in &members {
                 if m != root {
                     inner.insert(m);
-                    if pinned.contains(&m) && !is_splat(g, m) {
+                    let read_outside = users
+                        .get(&m)
+                        .is_some_and(|us| us.iter().any(|u| !inside.contains(u)));
+                    if (pinned.contains(&m) || read_outside) && !is_splat(g, m) {
                         stores.push(m);
                     }
                 }

@@ -415,8 +415,8 @@ fn fused_chain_is_one_loop() {
     }
 }
 
-/// A value with two users is not fused away; an output with one user is computed in
-/// its user's loop and stored on the way.
+/// A value with two users, both in one loop, is fused away; an output with one user is
+/// computed in its user's loop and stored on the way.
 #[test]
 fn shared_values_are_materialised() {
     let mut rng = Rng(3);
@@ -429,7 +429,35 @@ fn shared_values_are_materialised() {
     b.g.set_output("m", m);
     b.g.set_output("n", n);
     let c = dnnc_codegen::compile(&b.g).unwrap();
-    // exp (two users) | neg (an output, stored on the way) + add + mul.
+    // exp (two users in the loop) + neg (an output, stored on the way) + add + mul.
+    assert_eq!(c.loop_count(), 1);
+    check(&b);
+}
+
+/// A value read by a later step too is computed in its first user's loop and stored on
+/// the way (a pre-activation the backward pass reads); one read before that loop keeps
+/// its own.
+#[test]
+fn values_read_later_are_stored_on_the_way() {
+    let mut rng = Rng(4);
+    let mut b = Builder::new("later");
+    let x = b.input(&mut rng, "x", &[37]);
+    let y = b.input(&mut rng, "y", &[37]);
+    let s = b.op(Op::Binary(BinaryOp::Add), &[x, y]);
+    let e = b.op(Op::Unary(UnaryOp::Exp), &[s]);
+    let r = b.op(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![0],
+            keepdims: false,
+        },
+        &[e],
+    );
+    let m = b.op(Op::Binary(BinaryOp::Mul), &[s, e]);
+    b.g.set_output("r", r);
+    b.g.set_output("m", m);
+    let c = dnnc_codegen::compile(&b.g).unwrap();
+    // add + exp (`s` stored for the mul, `e` the root read by the reduction) | mul.
     assert_eq!(c.loop_count(), 2);
     check(&b);
 }
