@@ -8,9 +8,10 @@
 //! pass instead of being written by one loop and read back by the next. Groups are
 //! trees, computed by one loop at the position of their root.
 //!
-//! Loop values are `f32`, except inside: a comparison of `f32` values whose only user
-//! is a `select` with `f32` branches is computed in the select's loop as a lane mask
-//! (ReLU's derivative `select(x > 0, dy, 0)` is one loop). Splats (broadcasts of one
+//! Loop values are `f32`, except inside: a comparison of `f32` values whose users are
+//! all `select`s with `f32` branches is computed in each select's loop as a lane mask
+//! (ReLU's derivative `select(x > 0, dy, 0)` is one loop; max pooling's gradient routes
+//! with one comparison through two selects). Splats (broadcasts of one
 //! element) are copied into every loop that reads them rather than materialised.
 
 use std::collections::{HashMap, HashSet};
@@ -109,9 +110,8 @@ pub(crate) fn plan(
         }
     }
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let only_user = |o: NodeId, id: NodeId| users.get(&o).is_some_and(|u| u.as_slice() == [id]);
     // A select fuses when its condition is an `f32` comparison of its shape that only
-    // it uses.
+    // selects use (as their condition; each of their loops computes it).
     let fusable_select = |id: NodeId| -> Option<NodeId> {
         if !matches!(g.node(id).op, Op::Select) || g.ty(id).dtype != DType::F32 {
             return None;
@@ -120,7 +120,12 @@ pub(crate) fn plan(
         let ok = matches!(g.node(c).op, Op::Binary(b) if is_comparison(b))
             && g.operands(c).iter().all(|&o| g.ty(o).dtype == DType::F32)
             && g.ty(c).shape == g.ty(id).shape
-            && only_user(c, id)
+            && users[&c].iter().all(|&u| {
+                matches!(g.node(u).op, Op::Select)
+                    && g.operands(u)[0] == c
+                    && !g.operands(u)[1..].contains(&c)
+                    && g.ty(u).dtype == DType::F32
+            })
             && !pinned.contains(&c)
             && !exclude.contains(&c);
         ok.then_some(c)
@@ -160,6 +165,9 @@ pub(crate) fn plan(
                 continue;
             }
             let user = match cond {
+                // A comparison several selects share is computed in each of their
+                // loops, so what it compares must be in buffers.
+                Some(c) if g.operands(c).contains(&o) && users[&c].len() > 1 => continue,
                 Some(c) if g.operands(c).contains(&o) => c,
                 _ => id,
             };
@@ -171,7 +179,9 @@ pub(crate) fn plan(
                 continue;
             };
             let outside_later = theirs.iter().all(|&m| {
+                // Splats and comparisons are recomputed by every loop that reads them.
                 is_splat(g, m)
+                    || g.ty(m).dtype != DType::F32
                     || users.get(&m).is_none_or(|us| {
                         // Outputs and updates stay read by this loop alone.
                         let after = !pinned.contains(&m);
@@ -208,7 +218,8 @@ pub(crate) fn plan(
                     let read_outside = users
                         .get(&m)
                         .is_some_and(|us| us.iter().any(|u| !inside.contains(u)));
-                    if (pinned.contains(&m) || read_outside) && !is_splat(g, m) {
+                    let recomputed = is_splat(g, m) || g.ty(m).dtype != DType::F32;
+                    if (pinned.contains(&m) || read_outside) && !recomputed {
                         stores.push(m);
                     }
                 }
