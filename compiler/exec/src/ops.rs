@@ -272,9 +272,9 @@ fn take_runs<T: Copy>(out: &mut [T], v: &[T], walk: &Walk, first: usize, end: us
             // A broadcast row.
             0 => out.fill(v[pos]),
             _ => {
-                let src = v[pos..pos + (len - 1) * st + 1].iter().step_by(st);
-                for (o, &x) in out.iter_mut().zip(src) {
-                    *o = x;
+                let src = &v[pos..pos + (len - 1) * st + 1];
+                for (e, o) in out.iter_mut().enumerate() {
+                    *o = src[e * st];
                 }
             }
         }
@@ -298,9 +298,9 @@ fn put_runs<T: Copy>(out: &mut [T], walk: &Walk, v: &[T], first: usize, end: usi
             // Every element lands on one position: the last one stays.
             out[pos] = v[len - 1];
         } else {
-            let dst = out[pos..pos + (len - 1) * st + 1].iter_mut().step_by(st);
-            for (o, &x) in dst.zip(v) {
-                *o = x;
+            let dst = &mut out[pos..pos + (len - 1) * st + 1];
+            for (e, &x) in v.iter().enumerate() {
+                dst[e * st] = x;
             }
         }
     });
