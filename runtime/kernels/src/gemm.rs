@@ -620,8 +620,16 @@ mod x86 {
                 };
                 let c = c.add(i0 * s.ldc);
                 let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+                // The first group of rows fetches the next block of columns ahead: `k`
+                // rows far apart are more streams than the hardware prefetcher follows.
+                let ahead = i0 == 0 && j0 + 2 * W <= s.n;
                 for p in 0..s.k {
                     let row = b.ptr.offset(p as isize * b.rs).add(j0);
+                    if ahead {
+                        for q in 0..4 {
+                            _mm_prefetch::<_MM_HINT_T0>(row.add(W + 16 * q) as *const i8);
+                        }
+                    }
                     let mut bv = [_mm512_setzero_ps(); 4];
                     for q in 0..vecs {
                         bv[q] = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
