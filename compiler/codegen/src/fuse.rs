@@ -1,13 +1,17 @@
 //! Greedy fusion of elementwise nodes into loops.
 //!
 //! Walking the schedule in topological order, each elementwise node starts a group and
-//! absorbs the groups of those of its operands that are elementwise, of its shape, used
-//! by it alone and not an output or update: such a value never needs a buffer. Groups
-//! are trees, computed by one loop at the position of their root.
+//! absorbs the groups of those of its operands that are elementwise and of its shape.
+//! An operand used by it alone and not an output or update never needs a buffer; one
+//! that later steps read too (a pre-activation kept for the backward pass, the running
+//! maximum of a pooling window) is stored on the way, so it is computed in the same
+//! pass instead of being written by one loop and read back by the next. Groups are
+//! trees, computed by one loop at the position of their root.
 //!
-//! Loop values are `f32`, except inside: a comparison of `f32` values whose only user
-//! is a `select` with `f32` branches is computed in the select's loop as a lane mask
-//! (ReLU's derivative `select(x > 0, dy, 0)` is one loop). Splats (broadcasts of one
+//! Loop values are `f32`, except inside: a comparison of `f32` values whose users are
+//! all `select`s with `f32` branches is computed in each select's loop as a lane mask
+//! (ReLU's derivative `select(x > 0, dy, 0)` is one loop; max pooling's gradient routes
+//! with one comparison through two selects). Splats (broadcasts of one
 //! element) are copied into every loop that reads them rather than materialised.
 
 use std::collections::{HashMap, HashSet};
@@ -106,9 +110,8 @@ pub(crate) fn plan(
         }
     }
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let only_user = |o: NodeId, id: NodeId| users.get(&o).is_some_and(|u| u.as_slice() == [id]);
     // A select fuses when its condition is an `f32` comparison of its shape that only
-    // it uses.
+    // selects use (as their condition; each of their loops computes it).
     let fusable_select = |id: NodeId| -> Option<NodeId> {
         if !matches!(g.node(id).op, Op::Select) || g.ty(id).dtype != DType::F32 {
             return None;
@@ -117,7 +120,12 @@ pub(crate) fn plan(
         let ok = matches!(g.node(c).op, Op::Binary(b) if is_comparison(b))
             && g.operands(c).iter().all(|&o| g.ty(o).dtype == DType::F32)
             && g.ty(c).shape == g.ty(id).shape
-            && only_user(c, id)
+            && users[&c].iter().all(|&u| {
+                matches!(g.node(u).op, Op::Select)
+                    && g.operands(u)[0] == c
+                    && !g.operands(u)[1..].contains(&c)
+                    && g.ty(u).dtype == DType::F32
+            })
             && !pinned.contains(&c)
             && !exclude.contains(&c);
         ok.then_some(c)
@@ -157,14 +165,37 @@ pub(crate) fn plan(
                 continue;
             }
             let user = match cond {
+                // A comparison several selects share is computed in each of their
+                // loops, so what it compares must be in buffers.
+                Some(c) if g.operands(c).contains(&o) && users[&c].len() > 1 => continue,
                 Some(c) if g.operands(c).contains(&o) => c,
                 _ => id,
             };
-            if only_user(o, user) {
-                if let Some(ms) = groups.remove(&o) {
-                    for m in ms {
-                        add(&mut members, m);
-                    }
+            // An operand read later by other steps too is computed here and stored on
+            // the way (a pre-activation kept for the backward pass): one pass instead
+            // of two. Every member of its group that is read outside must be read
+            // after this loop.
+            let Some(theirs) = groups.get(&o) else {
+                continue;
+            };
+            let outside_later = theirs.iter().all(|&m| {
+                // Splats and comparisons are recomputed by every loop that reads them.
+                is_splat(g, m)
+                    || g.ty(m).dtype != DType::F32
+                    || users.get(&m).is_none_or(|us| {
+                        // Outputs and updates stay read by this loop alone.
+                        let after = !pinned.contains(&m);
+                        us.iter().all(|&u| {
+                            u == id
+                                || u == user
+                                || theirs.contains(&u)
+                                || (after && pos[&u] > pos[&id])
+                        })
+                    })
+            });
+            if outside_later {
+                for m in groups.remove(&o).expect("checked") {
+                    add(&mut members, m);
                 }
             }
         }
@@ -184,7 +215,11 @@ pub(crate) fn plan(
             for &m in &members {
                 if m != root {
                     inner.insert(m);
-                    if pinned.contains(&m) && !is_splat(g, m) {
+                    let read_outside = users
+                        .get(&m)
+                        .is_some_and(|us| us.iter().any(|u| !inside.contains(u)));
+                    let recomputed = is_splat(g, m) || g.ty(m).dtype != DType::F32;
+                    if (pinned.contains(&m) || read_outside) && !recomputed {
                         stores.push(m);
                     }
                 }

@@ -278,6 +278,42 @@ fn epilogues(g: &Graph, order: &[NodeId], users: &Users) -> Vec<Fused> {
     out
 }
 
+/// The zero paddings a loop of additions sums when they tile its result: every element
+/// comes from exactly one of them (the gradient of non-overlapping pooling windows,
+/// one padded slice per window offset). Such a sum is a concat of the paddings'
+/// operands, which writes each element once instead of filling and adding four times.
+fn tiling_pads(g: &Graph, group: &Group, users: &Users) -> Option<Vec<NodeId>> {
+    let adds = group
+        .members
+        .iter()
+        .all(|&m| matches!(g.node(m).op, Op::Binary(BinaryOp::Add)));
+    let uses: usize = group.members.iter().map(|&m| g.operands(m).len()).sum();
+    // A tree of `k - 1` additions over `k` leaves reads each leaf once.
+    if !adds || !group.stores.is_empty() || uses != 2 * group.members.len() {
+        return None;
+    }
+    if group.leaves.len() != group.members.len() + 1 || group.leaves.len() < 2 {
+        return None;
+    }
+    let shape = &g.ty(group.members[0]).shape;
+    let mut hit = vec![false; g.ty(group.members[0]).numel()];
+    for &p in &group.leaves {
+        let Op::Pad { lo, value, .. } = &g.node(p).op else {
+            return None;
+        };
+        if *value != 0.0 || users.only(p).is_none() || g.ty(p).dtype != DType::F32 {
+            return None;
+        }
+        let (st, offset) = pad_strides(shape, lo);
+        for i in dnnc_ir::layout::affine(&g.ty(g.operands(p)[0]).shape, &st, offset) {
+            if std::mem::replace(&mut hit[i], true) {
+                return None;
+            }
+        }
+    }
+    hit.iter().all(|&h| h).then(|| group.leaves.clone())
+}
+
 /// Builds the schedule of `g`.
 pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
     let live = g.live();
@@ -333,6 +369,13 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         .chain(absorbed.iter().copied())
         .collect();
     let fusion = fuse::plan(g, &order, &live, &exclude);
+    // Sums of paddings that tile their result, by root; the paddings get no step.
+    let tilings: HashMap<NodeId, Vec<NodeId>> = fusion
+        .groups
+        .iter()
+        .filter_map(|(&root, group)| Some((root, tiling_pads(g, group, &users)?)))
+        .collect();
+    let tiled: HashSet<NodeId> = tilings.values().flatten().copied().collect();
 
     let mut s = Schedule {
         vals: Vec::new(),
@@ -356,7 +399,29 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         let n = node.ty.numel();
         let operands = g.operands(id);
         let arg_shape = |i: usize| g.ty(operands[i]).shape.clone();
-        if absorbed.contains(&id) {
+        if absorbed.contains(&id) || tiled.contains(&id) {
+            continue;
+        }
+        if let Some(pads) = tilings.get(&id) {
+            let st = strides(&shape);
+            let index = pads
+                .iter()
+                .map(|&p| {
+                    let Op::Pad { lo, .. } = &g.node(p).op else {
+                        unreachable!("tilings are paddings")
+                    };
+                    let offset = lo.iter().zip(&st).map(|(a, b)| a * b).sum();
+                    affine(&g.ty(g.operands(p)[0]).shape, &st, offset)
+                })
+                .collect();
+            let out = new_val(&mut s, kind, n, Role::Temp);
+            val_of.insert(id, out);
+            let args = pads.iter().map(|&p| val_of[&g.operands(p)[0]]).collect();
+            s.steps.push(Work::Kernel {
+                k: Kernel::Concat(index),
+                args,
+                out,
+            });
             continue;
         }
         if let Some(&fi) = fused_at.get(&id) {

@@ -415,8 +415,8 @@ fn fused_chain_is_one_loop() {
     }
 }
 
-/// A value with two users is not fused away; an output with one user is computed in
-/// its user's loop and stored on the way.
+/// A value with two users, both in one loop, is fused away; an output with one user is
+/// computed in its user's loop and stored on the way.
 #[test]
 fn shared_values_are_materialised() {
     let mut rng = Rng(3);
@@ -429,8 +429,91 @@ fn shared_values_are_materialised() {
     b.g.set_output("m", m);
     b.g.set_output("n", n);
     let c = dnnc_codegen::compile(&b.g).unwrap();
-    // exp (two users) | neg (an output, stored on the way) + add + mul.
+    // exp (two users in the loop) + neg (an output, stored on the way) + add + mul.
+    assert_eq!(c.loop_count(), 1);
+    check(&b);
+}
+
+/// A value read by a later step too is computed in its first user's loop and stored on
+/// the way (a pre-activation the backward pass reads); one read before that loop keeps
+/// its own.
+#[test]
+fn values_read_later_are_stored_on_the_way() {
+    let mut rng = Rng(4);
+    let mut b = Builder::new("later");
+    let x = b.input(&mut rng, "x", &[37]);
+    let y = b.input(&mut rng, "y", &[37]);
+    let s = b.op(Op::Binary(BinaryOp::Add), &[x, y]);
+    let e = b.op(Op::Unary(UnaryOp::Exp), &[s]);
+    let r = b.op(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![0],
+            keepdims: false,
+        },
+        &[e],
+    );
+    let m = b.op(Op::Binary(BinaryOp::Mul), &[s, e]);
+    b.g.set_output("r", r);
+    b.g.set_output("m", m);
+    let c = dnnc_codegen::compile(&b.g).unwrap();
+    // add + exp (`s` stored for the mul, `e` the root read by the reduction) | mul.
     assert_eq!(c.loop_count(), 2);
+    check(&b);
+}
+
+/// Max pooling's gradient: one comparison routes through two selects (computed in both
+/// of their loops), and the sum of one zero padding per window offset, which tiles the
+/// result, runs as one concat. Paddings that overlap, leave a gap or pad with another
+/// value are still added.
+#[test]
+fn pooling_gradients_route_and_tile() {
+    let mut rng = Rng(5);
+    let mut b = Builder::new("pool_grad");
+    let x = b.input(&mut rng, "x", &[2, 3, 1, 5, 1]);
+    let y = b.input(&mut rng, "y", &[2, 3, 1, 5, 1]);
+    let dy = b.input(&mut rng, "dy", &[2, 3, 1, 5, 1]);
+    let c = b.op(Op::Binary(BinaryOp::Gt), &[x, y]);
+    let z = b.splat(0.0, &[2, 3, 1, 5, 1]);
+    let dx = b.op(Op::Select, &[c, dy, z]);
+    let dz = b.op(Op::Select, &[c, z, dy]);
+    let parts = [(dx, 0, 0), (dz, 0, 1), (x, 1, 0), (y, 1, 1)];
+    let pad = |b: &mut Builder, v: NodeId, i: usize, j: usize, value: f64| {
+        let op = Op::Pad {
+            lo: vec![0, 0, i, 0, j],
+            hi: vec![0, 0, 1 - i, 0, 1 - j],
+            value,
+        };
+        b.op(op, &[v])
+    };
+    let sum = |b: &mut Builder, ps: &[NodeId]| {
+        ps[1..]
+            .iter()
+            .fold(ps[0], |acc, &p| b.op(Op::Binary(BinaryOp::Add), &[acc, p]))
+    };
+    let tiles: Vec<NodeId> = parts
+        .iter()
+        .map(|&(v, i, j)| pad(&mut b, v, i, j, 0.0))
+        .collect();
+    let tiled = sum(&mut b, &tiles);
+    b.g.set_output("tiled", tiled);
+    // Two paddings at one offset (overlap) and none at another (gap).
+    let over: Vec<NodeId> = [(dx, 0, 0), (dz, 0, 0), (x, 1, 0), (y, 1, 1)]
+        .iter()
+        .map(|&(v, i, j)| pad(&mut b, v, i, j, 0.0))
+        .collect();
+    let over = sum(&mut b, &over);
+    b.g.set_output("overlap", over);
+    let ones: Vec<NodeId> = parts
+        .iter()
+        .map(|&(v, i, j)| pad(&mut b, v, i, j, 1.0))
+        .collect();
+    let ones = sum(&mut b, &ones);
+    b.g.set_output("ones", ones);
+    let c = dnnc_codegen::compile(&b.g).unwrap();
+    let text = c.schedule_text();
+    assert_eq!(text.matches(" = concat ").count(), 1, "{text}");
+    assert_eq!(text.matches(" = select ").count(), 0, "{text}");
     check(&b);
 }
 

@@ -88,6 +88,11 @@ unsafe fn run_loop(f: LoopFn, ptrs: *const *mut f32, n: usize) {
     });
 }
 
+/// Kernels with at most this many operands (every kernel but a long `concat`; the
+/// gradient of a pooling window of 2×2 or 3×3 is a concat of one operand per offset)
+/// read them from the stack.
+const INLINE_ARGS: usize = 9;
+
 /// Runs one step (a pointer to an [`Exec`]); called by JIT entry functions. Returns 0
 /// on success, 1 if a kernel failed (its message is kept in the step).
 ///
@@ -106,14 +111,13 @@ pub unsafe extern "C" fn run_step(step: *const u8) -> i32 {
             out,
             error,
         } => {
-            let ins: [In<'_>; 3];
+            let ins: [In<'_>; INLINE_ARGS];
             let mut more = Vec::new();
-            let args: &[In<'_>] = if args.len() <= 3 {
-                let pick = |i: usize| args.get(i).map_or(In::F32(&[]), |v| v.input());
-                ins = [pick(0), pick(1), pick(2)];
+            let args: &[In<'_>] = if args.len() <= INLINE_ARGS {
+                ins = std::array::from_fn(|i| args.get(i).map_or(In::F32(&[]), |v| v.input()));
                 &ins[..args.len()]
             } else {
-                // Only `concat` of more than three operands: allocates.
+                // Only a `concat` of many operands: allocates.
                 more.extend(args.iter().map(|v| v.input()));
                 &more
             };

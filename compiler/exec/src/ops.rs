@@ -272,9 +272,9 @@ fn take_runs<T: Copy>(out: &mut [T], v: &[T], walk: &Walk, first: usize, end: us
             // A broadcast row.
             0 => out.fill(v[pos]),
             _ => {
-                let src = v[pos..pos + (len - 1) * st + 1].iter().step_by(st);
-                for (o, &x) in out.iter_mut().zip(src) {
-                    *o = x;
+                let src = &v[pos..pos + (len - 1) * st + 1];
+                for (e, o) in out.iter_mut().enumerate() {
+                    *o = src[e * st];
                 }
             }
         }
@@ -298,9 +298,9 @@ fn put_runs<T: Copy>(out: &mut [T], walk: &Walk, v: &[T], first: usize, end: usi
             // Every element lands on one position: the last one stays.
             out[pos] = v[len - 1];
         } else {
-            let dst = out[pos..pos + (len - 1) * st + 1].iter_mut().step_by(st);
-            for (o, &x) in dst.zip(v) {
-                *o = x;
+            let dst = &mut out[pos..pos + (len - 1) * st + 1];
+            for (e, &x) in v.iter().enumerate() {
+                dst[e * st] = x;
             }
         }
     });
@@ -472,6 +472,57 @@ fn put_data(out: &mut Out<'_>, index: &Walk, x: In<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// Output elements per slab of [`concat_slabs`] (a slab's operands are all written
+/// while it is in cache).
+const SLAB: usize = 1 << 14;
+
+/// `out[index[j][i]] = x_j[i]` for each operand `j`.
+fn concat_data(out: &mut Out<'_>, index: &[Walk], args: &[In<'_>]) -> Result<(), String> {
+    match out {
+        Out::F32(o) if args.iter().all(|a| matches!(a, In::F32(_))) => {
+            let x = |j: usize| match args[j] {
+                In::F32(v) => v,
+                _ => unreachable!("checked"),
+            };
+            concat_slabs(o, index, x);
+        }
+        _ => {
+            for (x, index) in args.iter().zip(index) {
+                put_data(out, index, *x)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`concat_data`] in slabs: slab `c` of `chunks` writes that fraction of every
+/// operand's runs, so when the operands interleave in `out` (the tiles of a pooling
+/// gradient) each part of `out` is finished while in cache rather than revisited once
+/// per operand; the slabs split over the pool's threads as one job.
+fn concat_slabs<'a>(out: &mut [f32], index: &[Walk], x: impl Fn(usize) -> &'a [f32] + Sync) {
+    let n = out.len();
+    let chunks = (n / SLAB).max(1);
+    let slab = |out: &mut [f32], c: usize| {
+        for (j, walk) in index.iter().enumerate() {
+            let runs = walk.runs();
+            put_runs(out, walk, x(j), runs * c / chunks, runs * (c + 1) / chunks);
+        }
+    };
+    let threads = pool::threads().min(n / PARALLEL_MOVE).max(1);
+    if threads == 1 || chunks == 1 {
+        for c in 0..chunks {
+            slab(out, c);
+        }
+        return;
+    }
+    let shared = SharedOut(out.as_mut_ptr(), n);
+    pool::run(chunks, threads, &|_, c| {
+        // SAFETY: slab `c` writes only what its runs map to, disjoint from the other
+        // slabs' (a concat's maps are injective and disjoint).
+        slab(unsafe { shared.get() }, c);
+    });
+}
+
 /// `out[o, i] = x[o, 0, i] ⊕ x[o, 1, i] ⊕ …` from `init`, row by row.
 fn reduce_block(
     out: &mut [f32],
@@ -562,11 +613,7 @@ impl Kernel {
             },
             Kernel::Cast(to) => cast(*to, args[0], out)?,
             Kernel::Take(index) => take_data(args[0], index, out)?,
-            Kernel::Concat(index) => {
-                for (x, index) in args.iter().zip(index) {
-                    put_data(&mut out, index, *x)?;
-                }
-            }
+            Kernel::Concat(index) => concat_data(&mut out, index, args)?,
             Kernel::Pad {
                 value,
                 dtype,
@@ -710,5 +757,38 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A concat in slabs (on one thread and split over two) writes what one operand
+    /// after the other does: the four interleaved tiles of a 2×2 pooling gradient,
+    /// large enough for many slabs.
+    #[test]
+    fn concat_slabs_match_operand_by_operand() {
+        let (n, c, h, w) = (4, 8, 64, 80);
+        let out_len = n * c * h * w;
+        let tile = [n * c, h / 2, w / 2];
+        let strides = [h * w, 2 * w, 2];
+        let walks: Vec<Walk> = (0..4)
+            .map(|t| Walk::new(&tile, &strides, (t / 2) * w + t % 2))
+            .collect();
+        let xs: Vec<Vec<f32>> = (0..4)
+            .map(|t| (0..out_len / 4).map(|i| (i * 4 + t) as f32).collect())
+            .collect();
+        let mut want = vec![-1.0f32; out_len];
+        for (walk, x) in walks.iter().zip(&xs) {
+            put(&mut want, walk, x);
+        }
+        assert!(want.iter().all(|&v| v >= 0.0), "the tiles cover the result");
+        for threads in [1, 2] {
+            pool::set_threads(threads);
+            let mut got = vec![-1.0f32; out_len];
+            concat_slabs(&mut got, &walks, |j| &xs[j]);
+            assert_eq!(got, want, "{threads} thread(s)");
+        }
     }
 }

@@ -5,15 +5,17 @@
 //! every position of the batch), which the packed kernel would run on one thread with
 //! mostly empty tiles.
 //!
-//! `k` is cut into blocks whose slice of `A` stays in cache; within a block four rows of
-//! `A` meet four columns of `B` at a time (sixteen accumulators, eight loads per sixteen
-//! multiply-adds), every row against the same four columns before the next ones, so
-//! `B` is read once. Columns split over threads.
+//! `k` is cut into blocks of 2048 (8 KiB per row or column: the block of `A` and four
+//! columns stay in the second-level cache, and the horizontal sums at the end of each
+//! block are few); within a block four rows of `A` meet four columns of `B` at a time
+//! (sixteen accumulators, eight loads per sixteen multiply-adds), every row against the
+//! same four columns before the next ones, so `B` is read once. The last one to three
+//! columns meet the rows one column at a time. Columns split over threads.
 
 use crate::gemm::{Epilogue, MatRef};
 
 /// Steps of `k` per block.
-const KB: usize = 512;
+const KB: usize = 2048;
 
 /// Whether [`product`] suits `[m, k] · [k, n]` with these operands.
 pub fn suits(m: usize, n: usize, k: usize, a: MatRef, b: MatRef) -> bool {
@@ -56,9 +58,21 @@ pub unsafe fn product(
             let mut i = 0;
             while i + 4 <= m {
                 let rows = [row(i), row(i + 1), row(i + 2), row(i + 3)];
+                if w < 4 {
+                    // The last one to three columns: each against four rows, rather
+                    // than four columns of which most repeat.
+                    for (q, &c) in cols.iter().enumerate().take(w) {
+                        let d = dot4(c, rows, kl, simd);
+                        for (r, &v) in d.iter().enumerate() {
+                            *at(i + r, j + q) += v;
+                        }
+                    }
+                    i += 4;
+                    continue;
+                }
                 let d = dot4x4(rows, cols, kl, simd);
                 for (r, d) in d.iter().enumerate() {
-                    for (q, &v) in d.iter().enumerate().take(w) {
+                    for (q, &v) in d.iter().enumerate() {
                         *at(i + r, j + q) += v;
                     }
                 }

@@ -595,32 +595,41 @@ mod x86 {
         );
     }
 
-    /// Four rows times up to 64 columns per pass, `B` streamed row by row (once per
-    /// group of four rows).
+    /// Four rows times up to 64 columns per pass, `B` streamed row by row. Columns are
+    /// the outer loop: one block of 64 columns of `B` (`k` rows of it) is read from
+    /// memory once and stays in cache while every group of four rows passes over it.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn direct(s: Sub, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue) {
         const W: usize = 64;
-        let mut i0 = 0;
-        while i0 < s.m {
-            let rows = (s.m - i0).min(4);
-            let a = MatRef {
-                ptr: a.ptr.offset(i0 as isize * a.rs),
-                ..a
-            };
-            let c = c.add(i0 * s.ldc);
-            let mut j0 = 0;
-            while j0 < s.n {
-                let nr = W.min(s.n - j0);
-                let masks = [
-                    lanes(nr),
-                    lanes(nr.saturating_sub(16)),
-                    lanes(nr.saturating_sub(32)),
-                    lanes(nr.saturating_sub(48)),
-                ];
-                let vecs = nr.div_ceil(16);
+        let mut j0 = 0;
+        while j0 < s.n {
+            let nr = W.min(s.n - j0);
+            let masks = [
+                lanes(nr),
+                lanes(nr.saturating_sub(16)),
+                lanes(nr.saturating_sub(32)),
+                lanes(nr.saturating_sub(48)),
+            ];
+            let vecs = nr.div_ceil(16);
+            let mut i0 = 0;
+            while i0 < s.m {
+                let rows = (s.m - i0).min(4);
+                let a = MatRef {
+                    ptr: a.ptr.offset(i0 as isize * a.rs),
+                    ..a
+                };
+                let c = c.add(i0 * s.ldc);
                 let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+                // The first group of rows fetches the next block of columns ahead: `k`
+                // rows far apart are more streams than the hardware prefetcher follows.
+                let ahead = i0 == 0 && j0 + 2 * W <= s.n;
                 for p in 0..s.k {
                     let row = b.ptr.offset(p as isize * b.rs).add(j0);
+                    if ahead {
+                        for q in 0..4 {
+                            _mm_prefetch::<_MM_HINT_T0>(row.add(W + 16 * q) as *const i8);
+                        }
+                    }
                     let mut bv = [_mm512_setzero_ps(); 4];
                     for q in 0..vecs {
                         bv[q] = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
@@ -647,9 +656,9 @@ mod x86 {
                         store(&t, i, 0, v);
                     }
                 }
-                j0 += W;
+                i0 += 4;
             }
-            i0 += 4;
+            j0 += W;
         }
     }
 }
