@@ -595,70 +595,95 @@ mod x86 {
         );
     }
 
-    /// Four rows times up to 64 columns per pass, `B` streamed row by row. Columns are
-    /// the outer loop: one block of 64 columns of `B` (`k` rows of it) is read from
-    /// memory once and stays in cache while every group of four rows passes over it.
+    /// Four rows times up to 64 columns per pass, `B` streamed row by row. With more
+    /// than four rows, columns are the outer loop: one block of 64 columns of `B` (`k`
+    /// rows of it) is read from memory once and stays in cache while every group of
+    /// four rows passes over it, the first group fetching the next block ahead. With at
+    /// most four rows there is one pass per block and nothing to reuse (and the plain
+    /// loop is twice as fast for batch-1 inference).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn direct(s: Sub, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue) {
-        const W: usize = 64;
         let mut j0 = 0;
         while j0 < s.n {
-            let nr = W.min(s.n - j0);
-            let masks = [
-                lanes(nr),
-                lanes(nr.saturating_sub(16)),
-                lanes(nr.saturating_sub(32)),
-                lanes(nr.saturating_sub(48)),
-            ];
-            let vecs = nr.div_ceil(16);
-            let mut i0 = 0;
-            while i0 < s.m {
-                let rows = (s.m - i0).min(4);
-                let a = MatRef {
-                    ptr: a.ptr.offset(i0 as isize * a.rs),
-                    ..a
-                };
-                let c = c.add(i0 * s.ldc);
-                let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-                // The first group of rows fetches the next block of columns ahead: `k`
-                // rows far apart are more streams than the hardware prefetcher follows.
-                let ahead = i0 == 0 && j0 + 2 * W <= s.n;
-                for p in 0..s.k {
-                    let row = b.ptr.offset(p as isize * b.rs).add(j0);
-                    if ahead {
-                        for q in 0..4 {
-                            _mm_prefetch::<_MM_HINT_T0>(row.add(W + 16 * q) as *const i8);
-                        }
-                    }
-                    let mut bv = [_mm512_setzero_ps(); 4];
-                    for q in 0..vecs {
-                        bv[q] = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
-                    }
-                    for (i, accs) in acc.iter_mut().enumerate().take(rows) {
-                        let x =
-                            _mm512_set1_ps(*a.ptr.offset(i as isize * a.rs + p as isize * a.cs));
-                        for q in 0..vecs {
-                            accs[q] = _mm512_fmadd_ps(x, bv[q], accs[q]);
-                        }
-                    }
+            if s.m <= 4 {
+                rows_block(&s, a, b, c, &ep, 0, j0, false);
+            } else {
+                let mut i0 = 0;
+                while i0 < s.m {
+                    let ahead = i0 == 0 && j0 + 2 * W <= s.n;
+                    rows_block(&s, a, b, c, &ep, i0, j0, ahead);
+                    i0 += 4;
                 }
-                for (i, accs) in acc.iter().enumerate().take(rows) {
-                    for (q, &v) in accs.iter().enumerate().take(vecs) {
-                        let t = Tile {
-                            c: c.add(j0 + 16 * q),
-                            ldc: s.ldc,
-                            mr: rows,
-                            nr: nr.saturating_sub(16 * q).min(16),
-                            first: !ep.accumulate,
-                            bias: ep.bias.map(|p| p.add(j0 + 16 * q)),
-                            relu: ep.relu,
-                        };
-                        store(&t, i, 0, v);
-                    }
-                }
-                i0 += 4;
             }
             j0 += W;
+        }
+    }
+
+    /// Columns per block of the streaming kernel.
+    const W: usize = 64;
+
+    /// Rows `i0..i0 + 4` (or fewer) times columns `j0..j0 + W` (or fewer) of the
+    /// streaming product; `ahead` prefetches the next block of columns of `B`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn rows_block(
+        s: &Sub,
+        a: MatRef,
+        b: MatRef,
+        c: *mut f32,
+        ep: &Epilogue,
+        i0: usize,
+        j0: usize,
+        ahead: bool,
+    ) {
+        let nr = W.min(s.n - j0);
+        let masks = [
+            lanes(nr),
+            lanes(nr.saturating_sub(16)),
+            lanes(nr.saturating_sub(32)),
+            lanes(nr.saturating_sub(48)),
+        ];
+        let vecs = nr.div_ceil(16);
+        let rows = (s.m - i0).min(4);
+        let a = MatRef {
+            ptr: a.ptr.offset(i0 as isize * a.rs),
+            ..a
+        };
+        let c = c.add(i0 * s.ldc);
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        for p in 0..s.k {
+            let row = b.ptr.offset(p as isize * b.rs).add(j0);
+            if ahead {
+                // `k` rows far apart are more streams than the hardware prefetcher
+                // follows.
+                for q in 0..4 {
+                    _mm_prefetch::<_MM_HINT_T0>(row.add(W + 16 * q) as *const i8);
+                }
+            }
+            let mut bv = [_mm512_setzero_ps(); 4];
+            for q in 0..vecs {
+                bv[q] = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
+            }
+            for (i, accs) in acc.iter_mut().enumerate().take(rows) {
+                let x = _mm512_set1_ps(*a.ptr.offset(i as isize * a.rs + p as isize * a.cs));
+                for q in 0..vecs {
+                    accs[q] = _mm512_fmadd_ps(x, bv[q], accs[q]);
+                }
+            }
+        }
+        for (i, accs) in acc.iter().enumerate().take(rows) {
+            for (q, &v) in accs.iter().enumerate().take(vecs) {
+                let t = Tile {
+                    c: c.add(j0 + 16 * q),
+                    ldc: s.ldc,
+                    mr: rows,
+                    nr: nr.saturating_sub(16 * q).min(16),
+                    first: !ep.accumulate,
+                    bias: ep.bias.map(|p| p.add(j0 + 16 * q)),
+                    relu: ep.relu,
+                };
+                store(&t, i, 0, v);
+            }
         }
     }
 }
