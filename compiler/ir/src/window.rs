@@ -22,6 +22,18 @@ pub struct Window2d {
 }
 
 impl Window2d {
+    /// A `k`×`k` window padded by `padding` on every side, without dilation (pooling).
+    pub fn square(k: usize, stride: usize, padding: usize) -> Window2d {
+        Window2d {
+            kh: k,
+            kw: k,
+            stride,
+            dilation: 1,
+            pad_h: (padding, padding),
+            pad_w: (padding, padding),
+        }
+    }
+
     /// The output size along an axis of `n` positions with a window of `k` padded by
     /// `pad`, or `None` when the window does not fit or a size is zero.
     pub fn out_len(&self, n: usize, k: usize, pad: (usize, usize)) -> Option<usize> {

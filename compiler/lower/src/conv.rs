@@ -11,51 +11,23 @@ use dnnc_ir::{BinaryOp, NodeId, Op, Window2d};
 
 use crate::emit::{Emitter, Res};
 
-/// Window size, stride, dilation and padding along the two spatial axes. The padding
-/// is `(before, after)` per axis, so `padding = "same"` can pad an even effective
-/// window asymmetrically (the extra row and column go after, like PyTorch).
-#[derive(Clone, Copy, Debug)]
-pub struct Window {
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: usize,
-    pub dilation: usize,
-    pub pad_h: (usize, usize),
-    pub pad_w: (usize, usize),
-}
-
-impl Window {
-    /// A `kh`×`kw` window padded by `padding` on every side, without dilation.
-    pub fn new(kh: usize, kw: usize, stride: usize, padding: usize) -> Window {
-        Window {
-            kh,
-            kw,
-            stride,
-            dilation: 1,
-            pad_h: (padding, padding),
-            pad_w: (padding, padding),
-        }
+/// A window's output size along one axis (`dnnc_ir::Window2d::out_len`), or an error
+/// saying why the window does not fit.
+fn out_len(win: &Window2d, n: usize, k: usize, pad: (usize, usize)) -> Res<usize> {
+    if win.stride == 0 || win.dilation == 0 || k == 0 {
+        return Err(format!(
+            "a window of {k} needs a positive stride and dilation, found {} and {}",
+            win.stride, win.dilation
+        ));
     }
-
-    /// The output size along an axis of `n` positions with a window of `k`, padded by
-    /// `pad`: `(n + lo + hi - dilation*(k - 1) - 1) / stride + 1`.
-    fn out(&self, n: usize, k: usize, pad: (usize, usize)) -> Res<usize> {
-        let padded = n + pad.0 + pad.1;
-        if self.stride == 0 || self.dilation == 0 || k == 0 {
-            return Err(format!(
-                "a window of {k} needs a positive stride and dilation, found {} and {}",
-                self.stride, self.dilation
-            ));
-        }
-        let eff = self.dilation * (k - 1) + 1;
-        if padded < eff {
-            return Err(format!(
-                "a window of {eff} with stride {} does not fit {padded} positions",
-                self.stride
-            ));
-        }
-        Ok((padded - eff) / self.stride + 1)
-    }
+    win.out_len(n, k, pad).ok_or_else(|| {
+        format!(
+            "a window of {} with stride {} does not fit {} positions",
+            win.dilation * (k - 1) + 1,
+            win.stride,
+            n + pad.0 + pad.1
+        )
+    })
 }
 
 /// The options of `conv2d` beyond the kernel: PyTorch's `stride`, `padding`,
@@ -110,14 +82,19 @@ fn pad_spatial(
 }
 
 /// The `[N, C, OH, OW]` slices of `x` (row-major over `(kh, kw)`), one per window offset.
-fn window_slices(em: &mut Emitter<'_>, x: NodeId, win: Window, pad_value: f64) -> Res<Vec<NodeId>> {
+fn window_slices(
+    em: &mut Emitter<'_>,
+    x: NodeId,
+    win: Window2d,
+    pad_value: f64,
+) -> Res<Vec<NodeId>> {
     let s = em.shape(x);
     let [n, c, h, w] = s[..] else {
         return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}"));
     };
     let (oh, ow) = (
-        win.out(h, win.kh, win.pad_h)?,
-        win.out(w, win.kw, win.pad_w)?,
+        out_len(&win, h, win.kh, win.pad_h)?,
+        out_len(&win, w, win.kw, win.pad_w)?,
     );
     let xp = pad_spatial(em, x, win.pad_h, win.pad_w, pad_value)?;
     let (st, d) = (win.stride, win.dilation);
@@ -202,7 +179,7 @@ pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res
     } else {
         ((opts.padding, opts.padding), (opts.padding, opts.padding))
     };
-    let win = Window {
+    let win = Window2d {
         kh,
         kw,
         stride: opts.stride,
@@ -213,20 +190,10 @@ pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res
     let [_, _, h, wd] = xs[..] else {
         return Err(format!("conv2d needs `[N, C, H, W]`, found {xs:?}"));
     };
-    let (oh, ow) = (win.out(h, kh, pad_h)?, win.out(wd, kw, pad_w)?);
+    let (oh, ow) = (out_len(&win, h, kh, pad_h)?, out_len(&win, wd, kw, pad_w)?);
     // [C, KH, KW, N, OH, OW]: rows (c, kh, kw), the order of `w` flattened, and columns
     // (n, oh, ow), so the product with the kernel is `[O, N, OH, OW]`.
-    let cols = em.add(
-        Op::Patches(Window2d {
-            kh,
-            kw,
-            stride: win.stride,
-            dilation: win.dilation,
-            pad_h,
-            pad_w,
-        }),
-        &[x],
-    )?;
+    let cols = em.add(Op::Patches(win), &[x])?;
     let (k, m) = (cg * kh * kw, n * oh * ow);
     let y = if g == 1 {
         let cols = em.reshape(cols, &[k, m])?;
@@ -252,7 +219,7 @@ pub fn pool2d(
     padding: usize,
     avg: bool,
 ) -> Res<NodeId> {
-    let win = Window::new(k, k, stride, padding);
+    let win = Window2d::square(k, stride, padding);
     // The lowest finite f32 rather than -inf: every window holds an input element
     // when the padding is at most half the window, and no backend prints infinities.
     let pad_value = if avg { 0.0 } else { f64::from(f32::MIN) };
