@@ -1,114 +1,14 @@
 //! The JIT against the reference interpreter, on hand-written and randomly generated
 //! `f32` graphs.
 
+mod support;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
 use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp, Window2d};
 use dnnc_tensor::{Data, Tensor};
-
-/// SplitMix64: a small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-    }
-
-    fn tensor(&mut self, shape: &[usize]) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::f32(shape.to_vec(), (0..n).map(|_| self.f32()).collect()).unwrap()
-    }
-}
-
-/// Builds a graph and the tensors it reads.
-#[derive(Default)]
-struct Builder {
-    g: Graph,
-    inputs: HashMap<String, Tensor>,
-    states: HashMap<String, Tensor>,
-}
-
-impl Builder {
-    fn new(name: &str) -> Builder {
-        Builder {
-            g: Graph::new(name),
-            ..Builder::default()
-        }
-    }
-
-    fn input(&mut self, rng: &mut Rng, name: &str, shape: &[usize]) -> NodeId {
-        self.inputs.insert(name.into(), rng.tensor(shape));
-        self.g
-            .add(
-                Op::Input {
-                    name: name.into(),
-                    dtype: DType::F32,
-                    shape: shape.to_vec(),
-                },
-                &[],
-            )
-            .unwrap()
-    }
-
-    fn state(&mut self, rng: &mut Rng, name: &str, shape: &[usize]) -> NodeId {
-        self.states.insert(name.into(), rng.tensor(shape));
-        self.g
-            .add(
-                Op::State {
-                    name: name.into(),
-                    dtype: DType::F32,
-                    shape: shape.to_vec(),
-                },
-                &[],
-            )
-            .unwrap()
-    }
-
-    fn op(&mut self, op: Op, operands: &[NodeId]) -> NodeId {
-        self.g.add(op, operands).unwrap()
-    }
-
-    fn splat(&mut self, value: f64, shape: &[usize]) -> NodeId {
-        let c = self.op(
-            Op::Const {
-                value,
-                dtype: DType::F32,
-            },
-            &[],
-        );
-        self.op(Op::Broadcast(shape.to_vec()), &[c])
-    }
-
-    fn shape(&self, id: NodeId) -> Vec<usize> {
-        self.g.ty(id).shape.clone()
-    }
-}
-
-/// The stated tolerance: matrix products use fused multiply-add and blocked
-/// summation, so they (and what is computed from them) may differ from the
-/// interpreter by rounding; everything else agrees bit for bit. Relative 1e-4 plus
-/// absolute 1e-4 (cancellation in a sum can leave a small result with the absolute
-/// error of its large terms).
-fn close(a: f32, b: f32) -> bool {
-    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-4 * (1.0 + a.abs().max(b.abs()))
-}
+use support::{close, random_graph, Builder, Rng};
 
 /// Compiles and runs `b.g` and checks it against the interpreter; returns how many
 /// elements were compared, how many agreed bit for bit (up to the sign of zero) and how
@@ -156,158 +56,12 @@ fn check_graph(
     stats
 }
 
-const UNARY: [UnaryOp; 13] = [
-    UnaryOp::Neg,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Rsqrt,
-    UnaryOp::Abs,
-    UnaryOp::Sign,
-    UnaryOp::Sin,
-    UnaryOp::Cos,
-    UnaryOp::Tanh,
-    UnaryOp::Erf,
-    UnaryOp::Floor,
-    UnaryOp::Ceil,
-];
-
-const BINARY: [BinaryOp; 8] = [
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Max,
-    BinaryOp::Min,
-    BinaryOp::Pow,
-    BinaryOp::Rem,
-];
-
-/// A random graph of about `size` nodes over rank-2 (and some rank-1) `f32` tensors:
-/// elementwise chains, scalar and general broadcasts, matmuls, sums, transposes and
-/// reshapes.
-fn random_graph(seed: u64, size: usize) -> Builder {
-    let mut rng = Rng(seed);
-    let mut b = Builder::new(&format!("random{seed}"));
-    let (r, c) = (rng.range(1, 6), rng.range(1, 11));
-    let x = b.input(&mut rng, "x", &[r, c]);
-    let y = b.input(&mut rng, "y", &[r, c]);
-    let s = b.state(&mut rng, "s", &[r, c]);
-    let mut pool = vec![x, y, s];
-    let mut states = 1;
-    while b.g.len() < size {
-        let a = pool[rng.below(pool.len())];
-        let sa = b.shape(a);
-        let new = match rng.below(16) {
-            0..=3 => {
-                // Keep magnitudes tame now and then, so that not everything overflows.
-                let u = if rng.below(3) == 0 {
-                    UnaryOp::Tanh
-                } else {
-                    UNARY[rng.below(UNARY.len())]
-                };
-                b.op(Op::Unary(u), &[a])
-            }
-            4..=6 => {
-                let same: Vec<NodeId> =
-                    pool.iter().copied().filter(|&n| b.shape(n) == sa).collect();
-                let other = same[rng.below(same.len())];
-                let op = BINARY[rng.below(BINARY.len())];
-                b.op(Op::Binary(op), &[a, other])
-            }
-            7 => {
-                let k = b.splat(f64::from(rng.f32()), &sa);
-                let op = BINARY[rng.below(BINARY.len())];
-                b.op(Op::Binary(op), &[k, a])
-            }
-            8 | 9 if sa.len() == 2 => {
-                let n = rng.range(1, 7);
-                let w = b.state(&mut rng, &format!("w{states}"), &[sa[1], n]);
-                states += 1;
-                b.op(Op::MatMul, &[a, w])
-            }
-            10 if sa.len() == 2 => {
-                let sum = b.op(
-                    Op::Reduce {
-                        kind: ReduceKind::Sum,
-                        axes: vec![1],
-                        keepdims: true,
-                    },
-                    &[a],
-                );
-                b.op(Op::Broadcast(sa.clone()), &[sum])
-            }
-            11 if sa.len() == 2 => b.op(Op::Transpose(vec![1, 0]), &[a]),
-            14 | 15 => {
-                // A select on a comparison (fused into one loop), as in ReLU's
-                // derivative; sometimes against a splat, sometimes two values.
-                let same: Vec<NodeId> =
-                    pool.iter().copied().filter(|&n| b.shape(n) == sa).collect();
-                let other = same[rng.below(same.len())];
-                let rhs = if rng.below(2) == 0 {
-                    b.splat(0.0, &sa)
-                } else {
-                    other
-                };
-                let cmp = [
-                    BinaryOp::Lt,
-                    BinaryOp::Le,
-                    BinaryOp::Gt,
-                    BinaryOp::Ge,
-                    BinaryOp::Eq,
-                    BinaryOp::Ne,
-                ][rng.below(6)];
-                let c = b.op(Op::Binary(cmp), &[a, rhs]);
-                let zero = b.splat(0.0, &sa);
-                b.op(Op::Select, &[c, other, zero])
-            }
-            12 => {
-                let flat = b.op(Op::Reshape(vec![sa.iter().product()]), &[a]);
-                if rng.below(2) == 0 {
-                    b.op(Op::Reshape(sa.clone()), &[flat])
-                } else {
-                    flat
-                }
-            }
-            _ if sa.len() == 2 => {
-                // A bias-like row vector broadcast over the rows.
-                let bias = b.state(&mut rng, &format!("b{states}"), &[sa[1]]);
-                states += 1;
-                let bb = b.op(Op::Broadcast(sa.clone()), &[bias]);
-                b.op(Op::Binary(BinaryOp::Add), &[a, bb])
-            }
-            _ => {
-                let sum = b.op(
-                    Op::Reduce {
-                        kind: ReduceKind::Sum,
-                        axes: vec![0],
-                        keepdims: false,
-                    },
-                    &[a],
-                );
-                b.op(Op::Broadcast(sa.clone()), &[sum])
-            }
-        };
-        pool.push(new);
-    }
-    let last = *pool.last().unwrap();
-    b.g.set_output("out", last);
-    for i in 0..2 {
-        let n = pool[rng.below(pool.len())];
-        b.g.set_output(format!("o{i}"), n);
-    }
-    if let Some(&u) = pool.iter().rev().find(|&&n| b.shape(n) == [r, c]) {
-        b.g.add_update("s", u);
-    }
-    b
-}
-
 #[test]
 fn random_graphs_match_the_interpreter() {
     let (mut total, mut exact, mut finite) = (0, 0, 0);
     let mut without_matmul = 0;
     for seed in 0..200 {
-        let b = random_graph(seed, 10 + (seed as usize % 40));
+        let b = random_graph(seed, 10 + (seed as usize % 40), false);
         let (t, e, f) = check(&b);
         let matmul =
             b.g.node_ids()
@@ -810,7 +564,7 @@ fn bad_inputs_are_errors() {
 fn compile_time_of_a_50_node_graph() {
     let (mut times, mut steps, mut loops) = (Vec::new(), 0, 0);
     for seed in 1000..1010 {
-        let b = random_graph(seed, 50);
+        let b = random_graph(seed, 50, false);
         let t = Instant::now();
         let c = dnnc_codegen::compile(&b.g).unwrap();
         times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -823,7 +577,7 @@ fn compile_time_of_a_50_node_graph() {
     // Every value an output: nothing is dead and nothing fuses, one step per node.
     let mut unfused = Vec::new();
     for seed in 1000..1010 {
-        let mut b = random_graph(seed, 50);
+        let mut b = random_graph(seed, 50, false);
         for id in b.g.node_ids() {
             b.g.set_output(format!("v{}", id.raw()), id);
         }
