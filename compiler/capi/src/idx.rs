@@ -42,7 +42,7 @@ fn load(path: &std::path::Path) -> Result<dnnc_tensor::Tensor, String> {
 /// `path` is null or a C string; `dims` is null or has room for `max_rank` values.
 #[no_mangle]
 pub unsafe extern "C" fn dnnc_idx_dims(path: *const c_char, dims: *mut i64, max_rank: i32) -> i32 {
-    let r = catch_unwind(|| -> Result<i32, String> {
+    guarded(|| {
         let p = path_of(path)?;
         if dims.is_null() || max_rank < 0 {
             return Err("the dims pointer is null".into());
@@ -52,12 +52,7 @@ pub unsafe extern "C" fn dnnc_idx_dims(path: *const c_char, dims: *mut i64, max_
             *dims.add(i) = d as i64;
         }
         Ok(h.shape.len() as i32)
-    });
-    match r {
-        Ok(Ok(rank)) => rank,
-        Ok(Err(e)) => fail(e),
-        Err(_) => fail("internal error while reading an IDX file".into()),
-    }
+    })
 }
 
 /// Reads exactly `count` elements of the IDX file at `path`, times `scale`.
@@ -71,7 +66,7 @@ pub unsafe extern "C" fn dnnc_idx_read_f32(
     count: i64,
     scale: f32,
 ) -> i32 {
-    let r = catch_unwind(|| -> Result<(), String> {
+    guarded(|| {
         let p = path_of(path)?;
         if out.is_null() {
             return Err("the output pointer is null".into());
@@ -96,13 +91,8 @@ pub unsafe extern "C" fn dnnc_idx_read_f32(
                 .zip(v)
                 .for_each(|(o, &x)| *o = f32::from(u8::from(x)) * scale),
         }
-        Ok(())
-    });
-    match r {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => fail(e),
-        Err(_) => fail("internal error while reading an IDX file".into()),
-    }
+        Ok(0)
+    })
 }
 
 /// Reads exactly `count` integer elements of the IDX file at `path`.
@@ -111,7 +101,7 @@ pub unsafe extern "C" fn dnnc_idx_read_f32(
 /// `out` is null or has room for `count` integers.
 #[no_mangle]
 pub unsafe extern "C" fn dnnc_idx_read_i32(path: *const c_char, out: *mut i32, count: i64) -> i32 {
-    let r = catch_unwind(|| -> Result<(), String> {
+    guarded(|| {
         let p = path_of(path)?;
         if out.is_null() {
             return Err("the output pointer is null".into());
@@ -132,10 +122,15 @@ pub unsafe extern "C" fn dnnc_idx_read_i32(path: *const c_char, out: *mut i32, c
             *o =
                 i32::try_from(x).map_err(|_| format!("{} holds {x}, beyond int32", p.display()))?;
         }
-        Ok(())
-    });
-    match r {
-        Ok(Ok(())) => 0,
+        Ok(0)
+    })
+}
+
+/// Runs `f`, turning its error or panic into -1 with the message kept for
+/// [`dnnc_idx_last_error`].
+fn guarded(f: impl FnOnce() -> Result<i32, String> + std::panic::UnwindSafe) -> i32 {
+    match catch_unwind(f) {
+        Ok(Ok(v)) => v,
         Ok(Err(e)) => fail(e),
         Err(_) => fail("internal error while reading an IDX file".into()),
     }

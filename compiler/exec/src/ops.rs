@@ -7,8 +7,8 @@
 
 use dnnc_ir::rng;
 use dnnc_ir::scalar::{
-    arg_extreme_into, erf_f32, fit, floor_div, floor_mod, int_pow, int_range, max_f32, min_f32,
-    rem_f32, sign_f32,
+    arg_extreme_into, fit, floor_div, floor_mod, int_pow, int_range, max_f32, min_f32, rem_f32,
+    unary_f32, unary_int,
 };
 use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp, Window2d};
 
@@ -332,34 +332,6 @@ fn index_at(t: &[i64], i: usize, size: usize) -> Result<usize, String> {
             "codegen: index {v} is out of range for an axis of size {size}"
         )),
     }
-}
-
-fn unary_f32(u: UnaryOp) -> Option<fn(f32) -> f32> {
-    Some(match u {
-        UnaryOp::Neg => |a| -a,
-        UnaryOp::Exp => f32::exp,
-        UnaryOp::Log => f32::ln,
-        UnaryOp::Sqrt => f32::sqrt,
-        UnaryOp::Rsqrt => |a| 1.0 / a.sqrt(),
-        UnaryOp::Abs => f32::abs,
-        UnaryOp::Sign => sign_f32,
-        UnaryOp::Sin => f32::sin,
-        UnaryOp::Cos => f32::cos,
-        UnaryOp::Tanh => f32::tanh,
-        UnaryOp::Erf => erf_f32,
-        UnaryOp::Floor => f32::floor,
-        UnaryOp::Ceil => f32::ceil,
-        UnaryOp::Not => return None,
-    })
-}
-
-fn unary_int(u: UnaryOp) -> Option<fn(i64) -> i64> {
-    Some(match u {
-        UnaryOp::Neg => i64::wrapping_neg,
-        UnaryOp::Abs => i64::wrapping_abs,
-        UnaryOp::Sign => i64::signum,
-        _ => return None,
-    })
 }
 
 fn compare<T: Copy + PartialOrd>(op: BinaryOp, out: &mut [bool], x: &[T], y: &[T]) -> bool {

@@ -25,6 +25,7 @@ use dnnc_ir::{BinaryOp, DType, Dist, Node, NodeId, Op, ReduceKind, TensorType, U
 use dnnc_tensor::{Data, Tensor};
 
 use crate::data::{self, fit};
+use crate::math::{unary_f32, unary_int};
 use crate::{math, matmul, rng, InterpError};
 use dnnc_ir::layout::{self as index, affine, numel, split_at_axis};
 use dnnc_ir::scalar::{arg_extreme, int_range};
@@ -361,35 +362,6 @@ pub fn eval(
 enum Rule<T> {
     Arith(fn(T, T) -> T),
     Compare(fn(T, T) -> bool),
-}
-
-fn unary_f32(u: UnaryOp) -> Option<fn(f32) -> f32> {
-    Some(match u {
-        UnaryOp::Neg => |a| -a,
-        UnaryOp::Exp => f32::exp,
-        UnaryOp::Log => f32::ln,
-        UnaryOp::Sqrt => f32::sqrt,
-        UnaryOp::Rsqrt => |a| 1.0 / a.sqrt(),
-        UnaryOp::Abs => f32::abs,
-        UnaryOp::Sign => math::sign_f32,
-        UnaryOp::Sin => f32::sin,
-        UnaryOp::Cos => f32::cos,
-        UnaryOp::Tanh => f32::tanh,
-        UnaryOp::Erf => math::erf_f32,
-        UnaryOp::Floor => f32::floor,
-        UnaryOp::Ceil => f32::ceil,
-        UnaryOp::Not => return None,
-    })
-}
-
-/// The unary ops defined on integers (before wrapping into the dtype).
-fn unary_int(u: UnaryOp) -> Option<fn(i64) -> i64> {
-    Some(match u {
-        UnaryOp::Neg => i64::wrapping_neg,
-        UnaryOp::Abs => i64::wrapping_abs,
-        UnaryOp::Sign => i64::signum,
-        _ => return None,
-    })
 }
 
 fn binary_f32(b: BinaryOp) -> Option<Rule<f32>> {

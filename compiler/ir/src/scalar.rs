@@ -6,6 +6,8 @@
 
 use dnnc_tensor::DType;
 
+use crate::UnaryOp;
+
 /// `x` wrapped into the range of the integer dtype `dtype` (two's complement; `i64` is
 /// unchanged), as a backend storing it in 32 or 8 bits would.
 pub fn fit(dtype: DType, x: i64) -> i64 {
@@ -181,6 +183,36 @@ pub fn sign_f32(a: f32) -> f32 {
     } else {
         0.0
     }
+}
+
+/// The `f32` function of a unary op (`None` for `not`, which is `bool` only).
+pub fn unary_f32(u: UnaryOp) -> Option<fn(f32) -> f32> {
+    Some(match u {
+        UnaryOp::Neg => |a| -a,
+        UnaryOp::Exp => f32::exp,
+        UnaryOp::Log => f32::ln,
+        UnaryOp::Sqrt => f32::sqrt,
+        UnaryOp::Rsqrt => |a| 1.0 / a.sqrt(),
+        UnaryOp::Abs => f32::abs,
+        UnaryOp::Sign => sign_f32,
+        UnaryOp::Sin => f32::sin,
+        UnaryOp::Cos => f32::cos,
+        UnaryOp::Tanh => f32::tanh,
+        UnaryOp::Erf => erf_f32,
+        UnaryOp::Floor => f32::floor,
+        UnaryOp::Ceil => f32::ceil,
+        UnaryOp::Not => return None,
+    })
+}
+
+/// The unary ops defined on integers (before wrapping into the dtype).
+pub fn unary_int(u: UnaryOp) -> Option<fn(i64) -> i64> {
+    Some(match u {
+        UnaryOp::Neg => i64::wrapping_neg,
+        UnaryOp::Abs => i64::wrapping_abs,
+        UnaryOp::Sign => i64::signum,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use dnnc_diagnostics::{codes, Span};
+use dnnc_diagnostics::{codes, Diagnostic, Span};
 
 use crate::checker::Checker;
 use crate::dim::Dim;
@@ -502,6 +502,23 @@ struct Rules<'c, 'db> {
     span: Span,
 }
 
+/// Labels each operand with its type and, where known, where its shape was fixed.
+fn operand_labels(
+    mut d: Diagnostic,
+    fname: &Arc<str>,
+    operands: [(Option<&ArgVal>, &TensorTy); 2],
+) -> Diagnostic {
+    for (a, t) in operands.into_iter() {
+        if let Some(a) = a {
+            d = d.with_secondary(fname, a.span, format!("this is `{t}`"));
+            if let Some(o) = a.origin {
+                d = d.with_secondary(fname, o, "shape fixed here");
+            }
+        }
+    }
+    d
+}
+
 impl Rules<'_, '_> {
     fn fail(&mut self, code: dnnc_diagnostics::Code, span: Span, msg: impl Into<String>) -> Ty {
         let d = self
@@ -944,14 +961,7 @@ impl Rules<'_, '_> {
                     ),
                 )
                 .with_label(format!("`{}` ≠ `{}`", xs[1], ws[1]));
-            for (a, t) in [(args[0], x), (args[1], w)] {
-                if let Some(a) = a {
-                    d = d.with_secondary(&fname, a.span, format!("this is `{t}`"));
-                    if let Some(o) = a.origin {
-                        d = d.with_secondary(&fname, o, "shape fixed here");
-                    }
-                }
-            }
+            d = operand_labels(d, &fname, [(args[0], x), (args[1], w)]);
             self.cx.error(d.with_note(
                 "`conv2d(x: [N, C, H, W], w: [O, C, KH, KW])` needs the same `C` in both",
             ));
@@ -1105,14 +1115,7 @@ impl Rules<'_, '_> {
                 )
                 .with_label(format!("`{}` ≠ `{cg}`", ws[1]))
                 .with_secondary(&fname, gspan, format!("{groups} groups asked for here"));
-            for (a, t) in [(args[0], x), (args[1], w)] {
-                if let Some(a) = a {
-                    d = d.with_secondary(&fname, a.span, format!("this is `{t}`"));
-                    if let Some(o) = a.origin {
-                        d = d.with_secondary(&fname, o, "shape fixed here");
-                    }
-                }
-            }
+            d = operand_labels(d, &fname, [(args[0], x), (args[1], w)]);
             self.cx.error(d.with_note(
                 "`conv2d(x: [N, C, H, W], w: [O, C/groups, KH, KW], groups = G)`: each kernel sees one group's `C/G` channels",
             ));
