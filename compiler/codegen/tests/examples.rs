@@ -6,8 +6,7 @@ mod support;
 use std::time::Instant;
 
 use dnnc_ir::Graph;
-use dnnc_tensor::Data;
-use support::{close, example_graphs, feeds, Rng};
+use support::{agree, close, example_graphs, feeds, Rng};
 
 /// Runs `g` compiled and interpreted on several random feeds; returns the number of
 /// `f32` elements compared and how many agreed bit for bit.
@@ -26,30 +25,12 @@ fn compare(what: &str, g: &Graph) -> (usize, usize) {
     for _ in 0..3 {
         let (inputs, states) = feeds(g, &mut rng, Rng::unit);
         let want = dnnc_interp::run(g, &inputs, &states).unwrap_or_else(|e| panic!("{e}"));
-        let (outs, ups) = c
+        let got = c
             .run(&inputs, &states)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        for (got, want) in [(&outs, &want.outputs), (&ups, &want.updates)] {
-            assert_eq!(got.len(), want.len(), "{what}");
-            for ((gn, gt), (wn, wt)) in got.iter().zip(want.iter()) {
-                assert_eq!(gn, wn, "{what}");
-                assert_eq!(
-                    (gt.dtype, &gt.shape),
-                    (wt.dtype, &wt.shape),
-                    "{what}: `{gn}`"
-                );
-                match (&gt.data, &wt.data) {
-                    (Data::F32(gv), Data::F32(wv)) => {
-                        for (i, (&x, &y)) in gv.iter().zip(wv).enumerate() {
-                            assert!(close(x, y), "{what}: `{gn}`[{i}]: jit {x}, interp {y}");
-                            n += 1;
-                            exact += usize::from(x == y || (x.is_nan() && y.is_nan()));
-                        }
-                    }
-                    (gd, wd) => assert_eq!(gd, wd, "{what}: `{gn}`"),
-                }
-            }
-        }
+        let (m, x) = agree(what, &got, &(want.outputs, want.updates), close);
+        n += m;
+        exact += x;
     }
     println!("{what}: {exact} of {n} f32 elements bit for bit");
     (n, exact)

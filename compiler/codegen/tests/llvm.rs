@@ -9,44 +9,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use dnnc_ir::{BinaryOp, Graph, Op, UnaryOp};
-use dnnc_tensor::{Data, Tensor};
-use support::{close, example_graphs, feeds, random_graph, Builder, Rng};
-
-/// Whether `x` and `y` agree bit for bit, up to the sign of zero and NaN payloads.
-fn same(x: f32, y: f32) -> bool {
-    x == y || (x.is_nan() && y.is_nan())
-}
-
-type Results = (Vec<(String, Tensor)>, Vec<(String, Tensor)>);
-
-/// Compares `got` against `want` element by element with `ok`; returns how many `f32`
-/// elements were compared and how many agreed bit for bit. Integer and `bool` results
-/// must agree exactly.
-fn agree(what: &str, got: &Results, want: &Results, ok: fn(f32, f32) -> bool) -> (usize, usize) {
-    let (mut n, mut exact) = (0, 0);
-    for (got, want) in [(&got.0, &want.0), (&got.1, &want.1)] {
-        assert_eq!(got.len(), want.len(), "{what}");
-        for ((gn, gt), (wn, wt)) in got.iter().zip(want) {
-            assert_eq!(gn, wn, "{what}");
-            assert_eq!(
-                (gt.dtype, &gt.shape),
-                (wt.dtype, &wt.shape),
-                "{what}: `{gn}`"
-            );
-            match (&gt.data, &wt.data) {
-                (Data::F32(gv), Data::F32(wv)) => {
-                    for (i, (&x, &y)) in gv.iter().zip(wv).enumerate() {
-                        assert!(ok(x, y), "{what}: `{gn}`[{i}]: llvm {x}, reference {y}");
-                        n += 1;
-                        exact += usize::from(same(x, y));
-                    }
-                }
-                (gd, wd) => assert_eq!(gd, wd, "{what}: `{gn}`"),
-            }
-        }
-    }
-    (n, exact)
-}
+use dnnc_tensor::Tensor;
+use support::{agree, close, example_graphs, feeds, random_graph, same, Builder, Rng};
 
 /// Runs `g` compiled by LLVM (twice: a compiled graph is reusable) and checks it
 /// against the interpreter (within the stated tolerance) and against Cranelift (bit

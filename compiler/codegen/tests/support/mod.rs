@@ -148,6 +148,47 @@ pub const BINARY: [BinaryOp; 8] = [
     BinaryOp::Rem,
 ];
 
+/// Whether `x` and `y` agree bit for bit, up to the sign of zero and NaN payloads.
+pub fn same(x: f32, y: f32) -> bool {
+    x == y || (x.is_nan() && y.is_nan())
+}
+
+pub type Results = (Vec<(String, Tensor)>, Vec<(String, Tensor)>);
+
+/// Compares `got` against `want` element by element with `ok`; returns how many `f32`
+/// elements were compared and how many agreed bit for bit. Integer and `bool` results
+/// must agree exactly.
+pub fn agree(
+    what: &str,
+    got: &Results,
+    want: &Results,
+    ok: fn(f32, f32) -> bool,
+) -> (usize, usize) {
+    let (mut n, mut exact) = (0, 0);
+    for (got, want) in [(&got.0, &want.0), (&got.1, &want.1)] {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for ((gn, gt), (wn, wt)) in got.iter().zip(want) {
+            assert_eq!(gn, wn, "{what}");
+            assert_eq!(
+                (gt.dtype, &gt.shape),
+                (wt.dtype, &wt.shape),
+                "{what}: `{gn}`"
+            );
+            match (&gt.data, &wt.data) {
+                (Data::F32(gv), Data::F32(wv)) => {
+                    for (i, (&x, &y)) in gv.iter().zip(wv).enumerate() {
+                        assert!(ok(x, y), "{what}: `{gn}`[{i}]: compiled {x}, reference {y}");
+                        n += 1;
+                        exact += usize::from(same(x, y));
+                    }
+                }
+                (gd, wd) => assert_eq!(gd, wd, "{what}: `{gn}`"),
+            }
+        }
+    }
+    (n, exact)
+}
+
 /// A random graph of about `size` nodes over rank-2 (and some rank-1) `f32` tensors
 /// (up to 24×70 elements if `big`, else 6×11): elementwise chains, scalar and general
 /// broadcasts, matmuls, sums, transposes and reshapes.
