@@ -15,17 +15,21 @@ mod transport;
 
 use tower_lsp_server::{LspService, Server};
 
-/// Serves LSP on standard input and output until the client exits.
-pub fn run_stdio() -> std::io::Result<()> {
+/// Serves LSP on standard input and output until the client exits. Returns whether
+/// the client asked for `shutdown` before it ended the session (the process's exit
+/// status is 0 then, 1 otherwise, as the LSP specification asks).
+pub fn run_stdio() -> std::io::Result<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = shutdown.clone();
     rt.block_on(async {
-        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let stdin = tokio::io::stdin();
         let (to_server, from_client) = tokio::io::duplex(1 << 16);
         tokio::spawn(async move {
             // When the client goes away, dropping `to_server` ends the server too.
-            let _ = transport::relay(stdin, to_server).await;
+            let _ = transport::relay(stdin, to_server, &seen).await;
         });
         let (service, socket) = LspService::new(server::Backend::new);
         Server::new(from_client, tokio::io::stdout(), socket)
@@ -34,5 +38,5 @@ pub fn run_stdio() -> std::io::Result<()> {
     });
     // The relay may still be blocked reading standard input; do not wait for it.
     rt.shutdown_background();
-    Ok(())
+    Ok(shutdown.load(std::sync::atomic::Ordering::SeqCst))
 }

@@ -46,7 +46,11 @@ fn with_model(m: *mut Handle, f: impl FnOnce(&mut Model) -> Result<(), (i32, Str
     let h = unsafe { &mut *m };
     let r = catch_unwind(AssertUnwindSafe(|| f(&mut h.model)));
     let (code, msg) = match r {
-        Ok(Ok(())) => return 0,
+        Ok(Ok(())) => {
+            // A success clears the message of an earlier failure.
+            h.error = CString::default();
+            return 0;
+        }
         Ok(Err(e)) => e,
         Err(_) => (
             -3,
@@ -204,7 +208,7 @@ pub unsafe extern "C" fn dnnc_capi_train_step(
                 FieldData::I32(std::slice::from_raw_parts(p as *const i32, n))
             });
         }
-        let l = model.train_step(&fields, b).map_err(|e| (-2, e))?;
+        let l = model.train_step(&fields, b)?;
         *loss = l;
         Ok(())
     })

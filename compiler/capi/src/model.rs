@@ -194,24 +194,32 @@ impl Model {
     }
 
     /// One optimizer step on `batch` samples; `fields` holds one slice per data field
-    /// (floats, or integers for integer fields). Returns the loss.
-    pub fn train_step(&mut self, fields: &[FieldData<'_>], batch: usize) -> Result<f32, String> {
+    /// (floats, or integers for integer fields). Returns the loss, or the C API's code
+    /// and message: `-1` for data the model cannot take (a label out of range), `-2`
+    /// for a failure — a loss that is not finite among them, after which the model
+    /// holds the weights of before the step.
+    pub fn train_step(
+        &mut self,
+        fields: &[FieldData<'_>],
+        batch: usize,
+    ) -> Result<f32, (i32, String)> {
+        let failed = |e: String| (-2, e);
         let Some(t) = self.train.iter().position(|(b, _)| *b == batch) else {
             let sizes: Vec<String> = self.train.iter().map(|(b, _)| b.to_string()).collect();
-            return Err(if sizes.is_empty() {
+            return Err(failed(if sizes.is_empty() {
                 "this library was compiled without a training step".into()
             } else {
                 format!(
                     "train_step was compiled for batches of {} samples, not {batch}",
                     sizes.join(" or ")
                 )
-            });
+            }));
         };
         if self.resident != Some(t) {
-            self.collect()?;
+            self.collect().map_err(failed)?;
             let inst = &mut self.train[t].1;
             for (name, v) in &self.states {
-                inst.set_state(name, v)?;
+                inst.set_state(name, v).map_err(failed)?;
             }
             self.resident = Some(t);
         }
@@ -222,21 +230,24 @@ impl Model {
             let n = batch * f.size();
             match data {
                 FieldData::F32(v) => {
-                    let buf = inst
-                        .input_f32_mut(&f.name)
-                        .ok_or_else(|| format!("field `{}` is not a float field", f.name))?;
+                    let buf = inst.input_f32_mut(&f.name).ok_or_else(|| {
+                        failed(format!("field `{}` is not a float field", f.name))
+                    })?;
                     buf.copy_from_slice(&v[..n]);
                 }
                 FieldData::I32(v) => {
-                    let (buf, dtype) = inst
-                        .input_i64_mut(&f.name)
-                        .ok_or_else(|| format!("field `{}` is not an integer field", f.name))?;
+                    let (buf, dtype) = inst.input_i64_mut(&f.name).ok_or_else(|| {
+                        failed(format!("field `{}` is not an integer field", f.name))
+                    })?;
                     for (i, (o, &x)) in buf.iter_mut().zip(&v[..n]).enumerate() {
                         let x = i64::from(x);
                         if dnnc_ir::scalar::fit(dtype, x) != x {
-                            return Err(format!(
-                                "`{}`[{i}] = {x} does not fit the field's type {dtype}",
-                                f.name
+                            return Err((
+                                -1,
+                                format!(
+                                    "`{}`[{i}] = {x} does not fit the field's type {dtype}",
+                                    f.name
+                                ),
                             ));
                         }
                         *o = x;
@@ -244,18 +255,30 @@ impl Model {
                 }
             }
         }
+        // Labels out of range are the caller's data, not a failure of the model.
+        inst.check_inputs().map_err(|e| (-1, e))?;
         if let Some((buf, _)) = inst.input_i64_mut("step") {
             buf[0] = step;
         }
         if let Some((buf, _)) = inst.input_i64_mut("rng_key") {
             buf[0] = key;
         }
-        inst.run()?;
+        inst.run().map_err(failed)?;
         let loss = inst
             .output_names()
             .position(|n| n == "loss")
             .and_then(|i| inst.output_scalar(i))
-            .ok_or("the training step has no loss")?;
+            .ok_or_else(|| failed("the training step has no loss".into()))?;
+        if !loss.is_finite() {
+            // The step's updates are guarded by a finite loss: nothing changed.
+            return Err((
+                -2,
+                format!(
+                    "the loss became {loss} at step {}; the model keeps the weights of before the step (a learning rate too high, or data that are not finite?)",
+                    self.step + 1
+                ),
+            ));
+        }
         self.step += 1;
         self.forward_stale = true;
         Ok(loss as f32)

@@ -98,37 +98,47 @@ pub(crate) fn plan(
         .chain(g.updates())
         .map(|(_, id)| *id)
         .collect();
+    // Every node's operands, looked up once (the graph computes them per call).
+    let operands: HashMap<NodeId, Vec<NodeId>> =
+        order.iter().map(|&id| (id, g.operands(id))).collect();
+    let ops_of = |id: NodeId| -> Vec<NodeId> {
+        operands.get(&id).cloned().unwrap_or_else(|| g.operands(id))
+    };
     let mut users: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for &id in order {
-        let mut ops = g.operands(id);
-        ops.dedup();
-        for o in ops {
+        for &o in &operands[&id] {
             let us = users.entry(o).or_default();
-            if !us.contains(&id) {
+            // Users arrive in order, each with all its operands at once.
+            if us.last() != Some(&id) {
                 us.push(id);
             }
         }
     }
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     // A select fuses when its condition is an `f32` comparison of its shape that only
-    // selects use (as their condition; each of their loops computes it).
-    let fusable_select = |id: NodeId| -> Option<NodeId> {
+    // selects use (as their condition; each of their loops computes it). Decided once
+    // per comparison: one comparison may guard thousands of selects.
+    let mut condition_ok: HashMap<NodeId, bool> = HashMap::new();
+    let mut fusable_select = |id: NodeId| -> Option<NodeId> {
         if !matches!(g.node(id).op, Op::Select) || g.ty(id).dtype != DType::F32 {
             return None;
         }
-        let c = g.operands(id)[0];
-        let ok = matches!(g.node(c).op, Op::Binary(b) if is_comparison(b))
-            && g.operands(c).iter().all(|&o| g.ty(o).dtype == DType::F32)
-            && g.ty(c).shape == g.ty(id).shape
-            && users[&c].iter().all(|&u| {
-                matches!(g.node(u).op, Op::Select)
-                    && g.operands(u)[0] == c
-                    && !g.operands(u)[1..].contains(&c)
-                    && g.ty(u).dtype == DType::F32
-            })
-            && !pinned.contains(&c)
-            && !exclude.contains(&c);
-        ok.then_some(c)
+        let c = operands[&id][0];
+        let shape_ok = g.ty(c).shape == g.ty(id).shape;
+        let ok = *condition_ok.entry(c).or_insert_with(|| {
+            matches!(g.node(c).op, Op::Binary(b) if is_comparison(b))
+                && ops_of(c).iter().all(|&o| g.ty(o).dtype == DType::F32)
+                && users[&c].iter().all(|&u| {
+                    let uo = ops_of(u);
+                    matches!(g.node(u).op, Op::Select)
+                        && uo[0] == c
+                        && !uo[1..].contains(&c)
+                        && g.ty(u).dtype == DType::F32
+                })
+                && !pinned.contains(&c)
+                && !exclude.contains(&c)
+        });
+        (ok && shape_ok).then_some(c)
     };
 
     let mut groups: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
@@ -150,10 +160,10 @@ pub(crate) fn plan(
         let mut sources = Vec::new();
         if let Some(c) = cond {
             add(&mut members, c);
-            sources.extend(g.operands(c));
-            sources.extend(&g.operands(id)[1..]);
+            sources.extend(ops_of(c));
+            sources.extend(&operands[&id][1..]);
         } else if !matches!(g.node(id).op, Op::Broadcast(_)) {
-            sources.extend(g.operands(id));
+            sources.extend(operands[&id].iter().copied());
         }
         for o in sources {
             if g.ty(o).shape != g.ty(id).shape || exclude.contains(&o) {
@@ -167,8 +177,8 @@ pub(crate) fn plan(
             let user = match cond {
                 // A comparison several selects share is computed in each of their
                 // loops, so what it compares must be in buffers.
-                Some(c) if g.operands(c).contains(&o) && users[&c].len() > 1 => continue,
-                Some(c) if g.operands(c).contains(&o) => c,
+                Some(c) if ops_of(c).contains(&o) && users[&c].len() > 1 => continue,
+                Some(c) if ops_of(c).contains(&o) => c,
                 _ => id,
             };
             // An operand read later by other steps too is computed here and stored on
@@ -223,7 +233,7 @@ pub(crate) fn plan(
                         stores.push(m);
                     }
                 }
-                for o in g.operands(m) {
+                for o in ops_of(m) {
                     if !inside.contains(&o) && !leaves.contains(&o) {
                         leaves.push(o);
                     }

@@ -219,6 +219,7 @@ pub(crate) fn build_program(g: &Graph) -> Result<(Program, Vec<Group>), String> 
         states: s.states.iter().map(port).collect(),
         outputs: s.outputs.iter().map(port).collect(),
         updates: s.updates.iter().map(|&(p, _)| p).collect(),
+        index_limits: g.index_limits().to_vec(),
         loop_count: groups.len(),
         stats,
         text,
@@ -267,6 +268,7 @@ impl Compiled {
             #[cfg(feature = "llvm")]
             Code::Llvm { .. } => return self.instance.run(),
         };
+        self.instance.check_inputs()?;
         // SAFETY: the entry function touches only the instance's planned buffers.
         let status = unsafe { entry() };
         if status == 0 {

@@ -641,10 +641,16 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
             shape: g.ty(*id).shape.clone(),
         });
     }
+    let mut state_port: HashMap<String, usize> = s
+        .states
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.clone(), i))
+        .collect();
     for (name, id) in g.updates() {
         let v = snapshot(&mut s, &mut first, val_of[id]);
-        let port = match s.states.iter().position(|p| &p.name == name) {
-            Some(p) => p,
+        let port = match state_port.get(name) {
+            Some(&p) => p,
             None => {
                 // An update of a state nothing reads: it still needs storage.
                 let ty = g.ty(*id);
@@ -660,6 +666,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     dtype: ty.dtype,
                     shape: ty.shape.clone(),
                 });
+                state_port.insert(name.clone(), s.states.len() - 1);
                 s.states.len() - 1
             }
         };

@@ -688,3 +688,31 @@ fn windows_and_strided_reductions_match_the_interpreter() {
         check(&b);
     }
 }
+
+/// A chain of 1200 layers whose activations are also read at the end: over 2048
+/// temporaries, so the arena is planned by the linear scan with a free list (large
+/// graphs) rather than largest-first packing; the results must not change.
+#[test]
+fn thousands_of_temporaries_are_planned_by_the_scan() {
+    let mut rng = Rng(7);
+    let mut b = Builder::new("deep");
+    let mut x = b.input(&mut rng, "x", &[4, 8]);
+    let mut acts = Vec::new();
+    for i in 0..1200 {
+        let w = b.state(&mut rng, &format!("w{i}"), &[8, 8]);
+        let m = b.op(Op::MatMul, &[x, w]);
+        // Contracting, so that rounding differences of the products do not grow
+        // through 1200 layers.
+        let k = b.splat(0.1, &[4, 8]);
+        let m = b.op(Op::Binary(BinaryOp::Mul), &[m, k]);
+        x = b.op(Op::Unary(UnaryOp::Tanh), &[m]);
+        acts.push(x);
+    }
+    let mut acc = x;
+    for &a in acts.iter().rev().step_by(7) {
+        acc = b.op(Op::Binary(BinaryOp::Add), &[acc, a]);
+    }
+    b.g.set_output("y", acc);
+    let (n, _, finite) = check(&b);
+    assert_eq!((n, finite), (2 * 32, 2 * 32));
+}

@@ -49,6 +49,7 @@ codes! {
     UNKNOWN_TYPE = "E0105", "unknown type or element type";
     RECURSIVE_LAYER = "E0106", "a layer contains itself";
     RECURSIVE_FN = "E0107", "a function calls itself";
+    NESTING_TOO_DEEP_ITEMS = "E0108", "layers and functions are nested too deeply";
 
     ARG_COUNT = "E0200", "wrong number of arguments";
     UNKNOWN_NAMED_ARG = "E0201", "unknown named argument";
@@ -73,6 +74,7 @@ codes! {
     BAD_INDEX = "E0307", "invalid index or slice";
     RESHAPE_SIZE = "E0308", "reshape changes the number of elements";
     BRANCH_MISMATCH = "E0309", "the branches of `if` have different types";
+    TENSOR_TOO_LARGE = "E0310", "a tensor is larger than memory can address";
 
     DATA_FILE = "E0400", "a data file cannot be read";
     UNKNOWN_LOADER = "E0401", "unknown data loader";

@@ -305,10 +305,17 @@ pub struct BenchArgs {
     pub weights: Option<PathBuf>,
 }
 
-/// Applies `--threads`: 0 is refused.
+/// The most threads `--threads` accepts: more would only cost memory and start-up time.
+const MAX_THREADS: usize = 1024;
+
+/// Applies `--threads`: 0 and more than [`MAX_THREADS`] are refused.
 fn set_threads(threads: Option<usize>) -> Result<(), String> {
     match threads {
         Some(0) => Err("`--threads` must be at least 1".into()),
+        Some(n) if n > MAX_THREADS => Err(format!(
+            "`--threads {n}` is more than the limit of {MAX_THREADS} (this machine has {} cores)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )),
         Some(n) => {
             dnnc_session::backend::set_threads(n);
             Ok(())

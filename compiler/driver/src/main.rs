@@ -45,11 +45,11 @@ enum Command {
         /// Which backend runs the steps.
         #[arg(long, default_value = "cranelift")]
         backend: String,
-        /// Override the number of epochs.
-        #[arg(long)]
+        /// Override the number of epochs (at least 1).
+        #[arg(long, value_parser = at_least_one)]
         epochs: Option<usize>,
-        /// Stop after this many optimizer steps.
-        #[arg(long)]
+        /// Stop after this many optimizer steps (at least 1).
+        #[arg(long, value_parser = at_least_one)]
         steps: Option<usize>,
         /// Override the seed.
         #[arg(long)]
@@ -109,13 +109,13 @@ enum Command {
     Bench {
         file: PathBuf,
         /// Batch size of the training step (default: the train block's).
-        #[arg(long)]
+        #[arg(long, value_parser = batch_size)]
         batch: Option<usize>,
         /// Which backend runs the steps.
         #[arg(long, default_value = "cranelift")]
         backend: String,
         /// Timed repetitions of the training step.
-        #[arg(long, default_value_t = 21)]
+        #[arg(long, default_value_t = 21, value_parser = at_least_one)]
         runs: usize,
         /// Print one JSON object as the last line.
         #[arg(long)]
@@ -150,7 +150,7 @@ enum Command {
         #[arg(long, default_value = "train")]
         graph: String,
         /// The batch size to compile for (default: the train block's).
-        #[arg(long)]
+        #[arg(long, value_parser = batch_size)]
         batch: Option<usize>,
         /// Print the IR after this pass (or `all`) to stderr.
         #[arg(long)]
@@ -180,6 +180,26 @@ pub enum MessageFormat {
 
 /// Deep but legal inputs recurse; give the compiler a generous stack.
 const STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// A count that must be at least 1 (`--epochs`, `--steps`, `--runs`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The largest batch size the command line accepts (2^31 samples).
+const MAX_BATCH: usize = 1 << 31;
+
+/// A batch size: between 1 and [`MAX_BATCH`].
+fn batch_size(s: &str) -> Result<usize, String> {
+    match at_least_one(s)? {
+        n if n > MAX_BATCH => Err(format!("must be at most {MAX_BATCH}")),
+        n => Ok(n),
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -282,7 +302,9 @@ fn run(cli: Cli) -> ExitCode {
         }),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Lsp => match dnnc_lsp::run_stdio() {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(true) => ExitCode::SUCCESS,
+            // `exit` (or the end of the input) without `shutdown` first.
+            Ok(false) => ExitCode::from(1),
             Err(e) => jobs::fail(format!("the language server stopped: {e}")),
         },
         Command::Explain { code } => {
@@ -304,7 +326,12 @@ fn run(cli: Cli) -> ExitCode {
 fn fmt(files: &[PathBuf], check: bool) -> ExitCode {
     let mut failed = false;
     for f in files {
-        let text = match std::fs::read_to_string(f) {
+        let text = match dnnc_data::files::read_regular(f, dnnc_data::files::MAX_SOURCE_BYTES)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "is not UTF-8 text")
+                })
+            }) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot read `{}`: {e}", f.display());
@@ -319,7 +346,7 @@ fn fmt(files: &[PathBuf], check: bool) -> ExitCode {
                 failed = true;
             }
             Ok(new) => {
-                if let Err(e) = std::fs::write(f, new) {
+                if let Err(e) = dnnc_data::files::write_atomically(f, new.as_bytes()) {
                     eprintln!("error: cannot write `{}`: {e}", f.display());
                     failed = true;
                 }

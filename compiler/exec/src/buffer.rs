@@ -55,14 +55,21 @@ pub struct Block {
 unsafe impl Send for Block {}
 
 impl Block {
-    pub fn new(bytes: usize) -> Block {
-        let layout = Layout::from_size_align(bytes.max(64), 64).expect("a valid layout");
+    /// A zeroed block of `bytes`, or `Err` with the size when the memory cannot be had.
+    pub fn new(bytes: usize) -> Result<Block, String> {
+        let too_large = || {
+            format!(
+                "cannot allocate {} for a compiled graph's storage",
+                dnnc_tensor::memory::human_bytes(bytes as u128)
+            )
+        };
+        let layout = Layout::from_size_align(bytes.max(64), 64).map_err(|_| too_large())?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
+            return Err(too_large());
         }
-        Block { ptr, layout }
+        Ok(Block { ptr, layout })
     }
 
     pub fn ptr(&self) -> *mut u8 {

@@ -193,6 +193,11 @@ pub struct Instance {
     states: Vec<Port>,
     outputs: Vec<Port>,
     updates: Vec<usize>,
+    /// Integer input ports (by index into `inputs`) whose values must lie in
+    /// `0..limit`.
+    limits: Vec<(usize, usize)>,
+    /// State ports by name (a model may have tens of thousands).
+    state_index: std::collections::HashMap<String, usize>,
 }
 
 // SAFETY: the raw pointers point into blocks the instance owns; `&mut self` to run.
@@ -215,15 +220,32 @@ impl Instance {
                 ));
             }
         }
+        // What the storage will take, checked against the machine before any of it is
+        // allocated.
+        let mut need = dnnc_tensor::memory::MemoryNeed::new();
+        need.add("temporaries", p.arena_bytes as u128);
+        for val in &p.vals {
+            if val.place == Place::Own {
+                need.add(
+                    "parameters, state and ports",
+                    (val.len as u128).saturating_mul(val.kind.size() as u128),
+                );
+            }
+        }
+        need.check("the compiled graph")?;
         let mut blocks = Vec::new();
-        let arena = Block::new(p.arena_bytes);
+        let arena = Block::new(p.arena_bytes)?;
         let arena_ptr = arena.ptr();
         blocks.push(arena);
         let mut views: Vec<Option<View>> = vec![None; p.vals.len()];
         for (v, val) in p.vals.iter().enumerate() {
             let ptr = match val.place {
                 Place::Own => {
-                    let b = Block::new(val.len * val.kind.size());
+                    let bytes = val
+                        .len
+                        .checked_mul(val.kind.size())
+                        .ok_or_else(|| format!("value {v}: its size overflows"))?;
+                    let b = Block::new(bytes)?;
                     let ptr = b.ptr();
                     if let Some(data) = &val.init {
                         if kind_of(data) != val.kind || data.len() != val.len {
@@ -241,7 +263,11 @@ impl Instance {
                     ptr
                 }
                 Place::Arena(off) => {
-                    if off + val.len * val.kind.size() > p.arena_bytes.max(64) && val.len > 0 {
+                    let end = val
+                        .len
+                        .checked_mul(val.kind.size())
+                        .and_then(|b| b.checked_add(off));
+                    if end.is_none_or(|e| e > p.arena_bytes.max(64)) && val.len > 0 {
                         return Err(format!("value {v} lies outside the arena"));
                     }
                     // SAFETY: checked to be within the arena.
@@ -367,16 +393,33 @@ impl Instance {
                 shape: d.shape.clone(),
             })
         };
+        let inputs: Vec<Port> = p.inputs.iter().map(port).collect::<Result<_, _>>()?;
+        let limits = p
+            .index_limits
+            .iter()
+            .filter_map(|(name, limit)| {
+                let i = inputs.iter().position(|q| &q.name == name)?;
+                Some((i, *limit))
+            })
+            .collect();
+        let states: Vec<Port> = p.states.iter().map(port).collect::<Result<_, _>>()?;
+        let state_index = states
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.name.clone(), i))
+            .collect();
         Ok(Instance {
             steps: steps.into_boxed_slice(),
             direct,
             order,
             loops: loops.map(<[LoopFn]>::to_vec).unwrap_or_default(),
             _blocks: blocks,
-            inputs: p.inputs.iter().map(port).collect::<Result<_, _>>()?,
-            states: p.states.iter().map(port).collect::<Result<_, _>>()?,
+            inputs,
+            states,
             outputs: p.outputs.iter().map(port).collect::<Result<_, _>>()?,
             updates: p.updates.clone(),
+            limits,
+            state_index,
         })
     }
 
@@ -445,9 +488,22 @@ impl Instance {
             !self.loops.is_empty() || self.direct.is_empty(),
             "loops are set before running"
         );
+        self.check_inputs()?;
         for k in 0..self.order.len() {
             if self.call(k) != 0 {
                 return Err(self.take_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the inputs' index limits (class labels, embedding rows) before a run.
+    pub fn check_inputs(&self) -> Result<(), String> {
+        for &(i, limit) in &self.limits {
+            let p = &self.inputs[i];
+            // SAFETY: no run is in progress (`&self`); the view is the port's buffer.
+            if let crate::buffer::In::I64(values) = unsafe { p.view.input() } {
+                dnnc_ir::check_index_limit(&p.name, values, limit)?;
             }
         }
         Ok(())
@@ -537,10 +593,14 @@ impl Instance {
     /// Sets state `name`; it keeps its value (and receives its updates) across runs.
     /// States the program does not have are ignored.
     pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
-        match self.states.iter().find(|p| p.name == name) {
+        match self.state_port(name) {
             Some(p) => Self::fill(p, t, "state"),
             None => Ok(()),
         }
+    }
+
+    fn state_port(&self, name: &str) -> Option<&Port> {
+        self.state_index.get(name).map(|&i| &self.states[i])
     }
 
     /// The names of the program's states.
@@ -550,7 +610,7 @@ impl Instance {
 
     /// The current value of state `name`.
     pub fn state(&self, name: &str) -> Option<Tensor> {
-        self.states.iter().find(|p| p.name == name).map(|p| Tensor {
+        self.state_port(name).map(|p| Tensor {
             dtype: p.dtype,
             shape: p.shape.clone(),
             // SAFETY: no run is in progress.
@@ -562,9 +622,7 @@ impl Instance {
     /// allocating.
     pub fn read_state_into(&self, name: &str, t: &mut Tensor) -> Result<(), String> {
         let p = self
-            .states
-            .iter()
-            .find(|p| p.name == name)
+            .state_port(name)
             .ok_or_else(|| format!("the graph has no state `{name}`"))?;
         // SAFETY: no run is in progress.
         match (unsafe { p.view.input() }, &mut t.data) {

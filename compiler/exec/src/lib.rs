@@ -18,6 +18,7 @@
 pub mod buffer;
 pub mod helpers;
 pub mod instance;
+mod json_float;
 pub mod library;
 pub mod maps;
 pub mod ops;

@@ -39,6 +39,7 @@ pub enum KernelDesc {
     Concat(Vec<Affine>),
     /// `out = value`, then `out[index[i]] = x[i]`.
     Pad {
+        #[serde(with = "crate::json_float::f64_value")]
         value: f64,
         dtype: DType,
         index: Affine,
@@ -103,6 +104,7 @@ pub struct ValDesc {
     pub kind: Kind,
     pub len: usize,
     pub place: Place,
+    #[serde(with = "crate::json_float::data")]
     pub init: Option<Data>,
 }
 
@@ -181,6 +183,9 @@ pub struct Program {
     pub outputs: Vec<PortDesc>,
     /// State ports whose buffer holds the state's update after a run.
     pub updates: Vec<usize>,
+    /// Integer inputs whose values must lie in `0..limit` (checked before each run).
+    #[serde(default)]
+    pub index_limits: Vec<(String, usize)>,
     /// How many loop functions the steps refer to.
     pub loop_count: usize,
     pub stats: Stats,

@@ -75,6 +75,9 @@ pub enum InterpError {
         kind: &'static str,
         message: String,
     },
+    /// An integer input holds a value outside the range the graph indexes with it
+    /// (a class label of `one_hot`, a row of an embedding).
+    OutOfRange(String),
     /// The graph itself is malformed (a cycle, operands that break a shape rule, an
     /// output naming a removed node): the verifier would have rejected it.
     Graph(String),
@@ -97,6 +100,7 @@ impl fmt::Display for InterpError {
                 kind,
                 message,
             } => write!(f, "%{node} (`{kind}`): {message}"),
+            InterpError::OutOfRange(message) => f.write_str(message),
             InterpError::Graph(message) => write!(f, "malformed graph: {message}"),
         }
     }
@@ -143,6 +147,11 @@ pub(crate) fn run_counting(
         .map(|(_, id)| *id)
         .collect();
 
+    for (name, limit) in g.index_limits() {
+        if let Some(values) = inputs.get(name).and_then(|t| t.as_i64()) {
+            dnnc_ir::check_index_limit(name, values, *limit).map_err(InterpError::OutOfRange)?;
+        }
+    }
     let env = Env { inputs, states };
     let mut values: HashMap<NodeId, Tensor> = HashMap::new();
     let mut peak = 0;

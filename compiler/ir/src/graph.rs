@@ -44,6 +44,15 @@ pub struct Graph {
     outputs: Vec<(String, NodeId)>,
     /// `state <- value`: the new value of a state after the graph runs.
     updates: Vec<(String, NodeId)>,
+    /// How many outputs and updates name each node (so that replacing a node that
+    /// none names does not scan them: a training step has thousands of updates).
+    named: std::collections::HashMap<NodeId, usize>,
+    /// The states that have an update.
+    update_names: std::collections::HashSet<String>,
+    /// Integer inputs whose values index something of a fixed size (class labels of
+    /// `one_hot`, rows of an embedding): every value must lie in `0..limit`. Backends
+    /// check them before running, so a bad label is an error, not a silent `-0` loss.
+    index_limits: Vec<(String, usize)>,
 }
 
 impl Graph {
@@ -61,6 +70,14 @@ impl Graph {
             .map(|&o| &self.graph[o.index()].ty)
             .collect();
         let ty = infer(&op, &tys).map_err(|e| format!("{e} (in `{}`)", self.name))?;
+        let bytes = dnnc_tensor::memory::bytes_of(&ty.shape, ty.dtype.size_bytes());
+        if bytes > dnnc_tensor::memory::MAX_TENSOR_BYTES {
+            return Err(format!(
+                "a tensor of type {ty} would take {}, more than a 64-bit process can address (in `{}`)",
+                dnnc_tensor::memory::human_bytes(bytes),
+                self.name
+            ));
+        }
         let id = NodeId::of(self.graph.add_node(Node { op, ty }));
         for (i, &o) in operands.iter().enumerate() {
             self.graph.add_edge(o.index(), id.index(), i as u32);
@@ -117,8 +134,12 @@ impl Graph {
 
     pub fn set_output(&mut self, name: impl Into<String>, id: NodeId) {
         let name = name.into();
-        self.outputs.retain(|(n, _)| *n != name);
+        if let Some(i) = self.outputs.iter().position(|(n, _)| *n == name) {
+            let (_, old) = self.outputs.remove(i);
+            self.unname(old);
+        }
         self.outputs.push((name, id));
+        *self.named.entry(id).or_default() += 1;
     }
 
     pub fn outputs(&self) -> &[(String, NodeId)] {
@@ -134,12 +155,62 @@ impl Graph {
 
     pub fn add_update(&mut self, state: impl Into<String>, id: NodeId) {
         let state = state.into();
-        self.updates.retain(|(n, _)| *n != state);
+        // The common case, a new state, costs no string comparisons: the names are
+        // unique, so a name is looked for only when its state already has an update.
+        if self.update_names.contains(&state) {
+            if let Some(i) = self.updates.iter().position(|(n, _)| *n == state) {
+                let (_, old) = self.updates.remove(i);
+                self.unname(old);
+            }
+        } else {
+            self.update_names.insert(state.clone());
+        }
         self.updates.push((state, id));
+        *self.named.entry(id).or_default() += 1;
     }
 
     pub fn updates(&self) -> &[(String, NodeId)] {
         &self.updates
+    }
+
+    fn unname(&mut self, id: NodeId) {
+        if let Some(n) = self.named.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.named.remove(&id);
+            }
+        }
+    }
+
+    /// Requires every value of input `name` to lie in `0..limit` (the smallest limit
+    /// wins when several uses constrain it).
+    pub fn limit_index(&mut self, name: &str, limit: usize) {
+        match self.index_limits.iter_mut().find(|(n, _)| n == name) {
+            Some((_, l)) => *l = (*l).min(limit),
+            None => self.index_limits.push((name.to_string(), limit)),
+        }
+    }
+
+    /// The inputs whose values must lie in `0..limit`, in the order first required.
+    pub fn index_limits(&self) -> &[(String, usize)] {
+        &self.index_limits
+    }
+
+    /// The input `name` is fed into, following reshapes, casts, broadcasts, slices and
+    /// transposes back from `id` (`None` when `id` is computed from other values).
+    pub fn input_behind(&self, id: NodeId) -> Option<&str> {
+        let mut at = id;
+        loop {
+            match &self.node(at).op {
+                Op::Input { name, .. } => return Some(name),
+                Op::Reshape(_)
+                | Op::Cast(_)
+                | Op::Broadcast(_)
+                | Op::Slice { .. }
+                | Op::Transpose(_) => at = *self.operands(at).first()?,
+                _ => return None,
+            }
+        }
     }
 
     /// Nodes that are `input` ops, in insertion order.
@@ -210,16 +281,37 @@ impl Graph {
             }
             self.graph.add_edge(new.index(), target, slot);
         }
-        for (_, id) in self.outputs.iter_mut().chain(self.updates.iter_mut()) {
-            if *id == old {
-                *id = new;
+        if let Some(n) = self.named.remove(&old) {
+            for (_, id) in self.outputs.iter_mut().chain(self.updates.iter_mut()) {
+                if *id == old {
+                    *id = new;
+                }
             }
+            *self.named.entry(new).or_default() += n;
         }
     }
 
     /// Removes a node and its edges. Callers make sure nothing uses it.
     pub fn remove(&mut self, id: NodeId) {
         self.graph.remove_node(id.index());
+    }
+
+    /// Removes many nodes and their edges at once, in time linear in the graph (one
+    /// by one, each edge would be unlinked from its source's list of users, which is
+    /// quadratic for a constant with thousands of users). Other nodes keep their ids.
+    pub fn remove_all(&mut self, ids: &[NodeId]) {
+        if ids.len() < 64 {
+            for &id in ids {
+                self.remove(id);
+            }
+            return;
+        }
+        let gone: std::collections::HashSet<NodeIndex> = ids.iter().map(|i| i.index()).collect();
+        let graph = std::mem::take(&mut self.graph);
+        self.graph = graph.filter_map_owned(
+            |i, node| (!gone.contains(&i)).then_some(node),
+            |_, slot| Some(slot),
+        );
     }
 
     /// The nodes that outputs and updates depend on.
@@ -237,5 +329,21 @@ impl Graph {
             }
         }
         live
+    }
+}
+
+/// Checks that every one of `values` (input `name`) lies in `0..limit`; the error names
+/// the first that does not, by its position.
+pub fn check_index_limit(name: &str, values: &[i64], limit: usize) -> Result<(), String> {
+    match values
+        .iter()
+        .position(|&v| v < 0 || v as u64 >= limit as u64)
+    {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "`{name}` holds {} at position {i}, but the model takes values from 0 to {} ({limit} classes or rows)",
+            values[i],
+            limit.saturating_sub(1)
+        )),
     }
 }

@@ -16,7 +16,7 @@ pub mod verify;
 pub mod window;
 
 pub use dnnc_tensor::DType;
-pub use graph::{Graph, Node, NodeId};
+pub use graph::{check_index_limit, Graph, Node, NodeId};
 pub use op::{op_kinds, BinaryOp, Dist, Op, ReduceKind, UnaryOp};
 pub use shape::TensorType;
 pub use verify::verify;

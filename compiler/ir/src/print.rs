@@ -53,6 +53,9 @@ pub fn to_text(g: &Graph) -> String {
             numbers.get(id).copied().unwrap_or(usize::MAX)
         );
     }
+    for (name, limit) in g.index_limits() {
+        let _ = writeln!(out, "  limit {name:?} < {limit}");
+    }
     out.push_str("}\n");
     out
 }

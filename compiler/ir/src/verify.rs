@@ -5,7 +5,8 @@
 //!   it has as many operands as its op takes;
 //! - input names and state names are unique;
 //! - every output and update names a node of the graph, and each update has exactly the
-//!   type of the state it replaces and names an existing state.
+//!   type of the state it replaces and names an existing state;
+//! - an index limit names an integer input where that input exists.
 
 use std::collections::HashMap;
 
@@ -67,6 +68,19 @@ pub fn verify(g: &Graph) -> Result<(), Vec<String>> {
                 g.ty(*id)
             )),
             Some(_) => {}
+        }
+    }
+    for (name, _) in g.index_limits() {
+        // A limit may outlive its input (inference graphs have no labels); where the
+        // input exists it must hold integers.
+        if let Some(&raw) = inputs.get(name.as_str()) {
+            let id = g.node_ids().into_iter().find(|n| n.raw() == raw);
+            if let Some(id) = id.filter(|&id| !g.ty(id).dtype.is_int()) {
+                errors.push(format!(
+                    "the limit of input `{name}` needs integers, but it is {}",
+                    g.ty(id)
+                ));
+            }
         }
     }
     if errors.is_empty() {

@@ -301,6 +301,8 @@ pub fn call(
             let idx = t(a.need(1, "indices")?)?;
             let rank = lw.em.shape(x).len();
             let ax = axis(a.get(2, "axis").map_or(Ok(0), int)?, rank)?;
+            let rows = lw.em.shape(x)[ax];
+            lw.em.limit_index(idx, rows);
             lw.em.add(Op::Gather { axis: ax }, &[x, idx])?
         }
         "one_hot" => {
@@ -416,6 +418,7 @@ fn elementwise(lw: &mut Lowerer<'_, '_>, op: BinaryOp, x: Val, y: Val) -> Res<Va
 
 /// `[.., n]` floats, 1 where `iota == label`.
 pub fn one_hot(lw: &mut Lowerer<'_, '_>, labels: NodeId, n: usize) -> Res<NodeId> {
+    lw.em.limit_index(labels, n);
     let mut s = lw.em.shape(labels);
     let labels = lw.em.cast(labels, DType::I64)?;
     let mut expanded = s.clone();
@@ -436,18 +439,48 @@ pub fn one_hot(lw: &mut Lowerer<'_, '_>, labels: NodeId, n: usize) -> Res<NodeId
     lw.em.cast(eq, DType::F32)
 }
 
-/// The fraction of rows whose label is among the `k` largest logits.
+/// The fraction of rows whose label is among the `k` largest logits, ranked as
+/// `torch.topk`/`argmax` rank them: a tie goes to the lower class index, and a NaN logit
+/// ranks above every number, so a row whose own logit is NaN (or that ties an earlier
+/// class) is a miss — all-zero logits give an accuracy of 1/C at most, never 1.
 fn accuracy(lw: &mut Lowerer<'_, '_>, logits: NodeId, labels: NodeId, k: i64) -> Res<NodeId> {
+    // Written with `f32` comparisons and selects only, so that it fuses into a few
+    // loops (class indices are exact in `f32` below 2^24).
     let s = lw.em.shape(logits);
-    let c = s[1];
-    let oh = one_hot(lw, labels, c)?;
-    let picked = lw.em.binary(BinaryOp::Mul, logits, oh)?;
+    let rows = s[0];
+    lw.em.limit_index(labels, s[1]);
+    let labels = lw.em.cast(labels, DType::F32)?;
+    let labels = lw.em.reshape(labels, &[rows, 1])?;
+    let class = lw.em.add(
+        Op::Iota {
+            dtype: DType::F32,
+            shape: s.clone(),
+            axis: 1,
+        },
+        &[],
+    )?;
+    let (zero, one) = (
+        lw.em.constant(0.0, DType::F32)?,
+        lw.em.constant(1.0, DType::F32)?,
+    );
+    let is_label = lw.em.binary(BinaryOp::Eq, class, labels)?;
+    let picked = lw.em.select(is_label, logits, zero)?;
+    // The label's own logit, exactly (the other terms are zeros).
     let label_logit = lw.em.reduce(ReduceKind::Sum, picked, &[1], true)?;
-    let above = lw.em.binary(BinaryOp::Gt, logits, label_logit)?;
-    let above = lw.em.cast(above, DType::F32)?;
+    // Class `j` ranks above the label when its logit is larger, or equal with a
+    // lower index, or NaN: `!(x_j < x_l)` before the label, `!(x_j <= x_l)` from it.
+    let lt = lw.em.binary(BinaryOp::Lt, logits, label_logit)?;
+    let not_lt = lw.em.select(lt, zero, one)?;
+    let le = lw.em.binary(BinaryOp::Le, logits, label_logit)?;
+    let not_le = lw.em.select(le, zero, one)?;
+    let before = lw.em.binary(BinaryOp::Lt, class, labels)?;
+    let above = lw.em.select(before, not_lt, not_le)?;
     let rank = lw.em.reduce(ReduceKind::Sum, above, &[1], false)?;
     let kk = lw.em.constant(k as f64, DType::F32)?;
-    let hit = lw.em.binary(BinaryOp::Lt, rank, kk)?;
-    let hit = lw.em.cast(hit, DType::F32)?;
+    let in_top = lw.em.binary(BinaryOp::Lt, rank, kk)?;
+    let in_top = lw.em.select(in_top, one, zero)?;
+    let label_logit = lw.em.reshape(label_logit, &[rows])?;
+    let not_nan = lw.em.binary(BinaryOp::Eq, label_logit, label_logit)?;
+    let hit = lw.em.select(not_nan, in_top, zero)?;
     lw.em.mean(hit, &[0], false)
 }

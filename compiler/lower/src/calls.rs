@@ -10,7 +10,9 @@ use crate::emit::Res;
 use crate::lowerer::Lowerer;
 use crate::value::{LayerVal, Val};
 
-const MAX_CALL_DEPTH: usize = 200;
+/// The checker refuses deeper chains (E0108, `dnnc_sema::recursion::MAX_NESTING`);
+/// the margin covers the train block's own calls.
+const MAX_CALL_DEPTH: usize = dnnc_sema::recursion::MAX_NESTING + 24;
 
 pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) -> Res<Val> {
     match f {

@@ -54,6 +54,14 @@ impl<'g> Emitter<'g> {
         self.g.ty(x).dtype
     }
 
+    /// When `indices` are a batch field (an input, perhaps reshaped or cast), requires
+    /// its values to lie in `0..limit`: the backends check it before every run.
+    pub fn limit_index(&mut self, indices: NodeId, limit: usize) {
+        if let Some(name) = self.g.input_behind(indices).map(str::to_string) {
+            self.g.limit_index(&name, limit);
+        }
+    }
+
     pub fn constant(&mut self, value: f64, dtype: DType) -> Res<NodeId> {
         self.add(Op::Const { value, dtype }, &[])
     }

@@ -63,7 +63,7 @@ struct Key {
 /// Merges duplicated pure nodes; returns whether any were.
 pub fn run(g: &mut Graph) -> Result<bool, String> {
     let mut seen: HashMap<Key, NodeId> = HashMap::new();
-    let mut changed = false;
+    let mut merged: Vec<NodeId> = Vec::new();
     for id in g.topo_order()? {
         let node = g.node(id);
         if !node.op.is_pure() {
@@ -89,15 +89,17 @@ pub fn run(g: &mut Graph) -> Result<bool, String> {
         match seen.entry(key) {
             Entry::Occupied(first) => {
                 g.replace_uses(id, *first.get());
-                g.remove(id);
-                changed = true;
+                merged.push(id);
             }
             Entry::Vacant(slot) => {
                 slot.insert(id);
             }
         }
     }
-    Ok(changed)
+    // Removed together: thousands of copies of a splat would cost quadratic time
+    // one by one.
+    g.remove_all(&merged);
+    Ok(!merged.is_empty())
 }
 
 #[cfg(test)]

@@ -30,9 +30,7 @@ pub fn run(g: &mut Graph) -> bool {
         .filter(|&id| !matches!(g.node(id).op, Op::Input { .. } | Op::State { .. }))
         .collect();
     // Every user of a dead node is dead too, so nothing live loses an operand.
-    for &id in &dead {
-        g.remove(id);
-    }
+    g.remove_all(&dead);
     !dead.is_empty()
 }
 

@@ -8,6 +8,9 @@
 //! momentum. Coupled weight decay adds `weight_decay * p` to the gradient.
 //!
 //! The step counter is the `i64` input `step` (0 for the first step of the run).
+//!
+//! A step whose loss is not finite changes no state: every new value of a parameter,
+//! moment or buffer is `select(|loss| < inf, new, old)` (`Em::keep_if_finite`).
 
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
 
@@ -110,34 +113,51 @@ pub const LR_SCALE: &str = "lr_scale";
 
 struct Em<'g> {
     g: &'g mut Graph,
+    /// Broadcasts made so far, by operand and shape: every parameter of one shape
+    /// shares them (thousands of parameters would otherwise make thousands of equal
+    /// nodes for CSE to merge).
+    broadcasts: std::collections::HashMap<(NodeId, Vec<usize>), NodeId>,
+    /// Scalar constants made so far, by value bits.
+    constants: std::collections::HashMap<u64, NodeId>,
 }
 
-impl Em<'_> {
+impl<'g> Em<'g> {
+    fn new(g: &'g mut Graph) -> Em<'g> {
+        Em {
+            g,
+            broadcasts: std::collections::HashMap::new(),
+            constants: std::collections::HashMap::new(),
+        }
+    }
     fn c(&mut self, v: f64) -> Res<NodeId> {
-        self.g.add(
+        if let Some(&c) = self.constants.get(&v.to_bits()) {
+            return Ok(c);
+        }
+        let c = self.g.add(
             Op::Const {
                 value: v,
                 dtype: DType::F32,
             },
             &[],
-        )
+        )?;
+        self.constants.insert(v.to_bits(), c);
+        Ok(c)
     }
     fn splat(&mut self, v: f64, like: NodeId) -> Res<NodeId> {
-        let s = self.g.ty(like).shape.clone();
         let c = self.c(v)?;
-        if s.is_empty() {
-            Ok(c)
-        } else {
-            self.g.add(Op::Broadcast(s), &[c])
-        }
+        self.bcast(c, like)
     }
     fn bcast(&mut self, x: NodeId, like: NodeId) -> Res<NodeId> {
         let s = self.g.ty(like).shape.clone();
         if self.g.ty(x).shape == s {
-            Ok(x)
-        } else {
-            self.g.add(Op::Broadcast(s), &[x])
+            return Ok(x);
         }
+        if let Some(&b) = self.broadcasts.get(&(x, s.clone())) {
+            return Ok(b);
+        }
+        let b = self.g.add(Op::Broadcast(s.clone()), &[x])?;
+        self.broadcasts.insert((x, s), b);
+        Ok(b)
     }
     fn bin(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Res<NodeId> {
         self.g.add(Op::Binary(op), &[a, b])
@@ -164,6 +184,16 @@ impl Em<'_> {
         let ax = self.scale(x, a)?;
         let by = self.scale(y, b)?;
         self.add(ax, by)
+    }
+    /// `select(|loss| < inf, new, old)`, given `magnitude = |loss|`: the new value of a
+    /// state only when the step's loss is finite. The comparison is of two splats, so
+    /// it becomes a lane mask inside the loop that computes `new`; a finite loss selects
+    /// `new` exactly.
+    fn keep_if_finite(&mut self, magnitude: NodeId, new: NodeId, old: NodeId) -> Res<NodeId> {
+        let m = self.bcast(magnitude, new)?;
+        let inf = self.splat(f64::INFINITY, new)?;
+        let finite = self.bin(BinaryOp::Lt, m, inf)?;
+        self.g.add(Op::Select, &[finite, new, old])
     }
     fn state(&mut self, name: String, like: NodeId) -> Res<NodeId> {
         let ty = self.g.ty(like).clone();
@@ -311,7 +341,12 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
         .collect();
     let nodes: Vec<NodeId> = params.iter().map(|(_, n)| *n).collect();
     let grads = gradients(g, loss, &nodes)?;
-    let mut em = Em { g };
+    let mut em = Em::new(g);
+    // Every new state value is guarded by the loss being finite (`keep_if_finite`);
+    // moments are guarded before the parameter's update reads them, so the whole
+    // update of one parameter stays one fused loop.
+    let magnitude = em.g.add(Op::Unary(UnaryOp::Abs), &[loss])?;
+    let mut guarded: std::collections::HashSet<String> = std::collections::HashSet::new();
     let grads = if cfg.clip_norm > 0.0 {
         clip_by_global_norm(&mut em, &grads, cfg.clip_norm)?
     } else {
@@ -345,7 +380,9 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
                 let dir = if *momentum > 0.0 {
                     let buf = em.state(format!("opt.momentum.{name}"), p)?;
                     let nb = em.lerp(*momentum, buf, 1.0, gr)?;
+                    let nb = em.keep_if_finite(magnitude, nb, buf)?;
                     em.g.add_update(format!("opt.momentum.{name}"), nb);
+                    guarded.insert(format!("opt.momentum.{name}"));
                     if *nesterov {
                         em.lerp(1.0, gr, *momentum, nb)?
                     } else {
@@ -373,10 +410,14 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
                 let m = em.state(format!("opt.m.{name}"), p)?;
                 let v = em.state(format!("opt.v.{name}"), p)?;
                 let nm = em.lerp(*beta1, m, 1.0 - beta1, gr)?;
+                let nm = em.keep_if_finite(magnitude, nm, m)?;
                 let g2 = em.mul(gr, gr)?;
                 let nv = em.lerp(*beta2, v, 1.0 - beta2, g2)?;
+                let nv = em.keep_if_finite(magnitude, nv, v)?;
                 em.g.add_update(format!("opt.m.{name}"), nm);
                 em.g.add_update(format!("opt.v.{name}"), nv);
+                guarded.insert(format!("opt.m.{name}"));
+                guarded.insert(format!("opt.v.{name}"));
                 // Bias corrections with t = step + 1.
                 let one = em.c(1.0)?;
                 let t = em.add(step_f, one)?;
@@ -427,7 +468,9 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
                 let sq = em.state(format!("opt.square_avg.{name}"), p)?;
                 let g2 = em.mul(gr, gr)?;
                 let nsq = em.lerp(*alpha, sq, 1.0 - alpha, g2)?;
+                let nsq = em.keep_if_finite(magnitude, nsq, sq)?;
                 em.g.add_update(format!("opt.square_avg.{name}"), nsq);
+                guarded.insert(format!("opt.square_avg.{name}"));
                 let root = em.g.add(Op::Unary(UnaryOp::Sqrt), &[nsq])?;
                 let e = em.splat(*eps, p)?;
                 let avg = em.add(root, e)?;
@@ -435,7 +478,9 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
                 let dir = if *momentum > 0.0 {
                     let buf = em.state(format!("opt.momentum.{name}"), p)?;
                     let nb = em.lerp(*momentum, buf, 1.0, step_dir)?;
+                    let nb = em.keep_if_finite(magnitude, nb, buf)?;
                     em.g.add_update(format!("opt.momentum.{name}"), nb);
+                    guarded.insert(format!("opt.momentum.{name}"));
                     nb
                 } else {
                     step_dir
@@ -444,10 +489,41 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
                 em.sub(p, d)?
             }
         };
+        let new_p = em.keep_if_finite(magnitude, new_p, p)?;
         em.g.add_update(name.clone(), new_p);
+        guarded.insert(name.clone());
     }
     em.g.set_output("lr", lr);
+    guard_remaining_updates(&mut em, magnitude, &guarded)?;
     Ok(params.len())
+}
+
+/// Guards the updates the optimizer did not make itself (buffers such as batch norm's
+/// running statistics, assigned in the forward pass) like [`Em::keep_if_finite`].
+fn guard_remaining_updates(
+    em: &mut Em<'_>,
+    magnitude: NodeId,
+    guarded: &std::collections::HashSet<String>,
+) -> Res<()> {
+    let states: std::collections::HashMap<String, NodeId> =
+        em.g.states()
+            .into_iter()
+            .filter_map(|n| match &em.g.node(n).op {
+                Op::State { name, .. } => Some((name.clone(), n)),
+                _ => None,
+            })
+            .collect();
+    for (name, new) in em.g.updates().to_vec() {
+        if guarded.contains(&name) {
+            continue;
+        }
+        let Some(&old) = states.get(&name) else {
+            return Err(format!("the update of `{name}` has no state"));
+        };
+        let kept = em.keep_if_finite(magnitude, new, old)?;
+        em.g.add_update(name, kept);
+    }
+    Ok(())
 }
 
 fn em_decay(em: &mut Em<'_>, grad: NodeId, p: NodeId, wd: f64) -> Res<NodeId> {

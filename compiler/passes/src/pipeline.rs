@@ -701,6 +701,19 @@ pub fn parse_text(text: &str) -> Result<Graph, String> {
             };
             let id = node_ref(target, &ids).map_err(at)?;
             graph.add_update(name.clone(), id);
+        } else if let Some(rest) = line.strip_prefix("limit ") {
+            let (name, limit) = rest
+                .rsplit_once(" < ")
+                .ok_or_else(|| at("expected `limit \"INPUT\" < N`".into()))?;
+            let toks = tokenize(name).map_err(at)?;
+            let [Tok::Str(name)] = toks.as_slice() else {
+                return Err(at("the input of a limit is a quoted name".into()));
+            };
+            let limit: usize = limit
+                .trim()
+                .parse()
+                .map_err(|_| at(format!("`{limit}` is not a limit")))?;
+            graph.limit_index(name, limit);
         } else {
             let toks = tokenize(line).map_err(at)?;
             parse_node(&toks, graph, &mut ids).map_err(at)?;

@@ -51,6 +51,7 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
                 for s in &sig.subs {
                     if let Some(inst) = &s.inst {
                         cx.check_quotients(inst, s.span);
+                        cx.check_param_sizes(inst, s.span);
                     }
                     let ty = s.inst.clone().map_or(Ty::Error, Ty::Layer);
                     cx.types.push((s.span, ty.clone()));
@@ -103,10 +104,11 @@ pub fn check_item<'db>(db: &'db dyn Db, item: ItemId<'db>) -> ItemCheck {
             out.diagnostics.extend(ds.diagnostics.iter().cloned());
             out.types.extend(ds.types.iter().cloned());
         }
-        ItemKind::Train(_) => {
+        ItemKind::Train(def) => {
             if let Some(t) = crate::train::train_sig(db, item) {
                 out.diagnostics.extend(t.diagnostics.iter().cloned());
                 out.types.extend(t.types.iter().cloned());
+                out.diagnostics.extend(nesting_error(db, item, def, t));
             }
         }
         ItemKind::Use(_) | ItemKind::Error { .. } => {}
@@ -218,4 +220,33 @@ pub fn type_at(db: &dyn Db, file: SourceFile, offset: u32) -> Option<(Span, Ty)>
         .filter(|(s, _)| s.contains(offset))
         .min_by_key(|(s, _)| s.end - s.start)
         .cloned()
+}
+
+/// E0108 when the models and functions of a `train` block nest deeper than
+/// [`crate::recursion::MAX_NESTING`] levels (the lowering inlines each level).
+fn nesting_error(
+    db: &dyn Db,
+    item: ItemId<'_>,
+    def: &dnnc_syntax::ast::TrainDef,
+    sig: &crate::train::TrainSig,
+) -> Option<Diagnostic> {
+    let mut roots: Vec<(SourceFile, u32)> = sig
+        .models
+        .iter()
+        .map(|m| (m.inst.layer.file_id, m.inst.layer.index))
+        .collect();
+    roots.extend(crate::recursion::train_callees(db, item, def));
+    let depth = crate::recursion::nesting_depth(db, &roots);
+    let limit = crate::recursion::MAX_NESTING;
+    (depth > limit).then(|| {
+        Diagnostic::error(
+            codes::NESTING_TOO_DEEP_ITEMS,
+            item.file(db).name(db),
+            def.name.span,
+            format!("layers and functions are nested {depth} levels deep, more than the limit of {limit}"),
+        )
+        .with_label("the training step inlines this chain")
+        .with_note("every call of a layer or function is inlined into one graph, one level at a time")
+        .with_help("flatten the structure: apply layers in sequence inside one layer rather than nesting each in the next")
+    })
 }

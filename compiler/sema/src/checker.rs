@@ -516,6 +516,10 @@ impl<'db> Checker<'db> {
                             self.error(d);
                         }
                     }
+                    if let Some(t) = &tensor {
+                        let what = format!("the {kw} `{}`", name.text);
+                        self.too_large(t, ty.span, &what);
+                    }
                     let init = crate::settings::check_initializer(self, init, tensor.as_ref());
                     if let Some(t) = tensor {
                         params.push(ParamDecl {
@@ -594,20 +598,46 @@ impl<'db> Checker<'db> {
         })
     }
 
+    /// Checks that the parameters of `inst` fit in memory's address space with its
+    /// hyperparameters (E0310 at `span`).
+    pub fn check_param_sizes(&mut self, inst: &LayerInst, span: Span) {
+        let Some(sig) = crate::items::layer_sig(self.db, self.item_id(&inst.layer)).as_ref() else {
+            return;
+        };
+        let vals = int_args(inst);
+        for p in &sig.params {
+            let mut at = |a: &Atom| match a {
+                Atom::Sym(s) => vals.get(&**s).cloned(),
+                _ => None,
+            };
+            let mut dims = Vec::new();
+            for d in p.ty.shape.0.iter() {
+                match d {
+                    crate::ty::DimItem::Dim(d) => match d.substitute(&mut at) {
+                        Some(d) => dims.push(d),
+                        None => return,
+                    },
+                    crate::ty::DimItem::Pack(_) => return,
+                }
+            }
+            let t = TensorTy {
+                dtype: p.ty.dtype,
+                shape: crate::ty::Shape::from_dims(dims),
+            };
+            let what = format!("the parameter `{}` of `{}`", p.name, inst.layer.name);
+            if self.too_large(&t, span, &what) {
+                return;
+            }
+        }
+    }
+
     /// Checks that the quotients in the parameter shapes of `inst` (`inp / groups` of
     /// `Conv2d`) are whole with its hyperparameters; reports at `span` otherwise.
     pub fn check_quotients(&mut self, inst: &LayerInst, span: Span) {
         let Some(sig) = crate::items::layer_sig(self.db, self.item_id(&inst.layer)).as_ref() else {
             return;
         };
-        let vals: HashMap<&str, Dim> = inst
-            .args
-            .iter()
-            .filter_map(|(n, v)| match v {
-                Static::Int(d) => Some((&**n, d.clone())),
-                _ => None,
-            })
-            .collect();
+        let vals = int_args(inst);
         for p in &sig.params {
             for (n, d) in &p.divisions {
                 let mut at = |a: &Atom| match a {
@@ -1101,4 +1131,15 @@ pub fn plural(n: usize) -> &'static str {
 /// Tensor type shorthand used in messages.
 pub fn show(t: &TensorTy) -> String {
     t.to_string()
+}
+
+/// The integer hyperparameters an instance was given, by name.
+fn int_args(inst: &LayerInst) -> HashMap<&str, Dim> {
+    inst.args
+        .iter()
+        .filter_map(|(n, v)| match v {
+            Static::Int(d) => Some((&**n, d.clone())),
+            _ => None,
+        })
+        .collect()
 }

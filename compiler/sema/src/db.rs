@@ -107,7 +107,7 @@ impl RootDatabase {
         if let Some(f) = self.lock_files().get(&key) {
             return Ok(*f);
         }
-        let bytes = std::fs::read(path)?;
+        let bytes = dnnc_data::files::read_regular(path, dnnc_data::files::MAX_SOURCE_BYTES)?;
         let name: Arc<str> = Arc::from(path.display().to_string());
         Ok(self.insert(key, name, bytes))
     }
@@ -185,7 +185,8 @@ impl Db for RootDatabase {
         if let Some(f) = self.lock_files().get(&key) {
             return Some(*f);
         }
-        let bytes = std::fs::read(&key).ok()?;
+        let bytes =
+            dnnc_data::files::read_regular(&key, dnnc_data::files::MAX_SOURCE_BYTES).ok()?;
         let from_name = from.name(self);
         let name_dir = Path::new(&**from_name).parent().unwrap_or(Path::new(""));
         let name: Arc<str> = Arc::from(name_dir.join(&rel).display().to_string());

@@ -85,9 +85,35 @@ pub fn compatible(expected: &Ty, actual: &Ty) -> bool {
 
 impl<'db> Checker<'db> {
     pub fn expr(&mut self, e: &Expr) -> Ty {
-        let t = self.expr_inner(e);
+        let mut t = self.expr_inner(e);
+        if let Ty::Tensor(tt) = &t {
+            if self.too_large(tt, e.span, "this tensor") {
+                t = Ty::Error;
+            }
+        }
         self.types.push((e.span, t.clone()));
         t
+    }
+
+    /// Reports E0310 at `span` when `t`'s known size exceeds
+    /// [`dnnc_tensor::memory::MAX_TENSOR_BYTES`]; returns whether it did.
+    pub fn too_large(&mut self, t: &TensorTy, span: Span, what: &str) -> bool {
+        let Some((elements, bytes)) = t.known_size() else {
+            return false;
+        };
+        if bytes <= dnnc_tensor::memory::MAX_TENSOR_BYTES {
+            return false;
+        }
+        let d = self
+            .err(
+                codes::TENSOR_TOO_LARGE,
+                span,
+                format!("{what} is too large: `{t}` would take {}", dnnc_tensor::memory::human_bytes(bytes)),
+            )
+            .with_label(format!("{elements} elements"))
+            .with_note("a tensor may take at most 2^47 bytes (128 TiB), the address space of a 64-bit process");
+        self.error(d);
+        true
     }
 
     fn expr_inner(&mut self, e: &Expr) -> Ty {

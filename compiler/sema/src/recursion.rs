@@ -138,3 +138,129 @@ pub fn recursion_error(db: &dyn Db, item: ItemId<'_>) -> Option<Diagnostic> {
     }
     None
 }
+
+/// The deepest chain of layers and functions a `train` block may compile (E0108). The
+/// lowering inlines every call, one level of its stack per layer or function, and
+/// refuses deeper chains with the same limit, so `check` and `train` agree.
+pub const MAX_NESTING: usize = 1000;
+
+/// The layers and functions `item`'s code reaches directly: its sub-layers and the
+/// functions its body (or its methods' bodies) calls by name.
+fn nested_items(db: &dyn Db, item: ItemId<'_>) -> Vec<(SourceFile, u32)> {
+    match &item_ast(db, item).kind {
+        ItemKind::Fn(_) => fn_callees(db, item)
+            .iter()
+            .map(|&(f, i, _)| (f, i))
+            .collect(),
+        ItemKind::Layer(def) => {
+            let mut out: Vec<(SourceFile, u32)> = crate::items::layer_sig(db, item)
+                .iter()
+                .flat_map(|sig| sig.subs.iter())
+                .filter_map(|s| s.inst.as_ref())
+                .map(|inst| (inst.layer.file_id, inst.layer.index))
+                .collect();
+            let scope = file_scope(db, item.file(db));
+            let mut visit = |name: &str, _: Span| {
+                if let Some(d) = scope.names.get(name) {
+                    if d.kind == DefKind::Fn {
+                        out.push((d.file, d.index));
+                    }
+                }
+            };
+            for m in &def.members {
+                if let dnnc_syntax::ast::MemberKind::Fn(f) = &m.kind {
+                    walk_block(&f.body, &mut visit);
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// How many levels of inlining `item` can take: 1 for a function, the number of its
+/// methods for a layer (a method may call the others), plus its deepest nested item.
+/// Computed without recursion (a chain may be thousands long) and in linear time;
+/// cycles (reported as E0106 and E0107) are cut.
+pub fn nesting_depth(db: &dyn Db, roots: &[(SourceFile, u32)]) -> usize {
+    let weight = |id: ItemId<'_>| match &item_ast(db, id).kind {
+        ItemKind::Layer(def) => def
+            .members
+            .iter()
+            .filter(|m| matches!(m.kind, dnnc_syntax::ast::MemberKind::Fn(_)))
+            .count()
+            .max(1),
+        _ => 1,
+    };
+    let mut depth: std::collections::HashMap<(SourceFile, u32), usize> =
+        std::collections::HashMap::new();
+    let mut on_stack: HashSet<(SourceFile, u32)> = HashSet::new();
+    let mut best = 0;
+    for &root in roots {
+        // Post-order: (item, children pushed yet?).
+        let mut stack = vec![(root, false)];
+        while let Some((at, expanded)) = stack.pop() {
+            if depth.contains_key(&at) {
+                continue;
+            }
+            let id = ItemId::new(db, at.0, at.1);
+            if expanded {
+                on_stack.remove(&at);
+                let deepest = nested_items(db, id)
+                    .iter()
+                    .filter_map(|c| depth.get(c))
+                    .max()
+                    .copied()
+                    .unwrap_or(0);
+                depth.insert(at, weight(id) + deepest);
+                continue;
+            }
+            if !on_stack.insert(at) {
+                continue; // a cycle
+            }
+            stack.push((at, true));
+            for c in nested_items(db, id) {
+                if !depth.contains_key(&c) && !on_stack.contains(&c) {
+                    stack.push((c, false));
+                }
+            }
+        }
+        best = best.max(depth.get(&root).copied().unwrap_or(0));
+    }
+    best
+}
+
+/// The functions a `train` block calls by name (in its fields, `let`s and steps).
+pub fn train_callees(
+    db: &dyn Db,
+    item: ItemId<'_>,
+    def: &dnnc_syntax::ast::TrainDef,
+) -> Vec<(SourceFile, u32)> {
+    use dnnc_syntax::ast::{StepItemKind, TrainItemKind};
+    let scope = file_scope(db, item.file(db));
+    let mut out = Vec::new();
+    let mut visit = |name: &str, _: Span| {
+        if let Some(d) = scope.names.get(name) {
+            if d.kind == DefKind::Fn {
+                out.push((d.file, d.index));
+            }
+        }
+    };
+    for it in &def.items {
+        match &it.kind {
+            TrainItemKind::Let(l) => walk(&l.value, &mut visit),
+            TrainItemKind::Field(_, e) => walk(e, &mut visit),
+            TrainItemKind::Model(b) => walk(&b.value, &mut visit),
+            TrainItemKind::Step { items, .. } => {
+                for s in items {
+                    match &s.kind {
+                        StepItemKind::Let(l) => walk(&l.value, &mut visit),
+                        StepItemKind::Field(_, e) => walk(e, &mut visit),
+                        StepItemKind::Update { optimizer, .. } => walk(optimizer, &mut visit),
+                    }
+                }
+            }
+        }
+    }
+    out
+}

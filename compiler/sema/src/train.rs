@@ -111,6 +111,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
         }
         if let Some(inst) = model {
             cx.check_quotients(&inst, def.name.span);
+            cx.check_param_sizes(&inst, def.name.span);
             cx.bind("model", Ty::Layer(inst.clone()), Some(def.name.span));
             sig.models.push(TrainModel {
                 name: Arc::from("model"),
@@ -149,6 +150,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                 if let Some(inst) = cx.instantiate(&b.value) {
                     require_model(&mut cx, &inst, b.value.span);
                     cx.check_quotients(&inst, b.value.span);
+                    cx.check_param_sizes(&inst, b.value.span);
                     cx.bind(&b.name.text, Ty::Layer(inst.clone()), Some(b.name.span));
                     sig.models.push(TrainModel {
                         name: Arc::from(b.name.text.as_str()),

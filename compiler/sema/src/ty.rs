@@ -65,6 +65,16 @@ impl DType {
         )
     }
 
+    /// Bytes per element.
+    pub fn size_bytes(self) -> u64 {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
     /// Whether every value of `self` fits in `to` (for implicit argument widening).
     pub fn widens_to(self, to: DType) -> bool {
         use DType::*;
@@ -151,6 +161,19 @@ impl fmt::Display for Shape {
 pub struct TensorTy {
     pub dtype: DType,
     pub shape: Shape,
+}
+
+impl TensorTy {
+    /// `(elements, bytes)` when every dimension is a known number; `None` when some
+    /// is symbolic. Computed without overflow (`u128`, saturating).
+    pub fn known_size(&self) -> Option<(u128, u128)> {
+        let mut n: u128 = 1;
+        for d in self.shape.dims()? {
+            let c = u128::try_from(d.as_const()?).ok()?;
+            n = n.saturating_mul(c);
+        }
+        Some((n, n.saturating_mul(u128::from(self.dtype.size_bytes()))))
+    }
 }
 
 impl fmt::Display for TensorTy {

@@ -102,6 +102,7 @@ fn time_exe(
     classes: usize,
     weights: &HashMap<String, Tensor>,
 ) -> Result<f64, String> {
+    crate::run::check_state_memory(g, "the benchmark")?;
     let mut rng = SplitMix64::new(42);
     let (inputs, mut states) = feeds(g, &mut rng, classes);
     for (k, v) in states.iter_mut() {

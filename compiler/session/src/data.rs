@@ -27,6 +27,17 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
             ),
         }
         .map_err(|e| e.to_string())?;
+        if let Some((i, v)) = t
+            .to_f32_if_float()
+            .and_then(|v| v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i])))
+        {
+            let row: usize = t.shape.iter().skip(1).map(|&d| d as usize).product();
+            return Err(format!(
+                "{}: element {i} (sample {}) is {v}; training data must be finite",
+                l.path.display(),
+                i / row.max(1)
+            ));
+        }
         inputs.insert(l.input.clone(), from_data(&t));
     }
     let out = dnnc_interp::run(&lowered.graph, &inputs, &HashMap::new())
@@ -39,9 +50,62 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
             .find(|(n, _)| n == f)
             .map(|(_, t)| t.clone())
             .ok_or_else(|| format!("field `{f}` was not computed"))?;
+        if let Some(i) = t
+            .as_f32()
+            .and_then(|v| v.iter().position(|x| !x.is_finite()))
+        {
+            let row: usize = t.shape.iter().skip(1).product();
+            return Err(format!(
+                "split `{name}`: field `{f}` holds {} at sample {} (computed from finite data: check the field's expression, e.g. a `log` of 0)",
+                t.as_f32().map_or(f32::NAN, |v| v[i]),
+                i / row.max(1)
+            ));
+        }
         fields.push((f.clone(), t));
     }
     Split::new(fields).map_err(|e| format!("split `{name}`: {}", e.message))
+}
+
+/// Checks that the integer fields the model indexes with (class labels, embedding
+/// rows: the training graph's index limits) lie in range in every sample of
+/// `split`, naming the data file and the first bad sample otherwise.
+pub fn check_index_limits(
+    db: &dyn Db,
+    dataset: ItemId<'_>,
+    name: &str,
+    split: &Split,
+    limits: &[(String, usize)],
+) -> Result<(), String> {
+    for (field, limit) in limits {
+        let Some(values) = split.field(field).and_then(|t| t.as_i64()) else {
+            continue;
+        };
+        let Some(i) = values
+            .iter()
+            .position(|&v| v < 0 || v as u64 >= *limit as u64)
+        else {
+            continue;
+        };
+        let t = split.field(field).expect("checked");
+        let row: usize = t.shape.iter().skip(1).product();
+        // Name the file the field comes from when it is one file's contents.
+        let source = lower_split(db, dataset, name).ok().and_then(|l| {
+            let out = l.graph.output(field)?;
+            let input = l.graph.input_behind(out)?.to_string();
+            l.loaders
+                .iter()
+                .find(|u| u.input == input)
+                .map(|u| format!("{}: ", u.path.display()))
+        });
+        return Err(format!(
+            "{}sample {} of field `{field}` (split `{name}`) is {}, but the model takes values from 0 to {} ({limit} classes or rows)",
+            source.unwrap_or_default(),
+            i / row.max(1),
+            values[i],
+            limit.saturating_sub(1)
+        ));
+    }
+    Ok(())
 }
 
 /// The augmentations of `dataset`, as the index of each augmented field in `split`

@@ -110,6 +110,12 @@ pub(crate) fn initial_params(
     seed: u64,
     init: Option<&Path>,
 ) -> Result<HashMap<String, Tensor>, String> {
+    let mut need = dnnc_tensor::memory::MemoryNeed::new();
+    for p in params {
+        let bytes = dnnc_tensor::memory::bytes_of(&p.shape, p.dtype.size_bytes());
+        need.add("parameters", bytes.saturating_mul(2));
+    }
+    need.check("the model")?;
     let mut out = HashMap::new();
     if let Some(path) = init {
         let expected: Vec<(String, DType, Vec<usize>)> = params
@@ -299,6 +305,19 @@ fn evaluate(
     Ok(acc.values())
 }
 
+/// Refuses, before anything is allocated, a job whose parameters, buffers and
+/// optimizer state (the states of `g`) do not fit in the memory available: the host
+/// keeps one copy and the compiled graph another.
+pub(crate) fn check_state_memory(g: &dnnc_ir::Graph, job: &str) -> Result<(), String> {
+    let mut need = dnnc_tensor::memory::MemoryNeed::new();
+    for s in g.states() {
+        let ty = g.ty(s);
+        let bytes = dnnc_tensor::memory::bytes_of(&ty.shape, ty.dtype.size_bytes());
+        need.add("parameters and state", bytes.saturating_mul(2));
+    }
+    need.check(job)
+}
+
 /// Runs the train block.
 pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     let cfg = &job.cfg;
@@ -311,6 +330,9 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
         Err(e) => return Err(e),
     };
     let n = train_split.len();
+    if n == 0 {
+        return Err("the `train` split has no samples: there is nothing to train on".into());
+    }
     // Applied to the batches of training steps only: evaluation reads the splits as
     // loaded.
     let augment = crate::data::augmentations(job.db, job.dataset, &train_split)?;
@@ -331,6 +353,13 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
         &opts.passes,
     )?;
     let params = first.params.clone();
+    check_state_memory(&first.graph, "training")?;
+    // Labels out of range would train silently on a loss of -0: refused at load.
+    let limits = first.graph.index_limits().to_vec();
+    crate::data::check_index_limits(job.db, job.dataset, "train", &train_split, &limits)?;
+    if let Some(test) = &test_split {
+        crate::data::check_index_limits(job.db, job.dataset, "test", test, &limits)?;
+    }
     let mut states = initial_params(&params, seed, opts.init.as_deref())?;
     for s in first.graph.states() {
         if let dnnc_ir::Op::State { name, dtype, shape } = &first.graph.node(s).op {
@@ -388,17 +417,12 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 .unwrap_or_else(|| PathBuf::from(c))
         })
     });
-    // A checkpoint that could not be written would lose the whole run: its folder must
-    // exist before training starts.
+    // A checkpoint that could not be written would lose the whole run: it must be
+    // writable before training starts. Temporary files a killed run left are removed.
     if let Some(o) = &out {
-        let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
-        if let Some(d) = dir.filter(|d| !d.is_dir()) {
-            return Err(format!(
-                "{}: cannot write the weights there: the folder `{}` does not exist",
-                o.display(),
-                d.display()
-            ));
-        }
+        dnnc_data::files::remove_stale_temporaries(o);
+        dnnc_data::files::check_writable(o)
+            .map_err(|e| format!("{}: cannot write the weights there: {e}", o.display()))?;
     }
     // The curves go next to the weights, redrawn after every epoch (never over them:
     // weights saved as `w.svg` get `w.curves.svg`).
@@ -496,7 +520,31 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 .find(|(n, _)| n == "loss")
                 .map_or(f64::NAN, |(_, v)| *v);
             if !loss.is_finite() {
-                return Err(format!("the loss became {loss} at step {global_step} (epoch {}); lower the learning rate?", epoch + 1));
+                // The step changed nothing (its updates are guarded by the loss being
+                // finite): the executable still holds the weights of before it.
+                exe.store_states(&mut states)?;
+                let kept = best.as_ref().unwrap_or(&states);
+                let saved = match &out {
+                    Some(o) => {
+                        save_weights(o, &params, kept)?;
+                        format!(
+                            "; the {} weights were saved to {}",
+                            if best.is_some() {
+                                "best epoch's"
+                            } else {
+                                "last good"
+                            },
+                            o.display()
+                        )
+                    }
+                    None => String::new(),
+                };
+                return Err(format!(
+                    "the loss became {loss} at step {} (epoch {}, batch {}){saved}; the data are finite (checked at load), so the learning rate may be too high",
+                    global_step + 1,
+                    epoch + 1,
+                    k + 1
+                ));
             }
             progress.step(loss);
             acc.add_batch(b, &vals);
@@ -588,6 +636,12 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 }
             }
         }
+        // After every epoch the checkpoint holds what the run would end with if it
+        // stopped now (with early stopping, the best epoch's weights), so a killed
+        // run keeps its progress.
+        if let Some(o) = &out {
+            save_weights(o, &params, best.as_ref().unwrap_or(&states))?;
+        }
         if global_step >= max_steps {
             break;
         }
@@ -596,17 +650,39 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
 
     // Save the parameters.
     if let Some(out) = &out {
-        let tensors: Vec<(String, &Tensor)> = params
-            .iter()
-            .filter_map(|p| states.get(&p.name).map(|t| (p.name.clone(), t)))
-            .collect();
-        checkpoint::save(out, &tensors).map_err(|e| e.to_string())?;
+        save_weights(out, &params, &states)?;
         summary.checkpoint = Some(out.clone());
     }
     if let (Some(path), Some(Ok(()))) = (curves, plotted) {
         summary.curves = Some(path);
     }
     Ok(summary)
+}
+
+/// Writes the parameters among `states` to the checkpoint `out`, atomically; weights
+/// that are not finite are refused (the file on disk stays as it was).
+fn save_weights(
+    out: &Path,
+    params: &[ParamInfo],
+    states: &HashMap<String, Tensor>,
+) -> Result<(), String> {
+    let tensors: Vec<(String, &Tensor)> = params
+        .iter()
+        .filter_map(|p| states.get(&p.name).map(|t| (p.name.clone(), t)))
+        .collect();
+    for (name, t) in &tensors {
+        if let Some(i) = t
+            .as_f32()
+            .and_then(|v| v.iter().position(|x| !x.is_finite()))
+        {
+            return Err(format!(
+                "{}: not saved: parameter `{name}` holds {} at index {i} (the previous checkpoint, if any, is kept)",
+                out.display(),
+                t.as_f32().map_or(f32::NAN, |v| v[i])
+            ));
+        }
+    }
+    checkpoint::save(out, &tensors).map_err(|e| e.to_string())
 }
 
 /// Evaluates saved weights on the test split (or the training split if there is none).
@@ -632,6 +708,14 @@ pub fn eval(
         Mode::Eval,
         job.cfg.batch.min(split.1.len().max(1)),
         passes,
+    )?;
+    check_state_memory(&probe.graph, "evaluation")?;
+    crate::data::check_index_limits(
+        job.db,
+        job.dataset,
+        split.0,
+        &split.1,
+        probe.graph.index_limits(),
     )?;
     let states = initial_params(&probe.params, 0, Some(weights))?;
     // The probe's graph is the first batch's: compile it once and keep it.
@@ -694,6 +778,13 @@ pub fn predict(
         job.cfg.batch.min(n.max(1)),
         passes,
     )?;
+    check_state_memory(&probe.graph, "prediction")?;
+    // An input without rows has an output without rows, of the model's output shape.
+    let mut out_shape: Vec<usize> = probe
+        .graph
+        .output("output")
+        .map(|o| probe.graph.ty(o).shape.clone())
+        .unwrap_or_default();
     let states = initial_params(&probe.params, 0, Some(weights))?;
     let mut cache = Steps {
         by_batch: HashMap::from([(job.cfg.batch.min(n.max(1)), backend.compile(probe.graph)?)]),
@@ -703,7 +794,6 @@ pub fn predict(
         backend.compile(l.graph)
     };
     let mut out: Vec<f32> = Vec::new();
-    let mut out_shape: Vec<usize> = Vec::new();
     let mut start = 0;
     while start < n {
         let end = (start + job.cfg.batch).min(n);

@@ -663,6 +663,9 @@ static void check_bad_arguments(mnist_mlp_t *m) {
     memcpy(yneg, T.train_y, sizeof(int32_t) * TRAIN_B);
     y300[5] = 300;
     yneg[TRAIN_B - 1] = -1;
+    int32_t *y10 = xmalloc(sizeof(int32_t) * TRAIN_B);
+    memcpy(y10, T.train_y, sizeof(int32_t) * TRAIN_B);
+    y10[7] = 10; /* fits the u8 field, but there are 10 classes */
     float loss = 0;
 
     const int64_t huge = (int64_t)1 << 40;
@@ -672,7 +675,8 @@ static void check_bad_arguments(mnist_mlp_t *m) {
                       t_loss = {in, y, TRAIN_B, NULL}, t0 = {in, y, 0, &loss},
                       tneg = {in, y, -1, &loss}, tmax = {in, y, MAXB + 1, &loss},
                       thuge = {in, y, huge, &loss}, t37 = {in, y, 37, &loss},
-                      t300 = {in, y300, TRAIN_B, &loss}, tm1 = {in, yneg, TRAIN_B, &loss};
+                      t300 = {in, y300, TRAIN_B, &loss}, tm1 = {in, yneg, TRAIN_B, &loss},
+                      t10 = {in, y10, TRAIN_B, &loss};
 
     const struct bad cases[] = {
         {"forward with a null input", call_forward, &f_in, NULL},
@@ -691,6 +695,7 @@ static void check_bad_arguments(mnist_mlp_t *m) {
         {"train_step with batch 37 (not compiled)", call_train, &t37, NULL},
         {"train_step with label 300", call_train, &t300, NULL},
         {"train_step with label -1", call_train, &tm1, NULL},
+        {"train_step with label 10 of 10 classes", call_train, &t10, "0 to 9"},
         {"load_weights with a null path", call_load, NULL, NULL},
         {"load_weights with an empty path", call_load, "", NULL},
         {"load_weights with a missing file", call_load, missing, missing},
@@ -717,6 +722,32 @@ static void check_bad_arguments(mnist_mlp_t *m) {
     free(y);
     free(y300);
     free(yneg);
+    free(y10);
+}
+
+/* A step whose loss is NaN (a NaN pixel) is an error, and the model keeps the weights
+ * of before the step; the next good step succeeds and clears last_error. */
+static void check_nan_step(void) {
+    char msg[MSGLEN], why[MSGLEN] = "";
+    mnist_mlp_t *m = new_model("a NaN step");
+    if (!m) return;
+    float *x = xmalloc(sizeof(float) * TRAIN_B * IN);
+    memcpy(x, T.train_x, sizeof(float) * TRAIN_B * IN);
+    x[3 * IN + 100] = NAN;
+    float loss = 0;
+    int rc = mnist_mlp_train_step(m, x, T.train_y, TRAIN_B, &loss);
+    copy_msg(msg, sizeof msg, mnist_mlp_last_error(m));
+    report(rc == -2 && strstr(msg, "loss") != NULL,
+           "train_step on a batch with a NaN pixel returns -2 (rc %d): \"%s\"", rc, msg);
+    int same = forward_gives(m, T.base, why, sizeof why);
+    report(same, "... and the model keeps the weights of before the step%s%s", sep(why), why);
+    rc = mnist_mlp_train_step(m, T.train_x, T.train_y, TRAIN_B, &loss);
+    copy_msg(msg, sizeof msg, mnist_mlp_last_error(m));
+    report(rc == 0 && isfinite(loss) && msg[0] == '\0',
+           "... the next good step succeeds (rc %d, loss %.6g) and clears last_error (\"%s\")",
+           rc, (double)loss, msg);
+    free(x);
+    mnist_mlp_destroy(m);
 }
 
 /* ---- save and load -------------------------------------------------------- */
@@ -1005,6 +1036,7 @@ int main(int argc, char **argv) {
     round_trip(m, "saved.safetensors", "save/load round trip");
     mnist_mlp_destroy(m);
     check_training();
+    check_nan_step();
     check_threads();
 
     free(T.ref_in);

@@ -16,8 +16,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use dnnc_tensor::{numel, DType, Data, Tensor};
@@ -229,7 +228,7 @@ pub fn to_bytes(path: &Path, tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, C
 
 /// Reads every tensor of the safetensors file `path`, sorted by name.
 pub fn load(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
-    let bytes = fs::read(path).map_err(|e| io_err(path, "read the checkpoint", e))?;
+    let bytes = read(path)?;
     let file = parse(path, &bytes)?;
     let mut names: Vec<&str> = file.names();
     names.sort_unstable();
@@ -253,7 +252,7 @@ pub fn load_into(
     path: &Path,
     expected: &[(String, DType, Vec<usize>)],
 ) -> Result<Vec<Tensor>, CheckpointError> {
-    let bytes = fs::read(path).map_err(|e| io_err(path, "read the checkpoint", e))?;
+    let bytes = read(path)?;
     load_bytes_into(path, &bytes, expected)
 }
 
@@ -409,7 +408,17 @@ fn decode(name: &str, view: &TensorView<'_>) -> Result<Tensor, CheckpointErrorKi
     }
     let bytes = view.data();
     let (dtype, data) = match view.dtype() {
-        Dtype::F32 => (DType::F32, Data::F32(le(bytes, f32::from_le_bytes))),
+        Dtype::F32 => {
+            let v = le(bytes, f32::from_le_bytes);
+            // Weights that are not finite would poison every step and prediction.
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(CheckpointErrorKind::InvalidTensor {
+                    name: name.to_string(),
+                    reason: format!("holds {} at element {i}; weights must be finite", v[i]),
+                });
+            }
+            (DType::F32, Data::F32(v))
+        }
         Dtype::I64 => (DType::I64, Data::I64(le(bytes, i64::from_le_bytes))),
         Dtype::I32 => {
             let v = le(bytes, i32::from_le_bytes);
@@ -457,6 +466,46 @@ fn decode(name: &str, view: &TensorView<'_>) -> Result<Tensor, CheckpointErrorKi
     Ok(Tensor { dtype, shape, data })
 }
 
+/// Reads a checkpoint: a regular file (not a device or FIFO) that fits in the memory
+/// available.
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let limit = dnnc_tensor::memory::available_bytes()
+        .map_or(u64::MAX, |b| u64::try_from(b).unwrap_or(u64::MAX));
+    dnnc_data::files::read_regular(path, limit).map_err(|e| io_err(path, "read the checkpoint", e))
+}
+
+/// The tensor names of a safetensors header in the order written, duplicates included
+/// (the format's reader keeps only the last of two equal names, silently).
+fn header_names(header: &[u8]) -> Result<Vec<String>, String> {
+    struct Names(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Names;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Names, A::Error> {
+                    let mut names = Vec::new();
+                    while let Some(k) = map.next_key::<String>()? {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        names.push(k);
+                    }
+                    Ok(Names(names))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    serde_json::from_slice::<Names>(header)
+        .map(|n| n.0)
+        .map_err(|e| e.to_string())
+}
+
 /// Parses a whole file, turning the format's errors into messages about `path`.
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, CheckpointError> {
     let Some(len_field) = bytes.first_chunk::<8>() else {
@@ -478,7 +527,17 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, Checkpoint
         let why = format!("the header needs {header_len} bytes but only {after} follow its length");
         return Err(err(path, CheckpointErrorKind::Corrupt(why)));
     }
-    SafeTensors::deserialize(bytes).map_err(|e| corrupt(path, bytes, e))
+    let file = SafeTensors::deserialize(bytes).map_err(|e| corrupt(path, bytes, e))?;
+    // The header parsed, so it is valid JSON: look for names given twice.
+    let header = &bytes[8..8 + header_len as usize];
+    if let Ok(names) = header_names(header) {
+        let mut seen = HashSet::new();
+        if let Some(dup) = names.into_iter().find(|n| !seen.insert(n.clone())) {
+            let why = format!("its header names tensor `{dup}` twice");
+            return Err(err(path, CheckpointErrorKind::Corrupt(why)));
+        }
+    }
+    Ok(file)
 }
 
 /// Maps a safetensors parse error to a checkpoint error.
@@ -502,50 +561,17 @@ fn corrupt(path: &Path, bytes: &[u8], e: SafeTensorError) -> CheckpointError {
     err(path, kind)
 }
 
-/// Writes `bytes` to `<path>.tmp-<pid>`, syncs it, and renames it over `path`. The
-/// temporary file is removed when any step fails.
+/// Writes the checkpoint through [`dnnc_data::files::write_atomically`].
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let Some(file_name) = path.file_name() else {
-        let source = io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file");
-        return Err(io_err(path, "write the checkpoint", source));
-    };
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut file = fs::File::create(&tmp)
-            .map_err(|e| io_err(path, format!("create `{}`", tmp.display()), e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_err(path, format!("write `{}`", tmp.display()), e))?;
-        fs::rename(&tmp, path).map_err(|e| {
-            io_err(
-                path,
-                format!("rename `{}` to the checkpoint", tmp.display()),
-                e,
-            )
-        })
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return written;
-    }
-    // Make the rename itself durable; not every platform can sync a directory, so a
-    // failure here is ignored.
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    dnnc_data::files::write_atomically(path, bytes)
+        .map_err(|e| io_err(path, "write the checkpoint", e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+    use std::fs;
 
     fn sample() -> Vec<(String, Tensor)> {
         vec![
@@ -634,7 +660,8 @@ mod tests {
         let e = save(&path, &refs(&sample())).unwrap_err();
         assert!(matches!(e.kind, CheckpointErrorKind::Io { .. }), "{e}");
         assert!(
-            e.to_string().contains("mlp.safetensors: cannot create"),
+            e.to_string()
+                .contains("mlp.safetensors: cannot write the checkpoint"),
             "{e}"
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -28,8 +28,6 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
-use std::fs;
-use std::io::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -227,30 +225,16 @@ where
     Ok(())
 }
 
-/// Writes `bytes` to `<path>.tmp-<pid>` and renames it over `path`; the temporary file
-/// is removed when a step fails.
+/// Writes the picture through [`dnnc_data::files::write_atomically`].
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let Some(file_name) = path.file_name() else {
-        return Err(format!("{}: the path does not name a file", path.display()));
-    };
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    written.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("{}: cannot write the curves: {e}", path.display())
-    })
+    dnnc_data::files::write_atomically(path, bytes)
+        .map_err(|e| format!("{}: cannot write the curves: {e}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn ep(e: usize, m: &[(&str, f64)]) -> (usize, Vec<(String, f64)>) {
         (e, m.iter().map(|(k, v)| (k.to_string(), *v)).collect())

@@ -29,6 +29,7 @@
 pub mod csv;
 mod error;
 mod fileio;
+pub mod files;
 pub mod idx;
 pub mod npy;
 mod pylit;

@@ -5,9 +5,8 @@
 //! `fortran_order` and `shape`, and then the raw elements. Supported dtypes are `u1`, `i1`,
 //! `i2`, `i4`, `i8`, `f4` and `f8` in any byte order (`<`, `>`, `|`, `=`); C order only.
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, Read};
+use std::path::Path;
 
 use crate::fileio::{open, read_full, read_up_to, to_usize};
 use crate::pylit::{self, Value};
@@ -51,8 +50,8 @@ pub fn load(path: &Path) -> Result<Tensor, DataError> {
 
 /// Writes `data` with the given shape as a version 1.0 `'<f4'` C-order `.npy` file.
 ///
-/// The file is written to `path` with `.tmp` appended and then renamed over `path`, so a
-/// reader never sees a half-written file.
+/// The file is written atomically ([`crate::files::write_atomically`]): a reader never
+/// sees a half-written file, and a device or FIFO at `path` is refused, not replaced.
 pub fn save_f32(path: &Path, shape: &[u64], data: &[f32]) -> Result<(), DataError> {
     let count = checked_element_count(shape).map_err(|m| DataError::new(path, m))?;
     if count != data.len() as u64 {
@@ -71,41 +70,13 @@ pub fn save_f32(path: &Path, shape: &[u64], data: &[f32]) -> Result<(), DataErro
             "cannot save: the shape is too long for a version 1.0 header",
         )
     })?;
-    let tmp = tmp_path(path);
-    let written = write_file(&tmp, &header, data);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(
-            path,
-            &format!("cannot write {}", tmp.display()),
-            &e,
-        ));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(
-            path,
-            &format!("cannot rename {} into place", tmp.display()),
-            &e,
-        )
-    })
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(".tmp");
-    PathBuf::from(s)
-}
-
-fn write_file(tmp: &Path, header: &[u8], data: &[f32]) -> std::io::Result<()> {
-    let file = File::create(tmp)?;
-    let mut w = BufWriter::new(file);
-    w.write_all(header)?;
+    let mut bytes = Vec::with_capacity(header.len() + data.len() * 4);
+    bytes.extend_from_slice(&header);
     for v in data {
-        w.write_all(&v.to_le_bytes())?;
+        bytes.extend_from_slice(&v.to_le_bytes());
     }
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
+    crate::files::write_atomically(path, &bytes)
+        .map_err(|e| DataError::io(path, "cannot write the file", &e))
 }
 
 /// Builds the magic, version, length and padded dict of a version 1.0 header, or `None` if

@@ -236,6 +236,15 @@ impl Tensor {
         }
     }
 
+    /// The elements as `f32` when the data are floating point (`None` for integers):
+    /// what a check for NaN and infinity looks at.
+    pub fn to_f32_if_float(&self) -> Option<Vec<f32>> {
+        match &self.data {
+            TensorData::F32(_) | TensorData::F64(_) => Some(self.to_f32()),
+            _ => None,
+        }
+    }
+
     /// The elements converted to `f32` (integers and `f64` are rounded to the nearest
     /// representable `f32`).
     pub fn to_f32(&self) -> Vec<f32> {

@@ -29,32 +29,8 @@ fn main() {
         let a = vec![0.5f32; m * k];
         let b = vec![0.25f32; k * n];
         let mut c = vec![0.0f32; m * n];
-        let ar = if at {
-            MatRef {
-                ptr: a.as_ptr(),
-                rs: 1,
-                cs: m as isize,
-            }
-        } else {
-            MatRef {
-                ptr: a.as_ptr(),
-                rs: k as isize,
-                cs: 1,
-            }
-        };
-        let br = if bt {
-            MatRef {
-                ptr: b.as_ptr(),
-                rs: 1,
-                cs: k as isize,
-            }
-        } else {
-            MatRef {
-                ptr: b.as_ptr(),
-                rs: n as isize,
-                cs: 1,
-            }
-        };
+        let ar = MatRef::dense(a.as_ptr(), m, k, at);
+        let br = MatRef::dense(b.as_ptr(), k, n, bt);
         let mut g = Gemm::new(m, n, k);
         let mut times = Vec::new();
         for _ in 0..201 {

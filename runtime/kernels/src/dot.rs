@@ -96,7 +96,7 @@ pub unsafe fn product(
                     v += *bias.add(j);
                 }
                 if ep.relu {
-                    v = v.max(0.0);
+                    v = crate::relu(v);
                 }
                 *at(i, j) = v;
             }

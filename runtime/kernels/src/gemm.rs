@@ -49,6 +49,26 @@ pub struct MatRef {
     pub cs: isize,
 }
 
+impl MatRef {
+    /// A `rows × cols` matrix at `ptr`: stored row by row, or, if `transposed`, stored
+    /// as its `cols × rows` transpose and read through swapped strides.
+    pub fn dense(ptr: *const f32, rows: usize, cols: usize, transposed: bool) -> MatRef {
+        if transposed {
+            MatRef {
+                ptr,
+                rs: 1,
+                cs: rows as isize,
+            }
+        } else {
+            MatRef {
+                ptr,
+                rs: cols as isize,
+                cs: 1,
+            }
+        }
+    }
+}
+
 /// What happens to each result as it is stored.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Epilogue {
@@ -309,7 +329,7 @@ unsafe fn finish_empty(s: Sub, c: *mut f32, ep: Epilogue) {
                 v += *bias.add(j);
             }
             if ep.relu {
-                v = v.max(0.0);
+                v = crate::relu(v);
             }
             *at = v;
         }
@@ -450,7 +470,7 @@ unsafe fn store_scalar(t: &Tile, r: usize, acc: &[f32]) {
             v += *b.add(j);
         }
         if t.relu {
-            v = v.max(0.0);
+            v = crate::relu(v);
         }
         *row.add(j) = v;
     }
@@ -537,7 +557,8 @@ mod x86 {
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, b.add(16 * h)));
         }
         if t.relu {
-            v = _mm512_max_ps(v, _mm512_setzero_ps());
+            // `maxps` returns its second operand when either is NaN: NaN stays NaN.
+            v = _mm512_max_ps(_mm512_setzero_ps(), v);
         }
         _mm512_mask_storeu_ps(at, mask, v);
     }
@@ -761,32 +782,8 @@ mod tests {
                     } else {
                         b.clone()
                     };
-                    let ar = if ta {
-                        MatRef {
-                            ptr: at.as_ptr(),
-                            rs: 1,
-                            cs: m as isize,
-                        }
-                    } else {
-                        MatRef {
-                            ptr: at.as_ptr(),
-                            rs: k as isize,
-                            cs: 1,
-                        }
-                    };
-                    let br = if tb {
-                        MatRef {
-                            ptr: bt.as_ptr(),
-                            rs: 1,
-                            cs: k as isize,
-                        }
-                    } else {
-                        MatRef {
-                            ptr: bt.as_ptr(),
-                            rs: n as isize,
-                            cs: 1,
-                        }
-                    };
+                    let ar = MatRef::dense(at.as_ptr(), m, k, ta);
+                    let br = MatRef::dense(bt.as_ptr(), k, n, tb);
                     for (accumulate, with_bias, relu) in [
                         (false, false, false),
                         (true, true, false),
@@ -822,5 +819,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A NaN anywhere in a row of `A` makes that row of the product NaN, and the ReLU
+    /// epilogue keeps it NaN (as the interpreter does) on every path.
+    #[test]
+    fn relu_epilogue_keeps_nan() {
+        // (m, k, n): the register-tile path, the streaming path for few rows, few
+        // columns, and the dot products (long k, `B` transposed).
+        for portable in [false, true] {
+            PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
+            for &(m, k, n, b_transposed) in &[
+                (40, 33, 70, false),
+                (1, 784, 256, false),
+                (64, 40, 10, false),
+                (8, 4096, 8, true),
+            ] {
+                let mut a = data(m * k, 1);
+                a[k / 2] = f32::NAN; // row 0
+                let b = data(k * n, 2);
+                let bias = data(n, 3);
+                let br = MatRef::dense(b.as_ptr(), k, n, b_transposed);
+                let ar = MatRef::dense(a.as_ptr(), m, k, false);
+                let mut c = vec![0.0f32; m * n];
+                let ep = Epilogue {
+                    accumulate: false,
+                    bias: Some(bias.as_ptr()),
+                    relu: true,
+                };
+                unsafe { Gemm::new(m, n, k).run(ar, br, c.as_mut_ptr(), ep) };
+                let shape = (m, k, n, portable);
+                assert!(
+                    c[..n].iter().all(|v| v.is_nan()),
+                    "{shape:?}: {:?}",
+                    &c[..n]
+                );
+                assert!(c[n..].iter().all(|v| *v >= 0.0), "{shape:?}");
+            }
+        }
+        PORTABLE.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -10,3 +10,14 @@ pub mod gemm;
 pub mod pool;
 
 pub use gemm::{Epilogue, Gemm, MatRef};
+
+/// The ReLU of the epilogues: `max(v, 0)` that keeps NaN (as the interpreter's
+/// `max_f32` and PyTorch's `relu` do; `f32::max` would turn NaN into 0).
+#[inline(always)]
+pub(crate) fn relu(v: f32) -> f32 {
+    if v.is_nan() {
+        v
+    } else {
+        v.max(0.0)
+    }
+}

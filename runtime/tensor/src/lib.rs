@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+pub mod memory;
+
 /// Element types a tensor can declare.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -38,6 +40,15 @@ impl DType {
 
     pub fn is_float(self) -> bool {
         self == DType::F32
+    }
+
+    /// Bytes per element as declared (`u8` is one byte).
+    pub fn size_bytes(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::I64 => 8,
+            DType::U8 | DType::Bool => 1,
+        }
     }
 
     pub fn is_int(self) -> bool {
