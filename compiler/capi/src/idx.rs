@@ -7,8 +7,6 @@ use std::ffi::{c_char, CStr, CString};
 use std::panic::catch_unwind;
 use std::path::PathBuf;
 
-use dnnc_tensor::Data;
-
 thread_local! {
     static ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
@@ -29,10 +27,9 @@ unsafe fn path_of(path: *const c_char) -> Result<PathBuf, String> {
     ))
 }
 
-/// The elements of the IDX file at `path`, widened, with its shape.
+/// The elements of the IDX file at `path`, with its shape.
 fn load(path: &std::path::Path) -> Result<dnnc_tensor::Tensor, String> {
-    let t = dnnc_data::idx::load(path).map_err(|e| e.to_string())?;
-    Ok(dnnc_runtime::from_data(&t))
+    dnnc_data::idx::load(path).map_err(|e| e.to_string())
 }
 
 /// Stores up to `max_rank` dimensions of the IDX file at `path` in `dims` and returns
@@ -80,16 +77,8 @@ pub unsafe extern "C" fn dnnc_idx_read_f32(
             ));
         }
         let out = std::slice::from_raw_parts_mut(out, count as usize);
-        match &t.data {
-            Data::F32(v) => out.iter_mut().zip(v).for_each(|(o, &x)| *o = x * scale),
-            Data::I64(v) => out
-                .iter_mut()
-                .zip(v)
-                .for_each(|(o, &x)| *o = x as f32 * scale),
-            Data::Bool(v) => out
-                .iter_mut()
-                .zip(v)
-                .for_each(|(o, &x)| *o = f32::from(u8::from(x)) * scale),
+        for (o, x) in out.iter_mut().zip(t.data.to_f32_vec()) {
+            *o = x * scale;
         }
         Ok(0)
     })
@@ -107,9 +96,10 @@ pub unsafe extern "C" fn dnnc_idx_read_i32(path: *const c_char, out: *mut i32, c
             return Err("the output pointer is null".into());
         }
         let t = load(&p)?;
-        let Data::I64(v) = &t.data else {
+        if !t.dtype.is_int() {
             return Err(format!("{} does not hold integers", p.display()));
-        };
+        }
+        let v = &t.data.to_i64_vec();
         if v.len() as i64 != count {
             return Err(format!(
                 "{} holds {} elements, not {count}",

@@ -236,32 +236,37 @@ impl Model {
                     buf.copy_from_slice(&v[..n]);
                 }
                 FieldData::I32(v) => {
-                    let (buf, dtype) = inst.input_i64_mut(&f.name).ok_or_else(|| {
-                        failed(format!("field `{}` is not an integer field", f.name))
-                    })?;
-                    for (i, (o, &x)) in buf.iter_mut().zip(&v[..n]).enumerate() {
-                        let x = i64::from(x);
-                        if dnnc_ir::scalar::fit(dtype, x) != x {
-                            return Err((
-                                -1,
-                                format!(
-                                    "`{}`[{i}] = {x} does not fit the field's type {dtype}",
-                                    f.name
-                                ),
-                            ));
-                        }
-                        *o = x;
+                    let mut buf = inst
+                        .input_mut(&f.name)
+                        .filter(|b| b.dtype().is_int())
+                        .ok_or_else(|| {
+                            failed(format!("field `{}` is not an integer field", f.name))
+                        })?;
+                    let dtype = buf.dtype();
+                    let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
+                    if let Some(i) = v[..n]
+                        .iter()
+                        .position(|&x| !(lo..=hi).contains(&i64::from(x)))
+                    {
+                        return Err((
+                            -1,
+                            format!(
+                                "`{}`[{i}] = {} does not fit the field's type {dtype}",
+                                f.name, v[i]
+                            ),
+                        ));
                     }
+                    buf.copy_cast(dnnc_tensor::Slice::I32(&v[..n]));
                 }
             }
         }
         // Labels out of range are the caller's data, not a failure of the model.
         inst.check_inputs().map_err(|e| (-1, e))?;
-        if let Some((buf, _)) = inst.input_i64_mut("step") {
-            buf[0] = step;
+        if let Some(mut buf) = inst.input_mut("step") {
+            buf.copy_cast(dnnc_tensor::Slice::I64(&[step]));
         }
-        if let Some((buf, _)) = inst.input_i64_mut("rng_key") {
-            buf[0] = key;
+        if let Some(mut buf) = inst.input_mut("rng_key") {
+            buf.copy_cast(dnnc_tensor::Slice::I64(&[key]));
         }
         inst.run().map_err(failed)?;
         let loss = inst

@@ -66,7 +66,7 @@ pub(crate) fn schedule(g: &Graph, s: &Schedule, plan: &Plan) -> String {
             Role::State(n) => format!("state \"{n}\""),
             Role::Const(_) => "const".to_string(),
         };
-        let _ = writeln!(out, "  v{v} = {what} {}[{}]", val.kind.name(), val.len);
+        let _ = writeln!(out, "  v{v} = {what} {}[{}]", val.dtype.name(), val.len);
     }
     let leaves = |vs: &[usize]| {
         vs.iter()

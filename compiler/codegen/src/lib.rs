@@ -134,7 +134,7 @@ pub(crate) fn build_program(g: &Graph) -> Result<(Program, Vec<Group>), String> 
         .iter()
         .enumerate()
         .map(|(v, val)| ValDesc {
-            kind: val.kind,
+            dtype: val.dtype,
             len: if used[v] { val.len } else { 0 },
             place: plan.place[v],
             init: match &val.role {

@@ -62,7 +62,7 @@ pub(crate) fn plan(s: &mut Schedule) -> Plan {
             && s.outputs.iter().all(|o| o.val != state)
             && last_read[state].is_none_or(|l| l <= d)
             && s.vals[u].len == s.vals[state].len
-            && s.vals[u].kind == s.vals[state].kind;
+            && s.vals[u].dtype == s.vals[state].dtype;
         used_as_update[u] = true;
         if in_place {
             place[u] = Place::Alias(state);
@@ -97,10 +97,10 @@ pub(crate) fn plan(s: &mut Schedule) -> Plan {
             && matches!(&s.steps[d], Work::Loop { leaves, out, stores, .. }
                 if (*out == b || stores.contains(&b)) && leaves.contains(&a))
             && s.vals[a].len == s.vals[b].len
-            && s.vals[a].kind == s.vals[b].kind
+            && s.vals[a].dtype == s.vals[b].dtype
     };
 
-    let bytes = |v: usize| (s.vals[v].len * s.vals[v].kind.size()).div_ceil(ALIGN) * ALIGN;
+    let bytes = |v: usize| (s.vals[v].len * s.vals[v].dtype.size_bytes()).div_ceil(ALIGN) * ALIGN;
     let temps: Vec<usize> = (0..nv)
         .filter(|&v| place[v] == Place::Arena(usize::MAX) && first[v] != usize::MAX)
         .collect();

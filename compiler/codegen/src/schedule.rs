@@ -18,7 +18,6 @@ use std::collections::{HashMap, HashSet};
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op};
 use dnnc_tensor::Data;
 
-use dnnc_exec::buffer::Kind;
 use dnnc_exec::program::{Affine, KernelDesc as Kernel, Operand};
 use dnnc_ir::layout::{
     broadcast_strides, pad_strides, reduce_strides, slice_strides, split_at_axis, strides,
@@ -48,7 +47,7 @@ pub(crate) enum Role {
 
 /// A value that needs storage.
 pub(crate) struct Val {
-    pub kind: Kind,
+    pub dtype: DType,
     pub len: usize,
     pub role: Role,
 }
@@ -130,20 +129,6 @@ pub(crate) struct Schedule {
     pub outputs: Vec<Port>,
     /// `(state port index, new value)`.
     pub updates: Vec<(usize, usize)>,
-}
-
-/// `n` copies of `value` stored as `dtype`, converted as the interpreter converts
-/// constants.
-fn from_f64(dtype: DType, values: impl Iterator<Item = f64>) -> Data {
-    match dtype {
-        DType::F32 => Data::F32(values.map(|v| v as f32).collect()),
-        DType::Bool => Data::Bool(values.map(|v| v != 0.0).collect()),
-        DType::I64 | DType::I32 | DType::U8 => Data::I64(
-            values
-                .map(|v| dnnc_ir::scalar::fit(dtype, v as i64))
-                .collect(),
-        ),
-    }
 }
 
 /// Whether `axes` (sorted) are consecutive.
@@ -386,8 +371,8 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         updates: Vec::new(),
     };
     let mut val_of: HashMap<NodeId, usize> = HashMap::new();
-    let new_val = |s: &mut Schedule, kind: Kind, len: usize, role: Role| -> usize {
-        s.vals.push(Val { kind, len, role });
+    let new_val = |s: &mut Schedule, dtype: DType, len: usize, role: Role| -> usize {
+        s.vals.push(Val { dtype, len, role });
         s.vals.len() - 1
     };
 
@@ -395,7 +380,6 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         let node = g.node(id);
         let shape = node.ty.shape.clone();
         let dtype = node.ty.dtype;
-        let kind = Kind::of(dtype);
         let n = node.ty.numel();
         let operands = g.operands(id);
         let arg_shape = |i: usize| g.ty(operands[i]).shape.clone();
@@ -414,7 +398,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     affine(&g.ty(g.operands(p)[0]).shape, &st, offset)
                 })
                 .collect();
-            let out = new_val(&mut s, kind, n, Role::Temp);
+            let out = new_val(&mut s, dtype, n, Role::Temp);
             val_of.insert(id, out);
             let args = pads.iter().map(|&p| val_of[&g.operands(p)[0]]).collect();
             s.steps.push(Work::Kernel {
@@ -441,7 +425,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
             let (a, b) = (g.ty(mops[0]).shape.clone(), g.ty(mops[1]).shape.clone());
             let r = a.len();
             let (ao, bo) = (operand(mops[0]), operand(mops[1]));
-            let out = new_val(&mut s, kind, n, Role::Temp);
+            let out = new_val(&mut s, dtype, n, Role::Temp);
             val_of.insert(id, out);
             s.steps.push(Work::MatMul {
                 a: ao,
@@ -461,7 +445,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 } else {
                     Role::State(name.clone())
                 };
-                let v = new_val(&mut s, kind, n, role);
+                let v = new_val(&mut s, dtype, n, role);
                 val_of.insert(id, v);
                 let port = Port {
                     name: name.clone(),
@@ -479,17 +463,17 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
             Op::Const { value, .. } => {
                 let v = new_val(
                     &mut s,
-                    kind,
+                    dtype,
                     1,
-                    Role::Const(from_f64(dtype, std::iter::once(*value))),
+                    Role::Const(Data::from_f64(dtype, [*value])),
                 );
                 val_of.insert(id, v);
                 continue;
             }
             Op::Iota { axis, .. } => {
                 let (_, size, after) = split_at_axis(&shape, *axis);
-                let data = from_f64(dtype, (0..n).map(|i| ((i / after) % size) as f64));
-                let v = new_val(&mut s, kind, n, Role::Const(data));
+                let data = Data::from_f64(dtype, (0..n).map(|i| ((i / after) % size) as f64));
+                let v = new_val(&mut s, dtype, n, Role::Const(data));
                 val_of.insert(id, v);
                 continue;
             }
@@ -505,13 +489,12 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     .stores
                     .iter()
                     .map(|&m| {
-                        let v =
-                            new_val(&mut s, Kind::of(g.ty(m).dtype), g.ty(m).numel(), Role::Temp);
+                        let v = new_val(&mut s, g.ty(m).dtype, g.ty(m).numel(), Role::Temp);
                         val_of.insert(m, v);
                         v
                     })
                     .collect();
-                let out = new_val(&mut s, kind, n, Role::Temp);
+                let out = new_val(&mut s, dtype, n, Role::Temp);
                 val_of.insert(id, out);
                 s.steps.push(Work::Loop {
                     group: group.clone(),
@@ -605,7 +588,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 dtype,
             },
         };
-        let out = new_val(&mut s, kind, n, Role::Temp);
+        let out = new_val(&mut s, dtype, n, Role::Temp);
         val_of.insert(id, out);
         let args = operands.iter().map(|o| val_of[o]).collect();
         s.steps.push(Work::Kernel {
@@ -622,9 +605,9 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         if !matches!(s.vals[v].role, Role::State(_) | Role::Input(_)) {
             return v;
         }
-        let (kind, len) = (s.vals[v].kind, s.vals[v].len);
+        let (dtype, len) = (s.vals[v].dtype, s.vals[v].len);
         s.vals.push(Val {
-            kind,
+            dtype,
             len,
             role: Role::Temp,
         });
@@ -654,9 +637,8 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
             None => {
                 // An update of a state nothing reads: it still needs storage.
                 let ty = g.ty(*id);
-                let kind = Kind::of(ty.dtype);
                 s.vals.push(Val {
-                    kind,
+                    dtype: ty.dtype,
                     len: ty.numel(),
                     role: Role::State(name.clone()),
                 });

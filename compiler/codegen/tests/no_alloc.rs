@@ -71,7 +71,7 @@ fn check(example: &str, batch: usize, dims: &[usize]) {
     let label = Tensor::new(
         DType::U8,
         vec![batch],
-        Data::I64((0..batch as i64).map(|i| i % 10).collect()),
+        Data::U8((0..batch).map(|i| (i % 10) as u8).collect()),
     )
     .unwrap();
     let mut step_no = Tensor::new(DType::I64, vec![], Data::I64(vec![0])).unwrap();

@@ -8,42 +8,13 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 
 use dnnc_ir::DType;
-use dnnc_tensor::Data;
+use dnnc_tensor::{bf16, f16, Data};
 
-/// How elements are stored: `f32`, `i64` (every integer dtype, as in [`Data`]) or
-/// `bool` (one byte).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Kind {
-    F32,
-    I64,
-    Bool,
-}
+/// A kernel's borrowed operand: elements of one type, in their real width.
+pub type In<'a> = dnnc_tensor::Slice<'a>;
 
-impl Kind {
-    pub fn of(dtype: DType) -> Kind {
-        match dtype {
-            DType::F32 => Kind::F32,
-            DType::Bool => Kind::Bool,
-            DType::I64 | DType::I32 | DType::U8 => Kind::I64,
-        }
-    }
-
-    pub fn size(self) -> usize {
-        match self {
-            Kind::F32 => 4,
-            Kind::I64 => 8,
-            Kind::Bool => 1,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::F32 => "f32",
-            Kind::I64 => "i64",
-            Kind::Bool => "bool",
-        }
-    }
-}
+/// A kernel's borrowed result.
+pub type Out<'a> = dnnc_tensor::SliceMut<'a>;
 
 /// An owned, zeroed, 64-byte-aligned allocation.
 pub struct Block {
@@ -84,10 +55,10 @@ impl Drop for Block {
     }
 }
 
-/// A typed view of `len` elements at a fixed address.
+/// A typed view of `len` elements of `dtype` at a fixed address.
 #[derive(Clone, Copy, Debug)]
 pub struct View {
-    pub kind: Kind,
+    pub dtype: DType,
     pub ptr: *mut u8,
     pub len: usize,
 }
@@ -97,69 +68,57 @@ pub struct View {
 unsafe impl Send for View {}
 unsafe impl Sync for View {}
 
-/// A kernel's borrowed operand.
-#[derive(Clone, Copy)]
-pub enum In<'a> {
-    F32(&'a [f32]),
-    I64(&'a [i64]),
-    Bool(&'a [bool]),
-}
-
-/// A kernel's borrowed result.
-pub enum Out<'a> {
-    F32(&'a mut [f32]),
-    I64(&'a mut [i64]),
-    Bool(&'a mut [bool]),
-}
-
 impl View {
     pub fn bytes(&self) -> usize {
-        self.len * self.kind.size()
+        self.len * self.dtype.size_bytes()
     }
 
     /// # Safety
     /// Nothing may write the view's memory while the slice lives.
     pub unsafe fn input<'a>(self) -> In<'a> {
-        match self.kind {
-            Kind::F32 => In::F32(std::slice::from_raw_parts(self.ptr as *const f32, self.len)),
-            Kind::I64 => In::I64(std::slice::from_raw_parts(self.ptr as *const i64, self.len)),
-            Kind::Bool => In::Bool(std::slice::from_raw_parts(
-                self.ptr as *const bool,
-                self.len,
-            )),
+        use std::slice::from_raw_parts as view;
+        let (p, n) = (self.ptr, self.len);
+        match self.dtype {
+            DType::F32 => In::F32(view(p as *const f32, n)),
+            DType::F64 => In::F64(view(p as *const f64, n)),
+            DType::F16 => In::F16(view(p as *const f16, n)),
+            DType::BF16 => In::BF16(view(p as *const bf16, n)),
+            DType::I8 => In::I8(view(p as *const i8, n)),
+            DType::U8 => In::U8(view(p as *const u8, n)),
+            DType::I16 => In::I16(view(p as *const i16, n)),
+            DType::I32 => In::I32(view(p as *const i32, n)),
+            DType::I64 => In::I64(view(p as *const i64, n)),
+            DType::Bool => In::Bool(view(p as *const bool, n)),
         }
     }
 
     /// # Safety
     /// Nothing else may read or write the view's memory while the slice lives.
     pub unsafe fn output<'a>(self) -> Out<'a> {
-        match self.kind {
-            Kind::F32 => Out::F32(std::slice::from_raw_parts_mut(
-                self.ptr as *mut f32,
-                self.len,
-            )),
-            Kind::I64 => Out::I64(std::slice::from_raw_parts_mut(
-                self.ptr as *mut i64,
-                self.len,
-            )),
-            Kind::Bool => Out::Bool(std::slice::from_raw_parts_mut(
-                self.ptr as *mut bool,
-                self.len,
-            )),
+        use std::slice::from_raw_parts_mut as view;
+        let (p, n) = (self.ptr, self.len);
+        match self.dtype {
+            DType::F32 => Out::F32(view(p as *mut f32, n)),
+            DType::F64 => Out::F64(view(p as *mut f64, n)),
+            DType::F16 => Out::F16(view(p as *mut f16, n)),
+            DType::BF16 => Out::BF16(view(p as *mut bf16, n)),
+            DType::I8 => Out::I8(view(p as *mut i8, n)),
+            DType::U8 => Out::U8(view(p, n)),
+            DType::I16 => Out::I16(view(p as *mut i16, n)),
+            DType::I32 => Out::I32(view(p as *mut i32, n)),
+            DType::I64 => Out::I64(view(p as *mut i64, n)),
+            DType::Bool => Out::Bool(view(p as *mut bool, n)),
         }
     }
 
-    /// Overwrites the view with `data` (same kind and length, checked by the caller).
+    /// Overwrites the view with `data` (same type and length, checked by the caller).
     ///
     /// # Safety
     /// As for [`View::output`].
     pub unsafe fn write(self, data: &Data) {
-        match (self.output(), data) {
-            (Out::F32(o), Data::F32(d)) => o.copy_from_slice(d),
-            (Out::I64(o), Data::I64(d)) => o.copy_from_slice(d),
-            (Out::Bool(o), Data::Bool(d)) => o.copy_from_slice(d),
-            _ => unreachable!("kinds were checked"),
-        }
+        dnnc_tensor::with_same!(self.output(), data.as_slice(), SliceMut, Slice, o, d => {
+            o.copy_from_slice(d)
+        }, else unreachable!("types were checked"))
     }
 
     /// A copy of the view's elements.
@@ -167,19 +126,6 @@ impl View {
     /// # Safety
     /// As for [`View::input`].
     pub unsafe fn read(self) -> Data {
-        match self.input() {
-            In::F32(v) => Data::F32(v.to_vec()),
-            In::I64(v) => Data::I64(v.to_vec()),
-            In::Bool(v) => Data::Bool(v.to_vec()),
-        }
-    }
-}
-
-/// The kind of a host tensor's storage.
-pub fn kind_of(data: &Data) -> Kind {
-    match data {
-        Data::F32(_) => Kind::F32,
-        Data::I64(_) => Kind::I64,
-        Data::Bool(_) => Kind::Bool,
+        self.input().to_data()
     }
 }

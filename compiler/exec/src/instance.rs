@@ -11,9 +11,9 @@ use std::cell::UnsafeCell;
 
 use dnnc_ir::DType;
 use dnnc_kernels::{pool, Epilogue, Gemm, MatRef};
-use dnnc_tensor::{Data, Tensor};
+use dnnc_tensor::Tensor;
 
-use crate::buffer::{kind_of, Block, In, View};
+use crate::buffer::{Block, In, View};
 use crate::ops::Kernel;
 use crate::program::{Place, Program, StepDesc};
 
@@ -228,7 +228,7 @@ impl Instance {
             if val.place == Place::Own {
                 need.add(
                     "parameters, state and ports",
-                    (val.len as u128).saturating_mul(val.kind.size() as u128),
+                    (val.len as u128).saturating_mul(val.dtype.size_bytes() as u128),
                 );
             }
         }
@@ -243,16 +243,16 @@ impl Instance {
                 Place::Own => {
                     let bytes = val
                         .len
-                        .checked_mul(val.kind.size())
+                        .checked_mul(val.dtype.size_bytes())
                         .ok_or_else(|| format!("value {v}: its size overflows"))?;
                     let b = Block::new(bytes)?;
                     let ptr = b.ptr();
                     if let Some(data) = &val.init {
-                        if kind_of(data) != val.kind || data.len() != val.len {
+                        if data.dtype() != val.dtype || data.len() != val.len {
                             return Err(format!("value {v}: its constant does not fit"));
                         }
                         let view = View {
-                            kind: val.kind,
+                            dtype: val.dtype,
                             ptr,
                             len: val.len,
                         };
@@ -265,7 +265,7 @@ impl Instance {
                 Place::Arena(off) => {
                     let end = val
                         .len
-                        .checked_mul(val.kind.size())
+                        .checked_mul(val.dtype.size_bytes())
                         .and_then(|b| b.checked_add(off));
                     if end.is_none_or(|e| e > p.arena_bytes.max(64)) && val.len > 0 {
                         return Err(format!("value {v} lies outside the arena"));
@@ -276,7 +276,7 @@ impl Instance {
                 Place::Alias(_) => continue,
             };
             views[v] = Some(View {
-                kind: val.kind,
+                dtype: val.dtype,
                 ptr,
                 len: val.len,
             });
@@ -502,8 +502,19 @@ impl Instance {
         for &(i, limit) in &self.limits {
             let p = &self.inputs[i];
             // SAFETY: no run is in progress (`&self`); the view is the port's buffer.
-            if let crate::buffer::In::I64(values) = unsafe { p.view.input() } {
-                dnnc_ir::check_index_limit(&p.name, values, limit)?;
+            let values = unsafe { p.view.input() };
+            if values.dtype().is_int() {
+                let bad = (0..values.len())
+                    .map(|i| values.i64_at(i))
+                    .position(|v| v < 0 || v as u64 >= limit as u64);
+                if let Some(i) = bad {
+                    return Err(dnnc_ir::index_limit_error(
+                        &p.name,
+                        i,
+                        values.i64_at(i),
+                        limit,
+                    ));
+                }
             }
         }
         Ok(())
@@ -534,14 +545,9 @@ impl Instance {
 
     /// Copies `t` into port `p`, after checking its type.
     fn fill(p: &Port, t: &Tensor, what: &str) -> Result<(), String> {
-        let in_range = match &t.data {
-            Data::I64(v) => v.iter().all(|&x| dnnc_ir::scalar::fit(p.dtype, x) == x),
-            _ => true,
-        };
         let fits = t.dtype == p.dtype
             && t.shape == p.shape
-            && in_range
-            && kind_of(&t.data) == p.view.kind
+            && t.data.dtype() == p.view.dtype
             && t.data.len() == p.view.len;
         if !fits {
             return Err(format!(
@@ -579,15 +585,11 @@ impl Instance {
         }
     }
 
-    /// Input `name`'s buffer and dtype, to be written in place (integer inputs, stored
-    /// as `i64`; values must fit the dtype).
-    pub fn input_i64_mut(&mut self, name: &str) -> Option<(&mut [i64], DType)> {
+    /// Input `name`'s buffer, of its element type, to be written in place.
+    pub fn input_mut(&mut self, name: &str) -> Option<crate::buffer::Out<'_>> {
         let p = self.inputs.iter().find(|p| p.name == name)?;
         // SAFETY: as above.
-        match unsafe { p.view.output() } {
-            crate::buffer::Out::I64(o) => Some((o, p.dtype)),
-            _ => None,
-        }
+        Some(unsafe { p.view.output() })
     }
 
     /// Sets state `name`; it keeps its value (and receives its updates) across runs.
@@ -625,12 +627,14 @@ impl Instance {
             .state_port(name)
             .ok_or_else(|| format!("the graph has no state `{name}`"))?;
         // SAFETY: no run is in progress.
-        match (unsafe { p.view.input() }, &mut t.data) {
-            (In::F32(s), Data::F32(d)) if d.len() == s.len() => d.copy_from_slice(s),
-            (In::I64(s), Data::I64(d)) if d.len() == s.len() => d.copy_from_slice(s),
-            (In::Bool(s), Data::Bool(d)) if d.len() == s.len() => d.copy_from_slice(s),
-            _ => return Err(format!("state `{name}` does not fit the given tensor")),
+        let src = unsafe { p.view.input() };
+        let misfit = || format!("state `{name}` does not fit the given tensor");
+        if src.len() != t.data.len() {
+            return Err(misfit());
         }
+        dnnc_tensor::with_same!(t.data.as_slice_mut(), src, SliceMut, Slice, d, s => {
+            d.copy_from_slice(s)
+        }, else return Err(misfit()));
         Ok(())
     }
 
@@ -641,11 +645,7 @@ impl Instance {
             return None;
         }
         // SAFETY: no run is in progress.
-        Some(match unsafe { p.view.input() } {
-            In::F32(v) => f64::from(v[0]),
-            In::I64(v) => v[0] as f64,
-            In::Bool(v) => f64::from(u8::from(v[0])),
-        })
+        Some(unsafe { p.view.input() }.f64_at(0))
     }
 
     /// Output `name`'s `f32` elements, borrowed.

@@ -58,6 +58,13 @@ pub mod f64_value {
 #[derive(Serialize, Deserialize)]
 enum DataRepr {
     F32(Vec<Float>),
+    F64(Vec<Float>),
+    F16(Vec<Float>),
+    BF16(Vec<Float>),
+    I8(Vec<i8>),
+    U8(Vec<u8>),
+    I16(Vec<i16>),
+    I32(Vec<i32>),
     I64(Vec<i64>),
     Bool(Vec<bool>),
 }
@@ -65,24 +72,44 @@ enum DataRepr {
 /// `#[serde(with = "json_float::data")]` for an `Option<Data>` field.
 pub mod data {
     use super::*;
+    use dnnc_tensor::DType;
+
+    fn floats(d: &Data) -> Vec<Float> {
+        d.to_f64_vec().into_iter().map(Float::of).collect()
+    }
 
     pub fn serialize<S: Serializer>(v: &Option<Data>, s: S) -> Result<S::Ok, S::Error> {
         let repr = v.as_ref().map(|d| match d {
-            Data::F32(v) => DataRepr::F32(v.iter().map(|&x| Float::of(f64::from(x))).collect()),
+            Data::F32(_) => DataRepr::F32(floats(d)),
+            Data::F64(_) => DataRepr::F64(floats(d)),
+            Data::F16(_) => DataRepr::F16(floats(d)),
+            Data::BF16(_) => DataRepr::BF16(floats(d)),
+            Data::I8(v) => DataRepr::I8(v.clone()),
+            Data::U8(v) => DataRepr::U8(v.clone()),
+            Data::I16(v) => DataRepr::I16(v.clone()),
+            Data::I32(v) => DataRepr::I32(v.clone()),
             Data::I64(v) => DataRepr::I64(v.clone()),
             Data::Bool(v) => DataRepr::Bool(v.clone()),
         });
         repr.serialize(s)
     }
 
+    fn of_floats<E: serde::de::Error>(dtype: DType, v: Vec<Float>) -> Result<Data, E> {
+        let values: Vec<f64> = v.into_iter().map(Float::value).collect::<Result<_, E>>()?;
+        Ok(Data::from_f64(dtype, values))
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Data>, D::Error> {
         Ok(match Option::<DataRepr>::deserialize(d)? {
             None => None,
-            Some(DataRepr::F32(v)) => Some(Data::F32(
-                v.into_iter()
-                    .map(|f| f.value().map(|x| x as f32))
-                    .collect::<Result<_, _>>()?,
-            )),
+            Some(DataRepr::F32(v)) => Some(of_floats(DType::F32, v)?),
+            Some(DataRepr::F64(v)) => Some(of_floats(DType::F64, v)?),
+            Some(DataRepr::F16(v)) => Some(of_floats(DType::F16, v)?),
+            Some(DataRepr::BF16(v)) => Some(of_floats(DType::BF16, v)?),
+            Some(DataRepr::I8(v)) => Some(Data::I8(v)),
+            Some(DataRepr::U8(v)) => Some(Data::U8(v)),
+            Some(DataRepr::I16(v)) => Some(Data::I16(v)),
+            Some(DataRepr::I32(v)) => Some(Data::I32(v)),
             Some(DataRepr::I64(v)) => Some(Data::I64(v)),
             Some(DataRepr::Bool(v)) => Some(Data::Bool(v)),
         })

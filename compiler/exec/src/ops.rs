@@ -1,16 +1,16 @@
 //! Kernels on typed buffers for the ops that are not fused `f32` loops or matrix
-//! products: integer and `bool` arithmetic, comparisons, `select`, `cast`, data
-//! movement, reductions of every element type, `argmax`/`argmin`, `gather`/
-//! `scatter_add` and the random draws. Each follows the interpreter's rule for its op
-//! (and [`dnnc_ir::scalar`]) exactly, and writes its result into a preallocated buffer
-//! without allocating.
+//! products: arithmetic of every element type, comparisons, `select`, `cast`, data
+//! movement, reductions, `argmax`/`argmin`, `gather`/`scatter_add` and the random
+//! draws. What an elementwise op, a cast or a reduction computes is
+//! [`dnnc_ir::elementwise`]'s, shared with the interpreter; this module moves data and
+//! adds fast `f32` paths. Results go into preallocated buffers: nothing allocates, except
+//! the `f32` accumulator of a reduction of `f16`/`bf16` values.
 
+use dnnc_ir::elementwise::{self, ElemError};
 use dnnc_ir::rng;
-use dnnc_ir::scalar::{
-    arg_extreme_into, fit, floor_div, floor_mod, int_pow, int_range, max_f32, min_f32, rem_f32,
-    unary_f32, unary_int,
-};
+use dnnc_ir::scalar::{max_f32, min_f32};
 use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp, Window2d};
+use dnnc_tensor::{with_same, with_slice_mut, Elem};
 
 use crate::buffer::{In, Out};
 use crate::maps::Walk;
@@ -187,18 +187,6 @@ fn bad(what: &str) -> String {
     format!("codegen: {what} of operands it does not take")
 }
 
-fn zip_into<T: Copy, U>(out: &mut [U], x: &[T], y: &[T], f: impl Fn(T, T) -> U) {
-    for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
-        *o = f(a, b);
-    }
-}
-
-fn map_into<T: Copy, U>(out: &mut [U], x: &[T], f: impl Fn(T) -> U) {
-    for (o, &a) in out.iter_mut().zip(x) {
-        *o = f(a);
-    }
-}
-
 /// Below this many elements a data-movement kernel runs on the calling thread alone.
 const PARALLEL_MOVE: usize = 1 << 16;
 
@@ -306,26 +294,10 @@ fn put_runs<T: Copy>(out: &mut [T], walk: &Walk, v: &[T], first: usize, end: usi
     });
 }
 
-/// `out[walk(i)] = f(out[walk(i)], x[i])` in row-major order of `x`, from `init`.
-fn fold_into<T: Copy>(out: &mut [T], x: &[T], walk: &Walk, init: T, f: impl Fn(T, T) -> T) {
-    out.fill(init);
-    walk.rows(|i, pos, len, st| {
-        for (j, &a) in x[i..i + len].iter().enumerate() {
-            let d = pos + j * st;
-            out[d] = f(out[d], a);
-        }
-    });
-}
-
-fn select_into<T: Copy>(out: &mut [T], c: &[bool], a: &[T], b: &[T]) {
-    for (((o, &c), &a), &b) in out.iter_mut().zip(c).zip(a).zip(b) {
-        *o = if c { a } else { b };
-    }
-}
-
-/// The `i`-th index of `t` as a position along an axis of `size` elements.
-fn index_at(t: &[i64], i: usize, size: usize) -> Result<usize, String> {
-    let v = t[i];
+/// The `i`-th index of `t` (of any integer type) as a position along an axis of
+/// `size` elements.
+fn index_at(t: In<'_>, i: usize, size: usize) -> Result<usize, String> {
+    let v = t.i64_at(i);
     match usize::try_from(v) {
         Ok(u) if u < size => Ok(u),
         _ => Err(format!(
@@ -334,113 +306,21 @@ fn index_at(t: &[i64], i: usize, size: usize) -> Result<usize, String> {
     }
 }
 
-fn compare<T: Copy + PartialOrd>(op: BinaryOp, out: &mut [bool], x: &[T], y: &[T]) -> bool {
-    use BinaryOp as B;
-    match op {
-        B::Lt => zip_into(out, x, y, |a, b| a < b),
-        B::Le => zip_into(out, x, y, |a, b| a <= b),
-        B::Gt => zip_into(out, x, y, |a, b| a > b),
-        B::Ge => zip_into(out, x, y, |a, b| a >= b),
-        B::Eq => zip_into(out, x, y, |a, b| a == b),
-        B::Ne => zip_into(out, x, y, |a, b| a != b),
-        _ => return false,
+fn elem_error(e: ElemError) -> String {
+    match e {
+        ElemError::Arithmetic(why) => format!("codegen: {why}"),
+        other => format!("codegen: {other}"),
     }
-    true
-}
-
-fn binary(op: BinaryOp, dtype: DType, x: In<'_>, y: In<'_>, out: Out<'_>) -> Result<(), String> {
-    use BinaryOp as B;
-    match (x, y, out) {
-        (In::F32(x), In::F32(y), Out::F32(o)) => match op {
-            B::Add => zip_into(o, x, y, |a, b| a + b),
-            B::Sub => zip_into(o, x, y, |a, b| a - b),
-            B::Mul => zip_into(o, x, y, |a, b| a * b),
-            B::Div => zip_into(o, x, y, |a, b| a / b),
-            B::Pow => zip_into(o, x, y, f32::powf),
-            B::Max => zip_into(o, x, y, max_f32),
-            B::Min => zip_into(o, x, y, min_f32),
-            B::Rem => zip_into(o, x, y, rem_f32),
-            _ => return Err(bad(op.name())),
-        },
-        (In::F32(x), In::F32(y), Out::Bool(o)) => {
-            if !compare(op, o, x, y) {
-                return Err(bad(op.name()));
-            }
-        }
-        (In::I64(x), In::I64(y), Out::I64(o)) => {
-            if matches!(op, B::Div | B::Rem) && y.contains(&0) {
-                return Err("codegen: integer division by zero".into());
-            }
-            if op == B::Pow && x.iter().zip(y).any(|(&a, &e)| a == 0 && e < 0) {
-                return Err("codegen: integer 0 raised to a negative power".into());
-            }
-            let f: fn(i64, i64) -> i64 = match op {
-                B::Add => i64::wrapping_add,
-                B::Sub => i64::wrapping_sub,
-                B::Mul => i64::wrapping_mul,
-                B::Div => floor_div,
-                B::Pow => int_pow,
-                B::Max => i64::max,
-                B::Min => i64::min,
-                B::Rem => floor_mod,
-                _ => return Err(bad(op.name())),
-            };
-            zip_into(o, x, y, |a, b| fit(dtype, f(a, b)));
-        }
-        (In::I64(x), In::I64(y), Out::Bool(o)) => {
-            if !compare(op, o, x, y) {
-                return Err(bad(op.name()));
-            }
-        }
-        (In::Bool(x), In::Bool(y), Out::Bool(o)) => match op {
-            B::And => zip_into(o, x, y, |a, b| a & b),
-            B::Or => zip_into(o, x, y, |a, b| a | b),
-            B::Lt => zip_into(o, x, y, |a, b| !a & b),
-            B::Le => zip_into(o, x, y, |a, b| !a | b),
-            B::Gt => zip_into(o, x, y, |a, b| a & !b),
-            B::Ge => zip_into(o, x, y, |a, b| a | !b),
-            B::Eq => zip_into(o, x, y, |a, b| a == b),
-            B::Ne => zip_into(o, x, y, |a, b| a != b),
-            _ => return Err(bad(op.name())),
-        },
-        _ => return Err(bad(op.name())),
-    }
-    Ok(())
-}
-
-fn cast(to: DType, x: In<'_>, out: Out<'_>) -> Result<(), String> {
-    match (x, out) {
-        (In::F32(x), Out::F32(o)) => o.copy_from_slice(x),
-        (In::F32(x), Out::Bool(o)) => map_into(o, x, |a| a != 0.0),
-        (In::F32(x), Out::I64(o)) => map_into(o, x, |a| fit(to, a as i64)),
-        (In::I64(x), Out::F32(o)) => map_into(o, x, |a| a as f32),
-        (In::I64(x), Out::Bool(o)) => map_into(o, x, |a| a != 0),
-        (In::I64(x), Out::I64(o)) => map_into(o, x, |a| fit(to, a)),
-        (In::Bool(x), Out::F32(o)) => map_into(o, x, |a| f32::from(u8::from(a))),
-        (In::Bool(x), Out::Bool(o)) => o.copy_from_slice(x),
-        (In::Bool(x), Out::I64(o)) => map_into(o, x, i64::from),
-    }
-    Ok(())
 }
 
 /// `out[i] = x[index[i]]` for any element type.
 fn take_data(x: In<'_>, index: &Walk, out: Out<'_>) -> Result<(), String> {
-    match (x, out) {
-        (In::F32(v), Out::F32(o)) => take_into(o, v, index),
-        (In::I64(v), Out::I64(o)) => take_into(o, v, index),
-        (In::Bool(v), Out::Bool(o)) => take_into(o, v, index),
-        _ => return Err(bad("a copy")),
-    }
+    with_same!(x, out, Slice, SliceMut, v, o => take_into(o, v, index), else return Err(bad("a copy")));
     Ok(())
 }
 
 fn put_data(out: &mut Out<'_>, index: &Walk, x: In<'_>) -> Result<(), String> {
-    match (out, x) {
-        (Out::F32(o), In::F32(v)) => put(o, index, v),
-        (Out::I64(o), In::I64(v)) => put(o, index, v),
-        (Out::Bool(o), In::Bool(v)) => put(o, index, v),
-        _ => return Err(bad("a copy")),
-    }
+    with_same!(out.reborrow(), x, SliceMut, Slice, o, v => put(o, index, v), else return Err(bad("a copy")));
     Ok(())
 }
 
@@ -527,7 +407,7 @@ fn reduce_block(
 fn gather<T: Copy>(
     out: &mut [T],
     x: &[T],
-    idx: &[i64],
+    idx: In<'_>,
     (before, size, after): Dims,
 ) -> Result<(), String> {
     let mut o = 0;
@@ -542,23 +422,21 @@ fn gather<T: Copy>(
     Ok(())
 }
 
-/// Adds `x[b, j, a]` into `out[b, idx[j], a]` with `add` (scatter_add).
-fn scatter<T: Copy>(
-    out: &mut [T],
-    x: &[T],
-    idx: &[i64],
+/// Adds `x[b, j, a]` into `out[b, idx[j], a]` (scatter_add of `f32`).
+fn scatter(
+    out: &mut [f32],
+    x: &[f32],
+    idx: In<'_>,
     (before, size, after): Dims,
-    zero: T,
-    add: impl Fn(T, T) -> T,
 ) -> Result<(), String> {
-    out.fill(zero);
+    out.fill(0.0);
     let mut s = 0;
     for b in 0..before {
         for j in 0..idx.len() {
             let i = index_at(idx, j, size)?;
             let base = (b * size + i) * after;
             for a in 0..after {
-                out[base + a] = add(out[base + a], x[s + a]);
+                out[base + a] += x[s + a];
             }
             s += after;
         }
@@ -566,67 +444,48 @@ fn scatter<T: Copy>(
     Ok(())
 }
 
+/// Where each element of a scatter_add's updates goes, in their row-major order.
+fn scatter_targets(idx: In<'_>, (before, size, after): Dims) -> Result<Vec<usize>, String> {
+    let mut targets = Vec::with_capacity(before * idx.len() * after);
+    for b in 0..before {
+        for j in 0..idx.len() {
+            let base = (b * size + index_at(idx, j, size)?) * after;
+            targets.extend(base..base + after);
+        }
+    }
+    Ok(targets)
+}
+
 impl Kernel {
     /// Computes the kernel on `args` into `out`, which it overwrites.
     pub fn exec(&self, args: &[In<'_>], mut out: Out<'_>) -> Result<(), String> {
         match self {
-            Kernel::Unary(u, dtype) => match (args[0], out, unary_f32(*u), unary_int(*u)) {
-                (In::F32(x), Out::F32(o), Some(f), _) => map_into(o, x, f),
-                (In::I64(x), Out::I64(o), _, Some(f)) => map_into(o, x, |a| fit(*dtype, f(a))),
-                (In::Bool(x), Out::Bool(o), ..) if *u == UnaryOp::Not => map_into(o, x, |a| !a),
-                _ => return Err(bad(u.name())),
-            },
-            Kernel::Binary(op, dtype) => binary(*op, *dtype, args[0], args[1], out)?,
-            Kernel::Select => match (args[0], args[1], args[2], out) {
-                (In::Bool(c), In::F32(a), In::F32(b), Out::F32(o)) => select_into(o, c, a, b),
-                (In::Bool(c), In::I64(a), In::I64(b), Out::I64(o)) => select_into(o, c, a, b),
-                (In::Bool(c), In::Bool(a), In::Bool(b), Out::Bool(o)) => select_into(o, c, a, b),
-                _ => return Err(bad("select")),
-            },
-            Kernel::Cast(to) => cast(*to, args[0], out)?,
+            Kernel::Unary(u, _) => elementwise::unary(*u, args[0], out).map_err(elem_error)?,
+            Kernel::Binary(op, _) => {
+                elementwise::binary(*op, args[0], args[1], out).map_err(elem_error)?
+            }
+            Kernel::Select => {
+                let In::Bool(c) = args[0] else {
+                    return Err(bad("select"));
+                };
+                elementwise::select(c, args[1], args[2], out).map_err(elem_error)?
+            }
+            Kernel::Cast(_) => elementwise::cast(args[0], out).map_err(elem_error)?,
             Kernel::Take(index) => take_data(args[0], index, out)?,
             Kernel::Concat(index) => concat_data(&mut out, index, args)?,
-            Kernel::Pad {
-                value,
-                dtype,
-                index,
-            } => {
-                match &mut out {
-                    Out::F32(o) => fill(o, *value as f32),
-                    Out::I64(o) => fill(o, fit(*dtype, *value as i64)),
-                    Out::Bool(o) => fill(o, *value != 0.0),
-                }
+            Kernel::Pad { value, index, .. } => {
+                with_slice_mut!(out.reborrow(), o => fill(o, Elem::from_f64(*value)));
                 put_data(&mut out, index, args[0])?;
             }
-            Kernel::Reduce { kind, dtype, index } => {
-                let (dst, dtype) = (index, *dtype);
-                match (args[0], out, kind) {
-                    (In::F32(v), Out::F32(o), ReduceKind::Sum) => {
-                        fold_into(o, v, dst, 0.0, |a, b| a + b)
-                    }
-                    (In::F32(v), Out::F32(o), ReduceKind::Max) => {
-                        fold_into(o, v, dst, f32::NEG_INFINITY, max_f32)
-                    }
-                    (In::F32(v), Out::F32(o), ReduceKind::Min) => {
-                        fold_into(o, v, dst, f32::INFINITY, min_f32)
-                    }
-                    (In::I64(v), Out::I64(o), ReduceKind::Sum) => {
-                        fold_into(o, v, dst, 0, |a, b| fit(dtype, a.wrapping_add(b)))
-                    }
-                    (In::I64(v), Out::I64(o), ReduceKind::Max) => {
-                        fold_into(o, v, dst, int_range(dtype).0, i64::max)
-                    }
-                    (In::I64(v), Out::I64(o), ReduceKind::Min) => {
-                        fold_into(o, v, dst, int_range(dtype).1, i64::min)
-                    }
-                    (In::Bool(v), Out::Bool(o), ReduceKind::Max) => {
-                        fold_into(o, v, dst, false, |a, b| a | b)
-                    }
-                    (In::Bool(v), Out::Bool(o), ReduceKind::Min) => {
-                        fold_into(o, v, dst, true, |a, b| a & b)
-                    }
-                    _ => return Err(bad("a reduction")),
-                }
+            Kernel::Reduce { kind, index, .. } => {
+                let positions: elementwise::Positions<'_> = &|visit| {
+                    index.rows(|i, pos, len, st| {
+                        for j in 0..len {
+                            visit(i + j, pos + j * st);
+                        }
+                    })
+                };
+                elementwise::reduce(*kind, args[0], positions, out).map_err(elem_error)?
             }
             Kernel::ReduceBlock { kind, dims } => {
                 let (In::F32(x), Out::F32(o)) = (args[0], out) else {
@@ -644,59 +503,44 @@ impl Kernel {
                 };
                 crate::reduce::reduce_runs(o, x, runs, *kind);
             }
-            Kernel::Patches { win, shape } => match (args[0], out) {
-                (In::F32(x), Out::F32(o)) => patches(o, x, win, *shape, 0.0),
-                (In::I64(x), Out::I64(o)) => patches(o, x, win, *shape, 0),
-                (In::Bool(x), Out::Bool(o)) => patches(o, x, win, *shape, false),
-                _ => return Err(bad("patches")),
-            },
-            Kernel::Fold { win, shape, dtype } => match (args[0], out) {
+            Kernel::Patches { win, shape } => {
+                with_same!(args[0], out, Slice, SliceMut, x, o => {
+                    patches(o, x, win, *shape, Default::default())
+                }, else return Err(bad("patches")))
+            }
+            Kernel::Fold { win, shape, .. } => match (args[0], out) {
                 (In::F32(x), Out::F32(o)) => fold(o, x, win, *shape, 0.0, |a, b| a + b),
-                (In::I64(x), Out::I64(o)) => {
-                    fold(o, x, win, *shape, 0, |a, b| fit(*dtype, a.wrapping_add(b)))
-                }
-                (In::Bool(x), Out::Bool(o)) => fold(o, x, win, *shape, false, |a, b| a | b),
                 _ => return Err(bad("fold")),
             },
             Kernel::Arg { max, dims } => {
                 let Out::I64(o) = out else {
                     return Err(bad("an arg-reduction"));
                 };
-                match (args[0], max) {
-                    (In::F32(v), true) => arg_extreme_into(o, v, *dims, |a, best| {
-                        !best.is_nan() && (a.is_nan() || a > best)
-                    }),
-                    (In::F32(v), false) => arg_extreme_into(o, v, *dims, |a, best| {
-                        !best.is_nan() && (a.is_nan() || a < best)
-                    }),
-                    (In::I64(v), true) => arg_extreme_into(o, v, *dims, |a, best| a > best),
-                    (In::I64(v), false) => arg_extreme_into(o, v, *dims, |a, best| a < best),
-                    (In::Bool(v), true) => arg_extreme_into(o, v, *dims, |a, best| a & !best),
-                    (In::Bool(v), false) => arg_extreme_into(o, v, *dims, |a, best| !a & best),
-                }
+                elementwise::arg_extreme(*max, args[0], *dims, o);
             }
             Kernel::Gather(dims) => {
-                let In::I64(idx) = args[1] else {
+                if !args[1].dtype().is_int() {
                     return Err(bad("gather"));
-                };
-                match (args[0], out) {
-                    (In::F32(x), Out::F32(o)) => gather(o, x, idx, *dims)?,
-                    (In::I64(x), Out::I64(o)) => gather(o, x, idx, *dims)?,
-                    (In::Bool(x), Out::Bool(o)) => gather(o, x, idx, *dims)?,
-                    _ => return Err(bad("gather")),
                 }
+                with_same!(args[0], out, Slice, SliceMut, x, o => {
+                    gather(o, x, args[1], *dims)?
+                }, else return Err(bad("gather")))
             }
-            Kernel::ScatterAdd { dims, dtype } => {
-                let In::I64(idx) = args[1] else {
+            Kernel::ScatterAdd { dims, .. } => {
+                if !args[1].dtype().is_int() {
                     return Err(bad("scatter_add"));
-                };
+                }
                 match (args[0], out) {
-                    (In::F32(x), Out::F32(o)) => scatter(o, x, idx, *dims, 0.0, |a, b| a + b)?,
-                    (In::I64(x), Out::I64(o)) => {
-                        scatter(o, x, idx, *dims, 0, |a, b| fit(*dtype, a.wrapping_add(b)))?
+                    (In::F32(x), Out::F32(o)) => scatter(o, x, args[1], *dims)?,
+                    (x, o) => {
+                        let targets = scatter_targets(args[1], *dims)?;
+                        let positions: elementwise::Positions<'_> = &|visit| {
+                            for (i, &d) in targets.iter().enumerate() {
+                                visit(i, d);
+                            }
+                        };
+                        elementwise::reduce(ReduceKind::Sum, x, positions, o).map_err(elem_error)?
                     }
-                    (In::Bool(x), Out::Bool(o)) => scatter(o, x, idx, *dims, false, |a, b| a | b)?,
-                    _ => return Err(bad("scatter_add")),
                 }
             }
             Kernel::Random { dist, salt } => {

@@ -10,8 +10,6 @@ use dnnc_ir::{BinaryOp, DType, Dist, ReduceKind, UnaryOp, Window2d};
 use dnnc_tensor::Data;
 use serde::{Deserialize, Serialize};
 
-use crate::buffer::Kind;
-
 /// `offset + Σ_k i_k · strides[k]` over the multi-indices of `shape`, in row-major
 /// order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,7 +99,7 @@ pub enum Place {
 /// A value: its storage kind, length, place and, for constants, contents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ValDesc {
-    pub kind: Kind,
+    pub dtype: DType,
     pub len: usize,
     pub place: Place,
     #[serde(with = "crate::json_float::data")]

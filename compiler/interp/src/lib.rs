@@ -148,8 +148,12 @@ pub(crate) fn run_counting(
         .collect();
 
     for (name, limit) in g.index_limits() {
-        if let Some(values) = inputs.get(name).and_then(|t| t.as_i64()) {
-            dnnc_ir::check_index_limit(name, values, *limit).map_err(InterpError::OutOfRange)?;
+        if let Some(values) = inputs
+            .get(name)
+            .filter(|t| t.dtype.is_int())
+            .map(|t| t.to_i64_vec())
+        {
+            dnnc_ir::check_index_limit(name, &values, *limit).map_err(InterpError::OutOfRange)?;
         }
     }
     let env = Env { inputs, states };

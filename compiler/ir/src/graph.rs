@@ -340,10 +340,14 @@ pub fn check_index_limit(name: &str, values: &[i64], limit: usize) -> Result<(),
         .position(|&v| v < 0 || v as u64 >= limit as u64)
     {
         None => Ok(()),
-        Some(i) => Err(format!(
-            "`{name}` holds {} at position {i}, but the model takes values from 0 to {} ({limit} classes or rows)",
-            values[i],
-            limit.saturating_sub(1)
-        )),
+        Some(i) => Err(index_limit_error(name, i, values[i], limit)),
     }
+}
+
+/// The message for element `i` of input `name`, `value`, outside `0..limit`.
+pub fn index_limit_error(name: &str, i: usize, value: i64, limit: usize) -> String {
+    format!(
+        "`{name}` holds {value} at position {i}, but the model takes values from 0 to {} ({limit} classes or rows)",
+        limit.saturating_sub(1)
+    )
 }

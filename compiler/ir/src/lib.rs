@@ -5,6 +5,7 @@
 //! Shapes are concrete: a model is lowered once per batch size, as JAX and XLA do,
 //! which keeps passes, memory planning and code generation simple.
 
+pub mod elementwise;
 pub mod graph;
 pub mod layout;
 pub mod op;
@@ -16,7 +17,7 @@ pub mod verify;
 pub mod window;
 
 pub use dnnc_tensor::DType;
-pub use graph::{check_index_limit, Graph, Node, NodeId};
+pub use graph::{check_index_limit, index_limit_error, Graph, Node, NodeId};
 pub use op::{op_kinds, BinaryOp, Dist, Op, ReduceKind, UnaryOp};
 pub use shape::TensorType;
 pub use verify::verify;

@@ -1,30 +1,25 @@
-//! The scalar semantics of the ops, in one place: the interpreter, constant folding and
-//! compiled backends all follow these. Functions the standard library lacks or defines
+//! The scalar semantics of the ops, in one place: every elementwise kernel
+//! ([`crate::elementwise`], which the interpreter, constant folding and compiled
+//! code's Rust kernels all run) and the helpers compiled loops call are built from
+//! these functions. Every `match` on an op here is exhaustive, so a new op cannot be
+//! forgotten. Functions the standard library lacks or defines
 //! differently: `erf`, floor division and Python-style modulo on integers, integer
 //! powers, the float remainder `a - b·floor(a/b)`, NaN-propagating `max`/`min`, and
 //! the wrapping of integers into their element type.
 
 use dnnc_tensor::DType;
 
-use crate::UnaryOp;
+use crate::{BinaryOp, UnaryOp};
 
 /// `x` wrapped into the range of the integer dtype `dtype` (two's complement; `i64` is
-/// unchanged), as a backend storing it in 32 or 8 bits would.
+/// unchanged), as a backend storing it in 8, 16 or 32 bits does.
 pub fn fit(dtype: DType, x: i64) -> i64 {
-    match dtype {
-        DType::I32 => i64::from(x as i32),
-        DType::U8 => i64::from(x as u8),
-        _ => x,
-    }
+    dnnc_tensor::wrap(dtype, x)
 }
 
 /// The smallest and largest value of an integer dtype (the identities of max and min).
 pub fn int_range(dtype: DType) -> (i64, i64) {
-    match dtype {
-        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
-        DType::U8 => (0, 255),
-        _ => (i64::MIN, i64::MAX),
-    }
+    dtype.int_range().unwrap_or((i64::MIN, i64::MAX))
 }
 
 /// For `v` viewed as `[before, size, after]`, the first index along the middle axis of
@@ -149,60 +144,179 @@ pub fn int_pow(a: i64, e: i64) -> i64 {
     acc
 }
 
+/// The float types arithmetic is done in: `f32` (also for `f16` and `bf16`, whose
+/// results are rounded back) and `f64`.
+pub trait Float:
+    Copy
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const NAN: Self;
+    const INFINITY: Self;
+    fn is_nan(self) -> bool;
+    fn is_sign_negative(self) -> bool;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+    fn tanh(self) -> Self;
+    fn floor(self) -> Self;
+    fn ceil(self) -> Self;
+    fn powf(self, e: Self) -> Self;
+    /// The error function ([`erf`]), rounded once to this type.
+    fn erf(self) -> Self;
+}
+
+macro_rules! float_impl {
+    ($t:ty) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NAN: Self = <$t>::NAN;
+            const INFINITY: Self = <$t>::INFINITY;
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            fn is_sign_negative(self) -> bool {
+                <$t>::is_sign_negative(self)
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
+            fn ceil(self) -> Self {
+                <$t>::ceil(self)
+            }
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+            fn erf(self) -> Self {
+                erf(self as f64) as $t
+            }
+        }
+    };
+}
+
+float_impl!(f32);
+float_impl!(f64);
+
 /// The float remainder with the sign of `b`: `a - b·floor(a/b)`, evaluated as written.
-pub fn rem_f32(a: f32, b: f32) -> f32 {
+pub fn rem<F: Float>(a: F, b: F) -> F {
     a - b * (a / b).floor()
 }
 
-/// The larger of `a` and `b`, NaN if either is NaN.
-pub fn max_f32(a: f32, b: f32) -> f32 {
+/// The larger of `a` and `b`, NaN if either is NaN, `+0` of `±0` (IEEE 754-2019
+/// `maximum`, as Cranelift's `fmax`).
+pub fn max<F: Float>(a: F, b: F) -> F {
     if a.is_nan() || b.is_nan() {
-        f32::NAN
+        F::NAN
+    } else if a > b {
+        a
+    } else if b > a || a.is_sign_negative() {
+        b
     } else {
-        a.max(b)
+        a
     }
 }
 
-/// The smaller of `a` and `b`, NaN if either is NaN.
-pub fn min_f32(a: f32, b: f32) -> f32 {
+/// The smaller of `a` and `b`, NaN if either is NaN, `-0` of `±0` (IEEE 754-2019
+/// `minimum`).
+pub fn min<F: Float>(a: F, b: F) -> F {
     if a.is_nan() || b.is_nan() {
-        f32::NAN
+        F::NAN
+    } else if a < b {
+        a
+    } else if b < a || !a.is_sign_negative() {
+        b
     } else {
-        a.min(b)
+        a
     }
 }
 
 /// `-1`, `0` or `1` by the sign of `a` (`±0` gives 0, NaN gives NaN).
-pub fn sign_f32(a: f32) -> f32 {
+pub fn sign<F: Float>(a: F) -> F {
     if a.is_nan() {
-        f32::NAN
-    } else if a > 0.0 {
-        1.0
-    } else if a < 0.0 {
-        -1.0
+        F::NAN
+    } else if a > F::ZERO {
+        F::ONE
+    } else if a < F::ZERO {
+        -F::ONE
     } else {
-        0.0
+        F::ZERO
     }
 }
 
-/// The `f32` function of a unary op (`None` for `not`, which is `bool` only).
-pub fn unary_f32(u: UnaryOp) -> Option<fn(f32) -> f32> {
+/// [`rem`] in `f32` (called by compiled loops' helpers and kernels).
+pub fn rem_f32(a: f32, b: f32) -> f32 {
+    rem(a, b)
+}
+
+/// [`max`] in `f32`.
+pub fn max_f32(a: f32, b: f32) -> f32 {
+    max(a, b)
+}
+
+/// [`min`] in `f32`.
+pub fn min_f32(a: f32, b: f32) -> f32 {
+    min(a, b)
+}
+
+/// [`sign`] in `f32`.
+pub fn sign_f32(a: f32) -> f32 {
+    sign(a)
+}
+
+/// The float function of a unary op (`None` for `not`, which is `bool` only).
+pub fn unary_float<F: Float>(u: UnaryOp) -> Option<fn(F) -> F> {
     Some(match u {
         UnaryOp::Neg => |a| -a,
-        UnaryOp::Exp => f32::exp,
-        UnaryOp::Log => f32::ln,
-        UnaryOp::Sqrt => f32::sqrt,
-        UnaryOp::Rsqrt => |a| 1.0 / a.sqrt(),
-        UnaryOp::Abs => f32::abs,
-        UnaryOp::Sign => sign_f32,
-        UnaryOp::Sin => f32::sin,
-        UnaryOp::Cos => f32::cos,
-        UnaryOp::Tanh => f32::tanh,
-        UnaryOp::Erf => erf_f32,
-        UnaryOp::Floor => f32::floor,
-        UnaryOp::Ceil => f32::ceil,
+        UnaryOp::Exp => F::exp,
+        UnaryOp::Log => F::ln,
+        UnaryOp::Sqrt => F::sqrt,
+        UnaryOp::Rsqrt => |a| F::ONE / a.sqrt(),
+        UnaryOp::Abs => F::abs,
+        UnaryOp::Sign => sign,
+        UnaryOp::Sin => F::sin,
+        UnaryOp::Cos => F::cos,
+        UnaryOp::Tanh => F::tanh,
+        UnaryOp::Erf => F::erf,
+        UnaryOp::Floor => F::floor,
+        UnaryOp::Ceil => F::ceil,
         UnaryOp::Not => return None,
     })
+}
+
+/// [`unary_float`] in `f32`.
+pub fn unary_f32(u: UnaryOp) -> Option<fn(f32) -> f32> {
+    unary_float::<f32>(u)
 }
 
 /// The unary ops defined on integers (before wrapping into the dtype).
@@ -211,8 +325,156 @@ pub fn unary_int(u: UnaryOp) -> Option<fn(i64) -> i64> {
         UnaryOp::Neg => i64::wrapping_neg,
         UnaryOp::Abs => i64::wrapping_abs,
         UnaryOp::Sign => i64::signum,
-        _ => return None,
+        UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Tanh
+        | UnaryOp::Erf
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Not => return None,
     })
+}
+
+/// The unary ops defined on `bool`.
+pub fn unary_bool(u: UnaryOp) -> Option<fn(bool) -> bool> {
+    Some(match u {
+        UnaryOp::Not => |a| !a,
+        UnaryOp::Neg
+        | UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Abs
+        | UnaryOp::Sign
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Tanh
+        | UnaryOp::Erf
+        | UnaryOp::Floor
+        | UnaryOp::Ceil => return None,
+    })
+}
+
+/// An elementwise binary rule: arithmetic keeps the element type, comparisons give
+/// `bool`.
+#[derive(Clone, Copy)]
+pub enum Rule<T> {
+    Arith(fn(T, T) -> T),
+    Compare(fn(T, T) -> bool),
+}
+
+/// The comparison rule of `b`, if it is one: the same for every ordered type (`false <
+/// true` for `bool`; NaN compares unequal and unordered).
+fn comparison<T: PartialOrd>(b: BinaryOp) -> Option<fn(T, T) -> bool> {
+    Some(match b {
+        BinaryOp::Lt => |a, b| a < b,
+        BinaryOp::Le => |a, b| a <= b,
+        BinaryOp::Gt => |a, b| a > b,
+        BinaryOp::Ge => |a, b| a >= b,
+        BinaryOp::Eq => |a, b| a == b,
+        BinaryOp::Ne => |a, b| a != b,
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Pow
+        | BinaryOp::Max
+        | BinaryOp::Min
+        | BinaryOp::Rem
+        | BinaryOp::And
+        | BinaryOp::Or => return None,
+    })
+}
+
+/// The float rule of a binary op (`None` for `and` and `or`).
+pub fn binary_float<F: Float>(b: BinaryOp) -> Option<Rule<F>> {
+    if let Some(c) = comparison(b) {
+        return Some(Rule::Compare(c));
+    }
+    Some(Rule::Arith(match b {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+        BinaryOp::Div => |a, b| a / b,
+        BinaryOp::Pow => F::powf,
+        BinaryOp::Max => max,
+        BinaryOp::Min => min,
+        BinaryOp::Rem => rem,
+        BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::And
+        | BinaryOp::Or => return None,
+    }))
+}
+
+/// The integer rule of a binary op, before wrapping into the dtype. Division and
+/// remainder by zero and `0` to a negative power are errors the caller reports first
+/// ([`int_operands_fail`]).
+pub fn binary_int(b: BinaryOp) -> Option<Rule<i64>> {
+    if let Some(c) = comparison(b) {
+        return Some(Rule::Compare(c));
+    }
+    Some(Rule::Arith(match b {
+        BinaryOp::Add => i64::wrapping_add,
+        BinaryOp::Sub => i64::wrapping_sub,
+        BinaryOp::Mul => i64::wrapping_mul,
+        BinaryOp::Div => floor_div,
+        BinaryOp::Pow => int_pow,
+        BinaryOp::Max => i64::max,
+        BinaryOp::Min => i64::min,
+        BinaryOp::Rem => floor_mod,
+        BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::And
+        | BinaryOp::Or => return None,
+    }))
+}
+
+/// Why an integer op fails on `a op b`, if it does: division or remainder by zero, or
+/// `0` raised to a negative power.
+pub fn int_operands_fail(b: BinaryOp, a: i64, c: i64) -> Option<&'static str> {
+    match b {
+        BinaryOp::Div | BinaryOp::Rem if c == 0 => Some("integer division by zero"),
+        BinaryOp::Pow if a == 0 && c < 0 => Some("integer 0 raised to a negative power"),
+        _ => None,
+    }
+}
+
+/// The `bool` rule of a binary op: logic, and comparisons with `false < true`.
+pub fn binary_bool(b: BinaryOp) -> Option<Rule<bool>> {
+    if let Some(c) = comparison(b) {
+        return Some(Rule::Compare(c));
+    }
+    Some(Rule::Arith(match b {
+        BinaryOp::And => |a, b| a & b,
+        BinaryOp::Or => |a, b| a | b,
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Pow
+        | BinaryOp::Max
+        | BinaryOp::Min
+        | BinaryOp::Rem
+        | BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::Eq
+        | BinaryOp::Ne => return None,
+    }))
 }
 
 #[cfg(test)]

@@ -313,9 +313,10 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
         Op::Fold { win, shape } => {
             let x = ins[0];
             let cols = win.patches_shape(shape);
-            check(cols.as_deref() == Some(&x.shape[..]), || {
-                format!("fold {win} of {x} into {shape:?}")
-            })?;
+            check(
+                cols.as_deref() == Some(&x.shape[..]) && x.dtype == DType::F32,
+                || format!("fold {win} of {x} into {shape:?} (of f32 columns)"),
+            )?;
             Ok(TensorType::new(x.dtype, shape.clone()))
         }
     }

@@ -12,29 +12,11 @@ use crate::value::Val;
 /// The builtin called `n`: the checker's table is the one list of builtins.
 pub fn name(n: &str) -> Option<&'static str> {
     dnnc_sema::builtins::names(true)
-        .find(|b| *b == n && dnnc_sema::ty::DType::from_name(b).is_none() && *b != "training")
+        .find(|b| *b == n && DType::from_name(b).is_none() && *b != "training")
 }
 
 pub fn dtype(n: &str) -> Option<DType> {
-    dnnc_sema::ty::DType::from_name(n).and_then(|d| ir_dtype(d).ok())
-}
-
-/// The runtime element type of a language element type.
-pub fn ir_dtype(d: dnnc_sema::ty::DType) -> Res<DType> {
-    use dnnc_sema::ty::DType as S;
-    Ok(match d {
-        S::F32 => DType::F32,
-        S::I64 => DType::I64,
-        S::I32 | S::I16 | S::I8 => DType::I32,
-        S::U8 => DType::U8,
-        S::Bool => DType::Bool,
-        S::F16 | S::BF16 | S::F64 => {
-            return Err(format!(
-                "element type `{}` is not supported by this backend yet",
-                d.name()
-            ))
-        }
-    })
+    DType::from_name(n)
 }
 
 /// A data file read by a dataset, fed as an input of the dataset's graph.

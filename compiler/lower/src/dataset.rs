@@ -77,12 +77,8 @@ pub fn loader(lw: &mut Lowerer<'_, '_>, name: &str, args: &[(Option<String>, Val
         .db
         .probe_data(&path, loader)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let dtype = match h.elem {
-        dnnc_data::ElemType::U8 => DType::U8,
-        dnnc_data::ElemType::I8 | dnnc_data::ElemType::I16 | dnnc_data::ElemType::I32 => DType::I32,
-        dnnc_data::ElemType::I64 => DType::I64,
-        dnnc_data::ElemType::F32 | dnnc_data::ElemType::F64 => DType::F32,
-    };
+    // Fields keep the file's element type (the checker typed them so).
+    let dtype: DType = h.elem;
     let shape: Vec<usize> = h.shape.iter().map(|&d| d as usize).collect();
     let Some(list) = lw.loaders.as_mut() else {
         return Err(format!("`{name}` can only be used in a dataset"));

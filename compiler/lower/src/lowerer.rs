@@ -153,7 +153,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
                         .map_err(|e| format!("parameter `{full}`: {e}"))?,
                 );
             }
-            let dtype = crate::builtins::ir_dtype(p.ty.dtype)?;
+            let dtype = p.ty.dtype;
             let node = self.em.add(
                 Op::State {
                     name: full.clone(),

@@ -182,11 +182,7 @@ pub fn dataset_fields(
                     .ok_or("a field has a symbolic shape")?,
             );
         }
-        out.push((
-            f.name.to_string(),
-            crate::builtins::ir_dtype(f.sample.dtype)?,
-            sample,
-        ));
+        out.push((f.name.to_string(), f.sample.dtype, sample));
     }
     Ok(out)
 }
@@ -255,7 +251,7 @@ pub fn forward_input_type(
             .ok_or_else(|| format!("cannot size `forward`'s input dimension `{d}`"))?;
         shape.push(usize::try_from(c).map_err(|_| "negative dimension")?);
     }
-    Ok((crate::builtins::ir_dtype(t.dtype)?, shape))
+    Ok((t.dtype, shape))
 }
 
 /// The model instance of a train block (single-model form), for inference.

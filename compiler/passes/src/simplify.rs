@@ -109,20 +109,20 @@ fn rewrite(g: &mut Graph, id: NodeId) -> Option<NodeId> {
         Op::Binary(b) => {
             let (x, y) = (ops[0], ops[1]);
             let (sx, sy) = (splat(g, 0), splat(g, 1));
-            let zero = |s: Option<Scalar>| s.is_some_and(Scalar::is_zero);
-            let one = |s: Option<Scalar>| s.is_some_and(Scalar::is_one);
-            let is = |s: Option<Scalar>, v: bool| s.and_then(Scalar::as_bool) == Some(v);
+            let zero = |s: &Option<Scalar>| s.as_ref().is_some_and(Scalar::is_zero);
+            let one = |s: &Option<Scalar>| s.as_ref().is_some_and(Scalar::is_one);
+            let is = |s: &Option<Scalar>, v: bool| s.as_ref().and_then(Scalar::as_bool) == Some(v);
             match b {
-                BinaryOp::Add if zero(sy) => x,
-                BinaryOp::Add if zero(sx) => y,
-                BinaryOp::Sub if zero(sy) => x,
-                BinaryOp::Mul if one(sy) => x,
-                BinaryOp::Mul if one(sx) => y,
-                BinaryOp::Div if one(sy) => x,
-                BinaryOp::And if is(sy, true) => x,
-                BinaryOp::And if is(sx, true) => y,
-                BinaryOp::Or if is(sy, false) => x,
-                BinaryOp::Or if is(sx, false) => y,
+                BinaryOp::Add if zero(&sy) => x,
+                BinaryOp::Add if zero(&sx) => y,
+                BinaryOp::Sub if zero(&sy) => x,
+                BinaryOp::Mul if one(&sy) => x,
+                BinaryOp::Mul if one(&sx) => y,
+                BinaryOp::Div if one(&sy) => x,
+                BinaryOp::And if is(&sy, true) => x,
+                BinaryOp::And if is(&sx, true) => y,
+                BinaryOp::Or if is(&sy, false) => x,
+                BinaryOp::Or if is(&sx, false) => y,
                 BinaryOp::Max | BinaryOp::Min | BinaryOp::And | BinaryOp::Or if x == y => x,
                 _ => return None,
             }
@@ -136,7 +136,7 @@ fn rewrite(g: &mut Graph, id: NodeId) -> Option<NodeId> {
         }
         Op::Select => {
             let (a, b) = (ops[1], ops[2]);
-            match splat(g, 0).and_then(Scalar::as_bool) {
+            match splat(g, 0).and_then(|s| s.as_bool()) {
                 _ if a == b => a,
                 Some(true) => a,
                 Some(false) => b,

@@ -53,11 +53,22 @@ impl Rng {
 
 fn random_tensor(rng: &mut Rng, dtype: DType, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    let data = match dtype {
-        DType::F32 => Data::F32((0..n).map(|_| rng.float(-2.0, 2.0)).collect()),
-        DType::Bool => Data::Bool((0..n).map(|_| rng.below(2) == 1).collect()),
-        DType::U8 => Data::I64((0..n).map(|_| rng.below(256) as i64).collect()),
-        DType::I32 | DType::I64 => Data::I64((0..n).map(|_| rng.below(7) as i64 - 3).collect()),
+    let data = match dtype.class() {
+        dnnc_tensor::Class::Float => Data::from_f64(
+            dtype,
+            (0..n)
+                .map(|_| f64::from(rng.float(-2.0, 2.0)))
+                .collect::<Vec<_>>(),
+        ),
+        dnnc_tensor::Class::Bool => Data::Bool((0..n).map(|_| rng.below(2) == 1).collect()),
+        dnnc_tensor::Class::Int if dtype == DType::U8 => Data::from_i64(
+            dtype,
+            (0..n).map(|_| rng.below(256) as i64).collect::<Vec<_>>(),
+        ),
+        dnnc_tensor::Class::Int => Data::from_i64(
+            dtype,
+            (0..n).map(|_| rng.below(7) as i64 - 3).collect::<Vec<_>>(),
+        ),
     };
     Tensor::new(dtype, shape.to_vec(), data).unwrap()
 }
@@ -796,20 +807,15 @@ fn scalar_values(dtype: DType) -> Vec<f64> {
 }
 
 fn bits(t: &Tensor) -> Vec<u64> {
-    match &t.data {
-        Data::F32(v) => v
+    if t.dtype.is_float() {
+        return t
+            .data
+            .to_f64_vec()
             .iter()
-            .map(|x| {
-                if x.is_nan() {
-                    u64::MAX
-                } else {
-                    u64::from(x.to_bits())
-                }
-            })
-            .collect(),
-        Data::I64(v) => v.iter().map(|&x| x as u64).collect(),
-        Data::Bool(v) => v.iter().map(|&x| u64::from(x)).collect(),
+            .map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() })
+            .collect();
     }
+    t.data.to_i64_vec().iter().map(|&x| x as u64).collect()
 }
 
 /// Folds `op` applied to constants and compares with the interpreter on the unfolded

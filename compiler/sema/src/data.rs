@@ -61,15 +61,7 @@ pub fn loader(
     let full = dir.join(&**p);
     match cx.db.probe_data(&full, kind) {
         Ok(h) => {
-            let dtype = match h.elem {
-                dnnc_data::ElemType::U8 => DType::U8,
-                dnnc_data::ElemType::I8 => DType::I8,
-                dnnc_data::ElemType::I16 => DType::I16,
-                dnnc_data::ElemType::I32 => DType::I32,
-                dnnc_data::ElemType::I64 => DType::I64,
-                dnnc_data::ElemType::F32 => DType::F32,
-                dnnc_data::ElemType::F64 => DType::F64,
-            };
+            let dtype: DType = h.elem;
             let dims = h
                 .shape
                 .iter()

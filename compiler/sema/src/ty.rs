@@ -6,85 +6,8 @@ use std::sync::Arc;
 
 use crate::dim::Dim;
 
-/// Element types of tensors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DType {
-    F32,
-    F16,
-    BF16,
-    F64,
-    I8,
-    I16,
-    I32,
-    I64,
-    U8,
-    Bool,
-}
-
-impl DType {
-    pub const ALL: [DType; 10] = [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::F64,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::Bool,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::BF16 => "bf16",
-            DType::F64 => "f64",
-            DType::I8 => "i8",
-            DType::I16 => "i16",
-            DType::I32 => "i32",
-            DType::I64 => "i64",
-            DType::U8 => "u8",
-            DType::Bool => "bool",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<DType> {
-        DType::ALL.into_iter().find(|d| d.name() == name)
-    }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
-    }
-
-    pub fn is_int(self) -> bool {
-        matches!(
-            self,
-            DType::I8 | DType::I16 | DType::I32 | DType::I64 | DType::U8
-        )
-    }
-
-    /// Bytes per element.
-    pub fn size_bytes(self) -> u64 {
-        match self {
-            DType::F64 | DType::I64 => 8,
-            DType::F32 | DType::I32 => 4,
-            DType::F16 | DType::BF16 | DType::I16 => 2,
-            DType::I8 | DType::U8 | DType::Bool => 1,
-        }
-    }
-
-    /// Whether every value of `self` fits in `to` (for implicit argument widening).
-    pub fn widens_to(self, to: DType) -> bool {
-        use DType::*;
-        self == to
-            || matches!(
-                (self, to),
-                (U8, I16 | I32 | I64) | (I8, I16 | I32 | I64) | (I16, I32 | I64) | (I32, I64)
-            )
-    }
-}
+/// Element types of tensors: the one model every stage shares.
+pub use dnnc_tensor::DType;
 
 /// One entry of a shape: a dimension, or a pack `..S` of unknown rank.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -172,7 +95,7 @@ impl TensorTy {
             let c = u128::try_from(d.as_const()?).ok()?;
             n = n.saturating_mul(c);
         }
-        Some((n, n.saturating_mul(u128::from(self.dtype.size_bytes()))))
+        Some((n, n.saturating_mul(self.dtype.size_bytes() as u128)))
     }
 }
 

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use dnnc_ir::Graph;
-use dnnc_tensor::{Data, Tensor};
+use dnnc_tensor::Tensor;
 
 /// The results of one run: named outputs, and new values of states.
 pub struct RunResult {
@@ -131,11 +131,7 @@ fn scalar_of(t: &Tensor) -> Option<f64> {
     if t.data.len() != 1 {
         return None;
     }
-    Some(match &t.data {
-        Data::F32(v) => f64::from(v[0]),
-        Data::I64(v) => v[0] as f64,
-        Data::Bool(v) => f64::from(u8::from(v[0])),
-    })
+    Some(t.data.as_slice().f64_at(0))
 }
 
 struct Interpreted {

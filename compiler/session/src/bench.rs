@@ -57,10 +57,11 @@ fn feeds(
                     .collect(),
             ),
             DType::Bool => Data::Bool((0..len).map(|_| rng.next_u64() & 1 == 1).collect()),
-            _ => Data::I64(
+            _ => Data::from_i64(
+                *dtype,
                 (0..len)
                     .map(|_| rng.below(classes.max(1) as u64) as i64)
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ),
         };
         let t = Tensor {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use dnnc_lower::lower_split;
-use dnnc_runtime::{from_data, Augmentation, Split};
+use dnnc_runtime::{Augmentation, Split};
 use dnnc_sema::db::Loader;
 use dnnc_sema::items::ItemId;
 use dnnc_sema::Db;
@@ -27,18 +27,15 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
             ),
         }
         .map_err(|e| e.to_string())?;
-        if let Some((i, v)) = t
-            .to_f32_if_float()
-            .and_then(|v| v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i])))
-        {
-            let row: usize = t.shape.iter().skip(1).map(|&d| d as usize).product();
+        if let Some((i, v)) = dnnc_data::non_finite(&t) {
+            let row: usize = t.shape.iter().skip(1).product();
             return Err(format!(
                 "{}: element {i} (sample {}) is {v}; training data must be finite",
                 l.path.display(),
                 i / row.max(1)
             ));
         }
-        inputs.insert(l.input.clone(), from_data(&t));
+        inputs.insert(l.input.clone(), t);
     }
     let out = dnnc_interp::run(&lowered.graph, &inputs, &HashMap::new())
         .map_err(|e| format!("split `{name}`: {e}"))?;
@@ -77,7 +74,11 @@ pub fn check_index_limits(
     limits: &[(String, usize)],
 ) -> Result<(), String> {
     for (field, limit) in limits {
-        let Some(values) = split.field(field).and_then(|t| t.as_i64()) else {
+        let Some(values) = split
+            .field(field)
+            .filter(|t| t.dtype.is_int())
+            .map(|t| t.to_i64_vec())
+        else {
             continue;
         };
         let Some(i) = values

@@ -748,7 +748,7 @@ pub fn predict(
     backend: BackendKind,
     passes: &PassOptions,
 ) -> Result<usize, String> {
-    let x = dnnc_runtime::from_data(&dnnc_data::npy::load(input).map_err(|e| e.to_string())?);
+    let x = dnnc_data::npy::load(input).map_err(|e| e.to_string())?;
     let model =
         dnnc_lower::model::model_of(dnnc_lower::model::train_item(job.db, job.file, job.item)?.1)?;
     let (dtype, one) = dnnc_lower::model::forward_input_type(job.db, &model, 1)?;

@@ -661,7 +661,7 @@ mod tests {
         let mut t = ramp(vec![2, 3, 3]);
         let e = augment_batch(&mut t, &[0], &list, 0, 0, &mut Vec::new()).unwrap_err();
         assert!(e.message.contains("2 samples"), "{e}");
-        let mut ints = Tensor::new(DType::U8, vec![1, 2, 2], Data::I64(vec![0; 4])).unwrap();
+        let mut ints = Tensor::new(DType::U8, vec![1, 2, 2], Data::U8(vec![0; 4])).unwrap();
         assert!(augment_batch(&mut ints, &[0], &list, 0, 0, &mut Vec::new()).is_err());
         // An empty list or an empty batch changes nothing.
         let before = t.clone();

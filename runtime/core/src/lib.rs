@@ -5,7 +5,6 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`convert`] | data-file tensors ([`dnnc_data::Tensor`]) to host tensors ([`Tensor`]) |
 //! | [`mod@batches`] | deterministic shuffling ([`epoch_order`]) and batching ([`batches()`]) of a [`Split`] |
 //! | [`augment`] | data augmentation of training batches, in place ([`augment_batch`]) |
 //! | [`rng`] | the SplitMix64 generator behind every random draw of the runtime |
@@ -53,7 +52,6 @@
 pub mod augment;
 pub mod batches;
 pub mod checkpoint;
-pub mod convert;
 pub mod early_stop;
 pub mod log;
 pub mod metrics;
@@ -66,7 +64,6 @@ mod testutil;
 pub use augment::{augment_batch, AugmentError, Augmentation};
 pub use batches::{batches, epoch_order, BatchError, Batches, Split};
 pub use checkpoint::{CheckpointError, CheckpointErrorKind};
-pub use convert::from_data;
 pub use dnnc_tensor::{DType, Data, Tensor};
 pub use early_stop::{Decision, EarlyStopping};
 pub use log::{JsonlLog, LogError};

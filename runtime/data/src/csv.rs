@@ -10,7 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use crate::fileio::open;
-use crate::{DataError, ElemType, Header, Tensor, TensorData};
+use crate::tensor::tensor_of;
+use crate::{DType, Data, DataError, Header, Tensor};
 
 /// How to read a CSV file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +40,7 @@ impl Default for CsvOptions {
 pub fn probe(path: &Path, opts: &CsvOptions) -> Result<Header, DataError> {
     let (rows, cols) = scan(path, opts, |_| {})?;
     Ok(Header {
-        elem: ElemType::F32,
+        elem: DType::F32,
         shape: vec![rows, cols],
     })
 }
@@ -48,7 +49,11 @@ pub fn probe(path: &Path, opts: &CsvOptions) -> Result<Header, DataError> {
 pub fn load(path: &Path, opts: &CsvOptions) -> Result<Tensor, DataError> {
     let mut values = Vec::new();
     let (rows, cols) = scan(path, opts, |v| values.push(v))?;
-    Ok(Tensor::new(vec![rows, cols], TensorData::F32(values)))
+    let header = Header {
+        elem: DType::F32,
+        shape: vec![rows, cols],
+    };
+    tensor_of(path, &header, Data::F32(values))
 }
 
 /// Reads the file line by line, passing each number to `sink` in row-major order, and
@@ -268,16 +273,13 @@ mod tests {
         assert_eq!(
             h,
             Header {
-                elem: ElemType::F32,
+                elem: DType::F32,
                 shape: vec![2, 3]
             }
         );
         let t = load(f.path(), &opts).unwrap();
         assert_eq!(t.shape, vec![2, 3]);
-        assert_eq!(
-            t.data,
-            TensorData::F32(vec![1.0, 2.5, 0.0, -3.0, 400.0, 1.0])
-        );
+        assert_eq!(t.data, Data::F32(vec![1.0, 2.5, 0.0, -3.0, 400.0, 1.0]));
     }
 
     #[test]
@@ -285,7 +287,7 @@ mod tests {
         let f = TempPath::with_bytes("b.csv", b" 1 , \"2\" ,3\r\n4,5,  6");
         let t = load(f.path(), &no_header()).unwrap();
         assert_eq!(t.shape, vec![2, 3]);
-        assert_eq!(t.to_f32(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(t.data.to_f32_vec(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     }
 
     #[test]
@@ -295,7 +297,10 @@ mod tests {
             has_header: true,
             delimiter: b'\t',
         };
-        assert_eq!(load(f.path(), &opts).unwrap().to_f32(), vec![1.0, 2.0]);
+        assert_eq!(
+            load(f.path(), &opts).unwrap().data.to_f32_vec(),
+            vec![1.0, 2.0]
+        );
         let f = TempPath::with_bytes("d.csv", b"1;2\n3;4\n");
         let opts = CsvOptions {
             has_header: false,
@@ -396,7 +401,7 @@ mod tests {
         let f = TempPath::with_bytes("t.csv", b"a,b,c\n");
         let t = load(f.path(), &CsvOptions::default()).unwrap();
         assert_eq!(t.shape, vec![0, 3]);
-        assert!(t.is_empty());
+        assert!(t.data.is_empty());
         let p = std::env::temp_dir().join("dnnc-data-missing.csv");
         let e = load(&p, &CsvOptions::default()).unwrap_err();
         assert_eq!(e.path, p);
@@ -406,7 +411,7 @@ mod tests {
     #[test]
     fn special_values() {
         let f = TempPath::with_bytes("u.csv", b"nan,inf,-inf,.5,+2\n");
-        let v = load(f.path(), &no_header()).unwrap().to_f32();
+        let v = load(f.path(), &no_header()).unwrap().data.to_f32_vec();
         assert!(v[0].is_nan());
         assert_eq!(&v[1..], &[f32::INFINITY, f32::NEG_INFINITY, 0.5, 2.0]);
     }

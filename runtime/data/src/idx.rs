@@ -11,8 +11,8 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use crate::fileio::{open, read_full, read_up_to, to_usize};
-use crate::tensor::{checked_element_count, ByteOrder};
-use crate::{DataError, ElemType, Header, Tensor, TensorData};
+use crate::tensor::{checked_element_count, decode, tensor_of, ByteOrder};
+use crate::{DType, DataError, Header, Tensor};
 
 /// The first two bytes of every gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -57,8 +57,8 @@ pub fn load(path: &Path) -> Result<Tensor, DataError> {
     })?;
     let got = bytes.len() as u64;
     check_payload_len(path, &src, &parsed, got)?;
-    let data = TensorData::decode(parsed.header.elem, &bytes, ByteOrder::Big);
-    Ok(Tensor::new(parsed.header.shape, data))
+    let data = decode(parsed.header.elem, &bytes, ByteOrder::Big);
+    tensor_of(path, &parsed.header, data)
 }
 
 /// An opened IDX file, positioned at the start of the (decompressed) content.
@@ -181,14 +181,14 @@ fn read_header(path: &Path, src: &mut Source) -> Result<Parsed, DataError> {
     })
 }
 
-fn elem_from_code(code: u8) -> Option<ElemType> {
+fn elem_from_code(code: u8) -> Option<DType> {
     match code {
-        0x08 => Some(ElemType::U8),
-        0x09 => Some(ElemType::I8),
-        0x0B => Some(ElemType::I16),
-        0x0C => Some(ElemType::I32),
-        0x0D => Some(ElemType::F32),
-        0x0E => Some(ElemType::F64),
+        0x08 => Some(DType::U8),
+        0x09 => Some(DType::I8),
+        0x0B => Some(DType::I16),
+        0x0C => Some(DType::I32),
+        0x0D => Some(DType::F32),
+        0x0E => Some(DType::F64),
         _ => None,
     }
 }
@@ -250,7 +250,7 @@ fn describe(header: &Header, bytes: u64) -> String {
         [n, ..] => format!("{n} items of {}", dims[1..].join("x")),
         [] => "a scalar".to_string(),
     };
-    if header.elem == ElemType::U8 {
+    if header.elem == DType::U8 {
         format!("{items} ({bytes} bytes)")
     } else {
         format!("{items} of {} ({bytes} bytes)", header.elem)
@@ -261,6 +261,7 @@ fn describe(header: &Header, bytes: u64) -> String {
 mod tests {
     use super::*;
     use crate::testutil::{gzip, TempPath};
+    use crate::{header_of, Data};
 
     /// Builds an IDX file image.
     fn idx_bytes(code: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
@@ -280,22 +281,22 @@ mod tests {
     fn raw_round_trip_u8() {
         let f = TempPath::with_bytes("images.idx", &u8_images());
         let h = probe(f.path()).unwrap();
-        assert_eq!(h.elem, ElemType::U8);
+        assert_eq!(h.elem, DType::U8);
         assert_eq!(h.shape, vec![2, 2, 3]);
         let t = load(f.path()).unwrap();
-        assert_eq!(t.header(), h);
+        assert_eq!(header_of(&t), h);
         assert_eq!(
             t.data,
-            TensorData::U8(vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255])
+            Data::U8(vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255])
         );
-        assert_eq!(t.len(), 12);
+        assert_eq!(t.data.len(), 12);
     }
 
     #[test]
     fn gzip_round_trip_regardless_of_extension() {
         let f = TempPath::with_bytes("images.idx", &gzip(&u8_images()));
         assert_eq!(probe(f.path()).unwrap().shape, vec![2, 2, 3]);
-        assert_eq!(load(f.path()).unwrap().len(), 12);
+        assert_eq!(load(f.path()).unwrap().data.len(), 12);
         // And raw content under a .gz name also works.
         let g = TempPath::with_bytes("images.idx.gz", &u8_images());
         assert_eq!(load(g.path()).unwrap().shape, vec![2, 2, 3]);
@@ -309,7 +310,7 @@ mod tests {
         }
         let f = TempPath::with_bytes("i32.idx", &idx_bytes(0x0C, &[3], &payload));
         let t = load(f.path()).unwrap();
-        assert_eq!(t.data, TensorData::I32(vec![1, -2, 70000]));
+        assert_eq!(t.data, Data::I32(vec![1, -2, 70000]));
 
         let mut payload = Vec::new();
         for v in [1.5f32, -0.25] {
@@ -318,18 +319,33 @@ mod tests {
         let f = TempPath::with_bytes("f32.idx", &gzip(&idx_bytes(0x0D, &[1, 2], &payload)));
         let t = load(f.path()).unwrap();
         assert_eq!(t.shape, vec![1, 2]);
-        assert_eq!(t.data, TensorData::F32(vec![1.5, -0.25]));
+        assert_eq!(t.data, Data::F32(vec![1.5, -0.25]));
 
         let payload: Vec<u8> = [-3i16, 4].iter().flat_map(|v| v.to_be_bytes()).collect();
         let f = TempPath::with_bytes("i16.idx", &idx_bytes(0x0B, &[2], &payload));
-        assert_eq!(load(f.path()).unwrap().data, TensorData::I16(vec![-3, 4]));
+        assert_eq!(load(f.path()).unwrap().data, Data::I16(vec![-3, 4]));
 
         let payload: Vec<u8> = 6.25f64.to_be_bytes().to_vec();
         let f = TempPath::with_bytes("f64.idx", &idx_bytes(0x0E, &[1], &payload));
-        assert_eq!(load(f.path()).unwrap().data, TensorData::F64(vec![6.25]));
+        assert_eq!(load(f.path()).unwrap().data, Data::F64(vec![6.25]));
 
         let f = TempPath::with_bytes("i8.idx", &idx_bytes(0x09, &[2], &[0xff, 0x7f]));
-        assert_eq!(load(f.path()).unwrap().data, TensorData::I8(vec![-1, 127]));
+        assert_eq!(load(f.path()).unwrap().data, Data::I8(vec![-1, 127]));
+    }
+
+    #[test]
+    fn i16_big_endian_keeps_its_element_type() {
+        let values = [-32768i16, -2, 0, 1, 258, 32767];
+        let payload: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let f = TempPath::with_bytes("i16.idx", &idx_bytes(0x0B, &[2, 3], &payload));
+        let h = probe(f.path()).unwrap();
+        assert_eq!((h.elem, h.shape.clone()), (DType::I16, vec![2, 3]));
+        let t = load(f.path()).unwrap();
+        assert_eq!(t.dtype, DType::I16);
+        assert_eq!(t.shape, vec![2, 3]);
+        assert_eq!(t.data, Data::I16(values.to_vec()), "not widened");
+        assert_eq!(t.data.dtype(), DType::I16);
+        assert_eq!(header_of(&t), h);
     }
 
     #[test]
@@ -337,7 +353,7 @@ mod tests {
         let f = TempPath::with_bytes("empty.idx", &idx_bytes(0x08, &[0, 28, 28], &[]));
         let t = load(f.path()).unwrap();
         assert_eq!(t.shape, vec![0, 28, 28]);
-        assert!(t.is_empty());
+        assert!(t.data.is_empty());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use crate::fileio::{open, read_full, read_up_to, to_usize};
 use crate::pylit::{self, Value};
-use crate::tensor::{checked_element_count, format_shape, ByteOrder};
-use crate::{DataError, ElemType, Header, Tensor, TensorData};
+use crate::tensor::{checked_element_count, decode, format_shape, tensor_of, ByteOrder};
+use crate::{DType, DataError, Header, Tensor};
 
 /// The first six bytes of every `.npy` file.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -44,8 +44,8 @@ pub fn load(path: &Path) -> Result<Tensor, DataError> {
     )
     .map_err(|e| DataError::io(path, "cannot read", &e))?;
     check_payload_len(path, &parsed, bytes.len() as u64)?;
-    let data = TensorData::decode(parsed.header.elem, &bytes, parsed.order);
-    Ok(Tensor::new(parsed.header.shape, data))
+    let data = decode(parsed.header.elem, &bytes, parsed.order);
+    tensor_of(path, &parsed.header, data)
 }
 
 /// Writes `data` with the given shape as a version 1.0 `'<f4'` C-order `.npy` file.
@@ -230,19 +230,19 @@ fn read_header(path: &Path, r: &mut impl Read) -> Result<Parsed, DataError> {
 }
 
 /// Parses a simple dtype string such as `'<f4'` or `'|u1'`.
-fn parse_descr(descr: &str) -> Option<(ElemType, ByteOrder)> {
+fn parse_descr(descr: &str) -> Option<(DType, ByteOrder)> {
     let (prefix, code) = match descr.as_bytes().first() {
         Some(c @ (b'<' | b'>' | b'|' | b'=')) => (Some(*c), &descr[1..]),
         _ => (None, descr),
     };
     let elem = match code {
-        "u1" => ElemType::U8,
-        "i1" => ElemType::I8,
-        "i2" => ElemType::I16,
-        "i4" => ElemType::I32,
-        "i8" => ElemType::I64,
-        "f4" => ElemType::F32,
-        "f8" => ElemType::F64,
+        "u1" => DType::U8,
+        "i1" => DType::I8,
+        "i2" => DType::I16,
+        "i4" => DType::I32,
+        "i8" => DType::I64,
+        "f4" => DType::F32,
+        "f8" => DType::F64,
         _ => return None,
     };
     let order = match prefix {
@@ -283,6 +283,7 @@ fn check_payload_len(path: &Path, parsed: &Parsed, available: u64) -> Result<(),
 mod tests {
     use super::*;
     use crate::testutil::TempPath;
+    use crate::Data;
 
     /// Builds a `.npy` image with the given version, dict and payload.
     fn npy_bytes(version: (u8, u8), dict: &str, payload: &[u8]) -> Vec<u8> {
@@ -315,13 +316,13 @@ mod tests {
         assert_eq!(
             h,
             Header {
-                elem: ElemType::F32,
+                elem: DType::F32,
                 shape: vec![2, 3]
             }
         );
         let t = load(f.path()).unwrap();
-        assert_eq!(t.data, TensorData::F32(data.to_vec()));
-        assert_eq!(t.to_f32(), data.to_vec());
+        assert_eq!(t.data, Data::F32(data.to_vec()));
+        assert_eq!(t.data.to_f32_vec(), data.to_vec());
         let mut tmp = f.path().as_os_str().to_os_string();
         tmp.push(".tmp");
         assert!(!Path::new(&tmp).exists());
@@ -332,12 +333,12 @@ mod tests {
         let f = TempPath::new("shapes.npy");
         save_f32(f.path(), &[], &[4.5]).unwrap();
         let t = load(f.path()).unwrap();
-        assert_eq!(t.shape, Vec::<u64>::new());
-        assert_eq!(t.to_f32(), vec![4.5]);
+        assert_eq!(t.shape, Vec::<usize>::new());
+        assert_eq!(t.data.to_f32_vec(), vec![4.5]);
         save_f32(f.path(), &[3], &[1.0, 2.0, 3.0]).unwrap();
         assert_eq!(probe(f.path()).unwrap().shape, vec![3]);
         save_f32(f.path(), &[0, 5], &[]).unwrap();
-        assert!(load(f.path()).unwrap().is_empty());
+        assert!(load(f.path()).unwrap().data.is_empty());
     }
 
     #[test]
@@ -360,19 +361,19 @@ mod tests {
 
     #[test]
     fn every_dtype_and_byte_order() {
-        let cases: Vec<(&str, Vec<u8>, TensorData)> = vec![
-            ("|u1", vec![1, 255], TensorData::U8(vec![1, 255])),
-            ("<u1", vec![1, 255], TensorData::U8(vec![1, 255])),
-            ("|i1", vec![1, 255], TensorData::I8(vec![1, -1])),
+        let cases: Vec<(&str, Vec<u8>, Data)> = vec![
+            ("|u1", vec![1, 255], Data::U8(vec![1, 255])),
+            ("<u1", vec![1, 255], Data::U8(vec![1, 255])),
+            ("|i1", vec![1, 255], Data::I8(vec![1, -1])),
             (
                 "<i2",
                 [-2i16, 300].iter().flat_map(|v| v.to_le_bytes()).collect(),
-                TensorData::I16(vec![-2, 300]),
+                Data::I16(vec![-2, 300]),
             ),
             (
                 ">i2",
                 [-2i16, 300].iter().flat_map(|v| v.to_be_bytes()).collect(),
-                TensorData::I16(vec![-2, 300]),
+                Data::I16(vec![-2, 300]),
             ),
             (
                 "<i4",
@@ -380,7 +381,7 @@ mod tests {
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect(),
-                TensorData::I32(vec![-7, 1 << 20]),
+                Data::I32(vec![-7, 1 << 20]),
             ),
             (
                 ">i8",
@@ -388,7 +389,7 @@ mod tests {
                     .iter()
                     .flat_map(|v| v.to_be_bytes())
                     .collect(),
-                TensorData::I64(vec![-7, 1 << 40]),
+                Data::I64(vec![-7, 1 << 40]),
             ),
             (
                 "<i8",
@@ -396,7 +397,7 @@ mod tests {
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect(),
-                TensorData::I64(vec![-7, 1 << 40]),
+                Data::I64(vec![-7, 1 << 40]),
             ),
             (
                 ">f4",
@@ -404,7 +405,7 @@ mod tests {
                     .iter()
                     .flat_map(|v| v.to_be_bytes())
                     .collect(),
-                TensorData::F32(vec![0.5, -8.0]),
+                Data::F32(vec![0.5, -8.0]),
             ),
             (
                 "<f8",
@@ -412,7 +413,7 @@ mod tests {
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect(),
-                TensorData::F64(vec![0.1, -1e300]),
+                Data::F64(vec![0.1, -1e300]),
             ),
             (
                 ">f8",
@@ -420,7 +421,7 @@ mod tests {
                     .iter()
                     .flat_map(|v| v.to_be_bytes())
                     .collect(),
-                TensorData::F64(vec![0.1, -1e300]),
+                Data::F64(vec![0.1, -1e300]),
             ),
         ];
         for (descr, payload, expected) in cases {
@@ -429,11 +430,38 @@ mod tests {
                 &npy_bytes((1, 0), &dict(descr, "(2,)"), &payload),
             );
             let h = probe(f.path()).unwrap();
-            assert_eq!(h.elem, expected.elem(), "{descr}");
+            assert_eq!(h.elem, expected.dtype(), "{descr}");
             assert_eq!(h.shape, vec![2]);
             let t = load(f.path()).unwrap();
             assert_eq!(t.data, expected, "{descr}");
         }
+    }
+
+    #[test]
+    fn f64_keeps_its_element_type() {
+        // 0.1 and 1e300 are not representable in f32: widening through f32 would show.
+        let values = [0.1f64, -1e300, f64::MIN_POSITIVE, 3.0];
+        let payload: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f = TempPath::with_bytes(
+            "f64.npy",
+            &npy_bytes((1, 0), &dict("<f8", "(2, 2)"), &payload),
+        );
+        let t = load(f.path()).unwrap();
+        assert_eq!(t.dtype, DType::F64);
+        assert_eq!(t.shape, vec![2, 2]);
+        assert_eq!(
+            t.data,
+            Data::F64(values.to_vec()),
+            "not narrowed or widened"
+        );
+        assert_eq!(
+            crate::header_of(&t),
+            Header {
+                elem: DType::F64,
+                shape: vec![2, 2]
+            }
+        );
+        assert_eq!(crate::non_finite(&t), None);
     }
 
     #[test]
@@ -444,7 +472,7 @@ mod tests {
                 "v.npy",
                 &npy_bytes(version, &dict("<f4", "(1, 2)"), &payload),
             );
-            assert_eq!(load(f.path()).unwrap().to_f32(), vec![1.0, 2.0]);
+            assert_eq!(load(f.path()).unwrap().data.to_f32_vec(), vec![1.0, 2.0]);
         }
         let f = TempPath::with_bytes("v4.npy", &npy_bytes((4, 0), &dict("<f4", "(2,)"), &payload));
         let e = probe(f.path()).unwrap_err();
@@ -569,6 +597,6 @@ mod tests {
         bytes.extend_from_slice(&latin1);
         bytes.extend_from_slice(&[1, 0, 2, 0]);
         let f = TempPath::with_bytes("p2.npy", &bytes);
-        assert_eq!(load(f.path()).unwrap().data, TensorData::I16(vec![1, 2]));
+        assert_eq!(load(f.path()).unwrap().data, Data::I16(vec![1, 2]));
     }
 }

@@ -1,68 +1,26 @@
-//! Element types, headers (type + shape) and in-memory tensors shared by all the readers.
+//! Headers (element type + shape) shared by all the readers, and the helpers that turn a
+//! file's payload into a [`dnnc_tensor::Tensor`].
+//!
+//! Element types are the workspace's one model, [`DType`]. Loaded elements keep their real
+//! width: a `u8` file becomes [`Data::U8`], an `i16` file [`Data::I16`], an `f64` file
+//! [`Data::F64`]; nothing is widened or narrowed on the way in.
 
-use std::fmt;
+use std::path::Path;
+
+use dnnc_tensor::{DType, Data, Tensor};
+
+use crate::DataError;
 
 /// The largest number of elements a file header may declare (2^34).
 ///
 /// Anything larger is treated as a corrupt header rather than a real data set.
 pub const MAX_ELEMENTS: u64 = 1 << 34;
 
-/// The type of one element of a data file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ElemType {
-    /// Unsigned 8-bit integer.
-    U8,
-    /// Signed 8-bit integer.
-    I8,
-    /// Signed 16-bit integer.
-    I16,
-    /// Signed 32-bit integer.
-    I32,
-    /// Signed 64-bit integer.
-    I64,
-    /// 32-bit IEEE float.
-    F32,
-    /// 64-bit IEEE float.
-    F64,
-}
-
-impl ElemType {
-    /// The short name used in diagnostics and the language: `"u8"`, `"i8"`, `"i16"`,
-    /// `"i32"`, `"i64"`, `"f32"` or `"f64"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ElemType::U8 => "u8",
-            ElemType::I8 => "i8",
-            ElemType::I16 => "i16",
-            ElemType::I32 => "i32",
-            ElemType::I64 => "i64",
-            ElemType::F32 => "f32",
-            ElemType::F64 => "f64",
-        }
-    }
-
-    /// The size of one element in bytes.
-    pub fn size_bytes(self) -> usize {
-        match self {
-            ElemType::U8 | ElemType::I8 => 1,
-            ElemType::I16 => 2,
-            ElemType::I32 | ElemType::F32 => 4,
-            ElemType::I64 | ElemType::F64 => 8,
-        }
-    }
-}
-
-impl fmt::Display for ElemType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// What a probe learns about a file: its element type and shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The element type.
-    pub elem: ElemType,
+    pub elem: DType,
     /// The dimensions, outermost first. Empty for a scalar.
     pub shape: Vec<u64>,
 }
@@ -82,104 +40,32 @@ impl Header {
     }
 }
 
-/// The elements of a [`Tensor`], in row-major (C) order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TensorData {
-    /// `u8` elements.
-    U8(Vec<u8>),
-    /// `i8` elements.
-    I8(Vec<i8>),
-    /// `i16` elements.
-    I16(Vec<i16>),
-    /// `i32` elements.
-    I32(Vec<i32>),
-    /// `i64` elements.
-    I64(Vec<i64>),
-    /// `f32` elements.
-    F32(Vec<f32>),
-    /// `f64` elements.
-    F64(Vec<f64>),
+/// The element type and shape of a loaded tensor, as a probe of its file reports them.
+pub fn header_of(t: &Tensor) -> Header {
+    Header {
+        elem: t.dtype,
+        shape: t.shape.iter().map(|&d| d as u64).collect(),
+    }
 }
 
-impl TensorData {
-    /// The element type of the data.
-    pub fn elem(&self) -> ElemType {
-        match self {
-            TensorData::U8(_) => ElemType::U8,
-            TensorData::I8(_) => ElemType::I8,
-            TensorData::I16(_) => ElemType::I16,
-            TensorData::I32(_) => ElemType::I32,
-            TensorData::I64(_) => ElemType::I64,
-            TensorData::F32(_) => ElemType::F32,
-            TensorData::F64(_) => ElemType::F64,
-        }
+/// The first element of a floating-point tensor that is NaN or infinite, as its index and
+/// value (converted to `f64`, which is exact for every float type), or `None` when every
+/// element is finite or the tensor holds integers or booleans: what a check that training
+/// data are finite looks at.
+pub fn non_finite(t: &Tensor) -> Option<(usize, f64)> {
+    fn first<T: Copy>(v: &[T], to_f64: impl Fn(T) -> f64) -> Option<(usize, f64)> {
+        v.iter()
+            .map(|&x| to_f64(x))
+            .enumerate()
+            .find(|(_, x)| !x.is_finite())
     }
-
-    /// The number of elements.
-    pub fn len(&self) -> usize {
-        match self {
-            TensorData::U8(v) => v.len(),
-            TensorData::I8(v) => v.len(),
-            TensorData::I16(v) => v.len(),
-            TensorData::I32(v) => v.len(),
-            TensorData::I64(v) => v.len(),
-            TensorData::F32(v) => v.len(),
-            TensorData::F64(v) => v.len(),
-        }
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Decodes `bytes` (whose length should be a multiple of the element size; a partial
-    /// last element is ignored) as elements of type `elem` in the given byte order.
-    pub(crate) fn decode(elem: ElemType, bytes: &[u8], order: ByteOrder) -> TensorData {
-        let big = order == ByteOrder::Big;
-        match elem {
-            ElemType::U8 => TensorData::U8(bytes.to_vec()),
-            ElemType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
-            ElemType::I16 => TensorData::I16(decode_with(
-                bytes,
-                if big {
-                    i16::from_be_bytes
-                } else {
-                    i16::from_le_bytes
-                },
-            )),
-            ElemType::I32 => TensorData::I32(decode_with(
-                bytes,
-                if big {
-                    i32::from_be_bytes
-                } else {
-                    i32::from_le_bytes
-                },
-            )),
-            ElemType::I64 => TensorData::I64(decode_with(
-                bytes,
-                if big {
-                    i64::from_be_bytes
-                } else {
-                    i64::from_le_bytes
-                },
-            )),
-            ElemType::F32 => TensorData::F32(decode_with(
-                bytes,
-                if big {
-                    f32::from_be_bytes
-                } else {
-                    f32::from_le_bytes
-                },
-            )),
-            ElemType::F64 => TensorData::F64(decode_with(
-                bytes,
-                if big {
-                    f64::from_be_bytes
-                } else {
-                    f64::from_le_bytes
-                },
-            )),
+    match &t.data {
+        Data::F32(v) => first(v, f64::from),
+        Data::F64(v) => first(v, |x| x),
+        Data::F16(v) => first(v, |x| x.to_f64()),
+        Data::BF16(v) => first(v, |x| x.to_f64()),
+        Data::I8(_) | Data::U8(_) | Data::I16(_) | Data::I32(_) | Data::I64(_) | Data::Bool(_) => {
+            None
         }
     }
 }
@@ -204,78 +90,43 @@ impl ByteOrder {
     }
 }
 
-fn decode_with<T, const N: usize>(bytes: &[u8], conv: fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|chunk| {
-            let mut raw = [0u8; N];
-            raw.copy_from_slice(chunk);
-            conv(raw)
-        })
-        .collect()
+/// Decodes `bytes` (whose length should be a multiple of the element size; a partial last
+/// element is ignored) as elements of type `dtype` in the given byte order, keeping their
+/// real width.
+pub(crate) fn decode(dtype: DType, bytes: &[u8], order: ByteOrder) -> Data {
+    let size = dtype.size_bytes();
+    if order == ByteOrder::Little || size == 1 {
+        return Data::from_le_bytes(dtype, bytes);
+    }
+    let whole = bytes.len() - bytes.len() % size;
+    let mut le = bytes[..whole].to_vec();
+    for element in le.chunks_exact_mut(size) {
+        element.reverse();
+    }
+    Data::from_le_bytes(dtype, &le)
 }
 
-/// A fully loaded data file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tensor {
-    /// The element type (always equal to `data.elem()`).
-    pub elem: ElemType,
-    /// The dimensions, outermost first. Empty for a scalar.
-    pub shape: Vec<u64>,
-    /// The elements in row-major order; there are as many as the product of `shape`.
-    pub data: TensorData,
-}
-
-impl Tensor {
-    /// Builds a tensor from its parts; the element type is taken from `data`.
-    pub fn new(shape: Vec<u64>, data: TensorData) -> Tensor {
-        Tensor {
-            elem: data.elem(),
-            shape,
-            data,
-        }
-    }
-
-    /// The elements as `f32` when the data are floating point (`None` for integers):
-    /// what a check for NaN and infinity looks at.
-    pub fn to_f32_if_float(&self) -> Option<Vec<f32>> {
-        match &self.data {
-            TensorData::F32(_) | TensorData::F64(_) => Some(self.to_f32()),
-            _ => None,
-        }
-    }
-
-    /// The elements converted to `f32` (integers and `f64` are rounded to the nearest
-    /// representable `f32`).
-    pub fn to_f32(&self) -> Vec<f32> {
-        match &self.data {
-            TensorData::U8(v) => v.iter().map(|&x| f32::from(x)).collect(),
-            TensorData::I8(v) => v.iter().map(|&x| f32::from(x)).collect(),
-            TensorData::I16(v) => v.iter().map(|&x| f32::from(x)).collect(),
-            TensorData::I32(v) => v.iter().map(|&x| x as f32).collect(),
-            TensorData::I64(v) => v.iter().map(|&x| x as f32).collect(),
-            TensorData::F32(v) => v.clone(),
-            TensorData::F64(v) => v.iter().map(|&x| x as f32).collect(),
-        }
-    }
-
-    /// The number of elements.
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// The element type and shape.
-    pub fn header(&self) -> Header {
-        Header {
-            elem: self.elem,
-            shape: self.shape.clone(),
-        }
-    }
+/// Builds the tensor a file at `path` holds from its header and decoded elements.
+///
+/// The readers validate the shape and the payload length before calling this, so the
+/// errors here only guard against a dimension that does not fit in `usize` on this
+/// platform or a bug in a reader: bad input never panics.
+pub(crate) fn tensor_of(path: &Path, header: &Header, data: Data) -> Result<Tensor, DataError> {
+    let shape = header
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| {
+            DataError::new(
+                path,
+                format!(
+                    "shape {} does not fit in memory on this platform",
+                    format_shape(&header.shape)
+                ),
+            )
+        })?;
+    Tensor::new(header.elem, shape, data).map_err(|e| DataError::new(path, e.to_string()))
 }
 
 /// Validates a declared shape: returns the element count, or a message if the product of
@@ -302,17 +153,18 @@ pub(crate) fn format_shape(shape: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dnnc_tensor::{bf16, f16};
 
     #[test]
     fn names_and_sizes() {
         let all = [
-            (ElemType::U8, "u8", 1),
-            (ElemType::I8, "i8", 1),
-            (ElemType::I16, "i16", 2),
-            (ElemType::I32, "i32", 4),
-            (ElemType::I64, "i64", 8),
-            (ElemType::F32, "f32", 4),
-            (ElemType::F64, "f64", 8),
+            (DType::U8, "u8", 1),
+            (DType::I8, "i8", 1),
+            (DType::I16, "i16", 2),
+            (DType::I32, "i32", 4),
+            (DType::I64, "i64", 8),
+            (DType::F32, "f32", 4),
+            (DType::F64, "f64", 8),
         ];
         for (t, name, size) in all {
             assert_eq!(t.name(), name);
@@ -323,26 +175,73 @@ mod tests {
 
     #[test]
     fn decode_both_orders() {
-        let le = TensorData::decode(ElemType::I16, &[0x01, 0x02, 0xff, 0xff], ByteOrder::Little);
-        assert_eq!(le, TensorData::I16(vec![0x0201, -1]));
-        let be = TensorData::decode(ElemType::I32, &[0, 0, 1, 0], ByteOrder::Big);
-        assert_eq!(be, TensorData::I32(vec![256]));
-        let f = TensorData::decode(ElemType::F64, &2.5f64.to_be_bytes(), ByteOrder::Big);
-        assert_eq!(f, TensorData::F64(vec![2.5]));
-        let i8s = TensorData::decode(ElemType::I8, &[0xff, 1], ByteOrder::Little);
-        assert_eq!(i8s, TensorData::I8(vec![-1, 1]));
+        let le = decode(DType::I16, &[0x01, 0x02, 0xff, 0xff], ByteOrder::Little);
+        assert_eq!(le, Data::I16(vec![0x0201, -1]));
+        let be = decode(DType::I32, &[0, 0, 1, 0], ByteOrder::Big);
+        assert_eq!(be, Data::I32(vec![256]));
+        let f = decode(DType::F64, &2.5f64.to_be_bytes(), ByteOrder::Big);
+        assert_eq!(f, Data::F64(vec![2.5]));
+        let i8s = decode(DType::I8, &[0xff, 1], ByteOrder::Little);
+        assert_eq!(i8s, Data::I8(vec![-1, 1]));
+        let u8s = decode(DType::U8, &[0xff, 1], ByteOrder::Big);
+        assert_eq!(u8s, Data::U8(vec![255, 1]));
+    }
+
+    #[test]
+    fn decode_ignores_a_partial_last_element() {
+        let be = decode(DType::I16, &[0x01, 0x02, 0x03], ByteOrder::Big);
+        assert_eq!(be, Data::I16(vec![0x0102]));
+        let le = decode(DType::I32, &[1, 0, 0, 0, 9, 9], ByteOrder::Little);
+        assert_eq!(le, Data::I32(vec![1]));
     }
 
     #[test]
     fn to_f32_len_and_header() {
-        let t = Tensor::new(vec![3], TensorData::I64(vec![1, -2, 3]));
-        assert_eq!(t.elem, ElemType::I64);
-        assert_eq!(t.to_f32(), vec![1.0, -2.0, 3.0]);
-        assert_eq!(t.len(), 3);
-        assert!(!t.is_empty());
-        assert_eq!(t.header().shape, vec![3]);
-        let e = Tensor::new(vec![0, 4], TensorData::F32(vec![]));
-        assert!(e.is_empty());
+        let t = Tensor::of(vec![3], Data::I64(vec![1, -2, 3])).unwrap();
+        assert_eq!(t.dtype, DType::I64);
+        assert_eq!(t.data.to_f32_vec(), vec![1.0, -2.0, 3.0]);
+        assert_eq!(t.data.len(), 3);
+        assert!(!t.data.is_empty());
+        assert_eq!(header_of(&t).shape, vec![3]);
+        assert_eq!(header_of(&t).elem, DType::I64);
+        let e = Tensor::of(vec![0, 4], Data::F32(vec![])).unwrap();
+        assert!(e.data.is_empty());
+    }
+
+    #[test]
+    fn tensor_of_checks_the_length() {
+        let h = Header {
+            elem: DType::I16,
+            shape: vec![2, 2],
+        };
+        let p = Path::new("x.idx");
+        let t = tensor_of(p, &h, Data::I16(vec![1, 2, 3, 4])).unwrap();
+        assert_eq!(t.shape, vec![2, 2]);
+        assert_eq!(header_of(&t), h);
+        let e = tensor_of(p, &h, Data::I16(vec![1])).unwrap_err();
+        assert_eq!(e.path, p);
+        let e = tensor_of(p, &h, Data::U8(vec![1, 2, 3, 4])).unwrap_err();
+        assert!(e.message.contains("i16"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_finds_the_first_bad_float() {
+        let t = Tensor::f32(vec![4], vec![1.0, f32::NAN, f32::INFINITY, 2.0]).unwrap();
+        let (i, v) = non_finite(&t).unwrap();
+        assert_eq!(i, 1);
+        assert!(v.is_nan());
+        let t = Tensor::of(vec![3], Data::F64(vec![1e300, -f64::INFINITY, f64::NAN])).unwrap();
+        assert_eq!(non_finite(&t), Some((1, f64::NEG_INFINITY)));
+        let t = Tensor::of(vec![2], Data::F16(vec![f16::ONE, f16::INFINITY])).unwrap();
+        assert_eq!(non_finite(&t), Some((1, f64::INFINITY)));
+        let t = Tensor::of(vec![1], Data::BF16(vec![bf16::NAN])).unwrap();
+        assert_eq!(non_finite(&t).map(|(i, _)| i), Some(0));
+        let t = Tensor::f32(vec![2], vec![0.0, -3.5]).unwrap();
+        assert_eq!(non_finite(&t), None);
+        let t = Tensor::of(vec![2], Data::I32(vec![i32::MAX, i32::MIN])).unwrap();
+        assert_eq!(non_finite(&t), None);
+        let t = Tensor::of(vec![1], Data::U8(vec![255])).unwrap();
+        assert_eq!(non_finite(&t), None);
     }
 
     #[test]
@@ -353,12 +252,12 @@ mod tests {
         assert!(checked_element_count(&[(1 << 34) + 1]).is_err());
         assert!(checked_element_count(&[u64::MAX, 2]).is_err());
         let h = Header {
-            elem: ElemType::F32,
+            elem: DType::F32,
             shape: vec![u64::MAX, 2],
         };
         assert_eq!(h.element_count(), None);
         let h = Header {
-            elem: ElemType::F32,
+            elem: DType::F32,
             shape: vec![2, 3],
         };
         assert_eq!(h.byte_len(), Some(24));

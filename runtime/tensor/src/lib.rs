@@ -1,88 +1,18 @@
 //! Host tensors: dense, row-major arrays that the interpreter, the runtime (data,
-//! checkpoints) and compiled code exchange.
+//! checkpoints) and compiled code exchange, and the one model of element types
+//! ([`DType`]) that every stage shares, from the checker to the kernels.
 //!
-//! Storage is deliberately small: floats are `f32`, every integer type is stored as
-//! `i64`, booleans as `bool`. The [`DType`] tag keeps the declared element type, so that
-//! a `u8` label tensor stays `u8` in types and checkpoints.
+//! Elements are stored in their real width: `f32`, `f64`, `f16`, `bf16`, `i8`, `u8`,
+//! `i16`, `i32`, `i64` and `bool` ([`dtype`], [`data`]).
 
 use std::fmt;
 
+pub mod data;
+pub mod dtype;
 pub mod memory;
 
-/// Element types a tensor can declare.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum DType {
-    F32,
-    I64,
-    I32,
-    U8,
-    Bool,
-}
-
-impl DType {
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::I64 => "i64",
-            DType::I32 => "i32",
-            DType::U8 => "u8",
-            DType::Bool => "bool",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<DType> {
-        [DType::F32, DType::I64, DType::I32, DType::U8, DType::Bool]
-            .into_iter()
-            .find(|d| d.name() == name)
-    }
-
-    pub fn is_float(self) -> bool {
-        self == DType::F32
-    }
-
-    /// Bytes per element as declared (`u8` is one byte).
-    pub fn size_bytes(self) -> usize {
-        match self {
-            DType::F32 | DType::I32 => 4,
-            DType::I64 => 8,
-            DType::U8 | DType::Bool => 1,
-        }
-    }
-
-    pub fn is_int(self) -> bool {
-        matches!(self, DType::I64 | DType::I32 | DType::U8)
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The elements, in row-major order.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum Data {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
-    Bool(Vec<bool>),
-}
-
-impl Data {
-    pub fn len(&self) -> usize {
-        match self {
-            Data::F32(v) => v.len(),
-            Data::I64(v) => v.len(),
-            Data::Bool(v) => v.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use data::{Data, IntoData, Slice, SliceMut};
+pub use dtype::{bf16, f16, wrap, Class, DType, Elem};
 
 /// A dense tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -109,18 +39,12 @@ pub fn numel(shape: &[usize]) -> usize {
 }
 
 impl Tensor {
-    /// A tensor whose storage matches `dtype` and whose length matches `shape`.
+    /// A tensor whose storage is of `dtype` and whose length matches `shape`.
     pub fn new(dtype: DType, shape: Vec<usize>, data: Data) -> Result<Tensor, ShapeError> {
-        let ok_kind = matches!(
-            (dtype, &data),
-            (DType::F32, Data::F32(_))
-                | (DType::Bool, Data::Bool(_))
-                | (DType::I64 | DType::I32 | DType::U8, Data::I64(_))
-        );
-        if !ok_kind {
+        if data.dtype() != dtype {
             return Err(ShapeError(format!(
-                "{dtype} data stored as {:?}",
-                std::mem::discriminant(&data)
+                "{dtype} tensor holding {} elements",
+                data.dtype()
             )));
         }
         if data.len() != numel(&shape) {
@@ -131,6 +55,11 @@ impl Tensor {
             )));
         }
         Ok(Tensor { dtype, shape, data })
+    }
+
+    /// A tensor of the data's own element type.
+    pub fn of(shape: Vec<usize>, data: Data) -> Result<Tensor, ShapeError> {
+        Tensor::new(data.dtype(), shape, data)
     }
 
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor, ShapeError> {
@@ -145,13 +74,16 @@ impl Tensor {
         }
     }
 
+    pub fn scalar_i64(v: i64) -> Tensor {
+        Tensor {
+            dtype: DType::I64,
+            shape: Vec::new(),
+            data: Data::I64(vec![v]),
+        }
+    }
+
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
-        let n = numel(&shape);
-        let data = match dtype {
-            DType::F32 => Data::F32(vec![0.0; n]),
-            DType::Bool => Data::Bool(vec![false; n]),
-            _ => Data::I64(vec![0; n]),
-        };
+        let data = Data::zeros(dtype, numel(&shape));
         Tensor { dtype, shape, data }
     }
 
@@ -177,24 +109,29 @@ impl Tensor {
         }
     }
 
-    /// The elements converted to f32 (booleans as 0/1).
+    /// The elements converted to `f32` (booleans as 0/1).
     pub fn to_f32_vec(&self) -> Vec<f32> {
-        match &self.data {
-            Data::F32(v) => v.clone(),
-            Data::I64(v) => v.iter().map(|&x| x as f32).collect(),
-            Data::Bool(v) => v.iter().map(|&x| f32::from(u8::from(x))).collect(),
+        self.data.to_f32_vec()
+    }
+
+    /// The elements of an integer or `bool` tensor as `i64` (floats truncate).
+    pub fn to_i64_vec(&self) -> Vec<i64> {
+        self.data.to_i64_vec()
+    }
+
+    /// The tensor converted to `dtype` ([`dtype`] has the rules).
+    pub fn cast(&self, dtype: DType) -> Tensor {
+        Tensor {
+            dtype,
+            shape: self.shape.clone(),
+            data: self.data.cast(dtype),
         }
     }
 
     /// Rows `[start, end)` along the first axis.
     pub fn slice_rows(&self, start: usize, end: usize) -> Tensor {
         let row: usize = self.shape.iter().skip(1).product();
-        let (a, b) = (start * row, end * row);
-        let data = match &self.data {
-            Data::F32(v) => Data::F32(v[a..b].to_vec()),
-            Data::I64(v) => Data::I64(v[a..b].to_vec()),
-            Data::Bool(v) => Data::Bool(v[a..b].to_vec()),
-        };
+        let data = self.data.range(start * row, end * row);
         let mut shape = self.shape.clone();
         if let Some(first) = shape.first_mut() {
             *first = end - start;
@@ -209,18 +146,11 @@ impl Tensor {
     /// The rows at `indices` along the first axis, in that order.
     pub fn gather_rows(&self, indices: &[usize]) -> Tensor {
         let row: usize = self.shape.iter().skip(1).product();
-        fn pick<T: Copy>(v: &[T], idx: &[usize], row: usize) -> Vec<T> {
-            let mut out = Vec::with_capacity(idx.len() * row);
-            for &i in idx {
-                out.extend_from_slice(&v[i * row..(i + 1) * row]);
-            }
-            out
-        }
-        let data = match &self.data {
-            Data::F32(v) => Data::F32(pick(v, indices, row)),
-            Data::I64(v) => Data::I64(pick(v, indices, row)),
-            Data::Bool(v) => Data::Bool(pick(v, indices, row)),
-        };
+        let src: Vec<usize> = indices
+            .iter()
+            .flat_map(|&i| i * row..(i + 1) * row)
+            .collect();
+        let data = self.data.take(&src);
         let mut shape = self.shape.clone();
         if let Some(first) = shape.first_mut() {
             *first = indices.len();
@@ -244,5 +174,8 @@ mod tests {
         assert_eq!(t.gather_rows(&[2, 0]).as_f32().unwrap(), &[4., 5., 0., 1.]);
         assert!(Tensor::f32(vec![2, 2], vec![0.0; 3]).is_err());
         assert!(Tensor::new(DType::U8, vec![1], Data::F32(vec![1.0])).is_err());
+        let u = Tensor::new(DType::U8, vec![2], Data::U8(vec![7, 255])).unwrap();
+        assert_eq!(u.gather_rows(&[1]).data, Data::U8(vec![255]));
+        assert_eq!(u.cast(DType::I8).data, Data::I8(vec![7, -1]));
     }
 }

@@ -358,14 +358,15 @@ pub fn feeds(
                     .collect(),
             ),
             DType::Bool => Data::Bool((0..n).map(|_| rng.next() & 1 == 1).collect()),
-            _ => Data::I64(
+            _ => Data::from_i64(
+                dtype,
                 (0..n)
                     .map(|_| match name.as_str() {
                         "step" => (rng.next() % 3) as i64,
                         "rng_key" => rng.next() as i64,
                         _ => (rng.next() % k as u64) as i64,
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ),
         };
         let t = Tensor::new(dtype, shape.clone(), data).unwrap();

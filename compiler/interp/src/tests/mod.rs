@@ -23,7 +23,12 @@ pub(crate) fn f32t(shape: &[usize], v: &[f32]) -> Tensor {
 }
 
 pub(crate) fn intt(dtype: DType, shape: &[usize], v: &[i64]) -> Tensor {
-    Tensor::new(dtype, shape.to_vec(), Data::I64(v.to_vec())).unwrap()
+    Tensor::new(
+        dtype,
+        shape.to_vec(),
+        Data::from_i64(dtype, v.iter().copied()),
+    )
+    .unwrap()
 }
 
 pub(crate) fn i64t(shape: &[usize], v: &[i64]) -> Tensor {
