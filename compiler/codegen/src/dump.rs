@@ -91,7 +91,7 @@ pub(crate) fn schedule(g: &Graph, s: &Schedule, plan: &Plan) -> String {
                     .members
                     .iter()
                     .filter(|&&m| !matches!(g.node(m).op, Op::Broadcast(_)))
-                    .map(|&m| g.node(m).op.kind())
+                    .map(|&m| g.node(m).op.name())
                     .collect();
                 let also = if stores.is_empty() {
                     String::new()

@@ -18,6 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 
+use crate::loop_ops::{self, BinaryCode, UnaryCode};
+
 /// A fused loop: its nodes in topological order (the last is the root, whose value the
 /// loop stores), the values it reads from buffers (its leaves), in first-use order, and
 /// other members whose values it also stores (outputs and updates computed on the way,
@@ -39,29 +41,28 @@ pub(crate) struct Fusion {
 }
 
 pub(crate) fn unary_supported(u: UnaryOp) -> bool {
-    u != UnaryOp::Not
+    !matches!(loop_ops::unary(u), UnaryCode::NotInLoops)
 }
 
+/// Whether `b` is arithmetic a loop computes (comparisons join loops only as the
+/// condition of a `select`).
 pub(crate) fn binary_supported(b: BinaryOp) -> bool {
-    matches!(
-        b,
-        BinaryOp::Add
-            | BinaryOp::Sub
-            | BinaryOp::Mul
-            | BinaryOp::Div
-            | BinaryOp::Pow
-            | BinaryOp::Max
-            | BinaryOp::Min
-            | BinaryOp::Rem
-    )
+    match loop_ops::binary(b) {
+        BinaryCode::Add
+        | BinaryCode::Sub
+        | BinaryCode::Mul
+        | BinaryCode::Div
+        | BinaryCode::Max
+        | BinaryCode::Min
+        | BinaryCode::Rem
+        | BinaryCode::Call(_) => true,
+        BinaryCode::Compare(_) | BinaryCode::NotInLoops => false,
+    }
 }
 
 /// Whether `b` compares two values.
 pub(crate) fn is_comparison(b: BinaryOp) -> bool {
-    matches!(
-        b,
-        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne
-    )
+    matches!(loop_ops::binary(b), BinaryCode::Compare(_))
 }
 
 /// Whether node `id` can be the root of a loop: an `f32` supported unary or binary op,
@@ -75,7 +76,28 @@ pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
         Op::Unary(u) => unary_supported(*u),
         Op::Binary(b) => binary_supported(*b),
         Op::Broadcast(_) => g.operands(id).first().map(|&o| g.ty(o).numel()) == Some(1),
-        _ => false,
+        // `select` joins through `plan`'s condition rule; nothing else is elementwise.
+        Op::Input { .. }
+        | Op::State { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Select
+        | Op::Cast(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Slice { .. }
+        | Op::Concat { .. }
+        | Op::Pad { .. }
+        | Op::Reduce { .. }
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::MatMul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Random { .. }
+        | Op::StopGradient
+        | Op::Patches(_)
+        | Op::Fold { .. } => false,
     }
 }
 

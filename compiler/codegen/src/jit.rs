@@ -23,9 +23,11 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
-use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
+use dnnc_ir::{Graph, NodeId, Op, UnaryOp};
 
 use crate::fuse::Group;
+use crate::loop_ops::{self, BinaryCode, Compare, UnaryCode};
+use dnnc_exec::helpers::Helper;
 
 pub(crate) use dnnc_exec::LoopFn;
 
@@ -34,32 +36,49 @@ pub(crate) type EntryFn = unsafe extern "C" fn() -> i32;
 
 use dnnc_exec::Call;
 
-/// The Rust helpers loops may call: name, address, arity (see
-/// [`dnnc_exec::helpers`]).
-fn helpers() -> [(&'static str, *const u8, usize); 8] {
-    dnnc_exec::helpers::table()
+/// The helper a unary op calls in a Cranelift loop, if it has no instruction.
+fn unary_helper(u: UnaryOp) -> Option<Helper> {
+    match loop_ops::unary(u) {
+        UnaryCode::Call(h) => Some(h),
+        // Cranelift has no sign instruction: the helper rounds as the interpreter does.
+        UnaryCode::Sign => Some(Helper::Sign),
+        UnaryCode::Neg
+        | UnaryCode::Abs
+        | UnaryCode::Sqrt
+        | UnaryCode::Rsqrt
+        | UnaryCode::Floor
+        | UnaryCode::Ceil
+        | UnaryCode::NotInLoops => None,
+    }
 }
 
-/// The helper a unary op calls, if it has no Cranelift instruction.
-fn unary_helper(u: UnaryOp) -> Option<&'static str> {
-    Some(match u {
-        UnaryOp::Exp => "dnnc_exp",
-        UnaryOp::Log => "dnnc_log",
-        UnaryOp::Sin => "dnnc_sin",
-        UnaryOp::Cos => "dnnc_cos",
-        UnaryOp::Tanh => "dnnc_tanh",
-        UnaryOp::Erf => "dnnc_erf",
-        UnaryOp::Sign => "dnnc_sign",
-        _ => return None,
-    })
-}
-
-/// Whether node `id` has an `f32x4` instruction sequence.
+/// Whether node `id` has an `f32x4` instruction sequence (helpers are scalar calls).
 fn vectorisable(g: &Graph, id: NodeId) -> bool {
     match &g.node(id).op {
         Op::Unary(u) => unary_helper(*u).is_none(),
-        Op::Binary(b) => *b != BinaryOp::Pow,
-        _ => true,
+        Op::Binary(b) => !matches!(loop_ops::binary(*b), BinaryCode::Call(_)),
+        Op::Input { .. }
+        | Op::State { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Select
+        | Op::Cast(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Broadcast(_)
+        | Op::Slice { .. }
+        | Op::Concat { .. }
+        | Op::Pad { .. }
+        | Op::Reduce { .. }
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::MatMul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Random { .. }
+        | Op::StopGradient
+        | Op::Patches(_)
+        | Op::Fold { .. } => true,
     }
 }
 
@@ -110,9 +129,10 @@ impl<M: Module> Loops<M> {
         linkage: Linkage,
     ) -> Result<Loops<M>, String> {
         let mut hs = HashMap::new();
-        for (name, _, arity) in helpers() {
+        for &h in Helper::ALL {
+            let name = h.symbol();
             let mut sig = module.make_signature();
-            for _ in 0..arity {
+            for _ in 0..h.arity() {
                 sig.params.push(AbiParam::new(types::F32));
             }
             sig.returns.push(AbiParam::new(types::F32));
@@ -229,8 +249,8 @@ impl<M: Module> Loops<M> {
 impl Jit {
     pub(crate) fn new() -> Result<Jit, String> {
         let mut jb = JITBuilder::with_isa(isa(false)?, default_libcall_names());
-        for (name, ptr, _) in helpers() {
-            jb.symbol(name, ptr);
+        for &h in Helper::ALL {
+            jb.symbol(h.symbol(), h.address());
         }
         let loops = Loops::with_module(JITModule::new(jb), "", Linkage::Local)?;
         Ok(Jit { loops: Some(loops) })
@@ -427,32 +447,21 @@ impl Body<'_> {
                 }
                 Op::Unary(u) => {
                     let x = x.expect("unary operand");
-                    match u {
-                        UnaryOp::Neg => b.ins().fneg(x),
-                        UnaryOp::Abs => b.ins().fabs(x),
-                        UnaryOp::Sqrt => b.ins().sqrt(x),
-                        UnaryOp::Rsqrt => {
+                    match loop_ops::unary(*u) {
+                        UnaryCode::Neg => b.ins().fneg(x),
+                        UnaryCode::Abs => b.ins().fabs(x),
+                        UnaryCode::Sqrt => b.ins().sqrt(x),
+                        UnaryCode::Rsqrt => {
                             let one = konst(b, 1.0);
                             let r = b.ins().sqrt(x);
                             b.ins().fdiv(one, r)
                         }
-                        UnaryOp::Floor => b.ins().floor(x),
-                        UnaryOp::Ceil => b.ins().ceil(x),
-                        u => call(b, unary_helper(*u).expect("a helper"), &[x]),
+                        UnaryCode::Floor => b.ins().floor(x),
+                        UnaryCode::Ceil => b.ins().ceil(x),
+                        UnaryCode::Sign => call(b, Helper::Sign.symbol(), &[x]),
+                        UnaryCode::Call(h) => call(b, h.symbol(), &[x]),
+                        UnaryCode::NotInLoops => unreachable!("`{u:?}` is never fused"),
                     }
-                }
-                Op::Binary(op) if crate::fuse::is_comparison(*op) => {
-                    // A lane mask (`i32x4`) or a flag (`i8`), read by a select.
-                    let (x, y) = (x.expect("lhs"), y.expect("rhs"));
-                    let cc = match op {
-                        BinaryOp::Lt => FloatCC::LessThan,
-                        BinaryOp::Le => FloatCC::LessThanOrEqual,
-                        BinaryOp::Gt => FloatCC::GreaterThan,
-                        BinaryOp::Ge => FloatCC::GreaterThanOrEqual,
-                        BinaryOp::Eq => FloatCC::Equal,
-                        _ => FloatCC::NotEqual,
-                    };
-                    b.ins().fcmp(cc, x, y)
                 }
                 Op::Select => {
                     let c = vals[&ops[0]];
@@ -469,20 +478,33 @@ impl Body<'_> {
                 }
                 Op::Binary(op) => {
                     let (x, y) = (x.expect("lhs"), y.expect("rhs"));
-                    match op {
-                        BinaryOp::Add => b.ins().fadd(x, y),
-                        BinaryOp::Sub => b.ins().fsub(x, y),
-                        BinaryOp::Mul => b.ins().fmul(x, y),
-                        BinaryOp::Div => b.ins().fdiv(x, y),
-                        BinaryOp::Max => b.ins().fmax(x, y),
-                        BinaryOp::Min => b.ins().fmin(x, y),
-                        BinaryOp::Rem => {
+                    match loop_ops::binary(*op) {
+                        BinaryCode::Add => b.ins().fadd(x, y),
+                        BinaryCode::Sub => b.ins().fsub(x, y),
+                        BinaryCode::Mul => b.ins().fmul(x, y),
+                        BinaryCode::Div => b.ins().fdiv(x, y),
+                        BinaryCode::Max => b.ins().fmax(x, y),
+                        BinaryCode::Min => b.ins().fmin(x, y),
+                        BinaryCode::Rem => {
                             let q = b.ins().fdiv(x, y);
                             let f = b.ins().floor(q);
                             let p = b.ins().fmul(y, f);
                             b.ins().fsub(x, p)
                         }
-                        _ => call(b, "dnnc_pow", &[x, y]),
+                        BinaryCode::Call(h) => call(b, h.symbol(), &[x, y]),
+                        // A lane mask (`i32x4`) or a flag (`i8`), read by a select.
+                        BinaryCode::Compare(c) => {
+                            let cc = match c {
+                                Compare::Lt => FloatCC::LessThan,
+                                Compare::Le => FloatCC::LessThanOrEqual,
+                                Compare::Gt => FloatCC::GreaterThan,
+                                Compare::Ge => FloatCC::GreaterThanOrEqual,
+                                Compare::Eq => FloatCC::Equal,
+                                Compare::Ne => FloatCC::NotEqual,
+                            };
+                            b.ins().fcmp(cc, x, y)
+                        }
+                        BinaryCode::NotInLoops => unreachable!("`{op:?}` is never fused"),
                     }
                 }
                 other => unreachable!("`{other}` is not elementwise"),

@@ -27,6 +27,7 @@ mod fuse;
 mod jit;
 #[cfg(feature = "llvm")]
 mod llvm;
+mod loop_ops;
 pub mod object;
 mod plan;
 mod schedule;

@@ -35,7 +35,9 @@ use inkwell::values::{
 };
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate, OptimizationLevel};
 
-use crate::fuse::{is_comparison, Group};
+use crate::fuse::Group;
+use crate::loop_ops::{self, BinaryCode, Compare, UnaryCode};
+use dnnc_exec::helpers::Helper;
 
 /// Lanes of a vector: 16 `f32` = 512 bits.
 const LANES: u32 = 16;
@@ -349,18 +351,15 @@ impl<'ctx> Codegen<'ctx> {
     /// A call of the Rust helper at `addr` (`f32` arguments and result) on each lane.
     fn helper(
         &self,
-        addr: usize,
+        h: Helper,
         args: &[BasicValueEnum<'ctx>],
     ) -> Result<BasicValueEnum<'ctx>, String> {
+        let addr = h.address() as usize;
         let f32t = self.f32();
         let params: Vec<_> = args.iter().map(|_| f32t.into()).collect();
         let fty = f32t.fn_type(&params, false);
         let callee = if self.aot {
-            let name = dnnc_exec::helpers::table()
-                .into_iter()
-                .find(|(_, a, _)| *a as usize == addr)
-                .map(|(n, _, _)| n)
-                .ok_or_else(|| err("helper", "unknown helper"))?;
+            let name = h.symbol();
             let f = self
                 .module
                 .get_function(name)
@@ -424,21 +423,6 @@ macro_rules! float2 {
             _ => Err(err("operands", "mismatched types")),
         }
     };
-}
-
-/// The scalar Rust helper of a unary op that must round like Rust's `f32` methods.
-fn unary_helper(u: UnaryOp) -> Option<usize> {
-    use dnnc_exec::helpers as h;
-    let f: extern "C" fn(f32) -> f32 = match u {
-        UnaryOp::Exp => h::exp,
-        UnaryOp::Log => h::log,
-        UnaryOp::Sin => h::sin,
-        UnaryOp::Cos => h::cos,
-        UnaryOp::Tanh => h::tanh,
-        UnaryOp::Erf => h::erf,
-        _ => return None,
-    };
-    Some(f as usize)
 }
 
 /// What a loop body needs to compute a group.
@@ -584,9 +568,8 @@ impl<'ctx> Body<'_, 'ctx> {
         match &self.g.node(m).op {
             Op::Broadcast(_) => Ok(self.splats[&m][usize::from(width > 1)]),
             Op::Unary(u) => self.unary(*u, arg(0), width),
-            Op::Binary(op) if is_comparison(*op) => self.compare(*op, arg(0), arg(1)),
             Op::Select => self.select(arg(0), arg(1), arg(2)),
-            Op::Binary(op) => self.binary(*op, arg(0), arg(1), width),
+            Op::Binary(op) => self.binary(*op, arg(0), arg(1)),
             other => Err(err("loop", format!("`{other}` is not elementwise"))),
         }
     }
@@ -598,35 +581,85 @@ impl<'ctx> Body<'_, 'ctx> {
         width: u32,
     ) -> Result<BasicValueEnum<'ctx>, String> {
         let (cg, b) = (self.cg, &self.cg.b);
-        if let Some(addr) = unary_helper(u) {
-            return cg.helper(addr, &[x]);
-        }
-        match u {
-            UnaryOp::Neg => match x {
+        match loop_ops::unary(u) {
+            UnaryCode::Neg => match x {
                 BasicValueEnum::FloatValue(x) => b.build_float_neg(x, "").map(Into::into),
                 BasicValueEnum::VectorValue(x) => b.build_float_neg(x, "").map(Into::into),
                 _ => return Err(err("neg", "not a float")),
             }
             .map_err(ber),
-            UnaryOp::Abs => cg.intrinsic("llvm.fabs", &[x]),
-            UnaryOp::Sqrt => cg.intrinsic("llvm.sqrt", &[x]),
-            UnaryOp::Rsqrt => {
+            UnaryCode::Abs => cg.intrinsic("llvm.fabs", &[x]),
+            UnaryCode::Sqrt => cg.intrinsic("llvm.sqrt", &[x]),
+            UnaryCode::Rsqrt => {
                 let r = cg.intrinsic("llvm.sqrt", &[x])?;
                 float2!(b, build_float_div, cg.konst(1.0, width)?, r)
             }
-            UnaryOp::Floor => cg.intrinsic("llvm.floor", &[x]),
-            UnaryOp::Ceil => cg.intrinsic("llvm.ceil", &[x]),
-            UnaryOp::Sign => self.sign(x, width),
-            other => Err(err("loop", format!("no code for `{}`", other.name()))),
+            UnaryCode::Floor => cg.intrinsic("llvm.floor", &[x]),
+            UnaryCode::Ceil => cg.intrinsic("llvm.ceil", &[x]),
+            UnaryCode::Sign => self.sign(x, width),
+            // The same Rust functions as Cranelift's loops: rounding stays identical.
+            UnaryCode::Call(h) => cg.helper(h, &[x]),
+            UnaryCode::NotInLoops => Err(err("loop", format!("no code for `{}`", u.name()))),
         }
+    }
+
+    /// IEEE 754-2019 `maximum` (`max`) or `minimum` of `x` and `y`: the larger (smaller)
+    /// one; of equal values the bitwise and (or) — `+0` (`-0`) of `±0`; NaN if either is.
+    fn extreme(
+        &self,
+        x: BasicValueEnum<'ctx>,
+        y: BasicValueEnum<'ctx>,
+        max: bool,
+    ) -> Result<BasicValueEnum<'ctx>, String> {
+        let b = &self.cg.b;
+        let (above, below) = if max {
+            (Compare::Gt, Compare::Lt)
+        } else {
+            (Compare::Lt, Compare::Gt)
+        };
+        let int_ty: BasicTypeEnum<'ctx> = match x {
+            BasicValueEnum::VectorValue(v) => self
+                .cg
+                .ctx
+                .i32_type()
+                .vec_type(v.get_type().get_size())
+                .into(),
+            _ => self.cg.ctx.i32_type().into(),
+        };
+        let bits = |v: BasicValueEnum<'ctx>| b.build_bit_cast(v, int_ty, "").map_err(ber);
+        let (xb, yb) = (bits(x)?, bits(y)?);
+        let both = match (xb, yb) {
+            (BasicValueEnum::IntValue(a), BasicValueEnum::IntValue(c)) => if max {
+                b.build_and(a, c, "")
+            } else {
+                b.build_or(a, c, "")
+            }
+            .map(BasicValueEnum::from),
+            (BasicValueEnum::VectorValue(a), BasicValueEnum::VectorValue(c)) => if max {
+                b.build_and(a, c, "")
+            } else {
+                b.build_or(a, c, "")
+            }
+            .map(BasicValueEnum::from),
+            _ => return Err(err("extreme", "mismatched types")),
+        }
+        .map_err(ber)?;
+        let equal = b.build_bit_cast(both, x.get_type(), "").map_err(ber)?;
+        let second = self.select(self.compare(below, x, y)?, y, equal)?;
+        let r = self.select(self.compare(above, x, y)?, x, second)?;
+        let width = match x {
+            BasicValueEnum::VectorValue(v) => v.get_type().get_size(),
+            _ => 1,
+        };
+        self.nan_if_unordered(x, y, r, width)
     }
 
     /// `dnnc_ir::scalar::sign_f32`: NaN for NaN, else -1, 0 or 1.
     fn sign(&self, x: BasicValueEnum<'ctx>, width: u32) -> Result<BasicValueEnum<'ctx>, String> {
         let cg = self.cg;
         let zero = cg.konst(0.0, width)?;
-        let pos = self.compare(BinaryOp::Gt, x, zero)?;
-        let neg = self.compare(BinaryOp::Lt, x, zero)?;
+        let pos = self.compare(Compare::Gt, x, zero)?;
+        let neg = self.compare(Compare::Lt, x, zero)?;
         let r = self.select(neg, cg.konst(-1.0, width)?, zero)?;
         let r = self.select(pos, cg.konst(1.0, width)?, r)?;
         self.nan_if_unordered(x, x, r, width)
@@ -648,17 +681,17 @@ impl<'ctx> Body<'_, 'ctx> {
     /// except `ne`.
     fn compare(
         &self,
-        op: BinaryOp,
+        c: Compare,
         x: BasicValueEnum<'ctx>,
         y: BasicValueEnum<'ctx>,
     ) -> Result<BasicValueEnum<'ctx>, String> {
-        let p = match op {
-            BinaryOp::Lt => FloatPredicate::OLT,
-            BinaryOp::Le => FloatPredicate::OLE,
-            BinaryOp::Gt => FloatPredicate::OGT,
-            BinaryOp::Ge => FloatPredicate::OGE,
-            BinaryOp::Eq => FloatPredicate::OEQ,
-            _ => FloatPredicate::UNE,
+        let p = match c {
+            Compare::Lt => FloatPredicate::OLT,
+            Compare::Le => FloatPredicate::OLE,
+            Compare::Gt => FloatPredicate::OGT,
+            Compare::Ge => FloatPredicate::OGE,
+            Compare::Eq => FloatPredicate::OEQ,
+            Compare::Ne => FloatPredicate::UNE,
         };
         float2!(self.cg.b, build_float_compare, x, y, p)
     }
@@ -683,35 +716,28 @@ impl<'ctx> Body<'_, 'ctx> {
         op: BinaryOp,
         x: BasicValueEnum<'ctx>,
         y: BasicValueEnum<'ctx>,
-        width: u32,
     ) -> Result<BasicValueEnum<'ctx>, String> {
         let (cg, b) = (self.cg, &self.cg.b);
-        match op {
-            BinaryOp::Add => float2!(b, build_float_add, x, y),
-            BinaryOp::Sub => float2!(b, build_float_sub, x, y),
-            BinaryOp::Mul => float2!(b, build_float_mul, x, y),
-            BinaryOp::Div => float2!(b, build_float_div, x, y),
-            // `dnnc_ir::scalar::max_f32`: NaN if either is, else Rust's `f32::max`.
-            BinaryOp::Max => {
-                let r = cg.intrinsic("llvm.maxnum", &[x, y])?;
-                self.nan_if_unordered(x, y, r, width)
-            }
-            BinaryOp::Min => {
-                let r = cg.intrinsic("llvm.minnum", &[x, y])?;
-                self.nan_if_unordered(x, y, r, width)
-            }
+        match loop_ops::binary(op) {
+            BinaryCode::Add => float2!(b, build_float_add, x, y),
+            BinaryCode::Sub => float2!(b, build_float_sub, x, y),
+            BinaryCode::Mul => float2!(b, build_float_mul, x, y),
+            BinaryCode::Div => float2!(b, build_float_div, x, y),
+            // `dnnc_ir::scalar::max`: IEEE 754-2019 `maximum` (NaN if either is NaN,
+            // +0 of ±0), as Cranelift's `fmax`. LLVM 14 cannot select
+            // `llvm.maximum` for vectors, so it is spelled out.
+            BinaryCode::Max => self.extreme(x, y, true),
+            BinaryCode::Min => self.extreme(x, y, false),
             // `x - y * floor(x / y)`, rounded at each step.
-            BinaryOp::Rem => {
+            BinaryCode::Rem => {
                 let q = float2!(b, build_float_div, x, y)?;
                 let f = cg.intrinsic("llvm.floor", &[q])?;
                 let p = float2!(b, build_float_mul, y, f)?;
                 float2!(b, build_float_sub, x, p)
             }
-            BinaryOp::Pow => {
-                let pow: extern "C" fn(f32, f32) -> f32 = dnnc_exec::helpers::pow;
-                cg.helper(pow as usize, &[x, y])
-            }
-            other => Err(err("loop", format!("no code for `{}`", other.name()))),
+            BinaryCode::Call(h) => cg.helper(h, &[x, y]),
+            BinaryCode::Compare(c) => self.compare(c, x, y),
+            BinaryCode::NotInLoops => Err(err("loop", format!("no code for `{}`", op.name()))),
         }
     }
 }

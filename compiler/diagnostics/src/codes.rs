@@ -90,6 +90,7 @@ codes! {
     NOT_AUGMENTABLE = "E0411", "a field cannot be augmented";
 
     NOT_SUPPORTED = "E0900", "this construct is not supported yet";
+    DTYPE_NOT_SUPPORTED = "E0901", "an element type is not supported here yet";
 }
 
 /// Looks up the long explanation of `code` (`"E0300"` or `"e0300"`).

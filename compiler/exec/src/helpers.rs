@@ -1,8 +1,59 @@
-//! The scalar functions fused loops call for ops Cranelift has no instruction for.
-//!
-//! The JIT links loops to these addresses; static libraries export them under the
-//! names in [`table`] (`dnnc-capi` defines the `#[no_mangle]` symbols), which is how
-//! object files refer to them.
+//! The scalar functions fused loops call for ops that have no instruction in Cranelift
+//! or LLVM: [`Helper`] names each one. The JIT links loops to [`Helper::address`];
+//! static libraries export them under [`Helper::symbol`] (`dnnc-capi` defines the
+//! `#[no_mangle]` symbols), which is how object files refer to them. Each computes
+//! what [`dnnc_ir::scalar`] defines, so compiled loops agree with the interpreter.
+
+use dnnc_ir::scalar;
+
+/// Defines [`Helper`] and its table from one list, so that the table is sized and
+/// ordered by the definition itself.
+macro_rules! helpers {
+    ($($name:ident => $symbol:literal, $arity:literal, $f:path;)*) => {
+        /// A Rust function compiled loops call.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Helper {
+            $($name,)*
+        }
+
+        impl Helper {
+            /// Every helper, in the order of the definition.
+            pub const ALL: &'static [Helper] = &[$(Helper::$name,)*];
+
+            /// The symbol a static library exports the helper under.
+            pub fn symbol(self) -> &'static str {
+                match self {
+                    $(Helper::$name => $symbol,)*
+                }
+            }
+
+            /// How many `f32` arguments it takes.
+            pub fn arity(self) -> usize {
+                match self {
+                    $(Helper::$name => $arity,)*
+                }
+            }
+
+            /// The function's address in this process.
+            pub fn address(self) -> *const u8 {
+                match self {
+                    $(Helper::$name => $f as *const u8,)*
+                }
+            }
+        }
+    };
+}
+
+helpers! {
+    Exp => "dnnc_exp", 1, exp;
+    Log => "dnnc_log", 1, log;
+    Sin => "dnnc_sin", 1, sin;
+    Cos => "dnnc_cos", 1, cos;
+    Tanh => "dnnc_tanh", 1, tanh;
+    Erf => "dnnc_erf", 1, erf;
+    Sign => "dnnc_sign", 1, sign;
+    Pow => "dnnc_pow", 2, pow;
+}
 
 pub extern "C" fn exp(x: f32) -> f32 {
     x.exp()
@@ -20,25 +71,26 @@ pub extern "C" fn tanh(x: f32) -> f32 {
     x.tanh()
 }
 pub extern "C" fn erf(x: f32) -> f32 {
-    dnnc_ir::scalar::erf_f32(x)
+    scalar::erf_f32(x)
 }
 pub extern "C" fn sign(x: f32) -> f32 {
-    dnnc_ir::scalar::sign_f32(x)
+    scalar::sign_f32(x)
 }
 pub extern "C" fn pow(x: f32, y: f32) -> f32 {
     x.powf(y)
 }
 
-/// Every helper: symbol name, address, number of `f32` arguments.
-pub fn table() -> [(&'static str, *const u8, usize); 8] {
-    [
-        ("dnnc_exp", exp as *const u8, 1),
-        ("dnnc_log", log as *const u8, 1),
-        ("dnnc_sin", sin as *const u8, 1),
-        ("dnnc_cos", cos as *const u8, 1),
-        ("dnnc_tanh", tanh as *const u8, 1),
-        ("dnnc_erf", erf as *const u8, 1),
-        ("dnnc_sign", sign as *const u8, 1),
-        ("dnnc_pow", pow as *const u8, 2),
-    ]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_are_distinct_and_helpers_compute_the_scalar_rules() {
+        let mut symbols: Vec<&str> = Helper::ALL.iter().map(|h| h.symbol()).collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        assert_eq!(symbols.len(), Helper::ALL.len());
+        assert_eq!(erf(0.5), scalar::erf_f32(0.5));
+        assert!(sign(f32::NAN).is_nan());
+    }
 }

@@ -77,7 +77,7 @@ pub fn eval(
     check_operands(id, node, args)?;
     let fail = |message: String| InterpError::Op {
         node: id.raw(),
-        kind: node.op.kind(),
+        kind: node.op.name(),
         message,
     };
     let bad_operands = || {

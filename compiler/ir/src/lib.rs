@@ -18,7 +18,7 @@ pub mod window;
 
 pub use dnnc_tensor::DType;
 pub use graph::{check_index_limit, index_limit_error, Graph, Node, NodeId};
-pub use op::{op_kinds, BinaryOp, Dist, Op, ReduceKind, UnaryOp};
+pub use op::{BinaryOp, Dist, DistKind, Op, OpKind, ReduceKind, UnaryOp};
 pub use shape::TensorType;
 pub use verify::verify;
 pub use window::Window2d;

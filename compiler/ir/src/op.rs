@@ -11,123 +11,82 @@ use dnnc_tensor::DType;
 
 use crate::window::Window2d;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum UnaryOp {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Rsqrt,
-    Abs,
-    Sign,
-    Sin,
-    Cos,
-    Tanh,
-    Erf,
-    Floor,
-    Ceil,
-    Not,
+/// The number of identifiers given.
+macro_rules! count {
+    () => { 0usize };
+    ($head:ident $($tail:ident)*) => { 1usize + count!($($tail)*) };
 }
 
-impl UnaryOp {
-    pub const ALL: [UnaryOp; 14] = [
-        UnaryOp::Neg,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sqrt,
-        UnaryOp::Rsqrt,
-        UnaryOp::Abs,
-        UnaryOp::Sign,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Tanh,
-        UnaryOp::Erf,
-        UnaryOp::Floor,
-        UnaryOp::Ceil,
-        UnaryOp::Not,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "neg",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Log => "log",
-            UnaryOp::Sqrt => "sqrt",
-            UnaryOp::Rsqrt => "rsqrt",
-            UnaryOp::Abs => "abs",
-            UnaryOp::Sign => "sign",
-            UnaryOp::Sin => "sin",
-            UnaryOp::Cos => "cos",
-            UnaryOp::Tanh => "tanh",
-            UnaryOp::Erf => "erf",
-            UnaryOp::Floor => "floor",
-            UnaryOp::Ceil => "ceil",
-            UnaryOp::Not => "not",
+/// Defines an enum of op variants from one list: the enum, `ALL` (every variant, in
+/// order, sized by the list itself) and `name()`. Adding a variant is one line here;
+/// every exhaustive `match` on the enum then points at what else must handle it.
+macro_rules! op_enum {
+    ($(#[$doc:meta])* $vis:vis enum $name:ident { $($v:ident => $n:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
+            serde::Deserialize,
+        )]
+        $vis enum $name {
+            $($v,)*
         }
+
+        impl $name {
+            /// Every variant, in the order of the definition.
+            pub const ALL: [$name; count!($($v)*)] = [$($name::$v,)*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$v => $n,)*
+                }
+            }
+        }
+    };
+}
+
+op_enum! {
+    /// Elementwise ops of one operand.
+    pub enum UnaryOp {
+        Neg => "neg",
+        Exp => "exp",
+        Log => "log",
+        Sqrt => "sqrt",
+        Rsqrt => "rsqrt",
+        Abs => "abs",
+        Sign => "sign",
+        Sin => "sin",
+        Cos => "cos",
+        Tanh => "tanh",
+        Erf => "erf",
+        Floor => "floor",
+        Ceil => "ceil",
+        Not => "not",
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Max,
-    Min,
-    Rem,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-    And,
-    Or,
+op_enum! {
+    /// Elementwise ops of two operands of one shape and element type.
+    pub enum BinaryOp {
+        Add => "add",
+        Sub => "sub",
+        Mul => "mul",
+        Div => "div",
+        Pow => "pow",
+        Max => "max",
+        Min => "min",
+        Rem => "rem",
+        Lt => "lt",
+        Le => "le",
+        Gt => "gt",
+        Ge => "ge",
+        Eq => "eq",
+        Ne => "ne",
+        And => "and",
+        Or => "or",
+    }
 }
 
 impl BinaryOp {
-    pub const ALL: [BinaryOp; 16] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Pow,
-        BinaryOp::Max,
-        BinaryOp::Min,
-        BinaryOp::Rem,
-        BinaryOp::Lt,
-        BinaryOp::Le,
-        BinaryOp::Gt,
-        BinaryOp::Ge,
-        BinaryOp::Eq,
-        BinaryOp::Ne,
-        BinaryOp::And,
-        BinaryOp::Or,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Pow => "pow",
-            BinaryOp::Max => "max",
-            BinaryOp::Min => "min",
-            BinaryOp::Rem => "rem",
-            BinaryOp::Lt => "lt",
-            BinaryOp::Le => "le",
-            BinaryOp::Gt => "gt",
-            BinaryOp::Ge => "ge",
-            BinaryOp::Eq => "eq",
-            BinaryOp::Ne => "ne",
-            BinaryOp::And => "and",
-            BinaryOp::Or => "or",
-        }
-    }
-
     /// Comparisons produce `bool`.
     pub fn is_comparison(self) -> bool {
         matches!(
@@ -141,11 +100,22 @@ impl BinaryOp {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ReduceKind {
-    Sum,
-    Max,
-    Min,
+op_enum! {
+    /// What a reduction combines with.
+    pub enum ReduceKind {
+        Sum => "reduce_sum",
+        Max => "reduce_max",
+        Min => "reduce_min",
+    }
+}
+
+op_enum! {
+    /// The distributions of [`Op::Random`], by kind ([`Dist`] carries their parameters).
+    pub enum DistKind {
+        Uniform => "random_uniform",
+        Normal => "random_normal",
+        Bernoulli => "random_bernoulli",
+    }
 }
 
 /// Distributions of the counter-based random ops.
@@ -256,92 +226,117 @@ pub enum Op {
     },
 }
 
-/// Every kind of op, one representative each, for tests that must cover them all.
-pub fn op_kinds() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = vec![
-        "input",
-        "state",
-        "const",
-        "iota",
-        "select",
-        "cast",
-        "reshape",
-        "transpose",
-        "broadcast",
-        "slice",
-        "concat",
-        "pad",
-        "reduce_sum",
-        "reduce_max",
-        "reduce_min",
-        "argmax",
-        "argmin",
-        "matmul",
-        "gather",
-        "scatter_add",
-        "random_uniform",
-        "random_normal",
-        "random_bernoulli",
-        "stop_gradient",
-        "patches",
-        "fold",
-    ];
-    v.extend(UnaryOp::ALL.iter().map(|u| u.name()));
-    v.extend(BinaryOp::ALL.iter().map(|b| b.name()));
-    v
+/// Defines [`OpKind`] from one list of the ops without a family and the families
+/// (`Unary(UnaryOp)`, ...), with `all()` and `name()`.
+macro_rules! op_kinds {
+    (ops { $($s:ident => $sn:literal,)* } families { $($f:ident($t:ident),)* }) => {
+        /// What an [`Op`] is, without its attributes: the unit of "every op" in tests
+        /// and tables (`OpKind::all()` lists each once).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum OpKind {
+            $($s,)*
+            $($f($t),)*
+        }
+
+        impl OpKind {
+            /// Every kind: each op, and each member of each family.
+            pub fn all() -> Vec<OpKind> {
+                let mut v = vec![$(OpKind::$s,)*];
+                $(v.extend($t::ALL.iter().map(|&x| OpKind::$f(x)));)*
+                v
+            }
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(OpKind::$s => $sn,)*
+                    $(OpKind::$f(x) => x.name(),)*
+                }
+            }
+        }
+    };
+}
+
+op_kinds! {
+    ops {
+        Input => "input",
+        State => "state",
+        Const => "const",
+        Iota => "iota",
+        Select => "select",
+        Cast => "cast",
+        Reshape => "reshape",
+        Transpose => "transpose",
+        Broadcast => "broadcast",
+        Slice => "slice",
+        Concat => "concat",
+        Pad => "pad",
+        ArgMax => "argmax",
+        ArgMin => "argmin",
+        MatMul => "matmul",
+        Gather => "gather",
+        ScatterAdd => "scatter_add",
+        StopGradient => "stop_gradient",
+        Patches => "patches",
+        Fold => "fold",
+    }
+    families {
+        Unary(UnaryOp),
+        Binary(BinaryOp),
+        Reduce(ReduceKind),
+        Random(DistKind),
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Dist {
+    pub fn kind(&self) -> DistKind {
+        match self {
+            Dist::Uniform { .. } => DistKind::Uniform,
+            Dist::Normal { .. } => DistKind::Normal,
+            Dist::Bernoulli => DistKind::Bernoulli,
+        }
+    }
 }
 
 impl Op {
-    /// The op's kind as listed by [`op_kinds`].
-    pub fn kind(&self) -> &'static str {
+    /// What the op is, without its attributes.
+    pub fn kind(&self) -> OpKind {
         match self {
-            Op::Input { .. } => "input",
-            Op::State { .. } => "state",
-            Op::Const { .. } => "const",
-            Op::Iota { .. } => "iota",
-            Op::Unary(u) => u.name(),
-            Op::Binary(b) => b.name(),
-            Op::Select => "select",
-            Op::Cast(_) => "cast",
-            Op::Reshape(_) => "reshape",
-            Op::Transpose(_) => "transpose",
-            Op::Broadcast(_) => "broadcast",
-            Op::Slice { .. } => "slice",
-            Op::Concat { .. } => "concat",
-            Op::Pad { .. } => "pad",
-            Op::Reduce {
-                kind: ReduceKind::Sum,
-                ..
-            } => "reduce_sum",
-            Op::Reduce {
-                kind: ReduceKind::Max,
-                ..
-            } => "reduce_max",
-            Op::Reduce {
-                kind: ReduceKind::Min,
-                ..
-            } => "reduce_min",
-            Op::ArgMax { .. } => "argmax",
-            Op::ArgMin { .. } => "argmin",
-            Op::MatMul => "matmul",
-            Op::Gather { .. } => "gather",
-            Op::ScatterAdd { .. } => "scatter_add",
-            Op::Random {
-                dist: Dist::Uniform { .. },
-                ..
-            } => "random_uniform",
-            Op::Random {
-                dist: Dist::Normal { .. },
-                ..
-            } => "random_normal",
-            Op::Random {
-                dist: Dist::Bernoulli,
-                ..
-            } => "random_bernoulli",
-            Op::StopGradient => "stop_gradient",
-            Op::Patches(_) => "patches",
-            Op::Fold { .. } => "fold",
+            Op::Input { .. } => OpKind::Input,
+            Op::State { .. } => OpKind::State,
+            Op::Const { .. } => OpKind::Const,
+            Op::Iota { .. } => OpKind::Iota,
+            Op::Unary(u) => OpKind::Unary(*u),
+            Op::Binary(b) => OpKind::Binary(*b),
+            Op::Select => OpKind::Select,
+            Op::Cast(_) => OpKind::Cast,
+            Op::Reshape(_) => OpKind::Reshape,
+            Op::Transpose(_) => OpKind::Transpose,
+            Op::Broadcast(_) => OpKind::Broadcast,
+            Op::Slice { .. } => OpKind::Slice,
+            Op::Concat { .. } => OpKind::Concat,
+            Op::Pad { .. } => OpKind::Pad,
+            Op::Reduce { kind, .. } => OpKind::Reduce(*kind),
+            Op::ArgMax { .. } => OpKind::ArgMax,
+            Op::ArgMin { .. } => OpKind::ArgMin,
+            Op::MatMul => OpKind::MatMul,
+            Op::Gather { .. } => OpKind::Gather,
+            Op::ScatterAdd { .. } => OpKind::ScatterAdd,
+            Op::Random { dist, .. } => OpKind::Random(dist.kind()),
+            Op::StopGradient => OpKind::StopGradient,
+            Op::Patches(_) => OpKind::Patches,
+            Op::Fold { .. } => OpKind::Fold,
         }
+    }
+
+    /// The op's name in the IR text (`matmul`, `reduce_sum`, ...).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// How many operands the op takes (`None`: any number, for concat).
@@ -397,14 +392,10 @@ impl fmt::Display for Op {
                 axes,
                 keepdims,
             } => {
-                let k = match kind {
-                    ReduceKind::Sum => "sum",
-                    ReduceKind::Max => "max",
-                    ReduceKind::Min => "min",
-                };
                 write!(
                     f,
-                    "reduce_{k} {}{}",
+                    "{} {}{}",
+                    kind.name(),
                     list(axes),
                     if *keepdims { " keepdims" } else { "" }
                 )
@@ -424,7 +415,7 @@ impl fmt::Display for Op {
                 }
                 Dist::Bernoulli => write!(f, "random_bernoulli salt={salt}"),
             },
-            other => f.write_str(other.kind()),
+            other => f.write_str(other.name()),
         }
     }
 }

@@ -7,7 +7,9 @@ use std::fmt;
 
 use dnnc_tensor::DType;
 
-use crate::op::{BinaryOp, Dist, Op, ReduceKind, UnaryOp};
+use crate::op::{BinaryOp, Dist, Op, ReduceKind};
+use crate::scalar;
+use dnnc_tensor::Class;
 
 /// An element type and a concrete shape.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -81,16 +83,14 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
             Ok(TensorType::new(*dtype, shape.clone()))
         }
         Op::Unary(u) => {
+            // Defined where `dnnc_ir::scalar` defines it, for the operand's class.
             let x = ins[0];
-            match u {
-                UnaryOp::Not => check(x.dtype == DType::Bool, || format!("`not` of {x}"))?,
-                UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign => {
-                    check(x.dtype != DType::Bool, || format!("`{}` of {x}", u.name()))?
-                }
-                _ => check(x.dtype.is_float(), || {
-                    format!("`{}` needs a float operand, found {x}", u.name())
-                })?,
-            }
+            let defined = match x.dtype.class() {
+                Class::Float => scalar::unary_float::<f32>(*u).is_some(),
+                Class::Int => scalar::unary_int(*u).is_some(),
+                Class::Bool => scalar::unary_bool(*u).is_some(),
+            };
+            check(defined, || format!("`{}` is not defined on {x}", u.name()))?;
             Ok(x.clone())
         }
         Op::Binary(b) => {
@@ -99,15 +99,12 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
             check(x.dtype == y.dtype, || {
                 format!("`{}` of {x} and {y}", b.name())
             })?;
-            if b.is_logical() {
-                check(x.dtype == DType::Bool, || {
-                    format!("`{}` needs bool operands, found {x}", b.name())
-                })?;
-            } else if !b.is_comparison() {
-                check(x.dtype != DType::Bool, || {
-                    format!("`{}` of bool operands", b.name())
-                })?;
-            }
+            let defined = match x.dtype.class() {
+                Class::Float => scalar::binary_float::<f32>(*b).is_some(),
+                Class::Int => scalar::binary_int(*b).is_some(),
+                Class::Bool => scalar::binary_bool(*b).is_some(),
+            };
+            check(defined, || format!("`{}` is not defined on {x}", b.name()))?;
             let dtype = if b.is_comparison() {
                 DType::Bool
             } else {

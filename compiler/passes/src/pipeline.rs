@@ -581,9 +581,9 @@ fn parse_op(kind: &str, a: &mut Attrs<'_>, ty: &TensorType) -> Result<Op, String
             salt: a.key("salt")?,
         },
         other => {
-            if let Some(u) = UnaryOp::ALL.into_iter().find(|u| u.name() == other) {
+            if let Some(&u) = UnaryOp::ALL.iter().find(|u| u.name() == other) {
                 Op::Unary(u)
-            } else if let Some(b) = BinaryOp::ALL.into_iter().find(|b| b.name() == other) {
+            } else if let Some(&b) = BinaryOp::ALL.iter().find(|b| b.name() == other) {
                 Op::Binary(b)
             } else {
                 return Err(format!("unknown op `{other}`"));

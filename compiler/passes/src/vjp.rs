@@ -212,7 +212,15 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
                     let t = b.mul(g, f)?;
                     vec![Some(g), Some(b.un(UnaryOp::Neg, t)?)]
                 }
-                _ => vec![None, None],
+                // Comparisons and logic give `bool`: no gradient flows through them.
+                BinaryOp::Lt
+                | BinaryOp::Le
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Eq
+                | BinaryOp::Ne
+                | BinaryOp::And
+                | BinaryOp::Or => vec![None, None],
             }
         }
         Op::Select => {

@@ -931,6 +931,9 @@ impl Rules<'_, '_> {
                 return self.dtype_error(a, t, "a floating-point tensor");
             }
         }
+        if x.dtype == w.dtype && self.cx.needs_f32(x, self.span, "a convolution") {
+            return Ty::Error;
+        }
         if x.dtype != w.dtype {
             let msg = format!(
                 "mismatched element types in `conv2d`: `{}` and `{}`",

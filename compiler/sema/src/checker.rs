@@ -519,6 +519,9 @@ impl<'db> Checker<'db> {
                     if let Some(t) = &tensor {
                         let what = format!("the {kw} `{}`", name.text);
                         self.too_large(t, ty.span, &what);
+                        if !*buffer && frozen.is_none() {
+                            self.needs_f32(t, ty.span, "a trained parameter");
+                        }
                     }
                     let init = crate::settings::check_initializer(self, init, tensor.as_ref());
                     if let Some(t) = tensor {

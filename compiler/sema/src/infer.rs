@@ -95,6 +95,26 @@ impl<'db> Checker<'db> {
         t
     }
 
+    /// Reports E0901 at `span` when `t` is not `f32`, for computations the backends
+    /// do only in `f32` yet (matrix products, convolutions, trained parameters, the
+    /// loss); returns whether it did.
+    pub fn needs_f32(&mut self, t: &TensorTy, span: Span, what: &str) -> bool {
+        if t.dtype == DType::F32 {
+            return false;
+        }
+        let d = self
+            .err(
+                codes::DTYPE_NOT_SUPPORTED,
+                span,
+                format!("{what} of element type `{}` is not supported yet", t.dtype.name()),
+            )
+            .with_label(format!("this is `{t}`"))
+            .with_note("the backends compute matrix products, convolutions, trained parameters and losses in `f32`")
+            .with_help("compute in `f32` and convert with `cast` where another type is wanted");
+        self.error(d);
+        true
+    }
+
     /// Reports E0310 at `span` when `t`'s known size exceeds
     /// [`dnnc_tensor::memory::MAX_TENSOR_BYTES`]; returns whether it did.
     pub fn too_large(&mut self, t: &TensorTy, span: Span, what: &str) -> bool {
@@ -741,6 +761,9 @@ impl<'db> Checker<'db> {
                 .with_secondary(&self.fname.clone(), l.span, format!("this is `{a}`"))
                 .with_secondary(&self.fname.clone(), r.span, format!("this is `{b}`"));
             self.error(d);
+            return Ty::Error;
+        }
+        if self.needs_f32(a, op_span, "a matrix product") {
             return Ty::Error;
         }
         let (an, bn) = (a.shape.0.len(), b.shape.0.len());

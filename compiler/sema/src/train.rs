@@ -460,7 +460,9 @@ fn misplaced(cx: &mut Checker<'_>, span: Span, field: &str) {
 fn check_loss(cx: &mut Checker<'_>, e: &Expr) {
     let t = cx.expr(e);
     match &t {
-        Ty::Tensor(t) if t.shape.rank() == Some(0) && t.dtype.is_float() => {}
+        Ty::Tensor(t) if t.shape.rank() == Some(0) && t.dtype.is_float() => {
+            cx.needs_f32(t, e.span, "a loss");
+        }
         Ty::Error => {}
         Ty::Tensor(t) if t.shape.rank() == Some(0) => {
             let d = cx
