@@ -421,11 +421,13 @@ fn declaration_keyword(text: &str) -> &str {
 }
 
 /// Completions for a table of settings, each with its signature and defaults.
-fn settings(table: Vec<(&'static str, Vec<dnnc_sema::settings::SParam>)>) -> Vec<CompletionItem> {
+fn settings<T>(table: dnnc_sema::settings::Table<T>) -> Vec<CompletionItem> {
     table
         .into_iter()
-        .map(|(name, params)| {
-            let ps: Vec<String> = params
+        .map(|e| {
+            let name = e.name;
+            let ps: Vec<String> = e
+                .params
                 .iter()
                 .map(|p| match &p.default {
                     Some(d) => format!("{} = {d}", p.name),

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use dnnc_exec::library::{Entry, LibraryDesc};
 use dnnc_exec::{Instance, LoopFn};
+use dnnc_ir::Port;
 use dnnc_tensor::{DType, Tensor};
 
 /// A model behind a `NAME_t *`.
@@ -37,7 +38,10 @@ fn instances(entries: &[Entry], loops: &[LoopFn]) -> Result<Vec<(usize, Instance
         let fns = loops
             .get(e.first_loop..end)
             .ok_or("the library's loop table is too short for its programs")?;
-        out.push((e.batch, Instance::new(&e.program, Some(fns))?));
+        out.push((
+            e.batch,
+            Instance::new(&e.program, Some(fns)).map_err(|e| e.to_string())?,
+        ));
     }
     out.sort_by_key(|(b, _)| *b);
     Ok(out)
@@ -98,7 +102,7 @@ impl Model {
             let inst = &self.train[r].1;
             for name in inst.state_names() {
                 if let Some(t) = self.states.get_mut(name) {
-                    inst.read_state_into(name, t)?;
+                    inst.read_state_into(name, t).map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -160,7 +164,7 @@ impl Model {
             self.collect()?;
             for (_, inst) in &mut self.forward {
                 for (name, t) in &self.states {
-                    inst.set_state(name, t)?;
+                    inst.set_state(name, t).map_err(|e| e.to_string())?;
                 }
             }
             self.forward_stale = false;
@@ -183,7 +187,7 @@ impl Model {
                 .ok_or("the inference program has no float input")?;
             buf[..rows * isz].copy_from_slice(&input[done * isz..(done + rows) * isz]);
             buf[rows * isz..].fill(0.0);
-            inst.run()?;
+            inst.run().map_err(|e| e.to_string())?;
             let out = inst
                 .output_f32(&self.desc.output.name)
                 .ok_or("the inference program has no float output")?;
@@ -219,7 +223,7 @@ impl Model {
             self.collect().map_err(failed)?;
             let inst = &mut self.train[t].1;
             for (name, v) in &self.states {
-                inst.set_state(name, v).map_err(failed)?;
+                inst.set_state(name, v).map_err(|e| failed(e.to_string()))?;
             }
             self.resident = Some(t);
         }
@@ -261,17 +265,17 @@ impl Model {
             }
         }
         // Labels out of range are the caller's data, not a failure of the model.
-        inst.check_inputs().map_err(|e| (-1, e))?;
-        if let Some(mut buf) = inst.input_mut("step") {
+        inst.check_inputs().map_err(|e| (-1, e.to_string()))?;
+        if let Some(mut buf) = inst.input_mut(Port::Step.name()) {
             buf.copy_cast(dnnc_tensor::Slice::I64(&[step]));
         }
-        if let Some(mut buf) = inst.input_mut("rng_key") {
+        if let Some(mut buf) = inst.input_mut(Port::RngKey.name()) {
             buf.copy_cast(dnnc_tensor::Slice::I64(&[key]));
         }
-        inst.run().map_err(failed)?;
+        inst.run().map_err(|e| failed(e.to_string()))?;
         let loss = inst
             .output_names()
-            .position(|n| n == "loss")
+            .position(|n| n == Port::Loss.name())
             .and_then(|i| inst.output_scalar(i))
             .ok_or_else(|| failed("the training step has no loss".into()))?;
         if !loss.is_finite() {

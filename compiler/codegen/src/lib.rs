@@ -23,6 +23,7 @@
 //! the differential tests state their tolerance.
 
 mod dump;
+pub mod error;
 mod fuse;
 mod jit;
 #[cfg(feature = "llvm")]
@@ -35,7 +36,7 @@ mod schedule;
 use std::collections::HashMap;
 
 use dnnc_exec::program::{PortDesc, Stats, StepDesc, ValDesc};
-use dnnc_exec::{Call, Instance, Program};
+use dnnc_exec::{Call, ExecError, Instance, Program};
 use dnnc_ir::Graph;
 use dnnc_tensor::Tensor;
 
@@ -45,6 +46,7 @@ use crate::plan::Place;
 use crate::schedule::{Role, Work};
 
 pub use dnnc_kernels::pool::{set_threads, threads};
+pub use error::CodegenError;
 
 /// A graph compiled to native code, ready to [`run`](Compiled::run) any number of
 /// times. States live inside between runs, so a training loop can
@@ -72,15 +74,15 @@ enum Code {
 }
 
 /// Compiles `g`.
-pub fn compile(g: &Graph) -> Result<Compiled, String> {
+pub fn compile(g: &Graph) -> Result<Compiled, CodegenError> {
     let (program, groups) = build_program(g)?;
-    let mut jit = Jit::new()?;
+    let mut jit = Jit::new().map_err(CodegenError::Cranelift)?;
     for group in &groups {
-        jit.declare(g, group)?;
+        jit.declare(g, group).map_err(CodegenError::Cranelift)?;
     }
     let mut instance = Instance::new(&program, None)?;
     let calls: Vec<Call> = instance.calls();
-    let (loops, entry) = jit.finish(&calls)?;
+    let (loops, entry) = jit.finish(&calls).map_err(CodegenError::Cranelift)?;
     instance.set_loops(&loops);
     Ok(Compiled {
         code: Code::Cranelift {
@@ -95,9 +97,9 @@ pub fn compile(g: &Graph) -> Result<Compiled, String> {
 /// Compiles `g` with the LLVM backend: the same schedule and memory plan, loops
 /// compiled by LLVM for the host CPU with 512-bit vectors.
 #[cfg(feature = "llvm")]
-pub fn compile_llvm(g: &Graph) -> Result<Compiled, String> {
+pub fn compile_llvm(g: &Graph) -> Result<Compiled, CodegenError> {
     let (program, groups) = build_program(g)?;
-    let (engine, loops) = llvm::compile(g, &groups)?;
+    let (engine, loops) = llvm::compile(g, &groups).map_err(CodegenError::Llvm)?;
     let instance = Instance::new(&program, Some(&loops))?;
     Ok(Compiled {
         code: Code::Llvm { _engine: engine },
@@ -108,15 +110,15 @@ pub fn compile_llvm(g: &Graph) -> Result<Compiled, String> {
 
 /// The LLVM IR of `g`'s loops before optimisation (for tests and debugging).
 #[cfg(feature = "llvm")]
-pub fn llvm_ir(g: &Graph) -> Result<String, String> {
+pub fn llvm_ir(g: &Graph) -> Result<String, CodegenError> {
     let (_, groups) = build_program(g)?;
-    llvm::ir_text(g, &groups)
+    llvm::ir_text(g, &groups).map_err(CodegenError::Llvm)
 }
 
 /// The schedule and memory plan of `g` as a [`Program`], with the fused group of each
 /// of its loop functions (loop `i` computes `groups[i]`).
-pub(crate) fn build_program(g: &Graph) -> Result<(Program, Vec<Group>), String> {
-    let mut s = schedule::build(g)?;
+pub(crate) fn build_program(g: &Graph) -> Result<(Program, Vec<Group>), CodegenError> {
+    let mut s = schedule::build(g).map_err(CodegenError::Schedule)?;
     let plan = plan::plan(&mut s);
     let text = dump::schedule(g, &s, &plan);
     // Values no step or port touches (a splat whose every user computes it in its own
@@ -235,13 +237,13 @@ impl Compiled {
     }
 
     /// Sets input `name` for the next [`execute`](Compiled::execute).
-    pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+    pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<(), ExecError> {
         self.instance.set_input(name, t)
     }
 
     /// Sets state `name`; it keeps its value (and receives its updates) across runs.
     /// States the graph does not have are ignored.
-    pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+    pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), ExecError> {
         self.instance.set_state(name, t)
     }
 
@@ -257,13 +259,13 @@ impl Compiled {
 
     /// Copies the current value of state `name` into `t` (same type), without
     /// allocating.
-    pub fn read_state_into(&self, name: &str, t: &mut Tensor) -> Result<(), String> {
+    pub fn read_state_into(&self, name: &str, t: &mut Tensor) -> Result<(), ExecError> {
         self.instance.read_state_into(name, t)
     }
 
     /// Runs the compiled graph once on the current inputs and states; states receive
     /// their updates. Allocates nothing.
-    pub fn execute(&mut self) -> Result<(), String> {
+    pub fn execute(&mut self) -> Result<(), ExecError> {
         let entry = match &self.code {
             Code::Cranelift { entry, .. } => *entry,
             #[cfg(feature = "llvm")]
@@ -275,7 +277,7 @@ impl Compiled {
         if status == 0 {
             Ok(())
         } else {
-            Err(self.instance.take_error())
+            Err(ExecError::Kernel(self.instance.take_error()))
         }
     }
 
@@ -302,7 +304,7 @@ impl Compiled {
         &mut self,
         inputs: &HashMap<String, Tensor>,
         states: &HashMap<String, Tensor>,
-    ) -> Result<(Vec<(String, Tensor)>, Vec<(String, Tensor)>), String> {
+    ) -> Result<(Vec<(String, Tensor)>, Vec<(String, Tensor)>), ExecError> {
         self.instance.set_all(inputs, states)?;
         self.execute()?;
         Ok(self.instance.results())
@@ -311,7 +313,7 @@ impl Compiled {
     /// Runs the schedule `runs` times one step at a time and returns each step's line
     /// of the schedule text with its median time in microseconds (`dnnc bench` with
     /// `DNNC_PROFILE`).
-    pub fn profile(&mut self, runs: usize) -> Result<Vec<(String, f64)>, String> {
+    pub fn profile(&mut self, runs: usize) -> Result<Vec<(String, f64)>, ExecError> {
         let lines: Vec<String> = self
             .program
             .text

@@ -20,6 +20,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use dnnc_exec::library::{Entry, Field, LibraryDesc, Param};
 use dnnc_ir::{DType, Graph};
 
+use crate::error::CodegenError;
 use crate::jit::{err, isa, Loops};
 
 /// Which compiler makes the loops of a library.
@@ -61,13 +62,29 @@ pub struct Library {
 pub const MAX_FIELDS: usize = 4;
 
 /// Compiles `input` into an object file.
-pub fn library(input: LibraryInput<'_>) -> Result<Library, String> {
+pub fn library(input: LibraryInput<'_>) -> Result<Library, CodegenError> {
     if input.fields.len() > MAX_FIELDS {
-        return Err(format!(
+        return Err(CodegenError::Object(format!(
             "the train block reads {} data fields; static libraries take at most {MAX_FIELDS}",
             input.fields.len()
-        ));
+        )));
     }
+    // Every program's loops, numbered across the library: compiled here by Cranelift,
+    // or (LLVM) declared here and defined in a second object.
+    let mut all_groups: Vec<(&Graph, crate::fuse::Group)> = Vec::new();
+    let forward = entries(&input.forward, &mut all_groups)?;
+    let train = entries(&input.train, &mut all_groups)?;
+    emit(input, forward, train, &all_groups).map_err(CodegenError::Object)
+}
+
+/// The object files of a library whose programs are `forward` and `train` and whose
+/// loops are `all_groups`.
+fn emit(
+    input: LibraryInput<'_>,
+    forward: Vec<Entry>,
+    train: Vec<Entry>,
+    all_groups: &[(&Graph, crate::fuse::Group)],
+) -> Result<Library, String> {
     let builder = ObjectBuilder::new(
         isa(true)?,
         format!("{}.o", input.name),
@@ -77,15 +94,10 @@ pub fn library(input: LibraryInput<'_>) -> Result<Library, String> {
     let module = ObjectModule::new(builder);
     let mut loops = Loops::with_module(module, &format!("{}_", input.name), Linkage::Local)?;
 
-    // Every program's loops, numbered across the library: compiled here by Cranelift,
-    // or (LLVM) declared here and defined in a second object.
-    let mut all_groups: Vec<(&Graph, crate::fuse::Group)> = Vec::new();
-    let forward = entries(&input.forward, &mut all_groups)?;
-    let train = entries(&input.train, &mut all_groups)?;
     let mut objects = Vec::new();
     let fns: Vec<cranelift_module::FuncId> = match input.loops {
         LoopCompiler::Cranelift => {
-            for (g, group) in &all_groups {
+            for (g, group) in all_groups {
                 loops.declare(g, group)?;
             }
             loops.fns.clone()
@@ -257,7 +269,7 @@ pub fn library(input: LibraryInput<'_>) -> Result<Library, String> {
 fn entries<'a>(
     graphs: &[(usize, &'a Graph)],
     all: &mut Vec<(&'a Graph, crate::fuse::Group)>,
-) -> Result<Vec<Entry>, String> {
+) -> Result<Vec<Entry>, CodegenError> {
     let mut out = Vec::new();
     for &(batch, g) in graphs {
         let (program, groups) = crate::build_program(g)?;

@@ -303,7 +303,8 @@ fn tiling_pads(g: &Graph, group: &Group, users: &Users) -> Option<Vec<NodeId>> {
 pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
     let live = g.live();
     let order: Vec<NodeId> = g
-        .topo_order()?
+        .topo_order()
+        .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|n| live.contains(n))
         .collect();

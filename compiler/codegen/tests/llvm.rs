@@ -160,14 +160,7 @@ fn special_values() {
     outs.push(b.op(Op::Unary(UnaryOp::Sign), &[x]));
     outs.push(b.op(Op::Unary(UnaryOp::Rsqrt), &[x]));
     outs.push(b.op(Op::Unary(UnaryOp::Log), &[x]));
-    for cmp in [
-        BinaryOp::Lt,
-        BinaryOp::Le,
-        BinaryOp::Gt,
-        BinaryOp::Ge,
-        BinaryOp::Eq,
-        BinaryOp::Ne,
-    ] {
+    for cmp in BinaryOp::COMPARISONS {
         let c = b.op(Op::Binary(cmp), &[x, y]);
         outs.push(b.op(Op::Select, &[c, x, zero]));
     }

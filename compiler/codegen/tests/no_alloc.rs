@@ -83,7 +83,7 @@ fn check(example: &str, batch: usize, dims: &[usize]) {
             }
             c.set_input("image", &image).unwrap();
             c.set_input("label", &label).unwrap();
-            c.set_input("step", &step_no).unwrap();
+            c.set_input(dnnc_ir::Port::Step.name(), &step_no).unwrap();
             c.execute().unwrap();
             c.output_scalar(0).unwrap()
         };

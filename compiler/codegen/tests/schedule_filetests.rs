@@ -43,13 +43,8 @@ fn golden(path: &Path, actual: &str) -> Result<(), String> {
 
 /// Deterministic values for every input and state of `g` (non-negative states).
 fn feeds(g: &Graph) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
-    let mut s = 7u64;
-    let mut next = move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
+    let mut rng = dnnc_testing::Rng(7);
+    let mut next = move || rng.unit();
     let (mut inputs, mut states) = (HashMap::new(), HashMap::new());
     for id in g.node_ids() {
         let (name, dtype, shape, is_state) = match &g.node(id).op {
@@ -77,8 +72,8 @@ fn feeds(g: &Graph) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
 fn agrees(g: &Graph) -> Result<(), String> {
     let (inputs, states) = feeds(g);
     let want = dnnc_interp::run(g, &inputs, &states).map_err(|e| e.to_string())?;
-    let mut c = dnnc_codegen::compile(g)?;
-    let (outs, ups) = c.run(&inputs, &states)?;
+    let mut c = dnnc_codegen::compile(g).map_err(|e| e.to_string())?;
+    let (outs, ups) = c.run(&inputs, &states).map_err(|e| e.to_string())?;
     for (got, want) in [(&outs, &want.outputs), (&ups, &want.updates)] {
         for ((name, gt), (_, wt)) in got.iter().zip(want.iter()) {
             match (&gt.data, &wt.data) {
@@ -109,8 +104,8 @@ fn schedules_are_golden() {
     let mut failures = Vec::new();
     for case in &cases {
         let text = fs::read_to_string(case).unwrap();
-        let g = dnnc_passes::pipeline::parse_text(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let g =
+            dnnc_ir::text::parse_text(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
         let c = dnnc_codegen::compile(&g).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
         if let Err(e) = golden(&case.with_extension("schedule"), c.schedule_text()) {
             failures.push(e);

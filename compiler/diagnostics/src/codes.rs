@@ -1,4 +1,7 @@
 //! The catalogue of error codes: each code, a one-line title and a long explanation.
+//! E0xxx are reported by `check` with a source span; E1xxx by the commands that run a
+//! program (`train`, `eval`, `predict`, `bench`, `compile`), naming a file, a step or
+//! a sample instead.
 //!
 //! The long explanations live in `explain/EXXXX.md` beside this crate and are embedded
 //! at build time; `dnnc explain EXXXX` prints them. A test checks that every code has
@@ -91,6 +94,17 @@ codes! {
 
     NOT_SUPPORTED = "E0900", "this construct is not supported yet";
     DTYPE_NOT_SUPPORTED = "E0901", "an element type is not supported here yet";
+
+    RUN_NOT_POSSIBLE = "E1000", "the run cannot start";
+    DATA_FILE_CONTENTS = "E1100", "a data file cannot be read or is malformed";
+    DATA_MISFIT = "E1101", "the data do not fit the model";
+    INDEX_OUT_OF_RANGE = "E1102", "a label or index is out of range";
+    WEIGHTS_FILE = "E1200", "a weights file cannot be read or does not fit the model";
+    NOT_FINITE = "E1300", "the loss is no longer finite";
+    OP_FAILED = "E1301", "an operation failed while running";
+    OUT_OF_MEMORY = "E1400", "the run needs more memory than the machine has";
+    CANNOT_WRITE = "E1500", "an output cannot be written";
+    INTERNAL = "E1900", "a compiler stage failed on a program that checked";
 }
 
 /// Looks up the long explanation of `code` (`"E0300"` or `"e0300"`).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use dnnc_lower::Mode;
 use dnnc_sema::RootDatabase;
-use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_session::{BackendKind, PassOptions, RunError, TrainOptions};
 
 use crate::check::load_and_check;
 use crate::MessageFormat;
@@ -14,6 +14,13 @@ use crate::MessageFormat;
 /// Prints an error the way diagnostics are printed and returns exit status 1.
 pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
+    ExitCode::from(1)
+}
+
+/// Prints a run-time error with its code (`error[E1102]: ...`) and returns exit
+/// status 1.
+pub fn failed(e: RunError) -> ExitCode {
+    eprintln!("error[{}]: {e}", e.code());
     ExitCode::from(1)
 }
 
@@ -31,7 +38,7 @@ fn with_job(file: &Path, f: impl FnOnce(&dnnc_session::Job<'_>) -> ExitCode) -> 
     };
     match dnnc_session::job(&db, roots[0]) {
         Ok(job) => f(&job),
-        Err(e) => fail(e),
+        Err(e) => failed(e),
     }
 }
 
@@ -53,7 +60,7 @@ pub struct TrainArgs {
 pub fn train(a: TrainArgs) -> ExitCode {
     let backend = match BackendKind::parse(&a.backend) {
         Ok(b) => b,
-        Err(e) => return fail(e),
+        Err(e) => return failed(e),
     };
     if let Err(e) = set_threads(a.threads) {
         return fail(e);
@@ -92,14 +99,14 @@ pub fn train(a: TrainArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => failed(e),
     })
 }
 
 pub fn eval(file: &Path, weights: &Path, log: Option<&Path>, backend: &str) -> ExitCode {
     let backend = match BackendKind::parse(backend) {
         Ok(b) => b,
-        Err(e) => return fail(e),
+        Err(e) => return failed(e),
     };
     with_job(file, |job| {
         match dnnc_session::eval(job, weights, backend, log, &passes(None)) {
@@ -108,7 +115,7 @@ pub fn eval(file: &Path, weights: &Path, log: Option<&Path>, backend: &str) -> E
                 println!("{}", shown.join("  "));
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(e),
+            Err(e) => failed(e),
         }
     })
 }
@@ -122,7 +129,7 @@ pub fn predict(
 ) -> ExitCode {
     let backend = match BackendKind::parse(backend) {
         Ok(b) => b,
-        Err(e) => return fail(e),
+        Err(e) => return failed(e),
     };
     with_job(file, |job| {
         match dnnc_session::predict(job, weights, input, output, backend, &passes(None)) {
@@ -130,7 +137,7 @@ pub fn predict(
                 println!("wrote {n} predictions to {}", output.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(e),
+            Err(e) => failed(e),
         }
     })
 }
@@ -153,7 +160,7 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
     with_job(&a.file, |job| {
         let name = match library::library_name(job, a.output.as_deref()) {
             Ok(n) => n,
-            Err(e) => return fail(e),
+            Err(e) => return failed(e),
         };
         let (ext, default) = match a.emit.as_str() {
             "lib" => ("a", format!("lib{name}.a")),
@@ -170,20 +177,20 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
         }
         let loops = match library::loop_compiler(&a.backend) {
             Ok(l) => l,
-            Err(e) => return fail(e),
+            Err(e) => return failed(e),
         };
         // Find the runtime before the (longer) compilation.
         let runtime = if a.emit == "lib" {
             match library::find_runtime(a.runtime.as_deref()) {
                 Ok(r) => Some(r),
-                Err(e) => return fail(e),
+                Err(e) => return failed(e),
             }
         } else {
             None
         };
         let (lib, header) = match library::build(job, &name, a.weights.as_deref(), loops) {
             Ok(x) => x,
-            Err(e) => return fail(e),
+            Err(e) => return failed(e),
         };
         let dir = out
             .parent()
@@ -193,17 +200,17 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             return fail(format!("{}: {e}", dir.display()));
         }
-        let write = |path: &Path, bytes: &[u8]| -> Result<(), String> {
-            std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+        let write = |path: &Path, bytes: &[u8]| -> Result<(), RunError> {
+            std::fs::write(path, bytes).map_err(|e| RunError::write(path, e))
         };
         let result = match a.emit.as_str() {
             "header" => write(&out, header.as_bytes()),
             "obj" if lib.objects.len() == 1 => write(&out, &lib.objects[0]),
-            "obj" => Err(format!(
+            "obj" => Err(RunError::NotRunnable(format!(
                 "`--emit obj` with `--backend {}` makes {} object files; use `--emit lib`",
                 a.backend,
                 lib.objects.len()
-            )),
+            ))),
             _ => {
                 library::write_archive(&lib.objects, runtime.as_deref().expect("found above"), &out)
                     .and_then(|()| write(&dir.join(format!("{name}.h")), header.as_bytes()))
@@ -220,7 +227,7 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
                 println!("wrote {}", out.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(e),
+            Err(e) => failed(e),
         }
     })
 }
@@ -266,14 +273,14 @@ pub fn compile(a: CompileArgs) -> ExitCode {
         };
         let g = match built {
             Ok(l) => l.graph,
-            Err(e) => return fail(e),
+            Err(e) => return failed(e),
         };
         let text = match a.emit.as_str() {
-            "ir" => dnnc_ir::print::to_text(&g),
-            "dot" => dnnc_ir::print::to_dot(&g),
+            "ir" => dnnc_ir::text::to_text(&g),
+            "dot" => dnnc_ir::dot::to_dot(&g),
             "schedule" => match dnnc_session::backend::schedule_text(&g) {
                 Ok(t) => t,
-                Err(e) => return fail(e),
+                Err(e) => return failed(e),
             },
             other => {
                 return fail(format!(
@@ -327,7 +334,7 @@ fn set_threads(threads: Option<usize>) -> Result<(), String> {
 pub fn bench(a: BenchArgs) -> ExitCode {
     let backend = match BackendKind::parse(&a.backend) {
         Ok(b) => b,
-        Err(e) => return fail(e),
+        Err(e) => return failed(e),
     };
     if let Err(e) = set_threads(a.threads) {
         return fail(e);
@@ -356,7 +363,7 @@ pub fn bench(a: BenchArgs) -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(e),
+            Err(e) => failed(e),
         }
     })
 }

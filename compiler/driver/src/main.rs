@@ -69,8 +69,10 @@ enum Command {
         /// Do not draw the loss and metric curves (`<checkpoint stem>.svg`).
         #[arg(long)]
         no_plot: bool,
-        /// Print the IR after this pass (or `all`) to stderr.
-        #[arg(long)]
+        /// Print the IR after this stage or pass to stderr: `lower`, `autodiff`,
+        /// `optimizer`, `strip_stop_gradient`, `simplify`, `const_fold`, `cse`, `dce`, or
+        /// `all`.
+        #[arg(long, value_parser = pass_name)]
         dump_after: Option<String>,
         /// Threads for native kernels (default: the CPUs this process may use).
         #[arg(long)]
@@ -152,8 +154,10 @@ enum Command {
         /// The batch size to compile for (default: the train block's).
         #[arg(long, value_parser = batch_size)]
         batch: Option<usize>,
-        /// Print the IR after this pass (or `all`) to stderr.
-        #[arg(long)]
+        /// Print the IR after this stage or pass to stderr: `lower`, `autodiff`,
+        /// `optimizer`, `strip_stop_gradient`, `simplify`, `const_fold`, `cse`, `dce`, or
+        /// `all`.
+        #[arg(long, value_parser = pass_name)]
         dump_after: Option<String>,
         /// Write here instead of standard output (for `lib`: `DIR/libNAME.a`).
         #[arg(short = 'o')]
@@ -180,6 +184,16 @@ pub enum MessageFormat {
 
 /// Deep but legal inputs recurse; give the compiler a generous stack.
 const STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// A pass name for `--dump-after`.
+fn pass_name(s: &str) -> Result<String, String> {
+    let names = dnnc_session::PASS_NAMES;
+    if s == "all" || names.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected `all` or one of {}", names.join(", ")))
+    }
+}
 
 /// A count that must be at least 1 (`--epochs`, `--steps`, `--runs`).
 fn at_least_one(s: &str) -> Result<usize, String> {

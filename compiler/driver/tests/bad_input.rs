@@ -168,17 +168,10 @@ fn check_source(name: &str, source: impl AsRef<[u8]>, code: Option<&str>) -> Run
     run
 }
 
-/// Deterministic pseudo-random bytes (a 64-bit LCG, high bits).
+/// Deterministic pseudo-random bytes.
 fn garbage(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 56) as u8
-        })
-        .collect()
+    let mut rng = dnnc_testing::Rng(seed);
+    (0..len).map(|_| (rng.next_u64() >> 56) as u8).collect()
 }
 
 fn in_fn(body: &str) -> String {

@@ -3,6 +3,7 @@
 //! file or the step, a non-zero exit, and nothing half-written — never a crash, an
 //! abort or a silent wrong answer.
 
+use dnnc_testing::files::{self, read_npy, write_npy};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -26,34 +27,36 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A fresh folder with a copy of the MNIST data, removed on drop.
-struct Scratch(PathBuf);
+/// A scratch folder with a link to the MNIST data (`data/mnist`), removed on drop.
+struct Scratch(files::Scratch);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        let d = std::env::temp_dir().join(format!("dnnc-faults-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(d.join("data")).unwrap();
+        let s = files::Scratch::new(&format!("faults-{tag}"));
+        std::fs::create_dir_all(s.path("data")).unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(
             root().join("examples/data/mnist").canonicalize().unwrap(),
-            d.join("data/mnist"),
+            s.path("data/mnist"),
         )
         .unwrap();
-        Scratch(d)
+        Scratch(s)
+    }
+
+    fn dir(&self) -> &Path {
+        self.0.dir()
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+        self.0.path(name)
     }
 
     fn write(&self, name: &str, text: &str) -> String {
-        std::fs::write(self.path(name), text).unwrap();
-        self.path(name).display().to_string()
+        self.0.write(name, text)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        dnnc_in(&self.0, args)
+        dnnc_in(self.dir(), args)
     }
 
     /// One training step of the MNIST example, weights to `out`; must succeed.
@@ -72,44 +75,6 @@ impl Scratch {
         ]);
         assert!(run.status.success(), "{}", text(&run.stderr));
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A minimal `.npy` writer for f32 arrays.
-fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for v in data {
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// The f32 values of an `.npy` file written by dnnc (version 1 header).
-fn read_npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    bytes[10 + header..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 /// The tensors of a safetensors file: name → f32 values (the header is JSON).
@@ -626,7 +591,7 @@ fn kill_9_during_checkpoints_leaves_a_complete_file() {
                 "--quiet",
                 "--no-plot",
             ])
-            .current_dir(&s.0)
+            .current_dir(s.dir())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -676,7 +641,7 @@ fn a_full_disk_keeps_the_previous_checkpoint() {
     let out = Command::new("sh")
         .arg("-c")
         .arg(&script)
-        .current_dir(&s.0)
+        .current_dir(s.dir())
         .output()
         .unwrap();
     let err = text(&out.stderr);
@@ -686,7 +651,7 @@ fn a_full_disk_keeps_the_previous_checkpoint() {
         "{err}"
     );
     assert_eq!(std::fs::read(&w).unwrap(), before);
-    let left: Vec<_> = std::fs::read_dir(&s.0)
+    let left: Vec<_> = std::fs::read_dir(s.dir())
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))

@@ -2,6 +2,7 @@
 //! steps only), plus the errors for corrupt, truncated or mismatched files, and the
 //! golden IR of the MNIST training step (re-bless with `DNNC_BLESS=1`).
 
+use dnnc_testing::files::write_npy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -29,28 +30,6 @@ fn scratch(tag: &str) -> PathBuf {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A minimal `.npy` writer for f32 arrays (the test must not depend on the runtime).
-fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for v in data {
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -536,4 +515,122 @@ fn a_checkpoint_folder_that_does_not_exist_fails_before_training() {
     );
     assert!(!err.contains("epoch 1/1"), "trained before failing: {err}");
     assert!(start.elapsed().as_secs() < 60);
+}
+
+/// `--dump-after` works for every pass the command line lists, on `train` (the whole
+/// step: lowering, autodiff, the optimizer and each clean-up) and on `compile`.
+#[test]
+fn dump_after_every_pass_name() {
+    let dir = scratch("dump");
+    let w = dir.join("w.safetensors").display().to_string();
+    for pass in dnnc_session::PASS_NAMES {
+        let out = dnnc(&[
+            "train",
+            &example("mnist_mlp.dnn"),
+            "--steps",
+            "1",
+            "--out",
+            &w,
+            "--quiet",
+            "--no-plot",
+            "--dump-after",
+            pass,
+        ]);
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{pass}: {err}");
+        assert!(
+            err.contains(&format!("// after {pass}\ngraph ")),
+            "{pass}: nothing dumped"
+        );
+        // The optimizer's graph has the updates; autodiff's does not yet.
+        if *pass == "optimizer" {
+            assert!(err.contains("update \"fc1.W\""), "{pass}");
+        }
+    }
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "--graph",
+        "predict",
+        "--dump-after",
+        "lower",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("// after lower\ngraph "));
+    let out = dnnc(&["train", &example("mnist_mlp.dnn"), "--dump-after", "nope"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("expected `all` or one of lower, autodiff"));
+}
+
+/// Narrow integers keep their width from the checker to the kernels: `cast(300, i8)`
+/// is 44 and `cast(-129, i8)` is 127 (it used to be computed in 32 bits), on a value
+/// read at run time, with every backend.
+#[test]
+fn casts_to_i8_wrap_at_eight_bits_on_every_backend() {
+    let dir = scratch("i8");
+    write_npy(&dir.join("x.npy"), &[4, 1], &[300.0, -129.0, 150.0, 0.0]);
+    let f = dir.join("m.dnn");
+    std::fs::write(
+        &f,
+        "use std::losses::mse\nmodel M() {\n    param w: [1, 1] = zeros\n    fn forward(x: [B, 1]) -> [B, 1] {\n        (x @ w) * 0.0 + cast(cast(x, i8), f32)\n    }\n}\ndataset d {\n    train = (x: npy(\"x.npy\"), t: npy(\"x.npy\"))\n}\ntrain M() on d {\n    batch = 2\n    epochs = 1\n    loss = mse(model(x), t)\n    optimizer = sgd(lr = 0.001)\n}\n",
+    )
+    .unwrap();
+    let f = f.display().to_string();
+    let w = dir.join("w.safetensors").display().to_string();
+    let out = dnnc(&[
+        "train",
+        &f,
+        "--steps",
+        "1",
+        "--out",
+        &w,
+        "--quiet",
+        "--no-plot",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut backends = vec!["cranelift", "interp"];
+    if cfg!(feature = "llvm") {
+        backends.push("llvm");
+    }
+    for backend in backends {
+        let y = dir.join(format!("y-{backend}.npy"));
+        let out = dnnc(&[
+            "predict",
+            &f,
+            "--weights",
+            &w,
+            "--input",
+            &dir.join("x.npy").display().to_string(),
+            "--output",
+            &y.display().to_string(),
+            "--backend",
+            backend,
+        ]);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
+        assert_eq!(
+            dnnc_testing::files::read_npy(&y),
+            [44.0, 127.0, -106.0, 0.0],
+            "{backend}"
+        );
+    }
+}
+
+/// Batch fields named like the compiler's ports (`step`, `lr_scale`, `rng_key`) do not
+/// collide with the step counter, the learning-rate scale or the random key (it used
+/// to fail with "input `step` is declared twice").
+#[test]
+fn batch_fields_named_like_ports_train() {
+    let dir = scratch("ports");
+    std::fs::write(dir.join("d.csv"), "a,b,t\n1,2,3\n2,0,1\n").unwrap();
+    let f = dir.join("m.dnn");
+    std::fs::write(
+        &f,
+        "use std::losses::mse\nuse std::nn::Dropout\nmodel M() {\n    param w: [2, 1] = zeros\n    drop = Dropout(0.5)\n    fn forward(x: [B, 2]) -> [B, 1] { drop(x) @ w }\n}\ndataset d {\n    train = (step: csv(\"d.csv\")[:, 0:2], rng_key: csv(\"d.csv\")[:, 2:3])\n}\ntrain M() on d {\n    batch = 2\n    epochs = 3\n    loss = mse(model(step), rng_key)\n    optimizer = sgd(lr = 0.1)\n    schedule = reduce_on_plateau(metric = \"train_loss\")\n}\n",
+    )
+    .unwrap();
+    let w = dir.join("w.safetensors").display().to_string();
+    let out = dnnc(&["train", &f.display().to_string(), "--out", &w, "--no-plot"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(all.contains("trained 3 epochs"), "{all}");
 }

@@ -5,6 +5,7 @@
 //! lifetime (ports in their own blocks, temporaries at planned offsets of one arena),
 //! so steps can hold raw views made at compile time and run without allocating.
 
+use dnnc_tensor::memory::MemoryError;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 
 use dnnc_ir::DType;
@@ -27,12 +28,9 @@ unsafe impl Send for Block {}
 
 impl Block {
     /// A zeroed block of `bytes`, or `Err` with the size when the memory cannot be had.
-    pub fn new(bytes: usize) -> Result<Block, String> {
-        let too_large = || {
-            format!(
-                "cannot allocate {} for a compiled graph's storage",
-                dnnc_tensor::memory::human_bytes(bytes as u128)
-            )
+    pub fn new(bytes: usize) -> Result<Block, MemoryError> {
+        let too_large = || MemoryError::AllocationFailed {
+            bytes: bytes as u128,
         };
         let layout = Layout::from_size_align(bytes.max(64), 64).map_err(|_| too_large())?;
         // SAFETY: the layout has a non-zero size.

@@ -9,11 +9,12 @@
 
 use std::cell::UnsafeCell;
 
-use dnnc_ir::DType;
+use dnnc_ir::{DType, IndexOutOfRange};
 use dnnc_kernels::{pool, Epilogue, Gemm, MatRef};
 use dnnc_tensor::Tensor;
 
 use crate::buffer::{Block, In, View};
+use crate::error::ExecError;
 use crate::ops::Kernel;
 use crate::program::{Place, Program, StepDesc};
 
@@ -203,6 +204,11 @@ pub struct Instance {
 // SAFETY: the raw pointers point into blocks the instance owns; `&mut self` to run.
 unsafe impl Send for Instance {}
 
+/// A program description that does not hold together.
+fn program(why: String) -> ExecError {
+    ExecError::Program(why)
+}
+
 /// Stands in for a loop until its code exists.
 unsafe extern "C" fn placeholder(_: *const *mut f32, _: i64, _: i64) {}
 
@@ -210,14 +216,14 @@ impl Instance {
     /// Allocates and fills the storage of `p` and prepares its steps. `loops` are the
     /// compiled loop functions in the program's numbering; without them (the JIT
     /// compiles them afterwards) call [`Instance::set_loops`] before running.
-    pub fn new(p: &Program, loops: Option<&[LoopFn]>) -> Result<Instance, String> {
+    pub fn new(p: &Program, loops: Option<&[LoopFn]>) -> Result<Instance, ExecError> {
         if let Some(l) = loops {
             if l.len() != p.loop_count {
-                return Err(format!(
+                return Err(program(format!(
                     "the program needs {} loop functions, {} were given",
                     p.loop_count,
                     l.len()
-                ));
+                )));
             }
         }
         // What the storage will take, checked against the machine before any of it is
@@ -244,12 +250,12 @@ impl Instance {
                     let bytes = val
                         .len
                         .checked_mul(val.dtype.size_bytes())
-                        .ok_or_else(|| format!("value {v}: its size overflows"))?;
+                        .ok_or_else(|| program(format!("value {v}: its size overflows")))?;
                     let b = Block::new(bytes)?;
                     let ptr = b.ptr();
                     if let Some(data) = &val.init {
                         if data.dtype() != val.dtype || data.len() != val.len {
-                            return Err(format!("value {v}: its constant does not fit"));
+                            return Err(program(format!("value {v}: its constant does not fit")));
                         }
                         let view = View {
                             dtype: val.dtype,
@@ -268,7 +274,7 @@ impl Instance {
                         .checked_mul(val.dtype.size_bytes())
                         .and_then(|b| b.checked_add(off));
                     if end.is_none_or(|e| e > p.arena_bytes.max(64)) && val.len > 0 {
-                        return Err(format!("value {v} lies outside the arena"));
+                        return Err(program(format!("value {v} lies outside the arena")));
                     }
                     // SAFETY: checked to be within the arena.
                     unsafe { arena_ptr.add(off) }
@@ -283,21 +289,21 @@ impl Instance {
         }
         for v in 0..p.vals.len() {
             if let Place::Alias(to) = p.vals[v].place {
-                views[v] = *views
-                    .get(to)
-                    .ok_or_else(|| format!("value {v} aliases a value that does not exist"))?;
+                views[v] = *views.get(to).ok_or_else(|| {
+                    program(format!("value {v} aliases a value that does not exist"))
+                })?;
             }
         }
-        let view = |v: usize| -> Result<View, String> {
+        let view = |v: usize| -> Result<View, ExecError> {
             views
                 .get(v)
                 .copied()
                 .flatten()
-                .ok_or_else(|| format!("value {v} has no storage"))
+                .ok_or_else(|| program(format!("value {v} has no storage")))
         };
-        let loop_fn = |f: usize| -> Result<LoopFn, String> {
+        let loop_fn = |f: usize| -> Result<LoopFn, ExecError> {
             if f >= p.loop_count {
-                return Err(format!("loop {f} does not exist"));
+                return Err(program(format!("loop {f} does not exist")));
             }
             Ok(loops.map_or(placeholder as LoopFn, |l| l[f]))
         };
@@ -385,7 +391,7 @@ impl Instance {
                 }
             }
         }
-        let port = |d: &crate::program::PortDesc| -> Result<Port, String> {
+        let port = |d: &crate::program::PortDesc| -> Result<Port, ExecError> {
             Ok(Port {
                 name: d.name.clone(),
                 view: view(d.val)?,
@@ -483,7 +489,7 @@ impl Instance {
 
     /// Runs every step in order from Rust (static libraries; the JIT calls its entry
     /// function instead). Allocates nothing.
-    pub fn run(&mut self) -> Result<(), String> {
+    pub fn run(&mut self) -> Result<(), ExecError> {
         assert!(
             !self.loops.is_empty() || self.direct.is_empty(),
             "loops are set before running"
@@ -491,14 +497,14 @@ impl Instance {
         self.check_inputs()?;
         for k in 0..self.order.len() {
             if self.call(k) != 0 {
-                return Err(self.take_error());
+                return Err(ExecError::Kernel(self.take_error()));
             }
         }
         Ok(())
     }
 
     /// Checks the inputs' index limits (class labels, embedding rows) before a run.
-    pub fn check_inputs(&self) -> Result<(), String> {
+    pub fn check_inputs(&self) -> Result<(), ExecError> {
         for &(i, limit) in &self.limits {
             let p = &self.inputs[i];
             // SAFETY: no run is in progress (`&self`); the view is the port's buffer.
@@ -507,13 +513,13 @@ impl Instance {
                 let bad = (0..values.len())
                     .map(|i| values.i64_at(i))
                     .position(|v| v < 0 || v as u64 >= limit as u64);
-                if let Some(i) = bad {
-                    return Err(dnnc_ir::index_limit_error(
-                        &p.name,
-                        i,
-                        values.i64_at(i),
+                if let Some(position) = bad {
+                    return Err(ExecError::OutOfRange(IndexOutOfRange {
+                        input: p.name.clone(),
+                        position,
+                        value: values.i64_at(position),
                         limit,
-                    ));
+                    }));
                 }
             }
         }
@@ -522,7 +528,7 @@ impl Instance {
 
     /// Runs the steps one at a time `runs` times; each step's median time in
     /// microseconds, in schedule order.
-    pub fn profile(&mut self, runs: usize) -> Result<Vec<f64>, String> {
+    pub fn profile(&mut self, runs: usize) -> Result<Vec<f64>, ExecError> {
         let mut times = vec![Vec::with_capacity(runs); self.order.len()];
         for _ in 0..runs.max(1) {
             for (k, times) in times.iter_mut().enumerate() {
@@ -530,7 +536,7 @@ impl Instance {
                 let status = self.call(k);
                 times.push(t.elapsed().as_secs_f64() * 1e6);
                 if status != 0 {
-                    return Err(self.take_error());
+                    return Err(ExecError::Kernel(self.take_error()));
                 }
             }
         }
@@ -544,16 +550,20 @@ impl Instance {
     }
 
     /// Copies `t` into port `p`, after checking its type.
-    fn fill(p: &Port, t: &Tensor, what: &str) -> Result<(), String> {
+    fn fill(p: &Port, t: &Tensor, what: &'static str) -> Result<(), ExecError> {
         let fits = t.dtype == p.dtype
             && t.shape == p.shape
             && t.data.dtype() == p.view.dtype
             && t.data.len() == p.view.len;
         if !fits {
-            return Err(format!(
-                "{what} `{}` should be {}{:?}, found {}{:?}",
-                p.name, p.dtype, p.shape, t.dtype, t.shape
-            ));
+            return Err(ExecError::Feed {
+                what,
+                name: p.name.clone(),
+                why: format!(
+                    "should be {}{:?}, found {}{:?}",
+                    p.dtype, p.shape, t.dtype, t.shape
+                ),
+            });
         }
         // SAFETY: the port's buffer is not in use between runs.
         unsafe { p.view.write(&t.data) };
@@ -566,12 +576,16 @@ impl Instance {
     }
 
     /// Sets input `name` for the next run.
-    pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+    pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<(), ExecError> {
         let p = self
             .inputs
             .iter()
             .find(|p| p.name == name)
-            .ok_or_else(|| format!("the graph has no input `{name}`"))?;
+            .ok_or_else(|| ExecError::Feed {
+                what: "input",
+                name: name.to_string(),
+                why: "is not an input of the graph".into(),
+            })?;
         Self::fill(p, t, "input")
     }
 
@@ -594,7 +608,7 @@ impl Instance {
 
     /// Sets state `name`; it keeps its value (and receives its updates) across runs.
     /// States the program does not have are ignored.
-    pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), String> {
+    pub fn set_state(&mut self, name: &str, t: &Tensor) -> Result<(), ExecError> {
         match self.state_port(name) {
             Some(p) => Self::fill(p, t, "state"),
             None => Ok(()),
@@ -622,13 +636,18 @@ impl Instance {
 
     /// Copies the current value of state `name` into `t` (same type), without
     /// allocating.
-    pub fn read_state_into(&self, name: &str, t: &mut Tensor) -> Result<(), String> {
+    pub fn read_state_into(&self, name: &str, t: &mut Tensor) -> Result<(), ExecError> {
+        let feed = |why: &str| ExecError::Feed {
+            what: "state",
+            name: name.to_string(),
+            why: why.to_string(),
+        };
         let p = self
             .state_port(name)
-            .ok_or_else(|| format!("the graph has no state `{name}`"))?;
+            .ok_or_else(|| feed("is not a state of the graph"))?;
         // SAFETY: no run is in progress.
         let src = unsafe { p.view.input() };
-        let misfit = || format!("state `{name}` does not fit the given tensor");
+        let misfit = || feed("does not fit the given tensor");
         if src.len() != t.data.len() {
             return Err(misfit());
         }
@@ -691,15 +710,17 @@ impl Instance {
         &mut self,
         inputs: &std::collections::HashMap<String, Tensor>,
         states: &std::collections::HashMap<String, Tensor>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExecError> {
         for (ports, given, what) in [
             (&self.inputs, inputs, "input"),
             (&self.states, states, "state"),
         ] {
             for p in ports {
-                let t = given
-                    .get(&p.name)
-                    .ok_or_else(|| format!("missing {what} `{}`", p.name))?;
+                let t = given.get(&p.name).ok_or_else(|| ExecError::Feed {
+                    what,
+                    name: p.name.clone(),
+                    why: "is missing".into(),
+                })?;
                 Self::fill(p, t, what)?;
             }
         }

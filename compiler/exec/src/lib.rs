@@ -16,6 +16,7 @@
 //! - [`instance`]: storage, steps, ports.
 
 pub mod buffer;
+pub mod error;
 pub mod helpers;
 pub mod instance;
 mod json_float;
@@ -26,5 +27,6 @@ pub mod program;
 pub mod reduce;
 pub mod window;
 
+pub use error::ExecError;
 pub use instance::{run_step, Call, Instance, LoopFn, PARALLEL_LOOP};
 pub use program::Program;

@@ -77,7 +77,7 @@ pub enum InterpError {
     },
     /// An integer input holds a value outside the range the graph indexes with it
     /// (a class label of `one_hot`, a row of an embedding).
-    OutOfRange(String),
+    OutOfRange(dnnc_ir::IndexOutOfRange),
     /// The graph itself is malformed (a cycle, operands that break a shape rule, an
     /// output naming a removed node): the verifier would have rejected it.
     Graph(String),
@@ -100,7 +100,7 @@ impl fmt::Display for InterpError {
                 kind,
                 message,
             } => write!(f, "%{node} (`{kind}`): {message}"),
-            InterpError::OutOfRange(message) => f.write_str(message),
+            InterpError::OutOfRange(e) => e.fmt(f),
             InterpError::Graph(message) => write!(f, "malformed graph: {message}"),
         }
     }
@@ -128,7 +128,7 @@ pub(crate) fn run_counting(
     let live = g.live();
     let order: Vec<NodeId> = g
         .topo_order()
-        .map_err(InterpError::Graph)?
+        .map_err(|e| InterpError::Graph(e.to_string()))?
         .into_iter()
         .filter(|n| live.contains(n))
         .collect();

@@ -7,6 +7,7 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, NodeIndexable};
 use petgraph::Direction;
 
+use crate::error::{IndexOutOfRange, IrError};
 use crate::op::Op;
 use crate::shape::{infer, TensorType};
 
@@ -64,19 +65,22 @@ impl Graph {
     }
 
     /// Adds `op` applied to `operands`; the shape rule decides the result type.
-    pub fn add(&mut self, op: Op, operands: &[NodeId]) -> Result<NodeId, String> {
+    pub fn add(&mut self, op: Op, operands: &[NodeId]) -> Result<NodeId, IrError> {
         let tys: Vec<&TensorType> = operands
             .iter()
             .map(|&o| &self.graph[o.index()].ty)
             .collect();
-        let ty = infer(&op, &tys).map_err(|e| format!("{e} (in `{}`)", self.name))?;
+        let ty = infer(&op, &tys).map_err(|why| IrError::Refused {
+            graph: self.name.clone(),
+            why,
+        })?;
         let bytes = dnnc_tensor::memory::bytes_of(&ty.shape, ty.dtype.size_bytes());
         if bytes > dnnc_tensor::memory::MAX_TENSOR_BYTES {
-            return Err(format!(
-                "a tensor of type {ty} would take {}, more than a 64-bit process can address (in `{}`)",
-                dnnc_tensor::memory::human_bytes(bytes),
-                self.name
-            ));
+            return Err(IrError::TooLarge {
+                graph: self.name.clone(),
+                ty,
+                bytes,
+            });
         }
         let id = NodeId::of(self.graph.add_node(Node { op, ty }));
         for (i, &o) in operands.iter().enumerate() {
@@ -230,7 +234,7 @@ impl Graph {
     }
 
     /// A topological order (operands before users), deterministic for a given graph.
-    pub fn topo_order(&self) -> Result<Vec<NodeId>, String> {
+    pub fn topo_order(&self) -> Result<Vec<NodeId>, IrError> {
         let mut indegree: Vec<usize> = vec![0; self.graph.node_bound()];
         for n in self.graph.node_indices() {
             indegree[n.index()] = self.graph.edges_directed(n, Direction::Incoming).count();
@@ -253,7 +257,9 @@ impl Graph {
             }
         }
         if order.len() != self.len() {
-            return Err(format!("graph `{}` has a cycle", self.name));
+            return Err(IrError::Cycle {
+                graph: self.name.clone(),
+            });
         }
         Ok(order)
     }
@@ -334,20 +340,17 @@ impl Graph {
 
 /// Checks that every one of `values` (input `name`) lies in `0..limit`; the error names
 /// the first that does not, by its position.
-pub fn check_index_limit(name: &str, values: &[i64], limit: usize) -> Result<(), String> {
+pub fn check_index_limit(name: &str, values: &[i64], limit: usize) -> Result<(), IndexOutOfRange> {
     match values
         .iter()
         .position(|&v| v < 0 || v as u64 >= limit as u64)
     {
         None => Ok(()),
-        Some(i) => Err(index_limit_error(name, i, values[i], limit)),
+        Some(position) => Err(IndexOutOfRange {
+            input: name.to_string(),
+            position,
+            value: values[position],
+            limit,
+        }),
     }
-}
-
-/// The message for element `i` of input `name`, `value`, outside `0..limit`.
-pub fn index_limit_error(name: &str, i: usize, value: i64, limit: usize) -> String {
-    format!(
-        "`{name}` holds {value} at position {i}, but the model takes values from 0 to {} ({limit} classes or rows)",
-        limit.saturating_sub(1)
-    )
 }

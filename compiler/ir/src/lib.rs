@@ -1,24 +1,30 @@
 //! The graph IR of dnnc: a small set of primitive tensor ops ([`op`]) with one shape
 //! rule each ([`shape`]), the [`Graph`] that holds them, the [`verify`]er run after every
-//! pass, and text and graphviz printers ([`print`]).
+//! pass, the text form, printed and parsed ([`text`]), graphviz output ([`dot`]), and
+//! the typed [`Port`]s the compiler adds (loss, step counter, random key, ...).
 //!
 //! Shapes are concrete: a model is lowered once per batch size, as JAX and XLA do,
 //! which keeps passes, memory planning and code generation simple.
 
+pub mod dot;
 pub mod elementwise;
+pub mod error;
 pub mod graph;
 pub mod layout;
 pub mod op;
-pub mod print;
+pub mod port;
 pub mod rng;
 pub mod scalar;
 pub mod shape;
+pub mod text;
 pub mod verify;
 pub mod window;
 
 pub use dnnc_tensor::DType;
-pub use graph::{check_index_limit, index_limit_error, Graph, Node, NodeId};
+pub use error::{IndexOutOfRange, IrError};
+pub use graph::{check_index_limit, Graph, Node, NodeId};
 pub use op::{BinaryOp, Dist, DistKind, Op, OpKind, ReduceKind, UnaryOp};
+pub use port::Port;
 pub use shape::TensorType;
 pub use verify::verify;
 pub use window::Window2d;
@@ -53,9 +59,9 @@ mod tests {
         let y = g.add(Op::MatMul, &[x, w]).unwrap();
         g.set_output("y", y);
         assert!(verify(&g).is_ok());
-        let text = print::to_text(&g);
+        let text = text::to_text(&g);
         assert!(text.contains("%2 = matmul %0, %1 : f32[2, 4]"), "{text}");
-        assert!(print::to_dot(&g).starts_with("digraph"));
+        assert!(dot::to_dot(&g).starts_with("digraph"));
         assert!(g.add(Op::MatMul, &[w, x]).is_err());
     }
 

@@ -87,6 +87,16 @@ op_enum! {
 }
 
 impl BinaryOp {
+    /// The comparisons, which produce `bool`.
+    pub const COMPARISONS: [BinaryOp; 6] = [
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+    ];
+
     /// Comparisons produce `bool`.
     pub fn is_comparison(self) -> bool {
         matches!(
@@ -415,7 +425,9 @@ impl fmt::Display for Op {
                 }
                 Dist::Bernoulli => write!(f, "random_bernoulli salt={salt}"),
             },
-            other => f.write_str(other.name()),
+            Op::Unary(_) | Op::Binary(_) | Op::Select | Op::MatMul | Op::StopGradient => {
+                f.write_str(self.name())
+            }
         }
     }
 }

@@ -277,6 +277,8 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
             check(*axis < shape.len() && idx.dtype.is_int(), || {
                 format!("scatter_add into {shape:?} by {idx}")
             })?;
+            // A sum, like `reduce_sum`: not defined on `bool`.
+            check(u.dtype != DType::Bool, || format!("scatter_add of {u}"))?;
             let mut expect = shape[..*axis].to_vec();
             expect.extend(&idx.shape);
             expect.extend(&shape[axis + 1..]);

@@ -18,7 +18,7 @@ use crate::shape::infer;
 pub fn verify(g: &Graph) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     if let Err(e) = g.topo_order() {
-        errors.push(e);
+        errors.push(e.to_string());
     }
     let mut inputs: HashMap<&str, usize> = HashMap::new();
     let mut states: HashMap<&str, &crate::shape::TensorType> = HashMap::new();

@@ -44,21 +44,21 @@ impl Args {
 
     fn need(&self, i: usize, name: &str) -> Res<&Val> {
         self.get(i, name)
-            .ok_or_else(|| format!("missing argument `{name}`"))
+            .ok_or_else(|| format!("missing argument `{name}`").into())
     }
 }
 
 fn t(v: &Val) -> Res<NodeId> {
     match v {
         Val::T(n) => Ok(*n),
-        other => Err(format!("expected a tensor, found a {}", other.kind())),
+        other => Err(format!("expected a tensor, found a {}", other.kind()).into()),
     }
 }
 
 fn int(v: &Val) -> Res<i64> {
     match v {
         Val::Int(i) => Ok(*i),
-        other => Err(format!("expected an Int, found a {}", other.kind())),
+        other => Err(format!("expected an Int, found a {}", other.kind()).into()),
     }
 }
 
@@ -66,7 +66,7 @@ fn int(v: &Val) -> Res<i64> {
 fn count(v: Option<&Val>, default: usize) -> Res<usize> {
     match v {
         None => Ok(default),
-        Some(v) => usize::try_from(int(v)?).map_err(|_| "a negative size".to_string()),
+        Some(v) => usize::try_from(int(v)?).map_err(|_| "a negative size".into()),
     }
 }
 
@@ -74,7 +74,7 @@ fn float(v: &Val) -> Res<f64> {
     match v {
         Val::Int(i) => Ok(*i as f64),
         Val::Float(x) => Ok(*x),
-        other => Err(format!("expected a Float, found a {}", other.kind())),
+        other => Err(format!("expected a Float, found a {}", other.kind()).into()),
     }
 }
 
@@ -91,13 +91,13 @@ fn shape_of(v: &Val) -> Res<Vec<i64>> {
             }
             Ok(out)
         }
-        other => Err(format!("expected a shape, found a {}", other.kind())),
+        other => Err(format!("expected a shape, found a {}", other.kind()).into()),
     }
 }
 
 fn concrete(s: &[i64]) -> Res<Vec<usize>> {
     s.iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("invalid dimension {d}")))
+        .map(|&d| usize::try_from(d).map_err(|_| format!("invalid dimension {d}").into()))
         .collect()
 }
 
@@ -106,7 +106,7 @@ fn axis(v: i64, rank: usize) -> Res<usize> {
     usize::try_from(a)
         .ok()
         .filter(|&a| a < rank)
-        .ok_or_else(|| format!("axis {v} out of range for rank {rank}"))
+        .ok_or_else(|| format!("axis {v} out of range for rank {rank}").into())
 }
 
 fn axes(v: Option<&Val>, rank: usize) -> Res<Vec<usize>> {
@@ -114,7 +114,7 @@ fn axes(v: Option<&Val>, rank: usize) -> Res<Vec<usize>> {
         None => Ok((0..rank).collect()),
         Some(Val::Int(a)) => Ok(vec![axis(*a, rank)?]),
         Some(Val::List(l)) => l.iter().map(|a| axis(int(a)?, rank)).collect(),
-        Some(other) => Err(format!("expected an axis, found a {}", other.kind())),
+        Some(other) => Err(format!("expected an axis, found a {}", other.kind()).into()),
     }
 }
 
@@ -234,7 +234,7 @@ pub fn call(
         "concat" => {
             let items = match a.need(0, "tensors")? {
                 Val::List(v) | Val::Tuple(v) => v.clone(),
-                other => return Err(format!("concat of a {}", other.kind())),
+                other => return Err(format!("concat of a {}", other.kind()).into()),
             };
             let nodes: Vec<NodeId> = items.iter().map(t).collect::<Res<_>>()?;
             let rank = lw.em.shape(nodes[0]).len();
@@ -372,7 +372,7 @@ pub fn call(
             accuracy(lw, logits, labels, k)?
         }
         "idx" | "npy" | "csv" => return crate::dataset::loader(lw, name, &a.0),
-        other => return Err(format!("builtin `{other}` has no lowering")),
+        other => return Err(format!("builtin `{other}` has no lowering").into()),
     };
     Ok(Val::T(out))
 }

@@ -27,7 +27,7 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
         }
         Val::Layer(l) => method(lw, l, "forward", args),
         Val::Method(l, m) => method(lw, l, &m, args),
-        other => Err(format!("a {} cannot be called", other.kind())),
+        other => Err(format!("a {} cannot be called", other.kind()).into()),
     }
 }
 
@@ -64,7 +64,8 @@ fn inline(
         return Err(format!(
             "calls nested deeper than {MAX_CALL_DEPTH} (recursion?) at `{}`",
             def.name.text
-        ));
+        )
+        .into());
     }
     // Match arguments to parameters.
     let mut slots: Vec<Option<Val>> = vec![None; def.params.len()];

@@ -18,7 +18,8 @@ fn out_len(win: &Window2d, n: usize, k: usize, pad: (usize, usize)) -> Res<usize
         return Err(format!(
             "a window of {k} needs a positive stride and dilation, found {} and {}",
             win.stride, win.dilation
-        ));
+        )
+        .into());
     }
     win.out_len(n, k, pad).ok_or_else(|| {
         format!(
@@ -27,6 +28,7 @@ fn out_len(win: &Window2d, n: usize, k: usize, pad: (usize, usize)) -> Res<usize
             win.stride,
             n + pad.0 + pad.1
         )
+        .into()
     })
 }
 
@@ -90,7 +92,7 @@ fn window_slices(
 ) -> Res<Vec<NodeId>> {
     let s = em.shape(x);
     let [n, c, h, w] = s[..] else {
-        return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}"));
+        return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}").into());
     };
     let (oh, ow) = (
         out_len(&win, h, win.kh, win.pad_h)?,
@@ -120,10 +122,10 @@ fn window_slices(
 fn window_blocks(em: &mut Emitter<'_>, x: NodeId, k: usize) -> Res<Vec<NodeId>> {
     let s = em.shape(x);
     let [n, c, h, w] = s[..] else {
-        return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}"));
+        return Err(format!("a 2-d window needs `[N, C, H, W]`, found {s:?}").into());
     };
     if k == 0 || h < k || w < k {
-        return Err(format!("a window of {k} does not fit {h}×{w} positions"));
+        return Err(format!("a window of {k} does not fit {h}×{w} positions").into());
     }
     let (oh, ow) = (h / k, w / k);
     let x = if (oh * k, ow * k) == (h, w) {
@@ -158,7 +160,7 @@ fn window_blocks(em: &mut Emitter<'_>, x: NodeId, k: usize) -> Res<Vec<NodeId>> 
 pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res<NodeId> {
     let ws = em.shape(w);
     let [o, cg, kh, kw] = ws[..] else {
-        return Err(format!("a kernel needs `[O, C, KH, KW]`, found {ws:?}"));
+        return Err(format!("a kernel needs `[O, C, KH, KW]`, found {ws:?}").into());
     };
     let xs = em.shape(x);
     let (n, c) = (xs[0], xs[1]);
@@ -166,7 +168,8 @@ pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res
     if g == 0 || c % g != 0 || o % g != 0 || cg * g != c {
         return Err(format!(
             "conv2d of {xs:?} with kernel {ws:?} in {g} groups: the channels do not split"
-        ));
+        )
+        .into());
     }
     let (pad_h, pad_w) = if opts.same {
         if opts.stride != 1 {
@@ -188,7 +191,7 @@ pub fn conv2d(em: &mut Emitter<'_>, x: NodeId, w: NodeId, opts: ConvOpts) -> Res
         pad_w,
     };
     let [_, _, h, wd] = xs[..] else {
-        return Err(format!("conv2d needs `[N, C, H, W]`, found {xs:?}"));
+        return Err(format!("conv2d needs `[N, C, H, W]`, found {xs:?}").into());
     };
     let (oh, ow) = (out_len(&win, h, kh, pad_h)?, out_len(&win, wd, kw, pad_w)?);
     // [C, KH, KW, N, OH, OW]: rows (c, kh, kw), the order of `w` flattened, and columns

@@ -11,6 +11,7 @@ use dnnc_syntax::ast::ItemKind;
 
 use crate::builtins::LoaderUse;
 use crate::emit::Res;
+use crate::error::LowerError;
 use crate::lowerer::Lowerer;
 use crate::value::Val;
 
@@ -31,7 +32,9 @@ pub fn lower_split(db: &dyn Db, item: ItemId<'_>, split: &str) -> Res<LoweredSpl
         .splits
         .iter()
         .find(|s| s.name.text == split)
-        .ok_or_else(|| format!("the dataset has no split `{split}`"))?;
+        .ok_or_else(|| LowerError::NoSplit {
+            split: split.to_string(),
+        })?;
     let mut graph = Graph::new(format!("dataset_{}_{}", def.name.text, split));
     let mut fields = Vec::new();
     let loaders = {
@@ -40,7 +43,7 @@ pub fn lower_split(db: &dyn Db, item: ItemId<'_>, split: &str) -> Res<LoweredSpl
         for (name, e) in &s.fields {
             let v = crate::eval::expr(&mut lw, e)?;
             let Val::T(n) = v else {
-                return Err(format!("field `{}` is not a tensor", name.text));
+                return Err(format!("field `{}` is not a tensor", name.text).into());
             };
             lw.em.g.set_output(name.text.clone(), n);
             fields.push(name.text.clone());
@@ -58,7 +61,7 @@ pub fn lower_split(db: &dyn Db, item: ItemId<'_>, split: &str) -> Res<LoweredSpl
 /// from the file's header.
 pub fn loader(lw: &mut Lowerer<'_, '_>, name: &str, args: &[(Option<String>, Val)]) -> Res<Val> {
     let Some((_, Val::Str(p))) = args.first() else {
-        return Err(format!("`{name}` needs a path"));
+        return Err(format!("`{name}` needs a path").into());
     };
     let header = args
         .iter()
@@ -81,7 +84,7 @@ pub fn loader(lw: &mut Lowerer<'_, '_>, name: &str, args: &[(Option<String>, Val
     let dtype: DType = h.elem;
     let shape: Vec<usize> = h.shape.iter().map(|&d| d as usize).collect();
     let Some(list) = lw.loaders.as_mut() else {
-        return Err(format!("`{name}` can only be used in a dataset"));
+        return Err(format!("`{name}` can only be used in a dataset").into());
     };
     let input = format!("file{}", list.len());
     list.push(LoaderUse {

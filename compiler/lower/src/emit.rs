@@ -3,7 +3,9 @@
 
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
 
-pub type Res<T> = Result<T, String>;
+use crate::error::LowerError;
+
+pub type Res<T> = Result<T, LowerError>;
 
 /// NumPy's broadcast shape of two shapes.
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Res<Vec<usize>> {
@@ -25,7 +27,7 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Res<Vec<usize>> {
         } else if x == 1 {
             y
         } else {
-            return Err(format!("shapes {a:?} and {b:?} do not broadcast"));
+            return Err(format!("shapes {a:?} and {b:?} do not broadcast").into());
         };
     }
     Ok(out)
@@ -43,7 +45,7 @@ impl<'g> Emitter<'g> {
     }
 
     pub fn add(&mut self, op: Op, operands: &[NodeId]) -> Res<NodeId> {
-        self.g.add(op, operands)
+        Ok(self.g.add(op, operands)?)
     }
 
     pub fn shape(&self, x: NodeId) -> Vec<usize> {

@@ -73,7 +73,7 @@ pub fn expr(lw: &mut Lowerer<'_, '_>, e: &Expr) -> Res<Val> {
                 Some(e) => expr(lw, e),
                 None => Err("`if` without `else`".into()),
             },
-            other => Err(format!("`if` condition is a {}", other.kind())),
+            other => Err(format!("`if` condition is a {}", other.kind()).into()),
         },
         ExprKind::Block(b) => block(lw, b),
         ExprKind::Scan { .. } => Err("`scan` is not supported yet".into()),
@@ -113,7 +113,7 @@ pub fn bind_pattern(lw: &mut Lowerer<'_, '_>, p: &Pattern, v: Val) -> Res<()> {
                 }
                 Ok(())
             }
-            other => Err(format!("cannot destructure a {}", other.kind())),
+            other => Err(format!("cannot destructure a {}", other.kind()).into()),
         },
     }
 }
@@ -138,7 +138,7 @@ fn size_of(lw: &mut Lowerer<'_, '_>, callee: &Expr, args: &[ast::Arg]) -> Res<Op
         Val::T(x) => Ok(Some(Val::Int(
             lw.em.shape(x).iter().product::<usize>() as i64
         ))),
-        other => Err(format!("`size` of a {}", other.kind())),
+        other => Err(format!("`size` of a {}", other.kind()).into()),
     }
 }
 
@@ -155,7 +155,7 @@ pub fn tensor(lw: &mut Lowerer<'_, '_>, v: &Val, like: Option<DType>) -> Res<Nod
         }
         Val::Int(i) => lw.em.constant(*i as f64, like.unwrap_or(DType::I64)),
         Val::Bool(b) => lw.em.constant(f64::from(u8::from(*b)), DType::Bool),
-        other => Err(format!("expected a tensor, found a {}", other.kind())),
+        other => Err(format!("expected a tensor, found a {}", other.kind()).into()),
     }
 }
 
@@ -166,7 +166,7 @@ fn unary(lw: &mut Lowerer<'_, '_>, op: UnOp, v: Val) -> Res<Val> {
         (UnOp::Not, Val::Bool(b)) => Ok(Val::Bool(!b)),
         (UnOp::Neg, Val::T(x)) => Ok(Val::T(lw.em.unary(UnaryOp::Neg, x)?)),
         (UnOp::Not, Val::T(x)) => Ok(Val::T(lw.em.unary(UnaryOp::Not, x)?)),
-        (_, other) => Err(format!("unary operator on a {}", other.kind())),
+        (_, other) => Err(format!("unary operator on a {}", other.kind()).into()),
     }
 }
 
@@ -191,7 +191,7 @@ fn int_op(op: BinOp, a: i64, b: i64) -> Res<Val> {
         Le => Val::Bool(a <= b),
         Gt => Val::Bool(a > b),
         Ge => Val::Bool(a >= b),
-        _ => return Err(format!("`{}` on Ints", op.symbol())),
+        _ => return Err(format!("`{}` on Ints", op.symbol()).into()),
     })
 }
 
@@ -210,7 +210,7 @@ fn float_op(op: BinOp, a: f64, b: f64) -> Res<Val> {
         Le => Val::Bool(a <= b),
         Gt => Val::Bool(a > b),
         Ge => Val::Bool(a >= b),
-        _ => return Err(format!("`{}` on Floats", op.symbol())),
+        _ => return Err(format!("`{}` on Floats", op.symbol()).into()),
     })
 }
 
@@ -295,20 +295,20 @@ fn field(lw: &mut Lowerer<'_, '_>, b: Val, name: &str) -> Res<Val> {
     match b {
         Val::Layer(l) => lw
             .layer_member(&l, name)?
-            .ok_or_else(|| format!("layer has no member `{name}`")),
+            .ok_or_else(|| format!("layer has no member `{name}`").into()),
         Val::Record(fs) => fs
             .into_iter()
             .find(|(n, _)| &**n == name)
             .map(|(_, v)| v)
-            .ok_or_else(|| format!("no field `{name}`")),
-        other => Err(format!("`.{name}` of a {}", other.kind())),
+            .ok_or_else(|| format!("no field `{name}`").into()),
+        other => Err(format!("`.{name}` of a {}", other.kind()).into()),
     }
 }
 
 fn static_int(v: &Val) -> Res<i64> {
     match v {
         Val::Int(i) => Ok(*i),
-        other => Err(format!("expected a static Int, found a {}", other.kind())),
+        other => Err(format!("expected a static Int, found a {}", other.kind()).into()),
     }
 }
 
@@ -325,7 +325,7 @@ fn index(lw: &mut Lowerer<'_, '_>, b: Val, items: &[IndexItem]) -> Res<Val> {
         }
     }
     let Val::T(x) = b else {
-        return Err(format!("indexing a {}", b.kind()));
+        return Err(format!("indexing a {}", b.kind()).into());
     };
     let shape = lw.em.shape(x);
     let rank = shape.len();
@@ -351,7 +351,7 @@ fn index(lw: &mut Lowerer<'_, '_>, b: Val, items: &[IndexItem]) -> Res<Val> {
                 let i = static_int(&expr(lw, e)?)?;
                 let j = if i < 0 { i + n } else { i };
                 if !(0..n).contains(&j) {
-                    return Err(format!("index {i} out of range for a dimension of {n}"));
+                    return Err(format!("index {i} out of range for a dimension of {n}").into());
                 }
                 starts.push(j as usize);
                 ends.push(j as usize + 1);

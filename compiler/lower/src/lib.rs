@@ -11,11 +11,13 @@ pub mod calls;
 pub mod conv;
 pub mod dataset;
 pub mod emit;
+pub mod error;
 pub mod eval;
 pub mod lowerer;
 pub mod model;
 pub mod value;
 
 pub use dataset::{lower_split, LoweredSplit};
-pub use lowerer::{ParamInfo, RNG_KEY};
+pub use error::LowerError;
+pub use lowerer::ParamInfo;
 pub use model::{lower, Lowered, Mode};

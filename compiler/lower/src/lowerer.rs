@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use dnnc_ir::{DType, Graph, NodeId, Op};
+use dnnc_ir::{DType, Graph, NodeId, Op, Port};
 use dnnc_sema::items::{layer_sig, ItemId};
 use dnnc_sema::scope::{file_scope, DefKind};
 use dnnc_sema::settings::Setting;
+use dnnc_sema::ty::Static;
 use dnnc_sema::{Db, SourceFile};
+use dnnc_settings::Init;
 
 use crate::emit::{Emitter, Res};
 use crate::value::{LayerVal, Val};
@@ -23,7 +25,7 @@ pub struct ParamInfo {
     pub name: String,
     pub dtype: DType,
     pub shape: Vec<usize>,
-    pub init: Option<Setting>,
+    pub init: Init,
     pub frozen: bool,
     /// A `buffer`: never trained; the training step stores what `assign` gave it.
     pub buffer: bool,
@@ -49,9 +51,6 @@ pub struct Lowerer<'db, 'g> {
     /// Inside a dataset: the data files met so far (loaders are allowed).
     pub loaders: Option<Vec<crate::builtins::LoaderUse>>,
 }
-
-/// The input carrying the random key of a step (seed and step number mixed).
-pub const RNG_KEY: &str = "rng_key";
 
 impl<'db, 'g> Lowerer<'db, 'g> {
     pub fn new(
@@ -89,7 +88,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         }
         let k = self.em.add(
             Op::Input {
-                name: RNG_KEY.into(),
+                name: Port::RngKey.name().into(),
                 dtype: DType::I64,
                 shape: vec![],
             },
@@ -114,7 +113,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             return match def.kind {
                 DefKind::Layer => Ok(Val::LayerCtor(def.file, def.index)),
                 DefKind::Fn => Ok(Val::Func(def.file, def.index)),
-                _ => Err(format!("`{name}` cannot be used as a value here")),
+                _ => Err(format!("`{name}` cannot be used as a value here").into()),
             };
         }
         if name == "training" {
@@ -126,7 +125,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         if let Some(b) = crate::builtins::name(name) {
             return Ok(Val::Builtin(b));
         }
-        Err(format!("cannot find `{name}`"))
+        Err(format!("cannot find `{name}`").into())
     }
 
     /// A hyperparameter, parameter, sub-layer or method of `layer`.
@@ -136,7 +135,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         }
         let id = ItemId::new(self.db, layer.file, layer.index);
         let Some(sig) = layer_sig(self.db, id).as_ref() else {
-            return Err(format!("layer at index {} did not check", layer.index));
+            return Err(format!("layer at index {} did not check", layer.index).into());
         };
         if let Some(p) = sig.params.iter().find(|p| &*p.name == name) {
             let full = join(&layer.path, name);
@@ -146,7 +145,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             let mut shape = Vec::new();
             for item in &p.ty.shape.0 {
                 let dnnc_sema::ty::DimItem::Dim(d) = item else {
-                    return Err(format!("parameter `{full}` has a pack in its shape"));
+                    return Err(format!("parameter `{full}` has a pack in its shape").into());
                 };
                 shape.push(
                     self.concrete_dim(d, layer)
@@ -163,11 +162,13 @@ impl<'db, 'g> Lowerer<'db, 'g> {
                 &[],
             )?;
             self.param_nodes.insert(full.clone(), node);
+            let init = instance_init(p.init.as_ref(), layer)
+                .map_err(|e| format!("parameter `{full}`: {e}"))?;
             self.params.push(ParamInfo {
                 name: full,
                 dtype,
                 shape,
-                init: p.init.clone(),
+                init,
                 frozen: layer.frozen || p.frozen,
                 buffer: p.buffer,
                 from: layer
@@ -201,10 +202,10 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         };
         let name = name.clone();
         let Some(info) = self.params.iter().find(|p| p.name == name) else {
-            return Err(format!("`{name}` is not a buffer"));
+            return Err(format!("`{name}` is not a buffer").into());
         };
         if !info.buffer {
-            return Err(format!("`{name}` is a parameter, not a buffer"));
+            return Err(format!("`{name}` is a parameter, not a buffer").into());
         }
         if self.training && !info.frozen {
             self.em.g.add_update(name.clone(), value);
@@ -228,10 +229,11 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         });
         match (v.and_then(|v| v.as_const()), missing) {
             (Some(c), _) if c >= 0 => Ok(c as usize),
-            (_, Some(m)) => Err(format!("dimension `{d}` needs `{m}`")),
+            (_, Some(m)) => Err(format!("dimension `{d}` needs `{m}`").into()),
             _ => Err(format!(
                 "dimension `{d}` is not a non-negative whole number with these hyperparameters"
-            )),
+            )
+            .into()),
         }
     }
 
@@ -283,7 +285,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             _ => (value, &[][..]),
         };
         let Val::LayerCtor(file, index) = crate::eval::expr(self, callee)? else {
-            return Err(format!("`{path}` is not bound to a layer"));
+            return Err(format!("`{path}` is not bound to a layer").into());
         };
         let hps = dnnc_sema::items::layer_hparams(self.db, ItemId::new(self.db, file, index))
             .list
@@ -388,6 +390,27 @@ pub fn join(a: &str, b: &str) -> String {
     } else {
         format!("{a}.{b}")
     }
+}
+
+/// The initialiser of a parameter of `layer`: its setting with the layer's
+/// hyperparameters in place of symbolic arguments (`constant(value = v)`), typed.
+fn instance_init(init: Option<&Setting>, layer: &LayerVal) -> Res<Init> {
+    let Some(init) = init else {
+        return Ok(dnnc_sema::settings::initializer(None)?);
+    };
+    let mut s = init.clone();
+    for (_, v) in &mut s.args {
+        if let Static::Param(p) = v {
+            *v = match layer.hparams.get(p) {
+                Some(Val::Float(x)) => Static::Float(*x),
+                Some(Val::Int(i)) => Static::Int(dnnc_sema::dim::Dim::constant(*i)),
+                Some(Val::Bool(b)) => Static::Bool(*b),
+                Some(Val::Str(t)) => Static::Str(t.clone()),
+                _ => return Err(format!("unknown hyperparameter `{p}`").into()),
+            };
+        }
+    }
+    Ok(dnnc_sema::settings::initializer(Some(&s))?)
 }
 
 /// A checked static value as a lowering value; `Param` refers to the parent's.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use dnnc_ir::{Graph, Op};
+use dnnc_ir::{Graph, Op, Port};
 use dnnc_sema::data::dataset_sig;
 use dnnc_sema::items::{layer_sig, ItemId};
 use dnnc_sema::train::{train_sig, TrainSig};
@@ -59,7 +59,7 @@ fn model_val(sig: &TrainSig) -> Res<Rc<LayerVal>> {
             Static::Float(x) => Val::Float(*x),
             Static::Bool(b) => Val::Bool(*b),
             Static::Str(s) => Val::Str(s.clone()),
-            Static::Param(p) => return Err(format!("unbound hyperparameter `{p}`")),
+            Static::Param(p) => return Err(format!("unbound hyperparameter `{p}`").into()),
         };
         hparams.insert(n.clone(), val);
     }
@@ -110,7 +110,7 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
                     TrainItemKind::Field(n, e) if n.text == "loss" => {
                         let v = crate::eval::expr(&mut lw, e)?;
                         let t = crate::eval::tensor(&mut lw, &v, Some(dnnc_ir::DType::F32))?;
-                        lw.em.g.set_output("loss", t);
+                        lw.em.g.set_output(Port::Loss.name(), t);
                     }
                     TrainItemKind::Field(n, e) if n.text == "metrics" => {
                         let dnnc_syntax::ast::ExprKind::List(items) = &e.kind else {

@@ -33,7 +33,7 @@ fn examples_lower_and_verify() {
             if let Err(errors) = dnnc_ir::verify(&l.graph) {
                 panic!(
                     "{name} {mode:?}: {errors:#?}\n{}",
-                    dnnc_ir::print::to_text(&l.graph)
+                    dnnc_ir::text::to_text(&l.graph)
                 );
             }
             assert!(!l.params.is_empty());
@@ -43,7 +43,7 @@ fn examples_lower_and_verify() {
                     names,
                     ["fc1.W", "fc1.b", "fc2.W", "fc2.b", "head.W", "head.b"]
                 );
-                eprintln!("{}", dnnc_ir::print::to_text(&l.graph));
+                eprintln!("{}", dnnc_ir::text::to_text(&l.graph));
             }
         }
         let (ds, sig) = {

@@ -9,13 +9,17 @@ use std::collections::{HashMap, HashSet};
 
 use dnnc_ir::{BinaryOp, Graph, NodeId};
 
+use crate::error::PassError;
 use crate::vjp::{vjp, B};
 
 /// The gradients of the scalar `loss` with respect to each of `wrt`, in order.
 /// A variable the loss does not depend on gets a zero gradient.
-pub fn gradients(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>, String> {
+pub fn gradients(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>, PassError> {
     if !g.ty(loss).shape.is_empty() {
-        return Err(format!("the loss must be a scalar, found {}", g.ty(loss)));
+        return Err(PassError::Missing(format!(
+            "the loss must be a scalar, found {}",
+            g.ty(loss)
+        )));
     }
     // Nodes between the variables and the loss.
     let mut reaches_loss: HashSet<NodeId> = HashSet::new();

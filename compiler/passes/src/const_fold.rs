@@ -25,6 +25,7 @@
 //! `i64` beyond 2^53 that does not survive the trip through `f64`). Reductions over no
 //! elements are left alone.
 
+use crate::error::PassError;
 use dnnc_ir::elementwise;
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
 use dnnc_tensor::Data;
@@ -40,7 +41,7 @@ impl Pass for ConstFold {
         "const_fold"
     }
 
-    fn run(&self, g: &mut Graph) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
         run(g)
     }
 }
@@ -236,7 +237,7 @@ fn materialize(
     id: NodeId,
     value: Scalar,
     ty: &dnnc_ir::TensorType,
-) -> Result<Option<NodeId>, String> {
+) -> Result<Option<NodeId>, PassError> {
     let reuse = g.operands(id).into_iter().find_map(|o| {
         let root = splat_root(g, o)?;
         let same = matches!(g.node(root).op, Op::Const { value: v, dtype }
@@ -259,11 +260,11 @@ fn materialize(
     if ty.shape.is_empty() {
         return Ok(Some(c));
     }
-    g.add(Op::Broadcast(ty.shape.clone()), &[c]).map(Some)
+    Ok(Some(g.add(Op::Broadcast(ty.shape.clone()), &[c])?))
 }
 
 /// Folds every node that can be folded; returns whether any was.
-pub fn run(g: &mut Graph) -> Result<bool, String> {
+pub fn run(g: &mut Graph) -> Result<bool, PassError> {
     let mut changed = false;
     for id in g.topo_order()? {
         if !g.contains(id) || !g.node(id).op.is_pure() || is_canonical(g, id) {
@@ -285,7 +286,7 @@ pub fn run(g: &mut Graph) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dnnc_ir::print::to_text;
+    use dnnc_ir::text::to_text;
 
     fn c(g: &mut Graph, value: f64, dtype: DType) -> NodeId {
         g.add(Op::Const { value, dtype }, &[]).unwrap()

@@ -16,6 +16,7 @@
 //! are compared as an unordered pair: those ops are exactly commutative (`max` and `min`
 //! are not quite, on zeros of different sign).
 
+use crate::error::PassError;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
@@ -33,7 +34,7 @@ impl Pass for Cse {
         "cse"
     }
 
-    fn run(&self, g: &mut Graph) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
         run(g)
     }
 }
@@ -61,7 +62,7 @@ struct Key {
 }
 
 /// Merges duplicated pure nodes; returns whether any were.
-pub fn run(g: &mut Graph) -> Result<bool, String> {
+pub fn run(g: &mut Graph) -> Result<bool, PassError> {
     let mut seen: HashMap<Key, NodeId> = HashMap::new();
     let mut merged: Vec<NodeId> = Vec::new();
     for id in g.topo_order()? {
@@ -105,7 +106,7 @@ pub fn run(g: &mut Graph) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dnnc_ir::print::to_text;
+    use dnnc_ir::text::to_text;
     use dnnc_ir::{DType, Dist, UnaryOp};
 
     fn input(g: &mut Graph, name: &str) -> NodeId {

@@ -2,6 +2,7 @@
 //! depends on ([`Graph::live`]), except `input` and `state` nodes, which stay even when
 //! unused because they define the graph's calling convention (what a caller feeds in).
 
+use crate::error::PassError;
 use dnnc_ir::{Graph, Op};
 
 use crate::pipeline::Pass;
@@ -15,7 +16,7 @@ impl Pass for Dce {
         "dce"
     }
 
-    fn run(&self, g: &mut Graph) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
         Ok(run(g))
     }
 }

@@ -8,7 +8,10 @@ pub mod autodiff;
 pub mod const_fold;
 pub mod cse;
 pub mod dce;
+pub mod error;
 pub mod optimizer;
 pub mod pipeline;
 pub mod simplify;
 mod vjp;
+
+pub use error::PassError;

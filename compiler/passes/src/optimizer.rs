@@ -7,90 +7,19 @@
 //! with bias correction, AdamW with decoupled weight decay, RMSProp with optional
 //! momentum. Coupled weight decay adds `weight_decay * p` to the gradient.
 //!
-//! The step counter is the `i64` input `step` (0 for the first step of the run).
+//! The step counter is the `i64` input [`Port::Step`] (0 for the first step of the run).
 //!
 //! A step whose loss is not finite changes no state: every new value of a parameter,
 //! moment or buffer is `select(|loss| < inf, new, old)` (`Em::keep_if_finite`).
 
-use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
+use crate::error::PassError;
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, Port, ReduceKind, UnaryOp};
 
 use crate::autodiff::gradients;
 
-type Res<T> = Result<T, String>;
+type Res<T> = Result<T, PassError>;
 
-/// The optimizer and its settings.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Optimizer {
-    Sgd {
-        lr: f64,
-        momentum: f64,
-        nesterov: bool,
-        weight_decay: f64,
-    },
-    Adam {
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-        decoupled: bool,
-    },
-    RmsProp {
-        lr: f64,
-        alpha: f64,
-        eps: f64,
-        momentum: f64,
-        weight_decay: f64,
-    },
-}
-
-impl Optimizer {
-    pub fn lr(&self) -> f64 {
-        match self {
-            Optimizer::Sgd { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::RmsProp { lr, .. } => *lr,
-        }
-    }
-}
-
-/// The learning-rate schedule, in epochs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Schedule {
-    Constant,
-    /// Multiply by `gamma` every `every` epochs.
-    Step {
-        every: usize,
-        gamma: f64,
-    },
-    /// Multiply by `gamma` every epoch.
-    Exponential {
-        gamma: f64,
-    },
-    /// Linear warm-up over `warmup_epochs`, then a half cosine down to `min_lr`.
-    Cosine {
-        warmup_epochs: usize,
-        min_lr: f64,
-    },
-    /// Multiply by `gamma` at each milestone epoch (PyTorch's `MultiStepLR`): the rate
-    /// in epoch `e` is `lr * gamma^(milestones ≤ e)`.
-    MultiStep {
-        milestones: Vec<usize>,
-        gamma: f64,
-    },
-    /// Multiply by `factor` when `metric` has not improved for more than `patience`
-    /// epochs (PyTorch's `ReduceLROnPlateau`, relative threshold). The host keeps this
-    /// state and feeds the graph the `f32` input [`LR_SCALE`]; the rate is
-    /// `lr * lr_scale`.
-    ReduceOnPlateau {
-        metric: String,
-        patience: usize,
-        factor: f64,
-        min_lr: f64,
-        maximize: bool,
-        threshold: f64,
-    },
-}
+pub use dnnc_settings::{Optimizer, Schedule};
 
 /// What the step needs to know about the run.
 #[derive(Clone, Debug)]
@@ -103,13 +32,6 @@ pub struct StepConfig {
     pub steps_per_epoch: usize,
     pub epochs: usize,
 }
-
-/// The name of the step-counter input.
-pub const STEP: &str = "step";
-
-/// The name of the learning-rate scale input, present only with a
-/// [`Schedule::ReduceOnPlateau`] schedule.
-pub const LR_SCALE: &str = "lr_scale";
 
 struct Em<'g> {
     g: &'g mut Graph,
@@ -160,7 +82,7 @@ impl<'g> Em<'g> {
         Ok(b)
     }
     fn bin(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Res<NodeId> {
-        self.g.add(Op::Binary(op), &[a, b])
+        Ok(self.g.add(Op::Binary(op), &[a, b])?)
     }
     fn add(&mut self, a: NodeId, b: NodeId) -> Res<NodeId> {
         self.bin(BinaryOp::Add, a, b)
@@ -193,18 +115,18 @@ impl<'g> Em<'g> {
         let m = self.bcast(magnitude, new)?;
         let inf = self.splat(f64::INFINITY, new)?;
         let finite = self.bin(BinaryOp::Lt, m, inf)?;
-        self.g.add(Op::Select, &[finite, new, old])
+        Ok(self.g.add(Op::Select, &[finite, new, old])?)
     }
     fn state(&mut self, name: String, like: NodeId) -> Res<NodeId> {
         let ty = self.g.ty(like).clone();
-        self.g.add(
+        Ok(self.g.add(
             Op::State {
                 name,
                 dtype: ty.dtype,
                 shape: ty.shape,
             },
             &[],
-        )
+        )?)
     }
 }
 
@@ -282,7 +204,7 @@ fn learning_rate(em: &mut Em<'_>, step_f: NodeId, base: f64, cfg: &StepConfig) -
         Schedule::ReduceOnPlateau { .. } => {
             let scale = em.g.add(
                 Op::Input {
-                    name: LR_SCALE.into(),
+                    name: Port::LrScale.name().into(),
                     dtype: DType::F32,
                     shape: vec![],
                 },
@@ -321,16 +243,23 @@ fn learning_rate(em: &mut Em<'_>, step_f: NodeId, base: f64, cfg: &StepConfig) -
             let cos_lr = em.add(span, minc)?;
             let wc2 = em.c(warm)?;
             let in_warmup = em.bin(BinaryOp::Lt, step_f, wc2)?;
-            em.g.add(Op::Select, &[in_warmup, warm_lr, cos_lr])
+            Ok(em.g.add(Op::Select, &[in_warmup, warm_lr, cos_lr])?)
         }
     }
 }
 
-/// Adds gradients and optimizer updates for the named trainable parameters (`state`
-/// nodes) to a graph whose `loss` output is set. Returns the number of parameters
-/// updated.
-pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) -> Res<usize> {
-    let loss = g.output("loss").ok_or("the graph has no `loss` output")?;
+/// The gradients of the `loss` output with respect to the named trainable parameters
+/// (`state` nodes), added to `g`: the `autodiff` stage of a training step.
+pub struct Gradients {
+    /// `(parameter name, its state node, its gradient)`.
+    pub of: Vec<(String, NodeId, NodeId)>,
+}
+
+/// Adds the gradients of the `loss` output with respect to the `trainable` states.
+pub fn add_gradients(g: &mut Graph, trainable: &[String]) -> Res<Gradients> {
+    let loss = g
+        .output(Port::Loss.name())
+        .ok_or_else(|| PassError::Missing("the graph has no `loss` output".into()))?;
     let params: Vec<(String, NodeId)> = g
         .states()
         .into_iter()
@@ -341,6 +270,32 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
         .collect();
     let nodes: Vec<NodeId> = params.iter().map(|(_, n)| *n).collect();
     let grads = gradients(g, loss, &nodes)?;
+    Ok(Gradients {
+        of: params
+            .into_iter()
+            .zip(grads)
+            .map(|((name, p), gr)| (name, p, gr))
+            .collect(),
+    })
+}
+
+/// Adds gradients and optimizer updates for the named trainable parameters (`state`
+/// nodes) to a graph whose `loss` output is set. Returns the number of parameters
+/// updated.
+pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) -> Res<usize> {
+    let grads = add_gradients(g, trainable)?;
+    add_updates(g, grads, cfg)
+}
+
+/// Adds the learning-rate schedule and the optimizer's updates of the parameters (and
+/// of its own state) from their gradients: the `optimizer` stage of a training step.
+/// Returns the number of parameters updated.
+pub fn add_updates(g: &mut Graph, grads: Gradients, cfg: &StepConfig) -> Res<usize> {
+    let loss = g
+        .output(Port::Loss.name())
+        .ok_or_else(|| PassError::Missing("the graph has no `loss` output".into()))?;
+    let params: Vec<(String, NodeId)> = grads.of.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
+    let grads: Vec<NodeId> = grads.of.iter().map(|(_, _, gr)| *gr).collect();
     let mut em = Em::new(g);
     // Every new state value is guarded by the loss being finite (`keep_if_finite`);
     // moments are guarded before the parameter's update reads them, so the whole
@@ -354,7 +309,7 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
     };
     let step = em.g.add(
         Op::Input {
-            name: STEP.into(),
+            name: Port::Step.name().into(),
             dtype: DType::I64,
             shape: vec![],
         },
@@ -493,7 +448,7 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
         em.g.add_update(name.clone(), new_p);
         guarded.insert(name.clone());
     }
-    em.g.set_output("lr", lr);
+    em.g.set_output(Port::LearningRate.name(), lr);
     guard_remaining_updates(&mut em, magnitude, &guarded)?;
     Ok(params.len())
 }
@@ -518,7 +473,9 @@ fn guard_remaining_updates(
             continue;
         }
         let Some(&old) = states.get(&name) else {
-            return Err(format!("the update of `{name}` has no state"));
+            return Err(PassError::Missing(format!(
+                "the update of `{name}` has no state"
+            )));
         };
         let kept = em.keep_if_finite(magnitude, new, old)?;
         em.g.add_update(name, kept);

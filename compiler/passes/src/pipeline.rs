@@ -1,7 +1,7 @@
 //! Running passes in order: the [`Pass`] trait, the [`Pipeline`] that runs a list of
 //! passes (optionally to a fixpoint), verifying the graph after every pass and dumping
-//! it on request ([`PipelineOptions`]), and [`parse_text`], the inverse of
-//! [`dnnc_ir::print::to_text`], so that tests and tools can read graphs back.
+//! it on request ([`PipelineOptions`]: the one verify-and-dump path, also used by the
+//! session for the stages it runs itself, `lower`, `autodiff` and `optimizer`).
 //!
 //! The standard clean-up pipeline ([`Pipeline::standard`]) is meant to run after
 //! autodiff and the optimizer pass:
@@ -16,13 +16,11 @@
 //! unused. Each pass reports whether it changed the graph; a round in which none did ends
 //! the loop.
 
-use std::collections::HashMap;
+use crate::error::PassError;
 use std::fmt;
 
-use dnnc_ir::print::to_text;
-use dnnc_ir::{
-    BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, TensorType, UnaryOp, Window2d,
-};
+use dnnc_ir::text::to_text;
+use dnnc_ir::Graph;
 
 use crate::{const_fold, cse, dce, simplify};
 
@@ -33,12 +31,14 @@ pub trait Pass {
 
     /// Transforms `g` in place; returns whether anything changed. An `Err` means the pass
     /// could not run on this graph (the graph may then be partly transformed).
-    fn run(&self, g: &mut Graph) -> Result<bool, String>;
+    fn run(&self, g: &mut Graph) -> Result<bool, PassError>;
 }
 
-/// Every pass name the driver accepts for `--dump-after` (besides `all`). `autodiff` and
-/// `optimizer` are run by the driver itself, not through [`by_name`].
+/// Every pass name the driver accepts for `--dump-after` (besides `all`), in the order
+/// they run. `lower`, `autodiff` and `optimizer` are stages the session runs itself
+/// (reporting them through [`PipelineOptions::after_pass`]), not through [`by_name`].
 pub const PASS_NAMES: &[&str] = &[
+    "lower",
     "autodiff",
     "optimizer",
     "strip_stop_gradient",
@@ -110,27 +110,20 @@ impl PipelineOptions {
     }
 
     /// Checks `dump_after` names a known pass (or `all`).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), PassError> {
         match &self.dump_after {
-            Some(d) if d != "all" && !PASS_NAMES.contains(&d.as_str()) => Err(format!(
-                "unknown pass `{d}` to dump after; expected `all` or one of {}",
-                PASS_NAMES.join(", ")
-            )),
+            Some(d) if d != "all" && !PASS_NAMES.contains(&d.as_str()) => {
+                Err(PassError::UnknownPass(d.clone()))
+            }
             _ => Ok(()),
         }
     }
 
     /// What the pipeline does after each pass, for passes the driver runs itself
     /// (`autodiff`, `optimizer`): verifies `g` if asked to, then dumps it if asked to.
-    pub fn after_pass(&mut self, pass: &str, g: &Graph) -> Result<(), String> {
+    pub fn after_pass(&mut self, pass: &str, g: &Graph) -> Result<(), PassError> {
         if self.verify {
-            if let Err(errors) = dnnc_ir::verify(g) {
-                return Err(format!(
-                    "the graph `{}` is malformed after pass `{pass}`:\n  {}",
-                    g.name,
-                    errors.join("\n  ")
-                ));
-            }
+            verified(g, pass)?;
         }
         if self.wants_dump(pass) {
             self.emit_dump(pass, g);
@@ -219,12 +212,16 @@ impl Pipeline {
     /// Runs the passes on `g`. After every pass the graph is verified (if
     /// `opts.verify`) and dumped (if `opts.dump_after` names the pass or is `all`; a pass
     /// is dumped after its first run and after every later run that changed the graph).
-    pub fn run(&self, g: &mut Graph, opts: &mut PipelineOptions) -> Result<(), String> {
+    pub fn run(&self, g: &mut Graph, opts: &mut PipelineOptions) -> Result<(), PassError> {
         self.run_counting(g, opts).map(|_| ())
     }
 
     /// [`Pipeline::run`], returning how many rounds ran.
-    pub fn run_counting(&self, g: &mut Graph, opts: &mut PipelineOptions) -> Result<usize, String> {
+    pub fn run_counting(
+        &self,
+        g: &mut Graph,
+        opts: &mut PipelineOptions,
+    ) -> Result<usize, PassError> {
         opts.check()?;
         let mut rounds = 0;
         while rounds < self.max_rounds {
@@ -232,18 +229,10 @@ impl Pipeline {
             let mut changed_any = false;
             for pass in &self.passes {
                 let name = pass.name();
-                let changed = pass
-                    .run(g)
-                    .map_err(|e| format!("pass `{name}` failed on `{}`: {e}", g.name))?;
+                let changed = pass.run(g)?;
                 changed_any |= changed;
                 if opts.verify {
-                    if let Err(errors) = dnnc_ir::verify(g) {
-                        return Err(format!(
-                            "the graph `{}` is malformed after pass `{name}`:\n  {}",
-                            g.name,
-                            errors.join("\n  ")
-                        ));
-                    }
+                    verified(g, name)?;
                 }
                 if opts.wants_dump(name) && (changed || rounds == 1) {
                     opts.emit_dump(name, g);
@@ -257,481 +246,11 @@ impl Pipeline {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Reading the text form back.
-
-#[derive(Clone, Debug, PartialEq)]
-enum Tok {
-    /// `%12`
-    Ref(usize),
-    /// A bare word: a keyword, a number, a dtype, `key` of `key=value`.
-    Word(String),
-    /// A quoted string, unescaped.
-    Str(String),
-    /// One of `[ ] , : = { }`.
-    Sym(char),
-}
-
-impl fmt::Display for Tok {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Tok::Ref(n) => write!(f, "%{n}"),
-            Tok::Word(w) => write!(f, "`{w}`"),
-            Tok::Str(s) => write!(f, "{s:?}"),
-            Tok::Sym(c) => write!(f, "`{c}`"),
-        }
-    }
-}
-
-const SYMS: &str = "[],:={}";
-
-fn tokenize(line: &str) -> Result<Vec<Tok>, String> {
-    let mut toks = Vec::new();
-    let mut chars = line.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if SYMS.contains(c) {
-            chars.next();
-            toks.push(Tok::Sym(c));
-        } else if c == '"' {
-            chars.next();
-            toks.push(Tok::Str(unescape(&mut chars)?));
-        } else if c == '%' {
-            chars.next();
-            let mut digits = String::new();
-            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                digits.push(d);
-                chars.next();
-            }
-            let n = digits
-                .parse()
-                .map_err(|_| "`%` must be followed by a node number".to_string())?;
-            toks.push(Tok::Ref(n));
-        } else {
-            let mut word = String::new();
-            while let Some(&d) = chars
-                .peek()
-                .filter(|d| !d.is_whitespace() && !SYMS.contains(**d) && **d != '"' && **d != '%')
-            {
-                word.push(d);
-                chars.next();
-            }
-            toks.push(Tok::Word(word));
-        }
-    }
-    Ok(toks)
-}
-
-/// The rest of a string literal in Rust's `Debug` escaping, after the opening quote.
-fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<String, String> {
-    let mut s = String::new();
-    loop {
-        match chars.next() {
-            None => return Err("unterminated string".into()),
-            Some('"') => return Ok(s),
-            Some('\\') => match chars.next() {
-                Some('n') => s.push('\n'),
-                Some('r') => s.push('\r'),
-                Some('t') => s.push('\t'),
-                Some('0') => s.push('\0'),
-                Some(c @ ('\\' | '"' | '\'')) => s.push(c),
-                Some('u') => {
-                    if chars.next() != Some('{') {
-                        return Err("bad `\\u` escape".into());
-                    }
-                    let mut hex = String::new();
-                    for c in chars.by_ref() {
-                        if c == '}' {
-                            break;
-                        }
-                        hex.push(c);
-                    }
-                    let c = u32::from_str_radix(&hex, 16)
-                        .ok()
-                        .and_then(char::from_u32)
-                        .ok_or_else(|| format!("bad `\\u{{{hex}}}` escape"))?;
-                    s.push(c);
-                }
-                other => return Err(format!("unknown escape `\\{}`", other.unwrap_or(' '))),
-            },
-            Some(c) => s.push(c),
-        }
-    }
-}
-
-/// A cursor over the attribute tokens of one node.
-struct Attrs<'t> {
-    toks: &'t [Tok],
-    pos: usize,
-}
-
-impl<'t> Attrs<'t> {
-    fn next(&mut self) -> Result<&'t Tok, String> {
-        let t = self
-            .toks
-            .get(self.pos)
-            .ok_or_else(|| "missing attribute".to_string())?;
-        self.pos += 1;
-        Ok(t)
-    }
-
-    fn sym(&mut self, c: char) -> Result<(), String> {
-        match self.next()? {
-            Tok::Sym(d) if *d == c => Ok(()),
-            t => Err(format!("expected `{c}`, found {t}")),
-        }
-    }
-
-    fn word(&mut self) -> Result<&'t str, String> {
-        match self.next()? {
-            Tok::Word(w) => Ok(w),
-            t => Err(format!("expected a word, found {t}")),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        match self.next()? {
-            Tok::Str(s) => Ok(s.clone()),
-            t => Err(format!("expected a quoted name, found {t}")),
-        }
-    }
-
-    fn number<T: std::str::FromStr>(&mut self) -> Result<T, String> {
-        let w = self.word()?;
-        w.parse()
-            .map_err(|_| format!("`{w}` is not a valid number here"))
-    }
-
-    /// `key=value`.
-    fn key<T: std::str::FromStr>(&mut self, key: &str) -> Result<T, String> {
-        let w = self.word()?;
-        if w != key {
-            return Err(format!("expected `{key}=`, found `{w}`"));
-        }
-        self.sym('=')?;
-        self.number()
-    }
-
-    fn dtype(&mut self) -> Result<DType, String> {
-        let w = self.word()?;
-        DType::from_name(w).ok_or_else(|| format!("unknown element type `{w}`"))
-    }
-
-    /// `[1, 2, 3]`.
-    fn list(&mut self) -> Result<Vec<usize>, String> {
-        self.sym('[')?;
-        let mut v = Vec::new();
-        if self.toks.get(self.pos) == Some(&Tok::Sym(']')) {
-            self.pos += 1;
-            return Ok(v);
-        }
-        loop {
-            v.push(self.number()?);
-            match self.next()? {
-                Tok::Sym(']') => return Ok(v),
-                Tok::Sym(',') => {}
-                t => return Err(format!("expected `,` or `]`, found {t}")),
-            }
-        }
-    }
-
-    /// `key=[1, 2]`.
-    fn key_list(&mut self, key: &str) -> Result<Vec<usize>, String> {
-        let w = self.word()?;
-        if w != key {
-            return Err(format!("expected `{key}=`, found `{w}`"));
-        }
-        self.sym('=')?;
-        self.list()
-    }
-
-    /// A window as [`Window2d`] prints it.
-    fn window(&mut self) -> Result<Window2d, String> {
-        let k = self.key_list("k")?;
-        let (stride, dilation) = (self.key("stride")?, self.key("dilation")?);
-        let pad = self.key_list("pad")?;
-        match (&k[..], &pad[..]) {
-            (&[kh, kw], &[t, b, l, r]) => Ok(Window2d {
-                kh,
-                kw,
-                stride,
-                dilation,
-                pad_h: (t, b),
-                pad_w: (l, r),
-            }),
-            _ => Err("a window needs `k=[KH, KW]` and `pad=[top, bottom, left, right]`".into()),
-        }
-    }
-
-    /// Consumes `flag` if it comes next.
-    fn flag(&mut self, flag: &str) -> bool {
-        if matches!(self.toks.get(self.pos), Some(Tok::Word(w)) if w == flag) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn end(&self) -> Result<(), String> {
-        match self.toks.get(self.pos) {
-            None => Ok(()),
-            Some(t) => Err(format!("unexpected {t}")),
-        }
-    }
-}
-
-/// The op of a node line, from its kind, its attributes and its declared type (which
-/// carries what the printer leaves out: the dtype and shape of inputs, constants and
-/// random draws).
-fn parse_op(kind: &str, a: &mut Attrs<'_>, ty: &TensorType) -> Result<Op, String> {
-    let (dtype, shape) = (ty.dtype, ty.shape.clone());
-    let op = match kind {
-        "input" => Op::Input {
-            name: a.string()?,
-            dtype,
-            shape,
-        },
-        "state" => Op::State {
-            name: a.string()?,
-            dtype,
-            shape,
-        },
-        "const" => Op::Const {
-            value: a.number()?,
-            dtype,
-        },
-        "iota" => Op::Iota {
-            dtype,
-            shape,
-            axis: a.key("axis")?,
-        },
-        "select" => Op::Select,
-        "matmul" => Op::MatMul,
-        "stop_gradient" => Op::StopGradient,
-        "cast" => Op::Cast(a.dtype()?),
-        "reshape" => Op::Reshape(a.list()?),
-        "transpose" => Op::Transpose(a.list()?),
-        "broadcast" => Op::Broadcast(a.list()?),
-        "slice" => Op::Slice {
-            starts: a.list()?,
-            ends: a.list()?,
-            steps: a.list()?,
-        },
-        "concat" => Op::Concat {
-            axis: a.key("axis")?,
-        },
-        "pad" => Op::Pad {
-            lo: a.list()?,
-            hi: a.list()?,
-            value: a.key("value")?,
-        },
-        "reduce_sum" | "reduce_max" | "reduce_min" => {
-            let kind = match kind {
-                "reduce_sum" => ReduceKind::Sum,
-                "reduce_max" => ReduceKind::Max,
-                _ => ReduceKind::Min,
-            };
-            let axes = a.list()?;
-            let keepdims = a.flag("keepdims");
-            Op::Reduce {
-                kind,
-                axes,
-                keepdims,
-            }
-        }
-        "argmax" => Op::ArgMax {
-            axis: a.key("axis")?,
-        },
-        "argmin" => Op::ArgMin {
-            axis: a.key("axis")?,
-        },
-        "gather" => Op::Gather {
-            axis: a.key("axis")?,
-        },
-        "scatter_add" => Op::ScatterAdd {
-            axis: a.key("axis")?,
-            shape: a.list()?,
-        },
-        "patches" => Op::Patches(a.window()?),
-        "fold" => Op::Fold {
-            win: a.window()?,
-            shape: a.list()?,
-        },
-        "random_uniform" => Op::Random {
-            dist: Dist::Uniform {
-                low: a.key("low")?,
-                high: a.key("high")?,
-            },
-            shape,
-            salt: a.key("salt")?,
-        },
-        "random_normal" => Op::Random {
-            dist: Dist::Normal {
-                mean: a.key("mean")?,
-                std: a.key("std")?,
-            },
-            shape,
-            salt: a.key("salt")?,
-        },
-        "random_bernoulli" => Op::Random {
-            dist: Dist::Bernoulli,
-            shape,
-            salt: a.key("salt")?,
-        },
-        other => {
-            if let Some(&u) = UnaryOp::ALL.iter().find(|u| u.name() == other) {
-                Op::Unary(u)
-            } else if let Some(&b) = BinaryOp::ALL.iter().find(|b| b.name() == other) {
-                Op::Binary(b)
-            } else {
-                return Err(format!("unknown op `{other}`"));
-            }
-        }
-    };
-    a.end()?;
-    Ok(op)
-}
-
-/// `f32[2, 3]`.
-fn parse_type(toks: &[Tok]) -> Result<TensorType, String> {
-    let mut a = Attrs { toks, pos: 0 };
-    let dtype = a.dtype()?;
-    let shape = a.list()?;
-    a.end()?;
-    Ok(TensorType::new(dtype, shape))
-}
-
-/// One node line: `%3 = add %1, %2 : f32[2]`.
-fn parse_node(toks: &[Tok], g: &mut Graph, ids: &mut HashMap<usize, NodeId>) -> Result<(), String> {
-    let Some(Tok::Ref(number)) = toks.first() else {
-        return Err("expected `%N = ...`".into());
-    };
-    if toks.get(1) != Some(&Tok::Sym('=')) {
-        return Err(format!("expected `=` after %{number}"));
-    }
-    let Some(Tok::Word(kind)) = toks.get(2) else {
-        return Err(format!("expected an op after `%{number} =`"));
-    };
-    let colon = toks
-        .iter()
-        .rposition(|t| *t == Tok::Sym(':'))
-        .ok_or_else(|| format!("%{number} has no `: type`"))?;
-    let ty = parse_type(&toks[colon + 1..])?;
-    let body = &toks[3..colon];
-    let first_ref = body
-        .iter()
-        .position(|t| matches!(t, Tok::Ref(_)))
-        .unwrap_or(body.len());
-    let mut operands = Vec::new();
-    for (i, t) in body[first_ref..].iter().enumerate() {
-        match (i % 2, t) {
-            (0, Tok::Ref(r)) => operands.push(
-                *ids.get(r)
-                    .ok_or_else(|| format!("%{number} uses %{r}, which is not defined above"))?,
-            ),
-            (1, Tok::Sym(',')) => {}
-            _ => return Err(format!("unexpected {t} in the operands of %{number}")),
-        }
-    }
-    if matches!(body.last(), Some(Tok::Sym(','))) {
-        return Err(format!("trailing `,` in the operands of %{number}"));
-    }
-    let mut attrs = Attrs {
-        toks: &body[..first_ref],
-        pos: 0,
-    };
-    let op = parse_op(kind, &mut attrs, &ty).map_err(|e| format!("%{number} (`{kind}`): {e}"))?;
-    let id = g
-        .add(op, &operands)
-        .map_err(|e| format!("%{number}: {e}"))?;
-    if *g.ty(id) != ty {
-        return Err(format!(
-            "%{number} is declared {ty} but its shape rule gives {}",
-            g.ty(id)
-        ));
-    }
-    if ids.insert(*number, id).is_some() {
-        return Err(format!("%{number} is defined twice"));
-    }
-    Ok(())
-}
-
-/// Reads a graph in the format of [`dnnc_ir::print::to_text`]. Blank lines and lines
-/// starting with `#` or `//` are ignored. Nodes must be defined before they are used
-/// (the printer's topological order guarantees it); every node's declared type must be
-/// what its shape rule gives. `to_text(&parse_text(&to_text(g))?)` is `to_text(g)`.
-pub fn parse_text(text: &str) -> Result<Graph, String> {
-    let mut g: Option<Graph> = None;
-    let mut ids: HashMap<usize, NodeId> = HashMap::new();
-    let mut closed = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        let at = |e: String| format!("line {}: {e}", i + 1);
-        if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
-            continue;
-        }
-        if closed {
-            return Err(at(format!("text after the end of the graph: `{line}`")));
-        }
-        let Some(graph) = g.as_mut() else {
-            let name = line
-                .strip_prefix("graph ")
-                .and_then(|l| l.strip_suffix('{'))
-                .ok_or_else(|| at("expected `graph NAME {`".into()))?;
-            g = Some(Graph::new(name.trim()));
-            continue;
-        };
-        if line == "}" {
-            closed = true;
-        } else if let Some(rest) = line.strip_prefix("output ") {
-            let (name, target) = rest
-                .rsplit_once(" = %")
-                .ok_or_else(|| at("expected `output NAME = %N`".into()))?;
-            let id = node_ref(target, &ids).map_err(at)?;
-            graph.set_output(name, id);
-        } else if let Some(rest) = line.strip_prefix("update ") {
-            let (name, target) = rest
-                .rsplit_once(" = %")
-                .ok_or_else(|| at("expected `update \"NAME\" = %N`".into()))?;
-            let toks = tokenize(name).map_err(at)?;
-            let [Tok::Str(name)] = toks.as_slice() else {
-                return Err(at("the state of an update is a quoted name".into()));
-            };
-            let id = node_ref(target, &ids).map_err(at)?;
-            graph.add_update(name.clone(), id);
-        } else if let Some(rest) = line.strip_prefix("limit ") {
-            let (name, limit) = rest
-                .rsplit_once(" < ")
-                .ok_or_else(|| at("expected `limit \"INPUT\" < N`".into()))?;
-            let toks = tokenize(name).map_err(at)?;
-            let [Tok::Str(name)] = toks.as_slice() else {
-                return Err(at("the input of a limit is a quoted name".into()));
-            };
-            let limit: usize = limit
-                .trim()
-                .parse()
-                .map_err(|_| at(format!("`{limit}` is not a limit")))?;
-            graph.limit_index(name, limit);
-        } else {
-            let toks = tokenize(line).map_err(at)?;
-            parse_node(&toks, graph, &mut ids).map_err(at)?;
-        }
-    }
-    match g {
-        Some(g) if closed => Ok(g),
-        Some(_) => Err("the graph is not closed with `}`".into()),
-        None => Err("no `graph NAME {` found".into()),
-    }
-}
-
-fn node_ref(text: &str, ids: &HashMap<usize, NodeId>) -> Result<NodeId, String> {
-    let n: usize = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`%{text}` is not a node reference"))?;
-    ids.get(&n)
-        .copied()
-        .ok_or_else(|| format!("%{n} is not defined"))
+/// `Ok` if the verifier accepts `g` after pass `pass`.
+fn verified(g: &Graph, pass: &str) -> Result<(), PassError> {
+    dnnc_ir::verify(g).map_err(|problems| PassError::Invalid {
+        graph: g.name.clone(),
+        after: pass.to_string(),
+        problems,
+    })
 }

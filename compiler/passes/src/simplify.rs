@@ -30,6 +30,7 @@
 //! the replacement and the node is removed. The inner nodes of a composed pair
 //! (`reshape(reshape x)`) stay until [`crate::dce`] finds them unused.
 
+use crate::error::PassError;
 use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
 
 use crate::const_fold::{splat_value, Scalar};
@@ -44,7 +45,7 @@ impl Pass for Simplify {
         "simplify"
     }
 
-    fn run(&self, g: &mut Graph) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
         run(g)
     }
 }
@@ -59,13 +60,13 @@ impl Pass for StripStopGradient {
         "strip_stop_gradient"
     }
 
-    fn run(&self, g: &mut Graph) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph) -> Result<bool, PassError> {
         strip_stop_gradient(g)
     }
 }
 
 /// Replaces every `stop_gradient(x)` by `x`; returns whether there were any.
-pub fn strip_stop_gradient(g: &mut Graph) -> Result<bool, String> {
+pub fn strip_stop_gradient(g: &mut Graph) -> Result<bool, PassError> {
     let mut changed = false;
     for id in g.topo_order()? {
         if g.node(id).op == Op::StopGradient {
@@ -79,7 +80,7 @@ pub fn strip_stop_gradient(g: &mut Graph) -> Result<bool, String> {
 }
 
 /// Applies the laws of the module documentation; returns whether any fired.
-pub fn run(g: &mut Graph) -> Result<bool, String> {
+pub fn run(g: &mut Graph) -> Result<bool, PassError> {
     let mut changed = false;
     for id in g.topo_order()? {
         if !g.contains(id) {
@@ -216,7 +217,7 @@ fn rewrite(g: &mut Graph, id: NodeId) -> Option<NodeId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dnnc_ir::print::to_text;
+    use dnnc_ir::text::to_text;
     use dnnc_ir::DType;
 
     fn input(g: &mut Graph, name: &str, dtype: DType, shape: &[usize]) -> NodeId {

@@ -5,9 +5,10 @@
 //! Ops without a derivative (comparisons, integer results, random draws,
 //! `stop_gradient`) return `None` for their operands.
 
+use crate::error::PassError;
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp};
 
-type Res<T> = Result<T, String>;
+type Res<T> = Result<T, PassError>;
 
 /// Small builders used by the rules.
 pub struct B<'g> {
@@ -16,7 +17,7 @@ pub struct B<'g> {
 
 impl B<'_> {
     pub fn op(&mut self, op: Op, xs: &[NodeId]) -> Res<NodeId> {
-        self.g.add(op, xs)
+        Ok(self.g.add(op, xs)?)
     }
 
     fn shape(&self, x: NodeId) -> Vec<usize> {

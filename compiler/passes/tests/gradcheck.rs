@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use dnnc_ir::{BinaryOp, DType, Dist, Graph, NodeId, Op, ReduceKind, UnaryOp, Window2d};
 use dnnc_passes::autodiff::gradients;
 use dnnc_tensor::{Data, Tensor};
+use dnnc_testing::Rng;
 
 /// Op kinds whose results carry no gradient (integer/bool results, sources, random
 /// draws, piecewise-constant functions) and `stop_gradient`, checked to give zero.
@@ -45,21 +46,17 @@ struct Case {
     values: fn(usize, usize) -> f32,
 }
 
-fn lcg(seed: usize, i: usize) -> f32 {
-    let x = (seed as u64)
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add((i as u64).wrapping_mul(1442695040888963407))
-        .wrapping_add(12345)
-        >> 33;
-    (x % 10_000) as f32 / 10_000.0
+/// A value in `[0, 1)` that depends only on `(seed, i)`.
+fn uniform01(seed: usize, i: usize) -> f32 {
+    Rng(((seed as u64) << 32) ^ i as u64).float(0.0, 1.0)
 }
 
 fn any_value(input: usize, i: usize) -> f32 {
-    lcg(input + 1, i) * 2.0 - 1.0
+    uniform01(input + 1, i) * 2.0 - 1.0
 }
 
 fn positive(input: usize, i: usize) -> f32 {
-    0.5 + lcg(input + 7, i)
+    0.5 + uniform01(input + 7, i)
 }
 
 fn distinct(input: usize, i: usize) -> f32 {
@@ -536,6 +533,13 @@ fn gradients_match_finite_differences() {
             })
             .collect();
         let y = (case.build)(&mut g, &xs);
+        assert!(
+            g.node_ids()
+                .iter()
+                .any(|&n| g.node(n).op.name() == case.kind),
+            "the case named `{}` builds no op of that kind",
+            case.kind
+        );
         // loss = sum(y * w) with fixed weights w, so every output element matters.
         let ys = g.ty(y).shape.clone();
         let w = g
@@ -577,7 +581,11 @@ fn gradients_match_finite_differences() {
         let nw: usize = ys.iter().product();
         values.insert(
             "w".into(),
-            Tensor::f32(ys.clone(), (0..nw).map(|j| 0.5 + lcg(99, j)).collect()).unwrap(),
+            Tensor::f32(
+                ys.clone(),
+                (0..nw).map(|j| 0.5 + uniform01(99, j)).collect(),
+            )
+            .unwrap(),
         );
         let r = dnnc_interp::run(&g, &feeds(&g, &values), &HashMap::new()).unwrap();
         for (i, s) in case.inputs.iter().enumerate() {

@@ -14,8 +14,9 @@ use dnnc_syntax::ast::{ExprKind, Split};
 use crate::checker::Checker;
 use crate::data::DataField;
 use crate::items::StaticKind;
-use crate::settings::{check_setting, SParam, Setting};
+use crate::settings::{check_typed, Entry, SParam, Table};
 use crate::ty::{DimItem, Static};
+use dnnc_settings::Augmentation;
 
 /// The reserved item name of a dataset that holds augmentations, not data.
 pub const AUGMENT: &str = "augment";
@@ -25,7 +26,7 @@ pub const AUGMENT: &str = "augment";
 pub struct FieldAugment {
     pub field: Arc<str>,
     /// Each augmentation, with its arguments resolved (defaults filled in).
-    pub list: Vec<Setting>,
+    pub list: Vec<Augmentation>,
     pub span: Span,
 }
 
@@ -82,21 +83,54 @@ fn param(
 }
 
 /// Every augmentation with its parameters (see spec/data.md, "Augmentation").
-pub fn augmentations() -> Vec<(&'static str, Vec<SParam>)> {
+pub fn augmentations() -> Table<Augmentation> {
     use StaticKind::{Float, Int};
+    let entry = |name, params, build| Entry {
+        name,
+        params,
+        build,
+    };
     vec![
-        ("random_crop", vec![param("padding", Int, None, padding)]),
-        (
+        entry(
+            "random_crop",
+            vec![param("padding", Int, None, padding)],
+            |a| Augmentation::RandomCrop {
+                padding: a.count("padding"),
+            },
+        ),
+        entry(
             "hflip",
             vec![param("p", Float, Some(Static::Float(0.5)), probability)],
+            |a| Augmentation::HFlip {
+                p: a.float("p") as f32,
+            },
         ),
-        ("rotate", vec![param("degrees", Float, None, angle)]),
-        ("noise", vec![param("std", Float, None, non_negative)]),
-        (
+        entry("rotate", vec![param("degrees", Float, None, angle)], |a| {
+            Augmentation::Rotate {
+                degrees: a.float("degrees") as f32,
+            }
+        }),
+        entry(
+            "noise",
+            vec![param("std", Float, None, non_negative)],
+            |a| Augmentation::Noise {
+                std: a.float("std") as f32,
+            },
+        ),
+        entry(
             "brightness",
             vec![param("amount", Float, None, probability)],
+            |a| Augmentation::Brightness {
+                amount: a.float("amount") as f32,
+            },
         ),
-        ("contrast", vec![param("amount", Float, None, probability)]),
+        entry(
+            "contrast",
+            vec![param("amount", Float, None, probability)],
+            |a| Augmentation::Contrast {
+                amount: a.float("amount") as f32,
+            },
+        ),
     ]
 }
 
@@ -171,9 +205,9 @@ pub fn check_augment(
 
 /// One augmentation call: [`check_setting`] with this vocabulary, its codes for an
 /// unknown name or a bad value turned into E0410 (E0204 and E0208 stay).
-fn check_one(cx: &mut Checker<'_>, call: &dnnc_syntax::ast::Expr) -> Option<Setting> {
+fn check_one(cx: &mut Checker<'_>, call: &dnnc_syntax::ast::Expr) -> Option<Augmentation> {
     let before = cx.diags.len();
-    let s = check_setting(cx, call, augmentations(), "augmentation");
+    let s = check_typed(cx, call, &augmentations(), "augmentation").map(|(a, _)| a);
     for d in &mut cx.diags[before..] {
         if d.code == codes::UNKNOWN_CONFIG || d.code == codes::BAD_TRAIN_VALUE {
             d.code = codes::BAD_AUGMENTATION;

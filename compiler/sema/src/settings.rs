@@ -1,10 +1,14 @@
 //! The vocabularies of settings: initialisers, optimizers and learning-rate schedules.
 //!
 //! A setting is written like a call (`adam(lr = 1e-3)`, `glorot_uniform`) but is not a
-//! value: each is checked against its table here, with every argument static, and
-//! resolved into a [`Setting`] that later stages read.
+//! value: each is checked against its table here, with every argument static, into a
+//! [`Setting`] (its name and arguments, defaults filled in), and then built into its
+//! typed value (`dnnc_settings`) by the table entry's `build` function, the one place
+//! a setting's name and defaults are known. Later stages consume the typed values.
 
 use std::sync::Arc;
+
+use dnnc_settings::{Init, Optimizer, OptimizerSetting, Schedule};
 
 use dnnc_diagnostics::{codes, Span};
 use dnnc_syntax::ast::{Arg, Expr, ExprKind};
@@ -55,6 +59,93 @@ impl Setting {
                 _ => None,
             })
     }
+}
+
+/// The arguments of a checked setting, every parameter of its entry present (bound or
+/// defaulted) and static: what an entry's `build` reads. Reading a parameter the entry
+/// does not declare is a bug in the table, and panics.
+pub struct Args<'a>(&'a Setting);
+
+impl Args<'_> {
+    pub fn float(&self, name: &str) -> f64 {
+        self.0.float(name).unwrap_or_else(|| self.missing(name))
+    }
+
+    pub fn int(&self, name: &str) -> i64 {
+        *self
+            .0
+            .ints(name)
+            .first()
+            .unwrap_or_else(|| self.missing(name))
+    }
+
+    /// A non-negative integer (the entry's check refuses negative ones).
+    pub fn count(&self, name: &str) -> usize {
+        usize::try_from(self.int(name).max(0)).unwrap_or(usize::MAX)
+    }
+
+    /// Every value of a list parameter (`milestones = [30, 60]`).
+    pub fn ints(&self, name: &str) -> Vec<i64> {
+        self.0.ints(name)
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        self.value(name) == &Static::Bool(true)
+    }
+
+    pub fn str(&self, name: &str) -> String {
+        self.0
+            .str(name)
+            .unwrap_or_else(|| self.missing(name))
+            .to_string()
+    }
+
+    fn value(&self, name: &str) -> &Static {
+        let found = self.0.args.iter().find(|(n, _)| &**n == name);
+        &found.unwrap_or_else(|| self.missing(name)).1
+    }
+
+    fn missing(&self, name: &str) -> ! {
+        panic!(
+            "`{}` has no argument `{name}` of the expected kind",
+            self.0.name
+        )
+    }
+}
+
+/// One entry of a vocabulary: the setting's name, its parameters, and how its checked
+/// arguments build the typed value.
+pub struct Entry<T> {
+    pub name: &'static str,
+    pub params: Vec<SParam>,
+    pub build: fn(&Args) -> T,
+}
+
+/// A vocabulary of settings building values of type `T`.
+pub type Table<T> = Vec<Entry<T>>;
+
+fn entry<T>(name: &'static str, params: Vec<SParam>, build: fn(&Args) -> T) -> Entry<T> {
+    Entry {
+        name,
+        params,
+        build,
+    }
+}
+
+/// The typed value of a checked setting: `Err` names a hyperparameter that is still
+/// symbolic (a layer's initialiser reading `value = v` before the layer is
+/// instantiated) or a name the table does not have.
+pub fn resolve<T>(table: &Table<T>, s: &Setting) -> Result<T, String> {
+    if let Some((n, Static::Param(p))) = s.args.iter().find(|(_, v)| matches!(v, Static::Param(_)))
+    {
+        return Err(format!(
+            "`{n}` of `{}` is the unbound hyperparameter `{p}`",
+            s.name
+        ));
+    }
+    let e = table.iter().find(|e| e.name == &*s.name);
+    let e = e.ok_or_else(|| format!("unknown setting `{}`", s.name))?;
+    Ok((e.build)(&Args(s)))
 }
 
 /// A parameter of a setting: name, kind, default (`None` = required), and a check.
@@ -147,11 +238,16 @@ macro_rules! p {
     };
 }
 
-type Table = Vec<(&'static str, Vec<SParam>)>;
-
-pub fn optimizers() -> Table {
+/// The optimizers. Every one takes `clip_norm` (0: no clipping).
+pub fn optimizers() -> Table<OptimizerSetting> {
+    fn clipped(a: &Args, optimizer: Optimizer) -> OptimizerSetting {
+        OptimizerSetting {
+            optimizer,
+            clip_norm: a.float("clip_norm"),
+        }
+    }
     vec![
-        (
+        entry(
             "sgd",
             vec![
                 p!("lr", Float, None::<f64>, positive),
@@ -160,30 +256,19 @@ pub fn optimizers() -> Table {
                 p!("weight_decay", Float, Some(0.0), non_negative),
                 p!("clip_norm", Float, Some(0.0), non_negative),
             ],
+            |a| {
+                let sgd = Optimizer::Sgd {
+                    lr: a.float("lr"),
+                    momentum: a.float("momentum"),
+                    nesterov: a.bool("nesterov"),
+                    weight_decay: a.float("weight_decay"),
+                };
+                clipped(a, sgd)
+            },
         ),
-        (
-            "adam",
-            vec![
-                p!("lr", Float, Some(1e-3), positive),
-                p!("beta1", Float, Some(0.9), unit),
-                p!("beta2", Float, Some(0.999), unit),
-                p!("eps", Float, Some(1e-8), positive),
-                p!("weight_decay", Float, Some(0.0), non_negative),
-                p!("clip_norm", Float, Some(0.0), non_negative),
-            ],
-        ),
-        (
-            "adamw",
-            vec![
-                p!("lr", Float, Some(1e-3), positive),
-                p!("beta1", Float, Some(0.9), unit),
-                p!("beta2", Float, Some(0.999), unit),
-                p!("eps", Float, Some(1e-8), positive),
-                p!("weight_decay", Float, Some(0.01), non_negative),
-                p!("clip_norm", Float, Some(0.0), non_negative),
-            ],
-        ),
-        (
+        entry("adam", adam_params(0.0), |a| clipped(a, adam(a, false))),
+        entry("adamw", adam_params(0.01), |a| clipped(a, adam(a, true))),
+        entry(
             "rmsprop",
             vec![
                 p!("lr", Float, Some(1e-2), positive),
@@ -193,40 +278,97 @@ pub fn optimizers() -> Table {
                 p!("weight_decay", Float, Some(0.0), non_negative),
                 p!("clip_norm", Float, Some(0.0), non_negative),
             ],
+            |a| {
+                let rmsprop = Optimizer::RmsProp {
+                    lr: a.float("lr"),
+                    alpha: a.float("alpha"),
+                    eps: a.float("eps"),
+                    momentum: a.float("momentum"),
+                    weight_decay: a.float("weight_decay"),
+                };
+                clipped(a, rmsprop)
+            },
         ),
     ]
 }
 
-pub fn schedules() -> Table {
+/// Adam's and AdamW's parameters; they differ in the default weight decay.
+fn adam_params(weight_decay: f64) -> Vec<SParam> {
     vec![
-        ("constant", vec![]),
-        (
+        p!("lr", Float, Some(1e-3), positive),
+        p!("beta1", Float, Some(0.9), unit),
+        p!("beta2", Float, Some(0.999), unit),
+        p!("eps", Float, Some(1e-8), positive),
+        p!("weight_decay", Float, Some(weight_decay), non_negative),
+        p!("clip_norm", Float, Some(0.0), non_negative),
+    ]
+}
+
+fn adam(a: &Args, decoupled: bool) -> Optimizer {
+    Optimizer::Adam {
+        lr: a.float("lr"),
+        beta1: a.float("beta1"),
+        beta2: a.float("beta2"),
+        eps: a.float("eps"),
+        weight_decay: a.float("weight_decay"),
+        decoupled,
+    }
+}
+
+/// The learning-rate schedules (a `train` block without one has [`Schedule::Constant`]).
+pub fn schedules() -> Table<Schedule> {
+    vec![
+        entry("constant", vec![], |_| Schedule::Constant),
+        entry(
             "step",
             vec![
                 p!("every", Int, None::<i64>, positive),
                 p!("gamma", Float, Some(0.1), positive),
             ],
+            |a| Schedule::Step {
+                every: a.count("every"),
+                gamma: a.float("gamma"),
+            },
         ),
-        (
+        entry(
             "exponential",
             vec![p!("gamma", Float, None::<f64>, positive)],
+            |a| Schedule::Exponential {
+                gamma: a.float("gamma"),
+            },
         ),
-        (
+        entry(
             "cosine",
             vec![
                 p!("warmup_epochs", Int, Some(0), non_negative),
                 p!("min_lr", Float, Some(0.0), non_negative),
             ],
+            |a| Schedule::Cosine {
+                warmup_epochs: a.count("warmup_epochs"),
+                min_lr: a.float("min_lr"),
+            },
         ),
-        (
+        entry(
             "multistep",
             vec![
                 // An integer or a list of them (see `list_argument`).
                 p!("milestones", Int, None::<i64>, non_negative),
                 p!("gamma", Float, Some(0.1), positive),
             ],
+            |a| {
+                let mut milestones: Vec<usize> = a
+                    .ints("milestones")
+                    .into_iter()
+                    .map(|m| usize::try_from(m).unwrap_or(0))
+                    .collect();
+                milestones.sort_unstable();
+                Schedule::MultiStep {
+                    milestones,
+                    gamma: a.float("gamma"),
+                }
+            },
         ),
-        (
+        entry(
             "reduce_on_plateau",
             vec![
                 p!("metric", Str, logged_metric),
@@ -236,6 +378,14 @@ pub fn schedules() -> Table {
                 p!("maximize", Bool, Some(false)),
                 p!("threshold", Float, Some(1e-4), non_negative),
             ],
+            |a| Schedule::ReduceOnPlateau {
+                metric: a.str("metric"),
+                patience: a.count("patience"),
+                factor: a.float("factor"),
+                min_lr: a.float("min_lr"),
+                maximize: a.bool("maximize"),
+                threshold: a.float("threshold"),
+            },
         ),
     ]
 }
@@ -257,42 +407,83 @@ fn plateau_direction(values: &mut [(Arc<str>, Static)], args: &[Arg]) {
     }
 }
 
+/// [`check_setting`], then the typed value, with the setting's span.
+pub fn check_typed<T>(
+    cx: &mut Checker<'_>,
+    expr: &Expr,
+    table: &Table<T>,
+    what: &str,
+) -> Option<(T, Span)> {
+    let s = check_setting(cx, expr, table, what)?;
+    match resolve(table, &s) {
+        Ok(v) => Some((v, s.span)),
+        Err(why) => {
+            let d = cx
+                .err(codes::BAD_TRAIN_VALUE, s.span, why)
+                .with_label(format!("this {what} needs constant arguments"));
+            cx.error(d);
+            None
+        }
+    }
+}
+
 /// The settings' parameters that take a list of integers as well as one.
 const LIST_PARAMS: &[(&str, &str)] = &[("multistep", "milestones")];
 
-pub fn initializers() -> Table {
+/// The parameter initialisers (a parameter without one is [`Init::Zeros`]).
+pub fn initializers() -> Table<Init> {
     vec![
-        ("zeros", vec![]),
-        ("ones", vec![]),
-        ("constant", vec![p!("value", Float, None::<f64>, any)]),
-        (
+        entry("zeros", vec![], |_| Init::Zeros),
+        entry("ones", vec![], |_| Init::Ones),
+        entry(
+            "constant",
+            vec![p!("value", Float, None::<f64>, any)],
+            |a| Init::Constant {
+                value: a.float("value"),
+            },
+        ),
+        entry(
             "uniform",
             vec![
                 p!("low", Float, Some(-0.05), any),
                 p!("high", Float, Some(0.05), any),
             ],
+            |a| Init::Uniform {
+                low: a.float("low"),
+                high: a.float("high"),
+            },
         ),
-        (
+        entry(
             "normal",
             vec![
                 p!("mean", Float, Some(0.0), any),
                 p!("std", Float, Some(1.0), positive),
             ],
+            |a| Init::Normal {
+                mean: a.float("mean"),
+                std: a.float("std"),
+            },
         ),
-        ("glorot_uniform", vec![]),
-        ("glorot_normal", vec![]),
-        ("he_uniform", vec![]),
-        ("he_normal", vec![]),
-        ("lecun_uniform", vec![]),
-        ("lecun_normal", vec![]),
+        entry("glorot_uniform", vec![], |_| Init::GlorotUniform),
+        entry("glorot_normal", vec![], |_| Init::GlorotNormal),
+        entry("he_uniform", vec![], |_| Init::HeUniform),
+        entry("he_normal", vec![], |_| Init::HeNormal),
+        entry("lecun_uniform", vec![], |_| Init::LecunUniform),
+        entry("lecun_normal", vec![], |_| Init::LecunNormal),
     ]
 }
 
+/// The initialiser of a parameter whose `init` is `s` (symbolic arguments already
+/// replaced by the layer instance's values), or zeros without one.
+pub fn initializer(s: Option<&Setting>) -> Result<Init, String> {
+    s.map_or(Ok(Init::Zeros), |s| resolve(&initializers(), s))
+}
+
 /// Checks `expr` against `table`; `what` names the vocabulary in messages.
-pub fn check_setting(
+pub fn check_setting<T>(
     cx: &mut Checker<'_>,
     expr: &Expr,
-    table: Table,
+    table: &Table<T>,
     what: &str,
 ) -> Option<Setting> {
     let (name, args) = match &expr.kind {
@@ -304,8 +495,11 @@ pub fn check_setting(
         ExprKind::Error => return None,
         _ => return not_a_setting(cx, expr.span, what, table),
     };
-    let Some((key, params)) = table.iter().find(|(k, _)| *k == name.text) else {
-        let known: Vec<&str> = table.iter().map(|(k, _)| *k).collect();
+    let Some(Entry {
+        name: key, params, ..
+    }) = table.iter().find(|e| e.name == name.text)
+    else {
+        let known: Vec<&str> = table.iter().map(|e| e.name).collect();
         let mut d = cx
             .err(
                 codes::UNKNOWN_CONFIG,
@@ -448,8 +642,13 @@ fn list_argument(
     ok.then_some((out, Some((at, rest))))
 }
 
-fn not_a_setting(cx: &mut Checker<'_>, span: Span, what: &str, table: Table) -> Option<Setting> {
-    let known: Vec<&str> = table.iter().map(|(k, _)| *k).collect();
+fn not_a_setting<T>(
+    cx: &mut Checker<'_>,
+    span: Span,
+    what: &str,
+    table: &Table<T>,
+) -> Option<Setting> {
+    let known: Vec<&str> = table.iter().map(|e| e.name).collect();
     let d = cx
         .err(
             codes::UNKNOWN_CONFIG,
@@ -476,5 +675,5 @@ pub fn check_initializer(
     init: &Expr,
     _ty: Option<&TensorTy>,
 ) -> Option<Setting> {
-    check_setting(cx, init, initializers(), "initialiser")
+    check_setting(cx, init, &initializers(), "initialiser")
 }

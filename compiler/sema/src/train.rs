@@ -11,8 +11,10 @@ use crate::data::dataset_sig;
 use crate::db::Db;
 use crate::dim::Dim;
 use crate::items::{item_ast, layer_hparams, layer_sig, ItemId, StaticKind};
-use crate::settings::{check_setting, optimizers, schedules, Setting};
+use crate::settings::{check_typed, optimizers, schedules};
 use crate::ty::{DimItem, LayerInst, Shape, Static, TensorTy, Ty};
+pub use dnnc_settings::EarlyStop;
+use dnnc_settings::{OptimizerSetting, Schedule, Training};
 
 /// A model taking part in training.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,19 +26,9 @@ pub struct TrainModel {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct EarlyStop {
-    pub split: Arc<str>,
-    pub metric: Arc<str>,
-    pub patience: i64,
-    /// `true` when larger is better.
-    pub maximize: bool,
-    pub min_delta: f64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     pub name: Arc<str>,
-    pub updates: Vec<(Vec<Arc<str>>, Setting)>,
+    pub updates: Vec<(Vec<Arc<str>>, OptimizerSetting)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -47,8 +39,8 @@ pub struct TrainSig {
     pub epochs: i64,
     pub seed: i64,
     pub shuffle: bool,
-    pub optimizer: Option<Setting>,
-    pub schedule: Option<Setting>,
+    pub optimizer: Option<OptimizerSetting>,
+    pub schedule: Schedule,
     pub metrics: Vec<Arc<str>>,
     pub early_stop: Option<EarlyStop>,
     pub checkpoint: Option<String>,
@@ -85,7 +77,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
         seed: 0,
         shuffle: true,
         optimizer: None,
-        schedule: None,
+        schedule: Schedule::Constant,
         metrics: Vec::new(),
         early_stop: None,
         checkpoint: None,
@@ -144,6 +136,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
     let mut seen: Vec<(String, Span)> = Vec::new();
     let mut early_stop: Option<&Expr> = None;
     let mut loss_seen = false;
+    let mut schedule_span = None;
     for it in &def.items {
         match &it.kind {
             TrainItemKind::Model(b) => {
@@ -226,9 +219,15 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                         if has_steps {
                             misplaced(&mut cx, n.span, "optimizer");
                         }
-                        sig.optimizer = check_setting(&mut cx, e, optimizers(), "optimizer");
+                        sig.optimizer =
+                            check_typed(&mut cx, e, &optimizers(), "optimizer").map(|(o, _)| o);
                     }
-                    "schedule" => sig.schedule = check_setting(&mut cx, e, schedules(), "schedule"),
+                    "schedule" => {
+                        if let Some((s, span)) = check_typed(&mut cx, e, &schedules(), "schedule") {
+                            sig.schedule = s;
+                            schedule_span = Some(span);
+                        }
+                    }
                     "metrics" => sig.metrics = check_metrics(&mut cx, e),
                     // Checked after every field, so `metrics` may come later.
                     "early_stop" => early_stop = Some(e),
@@ -289,19 +288,87 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
     if let Some(e) = early_stop {
         sig.early_stop = check_early_stop(&mut cx, e, &splits, &sig.metrics, has_steps);
     }
-    if let Some(s) = &sig.schedule {
-        let warmup = s.float("warmup_epochs").unwrap_or(0.0);
-        if warmup >= sig.epochs as f64 && warmup > 0.0 {
-            let msg = format!(
-                "`warmup_epochs` ({warmup}) must be less than `epochs` ({})",
-                sig.epochs
-            );
-            bad_value(&mut cx, s.span, &msg);
-        }
+    if let Some(span) = schedule_span {
+        check_schedule(&mut cx, &sig, &splits, span);
     }
     sig.diagnostics = cx.diags;
     sig.types = cx.types;
     Some(sig)
+}
+
+/// What a schedule needs from the rest of the block: a warm-up shorter than the run,
+/// and a plateau metric the run logs (`train_` or `test_` with `loss` or a listed
+/// metric, on a split the dataset has).
+fn check_schedule(cx: &mut Checker<'_>, sig: &TrainSig, splits: &[Arc<str>], span: Span) {
+    match &sig.schedule {
+        Schedule::Cosine { warmup_epochs, .. }
+            if *warmup_epochs > 0 && *warmup_epochs as i64 >= sig.epochs =>
+        {
+            let msg = format!(
+                "`warmup_epochs` ({warmup_epochs}) must be less than `epochs` ({})",
+                sig.epochs
+            );
+            bad_value(cx, span, &msg);
+        }
+        Schedule::ReduceOnPlateau { metric, .. } => {
+            let known = |m: &str| m == "loss" || sig.metrics.iter().any(|k| **k == *m);
+            let logged = ["train_", "test_"]
+                .iter()
+                .any(|p| metric.strip_prefix(p).is_some_and(known));
+            if !logged {
+                let mut names = vec!["`loss`".to_string()];
+                names.extend(sig.metrics.iter().map(|m| format!("`{m}`")));
+                let d = cx
+                    .err(
+                        codes::BAD_TRAIN_VALUE,
+                        span,
+                        format!(
+                            "`reduce_on_plateau` watches `{metric}`, which this run does not log"
+                        ),
+                    )
+                    .with_label("not a logged metric")
+                    .with_note(format!(
+                        "the run logs `train_` and `test_` with {}",
+                        names.join(", ")
+                    ));
+                cx.error(d);
+            } else if metric.starts_with("test_") && !splits.iter().any(|s| &**s == "test") {
+                let d = cx
+                    .err(
+                        codes::BAD_TRAIN_VALUE,
+                        span,
+                        format!(
+                            "`reduce_on_plateau` watches `{metric}`, but the dataset has no `test` split"
+                        ),
+                    )
+                    .with_label("no `test` split to measure")
+                    .with_help("watch a `train_` metric, or add a `test` split to the dataset");
+                cx.error(d);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl TrainSig {
+    /// The settings of a single-model run, defaults filled in; `None` for the
+    /// multi-model form or without a valid optimizer.
+    pub fn training(&self) -> Option<Training> {
+        if !self.steps.is_empty() || self.models.len() != 1 {
+            return None;
+        }
+        Some(Training {
+            batch: usize::try_from(self.batch.max(1)).ok()?,
+            epochs: usize::try_from(self.epochs.max(1)).ok()?,
+            seed: u64::try_from(self.seed.max(0)).ok()?,
+            shuffle: self.shuffle,
+            optimizer: self.optimizer.clone()?,
+            schedule: self.schedule.clone(),
+            metrics: self.metrics.iter().map(|m| m.to_string()).collect(),
+            early_stop: self.early_stop.clone(),
+            checkpoint: self.checkpoint.clone(),
+        })
+    }
 }
 
 fn header_model(cx: &mut Checker<'_>, def: &ast::TrainDef) -> Option<LayerInst> {
@@ -637,9 +704,9 @@ fn check_early_stop(
     };
     let maximize = mode.unwrap_or(metric.contains("accuracy"));
     Some(EarlyStop {
-        split,
-        metric,
-        patience,
+        split: split.to_string(),
+        metric: metric.to_string(),
+        patience: usize::try_from(patience).unwrap_or(0),
         maximize,
         min_delta,
     })
@@ -816,7 +883,7 @@ fn check_step(
                         cx.error(d);
                     }
                 }
-                if let Some(opt) = check_setting(cx, optimizer, optimizers(), "optimizer") {
+                if let Some((opt, _)) = check_typed(cx, optimizer, &optimizers(), "optimizer") {
                     step.updates.push((targets, opt));
                 }
             }

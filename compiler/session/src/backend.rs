@@ -9,8 +9,11 @@
 //! [`store_states`](Executable::store_states) when the host needs them. A native
 //! training step run the resident way allocates nothing.
 
+use crate::error::RunError;
 use std::collections::HashMap;
 
+use dnnc_exec::ExecError;
+use dnnc_interp::InterpError;
 use dnnc_ir::Graph;
 use dnnc_tensor::Tensor;
 
@@ -26,19 +29,19 @@ pub trait Executable {
         &mut self,
         inputs: &HashMap<String, Tensor>,
         states: &HashMap<String, Tensor>,
-    ) -> Result<RunResult, String>;
+    ) -> Result<RunResult, RunError>;
 
     /// Copies the graph's states from `states` into the executable (every state the
     /// graph has must be there).
-    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), String>;
+    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), RunError>;
 
     /// Copies the executable's current states into the entries of `states` (adding
     /// missing ones).
-    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), String>;
+    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), RunError>;
 
     /// Runs once on resident states with these inputs (names the graph does not read
     /// are ignored); states receive their updates.
-    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), String>;
+    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), RunError>;
 
     /// The names of the outputs, in order.
     fn output_names(&self) -> Vec<String>;
@@ -52,8 +55,10 @@ pub trait Executable {
 
     /// Per-step median times in microseconds with a description of each step, where
     /// the backend can tell (the native one).
-    fn profile(&mut self, _runs: usize) -> Result<Vec<(String, f64)>, String> {
-        Err("this backend has no per-step profile".into())
+    fn profile(&mut self, _runs: usize) -> Result<Vec<(String, f64)>, RunError> {
+        Err(RunError::NotRunnable(
+            "this backend has no per-step profile".into(),
+        ))
     }
 }
 
@@ -77,15 +82,15 @@ const NAMES: &str = "interp, cranelift, llvm";
 const NAMES: &str = "interp, cranelift";
 
 impl BackendKind {
-    pub fn parse(s: &str) -> Result<BackendKind, String> {
+    pub fn parse(s: &str) -> Result<BackendKind, RunError> {
         match s {
             "interp" => Ok(BackendKind::Interp),
             "cranelift" => Ok(BackendKind::Cranelift),
             #[cfg(feature = "llvm")]
             "llvm" => Ok(BackendKind::Llvm),
             #[cfg(not(feature = "llvm"))]
-            "llvm" => Err("backend `llvm` is not in this build of dnnc: build it with `--features llvm` (needs LLVM 14), or use `--backend interp` or `cranelift`".into()),
-            other => Err(format!("unknown backend `{other}`; the backends are: {NAMES}")),
+            "llvm" => Err(RunError::NotRunnable("backend `llvm` is not in this build of dnnc: build it with `--features llvm` (needs LLVM 14), or use `--backend interp` or `cranelift`".into())),
+            other => Err(RunError::NotRunnable(format!("unknown backend `{other}`; the backends are: {NAMES}"))),
         }
     }
 
@@ -98,7 +103,7 @@ impl BackendKind {
         }
     }
 
-    pub fn compile(self, g: Graph) -> Result<Box<dyn Executable>, String> {
+    pub fn compile(self, g: Graph) -> Result<Box<dyn Executable>, RunError> {
         match self {
             BackendKind::Interp => Ok(Box::new(Interpreted {
                 g,
@@ -113,7 +118,7 @@ impl BackendKind {
 }
 
 /// The schedule and memory plan the native backend makes of `g`, as text.
-pub fn schedule_text(g: &Graph) -> Result<String, String> {
+pub fn schedule_text(g: &Graph) -> Result<String, RunError> {
     Ok(dnnc_codegen::compile(g)?.schedule_text().to_string())
 }
 
@@ -145,39 +150,40 @@ impl Executable for Interpreted {
         &mut self,
         inputs: &HashMap<String, Tensor>,
         states: &HashMap<String, Tensor>,
-    ) -> Result<RunResult, String> {
-        let out = dnnc_interp::run(&self.g, inputs, states).map_err(|e| e.to_string())?;
+    ) -> Result<RunResult, RunError> {
+        let out = dnnc_interp::run(&self.g, inputs, states)?;
         Ok(RunResult {
             outputs: out.outputs,
             updates: out.updates,
         })
     }
 
-    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), String> {
+    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), RunError> {
         for s in self.g.states() {
             if let dnnc_ir::Op::State { name, .. } = &self.g.node(s).op {
-                let t = states
-                    .get(name)
-                    .ok_or_else(|| format!("missing state `{name}`"))?;
+                let t = states.get(name).ok_or_else(|| InterpError::Missing {
+                    what: "state",
+                    name: name.clone(),
+                })?;
                 self.states.insert(name.clone(), t.clone());
             }
         }
         Ok(())
     }
 
-    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), String> {
+    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), RunError> {
         for (k, v) in &self.states {
             states.insert(k.clone(), v.clone());
         }
         Ok(())
     }
 
-    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), String> {
+    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), RunError> {
         let inputs: HashMap<String, Tensor> = inputs
             .iter()
             .map(|(k, v)| (k.to_string(), (*v).clone()))
             .collect();
-        let out = dnnc_interp::run(&self.g, &inputs, &self.states).map_err(|e| e.to_string())?;
+        let out = dnnc_interp::run(&self.g, &inputs, &self.states)?;
         for (k, v) in out.updates {
             self.states.insert(k, v);
         }
@@ -208,28 +214,33 @@ impl Executable for Native {
         &mut self,
         inputs: &HashMap<String, Tensor>,
         states: &HashMap<String, Tensor>,
-    ) -> Result<RunResult, String> {
+    ) -> Result<RunResult, RunError> {
         let (outputs, updates) = self.0.run(inputs, states)?;
         Ok(RunResult { outputs, updates })
     }
 
-    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), String> {
+    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), RunError> {
         let names: Vec<String> = self.0.state_names().map(str::to_string).collect();
         for name in names {
-            let t = states
-                .get(&name)
-                .ok_or_else(|| format!("missing state `{name}`"))?;
+            let t = states.get(&name).ok_or_else(|| ExecError::Feed {
+                what: "state",
+                name: name.clone(),
+                why: "is missing".into(),
+            })?;
             self.0.set_state(&name, t)?;
         }
         Ok(())
     }
 
-    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), String> {
+    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), RunError> {
         for name in self.0.state_names() {
             match states.get_mut(name) {
                 Some(t) => self.0.read_state_into(name, t)?,
                 None => {
-                    let t = self.0.state(name).ok_or("a state vanished")?;
+                    let t = self
+                        .0
+                        .state(name)
+                        .ok_or_else(|| ExecError::Program(format!("state `{name}` vanished")))?;
                     states.insert(name.to_string(), t);
                 }
             }
@@ -237,7 +248,7 @@ impl Executable for Native {
         Ok(())
     }
 
-    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), String> {
+    fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), RunError> {
         for (name, t) in inputs {
             // Inputs the graph does not read (a key for dropout it lacks) are ignored,
             // as `run` ignores them.
@@ -245,7 +256,7 @@ impl Executable for Native {
                 self.0.set_input(name, t)?;
             }
         }
-        self.0.execute()
+        Ok(self.0.execute()?)
     }
 
     fn output_names(&self) -> Vec<String> {
@@ -260,7 +271,7 @@ impl Executable for Native {
         self.0.output(name)
     }
 
-    fn profile(&mut self, runs: usize) -> Result<Vec<(String, f64)>, String> {
-        self.0.profile(runs)
+    fn profile(&mut self, runs: usize) -> Result<Vec<(String, f64)>, RunError> {
+        Ok(self.0.profile(runs)?)
     }
 }

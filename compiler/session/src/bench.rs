@@ -4,11 +4,12 @@
 //! Steps run the way `dnnc train` runs them: states resident in the executable,
 //! inputs copied in, updates applied in place.
 
+use crate::error::RunError;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use dnnc_lower::{Mode, RNG_KEY};
-use dnnc_passes::optimizer::STEP;
+use dnnc_ir::Port;
+use dnnc_lower::Mode;
 use dnnc_runtime::SplitMix64;
 use dnnc_tensor::{DType, Data, Tensor};
 
@@ -76,7 +77,7 @@ fn feeds(
         }
     }
     inputs.insert(
-        STEP.into(),
+        Port::Step.name().into(),
         Tensor {
             dtype: DType::I64,
             shape: vec![],
@@ -84,7 +85,7 @@ fn feeds(
         },
     );
     inputs.insert(
-        RNG_KEY.into(),
+        Port::RngKey.name().into(),
         Tensor {
             dtype: DType::I64,
             shape: vec![],
@@ -102,7 +103,7 @@ fn time_exe(
     runs: usize,
     classes: usize,
     weights: &HashMap<String, Tensor>,
-) -> Result<f64, String> {
+) -> Result<f64, RunError> {
     crate::run::check_state_memory(g, "the benchmark")?;
     let mut rng = SplitMix64::new(42);
     let (inputs, mut states) = feeds(g, &mut rng, classes);
@@ -148,7 +149,7 @@ fn time_graph(
     runs: usize,
     classes: usize,
     weights: &HashMap<String, Tensor>,
-) -> Result<f64, String> {
+) -> Result<f64, RunError> {
     let mut exe = backend.compile(g.clone())?;
     time_exe(&g, exe.as_mut(), runs, classes, weights)
 }
@@ -161,7 +162,7 @@ pub fn bench(
     batch: Option<usize>,
     runs: usize,
     weights: Option<&std::path::Path>,
-) -> Result<BenchResult, String> {
+) -> Result<BenchResult, RunError> {
     let batch = batch.unwrap_or(job.cfg.batch);
     let passes = PassOptions::default();
     let classes = 10;
@@ -176,8 +177,7 @@ pub fn bench(
                 .iter()
                 .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
                 .collect();
-            let ts =
-                dnnc_runtime::checkpoint::load_into(path, &expected).map_err(|e| e.to_string())?;
+            let ts = dnnc_runtime::checkpoint::load_into(path, &expected)?;
             step.params.iter().map(|p| p.name.clone()).zip(ts).collect()
         }
         None => HashMap::new(),

@@ -1,6 +1,7 @@
 //! Loading a dataset's splits: each split's graph runs once over its data files; and
 //! the augmentations its `augment` item declares for training batches.
 
+use crate::error::RunError;
 use std::collections::HashMap;
 
 use dnnc_lower::lower_split;
@@ -11,7 +12,7 @@ use dnnc_sema::Db;
 use dnnc_tensor::Tensor;
 
 /// Loads split `name` of `dataset`.
-pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split, String> {
+pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split, RunError> {
     let lowered = lower_split(db, dataset, name)?;
     let mut inputs: HashMap<String, Tensor> = HashMap::new();
     for l in &lowered.loaders {
@@ -25,20 +26,19 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
                     ..Default::default()
                 },
             ),
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         if let Some((i, v)) = dnnc_data::non_finite(&t) {
             let row: usize = t.shape.iter().skip(1).product();
-            return Err(format!(
+            return Err(RunError::Dataset(format!(
                 "{}: element {i} (sample {}) is {v}; training data must be finite",
                 l.path.display(),
                 i / row.max(1)
-            ));
+            )));
         }
         inputs.insert(l.input.clone(), t);
     }
     let out = dnnc_interp::run(&lowered.graph, &inputs, &HashMap::new())
-        .map_err(|e| format!("split `{name}`: {e}"))?;
+        .map_err(|e| RunError::Dataset(format!("split `{name}`: {e}")))?;
     let mut fields = Vec::new();
     for f in &lowered.fields {
         let t = out
@@ -46,21 +46,21 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
             .iter()
             .find(|(n, _)| n == f)
             .map(|(_, t)| t.clone())
-            .ok_or_else(|| format!("field `{f}` was not computed"))?;
+            .ok_or_else(|| RunError::Internal(format!("field `{f}` was not computed")))?;
         if let Some(i) = t
             .as_f32()
             .and_then(|v| v.iter().position(|x| !x.is_finite()))
         {
             let row: usize = t.shape.iter().skip(1).product();
-            return Err(format!(
+            return Err(RunError::Dataset(format!(
                 "split `{name}`: field `{f}` holds {} at sample {} (computed from finite data: check the field's expression, e.g. a `log` of 0)",
                 t.as_f32().map_or(f32::NAN, |v| v[i]),
                 i / row.max(1)
-            ));
+            )));
         }
         fields.push((f.clone(), t));
     }
-    Split::new(fields).map_err(|e| format!("split `{name}`: {}", e.message))
+    Split::new(fields).map_err(|e| RunError::Dataset(format!("split `{name}`: {}", e.message)))
 }
 
 /// Checks that the integer fields the model indexes with (class labels, embedding
@@ -72,7 +72,7 @@ pub fn check_index_limits(
     name: &str,
     split: &Split,
     limits: &[(String, usize)],
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     for (field, limit) in limits {
         let Some(values) = split
             .field(field)
@@ -98,13 +98,13 @@ pub fn check_index_limits(
                 .find(|u| u.input == input)
                 .map(|u| format!("{}: ", u.path.display()))
         });
-        return Err(format!(
+        return Err(RunError::OutOfRange(format!(
             "{}sample {} of field `{field}` (split `{name}`) is {}, but the model takes values from 0 to {} ({limit} classes or rows)",
             source.unwrap_or_default(),
             i / row.max(1),
             values[i],
             limit.saturating_sub(1)
-        ));
+        )));
     }
     Ok(())
 }
@@ -115,7 +115,7 @@ pub fn augmentations(
     db: &dyn Db,
     dataset: ItemId<'_>,
     split: &Split,
-) -> Result<Vec<(usize, Vec<Augmentation>)>, String> {
+) -> Result<Vec<(usize, Vec<Augmentation>)>, RunError> {
     let sig = dnnc_sema::data::dataset_sig(db, dataset);
     let mut out = Vec::new();
     for fa in &sig.augment {
@@ -126,43 +126,10 @@ pub fn augmentations(
             .fields
             .iter()
             .position(|(n, _)| *n == *fa.field)
-            .ok_or_else(|| format!("the augmented field `{}` was not loaded", fa.field))?;
-        let list = fa
-            .list
-            .iter()
-            .map(augmentation)
-            .collect::<Result<Vec<_>, _>>()?;
-        out.push((at, list));
+            .ok_or_else(|| {
+                RunError::Internal(format!("the augmented field `{}` was not loaded", fa.field))
+            })?;
+        out.push((at, fa.list.clone()));
     }
     Ok(out)
-}
-
-/// One checked augmentation call as the runtime's [`Augmentation`].
-fn augmentation(s: &dnnc_sema::settings::Setting) -> Result<Augmentation, String> {
-    let float = |name: &str| {
-        s.float(name)
-            .map(|v| v as f32)
-            .ok_or_else(|| format!("`{}` has no `{name}`", s.name))
-    };
-    Ok(match &*s.name {
-        "random_crop" => Augmentation::RandomCrop {
-            padding: s
-                .ints("padding")
-                .first()
-                .and_then(|&p| usize::try_from(p).ok())
-                .ok_or("`random_crop` has no `padding`")?,
-        },
-        "hflip" => Augmentation::HFlip { p: float("p")? },
-        "rotate" => Augmentation::Rotate {
-            degrees: float("degrees")?,
-        },
-        "noise" => Augmentation::Noise { std: float("std")? },
-        "brightness" => Augmentation::Brightness {
-            amount: float("amount")?,
-        },
-        "contrast" => Augmentation::Contrast {
-            amount: float("amount")?,
-        },
-        other => return Err(format!("unknown augmentation `{other}`")),
-    })
 }

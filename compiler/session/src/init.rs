@@ -5,8 +5,9 @@
 //! Fans follow the usual conventions: `[n]`: n and n; `[in, out]`: in and out;
 //! `[out_c, in_c, k...]`: `in_c·∏k` and `out_c·∏k`; a scalar: 1 and 1.
 
+use crate::error::RunError;
 use dnnc_runtime::{rng::mix64, SplitMix64};
-use dnnc_sema::settings::Setting;
+use dnnc_settings::Init;
 use dnnc_tensor::Tensor;
 
 use dnnc_lower::ParamInfo;
@@ -38,6 +39,20 @@ impl Draw {
     fn uniform(&mut self) -> f64 {
         (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+    /// `n` draws of `scale · U(-1, 1)` or `scale · N(0, 1)`.
+    fn scaled(&mut self, n: usize, uniform: bool, scale: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let x = if uniform {
+                    2.0 * self.uniform() - 1.0
+                } else {
+                    self.normal()
+                };
+                (scale * x) as f32
+            })
+            .collect()
+    }
+
     fn normal(&mut self) -> f64 {
         let u1 = self.uniform().max(f64::MIN_POSITIVE);
         let u2 = self.uniform();
@@ -46,69 +61,38 @@ impl Draw {
 }
 
 /// The initial value of a parameter.
-pub fn initial_value(p: &ParamInfo, seed: u64) -> Result<Tensor, String> {
+pub fn initial_value(p: &ParamInfo, seed: u64) -> Result<Tensor, RunError> {
     let n: usize = p.shape.iter().product();
     let mut d = Draw(SplitMix64::new(seed ^ mix64(fnv1a(&p.name))));
     let (fan_in, fan_out) = fans(&p.shape);
-    let default = Setting {
-        name: "zeros".into(),
-        args: Vec::new(),
-        span: Default::default(),
+    let values: Vec<f32> = match p.init {
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+        Init::Constant { value } => vec![value as f32; n],
+        Init::Uniform { low, high } => (0..n)
+            .map(|_| (low + (high - low) * d.uniform()) as f32)
+            .collect(),
+        Init::Normal { mean, std } => (0..n).map(|_| (mean + std * d.normal()) as f32).collect(),
+        Init::GlorotUniform => d.scaled(n, true, (6.0 / (fan_in + fan_out)).sqrt()),
+        Init::GlorotNormal => d.scaled(n, false, (2.0 / (fan_in + fan_out)).sqrt()),
+        Init::HeUniform => d.scaled(n, true, (6.0 / fan_in).sqrt()),
+        Init::HeNormal => d.scaled(n, false, (2.0 / fan_in).sqrt()),
+        Init::LecunUniform => d.scaled(n, true, (3.0 / fan_in).sqrt()),
+        Init::LecunNormal => d.scaled(n, false, (1.0 / fan_in).sqrt()),
     };
-    let s = p.init.as_ref().unwrap_or(&default);
-    let arg = |name: &str, v: f64| s.float(name).unwrap_or(v);
-    let values: Vec<f32> = match &*s.name {
-        "zeros" => vec![0.0; n],
-        "ones" => vec![1.0; n],
-        "constant" => vec![arg("value", 0.0) as f32; n],
-        "uniform" => {
-            let (lo, hi) = (arg("low", -0.05), arg("high", 0.05));
-            (0..n)
-                .map(|_| (lo + (hi - lo) * d.uniform()) as f32)
-                .collect()
-        }
-        "normal" => {
-            let (m, sd) = (arg("mean", 0.0), arg("std", 1.0));
-            (0..n).map(|_| (m + sd * d.normal()) as f32).collect()
-        }
-        name => {
-            let (uniform, scale) = match name {
-                "glorot_uniform" => (true, (6.0 / (fan_in + fan_out)).sqrt()),
-                "glorot_normal" => (false, (2.0 / (fan_in + fan_out)).sqrt()),
-                "he_uniform" => (true, (6.0 / fan_in).sqrt()),
-                "he_normal" => (false, (2.0 / fan_in).sqrt()),
-                "lecun_uniform" => (true, (3.0 / fan_in).sqrt()),
-                "lecun_normal" => (false, (1.0 / fan_in).sqrt()),
-                other => return Err(format!("unknown initialiser `{other}` for `{}`", p.name)),
-            };
-            (0..n)
-                .map(|_| {
-                    if uniform {
-                        (scale * (2.0 * d.uniform() - 1.0)) as f32
-                    } else {
-                        (scale * d.normal()) as f32
-                    }
-                })
-                .collect()
-        }
-    };
-    Tensor::f32(p.shape.clone(), values).map_err(|e| e.to_string())
+    Tensor::f32(p.shape.clone(), values).map_err(|e| RunError::Internal(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn param(name: &str, shape: Vec<usize>, init: &str) -> ParamInfo {
+    fn param(name: &str, shape: Vec<usize>, init: Init) -> ParamInfo {
         ParamInfo {
             name: name.into(),
             dtype: dnnc_tensor::DType::F32,
             shape,
-            init: Some(Setting {
-                name: init.into(),
-                args: vec![],
-                span: Default::default(),
-            }),
+            init,
             frozen: false,
             buffer: false,
             from: None,
@@ -117,7 +101,7 @@ mod tests {
 
     #[test]
     fn glorot_is_reproducible_and_bounded() {
-        let p = param("fc1.W", vec![784, 256], "glorot_uniform");
+        let p = param("fc1.W", vec![784, 256], Init::GlorotUniform);
         let a = initial_value(&p, 42).unwrap();
         let b = initial_value(&p, 42).unwrap();
         assert_eq!(a, b);
@@ -127,7 +111,7 @@ mod tests {
         let mean: f32 = v.iter().sum::<f32>() / v.len() as f32;
         assert!(mean.abs() < 0.01);
         assert_ne!(
-            initial_value(&param("fc2.W", vec![784, 256], "glorot_uniform"), 42).unwrap(),
+            initial_value(&param("fc2.W", vec![784, 256], Init::GlorotUniform), 42).unwrap(),
             a
         );
     }

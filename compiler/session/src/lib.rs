@@ -5,8 +5,8 @@
 
 pub mod backend;
 pub mod bench;
-pub mod config;
 pub mod data;
+pub mod error;
 pub mod init;
 pub mod library;
 pub mod run;
@@ -17,20 +17,30 @@ use dnnc_sema::{Db, SourceFile};
 use dnnc_syntax::ast::ItemKind;
 
 pub use backend::BackendKind;
+pub use dnnc_passes::pipeline::PASS_NAMES;
+pub use error::RunError;
 pub use run::{eval, predict, train, Job, Summary, TrainOptions};
 pub use steps::PassOptions;
 
 /// The first `train` block of `file`, ready to run.
-pub fn job(db: &dyn Db, file: SourceFile) -> Result<Job<'_>, String> {
+pub fn job(db: &dyn Db, file: SourceFile) -> Result<Job<'_>, RunError> {
     let items = &dnnc_sema::scope::parse(db, file).module.items;
     let index = items
         .iter()
         .position(|i| matches!(i.kind, ItemKind::Train(_)))
-        .ok_or_else(|| format!("{}: there is no `train` block", file.name(db)))?
-        as u32;
+        .ok_or_else(|| {
+            RunError::NotRunnable(format!("{}: there is no `train` block", file.name(db)))
+        })? as u32;
     let id = dnnc_sema::items::ItemId::new(db, file, index);
-    let sig = train_sig(db, id).as_ref().ok_or("not a train block")?;
-    let cfg = config::RunConfig::from_sig(sig)?;
+    let not_runnable = |why: &str| RunError::NotRunnable(why.to_string());
+    let sig = train_sig(db, id)
+        .as_ref()
+        .ok_or_else(|| not_runnable("not a train block"))?;
+    let cfg = sig.training().ok_or_else(|| {
+        not_runnable(
+            "train blocks with several models or `step` blocks cannot run yet (they are checked only)",
+        )
+    })?;
     let dataset = dnnc_lower::model::dataset_item(db, file, sig)?;
     Ok(Job {
         db,

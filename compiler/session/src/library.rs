@@ -7,6 +7,7 @@
 //! weights, else the seed's initialisation) embedded. `lib` bundles the object with the
 //! runtime archive (`libdnnc_capi.a`) into `libNAME.a`, next to `NAME.h` and `NAME.pc`.
 
+use crate::error::RunError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,7 +20,7 @@ use crate::run::{initial_params, Job};
 use crate::steps::{forward, train_step, PassOptions};
 
 /// The library's C name: `NAME` of `libNAME.a`, else the model's name in snake_case.
-pub fn library_name(job: &Job<'_>, output: Option<&Path>) -> Result<String, String> {
+pub fn library_name(job: &Job<'_>, output: Option<&Path>) -> Result<String, RunError> {
     let from_output = output
         .and_then(|p| p.file_stem())
         .and_then(|s| s.to_str())
@@ -28,7 +29,10 @@ pub fn library_name(job: &Job<'_>, output: Option<&Path>) -> Result<String, Stri
         Some(n) => n,
         None => {
             let (_, sig) = dnnc_lower::model::train_item(job.db, job.file, job.item)?;
-            let model = sig.models.first().ok_or("the train block has no model")?;
+            let model = sig
+                .models
+                .first()
+                .ok_or_else(|| RunError::NotRunnable("the train block has no model".into()))?;
             snake_case(&model.inst.layer.name)
         }
     };
@@ -38,9 +42,9 @@ pub fn library_name(job: &Job<'_>, output: Option<&Path>) -> Result<String, Stri
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
-        return Err(format!(
+        return Err(RunError::NotRunnable(format!(
             "`{name}` is not a C identifier; name the library `libNAME.a` with NAME made of letters, digits and `_`"
-        ));
+        )));
     }
     Ok(name)
 }
@@ -60,34 +64,30 @@ fn snake_case(s: &str) -> String {
     out
 }
 
-/// The inputs of `g` other than `step` and `rng_key`, with their per-sample shapes.
+/// The inputs of `g` other than the compiler's ports, with their per-sample shapes.
 fn data_fields(g: &Graph) -> Vec<Field> {
     g.inputs()
         .into_iter()
         .filter_map(|n| match &g.node(n).op {
-            Op::Input { name, dtype, shape }
-                if name != dnnc_passes::optimizer::STEP && name != dnnc_lower::RNG_KEY =>
-            {
-                Some(Field {
-                    name: name.clone(),
-                    dtype: *dtype,
-                    sample: shape.get(1..).unwrap_or(&[]).to_vec(),
-                })
-            }
+            Op::Input { name, dtype, shape } if dnnc_ir::Port::of(name).is_none() => Some(Field {
+                name: name.clone(),
+                dtype: *dtype,
+                sample: shape.get(1..).unwrap_or(&[]).to_vec(),
+            }),
             _ => None,
         })
         .collect()
 }
 
 /// The loop compiler `--backend` names for a library.
-pub fn loop_compiler(backend: &str) -> Result<LoopCompiler, String> {
+pub fn loop_compiler(backend: &str) -> Result<LoopCompiler, RunError> {
     match backend {
         "cranelift" => Ok(LoopCompiler::Cranelift),
         #[cfg(feature = "llvm")]
         "llvm" => Ok(LoopCompiler::Llvm),
         #[cfg(not(feature = "llvm"))]
-        "llvm" => Err("backend `llvm` is not in this build of dnnc: build it with `--features llvm` (needs LLVM 14)".into()),
-        other => Err(format!("libraries are compiled with `cranelift` or `llvm`, not `{other}`")),
+        "llvm" => Err(RunError::NotRunnable("backend `llvm` is not in this build of dnnc: build it with `--features llvm` (needs LLVM 14)".into())),
+        other => Err(RunError::NotRunnable(format!("libraries are compiled with `cranelift` or `llvm`, not `{other}`"))),
     }
 }
 
@@ -98,7 +98,7 @@ pub fn build(
     name: &str,
     weights: Option<&Path>,
     loops: LoopCompiler,
-) -> Result<(Library, String), String> {
+) -> Result<(Library, String), RunError> {
     let passes = PassOptions::default();
     let max = job.cfg.batch.max(1);
     // The training split's size, if its data can be read, for the last partial batch
@@ -134,8 +134,9 @@ pub fn build(
         ));
     }
     let one = &fwd[0].1.graph;
-    let port = |g: &Graph, node: Option<dnnc_ir::NodeId>, what: &str| -> Result<Field, String> {
-        let id = node.ok_or_else(|| format!("the inference graph has no {what}"))?;
+    let port = |g: &Graph, node: Option<dnnc_ir::NodeId>, what: &str| -> Result<Field, RunError> {
+        let id =
+            node.ok_or_else(|| RunError::Internal(format!("the inference graph has no {what}")))?;
         let ty = g.ty(id);
         Ok(Field {
             name: what.to_string(),
@@ -150,10 +151,10 @@ pub fn build(
     let input = port(one, input_node, "input")?;
     let output = port(one, one.output("output"), "output")?;
     if input.dtype != dnnc_ir::DType::F32 || output.dtype != dnnc_ir::DType::F32 {
-        return Err(
+        return Err(RunError::NotRunnable(
             "static libraries take and return f32 tensors; this model's input or output is not f32"
                 .into(),
-        );
+        ));
     }
     let lowered = &train.last().expect("one training step at least").1;
     let params: Vec<Param> = lowered
@@ -170,8 +171,7 @@ pub fn build(
         .iter()
         .map(|p| (p.name.clone(), &values[&p.name]))
         .collect();
-    let weights_bytes = dnnc_runtime::checkpoint::to_bytes(Path::new("<weights>"), &tensors)
-        .map_err(|e| e.to_string())?;
+    let weights_bytes = dnnc_runtime::checkpoint::to_bytes(Path::new("<weights>"), &tensors)?;
     let lib = library(LibraryInput {
         loops,
         name: name.to_string(),
@@ -191,15 +191,15 @@ pub fn build(
 
 /// Where the runtime archive is: `explicit`, `$DNNC_RUNTIME`, or `libdnnc_capi.a` in
 /// the directory of the running `dnnc` or a sibling cargo profile directory.
-pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, String> {
+pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, RunError> {
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok(p.to_path_buf())
         } else {
-            Err(format!(
+            Err(RunError::NotRunnable(format!(
                 "{}: the runtime archive does not exist",
                 p.display()
-            ))
+            )))
         };
     }
     if let Some(p) = std::env::var_os("DNNC_RUNTIME") {
@@ -207,14 +207,14 @@ pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, String> {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!(
+            Err(RunError::NotRunnable(format!(
                 "{} (from DNNC_RUNTIME): the runtime archive does not exist",
                 p.display()
-            ))
+            )))
         };
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = exe.parent().ok_or("the dnnc executable has no directory")?;
+    let exe = std::env::current_exe().map_err(|e| RunError::NotRunnable(e.to_string()))?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
     // The LTO-built archive of the `capi` profile first, then whatever cargo built.
     let mut candidates = Vec::new();
     if let Some(target) = dir.parent() {
@@ -227,27 +227,27 @@ pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, String> {
         }
     }
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        "the runtime archive libdnnc_capi.a was not found next to dnnc; build it with `cargo build --profile capi -p dnnc-capi`, or pass `--runtime PATH` (or set DNNC_RUNTIME)".to_string()
+        RunError::NotRunnable("the runtime archive libdnnc_capi.a was not found next to dnnc; build it with `cargo build --profile capi -p dnnc-capi`, or pass `--runtime PATH` (or set DNNC_RUNTIME)".to_string())
     })
 }
 
 /// Writes `objects` bundled with the runtime archive as the static library `out`, using
 /// `ar` (GNU binutils, which comes with any C compiler on Linux).
-pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<(), String> {
+pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<(), RunError> {
     let dir = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| RunError::write(dir, e))?;
     let stem = out
         .file_stem()
         .and_then(|s| s.to_str())
-        .ok_or("the library path has no file name")?;
+        .ok_or_else(|| RunError::write(out, "the library path has no file name"))?;
     let objs: Vec<PathBuf> = (0..objects.len())
         .map(|i| dir.join(format!(".{stem}.model{i}.o")))
         .collect();
     for (path, bytes) in objs.iter().zip(objects) {
-        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, bytes).map_err(|e| RunError::write(path, e))?;
     }
     let tmp = dir.join(format!(".{stem}.tmp.a"));
     let _ = std::fs::remove_file(&tmp);
@@ -278,20 +278,22 @@ pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<
         Ok(o) if o.status.success() => {}
         Ok(o) => {
             let _ = std::fs::remove_file(&tmp);
-            return Err(format!(
-                "`ar -M` failed while writing {}: {}",
-                out.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
+            return Err(RunError::write(
+                out,
+                format!(
+                    "`ar -M` failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
             ));
         }
         Err(e) => {
-            return Err(format!(
-                "could not run `ar` (GNU binutils) to write {}: {e}",
-                out.display()
+            return Err(RunError::write(
+                out,
+                format!("could not run `ar` (GNU binutils): {e}"),
             ))
         }
     }
-    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))
+    std::fs::rename(&tmp, out).map_err(|e| RunError::write(out, e))
 }
 
 /// The pkg-config file of library `name` in `dir`.

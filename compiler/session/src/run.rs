@@ -1,11 +1,13 @@
 //! The training loop, evaluation and inference around compiled steps.
 
+use crate::error::RunError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dnnc_lower::{Mode, ParamInfo, RNG_KEY};
-use dnnc_passes::optimizer::{Schedule, LR_SCALE, STEP};
+use dnnc_ir::Port;
+use dnnc_lower::{LowerError, Mode, ParamInfo};
+use dnnc_passes::optimizer::Schedule;
 use dnnc_runtime::rng::step_key;
 use dnnc_runtime::{
     batches, checkpoint, epoch_order, Decision, EarlyStopping, JsonlLog, MetricAccumulator,
@@ -16,8 +18,8 @@ use dnnc_tensor::{DType, Data, Tensor};
 use serde_json::{json, Map, Value};
 
 use crate::backend::{BackendKind, Executable};
-use crate::config::RunConfig;
 use crate::steps::{forward, train_step, PassOptions};
+use dnnc_settings::Training;
 
 /// What `dnnc train` was asked to do.
 pub struct TrainOptions {
@@ -84,7 +86,7 @@ pub struct Job<'db> {
     pub db: &'db dyn Db,
     pub file: SourceFile,
     pub item: u32,
-    pub cfg: RunConfig,
+    pub cfg: Training,
     pub dataset: dnnc_sema::items::ItemId<'db>,
 }
 
@@ -103,13 +105,21 @@ fn scalar_i64(v: i64) -> Tensor {
     }
 }
 
+fn scalar_f32(v: f32) -> Tensor {
+    Tensor {
+        dtype: DType::F32,
+        shape: vec![],
+        data: Data::F32(vec![v]),
+    }
+}
+
 /// Initial parameter values: from `--init`, from `from "..."` bindings, or the
 /// declared initialisers.
 pub(crate) fn initial_params(
     params: &[ParamInfo],
     seed: u64,
     init: Option<&Path>,
-) -> Result<HashMap<String, Tensor>, String> {
+) -> Result<HashMap<String, Tensor>, RunError> {
     let mut need = dnnc_tensor::memory::MemoryNeed::new();
     for p in params {
         let bytes = dnnc_tensor::memory::bytes_of(&p.shape, p.dtype.size_bytes());
@@ -122,7 +132,7 @@ pub(crate) fn initial_params(
             .iter()
             .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
             .collect();
-        let ts = checkpoint::load_into(path, &expected).map_err(|e| e.to_string())?;
+        let ts = checkpoint::load_into(path, &expected)?;
         for (p, t) in params.iter().zip(ts) {
             out.insert(p.name.clone(), t);
         }
@@ -133,24 +143,21 @@ pub(crate) fn initial_params(
         let t = match &p.from {
             Some((file, name)) => {
                 if !files.contains_key(file) {
-                    files.insert(
-                        file.clone(),
-                        checkpoint::load(file).map_err(|e| e.to_string())?,
-                    );
+                    files.insert(file.clone(), checkpoint::load(file)?);
                 }
                 let t = files[file]
                     .iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, t)| t.clone())
                     .ok_or_else(|| {
-                        format!(
+                        RunError::WeightsMisfit(format!(
                             "{}: has no tensor `{name}` for `{}`",
                             file.display(),
                             p.name
-                        )
+                        ))
                     })?;
                 if t.shape != p.shape || t.dtype != p.dtype {
-                    return Err(format!(
+                    return Err(RunError::WeightsMisfit(format!(
                         "{}: tensor `{name}` is {}{:?} but `{}` expects {}{:?}",
                         file.display(),
                         t.dtype,
@@ -158,7 +165,7 @@ pub(crate) fn initial_params(
                         p.name,
                         p.dtype,
                         p.shape
-                    ));
+                    )));
                 }
                 t
             }
@@ -252,8 +259,8 @@ impl Steps {
     fn get(
         &mut self,
         batch: usize,
-        build: &mut dyn FnMut(usize) -> Result<Box<dyn Executable>, String>,
-    ) -> Result<&mut Box<dyn Executable>, String> {
+        build: &mut dyn FnMut(usize) -> Result<Box<dyn Executable>, RunError>,
+    ) -> Result<&mut Box<dyn Executable>, RunError> {
         match self.by_batch.entry(batch) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(v) => Ok(v.insert(build(batch)?)),
@@ -269,17 +276,17 @@ fn evaluate(
     backend: BackendKind,
     opts: &PassOptions,
     cache: &mut Steps,
-) -> Result<Vec<(String, f64)>, String> {
+) -> Result<Vec<(String, f64)>, RunError> {
     let order: Vec<usize> = (0..split.len()).collect();
     let mut acc = MetricAccumulator::new();
-    let mut build = |b: usize| -> Result<Box<dyn Executable>, String> {
+    let mut build = |b: usize| -> Result<Box<dyn Executable>, RunError> {
         let l = forward(job.db, job.file, job.item, Mode::Eval, b, opts)?;
         backend.compile(l.graph)
     };
     // Parameters are loaded once into each executable used.
     let mut loaded: Vec<usize> = Vec::new();
     let key = scalar_i64(0);
-    for batch in batches(split, &order, job.cfg.batch).map_err(|e| e.message)? {
+    for batch in batches(split, &order, job.cfg.batch).map_err(|e| RunError::Dataset(e.message))? {
         let n = batch.first().map_or(0, |t| t.shape[0]);
         let exe = cache.get(n, &mut build)?;
         if !loaded.contains(&n) {
@@ -292,7 +299,7 @@ fn evaluate(
             .map(|(f, _)| f.as_str())
             .zip(batch.iter())
             .collect();
-        inputs.push((RNG_KEY, &key));
+        inputs.push((Port::RngKey.name(), &key));
         exe.step(&inputs)?;
         let vals: Vec<(String, f64)> = exe
             .output_names()
@@ -308,30 +315,32 @@ fn evaluate(
 /// Refuses, before anything is allocated, a job whose parameters, buffers and
 /// optimizer state (the states of `g`) do not fit in the memory available: the host
 /// keeps one copy and the compiled graph another.
-pub(crate) fn check_state_memory(g: &dnnc_ir::Graph, job: &str) -> Result<(), String> {
+pub(crate) fn check_state_memory(g: &dnnc_ir::Graph, job: &str) -> Result<(), RunError> {
     let mut need = dnnc_tensor::memory::MemoryNeed::new();
     for s in g.states() {
         let ty = g.ty(s);
         let bytes = dnnc_tensor::memory::bytes_of(&ty.shape, ty.dtype.size_bytes());
         need.add("parameters and state", bytes.saturating_mul(2));
     }
-    need.check(job)
+    Ok(need.check(job)?)
 }
 
 /// Runs the train block.
-pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
+pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, RunError> {
     let cfg = &job.cfg;
     let epochs = opts.epochs.unwrap_or(cfg.epochs).max(1);
     let seed = opts.seed.unwrap_or(cfg.seed);
     let train_split = crate::data::load_split(job.db, job.dataset, "train")?;
     let test_split = match crate::data::load_split(job.db, job.dataset, "test") {
         Ok(s) => Some(s),
-        Err(e) if e.contains("has no split") => None,
+        Err(RunError::Lower(LowerError::NoSplit { .. })) => None,
         Err(e) => return Err(e),
     };
     let n = train_split.len();
     if n == 0 {
-        return Err("the `train` split has no samples: there is nothing to train on".into());
+        return Err(RunError::Dataset(
+            "the `train` split has no samples: there is nothing to train on".into(),
+        ));
     }
     // Applied to the batches of training steps only: evaluation reads the splits as
     // loaded.
@@ -382,23 +391,16 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     };
 
     let mut log = match &opts.log {
-        Some(p) => Some(JsonlLog::create(p).map_err(|e| e.to_string())?),
+        Some(p) => Some(JsonlLog::create(p).map_err(|e| RunError::write(p, e.source))?),
         None => None,
     };
     let mut stopper = cfg
         .early_stop
         .as_ref()
-        .map(|e| EarlyStopping::new(e.patience.max(0) as usize, e.maximize, e.min_delta));
+        .map(|e| EarlyStopping::new(e.patience, e.maximize, e.min_delta));
     let mut best: Option<HashMap<String, Tensor>> = None;
-    let mut plateau = Plateau::new(&cfg.schedule, cfg.optimizer.lr());
-    if let Schedule::ReduceOnPlateau { metric, .. } = &cfg.schedule {
-        if metric.starts_with("test_") && test_split.is_none() {
-            return Err(format!(
-                "`reduce_on_plateau` watches `{metric}`, but the dataset has no `test` split"
-            ));
-        }
-    }
-    let mut scale_t = Tensor::f32(vec![], vec![1.0]).map_err(|e| e.to_string())?;
+    let mut plateau = Plateau::new(&cfg.schedule, cfg.optimizer.optimizer.lr());
+    let mut scale_t = scalar_f32(1.0);
     let mut progress = Progress::new(epochs, steps_per_epoch, opts.quiet);
     let mut global_step: usize = 0;
     let mut summary = Summary::default();
@@ -422,7 +424,7 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
     if let Some(o) = &out {
         dnnc_data::files::remove_stale_temporaries(o);
         dnnc_data::files::check_writable(o)
-            .map_err(|e| format!("{}: cannot write the weights there: {e}", o.display()))?;
+            .map_err(|e| RunError::write(o, format!("cannot write the weights there: {e}")))?;
     }
     // The curves go next to the weights, redrawn after every epoch (never over them:
     // weights saved as `w.svg` get `w.curves.svg`).
@@ -452,7 +454,7 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
             scale_t.data = Data::F32(vec![p.scale() as f32]);
         }
         for (k, mut batch) in batches(&train_split, &order, cfg.batch)
-            .map_err(|e| e.message)?
+            .map_err(|e| RunError::Dataset(e.message))?
             .enumerate()
         {
             if global_step >= max_steps {
@@ -471,12 +473,14 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                         epoch as u64,
                         &mut augment_scratch,
                     )
-                    .map_err(|e| format!("augmenting `{}`: {e}", field_names[*field]))?;
+                    .map_err(|e| {
+                        RunError::Dataset(format!("augmenting `{}`: {e}", field_names[*field]))
+                    })?;
                 }
             }
             set_scalar_i64(&mut step_t, global_step as i64);
             set_scalar_i64(&mut key_t, step_key(seed, global_step as u64));
-            let mut build = |bb: usize| -> Result<Box<dyn Executable>, String> {
+            let mut build = |bb: usize| -> Result<Box<dyn Executable>, RunError> {
                 let l = train_step(
                     job.db,
                     job.file,
@@ -501,23 +505,26 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 .map(String::as_str)
                 .zip(batch.iter())
                 .collect();
-            inputs.push((STEP, &step_t));
-            inputs.push((RNG_KEY, &key_t));
-            inputs.push((LR_SCALE, &scale_t));
+            inputs.push((Port::Step.name(), &step_t));
+            inputs.push((Port::RngKey.name(), &key_t));
+            inputs.push((Port::LrScale.name(), &scale_t));
             exe.step(&inputs)?;
             let out_names = names.entry(b).or_insert_with(|| exe.output_names());
-            if let Some(i) = out_names.iter().position(|n| n == "lr") {
+            if let Some(i) = out_names
+                .iter()
+                .position(|n| n == Port::LearningRate.name())
+            {
                 epoch_lr = exe.output_scalar(i);
             }
             let vals: Vec<(String, f64)> = out_names
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| *n != "lr")
+                .filter(|(_, n)| *n != Port::LearningRate.name())
                 .map(|(i, name)| (name.clone(), exe.output_scalar(i).unwrap_or(f64::NAN)))
                 .collect();
             let loss = vals
                 .iter()
-                .find(|(n, _)| n == "loss")
+                .find(|(n, _)| n == Port::Loss.name())
                 .map_or(f64::NAN, |(_, v)| *v);
             if !loss.is_finite() {
                 // The step changed nothing (its updates are guarded by the loss being
@@ -539,12 +546,12 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                     }
                     None => String::new(),
                 };
-                return Err(format!(
+                return Err(RunError::NotFinite(format!(
                     "the loss became {loss} at step {} (epoch {}, batch {}){saved}; the data are finite (checked at load), so the learning rate may be too high",
                     global_step + 1,
                     epoch + 1,
                     k + 1
-                ));
+                )));
             }
             progress.step(loss);
             acc.add_batch(b, &vals);
@@ -586,7 +593,8 @@ pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, String> {
                 obj.insert("lr".into(), json!(lr));
             }
             obj.insert("seconds".into(), json!(seconds));
-            log.write(Value::Object(obj)).map_err(|e| e.to_string())?;
+            log.write(Value::Object(obj))
+                .map_err(|e| RunError::write(e.path.clone(), e.source))?;
         }
         summary.epochs = epoch + 1;
         summary.metrics = metrics.clone();
@@ -665,7 +673,7 @@ fn save_weights(
     out: &Path,
     params: &[ParamInfo],
     states: &HashMap<String, Tensor>,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let tensors: Vec<(String, &Tensor)> = params
         .iter()
         .filter_map(|p| states.get(&p.name).map(|t| (p.name.clone(), t)))
@@ -675,14 +683,14 @@ fn save_weights(
             .as_f32()
             .and_then(|v| v.iter().position(|x| !x.is_finite()))
         {
-            return Err(format!(
+            return Err(RunError::NotFinite(format!(
                 "{}: not saved: parameter `{name}` holds {} at index {i} (the previous checkpoint, if any, is kept)",
                 out.display(),
                 t.as_f32().map_or(f32::NAN, |v| v[i])
-            ));
+            )));
         }
     }
-    checkpoint::save(out, &tensors).map_err(|e| e.to_string())
+    checkpoint::save(out, &tensors).map_err(|e| RunError::write(out, e.kind))
 }
 
 /// Evaluates saved weights on the test split (or the training split if there is none).
@@ -692,10 +700,10 @@ pub fn eval(
     backend: BackendKind,
     log: Option<&Path>,
     passes: &PassOptions,
-) -> Result<Vec<(String, f64)>, String> {
+) -> Result<Vec<(String, f64)>, RunError> {
     let split = match crate::data::load_split(job.db, job.dataset, "test") {
         Ok(s) => ("test", s),
-        Err(e) if e.contains("has no split") => (
+        Err(RunError::Lower(LowerError::NoSplit { .. })) => (
             "train",
             crate::data::load_split(job.db, job.dataset, "train")?,
         ),
@@ -731,9 +739,10 @@ pub fn eval(
         .map(|(k, v)| (format!("{}_{k}", split.0), v))
         .collect();
     if let Some(p) = log {
-        let mut l = JsonlLog::create(p).map_err(|e| e.to_string())?;
+        let mut l = JsonlLog::create(p).map_err(|e| RunError::write(p, e.source))?;
         let obj: Map<String, Value> = metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        l.write(Value::Object(obj)).map_err(|e| e.to_string())?;
+        l.write(Value::Object(obj))
+            .map_err(|e| RunError::write(p, e.source))?;
     }
     Ok(metrics)
 }
@@ -747,13 +756,13 @@ pub fn predict(
     output: &Path,
     backend: BackendKind,
     passes: &PassOptions,
-) -> Result<usize, String> {
-    let x = dnnc_data::npy::load(input).map_err(|e| e.to_string())?;
+) -> Result<usize, RunError> {
+    let x = dnnc_data::npy::load(input)?;
     let model =
         dnnc_lower::model::model_of(dnnc_lower::model::train_item(job.db, job.file, job.item)?.1)?;
     let (dtype, one) = dnnc_lower::model::forward_input_type(job.db, &model, 1)?;
     if x.shape.len() != one.len() || x.shape[1..] != one[1..] {
-        return Err(format!(
+        return Err(RunError::Dataset(format!(
             "{}: the input has shape {:?}, but the model takes [N, {}]",
             input.display(),
             x.shape,
@@ -762,10 +771,11 @@ pub fn predict(
                 .map(|d| d.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )));
     }
     let x = if dtype == DType::F32 {
-        Tensor::f32(x.shape.clone(), x.to_f32_vec()).map_err(|e| e.to_string())?
+        Tensor::f32(x.shape.clone(), x.to_f32_vec())
+            .map_err(|e| RunError::Internal(e.to_string()))?
     } else {
         x
     };
@@ -789,7 +799,7 @@ pub fn predict(
     let mut cache = Steps {
         by_batch: HashMap::from([(job.cfg.batch.min(n.max(1)), backend.compile(probe.graph)?)]),
     };
-    let mut build = |b: usize| -> Result<Box<dyn Executable>, String> {
+    let mut build = |b: usize| -> Result<Box<dyn Executable>, RunError> {
         let l = forward(job.db, job.file, job.item, Mode::Predict, b, passes)?;
         backend.compile(l.graph)
     };
@@ -799,14 +809,14 @@ pub fn predict(
         let end = (start + job.cfg.batch).min(n);
         let mut inputs = HashMap::new();
         inputs.insert("input".to_string(), x.slice_rows(start, end));
-        inputs.insert(RNG_KEY.to_string(), scalar_i64(0));
+        inputs.insert(Port::RngKey.name().to_string(), scalar_i64(0));
         let exe = cache.get(end - start, &mut build)?;
         let r = exe.run(&inputs, &states)?;
         let (_, y) = r
             .outputs
             .into_iter()
             .find(|(k, _)| k == "output")
-            .ok_or("no output")?;
+            .ok_or_else(|| RunError::Internal("the inference graph has no output".into()))?;
         out_shape = y.shape.clone();
         out.extend(y.to_f32_vec());
         start = end;
@@ -815,6 +825,7 @@ pub fn predict(
         *first = n;
     }
     let shape: Vec<u64> = out_shape.iter().map(|&d| d as u64).collect();
-    dnnc_data::npy::save_f32(output, &shape, &out).map_err(|e| e.to_string())?;
+    dnnc_data::npy::save_f32(output, &shape, &out)
+        .map_err(|e| RunError::write(output, e.message))?;
     Ok(n)
 }

@@ -2,13 +2,13 @@
 //! update), evaluation and inference, each for one batch size, through the pass
 //! pipeline with the verifier after every pass.
 
-use dnnc_ir::Graph;
+use crate::error::RunError;
 use dnnc_lower::{lower, Lowered, Mode};
-use dnnc_passes::optimizer::{add_training_step, StepConfig};
+use dnnc_passes::optimizer::{add_gradients, add_updates, StepConfig};
 use dnnc_passes::pipeline::{Pipeline, PipelineOptions};
 use dnnc_sema::{Db, SourceFile};
 
-use crate::config::RunConfig;
+use dnnc_settings::Training;
 
 /// How to run the pass pipeline.
 #[derive(Default)]
@@ -19,30 +19,19 @@ pub struct PassOptions {
     pub dump_after: Option<String>,
 }
 
-fn dump(opts: &PassOptions, pass: &str, g: &Graph) {
-    if let Some(d) = &opts.dump_after {
-        if d == pass || d == "all" {
-            eprintln!("// after {pass}\n{}", dnnc_ir::print::to_text(g));
-        }
+impl PassOptions {
+    /// The pipeline's options for these: the one verify-and-dump path, used after the
+    /// session's own stages and after every clean-up pass. Fails for a `--dump-after`
+    /// that names no pass.
+    fn pipeline(&self) -> Result<PipelineOptions, RunError> {
+        let p = PipelineOptions {
+            verify: self.verify,
+            dump_after: self.dump_after.clone(),
+            dump: None,
+        };
+        p.check()?;
+        Ok(p)
     }
-}
-
-fn check(opts: &PassOptions, pass: &str, g: &Graph) -> Result<(), String> {
-    if opts.verify {
-        dnnc_ir::verify(g)
-            .map_err(|e| format!("the IR is invalid after `{pass}`:\n  {}", e.join("\n  ")))?;
-    }
-    dump(opts, pass, g);
-    Ok(())
-}
-
-fn cleanup(g: &mut Graph, opts: &PassOptions) -> Result<(), String> {
-    let mut popts = PipelineOptions {
-        verify: opts.verify,
-        dump_after: opts.dump_after.clone(),
-        dump: None,
-    };
-    Pipeline::standard().run(g, &mut popts)
 }
 
 /// The training step for `batch` samples.
@@ -50,13 +39,14 @@ pub fn train_step(
     db: &dyn Db,
     file: SourceFile,
     item: u32,
-    cfg: &RunConfig,
+    cfg: &Training,
     steps_per_epoch: usize,
     batch: usize,
     opts: &PassOptions,
-) -> Result<Lowered, String> {
+) -> Result<Lowered, RunError> {
+    let mut popts = opts.pipeline()?;
     let mut l = lower(db, file, item, Mode::Train, batch)?;
-    check(opts, "lower", &l.graph)?;
+    popts.after_pass("lower", &l.graph)?;
     let trainable: Vec<String> = l
         .params
         .iter()
@@ -64,15 +54,17 @@ pub fn train_step(
         .map(|p| p.name.clone())
         .collect();
     let step = StepConfig {
-        clip_norm: cfg.clip_norm,
-        optimizer: cfg.optimizer.clone(),
+        clip_norm: cfg.optimizer.clip_norm,
+        optimizer: cfg.optimizer.optimizer.clone(),
         schedule: cfg.schedule.clone(),
         steps_per_epoch,
         epochs: cfg.epochs,
     };
-    add_training_step(&mut l.graph, &trainable, &step)?;
-    check(opts, "autodiff", &l.graph)?;
-    cleanup(&mut l.graph, opts)?;
+    let grads = add_gradients(&mut l.graph, &trainable)?;
+    popts.after_pass("autodiff", &l.graph)?;
+    add_updates(&mut l.graph, grads, &step)?;
+    popts.after_pass("optimizer", &l.graph)?;
+    Pipeline::standard().run(&mut l.graph, &mut popts)?;
     Ok(l)
 }
 
@@ -84,9 +76,10 @@ pub fn forward(
     mode: Mode,
     batch: usize,
     opts: &PassOptions,
-) -> Result<Lowered, String> {
+) -> Result<Lowered, RunError> {
+    let mut popts = opts.pipeline()?;
     let mut l = lower(db, file, item, mode, batch)?;
-    check(opts, "lower", &l.graph)?;
-    cleanup(&mut l.graph, opts)?;
+    popts.after_pass("lower", &l.graph)?;
+    Pipeline::standard().run(&mut l.graph, &mut popts)?;
     Ok(l)
 }

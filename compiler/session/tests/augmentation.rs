@@ -2,32 +2,11 @@
 //! batches (and so the losses), are reproducible from the seed, and never touch the
 //! test split, whose evaluation is the same with and without `augment`.
 
+use dnnc_testing::files::write_npy;
 use std::path::{Path, PathBuf};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::{BackendKind, PassOptions, Summary, TrainOptions};
-
-/// A minimal `.npy` writer for f32 arrays.
-fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for v in data {
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-}
 
 /// 6×6 images whose target is the brightness of their left half, in a fresh directory,
 /// with `plain.dnn` (no augmentation) and `aug.dnn` (every augmentation).

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dnnc_syntax::format::{format, FormatError};
+use dnnc_testing::Rng;
 
 // ---------------------------------------------------------------------------------
 // Helpers
@@ -232,18 +233,6 @@ fn every_file_is_formatted_idempotently_and_only_in_whitespace() {
     assert!(refused_files > 0, "the err filetests hold syntax errors");
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 /// Rewrites every gap between tokens at random: 0–3 spaces or a tab inside a line;
 /// extra blank lines and a random indentation across lines; CRLF for some files.
 /// Comments and strings are left alone.
@@ -275,10 +264,10 @@ fn respace(text: &str, rng: &mut Rng) -> String {
                 out.push_str(gap);
             } else {
                 let nl = if crlf { "\r\n" } else { "\n" };
-                for _ in 0..newlines + rng.below(2) as usize {
+                for _ in 0..newlines + rng.below(2) {
                     out.push_str(nl);
                 }
-                out.extend(std::iter::repeat_n(' ', rng.below(13) as usize));
+                out.extend(std::iter::repeat_n(' ', rng.below(13)));
             }
             continue;
         }

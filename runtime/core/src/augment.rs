@@ -23,49 +23,8 @@ use crate::rng::{mix64, SplitMix64, GOLDEN_GAMMA};
 /// ASCII bytes of `"AUGMENT"`).
 const AUGMENT_STREAM: u64 = 0x0041_5547_4d45_4e54;
 
-/// One augmentation with its (static) arguments.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Augmentation {
-    /// `random_crop(padding)`: zero-pad by `padding` on every side and crop back to
-    /// `H × W` at a uniformly random offset — a shift by integers `dy`, `dx` drawn
-    /// uniformly from `[-padding, padding]`, with zero fill (torchvision's
-    /// `RandomCrop(size, padding)`).
-    RandomCrop {
-        /// Pixels of zero padding on each side.
-        padding: usize,
-    },
-    /// `hflip(p)`: mirror the width axis with probability `p`
-    /// (`RandomHorizontalFlip`).
-    HFlip {
-        /// The probability of a flip, in `[0, 1]`.
-        p: f32,
-    },
-    /// `rotate(degrees)`: rotate about the image centre by an angle drawn uniformly
-    /// from `[-degrees, degrees]` (positive is counter-clockwise), bilinear
-    /// interpolation, zero fill (`RandomRotation(degrees, BILINEAR)`).
-    Rotate {
-        /// The largest angle, in degrees.
-        degrees: f32,
-    },
-    /// `noise(std)`: add `N(0, std²)` noise to every element.
-    Noise {
-        /// The standard deviation of the noise.
-        std: f32,
-    },
-    /// `brightness(amount)`: multiply by a factor drawn uniformly from
-    /// `[1 − amount, 1 + amount]` (`ColorJitter(brightness)` without clamping).
-    Brightness {
-        /// How far the factor may be from 1, in `[0, 1]`.
-        amount: f32,
-    },
-    /// `contrast(amount)`: `mean + f · (x − mean)` with `f` drawn uniformly from
-    /// `[1 − amount, 1 + amount]` and `mean` the mean of the sample over all its
-    /// channels (`ColorJitter(contrast)` takes the mean of the grey image instead).
-    Contrast {
-        /// How far the factor may be from 1, in `[0, 1]`.
-        amount: f32,
-    },
-}
+/// One augmentation with its (static) arguments, as the checker resolves it.
+pub use dnnc_settings::Augmentation;
 
 /// Why a batch cannot be augmented.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -92,9 +92,9 @@ impl MemoryNeed {
             .fold(0u128, |t, (_, b)| t.saturating_add(*b))
     }
 
-    /// `Err` with a message giving the need by part and what the machine has, when the
-    /// total exceeds [`available_bytes`] (or a tensor's address-space limit).
-    pub fn check(&self, job: &str) -> Result<(), String> {
+    /// `Err` giving the need by part and what the machine has, when the total exceeds
+    /// [`available_bytes`] (or a tensor's address-space limit).
+    pub fn check(&self, job: &str) -> Result<(), MemoryError> {
         let total = self.total();
         let parts: Vec<String> = self
             .parts
@@ -102,35 +102,79 @@ impl MemoryNeed {
             .filter(|(_, b)| *b > 0)
             .map(|(w, b)| format!("{} for {w}", human_bytes(*b)))
             .collect();
-        if total > MAX_TENSOR_BYTES {
-            return Err(format!(
-                "{job} would need {} ({}), more than a 64-bit process can address",
-                human_bytes(total),
-                parts.join(", ")
-            ));
-        }
-        match available_bytes() {
-            Some(avail) if total > avail => Err(format!(
-                "{job} would need {} of memory ({}), but only {} is available",
-                human_bytes(total),
-                parts.join(", "),
-                human_bytes(avail)
-            )),
-            _ => Ok(()),
+        let available = if total > MAX_TENSOR_BYTES {
+            None
+        } else {
+            match available_bytes() {
+                Some(avail) if total > avail => Some(avail),
+                _ => return Ok(()),
+            }
+        };
+        Err(MemoryError::TooMuch {
+            job: job.to_string(),
+            need: total,
+            parts: parts.join(", "),
+            available,
+        })
+    }
+}
+
+/// Why memory could not be had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemoryError {
+    /// A job needs more than the machine has available (`Some`), or more than a 64-bit
+    /// process can address (`None`); `parts` says what for.
+    TooMuch {
+        job: String,
+        need: u128,
+        parts: String,
+        available: Option<u128>,
+    },
+    /// An allocation of `bytes` failed.
+    AllocationFailed { bytes: u128 },
+}
+
+impl std::fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemoryError::TooMuch {
+                job,
+                need,
+                parts,
+                available: None,
+            } => write!(
+                f,
+                "{job} would need {} ({parts}), more than a 64-bit process can address",
+                human_bytes(*need)
+            ),
+            MemoryError::TooMuch {
+                job,
+                need,
+                parts,
+                available: Some(avail),
+            } => write!(
+                f,
+                "{job} would need {} of memory ({parts}), but only {} is available",
+                human_bytes(*need),
+                human_bytes(*avail)
+            ),
+            MemoryError::AllocationFailed { bytes } => {
+                write!(f, "cannot allocate {}", human_bytes(*bytes))
+            }
         }
     }
 }
 
+impl std::error::Error for MemoryError {}
+
 /// A vector of `n` copies of `v`, or `Err` when the memory cannot be had (instead of
 /// aborting the process).
-pub fn try_filled<T: Clone>(n: usize, v: T) -> Result<Vec<T>, String> {
+pub fn try_filled<T: Clone>(n: usize, v: T) -> Result<Vec<T>, MemoryError> {
     let mut out = Vec::new();
-    out.try_reserve_exact(n).map_err(|_| {
-        format!(
-            "cannot allocate {}",
-            human_bytes((n as u128).saturating_mul(std::mem::size_of::<T>() as u128))
-        )
-    })?;
+    out.try_reserve_exact(n)
+        .map_err(|_| MemoryError::AllocationFailed {
+            bytes: (n as u128).saturating_mul(std::mem::size_of::<T>() as u128),
+        })?;
     out.resize(n, v);
     Ok(out)
 }
@@ -159,7 +203,7 @@ mod tests {
         let mut need = MemoryNeed::new();
         need.add("parameters", 4_000_000_000_000 * 4);
         need.add("the arena", 1 << 20);
-        let e = need.check("training").unwrap_err();
+        let e = need.check("training").unwrap_err().to_string();
         assert!(e.contains("14.55 TiB for parameters"), "{e}");
         let mut small = MemoryNeed::new();
         small.add("parameters", 1024);

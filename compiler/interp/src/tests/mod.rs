@@ -57,7 +57,7 @@ pub(crate) fn input(g: &mut Graph, name: &str, t: &Tensor) -> NodeId {
 pub(crate) fn run_with(
     args: &[Tensor],
     states: &HashMap<String, Tensor>,
-    build: impl FnOnce(&mut Graph, &[NodeId]) -> Result<NodeId, String>,
+    build: impl FnOnce(&mut Graph, &[NodeId]) -> Result<NodeId, dnnc_ir::IrError>,
 ) -> Result<(Graph, Outputs), InterpError> {
     let mut g = Graph::new("test");
     let mut inputs = HashMap::new();
@@ -77,7 +77,7 @@ pub(crate) fn run_with(
 /// The output of the one-output graph that `build` makes over inputs holding `args`.
 pub(crate) fn eval1(
     args: &[Tensor],
-    build: impl FnOnce(&mut Graph, &[NodeId]) -> Result<NodeId, String>,
+    build: impl FnOnce(&mut Graph, &[NodeId]) -> Result<NodeId, dnnc_ir::IrError>,
 ) -> Result<Tensor, InterpError> {
     let (_, outputs) = run_with(args, &HashMap::new(), build)?;
     Ok(outputs.output("out").unwrap().clone())

@@ -9,7 +9,7 @@ use dnnc_tensor::Tensor;
 
 use super::{assert_close, boolt, f32t, i64t, intt, run_with};
 
-type Build = Box<dyn Fn(&mut Graph, &[NodeId]) -> Result<NodeId, String>>;
+type Build = Box<dyn Fn(&mut Graph, &[NodeId]) -> Result<NodeId, dnnc_ir::IrError>>;
 
 /// `kind` applied to inputs holding `args` gives `want`.
 struct Case {
@@ -22,7 +22,7 @@ struct Case {
 fn case(
     kind: &'static str,
     args: Vec<Tensor>,
-    build: impl Fn(&mut Graph, &[NodeId]) -> Result<NodeId, String> + 'static,
+    build: impl Fn(&mut Graph, &[NodeId]) -> Result<NodeId, dnnc_ir::IrError> + 'static,
     want: Tensor,
 ) -> Case {
     Case {

@@ -1,0 +1,76 @@
+//! The ports the compiler adds to a graph, apart from the names the program gives
+//! (batch fields, metrics): the loss and learning-rate outputs of a training step,
+//! and the step counter, learning-rate scale and random key it reads.
+//!
+//! Ports are typed: a stage names `Port::Step`, never the string. The inputs a host
+//! feeds are named with a `#`, which no `.dnn` identifier has, so a batch field called
+//! `step` cannot collide with the step counter.
+
+use std::fmt;
+
+/// A port of a lowered graph the compiler defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Port {
+    /// Output: the scalar `f32` loss.
+    Loss,
+    /// Output of a training step: the learning rate it used.
+    LearningRate,
+    /// Input of a training step: the `i64` step counter, 0 for the first step.
+    Step,
+    /// Input of a training step with `reduce_on_plateau`: the `f32` factor on the
+    /// learning rate that the host keeps.
+    LrScale,
+    /// Input: the `i64` key of the step's random draws (dropout, `normal`, ...).
+    RngKey,
+}
+
+impl Port {
+    pub const ALL: [Port; 5] = [
+        Port::Loss,
+        Port::LearningRate,
+        Port::Step,
+        Port::LrScale,
+        Port::RngKey,
+    ];
+
+    /// The port's name in the graph.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Port::Loss => "loss",
+            Port::LearningRate => "lr",
+            Port::Step => "#step",
+            Port::LrScale => "#lr_scale",
+            Port::RngKey => "#rng_key",
+        }
+    }
+
+    /// The port named `name`, if it is one.
+    pub fn of(name: &str) -> Option<Port> {
+        Port::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether the host feeds this port (rather than reading it).
+    pub const fn is_input(self) -> bool {
+        matches!(self, Port::Step | Port::LrScale | Port::RngKey)
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_inputs_cannot_be_identifiers() {
+        for p in Port::ALL {
+            assert_eq!(Port::of(p.name()), Some(p));
+            assert_eq!(p.is_input(), p.name().starts_with('#'));
+        }
+        assert_eq!(Port::of("step"), None);
+    }
+}

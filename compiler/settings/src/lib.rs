@@ -1,0 +1,184 @@
+//! The typed values of a `train` block's settings: the optimizer, the learning-rate
+//! schedule, clipping, early stopping, parameter initialisers and data augmentations.
+//!
+//! The checker (`dnnc-sema`) resolves each setting once, from its table of names,
+//! parameters and defaults, into these values; the optimizer pass, the session and the
+//! runtime consume them. No later stage reads a setting by name or knows a default.
+//! A leaf crate: it depends on nothing.
+
+/// An optimizer with its hyperparameters (PyTorch's `torch.optim` formulas).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+        weight_decay: f64,
+    },
+    /// Adam, or AdamW when `decoupled` (weight decay applied to the parameter, not
+    /// added to the gradient).
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        decoupled: bool,
+    },
+    RmsProp {
+        lr: f64,
+        alpha: f64,
+        eps: f64,
+        momentum: f64,
+        weight_decay: f64,
+    },
+}
+
+impl Optimizer {
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::RmsProp { lr, .. } => *lr,
+        }
+    }
+}
+
+/// An optimizer as a `train` block or a `step` gives it: the rule and its gradient
+/// clipping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerSetting {
+    pub optimizer: Optimizer,
+    /// Scale the gradients so their global L2 norm is at most this (PyTorch's
+    /// `clip_grad_norm_`); 0 turns clipping off.
+    pub clip_norm: f64,
+}
+
+/// The learning-rate schedule, in epochs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f64,
+    },
+    /// Multiply by `gamma` every epoch.
+    Exponential {
+        gamma: f64,
+    },
+    /// Linear warm-up over `warmup_epochs`, then a half cosine down to `min_lr`.
+    Cosine {
+        warmup_epochs: usize,
+        min_lr: f64,
+    },
+    /// Multiply by `gamma` at each milestone epoch (PyTorch's `MultiStepLR`): the rate
+    /// in epoch `e` is `lr * gamma^(milestones ≤ e)`. Sorted.
+    MultiStep {
+        milestones: Vec<usize>,
+        gamma: f64,
+    },
+    /// Multiply by `factor` when `metric` has not improved for more than `patience`
+    /// epochs (PyTorch's `ReduceLROnPlateau`, relative threshold). The host keeps this
+    /// state and feeds the graph a learning-rate scale.
+    ReduceOnPlateau {
+        metric: String,
+        patience: usize,
+        factor: f64,
+        min_lr: f64,
+        maximize: bool,
+        threshold: f64,
+    },
+}
+
+/// Stop training when a logged metric has not improved for `patience` epochs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStop {
+    /// The split the metric is computed on (`test`, `train`).
+    pub split: String,
+    /// The metric (`loss`, `accuracy`, ...).
+    pub metric: String,
+    pub patience: usize,
+    /// `true` when larger is better.
+    pub maximize: bool,
+    pub min_delta: f64,
+}
+
+/// How a parameter's initial value is drawn. Fans follow the usual conventions
+/// (`[in, out]`: in and out; `[out_c, in_c, k...]`: `in_c·∏k` and `out_c·∏k`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Zeros,
+    Ones,
+    Constant { value: f64 },
+    Uniform { low: f64, high: f64 },
+    Normal { mean: f64, std: f64 },
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    LecunUniform,
+    LecunNormal,
+}
+
+/// One augmentation of training batches with its arguments (the semantics are
+/// `dnnc_runtime::augment`'s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Augmentation {
+    /// `random_crop(padding)`: zero-pad by `padding` on every side and crop back to
+    /// `H × W` at a uniformly random offset — a shift by integers `dy`, `dx` drawn
+    /// uniformly from `[-padding, padding]`, with zero fill (torchvision's
+    /// `RandomCrop(size, padding)`).
+    RandomCrop {
+        /// Pixels of zero padding on each side.
+        padding: usize,
+    },
+    /// `hflip(p)`: mirror the width axis with probability `p`
+    /// (`RandomHorizontalFlip`).
+    HFlip {
+        /// The probability of a flip, in `[0, 1]`.
+        p: f32,
+    },
+    /// `rotate(degrees)`: rotate about the image centre by an angle drawn uniformly
+    /// from `[-degrees, degrees]` (positive is counter-clockwise), bilinear
+    /// interpolation, zero fill (`RandomRotation(degrees, BILINEAR)`).
+    Rotate {
+        /// The largest angle, in degrees.
+        degrees: f32,
+    },
+    /// `noise(std)`: add `N(0, std²)` noise to every element.
+    Noise {
+        /// The standard deviation of the noise.
+        std: f32,
+    },
+    /// `brightness(amount)`: multiply by a factor drawn uniformly from
+    /// `[1 − amount, 1 + amount]` (`ColorJitter(brightness)` without clamping).
+    Brightness {
+        /// How far the factor may be from 1, in `[0, 1]`.
+        amount: f32,
+    },
+    /// `contrast(amount)`: `mean + f · (x − mean)` with `f` drawn uniformly from
+    /// `[1 − amount, 1 + amount]` and `mean` the mean of the sample over all its
+    /// channels (`ColorJitter(contrast)` takes the mean of the grey image instead).
+    Contrast {
+        /// How far the factor may be from 1, in `[0, 1]`.
+        amount: f32,
+    },
+}
+
+/// Everything a single-model `train` block sets, with the checker's defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Training {
+    pub batch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub optimizer: OptimizerSetting,
+    pub schedule: Schedule,
+    /// The metrics logged besides the loss (`accuracy`).
+    pub metrics: Vec<String>,
+    pub early_stop: Option<EarlyStop>,
+    /// Where checkpoints go, relative to the file.
+    pub checkpoint: Option<String>,
+}
