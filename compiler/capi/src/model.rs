@@ -228,7 +228,6 @@ impl Model {
             self.resident = Some(t);
         }
         let key = dnnc_runtime::rng::step_key(self.desc.seed, self.step);
-        let step = self.step as i64;
         let inst = &mut self.train[t].1;
         for (f, data) in self.desc.fields.iter().zip(fields) {
             let n = batch * f.size();
@@ -266,9 +265,6 @@ impl Model {
         }
         // Labels out of range are the caller's data, not a failure of the model.
         inst.check_inputs().map_err(|e| (-1, e.to_string()))?;
-        if let Some(mut buf) = inst.input_mut(Port::Step.name()) {
-            buf.copy_cast(dnnc_tensor::Slice::I64(&[step]));
-        }
         if let Some(mut buf) = inst.input_mut(Port::RngKey.name()) {
             buf.copy_cast(dnnc_tensor::Slice::I64(&[key]));
         }

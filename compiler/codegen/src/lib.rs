@@ -36,7 +36,7 @@ mod schedule;
 use std::collections::HashMap;
 
 use dnnc_exec::program::{PortDesc, Stats, StepDesc, ValDesc};
-use dnnc_exec::{Call, ExecError, Instance, Program};
+use dnnc_exec::{Call, ExecError, Instance, Program, Store};
 use dnnc_ir::Graph;
 use dnnc_tensor::Tensor;
 
@@ -73,14 +73,20 @@ enum Code {
     },
 }
 
-/// Compiles `g`.
+/// Compiles `g`; its states live in the compiled graph.
 pub fn compile(g: &Graph) -> Result<Compiled, CodegenError> {
+    compile_in(g, None)
+}
+
+/// Compiles `g` with its states bound to `store` (shared with the other graphs bound
+/// to it) when one is given.
+pub fn compile_in(g: &Graph, store: Option<&Store>) -> Result<Compiled, CodegenError> {
     let (program, groups) = build_program(g)?;
     let mut jit = Jit::new().map_err(CodegenError::Cranelift)?;
     for group in &groups {
         jit.declare(g, group).map_err(CodegenError::Cranelift)?;
     }
-    let mut instance = Instance::new(&program, None)?;
+    let mut instance = Instance::with_store(&program, None, store)?;
     let calls: Vec<Call> = instance.calls();
     let (loops, entry) = jit.finish(&calls).map_err(CodegenError::Cranelift)?;
     instance.set_loops(&loops);
@@ -98,9 +104,15 @@ pub fn compile(g: &Graph) -> Result<Compiled, CodegenError> {
 /// compiled by LLVM for the host CPU with 512-bit vectors.
 #[cfg(feature = "llvm")]
 pub fn compile_llvm(g: &Graph) -> Result<Compiled, CodegenError> {
+    compile_llvm_in(g, None)
+}
+
+/// [`compile_llvm`] with its states bound to `store`, as [`compile_in`].
+#[cfg(feature = "llvm")]
+pub fn compile_llvm_in(g: &Graph, store: Option<&Store>) -> Result<Compiled, CodegenError> {
     let (program, groups) = build_program(g)?;
     let (engine, loops) = llvm::compile(g, &groups).map_err(CodegenError::Llvm)?;
-    let instance = Instance::new(&program, Some(&loops))?;
+    let instance = Instance::with_store(&program, Some(&loops), store)?;
     Ok(Compiled {
         code: Code::Llvm { _engine: engine },
         instance,

@@ -129,15 +129,17 @@ fn mnist_training_step_schedule_is_golden() {
         verify: true,
         dump_after: None,
     };
-    let step = train_step(job.db, job.file, job.item, &job.cfg, 63, 128, &opts).unwrap();
+    let step = train_step(job.db, job.file, job.item, &job.cfg, 0, 63, 128, &opts).unwrap();
     let c = dnnc_codegen::compile(&step.graph).unwrap();
     let stats = c.stats();
     // What the schedule must achieve: no materialised transposes or bias broadcasts
     // (8 matmuls, 3 with a bias epilogue), every optimizer update in place, and
-    // sharing that keeps the arena well under the sum of its values.
+    // sharing that keeps the arena well under the sum of its values. The one copy is
+    // the optimizer's 8-byte step counter, advanced while the step still reads the
+    // old count.
     assert_eq!(stats.matmuls, 8);
     assert_eq!(stats.in_place_updates, 18);
-    assert_eq!(stats.copies, 0);
+    assert_eq!(stats.copies, 1);
     assert!(
         stats.arena_bytes * 3 < stats.unshared_bytes * 2,
         "{stats:?}"

@@ -142,6 +142,29 @@ pub fn predict(
     })
 }
 
+pub fn sample(
+    file: &Path,
+    weights: &Path,
+    count: usize,
+    seed: u64,
+    out: &Path,
+    backend: &str,
+) -> ExitCode {
+    let backend = match BackendKind::parse(backend) {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    with_job(file, |job| {
+        match dnnc_session::sample(job, weights, count, seed, out, backend, &passes(None)) {
+            Ok(shape) => {
+                println!("wrote samples {shape:?} to {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        }
+    })
+}
+
 pub struct CompileArgs {
     pub file: PathBuf,
     pub emit: String,
@@ -247,12 +270,22 @@ pub fn compile(a: CompileArgs) -> ExitCode {
     };
     with_job(&a.file, |job| {
         let batch = a.batch.unwrap_or(job.cfg.batch);
+        let step = job.cfg.steps.iter().position(|s| s.name == a.graph);
         let built = match a.graph.as_str() {
-            "train" => {
-                let steps = 1;
-                dnnc_session::steps::train_step(
-                    job.db, job.file, job.item, &job.cfg, steps, batch, &opts,
-                )
+            // `train` is the first step of the plan; a multi-model block's steps go by
+            // their names.
+            name if name == "train" || step.is_some() => dnnc_session::steps::train_step(
+                job.db,
+                job.file,
+                job.item,
+                &job.cfg,
+                step.unwrap_or(0),
+                1,
+                batch,
+                &opts,
+            ),
+            "sample" if job.cfg.sample => {
+                dnnc_session::steps::forward(job.db, job.file, job.item, Mode::Sample, batch, &opts)
             }
             "eval" => {
                 dnnc_session::steps::forward(job.db, job.file, job.item, Mode::Eval, batch, &opts)
@@ -266,9 +299,18 @@ pub fn compile(a: CompileArgs) -> ExitCode {
                 &opts,
             ),
             other => {
+                let mut names = vec!["train".to_string()];
+                if job.cfg.multi {
+                    names.extend(job.cfg.steps.iter().map(|s| s.name.clone()));
+                }
+                names.extend(["eval".into(), "predict".into()]);
+                if job.cfg.sample {
+                    names.push("sample".into());
+                }
                 return fail(format!(
-                    "unknown graph `{other}`; choose train, eval or predict"
-                ))
+                    "unknown graph `{other}`; choose {}",
+                    names.join(", ")
+                ));
             }
         };
         let g = match built {
@@ -343,8 +385,19 @@ pub fn bench(a: BenchArgs) -> ExitCode {
         match dnnc_session::bench::bench(job, backend, a.batch, a.runs.max(1), a.weights.as_deref())
         {
             Ok(r) => {
+                // A plan of several steps: each step's time, then the whole batch's.
+                let each = if r.steps_ms.len() > 1 {
+                    let parts: Vec<String> = r
+                        .steps_ms
+                        .iter()
+                        .map(|(n, t)| format!("{n} {t:.3} ms"))
+                        .collect();
+                    format!(" ({})", parts.join(", "))
+                } else {
+                    String::new()
+                };
                 println!(
-                "backend {}  threads {}  batch {}: train step {:.3} ms  inference b1 {:.1} us  b256 {:.1} us  compile {:.1} ms",
+                "backend {}  threads {}  batch {}: train step {:.3} ms{each}  inference b1 {:.1} us  b256 {:.1} us  compile {:.1} ms",
                 r.backend, r.threads, r.batch, r.train_step_ms, r.infer_b1_us, r.infer_b256_us, r.compile_ms
             );
                 if a.json {
@@ -355,6 +408,7 @@ pub fn bench(a: BenchArgs) -> ExitCode {
                             "threads": r.threads,
                             "batch": r.batch,
                             "train_step_ms": r.train_step_ms,
+                            "steps_ms": r.steps_ms.iter().map(|(n, t)| (n.clone(), serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
                             "infer_b1_us": r.infer_b1_us,
                             "infer_b256_us": r.infer_b256_us,
                             "compile_ms": r.compile_ms,

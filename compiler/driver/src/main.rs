@@ -107,6 +107,26 @@ enum Command {
         #[arg(long, default_value = "cranelift")]
         backend: String,
     },
+    /// Draw samples of the train block's `sample` expression (a GAN's generator, a
+    /// VAE's decoder) and save them as .npy or as a PNG grid.
+    Sample {
+        file: PathBuf,
+        /// The weights to use (safetensors).
+        #[arg(long)]
+        weights: PathBuf,
+        /// How many samples.
+        #[arg(long, default_value_t = 64, value_parser = batch_size)]
+        count: usize,
+        /// The seed of the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write them: `.npy` (f32 [N, ...]) or `.png` (a grid of images).
+        #[arg(long)]
+        out: PathBuf,
+        /// Which backend runs the graph.
+        #[arg(long, default_value = "cranelift")]
+        backend: String,
+    },
     /// Time the training step and inference of the file's model (medians).
     Bench {
         file: PathBuf,
@@ -276,6 +296,14 @@ fn run(cli: Cli) -> ExitCode {
             output,
             backend,
         } => jobs::predict(&file, &weights, &input, &output, &backend),
+        Command::Sample {
+            file,
+            weights,
+            count,
+            seed,
+            out,
+            backend,
+        } => jobs::sample(&file, &weights, count, seed, &out, &backend),
         Command::Compile {
             file,
             emit,

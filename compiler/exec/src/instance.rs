@@ -17,6 +17,7 @@ use crate::buffer::{Block, In, View};
 use crate::error::ExecError;
 use crate::ops::Kernel;
 use crate::program::{Place, Program, StepDesc};
+use crate::store::{Slot, Store};
 
 /// A compiled loop: reads and writes the buffers whose pointers it is given, for
 /// elements `start..end`.
@@ -190,6 +191,8 @@ pub struct Instance {
     order: Vec<(bool, usize)>,
     loops: Vec<LoopFn>,
     _blocks: Vec<Block>,
+    /// The store's blocks this instance's states live in (kept alive with it).
+    _slots: Vec<std::sync::Arc<Slot>>,
     inputs: Vec<Port>,
     states: Vec<Port>,
     outputs: Vec<Port>,
@@ -217,6 +220,17 @@ impl Instance {
     /// compiled loop functions in the program's numbering; without them (the JIT
     /// compiles them afterwards) call [`Instance::set_loops`] before running.
     pub fn new(p: &Program, loops: Option<&[LoopFn]>) -> Result<Instance, ExecError> {
+        Instance::with_store(p, loops, None)
+    }
+
+    /// [`Instance::new`], with the program's states bound to `store` by name (made
+    /// there, zeroed, when the store has none yet) instead of owned: instances bound to
+    /// one store read and update the same states.
+    pub fn with_store(
+        p: &Program,
+        loops: Option<&[LoopFn]>,
+        store: Option<&Store>,
+    ) -> Result<Instance, ExecError> {
         if let Some(l) = loops {
             if l.len() != p.loop_count {
                 return Err(program(format!(
@@ -230,8 +244,13 @@ impl Instance {
         // allocated.
         let mut need = dnnc_tensor::memory::MemoryNeed::new();
         need.add("temporaries", p.arena_bytes as u128);
-        for val in &p.vals {
-            if val.place == Place::Own {
+        let state_vals: std::collections::HashMap<usize, &crate::program::PortDesc> = match store {
+            Some(_) => p.states.iter().map(|d| (d.val, d)).collect(),
+            None => std::collections::HashMap::new(),
+        };
+        let mut slots = Vec::new();
+        for (v, val) in p.vals.iter().enumerate() {
+            if val.place == Place::Own && !state_vals.contains_key(&v) {
                 need.add(
                     "parameters, state and ports",
                     (val.len as u128).saturating_mul(val.dtype.size_bytes() as u128),
@@ -246,6 +265,21 @@ impl Instance {
         let mut views: Vec<Option<View>> = vec![None; p.vals.len()];
         for (v, val) in p.vals.iter().enumerate() {
             let ptr = match val.place {
+                Place::Own if state_vals.contains_key(&v) => {
+                    let d = state_vals[&v];
+                    let slot = store
+                        .expect("states are only bound with a store")
+                        .bind(&d.name, d.dtype, &d.shape)?;
+                    if slot.len != val.len || slot.dtype != val.dtype {
+                        return Err(program(format!(
+                            "state `{}` does not fit its value",
+                            d.name
+                        )));
+                    }
+                    let ptr = slot.view().ptr;
+                    slots.push(slot);
+                    ptr
+                }
                 Place::Own => {
                     let bytes = val
                         .len
@@ -420,6 +454,7 @@ impl Instance {
             order,
             loops: loops.map(<[LoopFn]>::to_vec).unwrap_or_default(),
             _blocks: blocks,
+            _slots: slots,
             inputs,
             states,
             outputs: p.outputs.iter().map(port).collect::<Result<_, _>>()?,

@@ -25,8 +25,10 @@ pub mod maps;
 pub mod ops;
 pub mod program;
 pub mod reduce;
+pub mod store;
 pub mod window;
 
 pub use error::ExecError;
 pub use instance::{run_step, Call, Instance, LoopFn, PARALLEL_LOOP};
 pub use program::Program;
+pub use store::Store;

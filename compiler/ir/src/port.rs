@@ -1,10 +1,11 @@
 //! The ports the compiler adds to a graph, apart from the names the program gives
 //! (batch fields, metrics): the loss and learning-rate outputs of a training step,
-//! and the step counter, learning-rate scale and random key it reads.
+//! and the learning-rate scale and random key it reads. (Step counters are states:
+//! each optimizer keeps its own.)
 //!
-//! Ports are typed: a stage names `Port::Step`, never the string. The inputs a host
+//! Ports are typed: a stage names `Port::RngKey`, never the string. The inputs a host
 //! feeds are named with a `#`, which no `.dnn` identifier has, so a batch field called
-//! `step` cannot collide with the step counter.
+//! `rng_key` cannot collide with the random key.
 
 use std::fmt;
 
@@ -15,8 +16,6 @@ pub enum Port {
     Loss,
     /// Output of a training step: the learning rate it used.
     LearningRate,
-    /// Input of a training step: the `i64` step counter, 0 for the first step.
-    Step,
     /// Input of a training step with `reduce_on_plateau`: the `f32` factor on the
     /// learning rate that the host keeps.
     LrScale,
@@ -25,20 +24,13 @@ pub enum Port {
 }
 
 impl Port {
-    pub const ALL: [Port; 5] = [
-        Port::Loss,
-        Port::LearningRate,
-        Port::Step,
-        Port::LrScale,
-        Port::RngKey,
-    ];
+    pub const ALL: [Port; 4] = [Port::Loss, Port::LearningRate, Port::LrScale, Port::RngKey];
 
     /// The port's name in the graph.
     pub const fn name(self) -> &'static str {
         match self {
             Port::Loss => "loss",
             Port::LearningRate => "lr",
-            Port::Step => "#step",
             Port::LrScale => "#lr_scale",
             Port::RngKey => "#rng_key",
         }
@@ -51,7 +43,7 @@ impl Port {
 
     /// Whether the host feeds this port (rather than reading it).
     pub const fn is_input(self) -> bool {
-        matches!(self, Port::Step | Port::LrScale | Port::RngKey)
+        matches!(self, Port::LrScale | Port::RngKey)
     }
 }
 
@@ -71,6 +63,6 @@ mod tests {
             assert_eq!(Port::of(p.name()), Some(p));
             assert_eq!(p.is_input(), p.name().starts_with('#'));
         }
-        assert_eq!(Port::of("step"), None);
+        assert_eq!(Port::of("rng_key"), None);
     }
 }

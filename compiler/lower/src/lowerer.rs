@@ -263,7 +263,12 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             &binding.value,
             path,
             parent.frozen || binding.frozen.is_some(),
-            binding.from.as_ref().map(|s| s.value.clone()),
+            binding.from.as_ref().map(|s| {
+                (
+                    s.value.clone(),
+                    binding.at.as_ref().map(|a| a.value.clone()),
+                )
+            }),
             parent,
         );
         self.leave(saved);
@@ -276,7 +281,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
         value: &dnnc_syntax::ast::Expr,
         path: &str,
         frozen: bool,
-        from: Option<String>,
+        from: Option<(String, Option<String>)>,
         parent: &LayerVal,
     ) -> Res<Rc<LayerVal>> {
         use dnnc_syntax::ast::ExprKind;
@@ -329,14 +334,14 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             }
         }
         let from = match (from, &parent.from) {
-            (Some(f), _) => {
+            (Some((f, at)), _) => {
                 let dir = self
                     .file
                     .path(self.db)
                     .parent()
                     .map(PathBuf::from)
                     .unwrap_or_default();
-                Some((dir.join(f), String::new()))
+                Some((dir.join(f), at.unwrap_or_default()))
             }
             (None, Some((f, prefix))) => {
                 let leaf = path.rsplit('.').next().unwrap_or(path);

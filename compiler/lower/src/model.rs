@@ -20,12 +20,18 @@ use crate::value::{LayerVal, Val};
 /// What a graph is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The training step's forward part: `training` is true; outputs loss and metrics.
-    Train,
-    /// Evaluation: `training` is false; outputs loss and metrics.
+    /// The forward part of training step `k` (the single-model form has one, step 0):
+    /// `training` is true; outputs the step's loss (and, in the single-model form, the
+    /// metrics).
+    Train(usize),
+    /// Evaluation: `training` is false; outputs the loss and metrics (in the
+    /// multi-model form, each step's loss as `STEP_loss`, and the metrics).
     Eval,
     /// Inference: the model's `forward` on an input named `input`; output `output`.
     Predict,
+    /// The train block's `sample` expression for `batch` samples, `training` false;
+    /// output `sample`.
+    Sample,
 }
 
 /// A lowered graph and the parameters it reads.
@@ -50,7 +56,7 @@ pub fn train_item<'db>(
 /// The model instance of a single-model train block.
 fn model_val(sig: &TrainSig) -> Res<Rc<LayerVal>> {
     let [m] = sig.models.as_slice() else {
-        return Err("train blocks with several models (`step` blocks) cannot run yet".into());
+        return Err("this train block has several models; name the one to use".into());
     };
     let mut hparams = HashMap::new();
     for (n, v) in &m.inst.args {
@@ -73,57 +79,178 @@ fn model_val(sig: &TrainSig) -> Res<Rc<LayerVal>> {
     }))
 }
 
+/// The models of the train block, by binding name, bound in `lw`: `model` (whose
+/// parameters are named `fc1.W`) in the single-model form; each `model NAME = ...`
+/// binding (parameters `NAME.fc1.W`, loaded `from` its file, perhaps frozen) in the
+/// multi-model form.
+fn bind_models(
+    lw: &mut Lowerer<'_, '_>,
+    def: &dnnc_syntax::ast::TrainDef,
+    id: ItemId<'_>,
+    sig: &TrainSig,
+) -> Res<Vec<(String, Rc<LayerVal>)>> {
+    let bindings: Vec<&dnnc_syntax::ast::Binding> = def
+        .items
+        .iter()
+        .filter_map(|i| match &i.kind {
+            TrainItemKind::Model(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let models = if bindings.is_empty() {
+        vec![("model".to_string(), model_val(sig)?)]
+    } else {
+        let root = LayerVal {
+            file: lw.file,
+            index: id.index(lw.db),
+            path: String::new(),
+            hparams: HashMap::new(),
+            frozen: false,
+            from: None,
+        };
+        let mut out = Vec::new();
+        for b in bindings {
+            let m = lw.instance_from_binding(
+                &b.value,
+                &b.name.text,
+                b.frozen.is_some(),
+                b.from
+                    .as_ref()
+                    .map(|s| (s.value.clone(), b.at.as_ref().map(|a| a.value.clone()))),
+                &root,
+            )?;
+            out.push((b.name.text.clone(), m));
+        }
+        out
+    };
+    for (name, m) in &models {
+        lw.bind(name, Val::Layer(m.clone()));
+    }
+    Ok(models)
+}
+
 /// Lowers the train block for `mode` at batch size `batch`.
 pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize) -> Res<Lowered> {
     let (id, sig) = train_item(db, file, index)?;
-    let model = model_val(sig)?;
+    let ItemKind::Train(def) = &dnnc_sema::items::item_ast(db, id).kind else {
+        return Err("not a train block".into());
+    };
     let name = match mode {
-        Mode::Train => "train_step",
+        Mode::Train(_) => "train_step",
         Mode::Eval => "eval_step",
         Mode::Predict => "predict",
+        Mode::Sample => "sample",
     };
     let mut graph = Graph::new(name);
     let mut metrics = Vec::new();
     let params = {
-        let mut lw = Lowerer::new(db, &mut graph, file, mode == Mode::Train);
+        let mut lw = Lowerer::new(db, &mut graph, file, matches!(mode, Mode::Train(_)));
+        let models = bind_models(&mut lw, def, id, sig)?;
         if mode == Mode::Predict {
+            let (_, model) = models
+                .iter()
+                .find(|(_, m)| !m.frozen)
+                .or(models.first())
+                .ok_or("the train block has no model")?
+                .clone();
             let x = predict_input(&mut lw, &model, batch)?;
-            let y =
-                crate::calls::call(&mut lw, Val::Layer(model.clone()), vec![(None, Val::T(x))])?;
-            let Val::T(y) = y else {
-                return Err("`forward` does not return a tensor".into());
-            };
-            lw.em.g.set_output("output", y);
+            let y = crate::calls::call(&mut lw, Val::Layer(model), vec![(None, Val::T(x))])?;
+            set_predict_outputs(&mut lw, "output", y)?;
         } else {
-            lw.bind("model", Val::Layer(model.clone()));
             lw.bind("B", Val::Int(batch as i64));
-            bind_fields(&mut lw, db, sig, batch)?;
-            let ItemKind::Train(def) = &dnnc_sema::items::item_ast(db, id).kind else {
-                return Err("not a train block".into());
+            if mode != Mode::Sample {
+                bind_fields(&mut lw, db, sig, batch)?;
+            }
+            let steps: Vec<(&dnnc_syntax::ast::Name, &Vec<dnnc_syntax::ast::StepItem>)> = def
+                .items
+                .iter()
+                .filter_map(|i| match &i.kind {
+                    TrainItemKind::Step { name, items } => Some((name, items)),
+                    _ => None,
+                })
+                .collect();
+            // A sample is drawn without the batch: the `let`s that read a field (or
+            // such a `let`) are not evaluated for it (the checker keeps `sample` off
+            // them).
+            let mut data_names: std::collections::HashSet<String> = if mode == Mode::Sample {
+                dataset_fields(db, file, sig)?
+                    .into_iter()
+                    .map(|(n, _, _)| n)
+                    .collect()
+            } else {
+                Default::default()
             };
             for it in &def.items {
                 match &it.kind {
+                    TrainItemKind::Let(l) if mode == Mode::Sample => {
+                        let mut reads_data = false;
+                        dnnc_sema::recursion::names_read(&l.value, &mut |n, _| {
+                            reads_data |= data_names.contains(n);
+                        });
+                        if reads_data {
+                            pattern_names(&l.pattern, &mut data_names);
+                        } else {
+                            let v = crate::eval::expr(&mut lw, &l.value)?;
+                            crate::eval::bind_pattern(&mut lw, &l.pattern, v)?;
+                        }
+                    }
                     TrainItemKind::Let(l) => {
                         let v = crate::eval::expr(&mut lw, &l.value)?;
                         crate::eval::bind_pattern(&mut lw, &l.pattern, v)?;
                     }
-                    TrainItemKind::Field(n, e) if n.text == "loss" => {
-                        let v = crate::eval::expr(&mut lw, e)?;
-                        let t = crate::eval::tensor(&mut lw, &v, Some(dnnc_ir::DType::F32))?;
+                    TrainItemKind::Field(n, e) if n.text == "sample" && mode == Mode::Sample => {
+                        let t = float_tensor(&mut lw, e)?;
+                        lw.em.g.set_output("sample", t);
+                    }
+                    TrainItemKind::Field(n, e)
+                        if n.text == "loss" && matches!(mode, Mode::Train(0) | Mode::Eval) =>
+                    {
+                        let t = float_tensor(&mut lw, e)?;
                         lw.em.g.set_output(Port::Loss.name(), t);
                     }
-                    TrainItemKind::Field(n, e) if n.text == "metrics" => {
+                    TrainItemKind::Field(n, e)
+                        if n.text == "metrics"
+                            && (mode == Mode::Eval
+                                || (steps.is_empty() && mode == Mode::Train(0))) =>
+                    {
                         let dnnc_syntax::ast::ExprKind::List(items) = &e.kind else {
                             continue;
                         };
                         for (m, mname) in items.iter().zip(&sig.metrics) {
-                            let v = crate::eval::expr(&mut lw, m)?;
-                            let t = crate::eval::tensor(&mut lw, &v, Some(dnnc_ir::DType::F32))?;
+                            let t = float_tensor(&mut lw, m)?;
                             lw.em.g.set_output(mname.to_string(), t);
                             metrics.push(mname.to_string());
                         }
                     }
                     _ => {}
+                }
+            }
+            // The multi-model form: the losses of the steps.
+            for (k, (step, items)) in steps.iter().enumerate() {
+                let output = match mode {
+                    Mode::Train(s) if s == k => Port::Loss.name().to_string(),
+                    Mode::Eval => format!("{}_loss", step.text),
+                    _ => continue,
+                };
+                lw.scopes.push(HashMap::new());
+                for it in items.iter() {
+                    match &it.kind {
+                        dnnc_syntax::ast::StepItemKind::Let(l) => {
+                            let v = crate::eval::expr(&mut lw, &l.value)?;
+                            crate::eval::bind_pattern(&mut lw, &l.pattern, v)?;
+                        }
+                        dnnc_syntax::ast::StepItemKind::Field(n, e) if n.text == "loss" => {
+                            let t = float_tensor(&mut lw, e)?;
+                            lw.em.g.set_output(output.clone(), t);
+                        }
+                        _ => {}
+                    }
+                }
+                lw.scopes.pop();
+            }
+            if let Mode::Train(k) = mode {
+                if lw.em.g.output(Port::Loss.name()).is_none() {
+                    return Err(format!("the train block has no step {k}").into());
                 }
             }
         }
@@ -134,6 +261,41 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
         params,
         metrics,
     })
+}
+
+/// The outputs of inference: `output` for a tensor; `output.0`, `output.1`, ... for a
+/// tuple and `output.NAME` for a record (nested ones joined by dots).
+fn set_predict_outputs(lw: &mut Lowerer<'_, '_>, name: &str, v: Val) -> Res<()> {
+    match v {
+        Val::T(t) => {
+            lw.em.g.set_output(name, t);
+            Ok(())
+        }
+        Val::Tuple(vs) => vs
+            .into_iter()
+            .enumerate()
+            .try_for_each(|(i, v)| set_predict_outputs(lw, &format!("{name}.{i}"), v)),
+        Val::Record(fs) => fs
+            .into_iter()
+            .try_for_each(|(k, v)| set_predict_outputs(lw, &format!("{name}.{k}"), v)),
+        _ => Err("`forward` does not return tensors".into()),
+    }
+}
+
+/// Adds the names `p` binds to `names`.
+fn pattern_names(p: &dnnc_syntax::ast::Pattern, names: &mut std::collections::HashSet<String>) {
+    match p {
+        dnnc_syntax::ast::Pattern::Name(n) => {
+            names.insert(n.text.clone());
+        }
+        dnnc_syntax::ast::Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_names(p, names)),
+    }
+}
+
+/// `e` as an `f32` tensor.
+fn float_tensor(lw: &mut Lowerer<'_, '_>, e: &dnnc_syntax::ast::Expr) -> Res<dnnc_ir::NodeId> {
+    let v = crate::eval::expr(lw, e)?;
+    crate::eval::tensor(lw, &v, Some(dnnc_ir::DType::F32))
 }
 
 /// Dataset fields as batch inputs `[batch, ...per-sample]`.

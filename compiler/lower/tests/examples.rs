@@ -27,7 +27,7 @@ fn examples_lower_and_verify() {
             .iter()
             .position(|i| matches!(i.kind, ItemKind::Train(_)))
             .unwrap() as u32;
-        for mode in [Mode::Train, Mode::Eval, Mode::Predict] {
+        for mode in [Mode::Train(0), Mode::Eval, Mode::Predict] {
             let l =
                 lower(&db, file, train, mode, 4).unwrap_or_else(|e| panic!("{name} {mode:?}: {e}"));
             if let Err(errors) = dnnc_ir::verify(&l.graph) {
@@ -37,7 +37,7 @@ fn examples_lower_and_verify() {
                 );
             }
             assert!(!l.params.is_empty());
-            if name == "mnist_mlp.dnn" && mode == Mode::Train {
+            if name == "mnist_mlp.dnn" && mode == Mode::Train(0) {
                 let names: Vec<&str> = l.params.iter().map(|p| p.name.as_str()).collect();
                 assert_eq!(
                     names,

@@ -7,7 +7,10 @@
 //! with bias correction, AdamW with decoupled weight decay, RMSProp with optional
 //! momentum. Coupled weight decay adds `weight_decay * p` to the gradient.
 //!
-//! The step counter is the `i64` input [`Port::Step`] (0 for the first step of the run).
+//! Each optimizer keeps its own state under its namespace (`NS.m.fc1.W`, ...) and its
+//! own step counter, the `i64` state `NS.step` (0 before its first step), which the
+//! step advances; bias corrections and schedules read it, so optimizers that run at
+//! different rates (a GAN's critic and generator) each count their own steps.
 //!
 //! A step whose loss is not finite changes no state: every new value of a parameter,
 //! moment or buffer is `select(|loss| < inf, new, old)` (`Em::keep_if_finite`).
@@ -31,6 +34,15 @@ pub struct StepConfig {
     pub schedule: Schedule,
     pub steps_per_epoch: usize,
     pub epochs: usize,
+    /// The prefix of the optimizer's states (`opt`: `opt.m.fc1.W`, `opt.step`).
+    pub namespace: String,
+}
+
+impl StepConfig {
+    /// The name of the optimizer's state `what` (`m.fc1.W`, `step`).
+    fn state(&self, what: &str) -> String {
+        format!("{}.{what}", self.namespace)
+    }
 }
 
 struct Em<'g> {
@@ -291,32 +303,76 @@ pub fn add_training_step(g: &mut Graph, trainable: &[String], cfg: &StepConfig) 
 /// of its own state) from their gradients: the `optimizer` stage of a training step.
 /// Returns the number of parameters updated.
 pub fn add_updates(g: &mut Graph, grads: Gradients, cfg: &StepConfig) -> Res<usize> {
+    add_optimizers(g, vec![(grads, cfg.clone())])
+}
+
+/// [`add_updates`] for several optimizers in one step, each updating its own
+/// parameters from the same loss (`update G with adam(...)`, `update H with sgd(...)`);
+/// the graph's `lr` output is the first optimizer's rate. Returns the number of
+/// parameters updated.
+pub fn add_optimizers(g: &mut Graph, groups: Vec<(Gradients, StepConfig)>) -> Res<usize> {
     let loss = g
         .output(Port::Loss.name())
         .ok_or_else(|| PassError::Missing("the graph has no `loss` output".into()))?;
-    let params: Vec<(String, NodeId)> = grads.of.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
-    let grads: Vec<NodeId> = grads.of.iter().map(|(_, _, gr)| *gr).collect();
     let mut em = Em::new(g);
     // Every new state value is guarded by the loss being finite (`keep_if_finite`);
     // moments are guarded before the parameter's update reads them, so the whole
     // update of one parameter stays one fused loop.
     let magnitude = em.g.add(Op::Unary(UnaryOp::Abs), &[loss])?;
     let mut guarded: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut count = 0;
+    let mut first_lr = None;
+    for (grads, cfg) in &groups {
+        let lr = optimizer_updates(&mut em, magnitude, &mut guarded, grads, cfg)?;
+        first_lr.get_or_insert(lr);
+        count += grads.of.len();
+    }
+    if let Some(lr) = first_lr {
+        em.g.set_output(Port::LearningRate.name(), lr);
+    }
+    guard_remaining_updates(&mut em, magnitude, &guarded)?;
+    Ok(count)
+}
+
+/// One optimizer's counter, rate and updates; returns its learning-rate node.
+fn optimizer_updates(
+    em: &mut Em<'_>,
+    magnitude: NodeId,
+    guarded: &mut std::collections::HashSet<String>,
+    grads: &Gradients,
+    cfg: &StepConfig,
+) -> Res<NodeId> {
+    let params: Vec<(String, NodeId)> = grads.of.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
+    let grads: Vec<NodeId> = grads.of.iter().map(|(_, _, gr)| *gr).collect();
     let grads = if cfg.clip_norm > 0.0 {
-        clip_by_global_norm(&mut em, &grads, cfg.clip_norm)?
+        clip_by_global_norm(em, &grads, cfg.clip_norm)?
     } else {
         grads
     };
+    // The optimizer's own step counter: read before, advanced by one (when the loss is
+    // finite) after.
+    let counter = cfg.state("step");
     let step = em.g.add(
-        Op::Input {
-            name: Port::Step.name().into(),
+        Op::State {
+            name: counter.clone(),
             dtype: DType::I64,
             shape: vec![],
         },
         &[],
     )?;
+    let one_i = em.g.add(
+        Op::Const {
+            value: 1.0,
+            dtype: DType::I64,
+        },
+        &[],
+    )?;
+    let next = em.g.add(Op::Binary(BinaryOp::Add), &[step, one_i])?;
+    let next = em.keep_if_finite(magnitude, next, step)?;
+    em.g.add_update(counter.clone(), next);
+    guarded.insert(counter);
     let step_f = em.g.add(Op::Cast(DType::F32), &[step])?;
-    let lr = learning_rate(&mut em, step_f, cfg.optimizer.lr(), cfg)?;
+    let lr = learning_rate(em, step_f, cfg.optimizer.lr(), cfg)?;
     for ((name, p), grad) in params.iter().zip(grads) {
         let (p, grad) = (*p, grad);
         let lr_b = em.bcast(lr, p)?;
@@ -328,16 +384,16 @@ pub fn add_updates(g: &mut Graph, grads: Gradients, cfg: &StepConfig) -> Res<usi
                 ..
             } => {
                 let gr = if *weight_decay > 0.0 {
-                    em_decay(&mut em, grad, p, *weight_decay)?
+                    em_decay(em, grad, p, *weight_decay)?
                 } else {
                     grad
                 };
                 let dir = if *momentum > 0.0 {
-                    let buf = em.state(format!("opt.momentum.{name}"), p)?;
+                    let buf = em.state(cfg.state(&format!("momentum.{name}")), p)?;
                     let nb = em.lerp(*momentum, buf, 1.0, gr)?;
                     let nb = em.keep_if_finite(magnitude, nb, buf)?;
-                    em.g.add_update(format!("opt.momentum.{name}"), nb);
-                    guarded.insert(format!("opt.momentum.{name}"));
+                    em.g.add_update(cfg.state(&format!("momentum.{name}")), nb);
+                    guarded.insert(cfg.state(&format!("momentum.{name}")));
                     if *nesterov {
                         em.lerp(1.0, gr, *momentum, nb)?
                     } else {
@@ -358,21 +414,21 @@ pub fn add_updates(g: &mut Graph, grads: Gradients, cfg: &StepConfig) -> Res<usi
                 ..
             } => {
                 let gr = if *weight_decay > 0.0 && !decoupled {
-                    em_decay(&mut em, grad, p, *weight_decay)?
+                    em_decay(em, grad, p, *weight_decay)?
                 } else {
                     grad
                 };
-                let m = em.state(format!("opt.m.{name}"), p)?;
-                let v = em.state(format!("opt.v.{name}"), p)?;
+                let m = em.state(cfg.state(&format!("m.{name}")), p)?;
+                let v = em.state(cfg.state(&format!("v.{name}")), p)?;
                 let nm = em.lerp(*beta1, m, 1.0 - beta1, gr)?;
                 let nm = em.keep_if_finite(magnitude, nm, m)?;
                 let g2 = em.mul(gr, gr)?;
                 let nv = em.lerp(*beta2, v, 1.0 - beta2, g2)?;
                 let nv = em.keep_if_finite(magnitude, nv, v)?;
-                em.g.add_update(format!("opt.m.{name}"), nm);
-                em.g.add_update(format!("opt.v.{name}"), nv);
-                guarded.insert(format!("opt.m.{name}"));
-                guarded.insert(format!("opt.v.{name}"));
+                em.g.add_update(cfg.state(&format!("m.{name}")), nm);
+                em.g.add_update(cfg.state(&format!("v.{name}")), nv);
+                guarded.insert(cfg.state(&format!("m.{name}")));
+                guarded.insert(cfg.state(&format!("v.{name}")));
                 // Bias corrections with t = step + 1.
                 let one = em.c(1.0)?;
                 let t = em.add(step_f, one)?;
@@ -416,26 +472,26 @@ pub fn add_updates(g: &mut Graph, grads: Gradients, cfg: &StepConfig) -> Res<usi
                 ..
             } => {
                 let gr = if *weight_decay > 0.0 {
-                    em_decay(&mut em, grad, p, *weight_decay)?
+                    em_decay(em, grad, p, *weight_decay)?
                 } else {
                     grad
                 };
-                let sq = em.state(format!("opt.square_avg.{name}"), p)?;
+                let sq = em.state(cfg.state(&format!("square_avg.{name}")), p)?;
                 let g2 = em.mul(gr, gr)?;
                 let nsq = em.lerp(*alpha, sq, 1.0 - alpha, g2)?;
                 let nsq = em.keep_if_finite(magnitude, nsq, sq)?;
-                em.g.add_update(format!("opt.square_avg.{name}"), nsq);
-                guarded.insert(format!("opt.square_avg.{name}"));
+                em.g.add_update(cfg.state(&format!("square_avg.{name}")), nsq);
+                guarded.insert(cfg.state(&format!("square_avg.{name}")));
                 let root = em.g.add(Op::Unary(UnaryOp::Sqrt), &[nsq])?;
                 let e = em.splat(*eps, p)?;
                 let avg = em.add(root, e)?;
                 let step_dir = em.div(gr, avg)?;
                 let dir = if *momentum > 0.0 {
-                    let buf = em.state(format!("opt.momentum.{name}"), p)?;
+                    let buf = em.state(cfg.state(&format!("momentum.{name}")), p)?;
                     let nb = em.lerp(*momentum, buf, 1.0, step_dir)?;
                     let nb = em.keep_if_finite(magnitude, nb, buf)?;
-                    em.g.add_update(format!("opt.momentum.{name}"), nb);
-                    guarded.insert(format!("opt.momentum.{name}"));
+                    em.g.add_update(cfg.state(&format!("momentum.{name}")), nb);
+                    guarded.insert(cfg.state(&format!("momentum.{name}")));
                     nb
                 } else {
                     step_dir
@@ -448,9 +504,7 @@ pub fn add_updates(g: &mut Graph, grads: Gradients, cfg: &StepConfig) -> Res<usi
         em.g.add_update(name.clone(), new_p);
         guarded.insert(name.clone());
     }
-    em.g.set_output(Port::LearningRate.name(), lr);
-    guard_remaining_updates(&mut em, magnitude, &guarded)?;
-    Ok(params.len())
+    Ok(lr)
 }
 
 /// Guards the updates the optimizer did not make itself (buffers such as batch norm's

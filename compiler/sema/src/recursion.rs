@@ -25,53 +25,61 @@ pub fn fn_callees<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Vec<(SourceFile, u
             }
         }
     };
-    walk_block(&def.body, &mut visit);
+    walk_block(&def.body, false, &mut visit);
     out
 }
 
-fn walk_block(b: &Block, f: &mut dyn FnMut(&str, Span)) {
-    for l in &b.lets {
-        walk(&l.value, f);
-    }
-    walk(&b.value, f);
+/// Every name `e` reads (callees included), with its span; names bound inside `e`
+/// are not told apart from outer ones (a conservative answer).
+pub fn names_read(e: &Expr, f: &mut dyn FnMut(&str, Span)) {
+    walk(e, true, f);
 }
 
-fn walk(e: &Expr, f: &mut dyn FnMut(&str, Span)) {
+fn walk_block(b: &Block, all: bool, f: &mut dyn FnMut(&str, Span)) {
+    for l in &b.lets {
+        walk(&l.value, all, f);
+    }
+    walk(&b.value, all, f);
+}
+
+/// Reports the names of called functions (and piped-into names) to `f`; with `all`,
+/// every other name read too.
+fn walk(e: &Expr, all: bool, f: &mut dyn FnMut(&str, Span)) {
     match &e.kind {
         ExprKind::Call { callee, args } => {
             if let ExprKind::Name(n) = &callee.kind {
                 f(&n.text, n.span);
             } else {
-                walk(callee, f);
+                walk(callee, all, f);
             }
             for a in args {
-                walk(&a.value, f);
+                walk(&a.value, all, f);
             }
         }
         ExprKind::Pipe(l, r) => {
-            walk(l, f);
+            walk(l, all, f);
             match &r.kind {
                 ExprKind::Name(n) => f(&n.text, n.span),
-                _ => walk(r, f),
+                _ => walk(r, all, f),
             }
         }
-        ExprKind::Unary(_, x) | ExprKind::Field(x, _) => walk(x, f),
+        ExprKind::Unary(_, x) | ExprKind::Field(x, _) => walk(x, all, f),
         ExprKind::Binary { lhs, rhs, .. } => {
-            walk(lhs, f);
-            walk(rhs, f);
+            walk(lhs, all, f);
+            walk(rhs, all, f);
         }
-        ExprKind::Tuple(es) | ExprKind::List(es) => es.iter().for_each(|e| walk(e, f)),
-        ExprKind::Record(fs) => fs.iter().for_each(|(_, e)| walk(e, f)),
+        ExprKind::Tuple(es) | ExprKind::List(es) => es.iter().for_each(|e| walk(e, all, f)),
+        ExprKind::Record(fs) => fs.iter().for_each(|(_, e)| walk(e, all, f)),
         ExprKind::Index(x, items) => {
-            walk(x, f);
+            walk(x, all, f);
             for i in items {
                 match i {
-                    IndexItem::Index(e) => walk(e, f),
+                    IndexItem::Index(e) => walk(e, all, f),
                     IndexItem::Slice {
                         start, stop, step, ..
                     } => {
                         for e in [start, stop, step].into_iter().flatten() {
-                            walk(e, f);
+                            walk(e, all, f);
                         }
                     }
                     IndexItem::Ellipsis(_) => {}
@@ -79,28 +87,32 @@ fn walk(e: &Expr, f: &mut dyn FnMut(&str, Span)) {
             }
         }
         ExprKind::If { cond, then, els } => {
-            walk(cond, f);
-            walk_block(then, f);
+            walk(cond, all, f);
+            walk_block(then, all, f);
             if let Some(e) = els {
-                walk(e, f);
+                walk(e, all, f);
             }
         }
-        ExprKind::Block(b) => walk_block(b, f),
+        ExprKind::Block(b) => walk_block(b, all, f),
         ExprKind::Scan {
             over,
             carries,
             body,
             ..
         } => {
-            walk(over, f);
-            carries.iter().for_each(|(_, e)| walk(e, f));
-            walk_block(body, f);
+            walk(over, all, f);
+            carries.iter().for_each(|(_, e)| walk(e, all, f));
+            walk_block(body, all, f);
+        }
+        ExprKind::Name(n) => {
+            if all {
+                f(&n.text, n.span);
+            }
         }
         ExprKind::Int(_)
         | ExprKind::Float(_)
         | ExprKind::Str(_)
         | ExprKind::Bool(_)
-        | ExprKind::Name(_)
         | ExprKind::Error => {}
     }
 }
@@ -169,7 +181,7 @@ fn nested_items(db: &dyn Db, item: ItemId<'_>) -> Vec<(SourceFile, u32)> {
             };
             for m in &def.members {
                 if let dnnc_syntax::ast::MemberKind::Fn(f) = &m.kind {
-                    walk_block(&f.body, &mut visit);
+                    walk_block(&f.body, false, &mut visit);
                 }
             }
             out
@@ -248,15 +260,17 @@ pub fn train_callees(
     };
     for it in &def.items {
         match &it.kind {
-            TrainItemKind::Let(l) => walk(&l.value, &mut visit),
-            TrainItemKind::Field(_, e) => walk(e, &mut visit),
-            TrainItemKind::Model(b) => walk(&b.value, &mut visit),
+            TrainItemKind::Let(l) => walk(&l.value, false, &mut visit),
+            TrainItemKind::Field(_, e) => walk(e, false, &mut visit),
+            TrainItemKind::Model(b) => walk(&b.value, false, &mut visit),
             TrainItemKind::Step { items, .. } => {
                 for s in items {
                     match &s.kind {
-                        StepItemKind::Let(l) => walk(&l.value, &mut visit),
-                        StepItemKind::Field(_, e) => walk(e, &mut visit),
-                        StepItemKind::Update { optimizer, .. } => walk(optimizer, &mut visit),
+                        StepItemKind::Let(l) => walk(&l.value, false, &mut visit),
+                        StepItemKind::Field(_, e) => walk(e, false, &mut visit),
+                        StepItemKind::Update { optimizer, .. } => {
+                            walk(optimizer, false, &mut visit)
+                        }
                     }
                 }
             }

@@ -14,7 +14,7 @@ use crate::items::{item_ast, layer_hparams, layer_sig, ItemId, StaticKind};
 use crate::settings::{check_typed, optimizers, schedules};
 use crate::ty::{DimItem, LayerInst, Shape, Static, TensorTy, Ty};
 pub use dnnc_settings::EarlyStop;
-use dnnc_settings::{OptimizerSetting, Schedule, Training};
+use dnnc_settings::{OptimizerSetting, Schedule, StepSetting, Training, Update};
 
 /// A model taking part in training.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +45,8 @@ pub struct TrainSig {
     pub early_stop: Option<EarlyStop>,
     pub checkpoint: Option<String>,
     pub steps: Vec<Step>,
+    /// Whether the block has a `sample` expression.
+    pub sample: bool,
     pub diagnostics: Vec<Diagnostic>,
     pub types: Vec<(Span, Ty)>,
 }
@@ -61,6 +63,7 @@ pub const FIELDS: &[&str] = &[
     "checkpoint",
     "seed",
     "shuffle",
+    "sample",
 ];
 
 #[salsa::tracked(returns(ref))]
@@ -82,6 +85,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
         early_stop: None,
         checkpoint: None,
         steps: Vec::new(),
+        sample: false,
         diagnostics: Vec::new(),
         types: Vec::new(),
     };
@@ -126,7 +130,9 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
 
     // The dataset's batch fields.
     let errors = cx.diags.len();
-    let splits = bind_dataset(&mut cx, def, &mut sig);
+    let (splits, fields) = bind_dataset(&mut cx, def, &mut sig);
+    // The names whose values come from the batch: the fields, and `let`s that read them.
+    let mut data_names: std::collections::HashSet<String> = fields.into_iter().collect();
     if cx.diags.len() > errors {
         // The dataset's fields are unknown; do not report each use of them.
         cx.quiet_unknown = true;
@@ -139,6 +145,17 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
     let mut schedule_span = None;
     for it in &def.items {
         match &it.kind {
+            TrainItemKind::Model(b) if b.name.text == "B" => {
+                let d = cx
+                    .err(
+                        codes::DUPLICATE_DEFINITION,
+                        b.name.span,
+                        "`B` is the batch size in a `train` block",
+                    )
+                    .with_label("cannot name a model")
+                    .with_help("give the model another name");
+                cx.error(d);
+            }
             TrainItemKind::Model(b) => {
                 if let Some(inst) = cx.instantiate(&b.value) {
                     require_model(&mut cx, &inst, b.value.span);
@@ -153,7 +170,18 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                     });
                 }
             }
-            TrainItemKind::Let(l) => cx.let_stmt(l),
+            TrainItemKind::Let(l) => {
+                let mut reads_data = false;
+                crate::recursion::names_read(&l.value, &mut |n, _| {
+                    reads_data |= data_names.contains(n);
+                });
+                if reads_data {
+                    pattern_names(&l.pattern, &mut |n| {
+                        data_names.insert(n.to_string());
+                    });
+                }
+                cx.let_stmt(l)
+            }
             TrainItemKind::Step { name, items } => {
                 let step = check_step(&mut cx, name, items, &sig.models);
                 sig.steps.push(step);
@@ -231,6 +259,9 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                     "metrics" => sig.metrics = check_metrics(&mut cx, e),
                     // Checked after every field, so `metrics` may come later.
                     "early_stop" => early_stop = Some(e),
+                    "sample" => {
+                        sig.sample = check_sample(&mut cx, e, &data_names);
+                    }
                     other => {
                         let mut d = cx
                             .err(
@@ -351,18 +382,45 @@ fn check_schedule(cx: &mut Checker<'_>, sig: &TrainSig, splits: &[Arc<str>], spa
 }
 
 impl TrainSig {
-    /// The settings of a single-model run, defaults filled in; `None` for the
-    /// multi-model form or without a valid optimizer.
+    /// The settings of the run, defaults filled in, as a plan of steps; `None` when
+    /// the block did not check (no valid optimizer, model or step).
     pub fn training(&self) -> Option<Training> {
-        if !self.steps.is_empty() || self.models.len() != 1 {
-            return None;
-        }
+        let multi = !self.steps.is_empty();
+        let steps = if multi {
+            self.steps
+                .iter()
+                .map(|s| StepSetting {
+                    name: s.name.to_string(),
+                    updates: s
+                        .updates
+                        .iter()
+                        .map(|(models, optimizer)| Update {
+                            models: models.iter().map(|m| m.to_string()).collect(),
+                            optimizer: optimizer.clone(),
+                        })
+                        .collect(),
+                })
+                .collect()
+        } else {
+            if self.models.len() != 1 {
+                return None;
+            }
+            vec![StepSetting {
+                name: "train".into(),
+                updates: vec![Update {
+                    models: vec!["model".into()],
+                    optimizer: self.optimizer.clone()?,
+                }],
+            }]
+        };
         Some(Training {
             batch: usize::try_from(self.batch.max(1)).ok()?,
             epochs: usize::try_from(self.epochs.max(1)).ok()?,
             seed: u64::try_from(self.seed.max(0)).ok()?,
             shuffle: self.shuffle,
-            optimizer: self.optimizer.clone()?,
+            steps,
+            multi,
+            sample: self.sample,
             schedule: self.schedule.clone(),
             metrics: self.metrics.iter().map(|m| m.to_string()).collect(),
             early_stop: self.early_stop.clone(),
@@ -433,10 +491,16 @@ fn require_model(cx: &mut Checker<'_>, inst: &LayerInst, span: Span) {
 }
 
 /// Binds each field of the dataset's `train` split as a batch tensor `[B, ...]`.
-fn bind_dataset(cx: &mut Checker<'_>, def: &ast::TrainDef, sig: &mut TrainSig) -> Vec<Arc<str>> {
+/// Binds the batch fields of the block's dataset; returns its splits' names and the
+/// fields' names.
+fn bind_dataset(
+    cx: &mut Checker<'_>,
+    def: &ast::TrainDef,
+    sig: &mut TrainSig,
+) -> (Vec<Arc<str>>, Vec<String>) {
     let r = match cx.lookup(&def.dataset.text).map(|l| l.ty) {
         Some(Ty::Dataset(r)) => r,
-        Some(Ty::Error) => return Vec::new(),
+        Some(Ty::Error) => return (Vec::new(), Vec::new()),
         Some(other) => {
             let d = cx
                 .err(
@@ -450,11 +514,11 @@ fn bind_dataset(cx: &mut Checker<'_>, def: &ast::TrainDef, sig: &mut TrainSig) -
                 )
                 .with_label("expected a dataset");
             cx.error(d);
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         None => {
             cx.unknown_name(&def.dataset.text, def.dataset.span, "dataset");
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     sig.dataset = Some(r.name.clone());
@@ -475,7 +539,10 @@ fn bind_dataset(cx: &mut Checker<'_>, def: &ast::TrainDef, sig: &mut TrainSig) -
             .with_label("nothing to train on")
             .with_help("add `train = (field: loader(...), ...)` to the dataset");
         cx.error(d);
-        return ds.splits.iter().map(|s| s.name.clone()).collect();
+        return (
+            ds.splits.iter().map(|s| s.name.clone()).collect(),
+            Vec::new(),
+        );
     };
     for f in &train.fields {
         let mut items = vec![DimItem::Dim(Dim::sym("B"))];
@@ -489,7 +556,66 @@ fn bind_dataset(cx: &mut Checker<'_>, def: &ast::TrainDef, sig: &mut TrainSig) -
             None,
         );
     }
-    ds.splits.iter().map(|s| s.name.clone()).collect()
+    let fields = train.fields.iter().map(|f| f.name.to_string()).collect();
+    (ds.splits.iter().map(|s| s.name.clone()).collect(), fields)
+}
+
+/// The names a `let` pattern binds.
+fn pattern_names(p: &ast::Pattern, f: &mut dyn FnMut(&str)) {
+    match p {
+        ast::Pattern::Name(n) => f(&n.text),
+        ast::Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_names(p, f)),
+    }
+}
+
+/// `sample = EXPR`: what `dnnc sample` and the per-epoch sample grids draw — a float
+/// tensor `[B, ...]` computed from the models and random noise, without the batch
+/// (`data_names`: the fields and the `let`s that read them). Whether it checked.
+fn check_sample(
+    cx: &mut Checker<'_>,
+    e: &Expr,
+    data_names: &std::collections::HashSet<String>,
+) -> bool {
+    let mut read = None;
+    crate::recursion::names_read(e, &mut |n, span| {
+        if read.is_none() && data_names.contains(n) {
+            read = Some((n.to_string(), span));
+        }
+    });
+    if let Some((n, span)) = read {
+        let d = cx
+            .err(
+                codes::BAD_TRAIN_VALUE,
+                span,
+                format!("`sample` cannot read `{n}`, which comes from the batch"),
+            )
+            .with_label("read from the dataset")
+            .with_help("sample from noise, e.g. `sample = G(normal([B, 64]))`");
+        cx.error(d);
+        return false;
+    }
+    let t = cx.expr(e);
+    let batch_first =
+        |t: &TensorTy| matches!(t.shape.0.first(), Some(DimItem::Dim(d)) if *d == Dim::sym("B"));
+    match &t {
+        Ty::Tensor(t) if t.dtype.is_float() && batch_first(t) => {
+            cx.needs_f32(t, e.span, "a sample");
+            true
+        }
+        Ty::Error => false,
+        other => {
+            let d = cx
+                .err(
+                    codes::BAD_TRAIN_VALUE,
+                    e.span,
+                    format!("`sample` must be a float tensor `[B, ...]`, found `{other}`"),
+                )
+                .with_label("not a batch of samples")
+                .with_help("compute `B` samples, e.g. `sample = G(normal([B, 64]))`");
+            cx.error(d);
+            false
+        }
+    }
 }
 
 fn positive_int(cx: &mut Checker<'_>, e: &Expr, what: &str) -> Option<i64> {

@@ -2,45 +2,26 @@
 //! native code from Cranelift or (with the `llvm` feature) LLVM (`dnnc-codegen`),
 //! behind one trait.
 //!
-//! Two ways to run: [`Executable::run`] takes every input and state and returns every
-//! output and update (the interpreter's contract); the resident way keeps states
-//! inside the executable — [`load_states`](Executable::load_states) once, then
-//! [`step`](Executable::step) per batch, which applies updates in place, and
-//! [`store_states`](Executable::store_states) when the host needs them. A native
-//! training step run the resident way allocates nothing.
+//! Every executable is compiled against a run's [`StateStore`]: it reads its states
+//! (parameters, buffers, optimizer slots) from the store and [`step`](Executable::step)
+//! writes their updates back — in place for native code, whose graphs bind the store's
+//! blocks directly, so a native training step copies in only its batch and allocates
+//! nothing.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::error::RunError;
-use std::collections::HashMap;
+use crate::store::StateStore;
 
-use dnnc_exec::ExecError;
-use dnnc_interp::InterpError;
 use dnnc_ir::Graph;
 use dnnc_tensor::Tensor;
 
-/// The results of one run: named outputs, and new values of states.
-pub struct RunResult {
-    pub outputs: Vec<(String, Tensor)>,
-    pub updates: Vec<(String, Tensor)>,
-}
-
-/// A compiled graph.
+/// A compiled graph bound to a run's [`StateStore`].
 pub trait Executable {
-    fn run(
-        &mut self,
-        inputs: &HashMap<String, Tensor>,
-        states: &HashMap<String, Tensor>,
-    ) -> Result<RunResult, RunError>;
-
-    /// Copies the graph's states from `states` into the executable (every state the
-    /// graph has must be there).
-    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), RunError>;
-
-    /// Copies the executable's current states into the entries of `states` (adding
-    /// missing ones).
-    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), RunError>;
-
-    /// Runs once on resident states with these inputs (names the graph does not read
-    /// are ignored); states receive their updates.
+    /// Runs once with these inputs (names the graph does not read are ignored); the
+    /// graph reads its states from the store and writes their updates back.
     fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), RunError>;
 
     /// The names of the outputs, in order.
@@ -103,17 +84,49 @@ impl BackendKind {
         }
     }
 
-    pub fn compile(self, g: Graph) -> Result<Box<dyn Executable>, RunError> {
-        match self {
-            BackendKind::Interp => Ok(Box::new(Interpreted {
-                g,
-                states: HashMap::new(),
-                last: Vec::new(),
-            })),
-            BackendKind::Cranelift => Ok(Box::new(Native(dnnc_codegen::compile(&g)?))),
+    /// Whether this backend runs native code (and binds a native [`StateStore`]).
+    pub fn is_native(self) -> bool {
+        self != BackendKind::Interp
+    }
+
+    /// Compiles `g` with its states in `store` (states the store lacks are made there,
+    /// zeroed: optimizer slots and counters).
+    pub fn compile(self, g: Graph, store: &StateStore) -> Result<Box<dyn Executable>, RunError> {
+        match (self, store) {
+            (BackendKind::Interp, StateStore::Host(states)) => {
+                {
+                    let mut states = states.borrow_mut();
+                    for s in g.states() {
+                        if let dnnc_ir::Op::State { name, dtype, shape } = &g.node(s).op {
+                            states
+                                .entry(name.clone())
+                                .or_insert_with(|| Tensor::zeros(*dtype, shape.clone()));
+                        }
+                    }
+                }
+                Ok(Box::new(Interpreted {
+                    g,
+                    states: states.clone(),
+                    last: Vec::new(),
+                }))
+            }
+            (BackendKind::Cranelift, StateStore::Native(s)) => {
+                Ok(Box::new(Native(dnnc_codegen::compile_in(&g, Some(s))?)))
+            }
             #[cfg(feature = "llvm")]
-            BackendKind::Llvm => Ok(Box::new(Native(dnnc_codegen::compile_llvm(&g)?))),
+            (BackendKind::Llvm, StateStore::Native(s)) => Ok(Box::new(Native(
+                dnnc_codegen::compile_llvm_in(&g, Some(s))?,
+            ))),
+            _ => Err(RunError::Internal(format!(
+                "the {} backend cannot bind this kind of state store",
+                self.name()
+            ))),
         }
+    }
+
+    /// An empty state store of the kind this backend binds.
+    pub fn store(self) -> StateStore {
+        StateStore::new(self.is_native())
     }
 }
 
@@ -141,51 +154,20 @@ fn scalar_of(t: &Tensor) -> Option<f64> {
 
 struct Interpreted {
     g: Graph,
-    states: HashMap<String, Tensor>,
+    states: Rc<RefCell<HashMap<String, Tensor>>>,
     last: Vec<(String, Tensor)>,
 }
 
 impl Executable for Interpreted {
-    fn run(
-        &mut self,
-        inputs: &HashMap<String, Tensor>,
-        states: &HashMap<String, Tensor>,
-    ) -> Result<RunResult, RunError> {
-        let out = dnnc_interp::run(&self.g, inputs, states)?;
-        Ok(RunResult {
-            outputs: out.outputs,
-            updates: out.updates,
-        })
-    }
-
-    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), RunError> {
-        for s in self.g.states() {
-            if let dnnc_ir::Op::State { name, .. } = &self.g.node(s).op {
-                let t = states.get(name).ok_or_else(|| InterpError::Missing {
-                    what: "state",
-                    name: name.clone(),
-                })?;
-                self.states.insert(name.clone(), t.clone());
-            }
-        }
-        Ok(())
-    }
-
-    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), RunError> {
-        for (k, v) in &self.states {
-            states.insert(k.clone(), v.clone());
-        }
-        Ok(())
-    }
-
     fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), RunError> {
         let inputs: HashMap<String, Tensor> = inputs
             .iter()
             .map(|(k, v)| (k.to_string(), (*v).clone()))
             .collect();
-        let out = dnnc_interp::run(&self.g, &inputs, &self.states)?;
+        let out = dnnc_interp::run(&self.g, &inputs, &self.states.borrow())?;
+        let mut states = self.states.borrow_mut();
         for (k, v) in out.updates {
-            self.states.insert(k, v);
+            states.insert(k, v);
         }
         self.last = out.outputs;
         Ok(())
@@ -210,48 +192,9 @@ impl Executable for Interpreted {
 struct Native(dnnc_codegen::Compiled);
 
 impl Executable for Native {
-    fn run(
-        &mut self,
-        inputs: &HashMap<String, Tensor>,
-        states: &HashMap<String, Tensor>,
-    ) -> Result<RunResult, RunError> {
-        let (outputs, updates) = self.0.run(inputs, states)?;
-        Ok(RunResult { outputs, updates })
-    }
-
-    fn load_states(&mut self, states: &HashMap<String, Tensor>) -> Result<(), RunError> {
-        let names: Vec<String> = self.0.state_names().map(str::to_string).collect();
-        for name in names {
-            let t = states.get(&name).ok_or_else(|| ExecError::Feed {
-                what: "state",
-                name: name.clone(),
-                why: "is missing".into(),
-            })?;
-            self.0.set_state(&name, t)?;
-        }
-        Ok(())
-    }
-
-    fn store_states(&self, states: &mut HashMap<String, Tensor>) -> Result<(), RunError> {
-        for name in self.0.state_names() {
-            match states.get_mut(name) {
-                Some(t) => self.0.read_state_into(name, t)?,
-                None => {
-                    let t = self
-                        .0
-                        .state(name)
-                        .ok_or_else(|| ExecError::Program(format!("state `{name}` vanished")))?;
-                    states.insert(name.to_string(), t);
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), RunError> {
         for (name, t) in inputs {
-            // Inputs the graph does not read (a key for dropout it lacks) are ignored,
-            // as `run` ignores them.
+            // Inputs the graph does not read (a key for dropout it lacks) are ignored.
             if self.0.has_input(name) {
                 self.0.set_input(name, t)?;
             }

@@ -1,8 +1,8 @@
 //! `dnnc bench`: times the compiled training step and inference of a model on random
 //! data of the right shapes (and given or random weights), and reports medians.
 //!
-//! Steps run the way `dnnc train` runs them: states resident in the executable,
-//! inputs copied in, updates applied in place.
+//! Steps run the way `dnnc train` runs them: every step of the plan bound to one state
+//! store, inputs copied in, updates applied in place.
 
 use crate::error::RunError;
 use std::collections::HashMap;
@@ -13,14 +13,18 @@ use dnnc_lower::Mode;
 use dnnc_runtime::SplitMix64;
 use dnnc_tensor::{DType, Data, Tensor};
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Executable};
 use crate::run::Job;
 use crate::steps::{forward, train_step, PassOptions};
+use crate::store::StateStore;
 
 /// Medians of a benchmark run.
 #[derive(Clone, Debug)]
 pub struct BenchResult {
+    /// A whole batch: every step of the plan.
     pub train_step_ms: f64,
+    /// Each step of the plan by name (one, `train`, in the single-model form).
+    pub steps_ms: Vec<(String, f64)>,
     pub infer_b1_us: f64,
     pub infer_b256_us: f64,
     /// Building and compiling the training step.
@@ -77,14 +81,6 @@ fn feeds(
         }
     }
     inputs.insert(
-        Port::Step.name().into(),
-        Tensor {
-            dtype: DType::I64,
-            shape: vec![],
-            data: Data::I64(vec![0]),
-        },
-    );
-    inputs.insert(
         Port::RngKey.name().into(),
         Tensor {
             dtype: DType::I64,
@@ -95,54 +91,80 @@ fn feeds(
     (inputs, states)
 }
 
-/// Times `runs` repetitions (after a warm-up) of a compiled graph `g`, with `weights`
-/// replacing the random values of the states they name.
-fn time_exe(
-    g: &dnnc_ir::Graph,
-    exe: &mut dyn crate::backend::Executable,
-    runs: usize,
+/// Random values for every state of `graphs` in `store`, with `weights` replacing
+/// those they name.
+fn fill_store(
+    graphs: &[&dnnc_ir::Graph],
+    store: &StateStore,
     classes: usize,
     weights: &HashMap<String, Tensor>,
-) -> Result<f64, RunError> {
-    crate::run::check_state_memory(g, "the benchmark")?;
+) -> Result<HashMap<String, Tensor>, RunError> {
     let mut rng = SplitMix64::new(42);
-    let (inputs, mut states) = feeds(g, &mut rng, classes);
-    for (k, v) in states.iter_mut() {
-        if let Some(w) = weights.get(k) {
-            *v = w.clone();
-        }
-    }
-    exe.load_states(&states)?;
-    let inputs: Vec<(&str, &Tensor)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    exe.step(&inputs)?;
-    if std::env::var_os("DNNC_PROFILE").is_some() {
-        let mut steps = match exe.profile(runs) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("DNNC_PROFILE: {e}");
-                Vec::new()
+    let mut inputs = HashMap::new();
+    for g in graphs {
+        crate::run::check_state_memory(g, "the benchmark")?;
+        let (ins, states) = feeds(g, &mut rng, classes);
+        for (k, v) in states {
+            if !store.contains(&k) {
+                store.set(&k, weights.get(&k).unwrap_or(&v))?;
             }
-        };
-        let total: f64 = steps.iter().map(|(_, t)| t).sum();
-        eprintln!(
-            "profile of `{}` (median µs per step, total {total:.0} µs):",
-            g.name
-        );
-        steps.sort_by(|a, b| b.1.total_cmp(&a.1));
-        for (line, t) in steps.iter().take(25) {
-            eprintln!("{t:9.1}  {line}");
+        }
+        for (k, v) in ins {
+            inputs.entry(k).or_insert(v);
         }
     }
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        exe.step(&inputs)?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    Ok(median(times))
+    Ok(inputs)
 }
 
-/// Compiles and times a graph.
+/// Median seconds of `runs` repetitions (after a warm-up) of each of `exes` in turn
+/// on `inputs`: per executable, and of the whole round.
+fn time_rounds(
+    exes: &mut [Box<dyn Executable>],
+    inputs: &HashMap<String, Tensor>,
+    runs: usize,
+    name: &str,
+) -> Result<(Vec<f64>, f64), RunError> {
+    let inputs: Vec<(&str, &Tensor)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for exe in exes.iter_mut() {
+        exe.step(&inputs)?;
+    }
+    if std::env::var_os("DNNC_PROFILE").is_some() {
+        for exe in exes.iter_mut() {
+            profile(exe.as_mut(), runs, name);
+        }
+    }
+    let mut each = vec![Vec::with_capacity(runs); exes.len()];
+    let mut whole = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        for (exe, times) in exes.iter_mut().zip(&mut each) {
+            let t = Instant::now();
+            exe.step(&inputs)?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        whole.push(start.elapsed().as_secs_f64());
+    }
+    Ok((each.into_iter().map(median).collect(), median(whole)))
+}
+
+/// Prints the slowest steps of `exe`'s schedule (`DNNC_PROFILE`).
+fn profile(exe: &mut dyn Executable, runs: usize, name: &str) {
+    let mut steps = match exe.profile(runs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("DNNC_PROFILE: {e}");
+            return;
+        }
+    };
+    let total: f64 = steps.iter().map(|(_, t)| t).sum();
+    eprintln!("profile of `{name}` (median µs per step, total {total:.0} µs):");
+    steps.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (line, t) in steps.iter().take(25) {
+        eprintln!("{t:9.1}  {line}");
+    }
+}
+
+/// Compiles and times an inference graph.
 fn time_graph(
     g: dnnc_ir::Graph,
     backend: BackendKind,
@@ -150,12 +172,16 @@ fn time_graph(
     classes: usize,
     weights: &HashMap<String, Tensor>,
 ) -> Result<f64, RunError> {
-    let mut exe = backend.compile(g.clone())?;
-    time_exe(&g, exe.as_mut(), runs, classes, weights)
+    let store = backend.store();
+    let inputs = fill_store(&[&g], &store, classes, weights)?;
+    let name = g.name.clone();
+    let mut exes = vec![backend.compile(g, &store)?];
+    Ok(time_rounds(&mut exes, &inputs, runs, &name)?.1)
 }
 
 /// Benchmarks the train block of `job` at `batch` (default: its own), with the
-/// parameters in `weights` (a safetensors file) if given.
+/// parameters in `weights` (a safetensors file) if given: every step of its plan, the
+/// whole batch (all steps) and inference.
 pub fn bench(
     job: &Job<'_>,
     backend: BackendKind,
@@ -167,22 +193,42 @@ pub fn bench(
     let passes = PassOptions::default();
     let classes = 10;
     let t = Instant::now();
-    let step = train_step(job.db, job.file, job.item, &job.cfg, 63, batch, &passes)?;
-    let mut compiled = backend.compile(step.graph.clone())?;
-    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    let mut lowered = Vec::new();
+    for s in 0..job.cfg.steps.len() {
+        lowered.push(train_step(
+            job.db, job.file, job.item, &job.cfg, s, 63, batch, &passes,
+        )?);
+    }
+    let params: Vec<&dnnc_lower::ParamInfo> = lowered.iter().flat_map(|l| &l.params).collect();
     let weights: HashMap<String, Tensor> = match weights {
         Some(path) => {
-            let expected: Vec<(String, DType, Vec<usize>)> = step
-                .params
-                .iter()
-                .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
-                .collect();
+            let mut expected: Vec<(String, DType, Vec<usize>)> = Vec::new();
+            for p in &params {
+                if !expected.iter().any(|(n, _, _)| *n == p.name) {
+                    expected.push((p.name.clone(), p.dtype, p.shape.clone()));
+                }
+            }
             let ts = dnnc_runtime::checkpoint::load_into(path, &expected)?;
-            step.params.iter().map(|p| p.name.clone()).zip(ts).collect()
+            expected.into_iter().map(|(n, _, _)| n).zip(ts).collect()
         }
         None => HashMap::new(),
     };
-    let train = time_exe(&step.graph, compiled.as_mut(), runs, classes, &weights)?;
+    let store = backend.store();
+    let graphs: Vec<&dnnc_ir::Graph> = lowered.iter().map(|l| &l.graph).collect();
+    let inputs = fill_store(&graphs, &store, classes, &weights)?;
+    let mut exes = Vec::new();
+    for l in &lowered {
+        exes.push(backend.compile(l.graph.clone(), &store)?);
+    }
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (each, whole) = time_rounds(&mut exes, &inputs, runs, "train_step")?;
+    let steps = job
+        .cfg
+        .steps
+        .iter()
+        .zip(each)
+        .map(|(s, t)| (s.name.clone(), t * 1e3))
+        .collect();
     let b1 = time_graph(
         forward(job.db, job.file, job.item, Mode::Predict, 1, &passes)?.graph,
         backend,
@@ -198,7 +244,8 @@ pub fn bench(
         &weights,
     )?;
     Ok(BenchResult {
-        train_step_ms: train * 1e3,
+        train_step_ms: whole * 1e3,
+        steps_ms: steps,
         infer_b1_us: b1 * 1e6,
         infer_b256_us: b256 * 1e6,
         compile_ms,

@@ -9,8 +9,11 @@ pub mod data;
 pub mod error;
 pub mod init;
 pub mod library;
+mod plateau;
 pub mod run;
 pub mod steps;
+pub mod store;
+pub mod trainer;
 
 use dnnc_sema::train::train_sig;
 use dnnc_sema::{Db, SourceFile};
@@ -19,8 +22,9 @@ use dnnc_syntax::ast::ItemKind;
 pub use backend::BackendKind;
 pub use dnnc_passes::pipeline::PASS_NAMES;
 pub use error::RunError;
-pub use run::{eval, predict, train, Job, Summary, TrainOptions};
+pub use run::{eval, predict, sample, Job, Summary, TrainOptions};
 pub use steps::PassOptions;
+pub use trainer::train;
 
 /// The first `train` block of `file`, ready to run.
 pub fn job(db: &dyn Db, file: SourceFile) -> Result<Job<'_>, RunError> {

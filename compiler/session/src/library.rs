@@ -127,6 +127,7 @@ pub fn build(
                 job.file,
                 job.item,
                 &job.cfg,
+                0,
                 steps_per_epoch,
                 b,
                 &passes,
@@ -166,7 +167,13 @@ pub fn build(
             shape: p.shape.clone(),
         })
         .collect();
-    let values = initial_params(&lowered.params, job.cfg.seed, weights)?;
+    let values = initial_params(
+        &lowered.params,
+        match weights {
+            Some(w) => crate::run::Weights::Saved(w),
+            None => crate::run::Weights::Init(None, job.cfg.seed),
+        },
+    )?;
     let tensors: Vec<(String, &dnnc_tensor::Tensor)> = params
         .iter()
         .map(|p| (p.name.clone(), &values[&p.name]))

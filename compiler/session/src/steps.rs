@@ -4,7 +4,7 @@
 
 use crate::error::RunError;
 use dnnc_lower::{lower, Lowered, Mode};
-use dnnc_passes::optimizer::{add_gradients, add_updates, StepConfig};
+use dnnc_passes::optimizer::{add_gradients, add_optimizers, StepConfig};
 use dnnc_passes::pipeline::{Pipeline, PipelineOptions};
 use dnnc_sema::{Db, SourceFile};
 
@@ -34,35 +34,70 @@ impl PassOptions {
     }
 }
 
-/// The training step for `batch` samples.
+/// The model a parameter belongs to: its binding name's first segment in the
+/// multi-model form (`G.fc1.W` → `G`), `model` in the single-model form.
+pub fn model_of(cfg: &Training, param: &str) -> String {
+    if cfg.multi {
+        param.split('.').next().unwrap_or(param).to_string()
+    } else {
+        "model".to_string()
+    }
+}
+
+/// The namespace of the optimizer of update `k` of step `s`: `opt` in the
+/// single-model form; `opt.STEP` (or `opt.STEP.K` when the step has several
+/// `update`s) in the multi-model form.
+pub fn optimizer_namespace(cfg: &Training, s: usize, k: usize) -> String {
+    let step = &cfg.steps[s];
+    match (cfg.multi, step.updates.len()) {
+        (false, _) => "opt".into(),
+        (true, 1) => format!("opt.{}", step.name),
+        (true, _) => format!("opt.{}.{k}", step.name),
+    }
+}
+
+/// Training step `s` of the plan for `batch` samples: its forward graph, the gradients
+/// of its loss with respect to the parameters of the models its `update`s name (not
+/// frozen ones, nor buffers), and each optimizer's updates.
+#[allow(clippy::too_many_arguments)]
 pub fn train_step(
     db: &dyn Db,
     file: SourceFile,
     item: u32,
     cfg: &Training,
+    s: usize,
     steps_per_epoch: usize,
     batch: usize,
     opts: &PassOptions,
 ) -> Result<Lowered, RunError> {
     let mut popts = opts.pipeline()?;
-    let mut l = lower(db, file, item, Mode::Train, batch)?;
+    let mut l = lower(db, file, item, Mode::Train(s), batch)?;
     popts.after_pass("lower", &l.graph)?;
-    let trainable: Vec<String> = l
-        .params
-        .iter()
-        .filter(|p| !p.frozen && !p.buffer)
-        .map(|p| p.name.clone())
-        .collect();
-    let step = StepConfig {
-        clip_norm: cfg.optimizer.clip_norm,
-        optimizer: cfg.optimizer.optimizer.clone(),
-        schedule: cfg.schedule.clone(),
-        steps_per_epoch,
-        epochs: cfg.epochs,
-    };
-    let grads = add_gradients(&mut l.graph, &trainable)?;
+    let step = cfg
+        .steps
+        .get(s)
+        .ok_or_else(|| RunError::Internal(format!("the plan has no step {s}")))?;
+    let mut groups = Vec::new();
+    for (k, update) in step.updates.iter().enumerate() {
+        let trainable: Vec<String> = l
+            .params
+            .iter()
+            .filter(|p| !p.frozen && !p.buffer && update.models.contains(&model_of(cfg, &p.name)))
+            .map(|p| p.name.clone())
+            .collect();
+        let grads = add_gradients(&mut l.graph, &trainable)?;
+        let config = StepConfig {
+            clip_norm: update.optimizer.clip_norm,
+            optimizer: update.optimizer.optimizer.clone(),
+            schedule: cfg.schedule.clone(),
+            steps_per_epoch,
+            epochs: cfg.epochs,
+            namespace: optimizer_namespace(cfg, s, k),
+        };
+        groups.push((grads, config));
+    }
     popts.after_pass("autodiff", &l.graph)?;
-    add_updates(&mut l.graph, grads, &step)?;
+    add_optimizers(&mut l.graph, groups)?;
     popts.after_pass("optimizer", &l.graph)?;
     Pipeline::standard().run(&mut l.graph, &mut popts)?;
     Ok(l)

@@ -59,7 +59,7 @@ fn layer_hyperparameters_reach_initialisers_and_settings_are_typed() {
     );
     // AdamW's defaults and the step schedule's `gamma`, filled in by the checker.
     assert_eq!(
-        job.cfg.optimizer.optimizer,
+        job.cfg.steps[0].updates[0].optimizer.optimizer,
         Optimizer::Adam {
             lr: 0.01,
             beta1: 0.9,
@@ -69,7 +69,7 @@ fn layer_hyperparameters_reach_initialisers_and_settings_are_typed() {
             decoupled: true,
         }
     );
-    assert_eq!(job.cfg.optimizer.clip_norm, 0.0);
+    assert_eq!(job.cfg.steps[0].updates[0].optimizer.clip_norm, 0.0);
     assert_eq!(
         job.cfg.schedule,
         Schedule::Step {

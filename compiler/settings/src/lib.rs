@@ -167,14 +167,37 @@ pub enum Augmentation {
     },
 }
 
-/// Everything a single-model `train` block sets, with the checker's defaults filled in.
+/// One optimizer of a step and the models it updates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    /// The models' binding names (`model` in the single-model form).
+    pub models: Vec<String>,
+    pub optimizer: OptimizerSetting,
+}
+
+/// A step of a training plan: one loss, the optimizers that update models from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepSetting {
+    /// The step's name (`train` in the single-model form).
+    pub name: String,
+    pub updates: Vec<Update>,
+}
+
+/// Everything a `train` block sets, with the checker's defaults filled in. The
+/// single-model form is a plan of one step, `train`, updating `model`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Training {
     pub batch: usize,
     pub epochs: usize,
     pub seed: u64,
     pub shuffle: bool,
-    pub optimizer: OptimizerSetting,
+    /// The steps each batch runs, in order.
+    pub steps: Vec<StepSetting>,
+    /// Whether the block has the multi-model form (`model NAME = ...`, `step`s).
+    pub multi: bool,
+    /// Whether the block has a `sample` expression (`dnnc sample`, sample grids).
+    pub sample: bool,
+    /// Applied to every optimizer.
     pub schedule: Schedule,
     /// The metrics logged besides the loss (`accuracy`).
     pub metrics: Vec<String>,

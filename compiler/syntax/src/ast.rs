@@ -116,6 +116,8 @@ pub struct Binding {
     pub name: Name,
     pub value: Expr,
     pub from: Option<StrLit>,
+    /// `from "file" at "prefix"`: the sub-tree of the file's tensors to load.
+    pub at: Option<StrLit>,
     pub frozen: Option<Span>,
 }
 

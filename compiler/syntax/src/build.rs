@@ -107,6 +107,7 @@ fn is_trivia(rule: Rule) -> bool {
         rule,
         Rule::kw_use
             | Rule::kw_from
+            | Rule::kw_at
             | Rule::kw_fn
             | Rule::kw_dataset
             | Rule::kw_train
@@ -293,12 +294,15 @@ impl Builder<'_> {
         let name = self.name(it.next().expect("binding name"));
         let value = self.expr(it.next().expect("binding value"));
         let mut from = None;
+        let mut at = None;
         let mut frozen = None;
         for p in it {
             match p.as_rule() {
                 Rule::from_clause => {
-                    let s = kids(p).next().expect("from string");
+                    let mut strings = kids(p);
+                    let s = strings.next().expect("from string");
                     from = Some(self.str_lit(s));
+                    at = strings.next().map(|s| self.str_lit(s));
                 }
                 Rule::frozen => frozen = Some(self.span(&p)),
                 r => unreachable!("binding child {r:?}"),
@@ -308,6 +312,7 @@ impl Builder<'_> {
             name,
             value,
             from,
+            at,
             frozen,
         }
     }

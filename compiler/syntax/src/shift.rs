@@ -119,6 +119,9 @@ fn binding(b: &mut Binding, d: u32) {
     if let Some(f) = &mut b.from {
         s(&mut f.span, d);
     }
+    if let Some(f) = &mut b.at {
+        s(&mut f.span, d);
+    }
     if let Some(f) = &mut b.frozen {
         s(f, d);
     }

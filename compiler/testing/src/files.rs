@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    /// A folder named after the test (`tag`) and the process.
+    /// A folder named after the test (`tag`), the process and a counter (tests of one
+    /// binary run in parallel).
     pub fn new(tag: &str) -> Scratch {
-        let d = std::env::temp_dir().join(format!("dnnc-test-{tag}-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("dnnc-test-{tag}-{}-{k}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("create a scratch folder");
         Scratch(d)

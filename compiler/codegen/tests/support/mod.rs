@@ -96,7 +96,7 @@ pub fn example_graphs(file: &str, batch: usize) -> Vec<(String, Graph)> {
         verify: true,
         dump_after: None,
     };
-    let train = train_step(job.db, job.file, job.item, &job.cfg, 3, batch, &opts).unwrap();
+    let train = train_step(job.db, job.file, job.item, &job.cfg, 0, 3, batch, &opts).unwrap();
     let mut graphs = vec![(format!("{file} train"), train.graph)];
     for (mode, name) in [(Mode::Eval, "eval"), (Mode::Predict, "predict")] {
         let l = forward(job.db, job.file, job.item, mode, batch, &opts).unwrap();

@@ -1,0 +1,576 @@
+//! The training loop: each batch runs the plan's steps in order (the single-model form
+//! is a plan of one step), every compiled graph bound to one state store, so steps,
+//! their batch-size variants and the evaluation graphs share parameters, buffers and
+//! optimizer state without copying. Around the loop, per epoch: evaluation of the test
+//! split, the log line and JSONL record, the curves, a grid of samples, the
+//! learning-rate plateau, early stopping and the checkpoint.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dnnc_ir::Port;
+use dnnc_lower::{LowerError, Mode, ParamInfo};
+use dnnc_runtime::rng::step_key;
+use dnnc_runtime::{
+    batches, epoch_order, Augmentation, Decision, EarlyStopping, JsonlLog, MetricAccumulator,
+    Progress, Split,
+};
+use dnnc_settings::{Schedule, Training};
+use dnnc_tensor::{Data, Tensor};
+use serde_json::{json, Map, Value};
+
+use crate::backend::{BackendKind, Executable};
+use crate::error::RunError;
+use crate::plateau::Plateau;
+use crate::run::{
+    initial_params, save_weights, scalar_f32, scalar_i64, Job, Summary, TrainOptions, Weights,
+};
+use crate::steps::{forward, train_step, PassOptions};
+use crate::store::StateStore;
+
+/// How many samples the per-epoch grid shows.
+pub const GRID_SAMPLES: usize = 64;
+
+/// The random key of the per-epoch samples: the same noise every epoch, so the grids
+/// show one model improving rather than new draws.
+pub fn sample_key(seed: u64) -> i64 {
+    step_key(seed ^ 0x5a4d_504c_4553, u64::MAX)
+}
+
+/// Compiled graphs of one kind by batch size, all bound to the run's store.
+pub(crate) struct ByBatch {
+    by_batch: HashMap<usize, Box<dyn Executable>>,
+}
+
+impl ByBatch {
+    pub(crate) fn new() -> ByBatch {
+        ByBatch {
+            by_batch: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn get(
+        &mut self,
+        batch: usize,
+        build: &mut dyn FnMut(usize) -> Result<Box<dyn Executable>, RunError>,
+    ) -> Result<&mut Box<dyn Executable>, RunError> {
+        match self.by_batch.entry(batch) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => Ok(v.insert(build(batch)?)),
+        }
+    }
+}
+
+/// Runs the train block.
+pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, RunError> {
+    Trainer::new(job, opts)?.run()
+}
+
+/// The plan's names for what a step reports: `loss` and the metrics in the
+/// single-model form, `STEP_loss` per step in the multi-model form.
+fn output_key(cfg: &Training, step: usize, output: &str) -> String {
+    if cfg.multi && output == Port::Loss.name() {
+        format!("{}_loss", cfg.steps[step].name)
+    } else {
+        output.to_string()
+    }
+}
+
+struct Trainer<'a, 'db> {
+    job: &'a Job<'db>,
+    opts: &'a TrainOptions,
+    cfg: Training,
+    seed: u64,
+    train: Split,
+    test: Option<Split>,
+    augment: Vec<(usize, Vec<Augmentation>)>,
+    store: StateStore,
+    /// The plan's parameters (every step's, each once), saved in checkpoints.
+    params: Vec<ParamInfo>,
+    /// Each step's graphs by batch size.
+    steps: Vec<ByBatch>,
+    eval: ByBatch,
+    steps_per_epoch: usize,
+    /// Where the weights go: `--out`, or the block's `checkpoint` next to the file.
+    out: Option<PathBuf>,
+}
+
+impl<'a, 'db> Trainer<'a, 'db> {
+    /// Loads the data, lowers and compiles every step at the first batch size,
+    /// initialises the store and checks what can be checked before training.
+    fn new(job: &'a Job<'db>, opts: &'a TrainOptions) -> Result<Trainer<'a, 'db>, RunError> {
+        let mut cfg = job.cfg.clone();
+        cfg.epochs = opts.epochs.unwrap_or(cfg.epochs).max(1);
+        let seed = opts.seed.unwrap_or(cfg.seed);
+        let train = crate::data::load_split(job.db, job.dataset, "train")?;
+        let test = match crate::data::load_split(job.db, job.dataset, "test") {
+            Ok(s) => Some(s),
+            Err(RunError::Lower(LowerError::NoSplit { .. })) => None,
+            Err(e) => return Err(e),
+        };
+        let n = train.len();
+        if n == 0 {
+            return Err(RunError::Dataset(
+                "the `train` split has no samples: there is nothing to train on".into(),
+            ));
+        }
+        // Applied to the batches of training steps only: evaluation reads the splits
+        // as loaded.
+        let augment = crate::data::augmentations(job.db, job.dataset, &train)?;
+        let steps_per_epoch = n.div_ceil(cfg.batch).max(1);
+        let first_batch = cfg.batch.min(n);
+        let mut lowered = Vec::new();
+        for s in 0..cfg.steps.len() {
+            lowered.push(train_step(
+                job.db,
+                job.file,
+                job.item,
+                &cfg,
+                s,
+                steps_per_epoch,
+                first_batch,
+                &opts.passes,
+            )?);
+        }
+        let mut params: Vec<ParamInfo> = Vec::new();
+        let mut need = dnnc_tensor::memory::MemoryNeed::new();
+        let mut seen_states = std::collections::HashSet::new();
+        let mut limits = Vec::new();
+        for l in &lowered {
+            for p in &l.params {
+                if !params.iter().any(|q| q.name == p.name) {
+                    params.push(p.clone());
+                }
+            }
+            for s in l.graph.states() {
+                if let dnnc_ir::Op::State { name, dtype, shape } = &l.graph.node(s).op {
+                    if seen_states.insert(name.clone()) {
+                        let bytes = dnnc_tensor::memory::bytes_of(shape, dtype.size_bytes());
+                        need.add("parameters and state", bytes.saturating_mul(2));
+                    }
+                }
+            }
+            limits.extend(l.graph.index_limits().iter().cloned());
+        }
+        need.check("training")?;
+        // Labels out of range would train silently on a loss of -0: refused at load.
+        crate::data::check_index_limits(job.db, job.dataset, "train", &train, &limits)?;
+        if let Some(test) = &test {
+            crate::data::check_index_limits(job.db, job.dataset, "test", test, &limits)?;
+        }
+        let store = opts.backend.store();
+        store.set_all(&initial_params(
+            &params,
+            Weights::Init(opts.init.as_deref(), seed),
+        )?)?;
+        let mut steps = Vec::new();
+        for l in lowered {
+            let mut by_batch = ByBatch::new();
+            by_batch
+                .by_batch
+                .insert(first_batch, opts.backend.compile(l.graph, &store)?);
+            steps.push(by_batch);
+        }
+        let out = opts.out.clone().or_else(|| {
+            cfg.checkpoint.as_ref().map(|c| {
+                job.file
+                    .path(job.db)
+                    .parent()
+                    .map(|d| d.join(c))
+                    .unwrap_or_else(|| PathBuf::from(c))
+            })
+        });
+        // A checkpoint that could not be written would lose the whole run: it must be
+        // writable before training starts. Temporary files a killed run left are
+        // removed.
+        if let Some(o) = &out {
+            dnnc_data::files::remove_stale_temporaries(o);
+            dnnc_data::files::check_writable(o)
+                .map_err(|e| RunError::write(o, format!("cannot write the weights there: {e}")))?;
+        }
+        Ok(Trainer {
+            job,
+            opts,
+            cfg,
+            seed,
+            train,
+            test,
+            augment,
+            store,
+            params,
+            steps,
+            eval: ByBatch::new(),
+            steps_per_epoch,
+            out,
+        })
+    }
+
+    /// The parameters' current values (for the best epoch of early stopping).
+    fn param_values(&self) -> HashMap<String, Tensor> {
+        self.params
+            .iter()
+            .filter_map(|p| self.store.get(&p.name).map(|t| (p.name.clone(), t)))
+            .collect()
+    }
+
+    /// Saves the parameters to the checkpoint (if there is one): `best` if given.
+    fn save(&self, best: Option<&HashMap<String, Tensor>>) -> Result<(), RunError> {
+        if let Some(o) = &self.out {
+            let current;
+            let values = match best {
+                Some(b) => b,
+                None => {
+                    current = self.param_values();
+                    &current
+                }
+            };
+            save_weights(o, &self.params, values)?;
+        }
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Summary, RunError> {
+        let (job, opts) = (self.job, self.opts);
+        let epochs = self.cfg.epochs;
+        let n = self.train.len();
+        let mut log = match &opts.log {
+            Some(p) => Some(JsonlLog::create(p).map_err(|e| RunError::write(p, e.source))?),
+            None => None,
+        };
+        let mut stopper = self
+            .cfg
+            .early_stop
+            .as_ref()
+            .map(|e| EarlyStopping::new(e.patience, e.maximize, e.min_delta));
+        let mut best: Option<HashMap<String, Tensor>> = None;
+        let base_lr = self.cfg.steps[0].updates[0].optimizer.optimizer.lr();
+        let mut plateau = Plateau::new(&self.cfg.schedule, base_lr);
+        let mut scale_t = scalar_f32(1.0);
+        let mut key_t = scalar_i64(0);
+        let mut progress = Progress::new(epochs, self.steps_per_epoch, opts.quiet);
+        let mut global_step: usize = 0;
+        let mut summary = Summary::default();
+        let max_steps = opts.steps.unwrap_or(usize::MAX);
+        let field_names: Vec<String> = self.train.fields.iter().map(|(f, _)| f.clone()).collect();
+        let mut names: HashMap<(usize, usize), Vec<String>> = HashMap::new();
+        let mut augment_scratch: Vec<f32> = Vec::new();
+        let pictures = Pictures::new(&self, opts.plot);
+        let mut curves_ok: Option<bool> = None;
+        let mut history: Vec<(usize, Vec<(String, f64)>)> = Vec::new();
+        let n_steps = self.steps.len();
+
+        'epochs: for epoch in 0..epochs {
+            let started = Instant::now();
+            let order = epoch_order(n, self.seed, epoch as u64, self.cfg.shuffle);
+            let mut acc = MetricAccumulator::new();
+            // The rate of the epoch's last step (the first optimizer's `lr` output).
+            let mut epoch_lr: Option<f64> = None;
+            if let Some(p) = &plateau {
+                scale_t.data = Data::F32(vec![p.scale() as f32]);
+            }
+            let batch_size = self.cfg.batch;
+            for (k, mut batch) in batches(&self.train, &order, batch_size)
+                .map_err(|e| RunError::Dataset(e.message))?
+                .enumerate()
+            {
+                if global_step >= max_steps {
+                    break;
+                }
+                let b = batch.first().map_or(0, |t| t.shape[0]);
+                if !self.augment.is_empty() {
+                    // The batch's samples, by their index in the split.
+                    let indices = &order[k * batch_size..k * batch_size + b];
+                    for (field, list) in &self.augment {
+                        dnnc_runtime::augment_batch(
+                            &mut batch[*field],
+                            indices,
+                            list,
+                            self.seed,
+                            epoch as u64,
+                            &mut augment_scratch,
+                        )
+                        .map_err(|e| {
+                            RunError::Dataset(format!("augmenting `{}`: {e}", field_names[*field]))
+                        })?;
+                    }
+                }
+                let mut first_loss = f64::NAN;
+                for s in 0..n_steps {
+                    // Each step of each batch draws its own random numbers.
+                    let draw = (global_step * n_steps + s) as u64;
+                    if let Data::I64(d) = &mut key_t.data {
+                        d[0] = step_key(self.seed, draw);
+                    }
+                    let (cfg, store, spe) = (&self.cfg, &self.store, self.steps_per_epoch);
+                    let mut build = |bb: usize| -> Result<Box<dyn Executable>, RunError> {
+                        let l =
+                            train_step(job.db, job.file, job.item, cfg, s, spe, bb, &opts.passes)?;
+                        opts.backend.compile(l.graph, store)
+                    };
+                    let exe = self.steps[s].get(b, &mut build)?;
+                    let mut inputs: Vec<(&str, &Tensor)> = field_names
+                        .iter()
+                        .map(String::as_str)
+                        .zip(batch.iter())
+                        .collect();
+                    inputs.push((Port::RngKey.name(), &key_t));
+                    inputs.push((Port::LrScale.name(), &scale_t));
+                    exe.step(&inputs)?;
+                    let out_names = names.entry((s, b)).or_insert_with(|| exe.output_names());
+                    let mut vals = Vec::new();
+                    let mut loss = f64::NAN;
+                    for (i, name) in out_names.iter().enumerate() {
+                        let v = exe.output_scalar(i).unwrap_or(f64::NAN);
+                        if name == Port::LearningRate.name() {
+                            if s == 0 {
+                                epoch_lr = Some(v);
+                            }
+                            continue;
+                        }
+                        if name == Port::Loss.name() {
+                            loss = v;
+                        }
+                        vals.push((output_key(cfg, s, name), v));
+                    }
+                    if !loss.is_finite() {
+                        // The step changed nothing (its updates are guarded by the loss
+                        // being finite): the store still holds the weights of before.
+                        self.save(best.as_ref())?;
+                        let saved = match &self.out {
+                            Some(o) => format!(
+                                "; the {} weights were saved to {}",
+                                if best.is_some() {
+                                    "best epoch's"
+                                } else {
+                                    "last good"
+                                },
+                                o.display()
+                            ),
+                            None => String::new(),
+                        };
+                        let which = if cfg.multi {
+                            format!(" of step `{}`", cfg.steps[s].name)
+                        } else {
+                            String::new()
+                        };
+                        return Err(RunError::NotFinite(format!(
+                            "the loss{which} became {loss} at step {} (epoch {}, batch {}){saved}; the data are finite (checked at load), so the learning rate may be too high",
+                            global_step + 1,
+                            epoch + 1,
+                            k + 1
+                        )));
+                    }
+                    if s == 0 {
+                        first_loss = loss;
+                    }
+                    acc.add_batch(b, &vals);
+                }
+                progress.step(first_loss);
+                global_step += 1;
+            }
+            let mut metrics: Vec<(String, f64)> = acc
+                .values()
+                .into_iter()
+                .map(|(k, v)| (format!("train_{k}"), v))
+                .collect();
+            if self.test.is_some() {
+                let ev = self.evaluate_test()?;
+                metrics.extend(ev.into_iter().map(|(k, v)| (format!("test_{k}"), v)));
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            progress.end_epoch(epoch, &metrics, seconds);
+            if let Some(log) = log.as_mut() {
+                let mut obj = Map::new();
+                obj.insert("epoch".into(), json!(epoch + 1));
+                for (k, v) in &metrics {
+                    obj.insert(k.clone(), json!(v));
+                }
+                if let Some(lr) = epoch_lr {
+                    obj.insert("lr".into(), json!(lr));
+                }
+                obj.insert("seconds".into(), json!(seconds));
+                log.write(Value::Object(obj))
+                    .map_err(|e| RunError::write(e.path.clone(), e.source))?;
+            }
+            summary.epochs = epoch + 1;
+            summary.metrics = metrics.clone();
+            if let Some(path) = &pictures.curves {
+                history.push((epoch + 1, metrics.clone()));
+                let r = dnnc_runtime::plot::write_curves(path, &pictures.title, &history);
+                // A picture that cannot be drawn does not stop the run: warn once.
+                if let Err(e) = &r {
+                    if !opts.quiet && curves_ok != Some(false) {
+                        eprintln!("warning: {e}");
+                    }
+                }
+                curves_ok = Some(r.is_ok());
+            }
+            if let Some(path) = &pictures.samples {
+                self.draw_samples(path)?;
+                summary.samples = Some(path.clone());
+            }
+            if let (Some(p), Schedule::ReduceOnPlateau { metric, .. }) =
+                (plateau.as_mut(), &self.cfg.schedule)
+            {
+                let v = metrics
+                    .iter()
+                    .find(|(k, _)| k == metric)
+                    .map_or(f64::NAN, |(_, v)| *v);
+                if let Some(lr) = p.observe(v) {
+                    if !opts.quiet {
+                        eprintln!(
+                            "epoch {}: `{metric}` has not improved for {} epochs; learning rate now {lr:e}",
+                            epoch + 1,
+                            p.patience + 1
+                        );
+                    }
+                }
+            }
+            if let (Some(stop), Some(es)) = (stopper.as_mut(), self.cfg.early_stop.as_ref()) {
+                let key = format!("{}_{}", es.split, es.metric);
+                if let Some(v) = metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v) {
+                    match stop.observe(epoch, v) {
+                        Decision::Improved => best = Some(self.param_values()),
+                        Decision::NoImprovement { .. } => {}
+                        Decision::Stop => {
+                            if !opts.quiet {
+                                eprintln!("early stopping after epoch {}: `{key}` has not improved for {} epochs; restoring the best weights", epoch + 1, es.patience);
+                            }
+                            if let Some(b) = best.take() {
+                                self.store.set_all(&b)?;
+                            }
+                            break 'epochs;
+                        }
+                    }
+                }
+            }
+            // After every epoch the checkpoint holds what the run would end with if it
+            // stopped now (with early stopping, the best epoch's weights), so a killed
+            // run keeps its progress.
+            self.save(best.as_ref())?;
+            if global_step >= max_steps {
+                break;
+            }
+        }
+        summary.steps = global_step;
+        if let Some(out) = &self.out {
+            self.save(None)?;
+            summary.checkpoint = Some(out.clone());
+        }
+        if let (Some(path), Some(true)) = (pictures.curves, curves_ok) {
+            summary.curves = Some(path);
+        }
+        Ok(summary)
+    }
+
+    /// Loss and metrics of the test split in evaluation mode, on the live states.
+    fn evaluate_test(&mut self) -> Result<Vec<(String, f64)>, RunError> {
+        let test = self.test.as_ref().expect("a test split");
+        evaluate(
+            self.job,
+            test,
+            &self.store,
+            self.opts.backend,
+            &self.opts.passes,
+            &mut self.eval,
+        )
+    }
+
+    /// Draws [`GRID_SAMPLES`] samples of the block's `sample` expression from the
+    /// same noise every epoch, as a PNG grid.
+    fn draw_samples(&mut self, path: &std::path::Path) -> Result<(), RunError> {
+        let (job, opts) = (self.job, self.opts);
+        let l = forward(
+            job.db,
+            job.file,
+            job.item,
+            Mode::Sample,
+            GRID_SAMPLES,
+            &opts.passes,
+        )?;
+        let mut exe = opts.backend.compile(l.graph, &self.store)?;
+        let key = scalar_i64(sample_key(self.seed));
+        exe.step(&[(Port::RngKey.name(), &key)])?;
+        let t = exe
+            .output("sample")
+            .ok_or_else(|| RunError::Internal("the sample graph has no output".into()))?;
+        dnnc_runtime::image::write_grid(path, &t).map_err(|e| RunError::write(path, e))
+    }
+}
+
+/// The pictures a run draws next to its checkpoint: the curves and, for a block with
+/// a `sample` expression, a grid of samples.
+struct Pictures {
+    curves: Option<PathBuf>,
+    samples: Option<PathBuf>,
+    title: String,
+}
+
+impl Pictures {
+    fn new(t: &Trainer<'_, '_>, plot: bool) -> Pictures {
+        let out = t.out.as_ref().filter(|_| plot);
+        // Never over the weights: weights saved as `w.svg` get `w.curves.svg`.
+        let curves = out.map(|o| {
+            if o.extension().is_some_and(|e| e == "svg") {
+                o.with_extension("curves.svg")
+            } else {
+                o.with_extension("svg")
+            }
+        });
+        let samples = out
+            .filter(|_| t.cfg.sample)
+            .map(|o| o.with_extension("samples.png"));
+        let title = t
+            .job
+            .file
+            .path(t.job.db)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Pictures {
+            curves,
+            samples,
+            title,
+        }
+    }
+}
+
+/// Loss and metrics of `split` (each step's loss in the multi-model form), averaged
+/// over its samples, in evaluation mode, reading the states in `store`.
+pub(crate) fn evaluate(
+    job: &Job<'_>,
+    split: &Split,
+    store: &StateStore,
+    backend: BackendKind,
+    opts: &PassOptions,
+    cache: &mut ByBatch,
+) -> Result<Vec<(String, f64)>, RunError> {
+    let order: Vec<usize> = (0..split.len()).collect();
+    let mut acc = MetricAccumulator::new();
+    let mut build = |b: usize| -> Result<Box<dyn Executable>, RunError> {
+        let l = forward(job.db, job.file, job.item, Mode::Eval, b, opts)?;
+        backend.compile(l.graph, store)
+    };
+    let key = scalar_i64(0);
+    for batch in batches(split, &order, job.cfg.batch).map_err(|e| RunError::Dataset(e.message))? {
+        let n = batch.first().map_or(0, |t| t.shape[0]);
+        let exe = cache.get(n, &mut build)?;
+        let mut inputs: Vec<(&str, &Tensor)> = split
+            .fields
+            .iter()
+            .map(|(f, _)| f.as_str())
+            .zip(batch.iter())
+            .collect();
+        inputs.push((Port::RngKey.name(), &key));
+        exe.step(&inputs)?;
+        let vals: Vec<(String, f64)> = exe
+            .output_names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (name, exe.output_scalar(i).unwrap_or(f64::NAN)))
+            .collect();
+        acc.add_batch(n, &vals);
+    }
+    Ok(acc.values())
+}
