@@ -161,20 +161,45 @@ pub unsafe extern "C" fn dnnc_capi_forward(
     batch: i64,
     output: *mut f32,
 ) -> i32 {
+    dnnc_capi_forward_model(m, 0, input, batch, output)
+}
+
+/// `forward` of model `index` of the library (`NAME_G_forward`).
+///
+/// # Safety
+/// `input` and `output` are null or address `batch` samples' worth of floats of that
+/// model.
+#[no_mangle]
+pub unsafe extern "C" fn dnnc_capi_forward_model(
+    m: *mut Handle,
+    index: i64,
+    input: *const f32,
+    batch: i64,
+    output: *mut f32,
+) -> i32 {
     with_model(m, |model| {
         if input.is_null() || output.is_null() {
             return Err((-1, "the input or output pointer is null".into()));
         }
+        let k = usize::try_from(index)
+            .ok()
+            .filter(|&k| k < model.desc.models.len())
+            .ok_or_else(|| (-1, format!("the library has no model {index}")))?;
         let b = batch_arg(batch, model.desc.max_batch)?;
-        let input = std::slice::from_raw_parts(input, b * model.desc.input.size());
-        let output = std::slice::from_raw_parts_mut(output, b * model.desc.output.size());
-        model.forward(input, b, output).map_err(|e| (-2, e))
+        let (isz, osz) = (
+            model.desc.models[k].input.size(),
+            model.desc.models[k].output.size(),
+        );
+        let input = std::slice::from_raw_parts(input, b * isz);
+        let output = std::slice::from_raw_parts_mut(output, b * osz);
+        model.forward(k, input, b, output).map_err(|e| (-2, e))
     })
 }
 
 /// # Safety
-/// `loss` is null or writable; the first `nfields` field pointers are null or address
-/// `batch` samples of their field (floats, or `int32_t` for integer fields).
+/// `loss` is null or writable for one float per step of the plan; the first `nfields`
+/// field pointers are null or address `batch` samples of their field (floats, or
+/// `int32_t` for integer fields).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn dnnc_capi_train_step(
@@ -208,8 +233,8 @@ pub unsafe extern "C" fn dnnc_capi_train_step(
                 FieldData::I32(std::slice::from_raw_parts(p as *const i32, n))
             });
         }
-        let l = model.train_step(&fields, b)?;
-        *loss = l;
+        let losses = model.train_step(&fields, b)?;
+        std::slice::from_raw_parts_mut(loss, losses.len()).copy_from_slice(&losses);
         Ok(())
     })
 }
@@ -235,14 +260,6 @@ pub unsafe extern "C" fn dnnc_capi_destroy(m: *mut Handle) {
 
 // The scalar helpers object files' loops call (see `dnnc_exec::helpers`).
 #[no_mangle]
-pub extern "C" fn dnnc_exp(x: f32) -> f32 {
-    dnnc_exec::helpers::exp(x)
-}
-#[no_mangle]
-pub extern "C" fn dnnc_log(x: f32) -> f32 {
-    dnnc_exec::helpers::log(x)
-}
-#[no_mangle]
 pub extern "C" fn dnnc_sin(x: f32) -> f32 {
     dnnc_exec::helpers::sin(x)
 }
@@ -251,16 +268,8 @@ pub extern "C" fn dnnc_cos(x: f32) -> f32 {
     dnnc_exec::helpers::cos(x)
 }
 #[no_mangle]
-pub extern "C" fn dnnc_tanh(x: f32) -> f32 {
-    dnnc_exec::helpers::tanh(x)
-}
-#[no_mangle]
 pub extern "C" fn dnnc_erf(x: f32) -> f32 {
     dnnc_exec::helpers::erf(x)
-}
-#[no_mangle]
-pub extern "C" fn dnnc_sign(x: f32) -> f32 {
-    dnnc_exec::helpers::sign(x)
 }
 #[no_mangle]
 pub extern "C" fn dnnc_pow(x: f32, y: f32) -> f32 {

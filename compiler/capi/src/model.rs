@@ -1,49 +1,45 @@
-//! A model instance: one [`Instance`] per compiled program, parameters kept in step
-//! between them.
-//!
-//! Training programs (one per compiled batch size) share the parameters and the
-//! optimizer state: the one that ran last holds them, and they are copied to another
-//! before it runs. Inference programs get the parameters copied in before they run
-//! after a change.
+//! A model instance: one [`Instance`] per compiled program, all bound to one state
+//! store, so the training steps (of every batch size and every step of a plan) and
+//! the inference programs read and update the same parameters and optimizer state —
+//! nothing is copied between them.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use dnnc_exec::library::{Entry, LibraryDesc};
-use dnnc_exec::{Instance, LoopFn};
+use dnnc_exec::{Instance, LoopFn, Store};
 use dnnc_ir::Port;
 use dnnc_tensor::{DType, Tensor};
 
 /// A model behind a `NAME_t *`.
 pub struct Model {
     pub desc: LibraryDesc,
-    /// Inference programs, by batch size (ascending).
-    forward: Vec<(usize, Instance)>,
-    /// Training programs, by batch size (ascending).
-    train: Vec<(usize, Instance)>,
-    /// Host copies of every state (parameters and optimizer state).
-    states: HashMap<String, Tensor>,
-    /// The training program holding the live states, if any ran.
-    resident: Option<usize>,
-    /// Whether the inference programs' parameters are older than `states`.
-    forward_stale: bool,
-    /// Optimizer steps taken (the `step` input of training programs).
+    /// Inference programs: (model, batch size, instance), by batch size within a model.
+    forward: Vec<(usize, usize, Instance)>,
+    /// Training programs: (step, batch size, instance).
+    train: Vec<(usize, usize, Instance)>,
+    /// Parameters, buffers, optimizer state and counters.
+    store: Store,
+    /// Batches trained (the random key of each step derives from it).
     step: u64,
 }
 
-fn instances(entries: &[Entry], loops: &[LoopFn]) -> Result<Vec<(usize, Instance)>, String> {
+fn instances(
+    entries: &[Entry],
+    loops: &[LoopFn],
+    store: &Store,
+    key: fn(&Entry) -> usize,
+) -> Result<Vec<(usize, usize, Instance)>, String> {
     let mut out = Vec::new();
     for e in entries {
         let end = e.first_loop + e.program.loop_count;
         let fns = loops
             .get(e.first_loop..end)
             .ok_or("the library's loop table is too short for its programs")?;
-        out.push((
-            e.batch,
-            Instance::new(&e.program, Some(fns)).map_err(|e| e.to_string())?,
-        ));
+        let inst =
+            Instance::with_store(&e.program, Some(fns), Some(store)).map_err(|e| e.to_string())?;
+        out.push((key(e), e.batch, inst));
     }
-    out.sort_by_key(|(b, _)| *b);
+    out.sort_by_key(|(k, b, _)| (*k, *b));
     Ok(out)
 }
 
@@ -54,37 +50,28 @@ impl Model {
         if loops.len() != desc.loop_count {
             return Err("the library's loop table does not match its description".into());
         }
-        if desc.forward.is_empty() {
+        if desc.forward.is_empty() || desc.models.is_empty() {
             return Err("the library has no inference program".into());
         }
-        let forward = instances(&desc.forward, loops)?;
-        let train = instances(&desc.train, loops)?;
-        let mut m = Model {
+        // States start at zero (optimizer moments and counters); parameters from the
+        // weights.
+        let store = Store::new();
+        let forward = instances(&desc.forward, loops, &store, |e| e.model)?;
+        let train = instances(&desc.train, loops, &store, |e| e.step)?;
+        let m = Model {
             desc,
             forward,
             train,
-            states: HashMap::new(),
-            resident: None,
-            forward_stale: true,
+            store,
             step: 0,
         };
-        // Every state starts at zero (optimizer moments); parameters from the weights.
-        for (_, inst) in m.train.iter().chain(&m.forward) {
-            for name in inst.state_names() {
-                if !m.states.contains_key(name) {
-                    let t = inst.state(name).ok_or("a state vanished")?;
-                    m.states.insert(name.to_string(), t);
-                }
-            }
-        }
-        m.set_params(
-            &dnnc_runtime::checkpoint::load_bytes_into(
-                Path::new("<embedded weights>"),
-                weights,
-                &m.expected(),
-            )
-            .map_err(|e| e.to_string())?,
-        )?;
+        let params = dnnc_runtime::checkpoint::load_bytes_into(
+            Path::new("<embedded weights>"),
+            weights,
+            &m.expected(),
+        )
+        .map_err(|e| e.to_string())?;
+        m.set_params(&params)?;
         Ok(m)
     }
 
@@ -96,28 +83,11 @@ impl Model {
             .collect()
     }
 
-    /// Brings `states` up to date with the training program holding them.
-    fn collect(&mut self) -> Result<(), String> {
-        if let Some(r) = self.resident {
-            let inst = &self.train[r].1;
-            for name in inst.state_names() {
-                if let Some(t) = self.states.get_mut(name) {
-                    inst.read_state_into(name, t).map_err(|e| e.to_string())?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Replaces the parameters (in the order of the description's `params`).
-    fn set_params(&mut self, params: &[Tensor]) -> Result<(), String> {
-        self.collect()?;
+    fn set_params(&self, params: &[Tensor]) -> Result<(), String> {
         for (p, t) in self.desc.params.iter().zip(params) {
-            self.states.insert(p.name.clone(), t.clone());
+            self.store.set(&p.name, t).map_err(|e| e.to_string())?;
         }
-        // Every program reloads from `states` before it next runs.
-        self.resident = None;
-        self.forward_stale = true;
         Ok(())
     }
 
@@ -130,66 +100,70 @@ impl Model {
 
     /// Writes the parameters as a safetensors file.
     pub fn save_weights(&mut self, path: &Path) -> Result<(), String> {
-        self.collect()?;
-        let tensors: Vec<(String, &Tensor)> = self
+        let values: Vec<(String, Tensor)> = self
             .desc
             .params
             .iter()
             .map(|p| {
-                self.states
+                self.store
                     .get(&p.name)
                     .map(|t| (p.name.clone(), t))
                     .ok_or_else(|| format!("no value for parameter `{}`", p.name))
             })
             .collect::<Result<_, _>>()?;
+        let tensors: Vec<(String, &Tensor)> = values.iter().map(|(n, t)| (n.clone(), t)).collect();
         dnnc_runtime::checkpoint::save(path, &tensors).map_err(|e| e.to_string())
     }
 
-    /// Runs inference on `batch` samples: `input` holds `batch × input size` floats,
-    /// `output` receives `batch × output size`.
+    /// Runs inference of model `model` on `batch` samples: `input` holds `batch × input
+    /// size` floats, `output` receives `batch × output size`.
     pub fn forward(
         &mut self,
+        model: usize,
         input: &[f32],
         batch: usize,
         output: &mut [f32],
     ) -> Result<(), String> {
-        let (isz, osz) = (self.desc.input.size(), self.desc.output.size());
+        let desc = self
+            .desc
+            .models
+            .get(model)
+            .ok_or_else(|| format!("the library has no model {model}"))?;
+        let (isz, osz) = (desc.input.size(), desc.output.size());
+        let (input_name, output_name) = (desc.input.name.clone(), desc.output.name.clone());
         if batch == 0 || batch > self.desc.max_batch {
             return Err(format!(
                 "batch {batch} is out of range: forward takes 1 to {} samples",
                 self.desc.max_batch
             ));
         }
-        if self.forward_stale {
-            self.collect()?;
-            for (_, inst) in &mut self.forward {
-                for (name, t) in &self.states {
-                    inst.set_state(name, t).map_err(|e| e.to_string())?;
-                }
-            }
-            self.forward_stale = false;
-        }
+        let programs: Vec<usize> = (0..self.forward.len())
+            .filter(|&i| self.forward[i].0 == model)
+            .collect();
+        let last = *programs
+            .last()
+            .ok_or("the model has no inference program")?;
         let mut done = 0;
         while done < batch {
             let left = batch - done;
             // The smallest program that holds what is left (padded with zero rows:
             // inference treats rows independently, and a row's result does not depend
             // on the batch it is in), else the largest.
-            let pick = self
-                .forward
+            let pick = programs
                 .iter()
-                .position(|(b, _)| *b >= left)
-                .unwrap_or(self.forward.len() - 1);
-            let (b, inst) = &mut self.forward[pick];
+                .copied()
+                .find(|&i| self.forward[i].1 >= left)
+                .unwrap_or(last);
+            let (_, b, inst) = &mut self.forward[pick];
             let rows = (*b).min(left);
             let buf = inst
-                .input_f32_mut(&self.desc.input.name)
+                .input_f32_mut(&input_name)
                 .ok_or("the inference program has no float input")?;
             buf[..rows * isz].copy_from_slice(&input[done * isz..(done + rows) * isz]);
             buf[rows * isz..].fill(0.0);
             inst.run().map_err(|e| e.to_string())?;
             let out = inst
-                .output_f32(&self.desc.output.name)
+                .output_f32(&output_name)
                 .ok_or("the inference program has no float output")?;
             output[done * osz..(done + rows) * osz].copy_from_slice(&out[..rows * osz]);
             done += rows;
@@ -197,96 +171,111 @@ impl Model {
         Ok(())
     }
 
-    /// One optimizer step on `batch` samples; `fields` holds one slice per data field
-    /// (floats, or integers for integer fields). Returns the loss, or the C API's code
-    /// and message: `-1` for data the model cannot take (a label out of range), `-2`
-    /// for a failure — a loss that is not finite among them, after which the model
-    /// holds the weights of before the step.
+    /// One batch of training on `batch` samples — every step of the plan in order (one
+    /// in the single-model form); `fields` holds one slice per data field (floats, or
+    /// integers for integer fields). Returns each step's loss, or the C API's code and
+    /// message: `-1` for data the model cannot take (a label out of range), `-2` for a
+    /// failure — a loss that is not finite among them, after which the model holds the
+    /// weights of before that step.
     pub fn train_step(
         &mut self,
         fields: &[FieldData<'_>],
         batch: usize,
-    ) -> Result<f32, (i32, String)> {
+    ) -> Result<Vec<f32>, (i32, String)> {
         let failed = |e: String| (-2, e);
-        let Some(t) = self.train.iter().position(|(b, _)| *b == batch) else {
-            let sizes: Vec<String> = self.train.iter().map(|(b, _)| b.to_string()).collect();
-            return Err(failed(if sizes.is_empty() {
-                "this library was compiled without a training step".into()
-            } else {
-                format!(
-                    "train_step was compiled for batches of {} samples, not {batch}",
-                    sizes.join(" or ")
-                )
-            }));
-        };
-        if self.resident != Some(t) {
-            self.collect().map_err(failed)?;
-            let inst = &mut self.train[t].1;
-            for (name, v) in &self.states {
-                inst.set_state(name, v).map_err(|e| failed(e.to_string()))?;
-            }
-            self.resident = Some(t);
-        }
-        let key = dnnc_runtime::rng::step_key(self.desc.seed, self.step);
-        let inst = &mut self.train[t].1;
-        for (f, data) in self.desc.fields.iter().zip(fields) {
-            let n = batch * f.size();
-            match data {
-                FieldData::F32(v) => {
-                    let buf = inst.input_f32_mut(&f.name).ok_or_else(|| {
-                        failed(format!("field `{}` is not a float field", f.name))
-                    })?;
-                    buf.copy_from_slice(&v[..n]);
+        let steps = self.desc.steps.len().max(1);
+        let mut losses = Vec::with_capacity(steps);
+        for s in 0..steps {
+            let Some(t) = self
+                .train
+                .iter()
+                .position(|(k, b, _)| *k == s && *b == batch)
+            else {
+                let sizes: Vec<String> = self
+                    .train
+                    .iter()
+                    .filter(|(k, _, _)| *k == s)
+                    .map(|(_, b, _)| b.to_string())
+                    .collect();
+                return Err(failed(if sizes.is_empty() {
+                    "this library was compiled without a training step".into()
+                } else {
+                    format!(
+                        "train_step was compiled for batches of {} samples, not {batch}",
+                        sizes.join(" or ")
+                    )
+                }));
+            };
+            let draw = self.step * steps as u64 + s as u64;
+            let key = dnnc_runtime::rng::step_key(self.desc.seed, draw);
+            let inst = &mut self.train[t].2;
+            for (f, data) in self.desc.fields.iter().zip(fields) {
+                // A step reads the fields its loss needs (a generator's step none).
+                if !inst.has_input(&f.name) {
+                    continue;
                 }
-                FieldData::I32(v) => {
-                    let mut buf = inst
-                        .input_mut(&f.name)
-                        .filter(|b| b.dtype().is_int())
-                        .ok_or_else(|| {
-                            failed(format!("field `{}` is not an integer field", f.name))
+                let n = batch * f.size();
+                match data {
+                    FieldData::F32(v) => {
+                        let buf = inst.input_f32_mut(&f.name).ok_or_else(|| {
+                            failed(format!("field `{}` is not a float field", f.name))
                         })?;
-                    let dtype = buf.dtype();
-                    let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
-                    if let Some(i) = v[..n]
-                        .iter()
-                        .position(|&x| !(lo..=hi).contains(&i64::from(x)))
-                    {
-                        return Err((
-                            -1,
-                            format!(
-                                "`{}`[{i}] = {} does not fit the field's type {dtype}",
-                                f.name, v[i]
-                            ),
-                        ));
+                        buf.copy_from_slice(&v[..n]);
                     }
-                    buf.copy_cast(dnnc_tensor::Slice::I32(&v[..n]));
+                    FieldData::I32(v) => {
+                        let mut buf = inst
+                            .input_mut(&f.name)
+                            .filter(|b| b.dtype().is_int())
+                            .ok_or_else(|| {
+                                failed(format!("field `{}` is not an integer field", f.name))
+                            })?;
+                        let dtype = buf.dtype();
+                        let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
+                        if let Some(i) = v[..n]
+                            .iter()
+                            .position(|&x| !(lo..=hi).contains(&i64::from(x)))
+                        {
+                            return Err((
+                                -1,
+                                format!(
+                                    "`{}`[{i}] = {} does not fit the field's type {dtype}",
+                                    f.name, v[i]
+                                ),
+                            ));
+                        }
+                        buf.copy_cast(dnnc_tensor::Slice::I32(&v[..n]));
+                    }
                 }
             }
-        }
-        // Labels out of range are the caller's data, not a failure of the model.
-        inst.check_inputs().map_err(|e| (-1, e.to_string()))?;
-        if let Some(mut buf) = inst.input_mut(Port::RngKey.name()) {
-            buf.copy_cast(dnnc_tensor::Slice::I64(&[key]));
-        }
-        inst.run().map_err(|e| failed(e.to_string()))?;
-        let loss = inst
-            .output_names()
-            .position(|n| n == Port::Loss.name())
-            .and_then(|i| inst.output_scalar(i))
-            .ok_or_else(|| failed("the training step has no loss".into()))?;
-        if !loss.is_finite() {
-            // The step's updates are guarded by a finite loss: nothing changed.
-            return Err((
-                -2,
-                format!(
-                    "the loss became {loss} at step {}; the model keeps the weights of before the step (a learning rate too high, or data that are not finite?)",
-                    self.step + 1
-                ),
-            ));
+            // Labels out of range are the caller's data, not a failure of the model.
+            inst.check_inputs().map_err(|e| (-1, e.to_string()))?;
+            if let Some(mut buf) = inst.input_mut(Port::RngKey.name()) {
+                buf.copy_cast(dnnc_tensor::Slice::I64(&[key]));
+            }
+            inst.run().map_err(|e| failed(e.to_string()))?;
+            let loss = inst
+                .output_names()
+                .position(|n| n == Port::Loss.name())
+                .and_then(|i| inst.output_scalar(i))
+                .ok_or_else(|| failed("the training step has no loss".into()))?;
+            if !loss.is_finite() {
+                // The step's updates are guarded by a finite loss: nothing changed.
+                let which = match self.desc.steps.get(s) {
+                    Some(name) if steps > 1 => format!(" of step `{name}`"),
+                    _ => String::new(),
+                };
+                return Err((
+                    -2,
+                    format!(
+                        "the loss{which} became {loss} at step {}; the model keeps the weights of before the step (a learning rate too high, or data that are not finite?)",
+                        self.step + 1
+                    ),
+                ));
+            }
+            losses.push(loss as f32);
         }
         self.step += 1;
-        self.forward_stale = true;
-        Ok(loss as f32)
+        Ok(losses)
     }
 }
 

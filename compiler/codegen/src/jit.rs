@@ -23,6 +23,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use dnnc_ir::vmath::{Cmp, MathOp, Program};
 use dnnc_ir::{Graph, NodeId, Op, UnaryOp};
 
 use crate::fuse::Group;
@@ -40,14 +41,13 @@ use dnnc_exec::Call;
 fn unary_helper(u: UnaryOp) -> Option<Helper> {
     match loop_ops::unary(u) {
         UnaryCode::Call(h) => Some(h),
-        // Cranelift has no sign instruction: the helper rounds as the interpreter does.
-        UnaryCode::Sign => Some(Helper::Sign),
         UnaryCode::Neg
         | UnaryCode::Abs
         | UnaryCode::Sqrt
         | UnaryCode::Rsqrt
         | UnaryCode::Floor
         | UnaryCode::Ceil
+        | UnaryCode::Math(_)
         | UnaryCode::NotInLoops => None,
     }
 }
@@ -458,7 +458,7 @@ impl Body<'_> {
                         }
                         UnaryCode::Floor => b.ins().floor(x),
                         UnaryCode::Ceil => b.ins().ceil(x),
-                        UnaryCode::Sign => call(b, Helper::Sign.symbol(), &[x]),
+                        UnaryCode::Math(f) => math(b, f.program(), x, ty),
                         UnaryCode::Call(h) => call(b, h.symbol(), &[x]),
                         UnaryCode::NotInLoops => unreachable!("`{u:?}` is never fused"),
                     }
@@ -517,4 +517,85 @@ impl Body<'_> {
         }
         vals[self.group.members.last().expect("groups are not empty")]
     }
+}
+
+/// The `dnnc_ir::vmath` program `p` on `x` (`f32` or `f32x4`), op by op: the same IEEE
+/// operations in the same order as `vmath::eval`, so the results are bit-identical.
+fn math(b: &mut FunctionBuilder<'_>, p: &Program, x: Value, ty: Type) -> Value {
+    let vector = ty != types::F32;
+    let ity = if vector { types::I32X4 } else { types::I32 };
+    let little = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+    let int = |b: &mut FunctionBuilder<'_>, v: i64| {
+        let c = b.ins().iconst(types::I32, v);
+        if vector {
+            b.ins().splat(ity, c)
+        } else {
+            c
+        }
+    };
+    let mut v: Vec<Value> = Vec::with_capacity(p.ops.len());
+    for op in &p.ops {
+        let r = match *op {
+            MathOp::Input => x,
+            MathOp::Const(c) => {
+                let s = b.ins().f32const(c);
+                if vector {
+                    b.ins().splat(ty, s)
+                } else {
+                    s
+                }
+            }
+            MathOp::Add(a, c) => b.ins().fadd(v[a], v[c]),
+            MathOp::Sub(a, c) => b.ins().fsub(v[a], v[c]),
+            MathOp::Mul(a, c) => b.ins().fmul(v[a], v[c]),
+            MathOp::Div(a, c) => b.ins().fdiv(v[a], v[c]),
+            MathOp::Neg(a) => b.ins().fneg(v[a]),
+            MathOp::Abs(a) => b.ins().fabs(v[a]),
+            MathOp::Floor(a) => b.ins().floor(v[a]),
+            MathOp::Max(a, c) => b.ins().fmax(v[a], v[c]),
+            MathOp::Min(a, c) => b.ins().fmin(v[a], v[c]),
+            MathOp::Pow2(a) => {
+                let i = b.ins().fcvt_to_sint_sat(ity, v[a]);
+                let bias = int(b, 127);
+                let i = b.ins().iadd(i, bias);
+                let i = b.ins().ishl_imm_u(i, 23);
+                b.ins().bitcast(ty, little, i)
+            }
+            MathOp::Exponent(a) => {
+                let bits = b.ins().bitcast(ity, little, v[a]);
+                let e = b.ins().ushr_imm_u(bits, 23);
+                let mask = int(b, 0xff);
+                let e = b.ins().band(e, mask);
+                let bias = int(b, 126);
+                let e = b.ins().isub(e, bias);
+                b.ins().fcvt_from_sint(ty, e)
+            }
+            MathOp::Mantissa(a) => {
+                let bits = b.ins().bitcast(ity, little, v[a]);
+                let keep = int(b, 0x807f_ffff_u32 as i32 as i64);
+                let m = b.ins().band(bits, keep);
+                let half = int(b, 0x3f00_0000);
+                let m = b.ins().bor(m, half);
+                b.ins().bitcast(ty, little, m)
+            }
+            MathOp::Cmp(c, a, d) => {
+                let cc = match c {
+                    Cmp::Lt => FloatCC::LessThan,
+                    Cmp::Eq => FloatCC::Equal,
+                    Cmp::Ne => FloatCC::NotEqual,
+                };
+                b.ins().fcmp(cc, v[a], v[d])
+            }
+            MathOp::Select(m, a, c) => {
+                if vector {
+                    let m = b.ins().bitcast(ty, little, v[m]);
+                    b.ins().bitselect(m, v[a], v[c])
+                } else {
+                    b.ins().select(v[m], v[a], v[c])
+                }
+            }
+        };
+        v.push(r);
+    }
+    *v.last().expect("a program computes something")
 }

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use dnnc_exec::LoopFn;
+use dnnc_ir::vmath::{Cmp, MathOp, Program};
 use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
 use inkwell::attributes::AttributeLoc;
 use inkwell::builder::Builder;
@@ -425,6 +426,21 @@ macro_rules! float2 {
     };
 }
 
+/// An integer operation on two scalars or two vectors (`$extra` after them).
+macro_rules! int2 {
+    ($b:expr, $m:ident, $x:expr, $y:expr $(, $extra:expr)?) => {
+        match ($x, $y) {
+            (BasicValueEnum::IntValue(x), BasicValueEnum::IntValue(y)) => {
+                $b.$m(x, y, $($extra,)? "").map(BasicValueEnum::from).map_err(ber)
+            }
+            (BasicValueEnum::VectorValue(x), BasicValueEnum::VectorValue(y)) => {
+                $b.$m(x, y, $($extra,)? "").map(BasicValueEnum::from).map_err(ber)
+            }
+            _ => Err(err("operands", "mismatched types")),
+        }
+    };
+}
+
 /// What a loop body needs to compute a group.
 struct Body<'a, 'ctx> {
     cg: &'a Codegen<'ctx>,
@@ -596,7 +612,7 @@ impl<'ctx> Body<'_, 'ctx> {
             }
             UnaryCode::Floor => cg.intrinsic("llvm.floor", &[x]),
             UnaryCode::Ceil => cg.intrinsic("llvm.ceil", &[x]),
-            UnaryCode::Sign => self.sign(x, width),
+            UnaryCode::Math(f) => self.math(f.program(), x, width),
             // The same Rust functions as Cranelift's loops: rounding stays identical.
             UnaryCode::Call(h) => cg.helper(h, &[x]),
             UnaryCode::NotInLoops => Err(err("loop", format!("no code for `{}`", u.name()))),
@@ -654,15 +670,107 @@ impl<'ctx> Body<'_, 'ctx> {
         self.nan_if_unordered(x, y, r, width)
     }
 
-    /// `dnnc_ir::scalar::sign_f32`: NaN for NaN, else -1, 0 or 1.
-    fn sign(&self, x: BasicValueEnum<'ctx>, width: u32) -> Result<BasicValueEnum<'ctx>, String> {
-        let cg = self.cg;
-        let zero = cg.konst(0.0, width)?;
-        let pos = self.compare(Compare::Gt, x, zero)?;
-        let neg = self.compare(Compare::Lt, x, zero)?;
-        let r = self.select(neg, cg.konst(-1.0, width)?, zero)?;
-        let r = self.select(pos, cg.konst(1.0, width)?, r)?;
-        self.nan_if_unordered(x, x, r, width)
+    /// The `dnnc_ir::vmath` program `p` on `x`, op by op: the same IEEE operations in
+    /// the same order as `vmath::eval` (no fused multiply-add), so the results are
+    /// bit-identical to the interpreter's and Cranelift's.
+    fn math(
+        &self,
+        p: &Program,
+        x: BasicValueEnum<'ctx>,
+        width: u32,
+    ) -> Result<BasicValueEnum<'ctx>, String> {
+        let (cg, b) = (self.cg, &self.cg.b);
+        let i32t = cg.ctx.i32_type();
+        let ity: BasicTypeEnum<'ctx> = if width == 1 {
+            i32t.into()
+        } else {
+            i32t.vec_type(width).into()
+        };
+        let fty = x.get_type();
+        let int = |v: u32| -> Result<BasicValueEnum<'ctx>, String> {
+            let c = i32t.const_int(u64::from(v), false);
+            if width == 1 {
+                return Ok(c.into());
+            }
+            let vt = i32t.vec_type(width);
+            let one = b
+                .build_insert_element(vt.get_undef(), c, i32t.const_zero(), "")
+                .map_err(ber)?;
+            let mask = i32t.vec_type(width).const_zero();
+            Ok(b.build_shuffle_vector(one, vt.get_undef(), mask, "")
+                .map_err(ber)?
+                .into())
+        };
+        let bits = |v: BasicValueEnum<'ctx>| b.build_bit_cast(v, ity, "").map_err(ber);
+        let float = |v: BasicValueEnum<'ctx>| b.build_bit_cast(v, fty, "").map_err(ber);
+        let mut v: Vec<BasicValueEnum<'ctx>> = Vec::with_capacity(p.ops.len());
+        for op in &p.ops {
+            let r = match *op {
+                MathOp::Input => x,
+                MathOp::Const(c) => cg.konst(c, width)?,
+                MathOp::Add(a, c) => float2!(b, build_float_add, v[a], v[c])?,
+                MathOp::Sub(a, c) => float2!(b, build_float_sub, v[a], v[c])?,
+                MathOp::Mul(a, c) => float2!(b, build_float_mul, v[a], v[c])?,
+                MathOp::Div(a, c) => float2!(b, build_float_div, v[a], v[c])?,
+                MathOp::Neg(a) => match v[a] {
+                    BasicValueEnum::FloatValue(x) => b.build_float_neg(x, "").map(Into::into),
+                    BasicValueEnum::VectorValue(x) => b.build_float_neg(x, "").map(Into::into),
+                    _ => return Err(err("neg", "not a float")),
+                }
+                .map_err(ber)?,
+                MathOp::Abs(a) => cg.intrinsic("llvm.fabs", &[v[a]])?,
+                MathOp::Floor(a) => cg.intrinsic("llvm.floor", &[v[a]])?,
+                MathOp::Max(a, c) => self.extreme(v[a], v[c], true)?,
+                MathOp::Min(a, c) => self.extreme(v[a], v[c], false)?,
+                MathOp::Pow2(a) => {
+                    // Saturating (NaN gives 0), as Cranelift's `fcvt_to_sint_sat`.
+                    let f = Intrinsic::find("llvm.fptosi.sat")
+                        .and_then(|i| i.get_declaration(&cg.module, &[ity, fty]))
+                        .ok_or_else(|| err("intrinsic", "llvm.fptosi.sat"))?;
+                    let n = b
+                        .build_call(f, &[v[a].into()], "")
+                        .map_err(ber)?
+                        .try_as_basic_value()
+                        .basic()
+                        .ok_or_else(|| err("llvm.fptosi.sat", "no value"))?;
+                    let n = int2!(b, build_int_add, n, int(127)?)?;
+                    let n = int2!(b, build_left_shift, n, int(23)?)?;
+                    float(n)?
+                }
+                MathOp::Exponent(a) => {
+                    let e = int2!(b, build_right_shift, bits(v[a])?, int(23)?, false)?;
+                    let e = int2!(b, build_and, e, int(0xff)?)?;
+                    let e = int2!(b, build_int_sub, e, int(126)?)?;
+                    match e {
+                        BasicValueEnum::IntValue(e) => {
+                            b.build_signed_int_to_float(e, cg.f32(), "").map(Into::into)
+                        }
+                        BasicValueEnum::VectorValue(e) => b
+                            .build_signed_int_to_float(e, cg.f32().vec_type(width), "")
+                            .map(Into::into),
+                        _ => return Err(err("exponent", "not an integer")),
+                    }
+                    .map_err(ber)?
+                }
+                MathOp::Mantissa(a) => {
+                    let m = int2!(b, build_and, bits(v[a])?, int(0x807f_ffff)?)?;
+                    float(int2!(b, build_or, m, int(0x3f00_0000)?)?)?
+                }
+                MathOp::Cmp(c, a, d) => {
+                    let c = match c {
+                        Cmp::Lt => Compare::Lt,
+                        Cmp::Eq => Compare::Eq,
+                        Cmp::Ne => Compare::Ne,
+                    };
+                    self.compare(c, v[a], v[d])?
+                }
+                MathOp::Select(m, a, c) => self.select(v[m], v[a], v[c])?,
+            };
+            v.push(r);
+        }
+        v.last()
+            .copied()
+            .ok_or_else(|| err("math", "an empty program"))
     }
 
     /// `r`, or NaN where `x` or `y` is NaN.

@@ -5,6 +5,7 @@
 //! until its loop code is written.
 
 use dnnc_exec::helpers::Helper;
+use dnnc_ir::vmath::MathFn;
 use dnnc_ir::{BinaryOp, UnaryOp};
 
 /// How a loop computes a unary op.
@@ -16,8 +17,8 @@ pub(crate) enum UnaryCode {
     Rsqrt,
     Floor,
     Ceil,
-    /// `dnnc_ir::scalar::sign`: each compiler chooses instructions or the helper.
-    Sign,
+    /// A `dnnc_ir::vmath` program, translated op by op (vectorised).
+    Math(MathFn),
     /// A Rust helper, so that rounding matches the interpreter's.
     Call(Helper),
     /// Not an `f32` op: never fused.
@@ -33,12 +34,12 @@ pub(crate) fn unary(u: UnaryOp) -> UnaryCode {
         UnaryOp::Rsqrt => UnaryCode::Rsqrt,
         UnaryOp::Floor => UnaryCode::Floor,
         UnaryOp::Ceil => UnaryCode::Ceil,
-        UnaryOp::Sign => UnaryCode::Sign,
-        UnaryOp::Exp => UnaryCode::Call(Helper::Exp),
-        UnaryOp::Log => UnaryCode::Call(Helper::Log),
+        UnaryOp::Sign => UnaryCode::Math(MathFn::Sign),
+        UnaryOp::Exp => UnaryCode::Math(MathFn::Exp),
+        UnaryOp::Log => UnaryCode::Math(MathFn::Log),
         UnaryOp::Sin => UnaryCode::Call(Helper::Sin),
         UnaryOp::Cos => UnaryCode::Call(Helper::Cos),
-        UnaryOp::Tanh => UnaryCode::Call(Helper::Tanh),
+        UnaryOp::Tanh => UnaryCode::Math(MathFn::Tanh),
         UnaryOp::Erf => UnaryCode::Call(Helper::Erf),
         UnaryOp::Not => UnaryCode::NotInLoops,
     }

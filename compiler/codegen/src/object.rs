@@ -17,7 +17,7 @@ use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Type, UserFuncName, Va
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{default_libcall_names, DataDescription, DataId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use dnnc_exec::library::{Entry, Field, LibraryDesc, Param};
+use dnnc_exec::library::{Entry, Field, LibraryDesc, ModelDesc, Param};
 use dnnc_ir::{DType, Graph};
 
 use crate::error::CodegenError;
@@ -37,12 +37,14 @@ pub struct LibraryInput<'a> {
     pub loops: LoopCompiler,
     /// The C name prefix (an identifier).
     pub name: String,
-    /// Inference graphs by batch size.
-    pub forward: Vec<(usize, &'a Graph)>,
-    /// Training steps by batch size.
-    pub train: Vec<(usize, &'a Graph)>,
-    pub input: Field,
-    pub output: Field,
+    /// Inference graphs: (model, batch size, graph).
+    pub forward: Vec<(usize, usize, &'a Graph)>,
+    /// Training steps: (step of the plan, batch size, graph).
+    pub train: Vec<(usize, usize, &'a Graph)>,
+    /// The models whose inference is exported, in the order of `forward`'s indices.
+    pub models: Vec<ModelDesc>,
+    /// The plan's steps, in order.
+    pub steps: Vec<String>,
     pub fields: Vec<Field>,
     pub params: Vec<Param>,
     pub seed: u64,
@@ -72,8 +74,8 @@ pub fn library(input: LibraryInput<'_>) -> Result<Library, CodegenError> {
     // Every program's loops, numbered across the library: compiled here by Cranelift,
     // or (LLVM) declared here and defined in a second object.
     let mut all_groups: Vec<(&Graph, crate::fuse::Group)> = Vec::new();
-    let forward = entries(&input.forward, &mut all_groups)?;
-    let train = entries(&input.train, &mut all_groups)?;
+    let forward = entries(&input.forward, &mut all_groups, |e, m| e.model = m)?;
+    let train = entries(&input.train, &mut all_groups, |e, s| e.step = s)?;
     emit(input, forward, train, &all_groups).map_err(CodegenError::Object)
 }
 
@@ -130,8 +132,8 @@ fn emit(
         max_batch: input.max_batch,
         forward,
         train,
-        input: input.input.clone(),
-        output: input.output.clone(),
+        models: input.models.clone(),
+        steps: input.steps.clone(),
         fields: input.fields.clone(),
         params: input.params.clone(),
         seed: input.seed,
@@ -210,14 +212,20 @@ fn emit(
             &|_, _, args| args.to_vec(),
         )?;
     }
-    w.emit(
-        &format!("{name}_forward"),
-        &[ptr, ptr, types::I64, ptr],
-        Some(types::I32),
-        "dnnc_capi_forward",
-        &[ptr, ptr, types::I64, ptr],
-        &|_, _, args| args.to_vec(),
-    )?;
+    // NAME_forward (NAME_G_forward for model G) -> dnnc_capi_forward_model(m, k, ...)
+    for (k, model) in input.models.iter().enumerate() {
+        w.emit(
+            &forward_symbol(&name, model),
+            &[ptr, ptr, types::I64, ptr],
+            Some(types::I32),
+            "dnnc_capi_forward_model",
+            &[ptr, types::I64, ptr, types::I64, ptr],
+            &|b, _, args| {
+                let k = b.ins().iconst(types::I64, k as i64);
+                vec![args[0], k, args[1], args[2], args[3]]
+            },
+        )?;
+    }
     // NAME_train_step(m, field..., batch, loss) -> dnnc_capi_train_step(m, batch,
     // loss, nfields, f0, f1, f2, f3)
     let k = input.fields.len();
@@ -264,20 +272,35 @@ fn emit(
     Ok(Library { objects, desc })
 }
 
-/// The programs of `graphs`, their loops' groups appended to `all` (numbered across
-/// the library).
+/// The exported inference function of `model` in library `name`: `NAME_forward`, or
+/// `NAME_G_forward` for model `G` of a multi-model block.
+pub fn forward_symbol(name: &str, model: &ModelDesc) -> String {
+    if model.name.is_empty() {
+        format!("{name}_forward")
+    } else {
+        format!("{name}_{}_forward", model.name)
+    }
+}
+
+/// The programs of `graphs` (`(index, batch, graph)`; `tag` records the index in the
+/// entry), their loops' groups appended to `all` (numbered across the library).
 fn entries<'a>(
-    graphs: &[(usize, &'a Graph)],
+    graphs: &[(usize, usize, &'a Graph)],
     all: &mut Vec<(&'a Graph, crate::fuse::Group)>,
+    tag: fn(&mut Entry, usize),
 ) -> Result<Vec<Entry>, CodegenError> {
     let mut out = Vec::new();
-    for &(batch, g) in graphs {
+    for &(index, batch, g) in graphs {
         let (program, groups) = crate::build_program(g)?;
-        out.push(Entry {
+        let mut e = Entry {
             batch,
             program,
             first_loop: all.len(),
-        });
+            model: 0,
+            step: 0,
+        };
+        tag(&mut e, index);
+        out.push(e);
         all.extend(groups.into_iter().map(|gr| (g, gr)));
     }
     Ok(out)
@@ -383,7 +406,22 @@ pub fn header(desc: &LibraryDesc) -> String {
             )
         })
         .collect();
-    let train_batches: Vec<String> = desc.train.iter().map(|e| e.batch.to_string()).collect();
+    let mut train_batches: Vec<String> = desc.train.iter().map(|e| e.batch.to_string()).collect();
+    train_batches.dedup();
+    let models: Vec<String> = desc
+        .models
+        .iter()
+        .map(|m| model_api(n, m, desc.max_batch))
+        .collect();
+    let loss_doc = if desc.steps.len() > 1 {
+        format!(
+            "runs the plan's steps in order ({}); loss must hold {} floats and\n * receives each step's mean loss, in that order.\n *",
+            desc.steps.join(", "),
+            desc.steps.len()
+        )
+    } else {
+        "the mean loss of the batch goes to *loss.\n *".to_string()
+    };
     format!(
         r#"/* {n}.h: the C API of the `{n}` model, generated by `dnnc compile`.
  *
@@ -404,9 +442,6 @@ pub fn header(desc: &LibraryDesc) -> String {
 extern "C" {{
 #endif
 
-/* Elements of one input sample and of one output row. */
-#define {upper}_INPUT_SIZE {input}
-#define {upper}_OUTPUT_SIZE {output}
 /* The largest batch forward and train_step take. */
 #define {upper}_MAX_BATCH {max}
 /* The batch sizes train_step was compiled for: {train_batches}. */
@@ -424,13 +459,9 @@ int {n}_load_weights({n}_t *m, const char *safetensors_path);
 /* Write the parameters as a safetensors file (written whole, then renamed). */
 int {n}_save_weights(const {n}_t *m, const char *safetensors_path);
 
-/* Run the model on `batch` samples (1 .. {upper}_MAX_BATCH): `input` holds
- * batch * {upper}_INPUT_SIZE floats, `output` receives batch * {upper}_OUTPUT_SIZE. */
-int {n}_forward({n}_t *m, const float *input, int64_t batch, float *output);
-
-/* One optimizer step on `batch` samples (one of the compiled training batch sizes);
- * the mean loss of the batch goes to *loss. One pointer per field of the train
- * block's data, in order:
+{models}
+/* One optimizer step on `batch` samples (one of the compiled training batch sizes):
+ * {loss_doc} One pointer per field of the train block's data, in order:
 {field_docs}
  */
 int {n}_train_step({n}_t *m, {fields}, int64_t batch, float *loss);
@@ -458,11 +489,37 @@ const char *dnnc_idx_last_error(void);
 
 #endif /* {upper}_H */
 "#,
-        input = desc.input.size(),
-        output = desc.output.size(),
         max = desc.max_batch,
+        models = models.join("\n"),
         train_batches = train_batches.join(", "),
         field_docs = field_docs.join("\n"),
         fields = fields.join(", "),
+    )
+}
+
+/// The header's declarations of `model`'s inference: its sizes and function.
+fn model_api(n: &str, model: &ModelDesc, max: usize) -> String {
+    let upper = if model.name.is_empty() {
+        n.to_uppercase()
+    } else {
+        format!("{}_{}", n.to_uppercase(), model.name.to_uppercase())
+    };
+    let which = if model.name.is_empty() {
+        "the model".to_string()
+    } else {
+        format!("model `{}`", model.name)
+    };
+    format!(
+        r#"/* Elements of one input sample and of one output row of {which}. */
+#define {upper}_INPUT_SIZE {input}
+#define {upper}_OUTPUT_SIZE {output}
+
+/* Run {which} on `batch` samples (1 .. {max}): `input` holds batch * {upper}_INPUT_SIZE
+ * floats, `output` receives batch * {upper}_OUTPUT_SIZE. */
+int {f}({n}_t *m, const float *input, int64_t batch, float *output);
+"#,
+        input = model.input.size(),
+        output = model.output.size(),
+        f = forward_symbol(n, model),
     )
 }

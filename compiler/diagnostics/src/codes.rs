@@ -91,6 +91,7 @@ codes! {
     BAD_MONITOR = "E0409", "early stopping monitors an unknown metric";
     BAD_AUGMENTATION = "E0410", "invalid augmentation";
     NOT_AUGMENTABLE = "E0411", "a field cannot be augmented";
+    PRETRAINED_MISFIT = "E0412", "pretrained weights do not fit the layer";
 
     NOT_SUPPORTED = "E0900", "this construct is not supported yet";
     DTYPE_NOT_SUPPORTED = "E0901", "an element type is not supported here yet";

@@ -1,5 +1,6 @@
-//! The scalar functions fused loops call for ops that have no instruction in Cranelift
-//! or LLVM: [`Helper`] names each one. The JIT links loops to [`Helper::address`];
+//! The scalar functions fused loops call for ops that have neither an instruction in
+//! Cranelift or LLVM nor a program in `dnnc_ir::vmath` (exp, log and tanh have one):
+//! [`Helper`] names each one. The JIT links loops to [`Helper::address`];
 //! static libraries export them under [`Helper::symbol`] (`dnnc-capi` defines the
 //! `#[no_mangle]` symbols), which is how object files refer to them. Each computes
 //! what [`dnnc_ir::scalar`] defines, so compiled loops agree with the interpreter.
@@ -45,36 +46,20 @@ macro_rules! helpers {
 }
 
 helpers! {
-    Exp => "dnnc_exp", 1, exp;
-    Log => "dnnc_log", 1, log;
     Sin => "dnnc_sin", 1, sin;
     Cos => "dnnc_cos", 1, cos;
-    Tanh => "dnnc_tanh", 1, tanh;
     Erf => "dnnc_erf", 1, erf;
-    Sign => "dnnc_sign", 1, sign;
     Pow => "dnnc_pow", 2, pow;
 }
 
-pub extern "C" fn exp(x: f32) -> f32 {
-    x.exp()
-}
-pub extern "C" fn log(x: f32) -> f32 {
-    x.ln()
-}
 pub extern "C" fn sin(x: f32) -> f32 {
     x.sin()
 }
 pub extern "C" fn cos(x: f32) -> f32 {
     x.cos()
 }
-pub extern "C" fn tanh(x: f32) -> f32 {
-    x.tanh()
-}
 pub extern "C" fn erf(x: f32) -> f32 {
     scalar::erf_f32(x)
-}
-pub extern "C" fn sign(x: f32) -> f32 {
-    scalar::sign_f32(x)
 }
 pub extern "C" fn pow(x: f32, y: f32) -> f32 {
     x.powf(y)
@@ -91,6 +76,5 @@ mod tests {
         symbols.dedup();
         assert_eq!(symbols.len(), Helper::ALL.len());
         assert_eq!(erf(0.5), scalar::erf_f32(0.5));
-        assert!(sign(f32::NAN).is_nan());
     }
 }

@@ -14,6 +14,22 @@ pub struct Entry {
     pub batch: usize,
     pub program: Program,
     pub first_loop: usize,
+    /// For an inference graph: the model it runs (an index into `models`).
+    #[serde(default)]
+    pub model: usize,
+    /// For a training graph: the step of the plan it is (an index into `steps`).
+    #[serde(default)]
+    pub step: usize,
+}
+
+/// A model whose inference the library exports (`NAME_forward`, or `NAME_G_forward`
+/// for model `G` of a multi-model block).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelDesc {
+    /// The binding name; empty for the one model of the single-model form.
+    pub name: String,
+    pub input: Field,
+    pub output: Field,
 }
 
 /// A named input or output with its per-sample shape.
@@ -47,12 +63,14 @@ pub struct LibraryDesc {
     pub name: String,
     /// The largest batch `forward` and `train_step` take.
     pub max_batch: usize,
-    /// Inference graphs (input `input`, output `output`), by batch size.
+    /// Inference graphs (input `input`, output `output`), by model and batch size.
     pub forward: Vec<Entry>,
-    /// Training steps, by batch size.
+    /// Training steps, by step and batch size.
     pub train: Vec<Entry>,
-    pub input: Field,
-    pub output: Field,
+    /// The models whose inference is exported.
+    pub models: Vec<ModelDesc>,
+    /// The names of the plan's steps (`train_step` runs them in order).
+    pub steps: Vec<String>,
     /// The train block's data fields, in order (the arguments of `train_step`).
     pub fields: Vec<Field>,
     pub params: Vec<Param>,

@@ -18,6 +18,7 @@ pub mod scalar;
 pub mod shape;
 pub mod text;
 pub mod verify;
+pub mod vmath;
 pub mod window;
 
 pub use dnnc_tensor::DType;

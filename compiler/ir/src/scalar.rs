@@ -176,7 +176,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty) => {
+    ($t:ty, $exp:path, $ln:path, $tanh:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -189,10 +189,10 @@ macro_rules! float_impl {
                 <$t>::is_sign_negative(self)
             }
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             fn ln(self) -> Self {
-                <$t>::ln(self)
+                $ln(self)
             }
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
@@ -207,7 +207,7 @@ macro_rules! float_impl {
                 <$t>::cos(self)
             }
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                $tanh(self)
             }
             fn floor(self) -> Self {
                 <$t>::floor(self)
@@ -225,8 +225,15 @@ macro_rules! float_impl {
     };
 }
 
-float_impl!(f32);
-float_impl!(f64);
+// `f32`'s exp, log and tanh are `vmath`'s programs, which compiled loops vectorise;
+// `f64`'s are the platform's.
+float_impl!(
+    f32,
+    crate::vmath::exp_f32,
+    crate::vmath::ln_f32,
+    crate::vmath::tanh_f32
+);
+float_impl!(f64, f64::exp, f64::ln, f64::tanh);
 
 /// The float remainder with the sign of `b`: `a - b·floor(a/b)`, evaluated as written.
 pub fn rem<F: Float>(a: F, b: F) -> F {

@@ -27,8 +27,11 @@ pub enum Mode {
     /// Evaluation: `training` is false; outputs the loss and metrics (in the
     /// multi-model form, each step's loss as `STEP_loss`, and the metrics).
     Eval,
-    /// Inference: the model's `forward` on an input named `input`; output `output`.
+    /// Inference: the model's `forward` on an input named `input`; output `output`
+    /// (in the multi-model form, the first model that is not `frozen`).
     Predict,
+    /// Inference of model `k` (in binding order) of the multi-model form, as `Predict`.
+    Forward(usize),
     /// The train block's `sample` expression for `batch` samples, `training` false;
     /// output `sample`.
     Sample,
@@ -138,7 +141,7 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
     let name = match mode {
         Mode::Train(_) => "train_step",
         Mode::Eval => "eval_step",
-        Mode::Predict => "predict",
+        Mode::Predict | Mode::Forward(_) => "predict",
         Mode::Sample => "sample",
     };
     let mut graph = Graph::new(name);
@@ -146,13 +149,12 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
     let params = {
         let mut lw = Lowerer::new(db, &mut graph, file, matches!(mode, Mode::Train(_)));
         let models = bind_models(&mut lw, def, id, sig)?;
-        if mode == Mode::Predict {
-            let (_, model) = models
-                .iter()
-                .find(|(_, m)| !m.frozen)
-                .or(models.first())
-                .ok_or("the train block has no model")?
-                .clone();
+        if matches!(mode, Mode::Predict | Mode::Forward(_)) {
+            let chosen = match mode {
+                Mode::Forward(k) => models.get(k),
+                _ => models.iter().find(|(_, m)| !m.frozen).or(models.first()),
+            };
+            let (_, model) = chosen.ok_or("the train block has no such model")?.clone();
             let x = predict_input(&mut lw, &model, batch)?;
             let y = crate::calls::call(&mut lw, Val::Layer(model), vec![(None, Val::T(x))])?;
             set_predict_outputs(&mut lw, "output", y)?;

@@ -544,6 +544,7 @@ impl<'db> Checker<'db> {
                         inst,
                         span: b.name.span,
                         from: b.from.as_ref().map(|s| s.value.clone()),
+                        at: b.at.as_ref().map(|s| s.value.clone()),
                         frozen: b.frozen.is_some(),
                         doc: m.doc.clone(),
                     });

@@ -43,6 +43,11 @@ pub trait Db: salsa::Database {
     fn resolve_module(&self, from: SourceFile, path: &[&str]) -> Option<SourceFile>;
     /// The element type and shape stored in a data file.
     fn probe_data(&self, path: &Path, loader: Loader) -> Result<dnnc_data::Header, String>;
+    /// The tensors of a safetensors file (names, element types, shapes), cached.
+    fn probe_weights(
+        &self,
+        path: &Path,
+    ) -> Result<Arc<Vec<dnnc_data::weights::TensorEntry>>, String>;
     /// Declarations parsed before, so that re-parsing after an edit is cheap.
     fn chunk_cache(&self) -> &dnnc_syntax::ChunkCache;
 }
@@ -52,6 +57,9 @@ pub type FileId = SourceFile;
 /// A probed header, or why the file could not be read.
 type ProbeResult = Result<dnnc_data::Header, String>;
 
+/// A probed safetensors header, or why the file could not be read.
+type WeightsProbe = Result<Arc<Vec<dnnc_data::weights::TensorEntry>>, String>;
+
 /// The database used by the driver and the language server.
 #[salsa::db]
 #[derive(Clone, Default)]
@@ -59,6 +67,7 @@ pub struct RootDatabase {
     storage: salsa::Storage<Self>,
     files: Arc<Mutex<HashMap<PathBuf, SourceFile>>>,
     data: Arc<Mutex<HashMap<(PathBuf, Loader), ProbeResult>>>,
+    weights: Arc<Mutex<HashMap<PathBuf, WeightsProbe>>>,
     chunks: Arc<dnnc_syntax::ChunkCache>,
 }
 
@@ -195,6 +204,18 @@ impl Db for RootDatabase {
 
     fn chunk_cache(&self) -> &dnnc_syntax::ChunkCache {
         &self.chunks
+    }
+
+    fn probe_weights(&self, path: &Path) -> WeightsProbe {
+        let mut cache = self.weights.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(path.to_path_buf())
+            .or_insert_with(|| {
+                dnnc_data::weights::probe(path)
+                    .map(Arc::new)
+                    .map_err(|e| e.message)
+            })
+            .clone()
     }
 
     fn probe_data(&self, path: &Path, loader: Loader) -> Result<dnnc_data::Header, String> {

@@ -169,6 +169,8 @@ pub struct SubLayer {
     pub inst: Option<LayerInst>,
     pub span: Span,
     pub from: Option<String>,
+    /// The prefix of the `from` file's tensors (`from "f" at "body"`).
+    pub at: Option<String>,
     pub frozen: bool,
     pub doc: Option<String>,
 }

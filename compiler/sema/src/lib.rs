@@ -16,6 +16,7 @@ pub mod db;
 pub mod dim;
 pub mod infer;
 pub mod items;
+pub mod pretrained;
 pub mod recursion;
 pub mod scope;
 pub mod settings;

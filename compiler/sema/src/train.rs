@@ -22,6 +22,7 @@ pub struct TrainModel {
     pub name: Arc<str>,
     pub inst: LayerInst,
     pub from: Option<String>,
+    pub at: Option<String>,
     pub frozen: bool,
 }
 
@@ -109,10 +110,12 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
             cx.check_quotients(&inst, def.name.span);
             cx.check_param_sizes(&inst, def.name.span);
             cx.bind("model", Ty::Layer(inst.clone()), Some(def.name.span));
+            crate::pretrained::check(&mut cx, &inst, None, def.name.span);
             sig.models.push(TrainModel {
                 name: Arc::from("model"),
                 inst,
                 from: None,
+                at: None,
                 frozen: false,
             });
         }
@@ -166,8 +169,21 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                         name: Arc::from(b.name.text.as_str()),
                         inst,
                         from: b.from.as_ref().map(|s| s.value.clone()),
+                        at: b.at.as_ref().map(|s| s.value.clone()),
                         frozen: b.frozen.is_some(),
                     });
+                    let from = b.from.as_ref().map(|s| crate::pretrained::From {
+                        written: &s.value,
+                        file: crate::pretrained::resolve(&cx, cx.file, &s.value),
+                        at: b.at.as_ref().map(|a| a.value.as_str()),
+                    });
+                    let at = b.from.as_ref().map_or(b.value.span, |s| s.span);
+                    crate::pretrained::check(
+                        &mut cx,
+                        &sig.models.last().expect("pushed").inst.clone(),
+                        from,
+                        at,
+                    );
                 }
             }
             TrainItemKind::Let(l) => {
@@ -293,6 +309,35 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
             .with_label("no step says which model to update")
             .with_help("add `step NAME { loss = ...; update MODEL with OPTIMIZER }`");
         cx.error(d);
+    }
+    if has_steps {
+        // A model no step updates keeps its initial weights: a forgotten `update`, or
+        // a pretrained model that should say `frozen`.
+        for it in &def.items {
+            let TrainItemKind::Model(b) = &it.kind else {
+                continue;
+            };
+            let updated = sig.steps.iter().any(|s| {
+                s.updates
+                    .iter()
+                    .any(|(ms, _)| ms.iter().any(|m| **m == *b.name.text))
+            });
+            let errors_in_steps = cx.diags.iter().any(|d| d.is_error());
+            if b.frozen.is_none() && !updated && !errors_in_steps {
+                let d = cx
+                    .err(
+                        codes::BAD_TRAIN_VALUE,
+                        b.name.span,
+                        format!("no step updates model `{}`", b.name.text),
+                    )
+                    .with_label("never trained")
+                    .with_help(format!(
+                        "add `update {}` to a step, or mark it `frozen` if its weights are final",
+                        b.name.text
+                    ));
+                cx.error(d);
+            }
+        }
     }
     if !has_steps && !multi {
         for (field, present) in [

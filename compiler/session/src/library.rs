@@ -12,14 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dnnc_codegen::object::{header, library, Library, LibraryInput, LoopCompiler};
-use dnnc_exec::library::{Field, Param};
+use dnnc_exec::library::{Field, ModelDesc, Param};
 use dnnc_ir::{Graph, Op};
 use dnnc_lower::Mode;
 
 use crate::run::{initial_params, Job};
 use crate::steps::{forward, train_step, PassOptions};
 
-/// The library's C name: `NAME` of `libNAME.a`, else the model's name in snake_case.
+/// The library's C name: `NAME` of `libNAME.a`, else the model's name (the run's name in
+/// the multi-model form) in snake_case.
 pub fn library_name(job: &Job<'_>, output: Option<&Path>) -> Result<String, RunError> {
     let from_output = output
         .and_then(|p| p.file_stem())
@@ -28,12 +29,16 @@ pub fn library_name(job: &Job<'_>, output: Option<&Path>) -> Result<String, RunE
     let name = match from_output {
         Some(n) => n,
         None => {
-            let (_, sig) = dnnc_lower::model::train_item(job.db, job.file, job.item)?;
-            let model = sig
-                .models
-                .first()
-                .ok_or_else(|| RunError::NotRunnable("the train block has no model".into()))?;
-            snake_case(&model.inst.layer.name)
+            let (id, sig) = dnnc_lower::model::train_item(job.db, job.file, job.item)?;
+            match sig.models.as_slice() {
+                [] => return Err(RunError::NotRunnable("the train block has no model".into())),
+                [model] => snake_case(&model.inst.layer.name),
+                // The multi-model form names its run: `train gan on mnist { ... }`.
+                _ => match &dnnc_sema::items::item_ast(job.db, id).kind {
+                    dnnc_syntax::ast::ItemKind::Train(t) => snake_case(&t.name.text),
+                    _ => return Err(RunError::NotRunnable("not a train block".into())),
+                },
+            }
         }
     };
     let ok = name
@@ -111,30 +116,6 @@ pub fn build(
     if let Some(rest) = n_train.map(|n| n % max).filter(|&r| r > 0) {
         train_batches.insert(0, rest);
     }
-    let mut fwd = Vec::new();
-    for b in if max > 1 { vec![1, max] } else { vec![1] } {
-        fwd.push((
-            b,
-            forward(job.db, job.file, job.item, Mode::Predict, b, &passes)?,
-        ));
-    }
-    let mut train = Vec::new();
-    for &b in &train_batches {
-        train.push((
-            b,
-            train_step(
-                job.db,
-                job.file,
-                job.item,
-                &job.cfg,
-                0,
-                steps_per_epoch,
-                b,
-                &passes,
-            )?,
-        ));
-    }
-    let one = &fwd[0].1.graph;
     let port = |g: &Graph, node: Option<dnnc_ir::NodeId>, what: &str| -> Result<Field, RunError> {
         let id =
             node.ok_or_else(|| RunError::Internal(format!("the inference graph has no {what}")))?;
@@ -145,30 +126,92 @@ pub fn build(
             sample: ty.shape.get(1..).unwrap_or(&[]).to_vec(),
         })
     };
-    let input_node = one
-        .inputs()
-        .into_iter()
-        .find(|&n| matches!(&one.node(n).op, Op::Input { name, .. } if name == "input"));
-    let input = port(one, input_node, "input")?;
-    let output = port(one, one.output("output"), "output")?;
-    if input.dtype != dnnc_ir::DType::F32 || output.dtype != dnnc_ir::DType::F32 {
-        return Err(RunError::NotRunnable(
-            "static libraries take and return f32 tensors; this model's input or output is not f32"
-                .into(),
-        ));
+    // The exported models: the one model of the single-model form; every model of the
+    // multi-model form that is not frozen, by its binding name.
+    let (_, sig) = dnnc_lower::model::train_item(job.db, job.file, job.item)?;
+    let exported: Vec<(String, Mode)> = if job.cfg.multi {
+        sig.models
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.frozen)
+            .map(|(k, m)| (m.name.to_string(), Mode::Forward(k)))
+            .collect()
+    } else {
+        vec![(String::new(), Mode::Predict)]
+    };
+    let mut fwd = Vec::new();
+    let mut models = Vec::new();
+    for (k, (model, mode)) in exported.iter().enumerate() {
+        for b in if max > 1 { vec![1, max] } else { vec![1] } {
+            fwd.push((
+                k,
+                b,
+                forward(job.db, job.file, job.item, *mode, b, &passes)?,
+            ));
+        }
+        let one = &fwd
+            .iter()
+            .find(|(m, _, _)| *m == k)
+            .expect("compiled")
+            .2
+            .graph;
+        let input_node = one
+            .inputs()
+            .into_iter()
+            .find(|&n| matches!(&one.node(n).op, Op::Input { name, .. } if name == "input"));
+        let input = port(one, input_node, "input")?;
+        let output = port(one, one.output("output"), "output")?;
+        if input.dtype != dnnc_ir::DType::F32 || output.dtype != dnnc_ir::DType::F32 {
+            return Err(RunError::NotRunnable(format!(
+                "static libraries take and return f32 tensors; the input or output of {} is not f32",
+                if model.is_empty() { "this model".to_string() } else { format!("model `{model}`") }
+            )));
+        }
+        models.push(ModelDesc {
+            name: model.clone(),
+            input,
+            output,
+        });
     }
-    let lowered = &train.last().expect("one training step at least").1;
-    let params: Vec<Param> = lowered
-        .params
-        .iter()
-        .map(|p| Param {
-            name: p.name.clone(),
-            dtype: p.dtype,
-            shape: p.shape.clone(),
-        })
-        .collect();
+    let mut train = Vec::new();
+    for s in 0..job.cfg.steps.len() {
+        for &b in &train_batches {
+            let l = train_step(
+                job.db,
+                job.file,
+                job.item,
+                &job.cfg,
+                s,
+                steps_per_epoch,
+                b,
+                &passes,
+            )?;
+            train.push((s, b, l));
+        }
+    }
+    // Every step's parameters and data fields, each once, in order of appearance.
+    let mut params: Vec<Param> = Vec::new();
+    let mut infos = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
+    for (_, _, l) in &train {
+        for p in &l.params {
+            if !params.iter().any(|q| q.name == p.name) {
+                params.push(Param {
+                    name: p.name.clone(),
+                    dtype: p.dtype,
+                    shape: p.shape.clone(),
+                });
+                infos.push(p.clone());
+            }
+        }
+        for f in data_fields(&l.graph) {
+            if !fields.iter().any(|g| g.name == f.name) {
+                fields.push(f);
+            }
+        }
+    }
     let values = initial_params(
-        &lowered.params,
+        &infos,
         match weights {
             Some(w) => crate::run::Weights::Saved(w),
             None => crate::run::Weights::Init(None, job.cfg.seed),
@@ -182,11 +225,11 @@ pub fn build(
     let lib = library(LibraryInput {
         loops,
         name: name.to_string(),
-        forward: fwd.iter().map(|(b, l)| (*b, &l.graph)).collect(),
-        train: train.iter().map(|(b, l)| (*b, &l.graph)).collect(),
-        input,
-        output,
-        fields: data_fields(&lowered.graph),
+        forward: fwd.iter().map(|(k, b, l)| (*k, *b, &l.graph)).collect(),
+        train: train.iter().map(|(s, b, l)| (*s, *b, &l.graph)).collect(),
+        models,
+        steps: job.cfg.steps.iter().map(|s| s.name.clone()).collect(),
+        fields,
         params,
         seed: job.cfg.seed,
         max_batch: max,

@@ -43,6 +43,7 @@ mod pylit;
 mod tensor;
 #[cfg(test)]
 mod testutil;
+pub mod weights;
 
 pub use dnnc_tensor::{DType, Data, Tensor};
 pub use error::DataError;
