@@ -66,6 +66,7 @@ codes! {
     BAD_OPERAND = "E0209", "an operator cannot be applied to these operands";
     BAD_CONDITION = "E0210", "the condition of `if` is not a compile-time `Bool`";
     NOT_A_BUFFER = "E0211", "`assign` must name a buffer of the layer";
+    ZERO_GRADIENT = "E0212", "a gradient is zero: the expression does not depend on the value";
 
     MATMUL_MISMATCH = "E0300", "matrix multiplication with mismatched inner dimensions";
     NOT_BROADCASTABLE = "E0301", "shapes cannot be broadcast together";

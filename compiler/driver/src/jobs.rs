@@ -165,6 +165,55 @@ pub fn sample(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
+pub fn attribute(
+    file: &Path,
+    weights: &Path,
+    attribution: dnnc_lower::Attribution,
+    split: String,
+    count: usize,
+    out: &Path,
+    backend: &str,
+) -> ExitCode {
+    use dnnc_session::attribute::{attribute, AttributeOptions};
+    let backend = match BackendKind::parse(backend) {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    let opts = AttributeOptions {
+        attribution,
+        split,
+        count,
+        out: out.to_path_buf(),
+        backend,
+        passes: passes(None),
+    };
+    with_job(file, |job| match attribute(job, weights, &opts) {
+        Ok(s) => {
+            let right = s
+                .targets
+                .iter()
+                .zip(&s.predicted)
+                .filter(|(t, p)| t == p)
+                .count();
+            let layer = s
+                .layer
+                .map_or(String::new(), |l| format!(" of layer `{l}`"));
+            println!(
+                "wrote {} maps {:?}{layer} for field `{}` of split `{}` to {} ({right} of {} samples predicted as the explained class)",
+                s.shape[0],
+                s.shape,
+                s.field,
+                opts.split,
+                out.display(),
+                s.targets.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(e),
+    })
+}
+
 pub struct CompileArgs {
     pub file: PathBuf,
     pub emit: String,

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use dnnc_lower::{Attribution, Method, Target};
 
 #[derive(Parser)]
 #[command(
@@ -127,6 +128,41 @@ enum Command {
         #[arg(long, default_value = "cranelift")]
         backend: String,
     },
+    /// Attribution maps of a classifier on samples of a split: which inputs (or, with
+    /// Grad-CAM, which regions of a layer's maps) its class score depends on.
+    Attribute {
+        file: PathBuf,
+        /// The weights to explain (safetensors).
+        #[arg(long)]
+        weights: PathBuf,
+        /// The method (functions of `std::explain`).
+        #[arg(long, value_enum)]
+        method: AttributionMethod,
+        /// Grad-CAM's layer, by its path in the model (`conv2`, `block1.conv`); by
+        /// default the last layer whose output is maps `[B, C, H, W]`.
+        #[arg(long)]
+        layer: Option<String>,
+        /// The class whose score is explained: a class number, or `predicted` (each
+        /// sample's predicted class).
+        #[arg(long, default_value = "predicted", value_parser = target_class)]
+        target: TargetClass,
+        /// How many samples (the first ones of the split).
+        #[arg(long, default_value_t = 16, value_parser = batch_size)]
+        count: usize,
+        /// Integrated gradients' number of points on the path from the zero baseline.
+        #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+        steps: usize,
+        /// The dataset split the samples come from.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Where to write the maps: `.npy` (f32 [N, ...]) or `.png` (the inputs with
+        /// the maps overlaid).
+        #[arg(long)]
+        out: PathBuf,
+        /// Which backend runs the graph.
+        #[arg(long, default_value = "cranelift")]
+        backend: String,
+    },
     /// Time the training step and inference of the file's model (medians).
     Bench {
         file: PathBuf,
@@ -194,6 +230,31 @@ enum Command {
         #[arg(long, default_value = "cranelift")]
         backend: String,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttributionMethod {
+    Saliency,
+    Gradxinput,
+    #[value(name = "integrated_gradients")]
+    IntegratedGradients,
+    Gradcam,
+}
+
+/// `--target`: a class number or `predicted`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TargetClass {
+    Class(usize),
+    Predicted,
+}
+
+fn target_class(s: &str) -> Result<TargetClass, String> {
+    if s == "predicted" {
+        return Ok(TargetClass::Predicted);
+    }
+    s.parse()
+        .map(TargetClass::Class)
+        .map_err(|_| format!("expected a class number or `predicted`, found `{s}`"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -304,6 +365,42 @@ fn run(cli: Cli) -> ExitCode {
             out,
             backend,
         } => jobs::sample(&file, &weights, count, seed, &out, &backend),
+        Command::Attribute {
+            file,
+            weights,
+            method,
+            layer,
+            target,
+            count,
+            steps,
+            split,
+            out,
+            backend,
+        } => {
+            if layer.is_some() && method != AttributionMethod::Gradcam {
+                eprintln!("error: --layer is Grad-CAM's; use it with `--method gradcam`");
+                return ExitCode::from(2);
+            }
+            let method = match method {
+                AttributionMethod::Saliency => Method::Saliency,
+                AttributionMethod::Gradxinput => Method::GradXInput,
+                AttributionMethod::IntegratedGradients => Method::IntegratedGradients { steps },
+                AttributionMethod::Gradcam => Method::GradCam { layer },
+            };
+            let target = match target {
+                TargetClass::Class(c) => Target::Class(c),
+                TargetClass::Predicted => Target::Predicted,
+            };
+            jobs::attribute(
+                &file,
+                &weights,
+                Attribution { method, target },
+                split,
+                count,
+                &out,
+                &backend,
+            )
+        }
         Command::Compile {
             file,
             emit,

@@ -6,7 +6,8 @@
 //!   its stderr must equal `err/NAME.stderr` byte for byte.
 //! - The first line of every `err/*.dnn` is a comment naming the expected error codes
 //!   before its first colon, e.g. `// E0300: matmul mismatch` or
-//!   `// E0407, E0103: ...`. Each of those codes must appear as `error[CODE]` in the
+//!   `// E0407, E0103: ...`. Each of those codes must appear as `error[CODE]` (or, for a
+//!   warning, `warning[CODE]`) in the
 //!   output, so blessing cannot silently accept the wrong error.
 //!
 //! Set `DNNC_BLESS=1` to (re)write the `.stderr` files from the current output instead
@@ -165,8 +166,12 @@ fn err_files_match_expected_stderr() {
             );
         }
         for code in &codes {
-            if !stderr.contains(&format!("error[{code}]")) {
-                problems.push(format!("the output has no `error[{code}]`"));
+            if !stderr.contains(&format!("error[{code}]"))
+                && !stderr.contains(&format!("warning[{code}]"))
+            {
+                problems.push(format!(
+                    "the output has no `error[{code}]` or `warning[{code}]`"
+                ));
             }
         }
         for bad in ["panicked", "RUST_BACKTRACE", "internal compiler error"] {

@@ -292,6 +292,18 @@ pub fn call(
             let n = usize::try_from(int(a.need(1, "n")?)?).map_err(|_| "negative class count")?;
             one_hot(lw, labels, n)?
         }
+        "arange" => {
+            let n =
+                usize::try_from(int(a.need(0, "n")?)?).map_err(|_| "negative `arange` length")?;
+            lw.em.add(
+                Op::Iota {
+                    dtype: DType::I64,
+                    shape: vec![n],
+                    axis: 0,
+                },
+                &[],
+            )?
+        }
         "cast" => {
             let x = tensor(lw, a.need(0, "x")?, None)?;
             let Val::DType(d) = a.need(1, "dtype")? else {
@@ -359,7 +371,11 @@ pub fn call(
             value
         }
         "grad" => {
-            return Err("`grad` inside expressions is not supported by this backend yet".into())
+            let f = tensor(lw, a.need(0, "f")?, Some(DType::F32))?;
+            let wrt = t(a.need(1, "wrt")?)?;
+            // Reverse mode on the graph built so far: the gradient is ordinary nodes,
+            // so an outer `grad` or the training step differentiates it again.
+            dnnc_passes::autodiff::gradients(lw.em.g, f, &[wrt])?[0]
         }
         "accuracy" | "top_k_accuracy" => {
             let logits = t(a.need(0, "logits")?)?;

@@ -25,7 +25,14 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
             let def = def.clone();
             inline(lw, file, None, &def, args)
         }
-        Val::Layer(l) => method(lw, l, "forward", args),
+        Val::Layer(l) => {
+            let path = lw.taps.is_some().then(|| l.path.clone());
+            let out = method(lw, l, "forward", args)?;
+            if let (Some(path), Some(taps), Val::T(t)) = (path, lw.taps.as_mut(), &out) {
+                taps.push((path, *t));
+            }
+            Ok(out)
+        }
         Val::Method(l, m) => method(lw, l, &m, args),
         other => Err(format!("a {} cannot be called", other.kind()).into()),
     }

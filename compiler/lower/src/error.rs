@@ -13,6 +13,8 @@ pub enum LowerError {
     NoSplit { split: String },
     /// The IR refused a node.
     Ir(IrError),
+    /// Differentiating a `grad` failed (a bug: the checker proved it well-typed).
+    Grad(dnnc_passes::PassError),
     /// What this release does not lower, or a compiler bug; the message says which.
     Unsupported(String),
 }
@@ -22,6 +24,7 @@ impl fmt::Display for LowerError {
         match self {
             LowerError::NoSplit { split } => write!(f, "the dataset has no split `{split}`"),
             LowerError::Ir(e) => e.fmt(f),
+            LowerError::Grad(e) => write!(f, "differentiating `grad`: {e}"),
             LowerError::Unsupported(why) => f.write_str(why),
         }
     }
@@ -32,6 +35,12 @@ impl std::error::Error for LowerError {}
 impl From<IrError> for LowerError {
     fn from(e: IrError) -> LowerError {
         LowerError::Ir(e)
+    }
+}
+
+impl From<dnnc_passes::PassError> for LowerError {
+    fn from(e: dnnc_passes::PassError) -> LowerError {
+        LowerError::Grad(e)
     }
 }
 

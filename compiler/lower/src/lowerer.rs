@@ -50,6 +50,9 @@ pub struct Lowerer<'db, 'g> {
     pub call_depth: usize,
     /// Inside a dataset: the data files met so far (loaders are allowed).
     pub loaders: Option<Vec<crate::builtins::LoaderUse>>,
+    /// When `Some`: the result of every layer instance's `forward`, by the instance's
+    /// path (`conv2`, `block1.conv`), in call order — the feature maps Grad-CAM reads.
+    pub taps: Option<Vec<(String, NodeId)>>,
 }
 
 impl<'db, 'g> Lowerer<'db, 'g> {
@@ -72,6 +75,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             key: None,
             call_depth: 0,
             loaders: None,
+            taps: None,
         }
     }
 

@@ -86,7 +86,7 @@ fn model_val(sig: &TrainSig) -> Res<Rc<LayerVal>> {
 /// parameters are named `fc1.W`) in the single-model form; each `model NAME = ...`
 /// binding (parameters `NAME.fc1.W`, loaded `from` its file, perhaps frozen) in the
 /// multi-model form.
-fn bind_models(
+pub(crate) fn bind_models(
     lw: &mut Lowerer<'_, '_>,
     def: &dnnc_syntax::ast::TrainDef,
     id: ItemId<'_>,
@@ -267,7 +267,7 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
 
 /// The outputs of inference: `output` for a tensor; `output.0`, `output.1`, ... for a
 /// tuple and `output.NAME` for a record (nested ones joined by dots).
-fn set_predict_outputs(lw: &mut Lowerer<'_, '_>, name: &str, v: Val) -> Res<()> {
+pub(crate) fn set_predict_outputs(lw: &mut Lowerer<'_, '_>, name: &str, v: Val) -> Res<()> {
     match v {
         Val::T(t) => {
             lw.em.g.set_output(name, t);
@@ -363,7 +363,7 @@ pub fn dataset_item<'db>(db: &'db dyn Db, file: SourceFile, sig: &TrainSig) -> R
 }
 
 /// The input of `forward` for inference, typed from its signature.
-fn predict_input(
+pub(crate) fn predict_input(
     lw: &mut Lowerer<'_, '_>,
     model: &Rc<LayerVal>,
     batch: usize,

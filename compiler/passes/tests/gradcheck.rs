@@ -1,4 +1,5 @@
-//! Every primitive's derivative rule against central finite differences.
+//! Every primitive's derivative rule against central finite differences, and every
+//! derivative rule's result differentiated once more (double backprop).
 //!
 //! The table below has one case per differentiable op kind; the test fails if an op
 //! kind from `dnnc_ir::OpKind::all()` is neither in the table nor listed as having no
@@ -513,6 +514,60 @@ fn every_op_has_a_gradient_check_or_none() {
 
 #[test]
 fn gradients_match_finite_differences() {
+    check_every_case(Order::First);
+}
+
+/// Double backprop: every derivative rule's result is differentiated once more (the
+/// gradient of `sum(v · ∂loss/∂x)` with respect to the inputs and to the weights `w`
+/// that seed the first pass), so each op a backward pass emits has its own derivative.
+#[test]
+fn gradients_of_gradients_match_finite_differences() {
+    check_every_case(Order::Second);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    First,
+    Second,
+}
+
+fn f32_input(g: &mut Graph, name: &str, shape: &[usize]) -> NodeId {
+    g.add(
+        Op::Input {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+        },
+        &[],
+    )
+    .unwrap()
+}
+
+/// `sum(a * b)` over every axis.
+fn dot(g: &mut Graph, a: NodeId, b: NodeId) -> NodeId {
+    let p = g.add(Op::Binary(BinaryOp::Mul), &[a, b]).unwrap();
+    let axes: Vec<usize> = (0..g.ty(p).shape.len()).collect();
+    g.add(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes,
+            keepdims: false,
+        },
+        &[p],
+    )
+    .unwrap()
+}
+
+fn fixed_weights(shape: &[usize], seed: usize) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::f32(
+        shape.to_vec(),
+        (0..n).map(|j| 0.5 + uniform01(seed, j)).collect(),
+    )
+    .unwrap()
+}
+
+fn check_every_case(order: Order) {
     let mut failures = Vec::new();
     for case in cases() {
         let mut g = Graph::new(case.kind);
@@ -520,17 +575,7 @@ fn gradients_match_finite_differences() {
             .inputs
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                g.add(
-                    Op::Input {
-                        name: format!("x{i}"),
-                        dtype: DType::F32,
-                        shape: s.clone(),
-                    },
-                    &[],
-                )
-                .unwrap()
-            })
+            .map(|(i, s)| f32_input(&mut g, &format!("x{i}"), s))
             .collect();
         let y = (case.build)(&mut g, &xs);
         assert!(
@@ -542,53 +587,47 @@ fn gradients_match_finite_differences() {
         );
         // loss = sum(y * w) with fixed weights w, so every output element matters.
         let ys = g.ty(y).shape.clone();
-        let w = g
-            .add(
-                Op::Input {
-                    name: "w".into(),
-                    dtype: DType::F32,
-                    shape: ys.clone(),
-                },
-                &[],
-            )
-            .unwrap();
-        let p = g.add(Op::Binary(BinaryOp::Mul), &[y, w]).unwrap();
-        let axes: Vec<usize> = (0..ys.len()).collect();
-        let loss = g
-            .add(
-                Op::Reduce {
-                    kind: ReduceKind::Sum,
-                    axes,
-                    keepdims: false,
-                },
-                &[p],
-            )
-            .unwrap();
+        let w = f32_input(&mut g, "w", &ys);
+        let mut loss = dot(&mut g, y, w);
+        let mut wrt = xs.clone();
+        let mut values: HashMap<String, Tensor> = HashMap::new();
+        values.insert("w".into(), fixed_weights(&ys, 99));
+        if order == Order::Second {
+            // loss2 = Σᵢ sum(vᵢ · ∂loss/∂xᵢ), differentiated in xs and w.
+            let firsts = gradients(&mut g, loss, &xs).unwrap();
+            let mut total = None;
+            for (i, d) in firsts.into_iter().enumerate() {
+                let shape = g.ty(d).shape.clone();
+                let v = f32_input(&mut g, &format!("v{i}"), &shape);
+                values.insert(format!("v{i}"), fixed_weights(&shape, 7 + i));
+                let term = dot(&mut g, d, v);
+                total = Some(match total {
+                    None => term,
+                    Some(t) => g.add(Op::Binary(BinaryOp::Add), &[t, term]).unwrap(),
+                });
+            }
+            loss = total.unwrap();
+            wrt.push(w);
+        }
         g.set_output("loss", loss);
-        let grads = gradients(&mut g, loss, &xs).unwrap();
+        let grads = gradients(&mut g, loss, &wrt).unwrap();
         for (i, d) in grads.iter().enumerate() {
             g.set_output(format!("d{i}"), *d);
         }
         dnnc_ir::verify(&g).unwrap_or_else(|e| panic!("{}: {e:?}", case.kind));
-        let mut values: HashMap<String, Tensor> = HashMap::new();
+        let mut names: Vec<String> = (0..case.inputs.len()).map(|i| format!("x{i}")).collect();
         for (i, s) in case.inputs.iter().enumerate() {
             let n: usize = s.iter().product();
             values.insert(
-                format!("x{i}"),
+                names[i].clone(),
                 Tensor::f32(s.clone(), (0..n).map(|j| (case.values)(i, j)).collect()).unwrap(),
             );
         }
-        let nw: usize = ys.iter().product();
-        values.insert(
-            "w".into(),
-            Tensor::f32(
-                ys.clone(),
-                (0..nw).map(|j| 0.5 + uniform01(99, j)).collect(),
-            )
-            .unwrap(),
-        );
+        if order == Order::Second {
+            names.push("w".into());
+        }
         let r = dnnc_interp::run(&g, &feeds(&g, &values), &HashMap::new()).unwrap();
-        for (i, s) in case.inputs.iter().enumerate() {
+        for (i, name) in names.iter().enumerate() {
             let analytic = r
                 .outputs
                 .iter()
@@ -596,15 +635,14 @@ fn gradients_match_finite_differences() {
                 .unwrap()
                 .1
                 .to_f32_vec();
-            let n: usize = s.iter().product();
-            for j in 0..n {
+            for (j, &a) in analytic.iter().enumerate() {
                 let eps = 1e-2f32;
                 let mut plus = values.clone();
                 let mut minus = values.clone();
-                if let Data::F32(v) = &mut plus.get_mut(&format!("x{i}")).unwrap().data {
+                if let Data::F32(v) = &mut plus.get_mut(name).unwrap().data {
                     v[j] += eps;
                 }
-                if let Data::F32(v) = &mut minus.get_mut(&format!("x{i}")).unwrap().data {
+                if let Data::F32(v) = &mut minus.get_mut(name).unwrap().data {
                     v[j] -= eps;
                 }
                 let numeric = if case.kind == "stop_gradient" {
@@ -612,11 +650,11 @@ fn gradients_match_finite_differences() {
                 } else {
                     (loss_of(&g, &plus) - loss_of(&g, &minus)) / (2.0 * f64::from(eps))
                 };
-                let a = f64::from(analytic[j]);
+                let a = f64::from(a);
                 let tol = 2e-2 * (1.0 + numeric.abs());
                 if (a - numeric).abs() > tol {
                     failures.push(format!(
-                        "{}: d/dx{i}[{j}] analytic {a:.5} vs numeric {numeric:.5}",
+                        "{}: d/d{name}[{j}] analytic {a:.5} vs numeric {numeric:.5}",
                         case.kind
                     ));
                 }

@@ -38,6 +38,7 @@ const OTHER: &[&str] = &[
     "avg_pool2d",
     "gather",
     "one_hot",
+    "arange",
     "cast",
     "shape",
     "zeros",
@@ -125,6 +126,7 @@ fn params(name: &str) -> &'static [P] {
         ],
         "gather" => &[P("x", false), P("indices", false), P("axis", true)],
         "one_hot" => &[P("labels", false), P("n", false)],
+        "arange" => &[P("n", false)],
         "cast" => &[P("x", false), P("dtype", false)],
         "shape" => &[P("x", false)],
         "zeros" | "ones" => &[P("shape", false)],
@@ -309,6 +311,12 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             s.0.push(DimItem::Dim(n));
             Ty::tensor(DType::F32, s)
         }
+        "arange" => {
+            let Some(n) = r.static_dim(get(0)) else {
+                return Ty::Error;
+            };
+            Ty::tensor(DType::I64, Shape(vec![DimItem::Dim(n)]))
+        }
         "cast" => {
             let Some(x) = r.tensor(get(0)) else {
                 return Ty::Error;
@@ -370,7 +378,15 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
                     format!("`grad` differentiates a scalar, found `{f}`"),
                 );
             }
+            if !f.dtype.is_float() {
+                return r.dtype_error(get(0), &f, "a float scalar to differentiate");
+            }
             match get(1).map(|a| a.ty.clone()) {
+                Some(Ty::Tensor(w)) if !w.dtype.is_float() => r.dtype_error(
+                    get(1),
+                    &w,
+                    "a float tensor to differentiate with respect to",
+                ),
                 Some(t @ Ty::Tensor(_)) => t,
                 other => r.fail(
                     codes::TYPE_MISMATCH,
@@ -539,7 +555,9 @@ impl Rules<'_, '_> {
                 format!("`{}` expects {expected}, found `{t}`", self.name),
             )
             .with_label(format!("element type `{}`", t.dtype.name()))
-            .with_help(if expected.contains("bool") {
+            .with_help(if self.name == "grad" {
+                "integer and `bool` values carry no gradient: differentiate a float computation"
+            } else if expected.contains("bool") {
                 "compare to get a `bool` tensor, e.g. `x > 0.0`"
             } else if expected.contains("integer") {
                 "convert it with `cast(x, i32)`"

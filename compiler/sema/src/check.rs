@@ -128,6 +128,7 @@ fn check_body(cx: &mut Checker<'_>, def: &ast::FnDef, sig: &FnSig) {
             other => other.clone(),
         };
         cx.types.push((p.span, ty.clone()));
+        cx.param_spans.insert(p.span);
         cx.bind(&p.name, ty, Some(p.span));
     }
     let t = cx.block(&def.body);

@@ -1,7 +1,7 @@
 //! The checking context shared by every query that looks inside a declaration:
 //! scopes of local names, name lookup, declared types and static values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use dnnc_diagnostics::{codes, Diagnostic, Span};
@@ -86,6 +86,13 @@ pub struct Checker<'db> {
     pub quotients: bool,
     /// The divisions such a shape relies on, `(n, d)`: `d` must divide `n`.
     pub divisions: Vec<(Dim, Dim)>,
+    /// For each local bound by a `let` (by the span of its name): the locals its value
+    /// reads, directly or through other `let`s — what `grad`'s zero-gradient warning
+    /// consults.
+    pub let_reads: HashMap<Span, Arc<HashSet<Arc<str>>>>,
+    /// The spans of the names of function parameters: values from the caller, which
+    /// may depend on each other.
+    pub param_spans: HashSet<Span>,
 }
 
 impl<'db> Checker<'db> {
@@ -105,6 +112,8 @@ impl<'db> Checker<'db> {
             quiet_unknown: false,
             quotients: false,
             divisions: Vec::new(),
+            let_reads: HashMap::new(),
+            param_spans: HashSet::new(),
         }
     }
 
@@ -127,6 +136,32 @@ impl<'db> Checker<'db> {
 
     pub fn pop_scope(&mut self) {
         self.scopes.pop();
+    }
+
+    /// The locals `e` reads, directly or through the `let`s that bound them.
+    pub fn local_reads(&self, e: &Expr) -> HashSet<Arc<str>> {
+        let mut out = HashSet::new();
+        crate::recursion::names_read(e, &mut |n, _| {
+            if let Some(l) = self.local(n) {
+                out.insert(Arc::from(n));
+                if let Some(reads) = l.span.and_then(|s| self.let_reads.get(&s)) {
+                    out.extend(reads.iter().cloned());
+                }
+            }
+        });
+        out
+    }
+
+    /// The local `name` as it is bound here.
+    pub fn local(&self, name: &str) -> Option<&Local> {
+        self.scopes.iter().rev().find_map(|s| s.get(name))
+    }
+
+    /// Whether the local `name` is a parameter of the function being checked.
+    pub fn is_param(&self, name: &str) -> bool {
+        self.local(name)
+            .and_then(|l| l.span)
+            .is_some_and(|s| self.param_spans.contains(&s))
     }
 
     pub fn bind(&mut self, name: &str, ty: Ty, span: Option<Span>) {

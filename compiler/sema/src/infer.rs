@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use dnnc_diagnostics::{codes, Span};
+use dnnc_diagnostics::{codes, Diagnostic, Span};
 use dnnc_syntax::ast::{self, BinOp, Expr, ExprKind, IndexItem, Pattern, UnOp};
 
 use crate::checker::{plural, Checker};
@@ -200,6 +200,7 @@ impl<'db> Checker<'db> {
                 if let Some(t) = self.size_of(callee, args) {
                     return t;
                 }
+                self.warn_zero_gradient(callee, args);
                 let vals = self.args(args);
                 self.call_expr(callee, &vals, e.span)
             }
@@ -397,7 +398,62 @@ impl<'db> Checker<'db> {
                 t = declared;
             }
         }
+        let reads = Arc::new(self.local_reads(&l.value));
         self.bind_pattern(&l.pattern, t);
+        let mut spans = Vec::new();
+        pattern_spans(&l.pattern, &mut spans);
+        for s in spans {
+            self.let_reads.insert(s, reads.clone());
+        }
+    }
+
+    /// `grad(f, x)` where `x` is a local that `f` does not read, directly or through
+    /// `let`s, and that the caller cannot relate to what `f` reads: the gradient is
+    /// zero, which is rarely meant (E0212, a warning).
+    fn warn_zero_gradient(&mut self, callee: &Expr, args: &[ast::Arg]) {
+        let ExprKind::Name(n) = &callee.kind else {
+            return;
+        };
+        if n.text != "grad" || !matches!(self.lookup("grad").map(|l| l.ty), Some(Ty::Builtin(_))) {
+            return;
+        }
+        let arg = |i: usize, name: &str| {
+            args.iter()
+                .find(|a| a.name.as_ref().is_some_and(|n| n.text == name))
+                .or_else(|| args.get(i).filter(|a| a.name.is_none()))
+        };
+        let (Some(f), Some(wrt)) = (arg(0, "f"), arg(1, "wrt")) else {
+            return;
+        };
+        let ExprKind::Name(w) = &wrt.value.kind else {
+            return;
+        };
+        let is_tensor_local = self
+            .local(&w.text)
+            .is_some_and(|l| matches!(&l.ty, Ty::Tensor(t) if t.dtype.is_float()));
+        let reads = self.local_reads(&f.value);
+        // Two parameters may be related by the caller (`saliency(score, x)` with a
+        // score computed from `x`); anything else `f` reads is independent of `w`.
+        let related_by_caller = self.is_param(&w.text) && reads.iter().any(|n| self.is_param(n));
+        if !is_tensor_local || reads.contains(w.text.as_str()) || related_by_caller {
+            return;
+        }
+        let d = Diagnostic::warning(
+            codes::ZERO_GRADIENT,
+            &self.fname,
+            w.span,
+            format!(
+                "this gradient is zero: the expression does not depend on `{}`",
+                w.text
+            ),
+        )
+        .with_label(format!(
+            "the differentiated expression never reads `{}`",
+            w.text
+        ))
+        .with_secondary(&self.fname.clone(), f.value.span, "differentiated here")
+        .with_help("differentiate an expression computed from this value, or drop the `grad`");
+        self.error(d);
     }
 
     pub fn bind_pattern(&mut self, p: &Pattern, t: Ty) {
@@ -1745,5 +1801,13 @@ fn cmp(op: BinOp, a: f64, b: f64) -> bool {
         BinOp::Gt => a > b,
         BinOp::Ge => a >= b,
         _ => false,
+    }
+}
+
+/// The spans of the names a pattern binds.
+fn pattern_spans(p: &Pattern, out: &mut Vec<Span>) {
+    match p {
+        Pattern::Name(n) => out.push(n.span),
+        Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_spans(p, out)),
     }
 }

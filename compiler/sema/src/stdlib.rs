@@ -16,6 +16,7 @@ pub const MODULES: &[(&str, &str)] = &[
         include_str!("../../../stdlib/regularization.dnn"),
     ),
     ("shape", include_str!("../../../stdlib/shape.dnn")),
+    ("explain", include_str!("../../../stdlib/explain.dnn")),
 ];
 
 pub fn source(module: &str) -> Option<&'static str> {

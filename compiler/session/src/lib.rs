@@ -3,6 +3,7 @@
 //! graphs for each batch size, and the loop over epochs with metrics, early stopping,
 //! logs and checkpoints. `dnnc train`, `dnnc eval` and `dnnc predict` call into here.
 
+pub mod attribute;
 pub mod backend;
 pub mod bench;
 pub mod data;

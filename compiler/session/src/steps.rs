@@ -23,7 +23,7 @@ impl PassOptions {
     /// The pipeline's options for these: the one verify-and-dump path, used after the
     /// session's own stages and after every clean-up pass. Fails for a `--dump-after`
     /// that names no pass.
-    fn pipeline(&self) -> Result<PipelineOptions, RunError> {
+    pub(crate) fn pipeline(&self) -> Result<PipelineOptions, RunError> {
         let p = PipelineOptions {
             verify: self.verify,
             dump_after: self.dump_after.clone(),

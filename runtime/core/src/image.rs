@@ -25,7 +25,7 @@ pub struct Grid {
 }
 
 /// `(channels, height, width)` of each image of a batch of `shape`.
-fn image_shape(shape: &[usize]) -> Result<(usize, usize, usize), String> {
+pub(crate) fn image_shape(shape: &[usize]) -> Result<(usize, usize, usize), String> {
     match *shape {
         [_, h, w] => Ok((1, h, w)),
         [_, c, h, w] if c == 1 || c == 3 => Ok((c, h, w)),

@@ -53,6 +53,7 @@ pub mod augment;
 pub mod batches;
 pub mod checkpoint;
 pub mod early_stop;
+pub mod heatmap;
 pub mod image;
 pub mod log;
 pub mod metrics;
