@@ -103,15 +103,31 @@ pub fn train(a: TrainArgs) -> ExitCode {
     })
 }
 
-pub fn eval(file: &Path, weights: &Path, log: Option<&Path>, backend: &str) -> ExitCode {
+pub fn eval(
+    file: &Path,
+    weights: &Path,
+    log: Option<&Path>,
+    backend: &str,
+    attack: Option<dnnc_session::AttackSpec>,
+) -> ExitCode {
     let backend = match BackendKind::parse(backend) {
         Ok(b) => b,
         Err(e) => return failed(e),
     };
     with_job(file, |job| {
-        match dnnc_session::eval(job, weights, backend, log, &passes(None)) {
+        let result = match attack {
+            None => dnnc_session::eval(job, weights, backend, log, &passes(None)),
+            Some(a) => dnnc_session::eval_attacked(job, weights, backend, log, &passes(None), a),
+        };
+        match result {
             Ok(m) => {
-                let shown: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                let mut shown: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                if let Some(a) = attack {
+                    shown.push(format!("attack {}  eps {}", a.kind.name(), a.eps));
+                    if let dnnc_lower::AttackKind::Pgd { steps, step, .. } = a.kind {
+                        shown.push(format!("steps {steps}  step_size {step:.4}"));
+                    }
+                }
                 println!("{}", shown.join("  "));
                 ExitCode::SUCCESS
             }

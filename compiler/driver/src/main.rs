@@ -91,6 +91,23 @@ enum Command {
         /// Which backend runs the steps.
         #[arg(long, default_value = "cranelift")]
         backend: String,
+        /// Evaluate on adversarial versions of the inputs (every float field, clamped
+        /// to its range in the split), made against the block's loss by
+        /// `std::adversarial`.
+        #[arg(long, value_enum, requires = "eps")]
+        attack: Option<AttackName>,
+        /// The attack's budget per element (max-norm), e.g. 0.1 for pixels in [0, 1].
+        #[arg(long, value_parser = non_negative, requires = "attack")]
+        eps: Option<f64>,
+        /// PGD's number of steps.
+        #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+        steps: usize,
+        /// PGD's step size (default: 2.5 · eps / steps, Madry et al.).
+        #[arg(long, value_parser = non_negative)]
+        step_size: Option<f64>,
+        /// PGD starts from the clean input instead of a random point of the eps-ball.
+        #[arg(long)]
+        no_random_start: bool,
     },
     /// Run the model on the rows of an .npy file and save the outputs as .npy.
     Predict {
@@ -233,6 +250,21 @@ enum Command {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttackName {
+    Fgsm,
+    Pgd,
+}
+
+/// A finite number at least 0 (`--eps`, `--step-size`).
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a finite number at least 0, found {v}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AttributionMethod {
     Saliency,
     Gradxinput,
@@ -349,7 +381,25 @@ fn run(cli: Cli) -> ExitCode {
             weights,
             log,
             backend,
-        } => jobs::eval(&file, &weights, log.as_deref(), &backend),
+            attack,
+            eps,
+            steps,
+            step_size,
+            no_random_start,
+        } => {
+            let attack = attack.zip(eps).map(|(a, eps)| dnnc_session::AttackSpec {
+                kind: match a {
+                    AttackName::Fgsm => dnnc_lower::AttackKind::Fgsm,
+                    AttackName::Pgd => dnnc_lower::AttackKind::Pgd {
+                        steps,
+                        step: step_size.unwrap_or(2.5 * eps / steps as f64),
+                        random_start: !no_random_start,
+                    },
+                },
+                eps,
+            });
+            jobs::eval(&file, &weights, log.as_deref(), &backend, attack)
+        }
         Command::Predict {
             file,
             weights,

@@ -206,13 +206,5 @@ fn explain(lw: &mut Lowerer<'_, '_>, name: &str, args: &[NodeId]) -> Res<NodeId>
 }
 
 fn call(lw: &mut Lowerer<'_, '_>, name: &str, args: Vec<Val>) -> Res<Val> {
-    let module = lw
-        .db
-        .resolve_module(lw.file, &["std", "explain"])
-        .ok_or("the standard library has no `std::explain`")?;
-    let (index, _) = *dnnc_sema::scope::module_exports(lw.db, module)
-        .get(name)
-        .ok_or_else(|| format!("`std::explain` has no `{name}`"))?;
-    let args = args.into_iter().map(|a| (None, a)).collect();
-    crate::calls::call(lw, Val::Func(module, index), args)
+    crate::calls::call_std(lw, "explain", name, args)
 }

@@ -38,6 +38,20 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
     }
 }
 
+/// Calls the function `name` of the standard module `std::MODULE` (what the commands
+/// built on `.dnn` functions — `attribute`, `eval --attack` — run).
+pub fn call_std(lw: &mut Lowerer<'_, '_>, module: &str, name: &str, args: Vec<Val>) -> Res<Val> {
+    let file = lw
+        .db
+        .resolve_module(lw.file, &["std", module])
+        .ok_or_else(|| format!("the standard library has no `std::{module}`"))?;
+    let (index, _) = *dnnc_sema::scope::module_exports(lw.db, file)
+        .get(name)
+        .ok_or_else(|| format!("`std::{module}` has no `{name}`"))?;
+    let args = args.into_iter().map(|a| (None, a)).collect();
+    call(lw, Val::Func(file, index), args)
+}
+
 fn method(
     lw: &mut Lowerer<'_, '_>,
     l: Rc<LayerVal>,

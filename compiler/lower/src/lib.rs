@@ -6,6 +6,7 @@
 //! The checker has already proven the program well-typed, so failures here are either
 //! limits of this release (reported as errors) or compiler bugs.
 
+pub mod attack;
 pub mod attribute;
 pub mod builtins;
 pub mod calls;
@@ -18,8 +19,9 @@ pub mod lowerer;
 pub mod model;
 pub mod value;
 
+pub use attack::{Attack, AttackKind};
 pub use attribute::{lower_attribution, Attributed, Attribution, AttributionError, Method, Target};
 pub use dataset::{lower_split, LoweredSplit};
 pub use error::LowerError;
 pub use lowerer::ParamInfo;
-pub use model::{lower, Lowered, Mode};
+pub use model::{lower, lower_attacked, Lowered, Mode};

@@ -134,6 +134,29 @@ pub(crate) fn bind_models(
 
 /// Lowers the train block for `mode` at batch size `batch`.
 pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize) -> Res<Lowered> {
+    lower_with(db, file, index, mode, batch, None)
+}
+
+/// Evaluation (as [`Mode::Eval`]) of a batch first perturbed by `attack`: the loss,
+/// metrics and outputs are those of the adversarial batch.
+pub fn lower_attacked(
+    db: &dyn Db,
+    file: SourceFile,
+    index: u32,
+    attack: &crate::attack::Attack,
+    batch: usize,
+) -> Res<Lowered> {
+    lower_with(db, file, index, Mode::Eval, batch, Some(attack))
+}
+
+fn lower_with(
+    db: &dyn Db,
+    file: SourceFile,
+    index: u32,
+    mode: Mode,
+    batch: usize,
+    attack: Option<&crate::attack::Attack>,
+) -> Res<Lowered> {
     let (id, sig) = train_item(db, file, index)?;
     let ItemKind::Train(def) = &dnnc_sema::items::item_ast(db, id).kind else {
         return Err("not a train block".into());
@@ -162,6 +185,9 @@ pub fn lower(db: &dyn Db, file: SourceFile, index: u32, mode: Mode, batch: usize
             lw.bind("B", Val::Int(batch as i64));
             if mode != Mode::Sample {
                 bind_fields(&mut lw, db, sig, batch)?;
+            }
+            if let Some(attack) = attack {
+                crate::attack::perturb_fields(&mut lw, def, attack)?;
             }
             let steps: Vec<(&dnnc_syntax::ast::Name, &Vec<dnnc_syntax::ast::StepItem>)> = def
                 .items
@@ -295,7 +321,10 @@ fn pattern_names(p: &dnnc_syntax::ast::Pattern, names: &mut std::collections::Ha
 }
 
 /// `e` as an `f32` tensor.
-fn float_tensor(lw: &mut Lowerer<'_, '_>, e: &dnnc_syntax::ast::Expr) -> Res<dnnc_ir::NodeId> {
+pub(crate) fn float_tensor(
+    lw: &mut Lowerer<'_, '_>,
+    e: &dnnc_syntax::ast::Expr,
+) -> Res<dnnc_ir::NodeId> {
     let v = crate::eval::expr(lw, e)?;
     crate::eval::tensor(lw, &v, Some(dnnc_ir::DType::F32))
 }

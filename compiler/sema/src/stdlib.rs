@@ -17,6 +17,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ),
     ("shape", include_str!("../../../stdlib/shape.dnn")),
     ("explain", include_str!("../../../stdlib/explain.dnn")),
+    (
+        "adversarial",
+        include_str!("../../../stdlib/adversarial.dnn"),
+    ),
 ];
 
 pub fn source(module: &str) -> Option<&'static str> {

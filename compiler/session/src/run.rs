@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use dnnc_ir::Port;
-use dnnc_lower::{LowerError, Mode, ParamInfo};
+use dnnc_lower::{Attack, AttackKind, LowerError, Mode, ParamInfo};
 use dnnc_runtime::{checkpoint, JsonlLog};
 use dnnc_sema::{Db, SourceFile};
 use dnnc_tensor::{DType, Data, Tensor};
@@ -261,6 +261,44 @@ pub fn eval(
     log: Option<&Path>,
     passes: &PassOptions,
 ) -> Result<Vec<(String, f64)>, RunError> {
+    eval_with(job, weights, backend, log, passes, None)
+}
+
+/// An attack on evaluation's inputs (`dnnc eval --attack`): its kind and budget; the
+/// fields it perturbs and their ranges come from the data.
+#[derive(Clone, Copy, Debug)]
+pub struct AttackSpec {
+    pub kind: dnnc_lower::AttackKind,
+    pub eps: f64,
+}
+
+/// As [`eval`], with every float field of each batch replaced by its adversarial
+/// version (clamped to the range of the field's values in the split) before the loss
+/// and metrics are computed.
+pub fn eval_attacked(
+    job: &Job<'_>,
+    weights: &Path,
+    backend: BackendKind,
+    log: Option<&Path>,
+    passes: &PassOptions,
+    attack: AttackSpec,
+) -> Result<Vec<(String, f64)>, RunError> {
+    eval_with(job, weights, backend, log, passes, Some(attack))
+}
+
+fn eval_with(
+    job: &Job<'_>,
+    weights: &Path,
+    backend: BackendKind,
+    log: Option<&Path>,
+    passes: &PassOptions,
+    attack: Option<AttackSpec>,
+) -> Result<Vec<(String, f64)>, RunError> {
+    if attack.is_some() && job.cfg.multi {
+        return Err(RunError::NotRunnable(
+            "--attack evaluates train blocks of the single-model form (one model, one loss)".into(),
+        ));
+    }
     let split = match crate::data::load_split(job.db, job.dataset, "test") {
         Ok(s) => ("test", s),
         Err(RunError::Lower(LowerError::NoSplit { .. })) => (
@@ -269,8 +307,18 @@ pub fn eval(
         ),
         Err(e) => return Err(e),
     };
+    let attack = attack.map(|a| Attack {
+        kind: a.kind,
+        eps: a.eps,
+        fields: field_ranges(&split.1),
+    });
+    if attack.as_ref().is_some_and(|a| a.fields.is_empty()) {
+        return Err(RunError::NotRunnable(
+            "--attack perturbs float fields, and the dataset has none".into(),
+        ));
+    }
     let first = job.cfg.batch.min(split.1.len().max(1));
-    let probe = forward(job.db, job.file, job.item, Mode::Eval, first, passes)?;
+    let probe = eval_graph(job, attack.as_ref(), first, passes)?;
     check_state_memory(&probe.graph, "evaluation")?;
     crate::data::check_index_limits(
         job.db,
@@ -288,18 +336,63 @@ pub fn eval(
     cache.get(first, &mut |_| {
         backend.compile(probe_graph.take().expect("compiled once"), &store)
     })?;
-    let ev = evaluate(job, &split.1, &store, backend, passes, &mut cache)?;
+    let ev = evaluate(
+        job,
+        &split.1,
+        &store,
+        backend,
+        passes,
+        &mut cache,
+        attack.as_ref(),
+    )?;
     let metrics: Vec<(String, f64)> = ev
         .into_iter()
         .map(|(k, v)| (format!("{}_{k}", split.0), v))
         .collect();
     if let Some(p) = log {
         let mut l = JsonlLog::create(p).map_err(|e| RunError::write(p, e.source))?;
-        let obj: Map<String, Value> = metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let mut obj: Map<String, Value> =
+            metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        if let Some(a) = &attack {
+            obj.insert("attack".into(), json!(a.kind.name()));
+            obj.insert("eps".into(), json!(a.eps));
+            if let AttackKind::Pgd { steps, step, .. } = a.kind {
+                obj.insert("steps".into(), json!(steps));
+                obj.insert("step_size".into(), json!(step));
+            }
+        }
         l.write(Value::Object(obj))
             .map_err(|e| RunError::write(p, e.source))?;
     }
     Ok(metrics)
+}
+
+/// The evaluation graph for `batch` samples, attacked or not.
+pub(crate) fn eval_graph(
+    job: &Job<'_>,
+    attack: Option<&Attack>,
+    batch: usize,
+    passes: &PassOptions,
+) -> Result<dnnc_lower::Lowered, RunError> {
+    match attack {
+        None => forward(job.db, job.file, job.item, Mode::Eval, batch, passes),
+        Some(a) => crate::steps::forward_attacked(job.db, job.file, job.item, a, batch, passes),
+    }
+}
+
+/// Every float field of `split` with the smallest and largest value it holds.
+fn field_ranges(split: &dnnc_runtime::Split) -> Vec<(String, f64, f64)> {
+    split
+        .fields
+        .iter()
+        .filter(|(_, t)| t.dtype.is_float())
+        .map(|(name, t)| {
+            let v = t.to_f32_vec();
+            let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            (name.clone(), f64::from(lo), f64::from(hi))
+        })
+        .collect()
 }
 
 /// Runs the model's `forward` on every row of `input` (an `.npy` file) and saves the

@@ -104,6 +104,23 @@ pub fn train_step(
 }
 
 /// Evaluation (loss and metrics, `training` false) or inference for `batch` samples.
+/// The evaluation graph with its inputs perturbed by `attack`, after the standard
+/// passes.
+pub fn forward_attacked(
+    db: &dyn Db,
+    file: SourceFile,
+    item: u32,
+    attack: &dnnc_lower::Attack,
+    batch: usize,
+    opts: &PassOptions,
+) -> Result<Lowered, RunError> {
+    let mut popts = opts.pipeline()?;
+    let mut l = dnnc_lower::lower_attacked(db, file, item, attack, batch)?;
+    popts.after_pass("lower", &l.graph)?;
+    Pipeline::standard().run(&mut l.graph, &mut popts)?;
+    Ok(l)
+}
+
 pub fn forward(
     db: &dyn Db,
     file: SourceFile,

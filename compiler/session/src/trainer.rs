@@ -474,6 +474,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
             self.opts.backend,
             &self.opts.passes,
             &mut self.eval,
+            None,
         )
     }
 
@@ -545,15 +546,20 @@ pub(crate) fn evaluate(
     backend: BackendKind,
     opts: &PassOptions,
     cache: &mut ByBatch,
+    attack: Option<&dnnc_lower::Attack>,
 ) -> Result<Vec<(String, f64)>, RunError> {
     let order: Vec<usize> = (0..split.len()).collect();
     let mut acc = MetricAccumulator::new();
     let mut build = |b: usize| -> Result<Box<dyn Executable>, RunError> {
-        let l = forward(job.db, job.file, job.item, Mode::Eval, b, opts)?;
+        let l = crate::run::eval_graph(job, attack, b, opts)?;
         backend.compile(l.graph, store)
     };
-    let key = scalar_i64(0);
-    for batch in batches(split, &order, job.cfg.batch).map_err(|e| RunError::Dataset(e.message))? {
+    let batches =
+        batches(split, &order, job.cfg.batch).map_err(|e| RunError::Dataset(e.message))?;
+    for (k, batch) in batches.enumerate() {
+        // Under attack, each batch its own random draws (PGD's random start), the same
+        // in every run.
+        let key = scalar_i64(if attack.is_some() { k as i64 } else { 0 });
         let n = batch.first().map_or(0, |t| t.shape[0]);
         let exe = cache.get(n, &mut build)?;
         let mut inputs: Vec<(&str, &Tensor)> = split
