@@ -3,12 +3,13 @@
 //! made by the `.dnn` attacks of `std::adversarial` (FGSM, PGD) against the block's
 //! own loss — exactly what a program calling them would compute.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use dnnc_ir::NodeId;
 use dnnc_syntax::ast::{TrainDef, TrainItemKind};
 
 use crate::emit::Res;
+use crate::error::LowerError;
 use crate::lowerer::Lowerer;
 use crate::value::Val;
 
@@ -51,16 +52,35 @@ pub fn perturb_fields(lw: &mut Lowerer<'_, '_>, def: &TrainDef, attack: &Attack)
         .iter()
         .any(|i| matches!(i.kind, TrainItemKind::Step { .. }))
     {
-        return Err("attacks evaluate train blocks of the single-model form".into());
+        return Err(LowerError::NotApplicable(
+            "--attack evaluates train blocks of the single-model form".into(),
+        ));
     }
-    let clean: Vec<NodeId> = attack
-        .fields
-        .iter()
-        .map(|(f, _, _)| match lw.lookup(f)? {
-            Val::T(t) => Ok(t),
-            _ => Err(format!("field `{f}` is not a tensor").into()),
-        })
-        .collect::<Res<_>>()?;
+    // The clean loss, noting what the model is applied to: only the fields its input
+    // is computed from are attacked (an image, not a regression target).
+    lw.model_inputs = Some(Vec::new());
+    let clean_loss = loss_of(lw, def)?;
+    let model_inputs = lw.model_inputs.take().unwrap_or_default();
+    let feeding = ancestors(lw.em.g, &model_inputs);
+    let mut fields = Vec::new();
+    let mut clean = Vec::new();
+    for (f, lo, hi) in &attack.fields {
+        if let Val::T(t) = lw.lookup(f)? {
+            if feeding.contains(&t) {
+                fields.push((f.clone(), *lo, *hi));
+                clean.push(t);
+            }
+        }
+    }
+    if fields.is_empty() {
+        return Err(LowerError::NotApplicable(
+            "--attack perturbs the float fields the model's input is computed from, and no float field reaches it".into(),
+        ));
+    }
+    let attack = &Attack {
+        fields,
+        ..attack.clone()
+    };
     let range = |k: usize| {
         let (_, lo, hi) = attack.fields[k];
         [Val::Float(lo), Val::Float(hi)]
@@ -68,7 +88,7 @@ pub fn perturb_fields(lw: &mut Lowerer<'_, '_>, def: &TrainDef, attack: &Attack)
     let mut current = clean.clone();
     match attack.kind {
         AttackKind::Fgsm => {
-            let loss = loss_of(lw, def)?;
+            let loss = clean_loss;
             for (k, x) in current.iter_mut().enumerate() {
                 let [lo, hi] = range(k);
                 let args = vec![Val::T(loss), Val::T(*x), Val::Float(attack.eps), lo, hi];
@@ -111,6 +131,18 @@ pub fn perturb_fields(lw: &mut Lowerer<'_, '_>, def: &TrainDef, attack: &Attack)
     }
     rebind(lw, attack, &current);
     Ok(())
+}
+
+/// Every node `roots` are computed from, and the roots.
+fn ancestors(g: &dnnc_ir::Graph, roots: &[NodeId]) -> HashSet<NodeId> {
+    let mut seen = HashSet::new();
+    let mut stack = roots.to_vec();
+    while let Some(n) = stack.pop() {
+        if seen.insert(n) {
+            stack.extend(g.operands(n));
+        }
+    }
+    seen
 }
 
 fn rebind(lw: &mut Lowerer<'_, '_>, attack: &Attack, values: &[NodeId]) {

@@ -26,6 +26,12 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
             inline(lw, file, None, &def, args)
         }
         Val::Layer(l) => {
+            if let (true, Some(inputs)) = (l.path.is_empty(), lw.model_inputs.as_mut()) {
+                inputs.extend(args.iter().filter_map(|(_, v)| match v {
+                    Val::T(t) => Some(*t),
+                    _ => None,
+                }));
+            }
             let path = lw.taps.is_some().then(|| l.path.clone());
             let out = method(lw, l, "forward", args)?;
             if let (Some(path), Some(taps), Val::T(t)) = (path, lw.taps.as_mut(), &out) {

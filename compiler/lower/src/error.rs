@@ -15,6 +15,9 @@ pub enum LowerError {
     Ir(IrError),
     /// Differentiating a `grad` failed (a bug: the checker proved it well-typed).
     Grad(dnnc_passes::PassError),
+    /// A command's request does not fit this train block (an attack on a block
+    /// without float inputs to the model); the message says why.
+    NotApplicable(String),
     /// What this release does not lower, or a compiler bug; the message says which.
     Unsupported(String),
 }
@@ -25,7 +28,7 @@ impl fmt::Display for LowerError {
             LowerError::NoSplit { split } => write!(f, "the dataset has no split `{split}`"),
             LowerError::Ir(e) => e.fmt(f),
             LowerError::Grad(e) => write!(f, "differentiating `grad`: {e}"),
-            LowerError::Unsupported(why) => f.write_str(why),
+            LowerError::NotApplicable(why) | LowerError::Unsupported(why) => f.write_str(why),
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Lowerer<'db, 'g> {
     /// When `Some`: the result of every layer instance's `forward`, by the instance's
     /// path (`conv2`, `block1.conv`), in call order — the feature maps Grad-CAM reads.
     pub taps: Option<Vec<(String, NodeId)>>,
+    /// When `Some`: the tensor arguments of every call of the train block's model
+    /// itself (the instance at the root path) — what an attack perturbs.
+    pub model_inputs: Option<Vec<NodeId>>,
 }
 
 impl<'db, 'g> Lowerer<'db, 'g> {
@@ -76,6 +79,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             call_depth: 0,
             loaders: None,
             taps: None,
+            model_inputs: None,
         }
     }
 

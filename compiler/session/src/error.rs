@@ -66,6 +66,7 @@ impl RunError {
             RunError::Memory(_) => codes::OUT_OF_MEMORY,
             RunError::Write { .. } => codes::CANNOT_WRITE,
             RunError::Op(_) => codes::OP_FAILED,
+            RunError::Lower(LowerError::NotApplicable(_)) => codes::RUN_NOT_POSSIBLE,
             RunError::Lower(LowerError::Ir(dnnc_ir::IrError::TooLarge { .. })) => {
                 codes::OUT_OF_MEMORY
             }
