@@ -80,7 +80,7 @@ pub fn gradients(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<Node
     }
     wrt.iter()
         .map(|&w| match grad.get(&w) {
-            Some(&Scaled { g, s }) if s == 1.0 => Ok(g),
+            Some(&Scaled { g, s: 1.0 }) => Ok(g),
             Some(&Scaled { g, s }) => b.scale(g, s),
             None => b.splat(0.0, w),
         })
