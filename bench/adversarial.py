@@ -509,7 +509,7 @@ def part_accuracy(args, cpus, systems, notes):
         if rows else len(title)
     heads = [ATTACK_LABELS[a] for a in ATTACKS] + ["process (s)", "loop (s)"]
     print()
-    print(title.ljust(width) + "".join(f"{h:>13}" for h in heads))
+    print(title.ljust(width) + "".join(f"{h:>16}" for h in heads))
     summary = {}
     for m, s in rows:
         rs = runs[(s, m)]
@@ -523,7 +523,7 @@ def part_accuracy(args, cpus, systems, notes):
             entry[key] = mean
             cells.append(f"{mean:.2f}")
         summary[f"{s}/{m}"] = entry
-        print(f"{MODE_LABELS[m]}, {label[s]}".ljust(width) + "".join(f"{c:>13}" for c in cells))
+        print(f"{MODE_LABELS[m]}, {label[s]}".ljust(width) + "".join(f"{c:>16}" for c in cells))
     print("(± half the spread max - min over seeds; process: the training process's wall "
           "time (PyTorch: without its final attack evaluation), loop: its epochs' time)")
     return summary, {f"{s}/{m}": v for (s, m), v in runs.items()}

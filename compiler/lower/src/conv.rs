@@ -232,9 +232,13 @@ pub fn pool2d(
         window_slices(em, x, win, pad_value)?
     };
     let op = if avg { BinaryOp::Add } else { BinaryOp::Max };
+    // `max(s, acc)`: `max`'s derivative gives a tie to its second operand, so a window
+    // whose maximum occurs several times sends its gradient to the first occurrence
+    // in row-major order, as PyTorch's max pooling does (ties are common: a digit's
+    // black background, saturated strokes).
     let mut acc = slices[0];
     for &s in &slices[1..] {
-        acc = em.add(Op::Binary(op), &[acc, s])?;
+        acc = em.add(Op::Binary(op), &[s, acc])?;
     }
     if !avg {
         return Ok(acc);
