@@ -79,6 +79,7 @@ codes! {
     RESHAPE_SIZE = "E0308", "reshape changes the number of elements";
     BRANCH_MISMATCH = "E0309", "the branches of `if` have different types";
     TENSOR_TOO_LARGE = "E0310", "a tensor is larger than memory can address";
+    SCAN_STATE = "E0311", "the state carried by `scan` changes its type";
 
     DATA_FILE = "E0400", "a data file cannot be read";
     UNKNOWN_LOADER = "E0401", "unknown data loader";

@@ -76,7 +76,12 @@ pub fn expr(lw: &mut Lowerer<'_, '_>, e: &Expr) -> Res<Val> {
             other => Err(format!("`if` condition is a {}", other.kind()).into()),
         },
         ExprKind::Block(b) => block(lw, b),
-        ExprKind::Scan { .. } => Err("`scan` is not supported yet".into()),
+        ExprKind::Scan {
+            item,
+            over,
+            carries,
+            body,
+        } => crate::scan::scan(lw, item, over, carries, body),
         ExprKind::Error => Err("an expression that did not parse".into()),
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod lowerer;
 pub mod model;
+pub mod scan;
 pub mod value;
 
 pub use attack::{Attack, AttackKind};

@@ -270,14 +270,151 @@ impl<'db> Checker<'db> {
                 }
             }
             ExprKind::Block(b) => self.block(b),
-            ExprKind::Scan { .. } => {
+            ExprKind::Scan {
+                item,
+                over,
+                carries,
+                body,
+            } => self.scan(item, over, carries, body),
+        }
+    }
+
+    /// `scan(x in xs, h = h0, ...) { body }`: `x` is each `xs[t]` along the leading axis
+    /// `T`; the carried `h` starts as `h0` and becomes the body's value (a tuple of the
+    /// new values for several carries), which must keep its type (E0311). The result
+    /// stacks the values along a new leading `T`: `[T, ..h]`, a tuple of such for
+    /// several carries; without carries, the stacked body values (a map).
+    fn scan(
+        &mut self,
+        item: &ast::Name,
+        over: &Expr,
+        carries: &[(ast::Name, Expr)],
+        body: &ast::Block,
+    ) -> Ty {
+        let xs = self.expr(over);
+        let inits: Vec<Ty> = carries.iter().map(|(_, e)| self.expr(e)).collect();
+        let (steps, x) = match &xs {
+            Ty::Tensor(t) => match t.shape.0.split_first() {
+                Some((DimItem::Dim(n), rest)) => {
+                    (n.clone(), Ty::tensor(t.dtype, Shape(rest.to_vec())))
+                }
+                _ => {
+                    let d = self
+                        .err(
+                            codes::RANK_MISMATCH,
+                            over.span,
+                            format!("`scan` runs over the leading axis of a tensor, found `{t}`"),
+                        )
+                        .with_label("no leading dimension")
+                        .with_help("give the sequence a leading time axis, e.g. `[T, B, F]`");
+                    self.error(d);
+                    return Ty::Error;
+                }
+            },
+            Ty::Error => return Ty::Error,
+            other => {
                 let d = self
-                    .err(codes::NOT_SUPPORTED, e.span, "`scan` is not supported yet")
-                    .with_label("parsed, but this release cannot check or run it")
-                    .with_note("recurrent layers built on `scan` arrive in a later release");
+                    .err(
+                        codes::TYPE_MISMATCH,
+                        over.span,
+                        format!("`scan` runs over a tensor, found {}", other.kind_name()),
+                    )
+                    .with_label("not a tensor");
                 self.error(d);
-                Ty::Error
+                return Ty::Error;
             }
+        };
+        for ((name, e), t) in carries.iter().zip(&inits) {
+            if !matches!(t, Ty::Tensor(_) | Ty::Error) {
+                let d = self
+                    .err(
+                        codes::TYPE_MISMATCH,
+                        e.span,
+                        format!(
+                            "`scan` carries tensors, and `{}` starts as {}",
+                            name.text,
+                            t.kind_name()
+                        ),
+                    )
+                    .with_label("not a tensor")
+                    .with_help("start it as a tensor, e.g. `zeros([B, 64])`");
+                self.error(d);
+                return Ty::Error;
+            }
+        }
+        self.push_scope();
+        self.types.push((item.span, x.clone()));
+        self.bind(&item.text, x, Some(item.span));
+        for ((name, _), t) in carries.iter().zip(&inits) {
+            self.types.push((name.span, t.clone()));
+            self.bind(&name.text, t.clone(), Some(name.span));
+        }
+        let value = self.block(body);
+        self.pop_scope();
+        if value.is_error() || inits.iter().any(Ty::is_error) {
+            return Ty::Error;
+        }
+        let outputs: Vec<Ty> = match (carries.len(), &value) {
+            (0, Ty::Tuple(ts)) => ts.clone(),
+            (0 | 1, t) => vec![t.clone()],
+            (n, Ty::Tuple(ts)) if ts.len() == n => ts.clone(),
+            (n, t) => {
+                let d = self
+                    .err(
+                        codes::SCAN_STATE,
+                        body.value.span,
+                        format!("the body of a `scan` with {n} carried values must give a tuple of their {n} new values, found `{t}`"),
+                    )
+                    .with_label(format!("this is `{t}`"));
+                self.error(d);
+                return Ty::Error;
+            }
+        };
+        for (k, out) in outputs.iter().enumerate() {
+            if let Some(((name, e), init)) = carries.get(k).zip(inits.get(k)) {
+                if out != init {
+                    let d = self
+                        .err(
+                            codes::SCAN_STATE,
+                            body.value.span,
+                            format!(
+                                "the carried `{}` starts as `{init}`, but the body makes it `{out}`",
+                                name.text
+                            ),
+                        )
+                        .with_label(format!("the new `{}` is `{out}`", name.text))
+                        .with_secondary(&self.fname.clone(), e.span, format!("`{}` starts as `{init}`", name.text))
+                        .with_help("a carried value keeps its shape and element type from step to step");
+                    self.error(d);
+                    return Ty::Error;
+                }
+            }
+            if !matches!(out, Ty::Tensor(_)) {
+                let d = self
+                    .err(
+                        codes::TYPE_MISMATCH,
+                        body.value.span,
+                        format!("the body of a `scan` gives tensors to stack, found `{out}`"),
+                    )
+                    .with_label("not a tensor");
+                self.error(d);
+                return Ty::Error;
+            }
+        }
+        let stacked: Vec<Ty> = outputs
+            .into_iter()
+            .map(|t| match t {
+                Ty::Tensor(t) => {
+                    let mut dims = vec![DimItem::Dim(steps.clone())];
+                    dims.extend(t.shape.0);
+                    Ty::tensor(t.dtype, Shape(dims))
+                }
+                other => other,
+            })
+            .collect();
+        match stacked.as_slice() {
+            [one] if carries.len() <= 1 && !matches!(value, Ty::Tuple(_)) => one.clone(),
+            _ => Ty::Tuple(stacked),
         }
     }
 
@@ -1200,6 +1337,33 @@ impl<'db> Checker<'db> {
                 (Ty::Float(_), Ty::Float(_) | Ty::Int(_))
                 | (Ty::Bool(_), Ty::Bool(_))
                 | (Ty::Str(_), Ty::Str(_)) => {}
+                (pt @ Ty::Tuple(_), at @ Ty::Tuple(_)) => {
+                    // Element by element: tensors unify their shapes (binding the
+                    // signature's dimensions) and widen their element types.
+                    let mut local_deferred = Vec::new();
+                    if let Err(why) = match_tuple(&mut u, pt, at, &mut local_deferred) {
+                        let d = self
+                            .err(
+                                codes::TYPE_MISMATCH,
+                                a.span,
+                                format!("expected `{pt}`, found `{at}`"),
+                            )
+                            .with_label(why)
+                            .with_secondary(
+                                &callee_file,
+                                p.span,
+                                format!("parameter `{}` of `{}` declared here", p.name, sig.name),
+                            );
+                        self.error(d);
+                        failed = true;
+                        continue;
+                    }
+                    deferred.extend(
+                        local_deferred
+                            .into_iter()
+                            .map(|(i, c, d, t)| (i, c, d, a.clone(), t, p.clone())),
+                    );
+                }
                 (pt, at) => {
                     let d = self
                         .err(
@@ -1809,5 +1973,50 @@ fn pattern_spans(p: &Pattern, out: &mut Vec<Span>) {
     match p {
         Pattern::Name(n) => out.push(n.span),
         Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_spans(p, out)),
+    }
+}
+
+/// Unifies a tuple parameter's type with an argument's, element by element; the
+/// dimensions that need other bindings first are added to `deferred` with the tensor
+/// they belong to. The error says which element differs.
+#[allow(clippy::type_complexity)]
+fn match_tuple(
+    u: &mut Unifier,
+    expected: &Ty,
+    actual: &Ty,
+    deferred: &mut Vec<(usize, Dim, Dim, TensorTy)>,
+) -> Result<(), String> {
+    match (expected, actual) {
+        (Ty::Tuple(es), Ty::Tuple(xs)) if es.len() == xs.len() => {
+            for (k, (e, x)) in es.iter().zip(xs).enumerate() {
+                match_tuple(u, e, x, deferred).map_err(|why| format!("element {k}: {why}"))?;
+            }
+            Ok(())
+        }
+        (Ty::Tuple(es), Ty::Tuple(xs)) => Err(format!(
+            "a tuple of {} elements, not {}",
+            xs.len(),
+            es.len()
+        )),
+        (Ty::Tensor(e), Ty::Tensor(x)) => {
+            if !x.dtype.widens_to(e.dtype) {
+                return Err(format!(
+                    "element type `{}` where `{}` is expected",
+                    x.dtype.name(),
+                    e.dtype.name()
+                ));
+            }
+            let mut local = Vec::new();
+            u.match_shape(&e.shape, &x.shape, &mut local)
+                .map_err(|_| format!("`{x}` does not have the shape `{}`", e.shape))?;
+            deferred.extend(local.into_iter().map(|(i, c, d)| (i, c, d, x.clone())));
+            Ok(())
+        }
+        (Ty::Tensor(e), Ty::Float(_) | Ty::Int(_)) if e.shape.rank() == Some(0) => Ok(()),
+        (Ty::Int(_), Ty::Int(_))
+        | (Ty::Float(_), Ty::Float(_) | Ty::Int(_))
+        | (Ty::Bool(_), Ty::Bool(_))
+        | (Ty::Str(_), Ty::Str(_)) => Ok(()),
+        (e, x) => Err(format!("`{x}` where `{e}` is expected")),
     }
 }

@@ -470,6 +470,13 @@ pub fn initializers() -> Table<Init> {
         entry("he_normal", vec![], |_| Init::HeNormal),
         entry("lecun_uniform", vec![], |_| Init::LecunUniform),
         entry("lecun_normal", vec![], |_| Init::LecunNormal),
+        entry(
+            "uniform_fan",
+            vec![p!("fan", Float, None::<f64>, positive)],
+            |a| Init::UniformFan {
+                fan: a.float("fan"),
+            },
+        ),
     ]
 }
 

@@ -79,6 +79,7 @@ pub fn initial_value(p: &ParamInfo, seed: u64) -> Result<Tensor, RunError> {
         Init::HeNormal => d.scaled(n, false, (2.0 / fan_in).sqrt()),
         Init::LecunUniform => d.scaled(n, true, (3.0 / fan_in).sqrt()),
         Init::LecunNormal => d.scaled(n, false, (1.0 / fan_in).sqrt()),
+        Init::UniformFan { fan } => d.scaled(n, true, (1.0 / fan).sqrt()),
     };
     Tensor::f32(p.shape.clone(), values).map_err(|e| RunError::Internal(e.to_string()))
 }

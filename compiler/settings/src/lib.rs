@@ -111,15 +111,28 @@ pub struct EarlyStop {
 pub enum Init {
     Zeros,
     Ones,
-    Constant { value: f64 },
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, std: f64 },
+    Constant {
+        value: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     GlorotUniform,
     GlorotNormal,
     HeUniform,
     HeNormal,
     LecunUniform,
     LecunNormal,
+    /// Uniform on `±1/sqrt(fan)` for a given `fan` (PyTorch's default for recurrent
+    /// layers' weights and biases, `fan` = the hidden size).
+    UniformFan {
+        fan: f64,
+    },
 }
 
 /// One augmentation of training batches with its arguments (the semantics are
