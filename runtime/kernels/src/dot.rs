@@ -17,9 +17,14 @@ use crate::gemm::{Epilogue, MatRef};
 /// Steps of `k` per block.
 const KB: usize = 2048;
 
-/// Whether [`product`] suits `[m, k] · [k, n]` with these operands.
+/// Whether [`product`] suits `[m, k] · [k, n]` with these operands: few rows and
+/// columns over a long `k`, or at most four rows (a recurrent layer's step at batch 1,
+/// `h · W_hhᵀ` with PyTorch's layout), where packing `B` would cost more than the
+/// product.
 pub fn suits(m: usize, n: usize, k: usize, a: MatRef, b: MatRef) -> bool {
-    a.cs == 1 && b.rs == 1 && k >= 1024 && m * n <= 8192 && k >= 4 * m.max(n)
+    a.cs == 1
+        && b.rs == 1
+        && ((k >= 1024 && m * n <= 8192 && k >= 4 * m.max(n)) || (m <= 4 && k >= 64))
 }
 
 /// `C[r0.., c0..c1]` (row stride `ldc`) of `A·B` for rows `0..m` and columns `c0..c1`,
