@@ -444,9 +444,14 @@ pub fn one_hot(lw: &mut Lowerer<'_, '_>, labels: NodeId, n: usize) -> Res<NodeId
 fn accuracy(lw: &mut Lowerer<'_, '_>, logits: NodeId, labels: NodeId, k: i64) -> Res<NodeId> {
     // Written with `f32` comparisons and selects only, so that it fuses into a few
     // loops (class indices are exact in `f32` below 2^24).
-    let s = lw.em.shape(logits);
-    let rows = s[0];
-    lw.em.limit_index(labels, s[1]);
+    // Every leading axis is a sample: `[B, T, C]` logits count each position.
+    let full = lw.em.shape(logits);
+    let classes = *full.last().ok_or("`accuracy` of a scalar")?;
+    let rows: usize = full[..full.len() - 1].iter().product();
+    let logits = lw.em.reshape(logits, &[rows, classes])?;
+    let labels = lw.em.reshape(labels, &[rows])?;
+    let s = vec![rows, classes];
+    lw.em.limit_index(labels, classes);
     let labels = lw.em.cast(labels, DType::F32)?;
     let labels = lw.em.reshape(labels, &[rows, 1])?;
     let class = lw.em.add(

@@ -410,12 +410,12 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
                 return r.dtype_error(get(1), &labels, "integer class labels");
             }
             match (logits.shape.dims(), labels.shape.dims()) {
-                (Some(l), Some(y)) if l.len() == 2 && y.len() == 1 && l[0] == y[0] => {}
+                (Some(l), Some(y)) if l.len() >= 2 && l.len() == y.len() + 1 && l[..y.len()] == y[..] => {}
                 _ => {
                     return r.fail(
                         codes::DIM_MISMATCH,
                         span,
-                        format!("`{name}` takes logits `[B, C]` and labels `[B]`, found `{logits}` and `{labels}`"),
+                        format!("`{name}` takes logits `[..S, C]` and labels `[..S]` (e.g. `[B, C]` and `[B]`), found `{logits}` and `{labels}`"),
                     )
                 }
             }
