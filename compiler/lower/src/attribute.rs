@@ -93,7 +93,8 @@ pub fn lower_attribution(
         .or(models.first())
         .ok_or("the train block has no model")?
         .clone();
-    let x = predict_input(&mut lw, &model, batch)?;
+    let hint = crate::model::sample_shapes(db, file, sig);
+    let x = predict_input(&mut lw, &model, batch, &hint)?;
     if matches!(attr.method, Method::GradCam { .. }) {
         lw.taps = Some(Vec::new());
     }

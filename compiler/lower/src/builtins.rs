@@ -292,6 +292,25 @@ pub fn call(
             let n = usize::try_from(int(a.need(1, "n")?)?).map_err(|_| "negative class count")?;
             one_hot(lw, labels, n)?
         }
+        "flip" => {
+            // The elements along `axis` (the first by default) in reverse order: a
+            // gather of `n - 1, ..., 0`, whose derivative scatters back.
+            let x = t(a.need(0, "x")?)?;
+            let shape = lw.em.shape(x);
+            let ax = axis(a.get(1, "axis").map_or(Ok(0), int)?, shape.len())?;
+            let n = shape[ax];
+            let iota = lw.em.add(
+                Op::Iota {
+                    dtype: DType::I64,
+                    shape: vec![n],
+                    axis: 0,
+                },
+                &[],
+            )?;
+            let last = lw.em.full(n.saturating_sub(1) as f64, DType::I64, &[n])?;
+            let idx = lw.em.binary(BinaryOp::Sub, last, iota)?;
+            lw.em.add(Op::Gather { axis: ax }, &[x, idx])?
+        }
         "arange" => {
             let n =
                 usize::try_from(int(a.need(0, "n")?)?).map_err(|_| "negative `arange` length")?;

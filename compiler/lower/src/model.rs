@@ -178,7 +178,8 @@ fn lower_with(
                 _ => models.iter().find(|(_, m)| !m.frozen).or(models.first()),
             };
             let (_, model) = chosen.ok_or("the train block has no such model")?.clone();
-            let x = predict_input(&mut lw, &model, batch)?;
+            let hint = sample_shapes(db, file, sig);
+            let x = predict_input(&mut lw, &model, batch, &hint)?;
             let y = crate::calls::call(&mut lw, Val::Layer(model), vec![(None, Val::T(x))])?;
             set_predict_outputs(&mut lw, "output", y)?;
         } else {
@@ -348,6 +349,14 @@ fn bind_fields(lw: &mut Lowerer<'_, '_>, db: &dyn Db, sig: &TrainSig, batch: usi
     Ok(())
 }
 
+/// The per-sample shapes of the dataset's fields (none if it cannot be read): what
+/// sizes `forward`'s free dimensions for inference.
+pub(crate) fn sample_shapes(db: &dyn Db, file: SourceFile, sig: &TrainSig) -> Vec<Vec<usize>> {
+    dataset_fields(db, file, sig)
+        .map(|fs| fs.into_iter().map(|(_, _, s)| s).collect())
+        .unwrap_or_default()
+}
+
 /// The fields of the train block's dataset: name, element type, per-sample shape.
 pub fn dataset_fields(
     db: &dyn Db,
@@ -396,8 +405,9 @@ pub(crate) fn predict_input(
     lw: &mut Lowerer<'_, '_>,
     model: &Rc<LayerVal>,
     batch: usize,
+    hint: &[Vec<usize>],
 ) -> Res<dnnc_ir::NodeId> {
-    let (dtype, shape) = forward_input_type(lw.db, model, batch)?;
+    let (dtype, shape) = forward_input_type(lw.db, model, batch, hint)?;
     lw.em.add(
         Op::Input {
             name: "input".into(),
@@ -409,10 +419,14 @@ pub(crate) fn predict_input(
 }
 
 /// The element type and shape of `forward`'s first parameter for `batch` samples.
+/// Dimensions other than the batch that the model's hyperparameters do not fix (a
+/// sequence length `T`) are taken from the first per-sample shape of `hint` (the
+/// dataset's fields) that has the right rank and agrees with the fixed ones.
 pub fn forward_input_type(
     db: &dyn Db,
     model: &LayerVal,
     batch: usize,
+    hint: &[Vec<usize>],
 ) -> Res<(dnnc_ir::DType, Vec<usize>)> {
     let sig = layer_sig(db, ItemId::new(db, model.file, model.index))
         .as_ref()
@@ -422,7 +436,7 @@ pub fn forward_input_type(
     let Ty::Tensor(t) = &p.ty else {
         return Err("`forward`'s input is not a tensor".into());
     };
-    let mut shape = Vec::new();
+    let mut dims: Vec<Option<usize>> = Vec::new();
     let mut first_sym: Option<Arc<str>> = None;
     for item in &t.shape.0 {
         let DimItem::Dim(d) = item else {
@@ -439,10 +453,31 @@ pub fn forward_input_type(
             },
             _ => None,
         });
-        let c = v
-            .and_then(|v| v.as_const())
-            .ok_or_else(|| format!("cannot size `forward`'s input dimension `{d}`"))?;
-        shape.push(usize::try_from(c).map_err(|_| "negative dimension")?);
+        match v.and_then(|v| v.as_const()) {
+            Some(c) => dims.push(Some(usize::try_from(c).map_err(|_| "negative dimension")?)),
+            None => dims.push(None),
+        }
+    }
+    let fits = |h: &&Vec<usize>| {
+        h.len() + 1 == dims.len()
+            && dims[1..]
+                .iter()
+                .zip(h.iter())
+                .all(|(d, &x)| d.is_none_or(|d| d == x))
+    };
+    let fill = hint.iter().find(fits);
+    let mut shape = Vec::with_capacity(dims.len());
+    for (i, (d, item)) in dims.iter().zip(&t.shape.0).enumerate() {
+        match (d, fill) {
+            (Some(d), _) => shape.push(*d),
+            (None, Some(h)) if i > 0 => shape.push(h[i - 1]),
+            _ => {
+                let DimItem::Dim(d) = item else {
+                    return Err("`forward`'s input has a pack".into());
+                };
+                return Err(format!("cannot size `forward`'s input dimension `{d}`").into());
+            }
+        }
     }
     Ok((t.dtype, shape))
 }

@@ -39,6 +39,7 @@ const OTHER: &[&str] = &[
     "gather",
     "one_hot",
     "arange",
+    "flip",
     "cast",
     "shape",
     "zeros",
@@ -127,6 +128,7 @@ fn params(name: &str) -> &'static [P] {
         "gather" => &[P("x", false), P("indices", false), P("axis", true)],
         "one_hot" => &[P("labels", false), P("n", false)],
         "arange" => &[P("n", false)],
+        "flip" => &[P("x", false), P("axis", true)],
         "cast" => &[P("x", false), P("dtype", false)],
         "shape" => &[P("x", false)],
         "zeros" | "ones" => &[P("shape", false)],
@@ -310,6 +312,15 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             let mut s = l.shape.clone();
             s.0.push(DimItem::Dim(n));
             Ty::tensor(DType::F32, s)
+        }
+        "flip" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            if get(1).is_some() && r.axes(get(1), &x.shape).is_none() {
+                return Ty::Error;
+            }
+            Ty::Tensor(x)
         }
         "arange" => {
             let Some(n) = r.static_dim(get(0)) else {

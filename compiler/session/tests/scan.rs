@@ -1,0 +1,112 @@
+//! `scan` by hand: running sums forwards and backwards (`flip`), a map, two carried
+//! values — outputs of `predict` on the interpreter and Cranelift — and a training step
+//! through a scan (backpropagation through time) equal on both.
+
+use dnnc_sema::{file_diagnostics, RootDatabase};
+use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+
+const SRC: &str = "use std::losses::mse
+model Sums {
+    param w: [2] = constant(1.0)
+    fn forward(x: [B, T, 2]) -> ([B, T, 2], [B, T, 2], [B, T, 2], [B, T, 2]) {
+        let xs = transpose(x * w, [1, 0, 2])
+        let run = scan(v in xs, h = zeros([B, 2])) { h + v }
+        let back = flip(scan(v in flip(xs), h = zeros([B, 2])) { h + v })
+        let twice = scan(v in xs) { v * 2.0 }
+        let (m, top) = scan(v in xs, m = zeros([B, 2]), top = zeros([B, 2])) {
+            (0.5 * m + v, maximum(top, v))
+        }
+        let bt = [1, 0, 2]
+        (transpose(run, bt), transpose(back, bt), transpose(twice, bt), transpose(m + top, bt))
+    }
+}
+dataset d {
+    train = (x: reshape(npy(\"x.npy\"), [-1, 3, 2]), y: reshape(npy(\"x.npy\"), [-1, 3, 2]))
+}
+train Sums on d {
+    batch = 1
+    let (run, back, twice, both) = model(x)
+    loss = mse(run + back + twice + both, y)
+    optimizer = sgd(lr = 0.01)
+    shuffle = false
+}
+";
+
+#[test]
+fn scans_compute_running_sums_maps_and_several_states() {
+    let dir = std::env::temp_dir().join(format!("dnnc-scan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // One sequence of three steps of two features.
+    let x = [1.0f32, -2.0, 3.0, 0.5, -1.0, 4.0];
+    dnnc_data::npy::save_f32(&dir.join("x.npy"), &[1, 6], &x).unwrap();
+    dnnc_data::npy::save_f32(&dir.join("in.npy"), &[1, 3, 2], &x).unwrap();
+    let path = dir.join("sums.dnn");
+    std::fs::write(&path, SRC).unwrap();
+    let db = RootDatabase::new();
+    let file = db.open(&path).unwrap();
+    let diags = file_diagnostics(&db, file);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let job = dnnc_session::job(&db, file).unwrap();
+    let weights = dir.join("w.safetensors");
+    let mut losses = Vec::new();
+    for backend in [BackendKind::Interp, BackendKind::Cranelift] {
+        let opts = TrainOptions {
+            epochs: Some(1),
+            steps: Some(1),
+            ..TrainOptions::quiet(backend, weights.clone())
+        };
+        // From w = 1, so the outputs below are of x itself.
+        let init = dir.join("init.safetensors");
+        let one = dnnc_tensor::Tensor::f32(vec![2], vec![1.0, 1.0]).unwrap();
+        dnnc_runtime::checkpoint::save(&init, &[("w".into(), &one)]).unwrap();
+        let out = dir.join(format!("y-{backend:?}.npy"));
+        dnnc_session::predict(
+            &job,
+            &init,
+            &dir.join("in.npy"),
+            &out,
+            backend,
+            &PassOptions::default(),
+        )
+        .unwrap();
+        let get = |k: usize| {
+            dnnc_data::npy::load(&dir.join(format!("y-{backend:?}.{k}.npy")))
+                .unwrap()
+                .to_f32_vec()
+        };
+        assert_eq!(
+            get(0),
+            vec![1.0, -2.0, 4.0, -1.5, 3.0, 2.5],
+            "{backend:?} running sum"
+        );
+        assert_eq!(
+            get(1),
+            vec![3.0, 2.5, 2.0, 4.5, -1.0, 4.0],
+            "{backend:?} reverse sum"
+        );
+        assert_eq!(
+            get(2),
+            vec![2.0, -4.0, 6.0, 1.0, -2.0, 8.0],
+            "{backend:?} map"
+        );
+        // m: 1, -2 | 3.5, -0.5 | 0.75, 3.75; top: 1, 0 | 3, 0.5 | 3, 4.
+        assert_eq!(
+            get(3),
+            vec![2.0, -2.0, 6.5, 0.0, 3.75, 7.75],
+            "{backend:?} two states"
+        );
+        let s = dnnc_session::train(
+            &job,
+            &TrainOptions {
+                init: Some(init),
+                ..opts
+            },
+        )
+        .unwrap();
+        losses.push(s.metrics.clone());
+    }
+    assert_eq!(losses[0].len(), losses[1].len());
+    for (a, b) in losses[0].iter().zip(&losses[1]) {
+        assert!((a.1 - b.1).abs() < 1e-5, "{losses:?}");
+    }
+}
