@@ -230,6 +230,28 @@ pub fn attribute(
     })
 }
 
+/// `dnnc sample --prompt`: prints the prompt and its continuation.
+pub fn sample_text(
+    file: &Path,
+    weights: &Path,
+    s: &dnnc_session::generate::TextSample<'_>,
+    backend: &str,
+) -> ExitCode {
+    let backend = match BackendKind::parse(backend) {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    with_job(file, |job| {
+        match dnnc_session::generate::generate(job, weights, s, backend, &passes(None)) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        }
+    })
+}
+
 pub struct CompileArgs {
     pub file: PathBuf,
     pub emit: String,

@@ -139,11 +139,25 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Where to write them: `.npy` (f32 [N, ...]) or `.png` (a grid of images).
-        #[arg(long)]
-        out: PathBuf,
+        /// Not for text: a language model's text goes to standard output.
+        #[arg(long, required_unless_present = "prompt")]
+        out: Option<PathBuf>,
         /// Which backend runs the graph.
         #[arg(long, default_value = "cranelift")]
         backend: String,
+        /// Text for a character-level language model to continue (its weights carry
+        /// the vocabulary); the text is printed.
+        #[arg(long, conflicts_with = "out")]
+        prompt: Option<String>,
+        /// Characters to write after the prompt.
+        #[arg(long, default_value_t = 400, requires = "prompt")]
+        length: usize,
+        /// Divides the logits before sampling: below 1 is more conservative.
+        #[arg(long, default_value_t = 1.0, value_parser = positive, requires = "prompt")]
+        temperature: f64,
+        /// Sample only among the K most likely characters.
+        #[arg(long, value_parser = at_least_one, requires = "prompt")]
+        top_k: Option<usize>,
     },
     /// Attribution maps of a classifier on samples of a split: which inputs (or, with
     /// Grad-CAM, which regions of a layer's maps) its class score depends on.
@@ -253,6 +267,15 @@ enum Command {
 pub enum AttackName {
     Fgsm,
     Pgd,
+}
+
+/// A finite number above 0 (`--temperature`).
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a finite number above 0, found {v}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A finite number at least 0 (`--eps`, `--step-size`).
@@ -414,7 +437,24 @@ fn run(cli: Cli) -> ExitCode {
             seed,
             out,
             backend,
-        } => jobs::sample(&file, &weights, count, seed, &out, &backend),
+            prompt,
+            length,
+            temperature,
+            top_k,
+        } => match (prompt, out) {
+            (Some(prompt), _) => {
+                let s = dnnc_session::generate::TextSample {
+                    prompt: &prompt,
+                    length,
+                    temperature,
+                    top_k,
+                    seed,
+                };
+                jobs::sample_text(&file, &weights, &s, &backend)
+            }
+            (None, Some(out)) => jobs::sample(&file, &weights, count, seed, &out, &backend),
+            (None, None) => unreachable!("clap requires --out without --prompt"),
+        },
         Command::Attribute {
             file,
             weights,

@@ -406,7 +406,7 @@ pub fn call(
             };
             accuracy(lw, logits, labels, k)?
         }
-        "idx" | "npy" | "csv" => return crate::dataset::loader(lw, name, &a.0),
+        "idx" | "npy" | "csv" | "text" => return crate::dataset::loader(lw, name, &a.0),
         other => return Err(format!("builtin `{other}` has no lowering").into()),
     };
     Ok(Val::T(out))

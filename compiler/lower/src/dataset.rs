@@ -57,7 +57,8 @@ pub fn lower_split(db: &dyn Db, item: ItemId<'_>, split: &str) -> Res<LoweredSpl
     })
 }
 
-/// `idx(path)`, `npy(path)`, `csv(path, header)` inside a dataset: an input typed
+/// `idx(path)`, `npy(path)`, `csv(path, header)`, `text(path, window, from, to,
+/// bytes)` inside a dataset: an input typed
 /// from the file's header.
 pub fn loader(lw: &mut Lowerer<'_, '_>, name: &str, args: &[(Option<String>, Val)]) -> Res<Val> {
     let Some((_, Val::Str(p))) = args.first() else {
@@ -67,9 +68,29 @@ pub fn loader(lw: &mut Lowerer<'_, '_>, name: &str, args: &[(Option<String>, Val
         .iter()
         .find(|(n, _)| n.as_deref() == Some("header"))
         .or(args.get(1));
+    let arg = |i: usize, n: &str| {
+        args.iter()
+            .find(|(k, _)| k.as_deref() == Some(n))
+            .or(args.get(i).filter(|(k, _)| k.is_none()))
+            .map(|(_, v)| v)
+    };
+    let frac = |v: Option<&Val>, default: f64| match v {
+        Some(Val::Float(x)) => *x,
+        Some(Val::Int(i)) => *i as f64,
+        _ => default,
+    };
     let loader = match name {
         "idx" => Loader::Idx,
         "npy" => Loader::Npy,
+        "text" => Loader::Text(dnnc_data::text::TextOptions {
+            window: match arg(1, "window") {
+                Some(Val::Int(w)) => usize::try_from(*w).map_err(|_| "negative `window`")?,
+                _ => return Err("`text` needs a `window`".into()),
+            },
+            from_ppm: (frac(arg(2, "from"), 0.0) * 1e6).round() as u32,
+            to_ppm: (frac(arg(3, "to"), 1.0) * 1e6).round() as u32,
+            bytes: matches!(arg(4, "bytes"), Some(Val::Bool(true))),
+        }),
         _ => Loader::Csv {
             header: !matches!(header, Some((_, Val::Bool(false)))),
         },

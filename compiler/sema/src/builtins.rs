@@ -54,7 +54,7 @@ const OTHER: &[&str] = &[
     "accuracy",
     "top_k_accuracy",
 ];
-const LOADERS: &[&str] = &["idx", "npy", "csv"];
+const LOADERS: &[&str] = &["idx", "npy", "csv", "text"];
 
 /// Every builtin name (loaders only inside datasets).
 pub fn names(in_dataset: bool) -> impl Iterator<Item = &'static str> {
@@ -142,6 +142,13 @@ fn params(name: &str) -> &'static [P] {
         "top_k_accuracy" => &[P("logits", false), P("labels", false), P("k", true)],
         "idx" | "npy" => &[P("path", false)],
         "csv" => &[P("path", false), P("header", true)],
+        "text" => &[
+            P("path", false),
+            P("window", false),
+            P("from", true),
+            P("to", true),
+            P("bytes", true),
+        ],
         _ => &[],
     }
 }
@@ -435,7 +442,10 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             }
             Ty::scalar(DType::F32)
         }
-        "idx" | "npy" | "csv" => crate::data::loader(r.cx, name, get(0), get(1), span),
+        "idx" | "npy" | "csv" | "text" => {
+            let args: Vec<Option<&ArgVal>> = (0..5).map(get).collect();
+            crate::data::loader(r.cx, name, &args, span)
+        }
         other => unreachable!("builtin {other}"),
     }
 }

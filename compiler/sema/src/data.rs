@@ -17,14 +17,10 @@ use crate::items::{item_ast, ItemId};
 use crate::ty::{DType, DimItem, Shape, TensorTy, Ty};
 
 /// `idx(path)`, `npy(path)`, `csv(path, header = true)`: a tensor typed from the file.
-pub fn loader(
-    cx: &mut Checker<'_>,
-    name: &str,
-    path: Option<&ArgVal>,
-    opt: Option<&ArgVal>,
-    span: Span,
-) -> Ty {
-    let Some(path) = path else { return Ty::Error };
+pub fn loader(cx: &mut Checker<'_>, name: &str, args: &[Option<&ArgVal>], span: Span) -> Ty {
+    let Some(path) = args.first().copied().flatten() else {
+        return Ty::Error;
+    };
     let Ty::Str(Some(p)) = &path.ty else {
         let d = cx
             .err(
@@ -36,25 +32,32 @@ pub fn loader(
         cx.error(d);
         return Ty::Error;
     };
-    let header = match opt.map(|a| &a.ty) {
-        None => true,
-        Some(crate::ty::Ty::Bool(Some(b))) => *b,
-        Some(other) => {
-            let d = cx
-                .err(
-                    codes::TYPE_MISMATCH,
-                    opt.map_or(span, |a| a.span),
-                    format!("`header` must be `true` or `false`, found `{other}`"),
-                )
-                .with_label("expected a Bool literal");
-            cx.error(d);
-            return Ty::Error;
-        }
-    };
+    let arg = |i: usize| args.get(i).copied().flatten();
     let kind = match name {
         "idx" => Loader::Idx,
         "npy" => Loader::Npy,
-        _ => Loader::Csv { header },
+        "text" => match text_options(cx, [arg(1), arg(2), arg(3), arg(4)], span) {
+            Some(o) => Loader::Text(o),
+            None => return Ty::Error,
+        },
+        _ => {
+            let header = match arg(1).map(|a| &a.ty) {
+                None => true,
+                Some(crate::ty::Ty::Bool(Some(b))) => *b,
+                Some(other) => {
+                    let d = cx
+                        .err(
+                            codes::TYPE_MISMATCH,
+                            arg(1).map_or(span, |a| a.span),
+                            format!("`header` must be `true` or `false`, found `{other}`"),
+                        )
+                        .with_label("expected a Bool literal");
+                    cx.error(d);
+                    return Ty::Error;
+                }
+            };
+            Loader::Csv { header }
+        }
     };
     let file_path = cx.file.path(cx.db).clone();
     let dir = file_path.parent().unwrap_or(Path::new("."));
@@ -84,6 +87,69 @@ pub fn loader(
             Ty::Error
         }
     }
+}
+
+/// `text(path, window, from = 0.0, to = 1.0, bytes = false)`'s options: a static
+/// window of at least 2 and a part `0 <= from < to <= 1`.
+fn text_options(
+    cx: &mut Checker<'_>,
+    [window, from, to, bytes]: [Option<&ArgVal>; 4],
+    span: Span,
+) -> Option<dnnc_data::text::TextOptions> {
+    let mut bad = |a: Option<&ArgVal>, what: &str| {
+        let d = cx
+            .err(
+                codes::TYPE_MISMATCH,
+                a.map_or(span, |a| a.span),
+                format!("`text` needs {what}"),
+            )
+            .with_label("invalid here");
+        cx.error(d);
+        None
+    };
+    let window = match window.map(|a| &a.ty) {
+        Some(Ty::Int(Some(d))) => match d.as_const() {
+            Some(w) if w >= 2 => w as usize,
+            _ => {
+                return bad(
+                    window,
+                    "a `window` of at least 2 characters, known at compile time",
+                )
+            }
+        },
+        _ => {
+            return bad(
+                window,
+                "a `window`: the characters per sample, e.g. `window = 65`",
+            )
+        }
+    };
+    let frac = |a: Option<&ArgVal>, default: f64| match a.map(|a| &a.ty) {
+        None => Some(default),
+        Some(Ty::Float(Some(x))) => Some(*x),
+        Some(Ty::Int(Some(d))) => d.as_const().map(|v| v as f64),
+        _ => None,
+    };
+    let (Some(f), Some(t)) = (frac(from, 0.0), frac(to, 1.0)) else {
+        return bad(
+            from.or(to),
+            "`from` and `to` as fractions of the file, e.g. `to = 0.9`",
+        );
+    };
+    if !(0.0..1.0).contains(&f) || !(f < t && t <= 1.0) {
+        return bad(from.or(to), "a part `0 <= from < to <= 1` of the file");
+    }
+    let bytes = match bytes.map(|a| &a.ty) {
+        None => false,
+        Some(Ty::Bool(Some(b))) => *b,
+        _ => return bad(bytes, "`bytes = true` or `false`"),
+    };
+    Some(dnnc_data::text::TextOptions {
+        window,
+        from_ppm: (f * 1e6).round() as u32,
+        to_ppm: (t * 1e6).round() as u32,
+        bytes,
+    })
 }
 
 /// One field of a dataset: its name and per-sample type (the first axis removed).

@@ -35,6 +35,7 @@ pub enum Loader {
     Idx,
     Npy,
     Csv { header: bool },
+    Text(dnnc_data::text::TextOptions),
 }
 
 #[salsa::db]
@@ -234,6 +235,7 @@ impl Db for RootDatabase {
                         };
                         dnnc_data::csv::probe(path, &opts)
                     }
+                    Loader::Text(opts) => dnnc_data::text::probe(path, &opts),
                 };
                 r.map_err(|e| e.message)
             })

@@ -26,6 +26,7 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
                     ..Default::default()
                 },
             ),
+            Loader::Text(o) => dnnc_data::text::load(&l.path, &o).map(|(t, _)| t),
         }?;
         if let Some((i, v)) = dnnc_data::non_finite(&t) {
             let row: usize = t.shape.iter().skip(1).product();
@@ -61,6 +62,19 @@ pub fn load_split(db: &dyn Db, dataset: ItemId<'_>, name: &str) -> Result<Split,
         fields.push((f.clone(), t));
     }
     Split::new(fields).map_err(|e| RunError::Dataset(format!("split `{name}`: {}", e.message)))
+}
+
+/// The vocabulary of the dataset's text (the first `text` loader of its training
+/// split), as the characters in id order; `None` for data without text.
+pub fn vocabulary(db: &dyn Db, dataset: ItemId<'_>) -> Result<Option<String>, RunError> {
+    let lowered = lower_split(db, dataset, "train")?;
+    for l in &lowered.loaders {
+        if let Loader::Text(o) = l.loader {
+            let (_, vocab) = dnnc_data::text::load(&l.path, &o)?;
+            return Ok(Some(vocab.into_iter().collect()));
+        }
+    }
+    Ok(None)
 }
 
 /// Checks that the integer fields the model indexes with (class labels, embedding

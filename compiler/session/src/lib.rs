@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod generate;
 pub mod init;
 pub mod library;
 mod plateau;

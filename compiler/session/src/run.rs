@@ -229,10 +229,15 @@ pub(crate) fn check_state_memory(g: &dnnc_ir::Graph, job: &str) -> Result<(), Ru
 
 /// Writes the parameters among `states` to the checkpoint `out`, atomically; weights
 /// that are not finite are refused (the file on disk stays as it was).
+/// The checkpoint metadata key of a text model's vocabulary: its characters in id
+/// order.
+pub const VOCABULARY_KEY: &str = "dnnc.vocabulary";
+
 pub(crate) fn save_weights(
     out: &Path,
     params: &[ParamInfo],
     states: &HashMap<String, Tensor>,
+    vocabulary: Option<&str>,
 ) -> Result<(), RunError> {
     let tensors: Vec<(String, &Tensor)> = params
         .iter()
@@ -250,7 +255,11 @@ pub(crate) fn save_weights(
             )));
         }
     }
-    checkpoint::save(out, &tensors).map_err(|e| RunError::write(out, e.kind))
+    let meta: Vec<(&str, String)> = vocabulary
+        .map(|v| (VOCABULARY_KEY, v.to_string()))
+        .into_iter()
+        .collect();
+    checkpoint::save_with_metadata(out, &tensors, &meta).map_err(|e| RunError::write(out, e.kind))
 }
 
 /// Evaluates saved weights on the test split (or the training split if there is none).

@@ -94,6 +94,8 @@ struct Trainer<'a, 'db> {
     steps_per_epoch: usize,
     /// Where the weights go: `--out`, or the block's `checkpoint` next to the file.
     out: Option<PathBuf>,
+    /// A text model's vocabulary, saved with the weights (`dnnc.vocabulary`).
+    vocabulary: Option<String>,
 }
 
 impl<'a, 'db> Trainer<'a, 'db> {
@@ -203,6 +205,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
             eval: ByBatch::new(),
             steps_per_epoch,
             out,
+            vocabulary: crate::data::vocabulary(job.db, job.dataset)?,
         })
     }
 
@@ -225,7 +228,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                     &current
                 }
             };
-            save_weights(o, &self.params, values)?;
+            save_weights(o, &self.params, values, self.vocabulary.as_deref())?;
         }
         Ok(())
     }

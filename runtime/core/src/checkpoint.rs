@@ -15,7 +15,7 @@
 //! Every failure is a [`CheckpointError`] that displays as `{path}: {what}`, for example
 //! ``mlp.safetensors: tensor `fc1.W` has shape [784, 128] but the model expects [784, 256]``.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -182,13 +182,39 @@ fn io_err(path: &Path, doing: impl Into<String>, source: io::Error) -> Checkpoin
 /// consistent (storage matching its dtype, as many elements as its shape) and, for `i32`
 /// and `u8` tensors, hold values in range. Nothing is written when any check fails.
 pub fn save(path: &Path, tensors: &[(String, &Tensor)]) -> Result<(), CheckpointError> {
-    let bytes = to_bytes(path, tensors)?;
+    save_with_metadata(path, tensors, &[])
+}
+
+/// [`save`] with string metadata in the file's `__metadata__` (what a run needs beside
+/// the tensors, e.g. `dnnc.vocabulary`, the characters of a text model in id order).
+pub fn save_with_metadata(
+    path: &Path,
+    tensors: &[(String, &Tensor)],
+    metadata: &[(&str, String)],
+) -> Result<(), CheckpointError> {
+    let bytes = to_bytes_with_metadata(path, tensors, metadata)?;
     write_atomically(path, &bytes)
+}
+
+/// The string metadata of the safetensors file `path` (empty when it has none).
+pub fn metadata(path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
+    let bytes = read(path)?;
+    parse(path, &bytes)?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, &bytes, e))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
 }
 
 /// The bytes of a safetensors file holding `tensors` (what [`save`] writes; `path`
 /// only names the file in errors).
 pub fn to_bytes(path: &Path, tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, CheckpointError> {
+    to_bytes_with_metadata(path, tensors, &[])
+}
+
+fn to_bytes_with_metadata(
+    path: &Path,
+    tensors: &[(String, &Tensor)],
+    metadata: &[(&str, String)],
+) -> Result<Vec<u8>, CheckpointError> {
     let mut seen = HashSet::new();
     let mut views = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
@@ -223,7 +249,13 @@ pub fn to_bytes(path: &Path, tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, C
         })?;
         views.push((name.as_str(), view));
     }
-    safetensors::serialize(views, None)
+    let meta: Option<HashMap<String, String>> = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    });
+    safetensors::serialize(views, meta)
         .map_err(|e| err(path, CheckpointErrorKind::Encode(e.to_string())))
 }
 

@@ -1,4 +1,5 @@
-//! Readers for training-data files: IDX (the MNIST format), NumPy `.npy` and numeric CSV.
+//! Readers for training-data files: IDX (the MNIST format), NumPy `.npy`, numeric CSV and
+//! plain text (windows of character ids).
 //!
 //! Each format module offers two entry points:
 //!
@@ -43,6 +44,7 @@ mod pylit;
 mod tensor;
 #[cfg(test)]
 mod testutil;
+pub mod text;
 pub mod weights;
 
 pub use dnnc_tensor::{DType, Data, Tensor};
