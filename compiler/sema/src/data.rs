@@ -136,7 +136,7 @@ fn text_options(
             "`from` and `to` as fractions of the file, e.g. `to = 0.9`",
         );
     };
-    if !(0.0..1.0).contains(&f) || !(f < t && t <= 1.0) {
+    if !((0.0..1.0).contains(&f) && f < t && t <= 1.0) {
         return bad(from.or(to), "a part `0 <= from < to <= 1` of the file");
     }
     let bytes = match bytes.map(|a| &a.ty) {
