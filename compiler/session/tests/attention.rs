@@ -1,0 +1,169 @@
+//! `std::nn`'s `MultiheadAttention` (causal, and with a key padding mask) and
+//! `TransformerEncoderLayer` (post-norm ReLU; pre-norm GELU, causal) against PyTorch:
+//! from PyTorch's initial weights (written by `data/attention/generate.py`), the
+//! outputs and the gradients of `sum(y · r)` for every parameter (one SGD step with
+//! learning rate 1), on the interpreter and Cranelift.
+
+use std::path::{Path, PathBuf};
+
+use dnnc_sema::{file_diagnostics, RootDatabase};
+use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_tensor::Tensor;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/attention")
+}
+
+fn load(kind: &str, name: &str) -> Tensor {
+    dnnc_data::npy::load(&data().join(format!("{kind}.{name}.npy"))).unwrap()
+}
+
+/// The parameter names of a case (`net.…`), from its files.
+fn params(kind: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data())
+        .unwrap()
+        .filter_map(|e| {
+            let f = e.unwrap().file_name().into_string().unwrap();
+            let rest = f.strip_prefix(&format!("{kind}.net."))?;
+            Some(format!("net.{}", rest.strip_suffix(".npy")?))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn rel(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let top = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+        / top
+}
+
+fn check(kind: &str, layer: &str, call: &str) {
+    let dir = std::env::temp_dir().join(format!("dnnc-attention-{}-{kind}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["x", "r", "pad"] {
+        std::fs::copy(
+            data().join(format!("{kind}.{f}.npy")),
+            dir.join(format!("{f}.npy")),
+        )
+        .unwrap();
+    }
+    let src = format!(
+        "use std::nn::{{MultiheadAttention, TransformerEncoderLayer}}
+model M {{
+    net = {layer}
+    fn forward(x: [B, 5, 6]) -> [B, 5, 6] {{ {call} }}
+    fn padded(x: [B, 5, 6], pad: bool[B, 5]) -> [B, 5, 6] {{ net.forward_masked(x, pad) }}
+}}
+dataset d {{
+    train = (x: npy(\"x.npy\"), r: npy(\"r.npy\"), pad: npy(\"pad.npy\"))
+}}
+train M on d {{
+    batch = 2
+    let y = {train_call}
+    loss = sum(y * r)
+    optimizer = sgd(lr = 1.0)
+    shuffle = false
+}}
+",
+        train_call = if kind == "MHA_pad" {
+            "model.padded(x, pad > 0.5)"
+        } else {
+            "model(x)"
+        },
+    )
+    .replace(
+        "    fn padded(x: [B, 5, 6], pad: bool[B, 5]) -> [B, 5, 6] { net.forward_masked(x, pad) }\n",
+        if kind == "MHA_pad" {
+            "    fn padded(x: [B, 5, 6], pad: bool[B, 5]) -> [B, 5, 6] { net.forward_masked(x, pad) }\n"
+        } else {
+            ""
+        },
+    );
+    let path = dir.join("m.dnn");
+    std::fs::write(&path, src).unwrap();
+    let names = params(kind);
+    let tensors: Vec<(String, Tensor)> = names.iter().map(|n| (n.clone(), load(kind, n))).collect();
+    let refs: Vec<(String, &Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
+    let weights = dir.join("torch.safetensors");
+    dnnc_runtime::checkpoint::save(&weights, &refs).unwrap();
+    let db = RootDatabase::new();
+    let file = db.open(&path).unwrap();
+    let diags = file_diagnostics(&db, file);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let job = dnnc_session::job(&db, file).unwrap();
+    for backend in [BackendKind::Interp, BackendKind::Cranelift] {
+        if kind != "MHA_pad" {
+            let out = dir.join(format!("y-{backend:?}.npy"));
+            dnnc_session::predict(
+                &job,
+                &weights,
+                &dir.join("x.npy"),
+                &out,
+                backend,
+                &PassOptions::default(),
+            )
+            .unwrap();
+            let e = rel(
+                &dnnc_data::npy::load(&out).unwrap().to_f32_vec(),
+                &load(kind, "y").to_f32_vec(),
+            );
+            assert!(e < 1e-5, "{kind} {backend:?}: output off by {e:e}");
+        }
+        let trained = dir.join(format!("step-{backend:?}.safetensors"));
+        let opts = TrainOptions {
+            epochs: Some(1),
+            steps: Some(1),
+            init: Some(weights.clone()),
+            ..TrainOptions::quiet(backend, trained.clone())
+        };
+        dnnc_session::train(&job, &opts).unwrap();
+        let after = dnnc_runtime::checkpoint::load(&trained).unwrap();
+        for (name, w0) in &tensors {
+            let w1 = &after.iter().find(|(n, _)| n == name).unwrap().1;
+            let grad: Vec<f32> = w0
+                .to_f32_vec()
+                .iter()
+                .zip(w1.to_f32_vec())
+                .map(|(a, b)| a - b)
+                .collect();
+            let e = rel(&grad, &load(kind, &format!("grad.{name}")).to_f32_vec());
+            assert!(
+                e < 1e-4,
+                "{kind} {backend:?}: gradient of {name} off by {e:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn causal_attention_matches_pytorch() {
+    check(
+        "MHA_causal",
+        "MultiheadAttention(2, 3)",
+        "net(x, causal = true)",
+    );
+}
+
+#[test]
+fn attention_with_key_padding_matches_pytorch() {
+    check("MHA_pad", "MultiheadAttention(2, 3)", "net(x)");
+}
+
+#[test]
+fn post_norm_encoder_layer_matches_pytorch() {
+    check("TEL_post", "TransformerEncoderLayer(2, 3, 8)", "net(x)");
+}
+
+#[test]
+fn pre_norm_causal_gelu_encoder_layer_matches_pytorch() {
+    check(
+        "TEL_pre",
+        "TransformerEncoderLayer(2, 3, 8, norm_first = true, use_gelu = true)",
+        "net(x, causal = true)",
+    );
+}
