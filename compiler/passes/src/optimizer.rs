@@ -232,9 +232,20 @@ fn learning_rate(em: &mut Em<'_>, step_f: NodeId, base: f64, cfg: &StepConfig) -
         Schedule::Cosine {
             warmup_epochs,
             min_lr,
+            warmup_steps,
+            decay_steps,
         } => {
-            let warm = (*warmup_epochs as f64 * spe).max(0.0);
-            let total = (cfg.epochs as f64 * spe).max(warm + 1.0);
+            let warm = if *warmup_steps > 0 {
+                *warmup_steps as f64
+            } else {
+                (*warmup_epochs as f64 * spe).max(0.0)
+            };
+            let total = if *decay_steps > 0 {
+                *decay_steps as f64
+            } else {
+                cfg.epochs as f64 * spe
+            }
+            .max(warm + 1.0);
             // Warm-up: base * (step + 1) / warm.
             let one = em.c(1.0)?;
             let s1 = em.add(step_f, one)?;
@@ -244,6 +255,9 @@ fn learning_rate(em: &mut Em<'_>, step_f: NodeId, base: f64, cfg: &StepConfig) -
             // Cosine: min + (base - min) * (1 + cos(pi * (step - warm) / (total - warm))) / 2.
             let wc = em.c(warm)?;
             let t = em.sub(step_f, wc)?;
+            // From `total` on, the rate stays at `min_lr`.
+            let span_c = em.c(total - warm)?;
+            let t = em.bin(BinaryOp::Min, t, span_c)?;
             let k = em.c(std::f64::consts::PI / (total - warm))?;
             let ang = em.mul(t, k)?;
             let cos = em.g.add(Op::Unary(UnaryOp::Cos), &[ang])?;

@@ -342,10 +342,15 @@ pub fn schedules() -> Table<Schedule> {
             vec![
                 p!("warmup_epochs", Int, Some(0), non_negative),
                 p!("min_lr", Float, Some(0.0), non_negative),
+                // Per-step forms (nanoGPT's): 0 means "use the epoch form".
+                p!("warmup_steps", Int, Some(0), non_negative),
+                p!("decay_steps", Int, Some(0), non_negative),
             ],
             |a| Schedule::Cosine {
                 warmup_epochs: a.count("warmup_epochs"),
                 min_lr: a.float("min_lr"),
+                warmup_steps: a.count("warmup_steps"),
+                decay_steps: a.count("decay_steps"),
             },
         ),
         entry(

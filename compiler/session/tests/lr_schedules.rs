@@ -218,3 +218,19 @@ train Cls on tiny {{
         "reduce_on_plateau(\"train_loss\", maximize = true)"
     ));
 }
+
+#[test]
+fn cosine_with_warmup_and_decay_steps_follows_nanogpt() {
+    // One step per epoch: a linear warm-up over 2 steps, a half cosine from 0.1 to
+    // 0.01 over steps 2..5, then 0.01 (nanoGPT's `get_lr`).
+    let dir = setup(
+        "cosine_steps",
+        "sgd(lr = 0.1)",
+        "cosine(warmup_steps = 2, decay_steps = 5, min_lr = 0.01)",
+        8,
+    );
+    let (lrs, _, _) = train(&dir);
+    let cos = |t: f64| 0.01 + 0.09 * (1.0 + (std::f64::consts::PI * t / 3.0).cos()) / 2.0;
+    let want = [0.05, 0.1, cos(0.0), cos(1.0), cos(2.0), 0.01, 0.01, 0.01];
+    assert!(close(&lrs, &want), "{lrs:?} vs {want:?}");
+}

@@ -68,10 +68,15 @@ pub enum Schedule {
     Exponential {
         gamma: f64,
     },
-    /// Linear warm-up over `warmup_epochs`, then a half cosine down to `min_lr`.
+    /// Linear warm-up over `warmup_epochs` (or `warmup_steps` steps when that is not
+    /// 0), then a half cosine down to `min_lr` at the end of training (or after
+    /// `decay_steps` steps in all when that is not 0, staying at `min_lr` from there:
+    /// nanoGPT's schedule).
     Cosine {
         warmup_epochs: usize,
         min_lr: f64,
+        warmup_steps: usize,
+        decay_steps: usize,
     },
     /// Multiply by `gamma` at each milestone epoch (PyTorch's `MultiStepLR`): the rate
     /// in epoch `e` is `lr * gamma^(milestones ≤ e)`. Sorted.
