@@ -427,7 +427,27 @@ model Net {
 """
 
 DENSE_SIGNATURE = "Dense(inp: Int, out: Int, bias: Bool = true)"
-STD_MODULES = {"nn", "activations", "losses", "regularization", "shape"}
+
+# A recurrent model: shapes through `scan` and the LSTM layer.
+SEQ = """\
+use std::nn::LSTM
+
+model Seq {
+    lstm = LSTM(8, 256)
+    param w: [16, 16] = zeros
+    fn forward(x: [B, T, 8]) -> [B, T, 256] {
+        let (seq, state) = lstm(x)
+        seq
+    }
+    fn running(xs: [T, B, 16]) -> [T, B, 16] {
+        let hs = scan(v in xs, h = zeros([B, 16])) {
+            tanh(v + h @ w)
+        }
+        hs
+    }
+}
+"""
+STD_MODULES = {"nn", "activations", "losses", "regularization", "shape", "explain", "adversarial"}
 TOP_LEVEL_KEYWORDS = {"use", "layer", "model", "fn", "dataset", "train"}
 TRAIN_FIELDS = {
     "batch",

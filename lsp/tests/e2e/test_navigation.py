@@ -10,6 +10,7 @@ from helpers import (
     DENSE_SIGNATURE,
     MNIST,
     MNIST_PATH,
+    SEQ,
     TINY,
     apply_edits,
     cursor,
@@ -51,6 +52,10 @@ def dnn_code_blocks(text: str) -> list[str]:
         (BLOCKS, "let y", 4, "f32[B, 16]"),
         (BLOCKS, "2.0 * x", 4, "f32[..S]"),  # an expression: `2.0 * x`
         (BLOCKS, "x + fc(x)", 2, "f32[B, dim]"),  # an expression: `x + fc(x)`
+        (SEQ, "let (seq", 6, "f32[B, T, 256]"),  # the LSTM's sequence
+        (SEQ, "let hs", 4, "f32[T, B, 16]"),  # a `scan`'s stacked states
+        (SEQ, "h = zeros", 0, "f32[B, 16]"),  # the carried state
+        (SEQ, "v + h", 0, "f32[B, 16]"),  # the step's slice inside the body
     ],
 )
 async def test_hover_shows_the_type(client, open_doc, doc_text, needle, offset, expected):
