@@ -167,3 +167,51 @@ fn pre_norm_causal_gelu_encoder_layer_matches_pytorch() {
         "net(x, causal = true)",
     );
 }
+
+#[test]
+fn sinusoidal_positions_follow_vaswani() {
+    let dir = std::env::temp_dir().join(format!("dnnc-positions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dnnc_data::npy::save_f32(&dir.join("x.npy"), &[1, 3, 4], &[0.0; 12]).unwrap();
+    let src = "use std::nn::sinusoidal_positions
+model P {
+    param w: [1] = zeros
+    fn forward(x: [B, 3, 4]) -> [B, 3, 4] { x * w + sinusoidal_positions(3, 4) }
+}
+dataset d { train = (x: npy(\"x.npy\")) }
+train P on d {
+    batch = 1
+    loss = sum(model(x))
+    optimizer = sgd(lr = 0.1)
+}
+";
+    let path = dir.join("p.dnn");
+    std::fs::write(&path, src).unwrap();
+    let weights = dir.join("w.safetensors");
+    let w = Tensor::f32(vec![1], vec![0.0]).unwrap();
+    dnnc_runtime::checkpoint::save(&weights, &[("w".into(), &w)]).unwrap();
+    let db = RootDatabase::new();
+    let file = db.open(&path).unwrap();
+    assert!(file_diagnostics(&db, file).is_empty());
+    let job = dnnc_session::job(&db, file).unwrap();
+    let out = dir.join("y.npy");
+    dnnc_session::predict(
+        &job,
+        &weights,
+        &dir.join("x.npy"),
+        &out,
+        BackendKind::Cranelift,
+        &PassOptions::default(),
+    )
+    .unwrap();
+    let got = dnnc_data::npy::load(&out).unwrap().to_f32_vec();
+    // PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(t / 10000^(2i/d)).
+    let mut want = Vec::new();
+    for t in 0..3 {
+        for j in 0..4 {
+            let a = t as f64 / 10000f64.powf((j - j % 2) as f64 / 4.0);
+            want.push(if j % 2 == 0 { a.sin() } else { a.cos() } as f32);
+        }
+    }
+    assert!(rel(&got, &want) < 1e-6, "{got:?} vs {want:?}");
+}
