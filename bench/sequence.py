@@ -9,7 +9,7 @@ same weights, and times the training step (dnnc, PyTorch eager, torch.compile).
     python3 bench/sequence.py --quick          # 20 steps, 1 round, few iterations (smoke test)
     python3 bench/sequence.py --steps 384 --seeds 3 --rounds 9 --json target/bench/sequence.json
     python3 bench/sequence.py --parts timing --threads 1 --dnnc target/debug/dnnc
-    python3 bench/sequence.py --parts timing --compile-rnn   # also torch.compile with the LSTM traced
+    python3 bench/sequence.py --parts timing --compile-rnn  # + torch.compile, LSTM traced
 
 The model and recipe (the same in both systems): Embedding(76, 64) -> LSTM(64, 256)
 (one layer, h0 = c0 = 0, PyTorch's gate order i, f, g, o) -> Dense(256, 76) at every
@@ -65,7 +65,12 @@ table shows medians over rounds):
                  step, loss and accuracy read back (as dnnc's step returns them), on the
                  first 32 training windows; 5 warm-up steps (3 more each round), then the
                  median of `--iters` steps; inference b1 = the logits of one window under
-                 torch.no_grad(), median of 5 x `--iters` calls;
+                 torch.no_grad(), median of 5 x `--iters` calls. On the CPU, PyTorch runs
+                 nn.LSTM (forward and backward) as oneDNN's fused RNN primitive
+                 (aten::mkldnn_rnn_layer, mkldnn_rnn_layer_backward);
+  eager, no oneDNN  the same with torch.backends.mkldnn.enabled = False: PyTorch's own
+                 LSTM (a cell per time step, autograd through 64 steps); a column for
+                 context, without a target;
   torch.compile  the same with `torch.compile(model)` (default mode) in its own worker;
                  its compile time is the warm-up's; a worker that fails, or is not ready
                  within `--compile-timeout` seconds (default 300), is reported as
@@ -75,7 +80,8 @@ table shows medians over rounds):
                  compiled. `--compile-rnn` adds a column with allow_rnn = True (the LSTM
                  decomposed into 64 unrolled steps and compiled by Inductor; slow to
                  compile).
-  Printed: ms per step, each peer's time / dnnc's (target: at least 1.5 for each).
+  Printed: ms per step, each peer's time / dnnc's (target: at least 1.5 for PyTorch
+  eager and torch.compile).
 
 Caveats: in part `loss` the two systems draw different initial weights (dnnc's head is
 Glorot uniform with zero bias, PyTorch's U(+-1/16) for both) and visit the windows in
@@ -115,8 +121,9 @@ TARGET_LOSS_DIFF = 0.03  # dnnc test loss - PyTorch test loss, at most
 TARGET_SPEEDUP = 1.5  # each peer's step time / dnnc's, at least
 PARAMS = ["embed.W", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0",
           "lstm.bias_hh_l0", "head.W", "head.b"]
-VARIANT_LABELS = {"eager": "PyTorch eager", "compile": "torch.compile",
-                  "compile_rnn": "torch.compile+rnn"}
+VARIANT_LABELS = {"eager": "PyTorch eager", "native": "eager, no oneDNN",
+                  "compile": "torch.compile", "compile_rnn": "torch.compile+rnn"}
+CONTEXT_VARIANTS = {"native"}  # columns for context, without a target
 
 
 # =================================================================================
@@ -391,6 +398,8 @@ def worker_time(args):
         model = make_model(torch, PARITY_INIT_SEED)
         run = model
         started = time.perf_counter()
+        if args.variant == "native":
+            torch.backends.mkldnn.enabled = False  # PyTorch's own LSTM kernels
         if args.variant in ("compile", "compile_rnn"):
             if args.variant == "compile_rnn":
                 import torch._dynamo
@@ -720,7 +729,8 @@ def part_timing(args, cpus, systems, notes):
           f"PyTorch median of {args.iters} steps", flush=True)
     variants = []
     if "torch" in systems:
-        variants = ["eager", "compile"] + (["compile_rnn"] if args.compile_rnn else [])
+        variants = ["eager", "native", "compile"] + (["compile_rnn"] if args.compile_rnn
+                                                     else [])
     workers, info = {}, {}
     for v in variants:  # started one after the other: compiling takes the CPUs
         w = TimeWorker(args, cpus, v)
@@ -779,8 +789,10 @@ def part_timing(args, cpus, systems, notes):
             if s == "dnnc":
                 continue
             r = ratios[f"{s}_over_dnnc"] = med[(s, "train")] / med[("dnnc", "train")]
-            print(f"{label[s]} train step / dnnc train step: {r:.2f}x (target >= "
-                  f"{TARGET_SPEEDUP}: {'met' if r >= TARGET_SPEEDUP else 'MISSED'})")
+            verdict = ("context, no target" if s in CONTEXT_VARIANTS else
+                       f"target >= {TARGET_SPEEDUP}: "
+                       + ("met" if r >= TARGET_SPEEDUP else "MISSED"))
+            print(f"{label[s]} train step / dnnc train step: {r:.2f}x ({verdict})")
         for v in variants:
             if v not in workers:
                 print(f"{VARIANT_LABELS[v]}: unavailable (see the notes)")

@@ -40,7 +40,7 @@ pub(crate) fn unary(u: UnaryOp) -> UnaryCode {
         UnaryOp::Sin => UnaryCode::Call(Helper::Sin),
         UnaryOp::Cos => UnaryCode::Call(Helper::Cos),
         UnaryOp::Tanh => UnaryCode::Math(MathFn::Tanh),
-        UnaryOp::Erf => UnaryCode::Call(Helper::Erf),
+        UnaryOp::Erf => UnaryCode::Math(MathFn::Erf),
         UnaryOp::Not => UnaryCode::NotInLoops,
     }
 }

@@ -84,9 +84,9 @@ pub fn erf(x: f64) -> f64 {
     (TWO_OVER_SQRT_PI * (-x * x).exp() * sum).clamp(-1.0, 1.0)
 }
 
-/// [`erf`] of an `f32`, computed in `f64` and rounded once.
+/// [`erf`] of an `f32`: `vmath`'s program, as every engine computes it.
 pub fn erf_f32(x: f32) -> f32 {
-    erf(f64::from(x)) as f32
+    crate::vmath::erf_f32(x)
 }
 
 /// Integer division rounding toward negative infinity (Python's `//`), wrapping on
@@ -176,7 +176,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $exp:path, $ln:path, $tanh:path) => {
+    ($t:ty, $exp:path, $ln:path, $tanh:path, $erf:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -219,21 +219,22 @@ macro_rules! float_impl {
                 <$t>::powf(self, e)
             }
             fn erf(self) -> Self {
-                erf(self as f64) as $t
+                $erf(self)
             }
         }
     };
 }
 
-// `f32`'s exp, log and tanh are `vmath`'s programs, which compiled loops vectorise;
-// `f64`'s are the platform's.
+// `f32`'s exp, log, tanh and erf are `vmath`'s programs, which compiled loops
+// vectorise; `f64`'s are the platform's (and the series of [`erf`]).
 float_impl!(
     f32,
     crate::vmath::exp_f32,
     crate::vmath::ln_f32,
-    crate::vmath::tanh_f32
+    crate::vmath::tanh_f32,
+    crate::vmath::erf_f32
 );
-float_impl!(f64, f64::exp, f64::ln, f64::tanh);
+float_impl!(f64, f64::exp, f64::ln, f64::tanh, erf);
 
 /// The float remainder with the sign of `b`: `a - b·floor(a/b)`, evaluated as written.
 pub fn rem<F: Float>(a: F, b: F) -> F {
@@ -514,22 +515,24 @@ mod tests {
         }
         assert!(erf(f64::NAN).is_nan());
         assert_eq!(erf(f64::INFINITY), 1.0);
-        // Odd symmetry, and the f32 version is the f64 one rounded.
+        // Odd symmetry; the f32 version (vmath's program) is within 5e-7 of the f64 one.
         for i in 0..600 {
             let x = i as f64 / 100.0;
             assert_eq!(erf(-x), -erf(x));
-            assert_eq!(erf_f32(x as f32), erf(f64::from(x as f32)) as f32);
+            assert_eq!(erf_f32(-x as f32), -erf_f32(x as f32));
+            assert!((f64::from(erf_f32(x as f32)) - erf(f64::from(x as f32))).abs() < 5e-7);
         }
     }
 
     #[test]
-    fn erf_is_bounded_and_its_f32_version_monotone() {
+    fn erf_is_bounded_and_its_f32_version_nearly_monotone() {
         let mut prev = -1.0;
         for i in -7000..=7000 {
             let x = i as f32 / 1000.0;
             let y = erf_f32(x);
+            // Monotone within 4 ulps of 1 (the rational approximation wobbles near ±1).
             assert!(
-                y >= prev && y.abs() <= 1.0 && erf(f64::from(x)).abs() <= 1.0,
+                y >= prev - 4.0 * f32::EPSILON && y.abs() <= 1.0 && erf(f64::from(x)).abs() <= 1.0,
                 "erf({x}) = {y}"
             );
             prev = y;
