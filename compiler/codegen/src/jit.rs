@@ -108,10 +108,14 @@ pub(crate) fn isa(
     pic: bool,
 ) -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, String> {
     let mut fb = settings::builder();
+    // Cranelift's IR verifier runs in debug builds (the tests); a release build trusts
+    // the generator and saves its time (a twentieth of compiling an unrolled LSTM).
+    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
     for (k, v) in [
         ("opt_level", "speed"),
         ("use_colocated_libcalls", "false"),
         ("is_pic", if pic { "true" } else { "false" }),
+        ("enable_verifier", verify),
     ] {
         fb.set(k, v).map_err(|e| err("setting", e))?;
     }
