@@ -110,7 +110,11 @@ pub(crate) fn isa(
     let mut fb = settings::builder();
     // Cranelift's IR verifier runs in debug builds (the tests); a release build trusts
     // the generator and saves its time (a twentieth of compiling an unrolled LSTM).
-    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
     for (k, v) in [
         ("opt_level", "speed"),
         ("use_colocated_libcalls", "false"),

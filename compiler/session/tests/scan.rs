@@ -110,3 +110,62 @@ fn scans_compute_running_sums_maps_and_several_states() {
         assert!((a.1 - b.1).abs() < 1e-5, "{losses:?}");
     }
 }
+
+#[test]
+fn clamp_triangles_and_running_sums_by_hand() {
+    let dir = std::env::temp_dir().join(format!("dnnc-shape-fns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = "use std::shape::{clamp, tril, triu, cumsum}
+model M {
+    param w: [1] = zeros
+    fn forward(x: [B, 3, 3]) -> ([B, 3, 3], [B, 3, 3], [B, 3, 3], [B, 3, 3]) {
+        let m = x[0] + w
+        let z = 0.0 * x
+        (clamp(x, -1.0, 2.0), tril(m) + z, triu(m, k = 1) + z, cumsum(m) + z)
+    }
+}
+dataset d { train = (x: reshape(npy(\"x.npy\"), [-1, 3, 3])) }
+train M on d {
+    batch = 1
+    let (clamped, lower, upper, sums) = model(x)
+    loss = sum(clamped) + sum(lower) + sum(upper) + sum(sums)
+    optimizer = sgd(lr = 0.1)
+}
+";
+    let x = [1.0f32, -2.0, 3.0, 4.0, 0.5, -6.0, 7.0, 8.0, 9.0];
+    dnnc_data::npy::save_f32(&dir.join("x.npy"), &[1, 9], &x).unwrap();
+    dnnc_data::npy::save_f32(&dir.join("in.npy"), &[1, 3, 3], &x).unwrap();
+    std::fs::write(dir.join("m.dnn"), src).unwrap();
+    let db = RootDatabase::new();
+    let file = db.open(&dir.join("m.dnn")).unwrap();
+    let diags = file_diagnostics(&db, file);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let job = dnnc_session::job(&db, file).unwrap();
+    let weights = dir.join("w.safetensors");
+    let zero = dnnc_tensor::Tensor::f32(vec![1], vec![0.0]).unwrap();
+    dnnc_runtime::checkpoint::save(&weights, &[("w".into(), &zero)]).unwrap();
+    for backend in [BackendKind::Interp, BackendKind::Cranelift] {
+        let out = dir.join(format!("y-{backend:?}.npy"));
+        dnnc_session::predict(
+            &job,
+            &weights,
+            &dir.join("in.npy"),
+            &out,
+            backend,
+            &PassOptions::default(),
+        )
+        .unwrap();
+        let get = |k: usize| {
+            dnnc_data::npy::load(&dir.join(format!("y-{backend:?}.{k}.npy")))
+                .unwrap()
+                .to_f32_vec()
+        };
+        assert_eq!(get(0), vec![1.0, -1.0, 2.0, 2.0, 0.5, -1.0, 2.0, 2.0, 2.0]);
+        assert_eq!(get(1), vec![1.0, 0.0, 0.0, 4.0, 0.5, 0.0, 7.0, 8.0, 9.0]);
+        assert_eq!(get(2), vec![0.0, -2.0, 3.0, 0.0, 0.0, -6.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            get(3),
+            vec![1.0, -2.0, 3.0, 5.0, -1.5, -3.0, 12.0, 6.5, 6.0]
+        );
+    }
+}
