@@ -217,6 +217,13 @@ impl Graph {
         }
     }
 
+    /// The `input` op named `name`.
+    pub fn input_named(&self, name: &str) -> Option<NodeId> {
+        self.inputs()
+            .into_iter()
+            .find(|&n| matches!(&self.node(n).op, Op::Input { name: m, .. } if m == name))
+    }
+
     /// Nodes that are `input` ops, in insertion order.
     pub fn inputs(&self) -> Vec<NodeId> {
         self.node_ids()

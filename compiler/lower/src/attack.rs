@@ -92,7 +92,7 @@ pub fn perturb_fields(lw: &mut Lowerer<'_, '_>, def: &TrainDef, attack: &Attack)
             for (k, x) in current.iter_mut().enumerate() {
                 let [lo, hi] = range(k);
                 let args = vec![Val::T(loss), Val::T(*x), Val::Float(attack.eps), lo, hi];
-                *x = adversarial(lw, "fgsm", args)?;
+                *x = crate::calls::call_std(lw, "adversarial", "fgsm", args)?;
             }
         }
         AttackKind::Pgd {
@@ -104,7 +104,7 @@ pub fn perturb_fields(lw: &mut Lowerer<'_, '_>, def: &TrainDef, attack: &Attack)
                 for (k, x) in current.iter_mut().enumerate() {
                     let [lo, hi] = range(k);
                     let args = vec![Val::T(*x), Val::Float(attack.eps), lo, hi];
-                    *x = adversarial(lw, "pgd_start", args)?;
+                    *x = crate::calls::call_std(lw, "adversarial", "pgd_start", args)?;
                 }
                 rebind(lw, attack, &current);
             }
@@ -122,7 +122,7 @@ pub fn perturb_fields(lw: &mut Lowerer<'_, '_>, def: &TrainDef, attack: &Attack)
                         lo,
                         hi,
                     ];
-                    next.push(adversarial(lw, "pgd_step", args)?);
+                    next.push(crate::calls::call_std(lw, "adversarial", "pgd_step", args)?);
                 }
                 current = next;
                 rebind(lw, attack, &current);
@@ -170,12 +170,4 @@ fn loss_of(lw: &mut Lowerer<'_, '_>, def: &TrainDef) -> Res<NodeId> {
     }
     lw.scopes.pop();
     loss.ok_or_else(|| "the train block has no `loss`".into())
-}
-
-/// Calls `std::adversarial::NAME`.
-fn adversarial(lw: &mut Lowerer<'_, '_>, name: &str, args: Vec<Val>) -> Res<NodeId> {
-    match crate::calls::call_std(lw, "adversarial", name, args)? {
-        Val::T(t) => Ok(t),
-        other => Err(format!("`std::adversarial::{name}` returned a {}", other.kind()).into()),
-    }
 }

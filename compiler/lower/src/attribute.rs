@@ -125,10 +125,8 @@ pub fn lower_attribution(
         Method::IntegratedGradients { steps } => {
             let baseline = lw.em.full(0.0, lw.em.dtype(x), &lw.em.shape(x))?;
             let k = Val::Int(*steps as i64);
-            let path = call(&mut lw, "ig_path", vec![Val::T(x), Val::T(baseline), k])?;
-            let Val::T(path) = path else {
-                return Err("`std::explain::ig_path` returned no tensor".into());
-            };
+            let args = vec![Val::T(x), Val::T(baseline), k];
+            let path = crate::calls::call_std(&mut lw, "explain", "ig_path", args)?;
             let mut flat = lw.em.shape(x);
             flat[0] *= steps;
             let points = lw.em.reshape(path, &flat)?;
@@ -200,12 +198,5 @@ fn forward(lw: &mut Lowerer<'_, '_>, model: &Rc<LayerVal>, x: NodeId) -> Res<Nod
 /// Calls `std::explain::NAME` on tensors.
 fn explain(lw: &mut Lowerer<'_, '_>, name: &str, args: &[NodeId]) -> Res<NodeId> {
     let args = args.iter().map(|&a| Val::T(a)).collect();
-    match call(lw, name, args)? {
-        Val::T(t) => Ok(t),
-        other => Err(format!("`std::explain::{name}` returned a {}", other.kind()).into()),
-    }
-}
-
-fn call(lw: &mut Lowerer<'_, '_>, name: &str, args: Vec<Val>) -> Res<Val> {
     crate::calls::call_std(lw, "explain", name, args)
 }

@@ -44,9 +44,15 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
     }
 }
 
-/// Calls the function `name` of the standard module `std::MODULE` (what the commands
-/// built on `.dnn` functions — `attribute`, `eval --attack` — run).
-pub fn call_std(lw: &mut Lowerer<'_, '_>, module: &str, name: &str, args: Vec<Val>) -> Res<Val> {
+/// Calls the function `name` of the standard module `std::MODULE`, which returns a
+/// tensor (what the commands built on `.dnn` functions — `attribute`, `eval --attack`
+/// — run).
+pub fn call_std(
+    lw: &mut Lowerer<'_, '_>,
+    module: &str,
+    name: &str,
+    args: Vec<Val>,
+) -> Res<dnnc_ir::NodeId> {
     let file = lw
         .db
         .resolve_module(lw.file, &["std", module])
@@ -55,7 +61,10 @@ pub fn call_std(lw: &mut Lowerer<'_, '_>, module: &str, name: &str, args: Vec<Va
         .get(name)
         .ok_or_else(|| format!("`std::{module}` has no `{name}`"))?;
     let args = args.into_iter().map(|a| (None, a)).collect();
-    call(lw, Val::Func(file, index), args)
+    match call(lw, Val::Func(file, index), args)? {
+        Val::T(t) => Ok(t),
+        other => Err(format!("`std::{module}::{name}` returned a {}", other.kind()).into()),
+    }
 }
 
 fn method(

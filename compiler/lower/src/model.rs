@@ -217,7 +217,7 @@ fn lower_with(
                             reads_data |= data_names.contains(n);
                         });
                         if reads_data {
-                            pattern_names(&l.pattern, &mut data_names);
+                            data_names.extend(l.pattern.names().iter().map(|n| n.text.clone()));
                         } else {
                             let v = crate::eval::expr(&mut lw, &l.value)?;
                             crate::eval::bind_pattern(&mut lw, &l.pattern, v)?;
@@ -308,16 +308,6 @@ pub(crate) fn set_predict_outputs(lw: &mut Lowerer<'_, '_>, name: &str, v: Val) 
             .into_iter()
             .try_for_each(|(k, v)| set_predict_outputs(lw, &format!("{name}.{k}"), v)),
         _ => Err("`forward` does not return tensors".into()),
-    }
-}
-
-/// Adds the names `p` binds to `names`.
-fn pattern_names(p: &dnnc_syntax::ast::Pattern, names: &mut std::collections::HashSet<String>) {
-    match p {
-        dnnc_syntax::ast::Pattern::Name(n) => {
-            names.insert(n.text.clone());
-        }
-        dnnc_syntax::ast::Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_names(p, names)),
     }
 }
 

@@ -537,10 +537,8 @@ impl<'db> Checker<'db> {
         }
         let reads = Arc::new(self.local_reads(&l.value));
         self.bind_pattern(&l.pattern, t);
-        let mut spans = Vec::new();
-        pattern_spans(&l.pattern, &mut spans);
-        for s in spans {
-            self.let_reads.insert(s, reads.clone());
+        for n in l.pattern.names() {
+            self.let_reads.insert(n.span, reads.clone());
         }
     }
 
@@ -1965,14 +1963,6 @@ fn cmp(op: BinOp, a: f64, b: f64) -> bool {
         BinOp::Gt => a > b,
         BinOp::Ge => a >= b,
         _ => false,
-    }
-}
-
-/// The spans of the names a pattern binds.
-fn pattern_spans(p: &Pattern, out: &mut Vec<Span>) {
-    match p {
-        Pattern::Name(n) => out.push(n.span),
-        Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_spans(p, out)),
     }
 }
 

@@ -192,9 +192,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                     reads_data |= data_names.contains(n);
                 });
                 if reads_data {
-                    pattern_names(&l.pattern, &mut |n| {
-                        data_names.insert(n.to_string());
-                    });
+                    data_names.extend(l.pattern.names().iter().map(|n| n.text.to_string()));
                 }
                 cx.let_stmt(l)
             }
@@ -603,14 +601,6 @@ fn bind_dataset(
     }
     let fields = train.fields.iter().map(|f| f.name.to_string()).collect();
     (ds.splits.iter().map(|s| s.name.clone()).collect(), fields)
-}
-
-/// The names a `let` pattern binds.
-fn pattern_names(p: &ast::Pattern, f: &mut dyn FnMut(&str)) {
-    match p {
-        ast::Pattern::Name(n) => f(&n.text),
-        ast::Pattern::Tuple(ps, _) => ps.iter().for_each(|p| pattern_names(p, f)),
-    }
 }
 
 /// `sample = EXPR`: what `dnnc sample` and the per-epoch sample grids draw — a float

@@ -8,13 +8,12 @@ use dnnc_ir::Port;
 use dnnc_lower::{
     lower_attribution, Attributed, Attribution, AttributionError, LowerError, Method,
 };
-use dnnc_passes::pipeline::Pipeline;
 use dnnc_tensor::Tensor;
 
 use crate::backend::{BackendKind, Executable};
 use crate::error::RunError;
 use crate::run::{check_state_memory, initial_params, scalar_i64, Job, Weights};
-use crate::steps::PassOptions;
+use crate::steps::{standard_passes, PassOptions};
 use crate::trainer::ByBatch;
 
 /// What to attribute, where the samples come from and where the maps go.
@@ -60,15 +59,10 @@ pub fn attribute(
     };
     let batch = job.cfg.batch.max(1);
     let first = graph(job, &opts.attribution, batch.min(opts.count.max(1)), opts)?;
-    let input_shape = first
-        .lowered
-        .graph
-        .inputs()
-        .into_iter()
-        .find_map(|n| match &first.lowered.graph.node(n).op {
-            dnnc_ir::Op::Input { name, shape, .. } if name == "input" => Some(shape.clone()),
-            _ => None,
-        })
+    let g = &first.lowered.graph;
+    let input_shape = g
+        .input_named("input")
+        .map(|n| g.ty(n).shape.clone())
         .ok_or_else(|| RunError::Internal("the attribution graph has no input".into()))?;
     let (field, data) = input_field(&split.fields, &input_shape[1..])?;
     let n = opts.count.min(data.shape[0]);
@@ -154,12 +148,12 @@ fn graph(
     batch: usize,
     opts: &AttributeOptions,
 ) -> Result<Attributed, RunError> {
-    let mut a = lower_attribution(job.db, job.file, job.item, attr, batch)?
+    let a = lower_attribution(job.db, job.file, job.item, attr, batch)?
         .map_err(|e| RunError::NotRunnable(explain_error(&e, &attr.method)))?;
-    let mut popts = opts.passes.pipeline()?;
-    popts.after_pass("lower", &a.lowered.graph)?;
-    Pipeline::standard().run(&mut a.lowered.graph, &mut popts)?;
-    Ok(a)
+    Ok(Attributed {
+        lowered: standard_passes(a.lowered, &opts.passes)?,
+        layer: a.layer,
+    })
 }
 
 fn explain_error(e: &AttributionError, method: &Method) -> String {

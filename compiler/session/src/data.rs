@@ -70,7 +70,7 @@ pub fn vocabulary(db: &dyn Db, dataset: ItemId<'_>) -> Result<Option<String>, Ru
     let lowered = lower_split(db, dataset, "train")?;
     for l in &lowered.loaders {
         if let Loader::Text(o) = l.loader {
-            let (_, vocab) = dnnc_data::text::load(&l.path, &o)?;
+            let vocab = dnnc_data::text::file_vocabulary(&l.path, o.bytes)?;
             return Ok(Some(vocab.into_iter().collect()));
         }
     }

@@ -61,14 +61,8 @@ pub fn generate(
     let l = forward(job.db, job.file, job.item, Mode::Predict, 1, passes)?;
     let (dtype, window) = l
         .graph
-        .inputs()
-        .into_iter()
-        .find_map(|n| match &l.graph.node(n).op {
-            dnnc_ir::Op::Input { name, dtype, shape } if name == "input" => {
-                Some((*dtype, shape.clone()))
-            }
-            _ => None,
-        })
+        .input_named("input")
+        .map(|n| (l.graph.ty(n).dtype, l.graph.ty(n).shape.clone()))
         .ok_or_else(|| RunError::Internal("the inference graph has no input".into()))?;
     let (&[1, t], true) = (window.as_slice(), dtype.is_int()) else {
         return Err(RunError::NotRunnable(format!(

@@ -155,10 +155,7 @@ pub fn build(
             .expect("compiled")
             .2
             .graph;
-        let input_node = one
-            .inputs()
-            .into_iter()
-            .find(|&n| matches!(&one.node(n).op, Op::Input { name, .. } if name == "input"));
+        let input_node = one.input_named("input");
         let input = port(one, input_node, "input")?;
         let output = port(one, one.output("output"), "output")?;
         if input.dtype != dnnc_ir::DType::F32 || output.dtype != dnnc_ir::DType::F32 {

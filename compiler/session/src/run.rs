@@ -418,9 +418,7 @@ pub fn predict(
     let first = forward(job.db, job.file, job.item, Mode::Predict, 1, passes)?;
     let input_node = first
         .graph
-        .inputs()
-        .into_iter()
-        .find(|&n| matches!(&first.graph.node(n).op, dnnc_ir::Op::Input { name, .. } if name == "input"))
+        .input_named("input")
         .ok_or_else(|| RunError::Internal("the inference graph has no input".into()))?;
     let (dtype, one) = {
         let ty = first.graph.ty(input_node);

@@ -23,7 +23,7 @@ impl PassOptions {
     /// The pipeline's options for these: the one verify-and-dump path, used after the
     /// session's own stages and after every clean-up pass. Fails for a `--dump-after`
     /// that names no pass.
-    pub(crate) fn pipeline(&self) -> Result<PipelineOptions, RunError> {
+    fn pipeline(&self) -> Result<PipelineOptions, RunError> {
         let p = PipelineOptions {
             verify: self.verify,
             dump_after: self.dump_after.clone(),
@@ -103,7 +103,6 @@ pub fn train_step(
     Ok(l)
 }
 
-/// Evaluation (loss and metrics, `training` false) or inference for `batch` samples.
 /// The evaluation graph with its inputs perturbed by `attack`, after the standard
 /// passes.
 pub fn forward_attacked(
@@ -114,13 +113,13 @@ pub fn forward_attacked(
     batch: usize,
     opts: &PassOptions,
 ) -> Result<Lowered, RunError> {
-    let mut popts = opts.pipeline()?;
-    let mut l = dnnc_lower::lower_attacked(db, file, item, attack, batch)?;
-    popts.after_pass("lower", &l.graph)?;
-    Pipeline::standard().run(&mut l.graph, &mut popts)?;
-    Ok(l)
+    standard_passes(
+        dnnc_lower::lower_attacked(db, file, item, attack, batch)?,
+        opts,
+    )
 }
 
+/// Evaluation (loss and metrics, `training` false) or inference for `batch` samples.
 pub fn forward(
     db: &dyn Db,
     file: SourceFile,
@@ -129,8 +128,13 @@ pub fn forward(
     batch: usize,
     opts: &PassOptions,
 ) -> Result<Lowered, RunError> {
+    standard_passes(lower(db, file, item, mode, batch)?, opts)
+}
+
+/// A lowered graph without a training step through the standard passes (dumped and
+/// verified as `opts` say, from `lower` on).
+pub(crate) fn standard_passes(mut l: Lowered, opts: &PassOptions) -> Result<Lowered, RunError> {
     let mut popts = opts.pipeline()?;
-    let mut l = lower(db, file, item, mode, batch)?;
     popts.after_pass("lower", &l.graph)?;
     Pipeline::standard().run(&mut l.graph, &mut popts)?;
     Ok(l)

@@ -4,11 +4,13 @@
 //! outputs and the gradients of `sum(y · r)` for every parameter (one SGD step with
 //! learning rate 1), on the interpreter and Cranelift.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use dnnc_sema::{file_diagnostics, RootDatabase};
-use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_session::{BackendKind, PassOptions};
 use dnnc_tensor::Tensor;
+use support::{rel, sgd_step_gradients, with_job};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/attention")
@@ -32,16 +34,6 @@ fn params(kind: &str) -> Vec<String> {
     names
 }
 
-fn rel(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let top = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max)
-        / top
-}
-
 fn check(kind: &str, layer: &str, call: &str) {
     let dir = std::env::temp_dir().join(format!("dnnc-attention-{}-{kind}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -52,13 +44,19 @@ fn check(kind: &str, layer: &str, call: &str) {
         )
         .unwrap();
     }
+    // The key-padding case trains through a method that passes the mask.
+    let padded = kind == "MHA_pad";
+    let method = if padded {
+        "    fn padded(x: [B, 5, 6], pad: bool[B, 5]) -> [B, 5, 6] { net.forward_masked(x, pad) }\n"
+    } else {
+        ""
+    };
     let src = format!(
         "use std::nn::{{MultiheadAttention, TransformerEncoderLayer}}
 model M {{
     net = {layer}
     fn forward(x: [B, 5, 6]) -> [B, 5, 6] {{ {call} }}
-    fn padded(x: [B, 5, 6], pad: bool[B, 5]) -> [B, 5, 6] {{ net.forward_masked(x, pad) }}
-}}
+{method}}}
 dataset d {{
     train = (x: npy(\"x.npy\"), r: npy(\"r.npy\"), pad: npy(\"pad.npy\"))
 }}
@@ -70,18 +68,10 @@ train M on d {{
     shuffle = false
 }}
 ",
-        train_call = if kind == "MHA_pad" {
+        train_call = if padded {
             "model.padded(x, pad > 0.5)"
         } else {
             "model(x)"
-        },
-    )
-    .replace(
-        "    fn padded(x: [B, 5, 6], pad: bool[B, 5]) -> [B, 5, 6] { net.forward_masked(x, pad) }\n",
-        if kind == "MHA_pad" {
-            "    fn padded(x: [B, 5, 6], pad: bool[B, 5]) -> [B, 5, 6] { net.forward_masked(x, pad) }\n"
-        } else {
-            ""
         },
     );
     let path = dir.join("m.dnn");
@@ -91,52 +81,50 @@ train M on d {{
     let refs: Vec<(String, &Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
     let weights = dir.join("torch.safetensors");
     dnnc_runtime::checkpoint::save(&weights, &refs).unwrap();
-    let db = RootDatabase::new();
-    let file = db.open(&path).unwrap();
-    let diags = file_diagnostics(&db, file);
-    assert!(diags.is_empty(), "{diags:#?}");
-    let job = dnnc_session::job(&db, file).unwrap();
-    for backend in [BackendKind::Interp, BackendKind::Cranelift] {
-        if kind != "MHA_pad" {
-            let out = dir.join(format!("y-{backend:?}.npy"));
-            dnnc_session::predict(
-                &job,
-                &weights,
-                &dir.join("x.npy"),
-                &out,
-                backend,
-                &PassOptions::default(),
-            )
-            .unwrap();
-            let e = rel(
-                &dnnc_data::npy::load(&out).unwrap().to_f32_vec(),
-                &load(kind, "y").to_f32_vec(),
-            );
-            assert!(e < 1e-5, "{kind} {backend:?}: output off by {e:e}");
+    let initial: Vec<(String, Vec<f32>)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_f32_vec()))
+        .collect();
+    with_job(&path, |job| {
+        for backend in [BackendKind::Interp, BackendKind::Cranelift] {
+            compare(kind, job, &dir, &weights, &initial, backend, !padded);
         }
-        let trained = dir.join(format!("step-{backend:?}.safetensors"));
-        let opts = TrainOptions {
-            epochs: Some(1),
-            steps: Some(1),
-            init: Some(weights.clone()),
-            ..TrainOptions::quiet(backend, trained.clone())
-        };
-        dnnc_session::train(&job, &opts).unwrap();
-        let after = dnnc_runtime::checkpoint::load(&trained).unwrap();
-        for (name, w0) in &tensors {
-            let w1 = &after.iter().find(|(n, _)| n == name).unwrap().1;
-            let grad: Vec<f32> = w0
-                .to_f32_vec()
-                .iter()
-                .zip(w1.to_f32_vec())
-                .map(|(a, b)| a - b)
-                .collect();
-            let e = rel(&grad, &load(kind, &format!("grad.{name}")).to_f32_vec());
-            assert!(
-                e < 1e-4,
-                "{kind} {backend:?}: gradient of {name} off by {e:e}"
-            );
-        }
+    });
+}
+
+fn compare(
+    kind: &str,
+    job: &dnnc_session::Job<'_>,
+    dir: &Path,
+    weights: &Path,
+    initial: &[(String, Vec<f32>)],
+    backend: BackendKind,
+    forward_output: bool,
+) {
+    if forward_output {
+        let out = dir.join(format!("y-{backend:?}.npy"));
+        dnnc_session::predict(
+            job,
+            weights,
+            &dir.join("x.npy"),
+            &out,
+            backend,
+            &PassOptions::default(),
+        )
+        .unwrap();
+        let e = rel(
+            &dnnc_data::npy::load(&out).unwrap().to_f32_vec(),
+            &load(kind, "y").to_f32_vec(),
+        );
+        assert!(e < 1e-5, "{kind} {backend:?}: output off by {e:e}");
+    }
+    let trained = dir.join(format!("step-{backend:?}.safetensors"));
+    for (name, grad) in sgd_step_gradients(job, weights, &trained, backend, initial) {
+        let e = rel(&grad, &load(kind, &format!("grad.{name}")).to_f32_vec());
+        assert!(
+            e < 1e-4,
+            "{kind} {backend:?}: gradient of {name} off by {e:e}"
+        );
     }
 }
 
@@ -190,19 +178,12 @@ train P on d {
     let weights = dir.join("w.safetensors");
     let w = Tensor::f32(vec![1], vec![0.0]).unwrap();
     dnnc_runtime::checkpoint::save(&weights, &[("w".into(), &w)]).unwrap();
-    let db = RootDatabase::new();
-    let file = db.open(&path).unwrap();
-    assert!(file_diagnostics(&db, file).is_empty());
-    let job = dnnc_session::job(&db, file).unwrap();
     let out = dir.join("y.npy");
-    dnnc_session::predict(
-        &job,
-        &weights,
-        &dir.join("x.npy"),
-        &out,
-        BackendKind::Cranelift,
-        &PassOptions::default(),
-    )
+    with_job(&path, |job| {
+        let input = dir.join("x.npy");
+        let passes = PassOptions::default();
+        dnnc_session::predict(job, &weights, &input, &out, BackendKind::Cranelift, &passes)
+    })
     .unwrap();
     let got = dnnc_data::npy::load(&out).unwrap().to_f32_vec();
     // PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(t / 10000^(2i/d)).

@@ -3,13 +3,15 @@
 //! maps of `std::explain` and evaluation under attack — each against values computed
 //! by hand on tiny models.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use dnnc_lower::{AttackKind, Attribution, Method, Target};
-use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::attribute::{attribute, AttributeOptions};
 use dnnc_session::{AttackSpec, BackendKind, PassOptions, TrainOptions};
 use dnnc_tensor::Tensor;
+use support::with_job;
 
 const BACKENDS: [BackendKind; 2] = [BackendKind::Interp, BackendKind::Cranelift];
 
@@ -17,15 +19,6 @@ fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dnnc-gradients-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn with_job<R>(path: &Path, f: impl FnOnce(&dnnc_session::Job<'_>) -> R) -> R {
-    let db = RootDatabase::new();
-    let file = db.open(path).unwrap();
-    let diags = file_diagnostics(&db, file);
-    assert!(diags.is_empty(), "{diags:#?}");
-    let job = dnnc_session::job(&db, file).unwrap();
-    f(&job)
 }
 
 fn close(a: &[f32], b: &[f32], tol: f32) -> bool {

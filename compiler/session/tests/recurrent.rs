@@ -4,11 +4,13 @@
 //! respect to every parameter (one SGD step with learning rate 1), on the interpreter
 //! and Cranelift.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use dnnc_sema::{file_diagnostics, RootDatabase};
-use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_session::{BackendKind, PassOptions};
 use dnnc_tensor::Tensor;
+use support::{rel, sgd_step_gradients, with_job};
 
 const PARAMS: [&str; 4] = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"];
 
@@ -18,17 +20,6 @@ fn data() -> PathBuf {
 
 fn load(kind: &str, name: &str) -> Tensor {
     dnnc_data::npy::load(&data().join(format!("{kind}.{name}.npy"))).unwrap()
-}
-
-/// The largest difference relative to the largest magnitude of `want`.
-fn rel(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let top = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max)
-        / top
 }
 
 fn setup(kind: &str) -> (PathBuf, PathBuf) {
@@ -81,24 +72,25 @@ train Net on d {{
 
 fn check(kind: &str) {
     let (path, weights) = setup(kind);
-    let db = RootDatabase::new();
-    let file = db.open(&path).unwrap();
-    let diags = file_diagnostics(&db, file);
-    assert!(diags.is_empty(), "{diags:#?}");
-    let job = dnnc_session::job(&db, file).unwrap();
+    with_job(&path, |job| compare(kind, job, &path, &weights));
+}
+
+fn compare(kind: &str, job: &dnnc_session::Job<'_>, path: &Path, weights: &Path) {
+    let params: Vec<(String, Vec<f32>)> = PARAMS
+        .iter()
+        .map(|p| {
+            (
+                format!("rnn.{p}"),
+                load(kind, &format!("rnn.{p}")).to_f32_vec(),
+            )
+        })
+        .collect();
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
         // Forward: the sequence and the last state.
         let out = path.with_file_name(format!("y-{backend:?}.npy"));
         let input = data().join(format!("{kind}.x.npy"));
-        dnnc_session::predict(
-            &job,
-            &weights,
-            &input,
-            &out,
-            backend,
-            &PassOptions::default(),
-        )
-        .unwrap();
+        dnnc_session::predict(job, weights, &input, &out, backend, &PassOptions::default())
+            .unwrap();
         let y = dnnc_data::npy::load(&out.with_file_name(format!("y-{backend:?}.0.npy"))).unwrap();
         let h = dnnc_data::npy::load(&out.with_file_name(format!("y-{backend:?}.1.npy"))).unwrap();
         let ey = rel(&y.to_f32_vec(), &load(kind, "y").to_f32_vec());
@@ -109,19 +101,7 @@ fn check(kind: &str) {
         );
         // Gradients: one SGD step with lr = 1 from PyTorch's weights.
         let trained = path.with_file_name(format!("step-{backend:?}.safetensors"));
-        let opts = TrainOptions {
-            epochs: Some(1),
-            steps: Some(1),
-            init: Some(weights.clone()),
-            ..TrainOptions::quiet(backend, trained.clone())
-        };
-        dnnc_session::train(&job, &opts).unwrap();
-        let after = dnnc_runtime::checkpoint::load(&trained).unwrap();
-        for p in PARAMS {
-            let name = format!("rnn.{p}");
-            let w1 = &after.iter().find(|(n, _)| *n == name).unwrap().1;
-            let w0 = load(kind, &name).to_f32_vec();
-            let grad: Vec<f32> = w0.iter().zip(w1.to_f32_vec()).map(|(a, b)| a - b).collect();
+        for (name, grad) in sgd_step_gradients(job, weights, &trained, backend, &params) {
             let e = rel(&grad, &load(kind, &format!("grad.{name}")).to_f32_vec());
             assert!(
                 e < 1e-4,

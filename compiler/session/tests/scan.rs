@@ -2,8 +2,12 @@
 //! values — outputs of `predict` on the interpreter and Cranelift — and a training step
 //! through a scan (backpropagation through time) equal on both.
 
-use dnnc_sema::{file_diagnostics, RootDatabase};
-use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+mod support;
+
+use std::path::Path;
+
+use dnnc_session::{BackendKind, Job, PassOptions, TrainOptions};
+use support::with_job;
 
 const SRC: &str = "use std::losses::mse
 model Sums {
@@ -32,6 +36,26 @@ train Sums on d {
 }
 ";
 
+/// The `count` outputs of `forward` on `dir/in.npy`, from the weights `weights`.
+fn predicted(
+    job: &Job<'_>,
+    dir: &Path,
+    weights: &Path,
+    backend: BackendKind,
+    count: usize,
+) -> Vec<Vec<f32>> {
+    let out = dir.join(format!("y-{backend:?}.npy"));
+    let passes = PassOptions::default();
+    dnnc_session::predict(job, weights, &dir.join("in.npy"), &out, backend, &passes).unwrap();
+    (0..count)
+        .map(|k| {
+            dnnc_data::npy::load(&dir.join(format!("y-{backend:?}.{k}.npy")))
+                .unwrap()
+                .to_f32_vec()
+        })
+        .collect()
+}
+
 #[test]
 fn scans_compute_running_sums_maps_and_several_states() {
     let dir = std::env::temp_dir().join(format!("dnnc-scan-{}", std::process::id()));
@@ -42,38 +66,24 @@ fn scans_compute_running_sums_maps_and_several_states() {
     dnnc_data::npy::save_f32(&dir.join("in.npy"), &[1, 3, 2], &x).unwrap();
     let path = dir.join("sums.dnn");
     std::fs::write(&path, SRC).unwrap();
-    let db = RootDatabase::new();
-    let file = db.open(&path).unwrap();
-    let diags = file_diagnostics(&db, file);
-    assert!(diags.is_empty(), "{diags:#?}");
-    let job = dnnc_session::job(&db, file).unwrap();
     let weights = dir.join("w.safetensors");
+    // From w = 1, so the outputs below are of x itself.
+    let init = dir.join("init.safetensors");
+    let one = dnnc_tensor::Tensor::f32(vec![2], vec![1.0, 1.0]).unwrap();
+    dnnc_runtime::checkpoint::save(&init, &[("w".into(), &one)]).unwrap();
+    with_job(&path, |job| check_sums(job, &dir, &init, &weights));
+}
+
+fn check_sums(job: &Job<'_>, dir: &Path, init: &Path, weights: &Path) {
     let mut losses = Vec::new();
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
         let opts = TrainOptions {
             epochs: Some(1),
             steps: Some(1),
-            ..TrainOptions::quiet(backend, weights.clone())
+            ..TrainOptions::quiet(backend, weights.to_path_buf())
         };
-        // From w = 1, so the outputs below are of x itself.
-        let init = dir.join("init.safetensors");
-        let one = dnnc_tensor::Tensor::f32(vec![2], vec![1.0, 1.0]).unwrap();
-        dnnc_runtime::checkpoint::save(&init, &[("w".into(), &one)]).unwrap();
-        let out = dir.join(format!("y-{backend:?}.npy"));
-        dnnc_session::predict(
-            &job,
-            &init,
-            &dir.join("in.npy"),
-            &out,
-            backend,
-            &PassOptions::default(),
-        )
-        .unwrap();
-        let get = |k: usize| {
-            dnnc_data::npy::load(&dir.join(format!("y-{backend:?}.{k}.npy")))
-                .unwrap()
-                .to_f32_vec()
-        };
+        let outputs = predicted(job, dir, init, backend, 4);
+        let get = |k: usize| outputs[k].clone();
         assert_eq!(
             get(0),
             vec![1.0, -2.0, 4.0, -1.5, 3.0, 2.5],
@@ -96,9 +106,9 @@ fn scans_compute_running_sums_maps_and_several_states() {
             "{backend:?} two states"
         );
         let s = dnnc_session::train(
-            &job,
+            job,
             &TrainOptions {
-                init: Some(init),
+                init: Some(init.to_path_buf()),
                 ..opts
             },
         )
@@ -136,30 +146,14 @@ train M on d {
     dnnc_data::npy::save_f32(&dir.join("x.npy"), &[1, 9], &x).unwrap();
     dnnc_data::npy::save_f32(&dir.join("in.npy"), &[1, 3, 3], &x).unwrap();
     std::fs::write(dir.join("m.dnn"), src).unwrap();
-    let db = RootDatabase::new();
-    let file = db.open(&dir.join("m.dnn")).unwrap();
-    let diags = file_diagnostics(&db, file);
-    assert!(diags.is_empty(), "{diags:#?}");
-    let job = dnnc_session::job(&db, file).unwrap();
     let weights = dir.join("w.safetensors");
     let zero = dnnc_tensor::Tensor::f32(vec![1], vec![0.0]).unwrap();
     dnnc_runtime::checkpoint::save(&weights, &[("w".into(), &zero)]).unwrap();
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
-        let out = dir.join(format!("y-{backend:?}.npy"));
-        dnnc_session::predict(
-            &job,
-            &weights,
-            &dir.join("in.npy"),
-            &out,
-            backend,
-            &PassOptions::default(),
-        )
-        .unwrap();
-        let get = |k: usize| {
-            dnnc_data::npy::load(&dir.join(format!("y-{backend:?}.{k}.npy")))
-                .unwrap()
-                .to_f32_vec()
-        };
+        let outputs = with_job(&dir.join("m.dnn"), |job| {
+            predicted(job, &dir, &weights, backend, 4)
+        });
+        let get = |k: usize| outputs[k].clone();
         assert_eq!(get(0), vec![1.0, -1.0, 2.0, 2.0, 0.5, -1.0, 2.0, 2.0, 2.0]);
         assert_eq!(get(1), vec![1.0, 0.0, 0.0, 4.0, 0.5, 0.0, 7.0, 8.0, 9.0]);
         assert_eq!(get(2), vec![0.0, -2.0, 3.0, 0.0, 0.0, -6.0, 0.0, 0.0, 0.0]);

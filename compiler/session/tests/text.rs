@@ -2,11 +2,13 @@
 //! character-level LSTM (the vocabulary saved with the weights), `dnnc sample
 //! --prompt` reproducible from its seed, and its errors.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::generate::{generate, TextSample};
 use dnnc_session::{BackendKind, PassOptions, RunError, TrainOptions};
+use support::with_job;
 
 const SRC: &str = "use std::nn::{Embedding, LSTM, Dense}
 use std::losses::cross_entropy
@@ -40,14 +42,6 @@ fn setup() -> PathBuf {
     std::fs::write(dir.join("corpus.txt"), "abcd abcd ".repeat(40)).unwrap();
     std::fs::write(dir.join("lm.dnn"), SRC).unwrap();
     dir
-}
-
-fn with_job<R>(path: &Path, f: impl FnOnce(&dnnc_session::Job<'_>) -> R) -> R {
-    let db = RootDatabase::new();
-    let file = db.open(path).unwrap();
-    let diags = file_diagnostics(&db, file);
-    assert!(diags.is_empty(), "{diags:#?}");
-    f(&dnnc_session::job(&db, file).unwrap())
 }
 
 fn sample(path: &Path, weights: &Path, prompt: &str, seed: u64) -> Result<String, RunError> {

@@ -264,6 +264,14 @@ impl Pattern {
             Pattern::Tuple(_, s) => *s,
         }
     }
+
+    /// The names the pattern binds, left to right.
+    pub fn names(&self) -> Vec<&Name> {
+        match self {
+            Pattern::Name(n) => vec![n],
+            Pattern::Tuple(ps, _) => ps.iter().flat_map(Pattern::names).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

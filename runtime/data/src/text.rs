@@ -52,6 +52,15 @@ fn read(path: &Path) -> Result<String, DataError> {
     })
 }
 
+/// The vocabulary of the file at `path` (what [`load`] returns beside the windows),
+/// without cutting it into windows.
+pub fn file_vocabulary(path: &Path, bytes: bool) -> Result<Vec<char>, DataError> {
+    if bytes {
+        return Ok(vocabulary("", true));
+    }
+    Ok(vocabulary(&read(path)?, false))
+}
+
 /// The units (characters or bytes) of the file.
 fn units(path: &Path, bytes: bool) -> Result<(Vec<u32>, Vec<char>), DataError> {
     if bytes {
