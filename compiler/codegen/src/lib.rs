@@ -309,6 +309,11 @@ impl Compiled {
         self.instance.output(name)
     }
 
+    /// The next run's input `to` is this run's output `from` (see `Instance::carry`).
+    pub fn carry(&mut self, from: &str, to: &str) -> Result<(), dnnc_exec::ExecError> {
+        self.instance.carry(from, to)
+    }
+
     /// Runs the compiled graph: the same contract as the interpreter's `run`, returning
     /// `(outputs, updates)` in the order the graph declares them.
     #[allow(clippy::type_complexity)]

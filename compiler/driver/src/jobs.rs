@@ -236,6 +236,7 @@ pub fn sample_text(
     weights: &Path,
     s: &dnnc_session::generate::TextSample<'_>,
     backend: &str,
+    time: bool,
 ) -> ExitCode {
     let backend = match BackendKind::parse(backend) {
         Ok(b) => b,
@@ -243,8 +244,23 @@ pub fn sample_text(
     };
     with_job(file, |job| {
         match dnnc_session::generate::generate(job, weights, s, backend, &passes(None)) {
-            Ok(text) => {
-                println!("{text}");
+            Ok(g) => {
+                println!("{}", g.text);
+                if time {
+                    eprintln!(
+                        "{} characters in {:.1} ms ({:.1} µs each): {} runs of {} ({:.1} µs each)",
+                        s.length,
+                        g.seconds * 1e3,
+                        g.seconds * 1e6 / s.length.max(1) as f64,
+                        g.runs,
+                        if g.incremental {
+                            "`decode`"
+                        } else {
+                            "`forward` on the whole context"
+                        },
+                        g.seconds * 1e6 / g.runs.max(1) as f64,
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => failed(e),

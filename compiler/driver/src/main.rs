@@ -158,6 +158,13 @@ enum Command {
         /// Sample only among the K most likely characters.
         #[arg(long, value_parser = at_least_one, requires = "prompt")]
         top_k: Option<usize>,
+        /// Re-run `forward` on the whole context for every character even when the
+        /// model has a `decode` method (incremental decoding with a carried state).
+        #[arg(long, requires = "prompt")]
+        no_decode: bool,
+        /// Print to standard error how long the characters after the prompt took.
+        #[arg(long, requires = "prompt")]
+        time: bool,
     },
     /// Attribution maps of a classifier on samples of a split: which inputs (or, with
     /// Grad-CAM, which regions of a layer's maps) its class score depends on.
@@ -441,6 +448,8 @@ fn run(cli: Cli) -> ExitCode {
             length,
             temperature,
             top_k,
+            no_decode,
+            time,
         } => match (prompt, out) {
             (Some(prompt), _) => {
                 let s = dnnc_session::generate::TextSample {
@@ -449,8 +458,9 @@ fn run(cli: Cli) -> ExitCode {
                     temperature,
                     top_k,
                     seed,
+                    incremental: !no_decode,
                 };
-                jobs::sample_text(&file, &weights, &s, &backend)
+                jobs::sample_text(&file, &weights, &s, &backend, time)
             }
             (None, Some(out)) => jobs::sample(&file, &weights, count, seed, &out, &backend),
             (None, None) => unreachable!("clap requires --out without --prompt"),

@@ -624,6 +624,37 @@ impl Instance {
         Self::fill(p, t, "input")
     }
 
+    /// Sets input `to` for the next run to what output `from` holds after this one,
+    /// without leaving the instance (a decoder's carried state). Both must have the
+    /// same element type and shape.
+    pub fn carry(&mut self, from: &str, to: &str) -> Result<(), ExecError> {
+        let feed = |why: String| ExecError::Feed {
+            what: "input",
+            name: to.to_string(),
+            why,
+        };
+        let o = self
+            .outputs
+            .iter()
+            .find(|p| p.name == from)
+            .ok_or_else(|| feed(format!("cannot be carried from `{from}`: no such output")))?;
+        let i = self
+            .inputs
+            .iter()
+            .find(|p| p.name == to)
+            .ok_or_else(|| feed("is not an input of the graph".into()))?;
+        if (o.dtype, &o.shape, o.view.dtype) != (i.dtype, &i.shape, i.view.dtype) {
+            return Err(feed(format!(
+                "is {}{:?} but output `{from}` is {}{:?}",
+                i.dtype, i.shape, o.dtype, o.shape
+            )));
+        }
+        // SAFETY: both views are whole buffers of the arena of the same size, not in
+        // use between runs; `copy` allows them to overlap.
+        unsafe { std::ptr::copy(o.view.ptr, i.view.ptr, o.view.bytes()) };
+        Ok(())
+    }
+
     /// Input `name`'s buffer, to be written in place (`f32` inputs).
     pub fn input_f32_mut(&mut self, name: &str) -> Option<&mut [f32]> {
         let p = self.inputs.iter().find(|p| p.name == name)?;

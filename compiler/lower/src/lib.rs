@@ -25,4 +25,4 @@ pub use attribute::{lower_attribution, Attributed, Attribution, AttributionError
 pub use dataset::{lower_split, LoweredSplit};
 pub use error::LowerError;
 pub use lowerer::ParamInfo;
-pub use model::{lower, lower_attacked, Lowered, Mode};
+pub use model::{lower, lower_attacked, model_has_method, Lowered, Mode};

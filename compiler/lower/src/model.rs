@@ -35,6 +35,11 @@ pub enum Mode {
     /// The train block's `sample` expression for `batch` samples, `training` false;
     /// output `sample`.
     Sample,
+    /// Incremental decoding: the model's `decode(x, state..)` method, which returns
+    /// `(y, state..)`; inputs `input` (`x`) and `state.0`, `state.1`, ... (its other
+    /// parameters, tensors), outputs `output.0` (`y`) and `output.1`, ... (the new
+    /// states, each typed as its parameter).
+    Decode,
 }
 
 /// A lowered graph and the parameters it reads.
@@ -166,6 +171,7 @@ fn lower_with(
         Mode::Eval => "eval_step",
         Mode::Predict | Mode::Forward(_) => "predict",
         Mode::Sample => "sample",
+        Mode::Decode => "decode",
     };
     let mut graph = Graph::new(name);
     let mut metrics = Vec::new();
@@ -182,6 +188,14 @@ fn lower_with(
             let x = predict_input(&mut lw, &model, batch, &hint)?;
             let y = crate::calls::call(&mut lw, Val::Layer(model), vec![(None, Val::T(x))])?;
             set_predict_outputs(&mut lw, "output", y)?;
+        } else if mode == Mode::Decode {
+            let (_, model) = models
+                .iter()
+                .find(|(_, m)| !m.frozen)
+                .or(models.first())
+                .ok_or("the train block has no model")?
+                .clone();
+            decode_graph(&mut lw, model, batch, &sample_shapes(db, file, sig))?;
         } else {
             lw.bind("B", Val::Int(batch as i64));
             if mode != Mode::Sample {
@@ -290,6 +304,71 @@ fn lower_with(
         params,
         metrics,
     })
+}
+
+/// The graph of [`Mode::Decode`].
+fn decode_graph(
+    lw: &mut Lowerer<'_, '_>,
+    model: Rc<LayerVal>,
+    batch: usize,
+    hint: &[Vec<usize>],
+) -> Res<()> {
+    let sig = layer_sig(lw.db, ItemId::new(lw.db, model.file, model.index))
+        .as_ref()
+        .ok_or("the model did not check")?;
+    let decode = sig
+        .method("decode")
+        .ok_or("the model has no `decode` method")?;
+    let mut args = Vec::new();
+    for (i, p) in decode.params.iter().enumerate() {
+        let (dtype, shape) = param_type(&p.ty, "decode", &model, batch, hint)?;
+        let name = if i == 0 {
+            "input".to_string()
+        } else {
+            format!("state.{}", i - 1)
+        };
+        let n = lw.em.add(Op::Input { name, dtype, shape }, &[])?;
+        args.push((None, Val::T(n)));
+    }
+    let states: Vec<dnnc_ir::NodeId> = args[1..]
+        .iter()
+        .filter_map(|(_, v)| match v {
+            Val::T(t) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let y = crate::calls::call(lw, Val::Method(model, Arc::from("decode")), args)?;
+    let outs = match y {
+        Val::Tuple(outs) if outs.len() == states.len() + 1 => outs,
+        _ => {
+            return Err(format!(
+                "`decode` must return `(output, state..)` with one new state per parameter after the first ({} of them)",
+                states.len()
+            )
+            .into())
+        }
+    };
+    for (i, v) in outs.into_iter().enumerate() {
+        let Val::T(t) = v else {
+            return Err(format!("`decode`'s result {i} is not a tensor").into());
+        };
+        if let Some(&s) = i.checked_sub(1).and_then(|k| states.get(k)) {
+            let (was, is) = (lw.em.g.ty(s), lw.em.g.ty(t));
+            if was != is {
+                return Err(format!(
+                    "`decode`'s new state {i} is {}{:?} but parameter {} is {}{:?}",
+                    is.dtype,
+                    is.shape,
+                    i + 1,
+                    was.dtype,
+                    was.shape
+                )
+                .into());
+            }
+        }
+        lw.em.g.set_output(format!("output.{i}"), t);
+    }
+    Ok(())
 }
 
 /// The outputs of inference: `output` for a tensor; `output.0`, `output.1`, ... for a
@@ -423,14 +502,26 @@ pub fn forward_input_type(
         .ok_or("the model did not check")?;
     let fwd = sig.method("forward").ok_or("the model has no `forward`")?;
     let p = fwd.params.first().ok_or("`forward` takes no input")?;
-    let Ty::Tensor(t) = &p.ty else {
-        return Err("`forward`'s input is not a tensor".into());
+    param_type(&p.ty, "forward", model, batch, hint)
+}
+
+/// The element type and shape of the method parameter typed `ty` for `batch`
+/// samples, sized as [`forward_input_type`] says.
+fn param_type(
+    ty: &Ty,
+    method: &str,
+    model: &LayerVal,
+    batch: usize,
+    hint: &[Vec<usize>],
+) -> Res<(dnnc_ir::DType, Vec<usize>)> {
+    let Ty::Tensor(t) = ty else {
+        return Err(format!("`{method}`'s input is not a tensor").into());
     };
     let mut dims: Vec<Option<usize>> = Vec::new();
     let mut first_sym: Option<Arc<str>> = None;
     for item in &t.shape.0 {
         let DimItem::Dim(d) = item else {
-            return Err("`forward`'s input has a pack".into());
+            return Err(format!("`{method}`'s input has a pack").into());
         };
         let v = d.substitute(&mut |a| match a {
             dnnc_sema::dim::Atom::Sym(n) => match model.hparams.get(n) {
@@ -463,13 +554,25 @@ pub fn forward_input_type(
             (None, Some(h)) if i > 0 => shape.push(h[i - 1]),
             _ => {
                 let DimItem::Dim(d) = item else {
-                    return Err("`forward`'s input has a pack".into());
+                    return Err(format!("`{method}`'s input has a pack").into());
                 };
-                return Err(format!("cannot size `forward`'s input dimension `{d}`").into());
+                return Err(format!("cannot size `{method}`'s input dimension `{d}`").into());
             }
         }
     }
     Ok((t.dtype, shape))
+}
+
+/// Whether the model that [`Mode::Predict`] runs has a method `name` (e.g. `decode`).
+pub fn model_has_method(db: &dyn Db, file: SourceFile, index: u32, name: &str) -> Res<bool> {
+    let (_, sig) = train_item(db, file, index)?;
+    let Some(m) = sig.models.iter().find(|m| !m.frozen).or(sig.models.first()) else {
+        return Ok(false);
+    };
+    let layer = &m.inst.layer;
+    Ok(layer_sig(db, ItemId::new(db, layer.file_id, layer.index))
+        .as_ref()
+        .is_some_and(|s| s.method(name).is_some()))
 }
 
 /// The model instance of a train block (single-model form), for inference.

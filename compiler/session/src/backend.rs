@@ -33,6 +33,9 @@ pub trait Executable {
 
     /// Output `name` of the last [`step`](Executable::step).
     fn output(&self, name: &str) -> Option<Tensor>;
+    /// Makes the last run's output `from` the next run's input `to` (a carried state),
+    /// without a copy through a [`Tensor`] where the backend can.
+    fn carry(&mut self, from: &str, to: &str) -> Result<(), RunError>;
 
     /// Per-step median times in microseconds with a description of each step, where
     /// the backend can tell (the native one).
@@ -108,6 +111,7 @@ impl BackendKind {
                     g,
                     states: states.clone(),
                     last: Vec::new(),
+                    carried: HashMap::new(),
                 }))
             }
             (BackendKind::Cranelift, StateStore::Native(s)) => {
@@ -156,14 +160,20 @@ struct Interpreted {
     g: Graph,
     states: Rc<RefCell<HashMap<String, Tensor>>>,
     last: Vec<(String, Tensor)>,
+    /// Inputs set by [`Executable::carry`], until given anew.
+    carried: HashMap<String, Tensor>,
 }
 
 impl Executable for Interpreted {
     fn step(&mut self, inputs: &[(&str, &Tensor)]) -> Result<(), RunError> {
-        let inputs: HashMap<String, Tensor> = inputs
+        let mut inputs: HashMap<String, Tensor> = inputs
             .iter()
             .map(|(k, v)| (k.to_string(), (*v).clone()))
             .collect();
+        self.carried.retain(|k, _| !inputs.contains_key(k));
+        for (k, v) in &self.carried {
+            inputs.insert(k.clone(), v.clone());
+        }
         let out = dnnc_interp::run(&self.g, &inputs, &self.states.borrow())?;
         let mut states = self.states.borrow_mut();
         for (k, v) in out.updates {
@@ -186,6 +196,16 @@ impl Executable for Interpreted {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, t)| t.clone())
+    }
+
+    fn carry(&mut self, from: &str, to: &str) -> Result<(), RunError> {
+        let t = self.output(from).ok_or_else(|| {
+            RunError::Internal(format!(
+                "cannot carry `{from}`: the graph has no such output"
+            ))
+        })?;
+        self.carried.insert(to.to_string(), t);
+        Ok(())
     }
 }
 
@@ -212,6 +232,10 @@ impl Executable for Native {
 
     fn output(&self, name: &str) -> Option<Tensor> {
         self.0.output(name)
+    }
+
+    fn carry(&mut self, from: &str, to: &str) -> Result<(), RunError> {
+        Ok(self.0.carry(from, to)?)
     }
 
     fn profile(&mut self, runs: usize) -> Result<Vec<(String, f64)>, RunError> {

@@ -148,7 +148,7 @@ fn time_rounds(
 }
 
 /// Prints the slowest steps of `exe`'s schedule (`DNNC_PROFILE`).
-fn profile(exe: &mut dyn Executable, runs: usize, name: &str) {
+pub(crate) fn profile(exe: &mut dyn Executable, runs: usize, name: &str) {
     let mut steps = match exe.profile(runs) {
         Ok(s) => s,
         Err(e) => {

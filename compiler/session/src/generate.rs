@@ -1,10 +1,17 @@
 //! `dnnc sample --prompt`: text from a character-level language model. The model's
 //! `forward` maps `i32[B, T]` character ids to next-character logits `[B, T, V]`; the
 //! vocabulary comes from the weights (`dnnc.vocabulary`, saved by `train` from the
-//! `text` dataset). Each new character is drawn from the logits at the last position
-//! of the last `T` characters (a shorter context is padded on the left with newlines),
-//! divided by the temperature and cut to the `top_k` largest.
-
+//! `text` dataset). Each new character is drawn from the logits after the last
+//! character, divided by the temperature and cut to the `top_k` largest.
+//!
+//! A model with a `decode(x, state..) -> (logits, state..)` method is decoded
+//! incrementally: one character per call, its state (a recurrent state, a key/value
+//! cache) carried from call to call, starting from zeros. Its context is at most the
+//! `T` characters `forward` was trained on: once `T` characters went through, the
+//! state restarts from the last `T / 2`. Without `decode` (or with
+//! `TextSample::incremental` off), every character re-runs `forward` on the last `T`
+//! characters; a shorter context is padded on the right and read at its last
+//! character, which for a causal model is what decoding from its start gives.
 use std::path::Path;
 
 use dnnc_ir::Port;
@@ -27,37 +34,44 @@ pub struct TextSample<'p> {
     /// Keep only the `k` most likely characters (`None`: all).
     pub top_k: Option<usize>,
     pub seed: u64,
+    /// Decode with the model's `decode` method when it has one.
+    pub incremental: bool,
 }
 
-/// The prompt followed by `length` drawn characters.
-pub fn generate(
+/// What [`generate`] wrote and how fast.
+pub struct Generated {
+    pub text: String,
+    /// Whether the model's `decode` carried a state from character to character.
+    pub incremental: bool,
+    /// Seconds spent producing the characters after the prompt.
+    pub seconds: f64,
+    /// How many times the model ran for them (with `decode`, once per character plus
+    /// the characters fed again after each restart).
+    pub runs: usize,
+}
+
+/// A character-level language model ready to run.
+pub struct LanguageModel {
+    /// The characters of its vocabulary, by id.
+    pub vocab: Vec<char>,
+    /// What `forward` was trained on: the longest context it sees.
+    pub context: usize,
+    /// Whether `model` decodes incrementally with `decode`.
+    pub incremental: bool,
+    pub model: Box<dyn NextLogits>,
+}
+
+/// The language model of `job` with `weights`, decoding incrementally when asked
+/// and the model has a `decode` method.
+pub fn open(
     job: &Job<'_>,
     weights: &Path,
-    s: &TextSample<'_>,
+    incremental: bool,
     backend: BackendKind,
     passes: &PassOptions,
-) -> Result<String, RunError> {
-    let meta = checkpoint::metadata(weights)?;
-    let vocab: Vec<char> = meta
-        .get(VOCABULARY_KEY)
-        .ok_or_else(|| {
-            RunError::NotRunnable(format!(
-                "{}: the weights have no vocabulary (`{VOCABULARY_KEY}`): train the model on a `text` dataset to sample text",
-                weights.display()
-            ))
-        })?
-        .chars()
-        .collect();
-    let mut ids: Vec<i32> = Vec::new();
-    for c in s.prompt.chars() {
-        let id = vocab.iter().position(|&v| v == c).ok_or_else(|| {
-            RunError::NotRunnable(format!(
-                "the prompt's character {c:?} is not in the model's vocabulary of {} characters",
-                vocab.len()
-            ))
-        })?;
-        ids.push(id as i32);
-    }
+) -> Result<LanguageModel, RunError> {
+    let vocab = vocabulary(weights)?;
+    let pad = vocab.iter().position(|&c| c == '\n').unwrap_or(0) as i32;
     let l = forward(job.db, job.file, job.item, Mode::Predict, 1, passes)?;
     let (dtype, window) = l
         .graph
@@ -70,41 +84,275 @@ pub fn generate(
         )));
     };
     let store = backend.store();
-    store.set_all(&initial_params(&l.params, Weights::Saved(weights))?)?;
-    let mut exe = backend.compile(l.graph, &store)?;
+    let incremental =
+        incremental && dnnc_lower::model_has_method(job.db, job.file, job.item, "decode")?;
+    let model: Box<dyn NextLogits> = if incremental {
+        let l = forward(job.db, job.file, job.item, Mode::Decode, 1, passes)?;
+        store.set_all(&initial_params(&l.params, Weights::Saved(weights))?)?;
+        let types = StateTypes::of(&l.graph)?;
+        Box::new(Decoder::new(backend.compile(l.graph, &store)?, types, t))
+    } else {
+        store.set_all(&initial_params(&l.params, Weights::Saved(weights))?)?;
+        Box::new(Window {
+            exe: backend.compile(l.graph, &store)?,
+            t,
+            dtype,
+            pad,
+            runs: 0,
+        })
+    };
+    Ok(LanguageModel {
+        vocab,
+        context: t,
+        incremental,
+        model,
+    })
+}
+
+/// The prompt followed by `length` drawn characters.
+pub fn generate(
+    job: &Job<'_>,
+    weights: &Path,
+    s: &TextSample<'_>,
+    backend: BackendKind,
+    passes: &PassOptions,
+) -> Result<Generated, RunError> {
+    let LanguageModel {
+        vocab,
+        incremental,
+        mut model,
+        ..
+    } = open(job, weights, s.incremental, backend, passes)?;
+    let mut ids: Vec<i32> = Vec::new();
+    for c in s.prompt.chars() {
+        let id = vocab.iter().position(|&v| v == c).ok_or_else(|| {
+            RunError::NotRunnable(format!(
+                "the prompt's character {c:?} is not in the model's vocabulary of {} characters",
+                vocab.len()
+            ))
+        })?;
+        ids.push(id as i32);
+    }
     let pad = vocab.iter().position(|&c| c == '\n').unwrap_or(0) as i32;
+    if ids.is_empty() {
+        ids.push(pad);
+    }
+    let started = std::time::Instant::now();
+    let runs_before = model.runs();
     let mut rng = dnnc_runtime::SplitMix64::new(dnnc_runtime::rng::mix64(s.seed));
-    let key = scalar_i64(0);
     let mut out: String = s.prompt.to_string();
     for _ in 0..s.length {
-        let start = ids.len().saturating_sub(t);
-        let mut context = vec![pad; t - (ids.len() - start)];
-        context.extend_from_slice(&ids[start..]);
+        let logits = model.next_logits(&ids)?;
+        if logits.len() != vocab.len() {
+            return Err(RunError::NotRunnable(format!(
+                "sampling text needs next-character logits over the {} characters of the vocabulary; the model gives {}",
+                vocab.len(),
+                logits.len()
+            )));
+        }
+        let next = draw(&logits, s.temperature, s.top_k, &mut rng);
+        ids.push(next as i32);
+        out.push(vocab[next]);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if std::env::var_os("DNNC_PROFILE").is_some() {
+        crate::bench::profile(model.executable(), 100, "sample");
+    }
+    Ok(Generated {
+        text: out,
+        incremental,
+        seconds,
+        runs: model.runs() - runs_before,
+    })
+}
+
+/// The vocabulary saved with `weights`.
+fn vocabulary(weights: &Path) -> Result<Vec<char>, RunError> {
+    let meta = checkpoint::metadata(weights)?;
+    Ok(meta
+        .get(VOCABULARY_KEY)
+        .ok_or_else(|| {
+            RunError::NotRunnable(format!(
+                "{}: the weights have no vocabulary (`{VOCABULARY_KEY}`): train the model on a `text` dataset to sample text",
+                weights.display()
+            ))
+        })?
+        .chars()
+        .collect())
+}
+
+/// A language model run character by character.
+pub trait NextLogits {
+    /// The logits of the character after `ids` (not empty; each call's `ids` extends
+    /// the previous call's by one character).
+    fn next_logits(&mut self, ids: &[i32]) -> Result<Vec<f32>, RunError>;
+    /// What runs the model (profiled with `DNNC_PROFILE`).
+    fn executable(&mut self) -> &mut dyn crate::backend::Executable;
+    /// How many times the model ran so far.
+    fn runs(&self) -> usize;
+}
+
+/// `forward` on the last `t` characters.
+struct Window {
+    exe: Box<dyn crate::backend::Executable>,
+    t: usize,
+    dtype: DType,
+    pad: i32,
+    runs: usize,
+}
+
+impl NextLogits for Window {
+    fn executable(&mut self) -> &mut dyn crate::backend::Executable {
+        self.exe.as_mut()
+    }
+
+    fn runs(&self) -> usize {
+        self.runs
+    }
+
+    fn next_logits(&mut self, ids: &[i32]) -> Result<Vec<f32>, RunError> {
+        // A causal model's logits at a position depend on the characters up to it
+        // only: a short context is padded on the right, as if decoded from its start.
+        let start = ids.len().saturating_sub(self.t);
+        let mut context = ids[start..].to_vec();
+        let last = context.len() - 1;
+        context.resize(self.t, self.pad);
         let input = Tensor {
             dtype: DType::I32,
-            shape: vec![1, t],
+            shape: vec![1, self.t],
             data: Data::I32(context),
         }
-        .cast(dtype);
-        exe.step(&[("input", &input), (Port::RngKey.name(), &key)])?;
-        let y = exe
+        .cast(self.dtype);
+        self.exe
+            .step(&[("input", &input), (Port::RngKey.name(), &scalar_i64(0))])?;
+        self.runs += 1;
+        let y = self
+            .exe
             .output("output")
             .ok_or_else(|| RunError::Internal("the inference graph has no output".into()))?;
         let v = *y.shape.last().unwrap_or(&0);
-        if y.shape.len() != 3 || v != vocab.len() {
+        if y.shape.len() != 3 {
             return Err(RunError::NotRunnable(format!(
-                "sampling text needs next-character logits `[B, T, {}]` from `forward`; it returns {:?}",
-                vocab.len(),
+                "sampling text needs next-character logits `[B, T, V]` from `forward`; it returns {:?}",
                 y.shape
             )));
         }
         let logits = y.to_f32_vec();
-        let last = &logits[logits.len() - v..];
-        let next = draw(last, s.temperature, s.top_k, &mut rng);
-        ids.push(next as i32);
-        out.push(vocab[next]);
+        Ok(logits[last * v..(last + 1) * v].to_vec())
     }
-    Ok(out)
+}
+
+/// The model's `decode`, its states carried from call to call.
+pub struct Decoder {
+    exe: Box<dyn crate::backend::Executable>,
+    /// The most characters the state may have seen.
+    t: usize,
+    types: StateTypes,
+    /// Where in `ids` the state started.
+    start: usize,
+    /// Characters the state has seen.
+    seen: usize,
+    runs: usize,
+}
+
+/// The element type of `decode`'s input and the zero states it starts from.
+pub struct StateTypes {
+    input: DType,
+    zeros: Vec<(String, Tensor)>,
+}
+
+impl StateTypes {
+    /// Read from `decode`'s graph ([`Mode::Decode`]).
+    pub fn of(g: &dnnc_ir::Graph) -> Result<StateTypes, RunError> {
+        let input = g
+            .input_named("input")
+            .map(|n| g.ty(n).clone())
+            .ok_or_else(|| RunError::Internal("the decoding graph has no input".into()))?;
+        if input.shape != [1] || !input.dtype.is_int() {
+            return Err(RunError::NotRunnable(format!(
+                "`decode` must take one character id per sequence first (`i32[B]`); it takes {}{:?}",
+                input.dtype, input.shape
+            )));
+        }
+        let zeros = (0..)
+            .map_while(|i| {
+                let name = format!("state.{i}");
+                let n = g.input_named(&name)?;
+                Some((name, Tensor::zeros(g.ty(n).dtype, g.ty(n).shape.clone())))
+            })
+            .collect();
+        Ok(StateTypes {
+            input: input.dtype,
+            zeros,
+        })
+    }
+}
+
+impl Decoder {
+    /// `decode`'s compiled graph (batch 1), restarting after `t` characters.
+    pub fn new(exe: Box<dyn crate::backend::Executable>, types: StateTypes, t: usize) -> Decoder {
+        Decoder {
+            exe,
+            t: t.max(2),
+            types,
+            start: 0,
+            seen: 0,
+            runs: 0,
+        }
+    }
+
+    /// Runs one character through `decode` (from the zero state if it is the first
+    /// since a restart); returns the logits after it.
+    fn feed(&mut self, id: i32) -> Result<Vec<f32>, RunError> {
+        let x = Tensor {
+            dtype: DType::I32,
+            shape: vec![1],
+            data: Data::I32(vec![id]),
+        }
+        .cast(self.types.input);
+        let key = scalar_i64(0);
+        let mut inputs: Vec<(&str, &Tensor)> = vec![("input", &x), (Port::RngKey.name(), &key)];
+        if self.seen == 0 {
+            inputs.extend(self.types.zeros.iter().map(|(n, t)| (n.as_str(), t)));
+        }
+        self.exe.step(&inputs)?;
+        for (i, (name, _)) in self.types.zeros.iter().enumerate() {
+            self.exe.carry(&format!("output.{}", i + 1), name)?;
+        }
+        self.seen += 1;
+        self.runs += 1;
+        let y = self
+            .exe
+            .output("output.0")
+            .ok_or_else(|| RunError::Internal("the decoding graph has no output".into()))?;
+        Ok(y.to_f32_vec())
+    }
+}
+
+impl NextLogits for Decoder {
+    fn executable(&mut self) -> &mut dyn crate::backend::Executable {
+        self.exe.as_mut()
+    }
+
+    fn runs(&self) -> usize {
+        self.runs
+    }
+
+    fn next_logits(&mut self, ids: &[i32]) -> Result<Vec<f32>, RunError> {
+        let fresh = self.seen == 0 || ids.len() - self.start > self.t;
+        if !fresh {
+            return self.feed(ids[ids.len() - 1]);
+        }
+        // (Re)start from zeros on the last `t` (the first time) or `t / 2` characters.
+        let keep = if self.seen == 0 { self.t } else { self.t / 2 };
+        self.start = ids.len().saturating_sub(keep);
+        self.seen = 0;
+        let mut logits = Vec::new();
+        for &id in &ids[self.start..] {
+            logits = self.feed(id)?;
+        }
+        Ok(logits)
+    }
 }
 
 /// A class drawn from `softmax(logits / temperature)` restricted to the `top_k`

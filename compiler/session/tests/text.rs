@@ -51,6 +51,7 @@ fn sample(path: &Path, weights: &Path, prompt: &str, seed: u64) -> Result<String
         temperature: 0.5,
         top_k: Some(2),
         seed,
+        incremental: true,
     };
     with_job(path, |job| {
         generate(
@@ -60,6 +61,7 @@ fn sample(path: &Path, weights: &Path, prompt: &str, seed: u64) -> Result<String
             BackendKind::Cranelift,
             &PassOptions::default(),
         )
+        .map(|g| g.text)
     })
 }
 

@@ -24,7 +24,7 @@ const KB: usize = 2048;
 pub fn suits(m: usize, n: usize, k: usize, a: MatRef, b: MatRef) -> bool {
     a.cs == 1
         && b.rs == 1
-        && ((k >= 1024 && m * n <= 8192 && k >= 4 * m.max(n)) || (m <= 4 && k >= 64))
+        && ((k >= 1024 && m * n <= 8192 && k >= 4 * m.max(n)) || (m <= 4 && k >= 16))
 }
 
 /// `C[r0.., c0..c1]` (row stride `ldc`) of `A·B` for rows `0..m` and columns `c0..c1`,
