@@ -159,6 +159,19 @@ impl<'g> Emitter<'g> {
             b
         };
         let (sa, sb) = (self.shape(a2), self.shape(b2));
+        if sa.len() > 2 && sb.len() == 2 {
+            // `[..S, m, k] @ [k, n]` (a layer's weights applied to every position) is
+            // one product `[size(S)·m, k] @ [k, n]`: one packing of `b`, and its
+            // gradient one product over every row rather than a batch of them summed.
+            let rows: usize = sa[..sa.len() - 1].iter().product();
+            let flat = self.reshape(a2, &[rows, sa[sa.len() - 1]])?;
+            let y = self.add(Op::MatMul, &[flat, b2])?;
+            let mut out = sa[..sa.len() - 1].to_vec();
+            if !b_vec {
+                out.push(sb[1]);
+            }
+            return self.reshape(y, &out);
+        }
         let batch = broadcast_shape(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
         let mut ta = batch.clone();
         ta.extend(&sa[sa.len() - 2..]);

@@ -22,7 +22,7 @@ use std::fmt;
 use dnnc_ir::text::to_text;
 use dnnc_ir::Graph;
 
-use crate::{const_fold, cse, dce, simplify};
+use crate::{const_fold, cse, dce, products, simplify};
 
 /// A transformation of a graph.
 pub trait Pass {
@@ -42,6 +42,7 @@ pub const PASS_NAMES: &[&str] = &[
     "autodiff",
     "optimizer",
     "strip_stop_gradient",
+    "sum_of_products",
     "simplify",
     "const_fold",
     "cse",
@@ -53,6 +54,7 @@ pub const PASS_NAMES: &[&str] = &[
 pub fn by_name(name: &str) -> Option<Box<dyn Pass>> {
     Some(match name {
         "strip_stop_gradient" => Box::new(simplify::StripStopGradient),
+        "sum_of_products" => Box::new(products::SumOfProducts),
         "simplify" => Box::new(simplify::Simplify),
         "const_fold" => Box::new(const_fold::ConstFold),
         "cse" => Box::new(cse::Cse),
@@ -174,11 +176,13 @@ impl Pipeline {
         }
     }
 
-    /// The clean-ups after autodiff: `strip_stop_gradient`, `simplify`, `const_fold`,
-    /// `cse`, `dce`, repeated to a fixpoint (at most [`Self::STANDARD_MAX_ROUNDS`] rounds).
+    /// The clean-ups after autodiff: `strip_stop_gradient`, `sum_of_products`,
+    /// `simplify`, `const_fold`, `cse`, `dce`, repeated to a fixpoint (at most
+    /// [`Self::STANDARD_MAX_ROUNDS`] rounds).
     pub fn standard() -> Pipeline {
         let mut p = Pipeline::cleanups();
         p.passes.insert(0, Box::new(simplify::StripStopGradient));
+        p.passes.insert(1, Box::new(products::SumOfProducts));
         p
     }
 

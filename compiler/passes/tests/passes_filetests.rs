@@ -616,6 +616,7 @@ fn the_standard_pipeline_reaches_a_fixpoint() {
         p.names(),
         [
             "strip_stop_gradient",
+            "sum_of_products",
             "simplify",
             "const_fold",
             "cse",
@@ -674,9 +675,10 @@ fn the_pipeline_dumps_after_the_named_pass() {
     Pipeline::standard().run(&mut g, &mut opts).unwrap();
     let passes: Vec<String> = seen.borrow().iter().map(|(p, _)| p.clone()).collect();
     assert_eq!(
-        passes[..5],
+        passes[..6],
         [
             "strip_stop_gradient",
+            "sum_of_products",
             "simplify",
             "const_fold",
             "cse",
