@@ -111,9 +111,11 @@ pub(crate) fn schedule(g: &Graph, s: &Schedule, plan: &Plan) -> String {
                 dims,
                 bias,
                 relu,
+                bf16,
                 ..
             } => {
-                let mut t = format!("matmul {}, {}", operand(a), operand(b));
+                let name = if *bf16 { "matmul_bf16" } else { "matmul" };
+                let mut t = format!("{name} {}, {}", operand(a), operand(b));
                 if let Some(bias) = bias {
                     let _ = write!(t, " + v{bias}");
                 }

@@ -202,6 +202,7 @@ pub(crate) fn build_program(g: &Graph) -> Result<(Program, Vec<Group>), CodegenE
                 dims,
                 bias,
                 relu,
+                bf16,
             } => {
                 stats.matmuls += 1;
                 StepDesc::MatMul {
@@ -211,6 +212,7 @@ pub(crate) fn build_program(g: &Graph) -> Result<(Program, Vec<Group>), CodegenE
                     dims,
                     bias,
                     relu,
+                    bf16,
                 }
             }
             Work::Copy { src, dst } => {

@@ -69,7 +69,8 @@ pub(crate) enum Work {
         args: Vec<usize>,
         out: usize,
     },
-    /// `out = [relu](a·b [+ bias])` for `dims = [batch, m, k, n]`.
+    /// `out = [relu](a·b [+ bias])` for `dims = [batch, m, k, n]`; with `bf16`, of
+    /// the operands rounded to `bf16` as the kernel packs them.
     MatMul {
         a: Operand,
         b: Operand,
@@ -77,6 +78,7 @@ pub(crate) enum Work {
         dims: [usize; 4],
         bias: Option<usize>,
         relu: bool,
+        bf16: bool,
     },
     /// `dst = src`.
     Copy { src: usize, dst: usize },
@@ -349,6 +351,71 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         }
         _ => false,
     };
+    // Products of two operands rounded to bf16 (`cast(cast(x, bf16), f32)`, perhaps
+    // behind a transpose read in place) run the bf16 kernel on `x`, which rounds as it
+    // packs; a rounding gets no step when every product that reads it does so.
+    let behind_transpose = |o: NodeId| {
+        if folds(o) {
+            g.operands(o)[0]
+        } else {
+            o
+        }
+    };
+    let mut bf16_products: HashSet<NodeId> = order
+        .iter()
+        .copied()
+        .filter(|&m| {
+            matches!(g.node(m).op, Op::MatMul)
+                && g.operands(m)
+                    .iter()
+                    .all(|&o| g.bf16_rounding_of(behind_transpose(o)).is_some())
+        })
+        .collect();
+    let roundings: HashSet<NodeId> = loop {
+        let reads_only_bf16 = |r: NodeId| {
+            !users.pinned.contains(&r)
+                && users.of.get(&r).is_some_and(|us| {
+                    us.iter().all(|&u| {
+                        bf16_products.contains(&u)
+                            || (folds(u)
+                                && users
+                                    .of
+                                    .get(&u)
+                                    .is_some_and(|vs| vs.iter().all(|v| bf16_products.contains(v))))
+                    })
+                })
+        };
+        let keep: HashSet<NodeId> = bf16_products
+            .iter()
+            .copied()
+            .filter(|&m| {
+                g.operands(m)
+                    .iter()
+                    .all(|&o| reads_only_bf16(behind_transpose(o)))
+            })
+            .collect();
+        let settled = keep.len() == bf16_products.len();
+        bf16_products = keep;
+        if settled {
+            break bf16_products
+                .iter()
+                .flat_map(|&m| g.operands(m))
+                .map(behind_transpose)
+                .collect();
+        }
+    };
+    for &r in &roundings {
+        absorbed.insert(r);
+        let to_bf16 = g.operands(r)[0];
+        if users
+            .of
+            .get(&to_bf16)
+            .is_some_and(|us| us.iter().all(|u| roundings.contains(u)))
+            && !users.pinned.contains(&to_bf16)
+        {
+            absorbed.insert(to_bf16);
+        }
+    }
     let exclude: HashSet<NodeId> = fused_at
         .keys()
         .copied()
@@ -413,15 +480,20 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
             let f = &fused[fi];
             let mops = g.operands(f.matmul);
             let bias = f.bias.map(|(bias, _)| val_of[&bias]);
-            let operand = |o: NodeId| match &g.node(o).op {
-                Op::Transpose(_) if folds(o) => Operand {
-                    val: val_of[&g.operands(o)[0]],
-                    transposed: true,
-                },
-                _ => Operand {
+            let bf16 = bf16_products.contains(&f.matmul);
+            let operand = |o: NodeId| {
+                let (o, transposed) = match &g.node(o).op {
+                    Op::Transpose(_) if folds(o) => (g.operands(o)[0], true),
+                    _ => (o, false),
+                };
+                let o = match g.bf16_rounding_of(o) {
+                    Some(x) if bf16 => x,
+                    _ => o,
+                };
+                Operand {
                     val: val_of[&o],
-                    transposed: false,
-                },
+                    transposed,
+                }
             };
             let (a, b) = (g.ty(mops[0]).shape.clone(), g.ty(mops[1]).shape.clone());
             let r = a.len();
@@ -435,6 +507,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 dims: [a[..r - 2].iter().product(), a[r - 2], a[r - 1], b[r - 1]],
                 bias,
                 relu: f.relu.is_some(),
+                bf16,
             });
             continue;
         }

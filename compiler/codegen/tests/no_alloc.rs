@@ -59,6 +59,7 @@ fn check(example: &str, batch: usize, dims: &[usize]) {
     let opts = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     let step = train_step(job.db, job.file, job.item, &job.cfg, 0, 63, batch, &opts).unwrap();
     let g = step.graph;
@@ -119,6 +120,7 @@ fn a_two_step_plan_shares_its_store_and_allocates_nothing() {
     let opts = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     let batch = 64;
     let store = dnnc_exec::Store::new();

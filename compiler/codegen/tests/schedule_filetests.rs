@@ -128,6 +128,7 @@ fn mnist_training_step_schedule_is_golden() {
     let opts = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     let step = train_step(job.db, job.file, job.item, &job.cfg, 0, 63, 128, &opts).unwrap();
     let c = dnnc_codegen::compile(&step.graph).unwrap();

@@ -24,10 +24,19 @@ pub fn failed(e: RunError) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// `--precision`, for every job of this run.
+static PRECISION: std::sync::OnceLock<Option<dnnc_settings::Precision>> =
+    std::sync::OnceLock::new();
+
+pub fn set_precision(p: Option<dnnc_settings::Precision>) {
+    let _ = PRECISION.set(p);
+}
+
 fn passes(dump_after: Option<String>) -> PassOptions {
     PassOptions {
         verify: cfg!(debug_assertions) || std::env::var_os("DNNC_VERIFY").is_some(),
         dump_after,
+        precision: PRECISION.get().copied().flatten(),
     }
 }
 
@@ -314,10 +323,11 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
         } else {
             None
         };
-        let (lib, header) = match library::build(job, &name, a.weights.as_deref(), loops) {
-            Ok(x) => x,
-            Err(e) => return failed(e),
-        };
+        let (lib, header) =
+            match library::build(job, &name, a.weights.as_deref(), loops, &passes(None)) {
+                Ok(x) => x,
+                Err(e) => return failed(e),
+            };
         let dir = out
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -369,7 +379,7 @@ pub fn compile(a: CompileArgs) -> ExitCode {
     }
     let opts = PassOptions {
         verify: true,
-        dump_after: a.dump_after.clone(),
+        ..passes(a.dump_after.clone())
     };
     with_job(&a.file, |job| {
         let batch = a.batch.unwrap_or(job.cfg.batch);
@@ -485,8 +495,14 @@ pub fn bench(a: BenchArgs) -> ExitCode {
         return fail(e);
     }
     with_job(&a.file, |job| {
-        match dnnc_session::bench::bench(job, backend, a.batch, a.runs.max(1), a.weights.as_deref())
-        {
+        match dnnc_session::bench::bench(
+            job,
+            backend,
+            a.batch,
+            a.runs.max(1),
+            a.weights.as_deref(),
+            &passes(None),
+        ) {
             Ok(r) => {
                 // A plan of several steps: each step's time, then the whole batch's.
                 let each = if r.steps_ms.len() > 1 {

@@ -22,6 +22,17 @@ use dnnc_lower::{Attribution, Method, Target};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The precision of matrix products and convolutions for the commands that run or
+    /// compile a model (`train`, `eval`, `predict`, `sample`, `bench`, `compile`, ...):
+    /// `bf16` rounds their operands to bfloat16 and accumulates in f32 (mixed
+    /// precision; f32 master weights), `f32` does not. Default: the train block's
+    /// `precision` (f32 if it has none).
+    #[arg(long, global = true, value_parser = precision)]
+    precision: Option<dnnc_settings::Precision>,
+}
+
+fn precision(s: &str) -> Result<dnnc_settings::Precision, String> {
+    dnnc_settings::Precision::parse(s).ok_or_else(|| format!("`{s}` is not `f32` or `bf16`"))
 }
 
 #[derive(Subcommand)]
@@ -374,6 +385,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> ExitCode {
+    jobs::set_precision(cli.precision);
     match cli.command {
         Command::Check {
             files,

@@ -382,6 +382,7 @@ impl Instance {
                     dims,
                     bias,
                     relu,
+                    bf16,
                 } => {
                     let [batch, m, k, n] = *dims;
                     let operand = |o: &crate::program::Operand, rows: usize, cols: usize| {
@@ -399,7 +400,11 @@ impl Instance {
                     };
                     order.push((false, steps.len()));
                     steps.push(Exec::MatMul {
-                        gemm: UnsafeCell::new(Gemm::new(m, n, k)),
+                        gemm: UnsafeCell::new(if *bf16 {
+                            Gemm::bf16(m, n, k)
+                        } else {
+                            Gemm::new(m, n, k)
+                        }),
                         a: operand(a, m, k)?,
                         b: operand(b, k, n)?,
                         c: view(*out)?.ptr as *mut f32,

@@ -129,7 +129,8 @@ pub enum StepDesc {
         args: Vec<usize>,
         out: usize,
     },
-    /// `out = [relu](a·b [+ bias])` for `dims = [batch, m, k, n]`.
+    /// `out = [relu](a·b [+ bias])` for `dims = [batch, m, k, n]`; with `bf16`, of
+    /// the operands rounded to `bf16` (`dnnc_kernels::bf16`).
     MatMul {
         a: Operand,
         b: Operand,
@@ -137,6 +138,8 @@ pub enum StepDesc {
         dims: [usize; 4],
         bias: Option<usize>,
         relu: bool,
+        #[serde(default)]
+        bf16: bool,
     },
     Copy {
         src: usize,

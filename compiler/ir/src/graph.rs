@@ -10,6 +10,7 @@ use petgraph::Direction;
 use crate::error::{IndexOutOfRange, IrError};
 use crate::op::Op;
 use crate::shape::{infer, TensorType};
+use crate::DType;
 
 /// A node of a [`Graph`]; stable across removals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,6 +219,21 @@ impl Graph {
     }
 
     /// The `input` op named `name`.
+    /// The `x` of `cast(cast(x, bf16), f32)` with `x: f32` at `id` (an `f32` value
+    /// rounded to `bf16`: mixed precision's matmul operands, which the native backends
+    /// round as they pack).
+    pub fn bf16_rounding_of(&self, id: NodeId) -> Option<NodeId> {
+        if self.node(id).op != Op::Cast(DType::F32) {
+            return None;
+        }
+        let inner = self.operands(id)[0];
+        if self.node(inner).op != Op::Cast(DType::BF16) {
+            return None;
+        }
+        let x = self.operands(inner)[0];
+        (self.ty(x).dtype == DType::F32).then_some(x)
+    }
+
     pub fn input_named(&self, name: &str) -> Option<NodeId> {
         self.inputs()
             .into_iter()

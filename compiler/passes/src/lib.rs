@@ -11,6 +11,7 @@ pub mod dce;
 pub mod error;
 pub mod optimizer;
 pub mod pipeline;
+pub mod precision;
 pub mod products;
 pub mod simplify;
 mod vjp;

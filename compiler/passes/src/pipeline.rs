@@ -41,6 +41,7 @@ pub const PASS_NAMES: &[&str] = &[
     "lower",
     "autodiff",
     "optimizer",
+    "precision",
     "strip_stop_gradient",
     "sum_of_products",
     "simplify",
@@ -49,8 +50,9 @@ pub const PASS_NAMES: &[&str] = &[
     "dce",
 ];
 
-/// The clean-up pass called `name` (`None` for unknown names and for `autodiff` and
-/// `optimizer`, which take arguments and are run by the driver).
+/// The clean-up pass called `name` (`None` for unknown names and for `autodiff`,
+/// `optimizer` and `precision`, which depend on the train block and are run by the
+/// session).
 pub fn by_name(name: &str) -> Option<Box<dyn Pass>> {
     Some(match name {
         "strip_stop_gradient" => Box::new(simplify::StripStopGradient),

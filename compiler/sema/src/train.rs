@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::dim::Dim;
 use crate::items::{item_ast, layer_hparams, layer_sig, ItemId, StaticKind};
 use crate::settings::{check_typed, optimizers, schedules};
-use crate::ty::{DimItem, LayerInst, Shape, Static, TensorTy, Ty};
+use crate::ty::{DType, DimItem, LayerInst, Shape, Static, TensorTy, Ty};
 pub use dnnc_settings::EarlyStop;
 use dnnc_settings::{OptimizerSetting, Schedule, StepSetting, Training, Update};
 
@@ -45,6 +45,7 @@ pub struct TrainSig {
     pub metrics: Vec<Arc<str>>,
     pub early_stop: Option<EarlyStop>,
     pub checkpoint: Option<String>,
+    pub precision: dnnc_settings::Precision,
     pub steps: Vec<Step>,
     /// Whether the block has a `sample` expression.
     pub sample: bool,
@@ -65,6 +66,7 @@ pub const FIELDS: &[&str] = &[
     "seed",
     "shuffle",
     "sample",
+    "precision",
 ];
 
 #[salsa::tracked(returns(ref))]
@@ -85,6 +87,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
         metrics: Vec::new(),
         early_stop: None,
         checkpoint: None,
+        precision: dnnc_settings::Precision::F32,
         steps: Vec::new(),
         sample: false,
         diagnostics: Vec::new(),
@@ -240,6 +243,23 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                             cx.static_of_kind(&t, StaticKind::Bool, e.span, "`shuffle`")
                         {
                             sig.shuffle = b;
+                        }
+                    }
+                    "precision" => {
+                        let t = cx.expr(e);
+                        match t {
+                            Ty::DTypeVal(DType::F32) => {
+                                sig.precision = dnnc_settings::Precision::F32
+                            }
+                            Ty::DTypeVal(DType::BF16) => {
+                                sig.precision = dnnc_settings::Precision::Bf16
+                            }
+                            Ty::Error => {}
+                            _ => bad_value(
+                                &mut cx,
+                                e.span,
+                                "`precision` is `f32` or `bf16` (products of bf16 operands accumulated in f32)",
+                            ),
                         }
                     }
                     "checkpoint" => {
@@ -468,6 +488,7 @@ impl TrainSig {
             metrics: self.metrics.iter().map(|m| m.to_string()).collect(),
             early_stop: self.early_stop.clone(),
             checkpoint: self.checkpoint.clone(),
+            precision: self.precision,
         })
     }
 }

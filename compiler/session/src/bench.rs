@@ -188,15 +188,15 @@ pub fn bench(
     batch: Option<usize>,
     runs: usize,
     weights: Option<&std::path::Path>,
+    passes: &PassOptions,
 ) -> Result<BenchResult, RunError> {
     let batch = batch.unwrap_or(job.cfg.batch);
-    let passes = PassOptions::default();
     let classes = 10;
     let t = Instant::now();
     let mut lowered = Vec::new();
     for s in 0..job.cfg.steps.len() {
         lowered.push(train_step(
-            job.db, job.file, job.item, &job.cfg, s, 63, batch, &passes,
+            job.db, job.file, job.item, &job.cfg, s, 63, batch, passes,
         )?);
     }
     let params: Vec<&dnnc_lower::ParamInfo> = lowered.iter().flat_map(|l| &l.params).collect();
@@ -230,14 +230,14 @@ pub fn bench(
         .map(|(s, t)| (s.name.clone(), t * 1e3))
         .collect();
     let b1 = time_graph(
-        forward(job.db, job.file, job.item, Mode::Predict, 1, &passes)?.graph,
+        forward(job.db, job.file, job.item, Mode::Predict, 1, passes)?.graph,
         backend,
         runs * 10,
         classes,
         &weights,
     )?;
     let b256 = time_graph(
-        forward(job.db, job.file, job.item, Mode::Predict, 256, &passes)?.graph,
+        forward(job.db, job.file, job.item, Mode::Predict, 256, passes)?.graph,
         backend,
         runs,
         classes,

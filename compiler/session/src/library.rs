@@ -103,8 +103,8 @@ pub fn build(
     name: &str,
     weights: Option<&Path>,
     loops: LoopCompiler,
+    passes: &PassOptions,
 ) -> Result<(Library, String), RunError> {
-    let passes = PassOptions::default();
     let max = job.cfg.batch.max(1);
     // The training split's size, if its data can be read, for the last partial batch
     // and the schedule's steps per epoch.
@@ -143,11 +143,7 @@ pub fn build(
     let mut models = Vec::new();
     for (k, (model, mode)) in exported.iter().enumerate() {
         for b in if max > 1 { vec![1, max] } else { vec![1] } {
-            fwd.push((
-                k,
-                b,
-                forward(job.db, job.file, job.item, *mode, b, &passes)?,
-            ));
+            fwd.push((k, b, forward(job.db, job.file, job.item, *mode, b, passes)?));
         }
         let one = &fwd
             .iter()
@@ -181,7 +177,7 @@ pub fn build(
                 s,
                 steps_per_epoch,
                 b,
-                &passes,
+                passes,
             )?;
             train.push((s, b, l));
         }

@@ -50,6 +50,7 @@ impl TrainOptions {
             passes: PassOptions {
                 verify: true,
                 dump_after: None,
+                precision: None,
             },
         }
     }
@@ -168,6 +169,12 @@ pub(crate) fn initial_params(
                     .find(|(n, _)| *n == name)
                     .map(|(_, t)| t.clone())
                     .ok_or_else(|| missing_tensor(&file, &files[&file], &name, &p.name))?;
+                // A bf16 or f16 checkpoint widens exactly into f32 parameters.
+                let t = if t.shape == p.shape && checkpoint::widens_to(t.dtype, p.dtype) {
+                    t.cast(p.dtype)
+                } else {
+                    t
+                };
                 if t.shape != p.shape || t.dtype != p.dtype {
                     return Err(RunError::WeightsMisfit(format!(
                         "{}: tensor `{name}` is {}{:?} but `{}` expects {}{:?}",

@@ -6,9 +6,10 @@ use crate::error::RunError;
 use dnnc_lower::{lower, Lowered, Mode};
 use dnnc_passes::optimizer::{add_gradients, add_optimizers, StepConfig};
 use dnnc_passes::pipeline::{Pipeline, PipelineOptions};
+use dnnc_passes::precision::round_matmul_operands;
 use dnnc_sema::{Db, SourceFile};
 
-use dnnc_settings::Training;
+use dnnc_settings::{Precision, Training};
 
 /// How to run the pass pipeline.
 #[derive(Default)]
@@ -17,6 +18,8 @@ pub struct PassOptions {
     pub verify: bool,
     /// Print the graph after this pass (`all` for every pass).
     pub dump_after: Option<String>,
+    /// The precision of matrix products (`--precision`); `None`: the train block's.
+    pub precision: Option<Precision>,
 }
 
 impl PassOptions {
@@ -99,6 +102,10 @@ pub fn train_step(
     popts.after_pass("autodiff", &l.graph)?;
     add_optimizers(&mut l.graph, groups)?;
     popts.after_pass("optimizer", &l.graph)?;
+    if opts.precision.unwrap_or(cfg.precision) == Precision::Bf16 {
+        round_matmul_operands(&mut l.graph)?;
+    }
+    popts.after_pass("precision", &l.graph)?;
     Pipeline::standard().run(&mut l.graph, &mut popts)?;
     Ok(l)
 }
@@ -128,7 +135,12 @@ pub fn forward(
     batch: usize,
     opts: &PassOptions,
 ) -> Result<Lowered, RunError> {
-    standard_passes(lower(db, file, item, mode, batch)?, opts)
+    let mut l = lower(db, file, item, mode, batch)?;
+    let block = dnnc_lower::model::train_item(db, file, item)?.1.precision;
+    if opts.precision.unwrap_or(block) == Precision::Bf16 {
+        round_matmul_operands(&mut l.graph)?;
+    }
+    standard_passes(l, opts)
 }
 
 /// A lowered graph without a training step through the standard passes (dumped and

@@ -94,6 +94,7 @@ fn eval(file: &Path, weights: &Path) -> Vec<(String, f64)> {
     let passes = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     dnnc_session::eval(&job, weights, BackendKind::Interp, None, &passes).unwrap()
 }

@@ -44,6 +44,7 @@ fn layer_hyperparameters_reach_initialisers_and_settings_are_typed() {
     let opts = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     let l =
         dnnc_session::steps::forward(job.db, job.file, job.item, Mode::Predict, 1, &opts).unwrap();

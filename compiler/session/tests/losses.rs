@@ -46,6 +46,7 @@ train M() on d {{
     let opts = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     let l = forward(job.db, job.file, job.item, Mode::Eval, 2, &opts).unwrap();
     let mut inputs = HashMap::new();

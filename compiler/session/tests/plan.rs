@@ -78,6 +78,7 @@ fn each_optimizer_counts_its_own_steps() {
     let opts = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
         let store = backend.store();

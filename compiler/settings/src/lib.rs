@@ -222,4 +222,35 @@ pub struct Training {
     pub early_stop: Option<EarlyStop>,
     /// Where checkpoints go, relative to the file.
     pub checkpoint: Option<String>,
+    /// The precision of matrix products (`precision = bf16`).
+    pub precision: Precision,
+}
+
+/// The precision of matrix products and convolutions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// `f32` operands.
+    #[default]
+    F32,
+    /// Mixed precision: operands rounded to `bf16`, products accumulated in `f32`;
+    /// everything else (and the master weights) `f32`.
+    Bf16,
+}
+
+impl Precision {
+    /// `f32` or `bf16` (the language's and the command line's spelling).
+    pub fn parse(s: &str) -> Option<Precision> {
+        match s {
+            "f32" => Some(Precision::F32),
+            "bf16" => Some(Precision::Bf16),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }

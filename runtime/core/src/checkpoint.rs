@@ -308,7 +308,7 @@ pub fn load_bytes_into(
             }
             Err(e) => return Err(corrupt(path, bytes, e)),
         };
-        if view.dtype() != safetensors_dtype(*dtype) {
+        if view.dtype() != safetensors_dtype(*dtype) && !widens(view.dtype(), *dtype) {
             return Err(err(
                 path,
                 CheckpointErrorKind::DtypeMismatch {
@@ -342,8 +342,28 @@ pub fn load_bytes_into(
     }
     views
         .into_iter()
-        .map(|(name, view)| decode(name, &view).map_err(|kind| err(path, kind)))
+        .zip(expected)
+        .map(|((name, view), (_, dtype, _))| {
+            decode(name, &view)
+                .map(|t| if t.dtype == *dtype { t } else { t.cast(*dtype) })
+                .map_err(|kind| err(path, kind))
+        })
         .collect()
+}
+
+/// Whether a stored `found` converts exactly to `expected` (a `bf16` or `f16`
+/// checkpoint loaded into `f32` parameters, `f32` into `f64`): loading widens it.
+fn widens(found: Dtype, expected: DType) -> bool {
+    matches!(
+        (found, expected),
+        (Dtype::BF16 | Dtype::F16, DType::F32 | DType::F64) | (Dtype::F32, DType::F64)
+    )
+}
+
+/// Whether a tensor of `found` converts exactly to `expected` (as [`load_into`]
+/// widens).
+pub fn widens_to(found: DType, expected: DType) -> bool {
+    widens(safetensors_dtype(found), expected)
 }
 
 /// One tensor's bytes, ready for the safetensors encoder.
@@ -641,6 +661,29 @@ mod tests {
     }
 
     #[test]
+    fn half_precision_widens_into_f32_and_nothing_narrows() {
+        let dir = TempDir::new("ckpt-widen");
+        let path = dir.path().join("half.safetensors");
+        let w = Tensor::f32(vec![2], vec![1.5, -0.25]).unwrap();
+        let tensors = vec![
+            ("a".to_string(), w.cast(DType::BF16)),
+            ("b".to_string(), w.cast(DType::F16)),
+        ];
+        save(&path, &refs(&tensors)).unwrap();
+        let want = vec![
+            ("a".to_string(), DType::F32, vec![2]),
+            ("b".to_string(), DType::F32, vec![2]),
+        ];
+        let got = load_into(&path, &want).unwrap();
+        assert_eq!(got, vec![w.clone(), w.clone()]);
+        // f32 into bf16 would lose bits: refused.
+        let f32_path = dir.path().join("full.safetensors");
+        save(&f32_path, &[("a".to_string(), &w)]).unwrap();
+        let e = load_into(&f32_path, &[("a".to_string(), DType::BF16, vec![2])]).unwrap_err();
+        assert!(e.to_string().contains("a"), "{e}");
+    }
+
+    #[test]
     fn save_is_atomic_and_overwrites() {
         let dir = TempDir::new("ckpt-atomic");
         let path = dir.path().join("mlp.safetensors");
@@ -866,10 +909,12 @@ mod tests {
                 .contains("tensor `w` has element type f8_e4m3, which dnnc does not support"),
             "{e}"
         );
-        let e = load_into(&path, &[("w".into(), DType::F32, vec![2])]).unwrap_err();
+        // f16 widens into f32 (see `half_precision_widens_into_f32_and_nothing_narrows`),
+        // not into an integer type.
+        let e = load_into(&path, &[("w".into(), DType::I32, vec![2])]).unwrap_err();
         assert!(
             e.to_string()
-                .ends_with("tensor `w` has element type f16 but the model expects f32"),
+                .ends_with("tensor `w` has element type f16 but the model expects i32"),
             "{e}"
         );
 

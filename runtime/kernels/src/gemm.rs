@@ -87,11 +87,16 @@ pub struct Gemm {
     k: usize,
     /// One packing workspace per thread.
     work: Vec<Workspace>,
+    /// Operands rounded to `bf16` ([`crate::bf16`]).
+    bf16: bool,
 }
 
 struct Workspace {
     a: Vec<f32>,
     b: Vec<f32>,
+    /// `bf16` pairs (only for a [`Gemm::bf16`] plan).
+    pairs_a: Vec<u32>,
+    pairs_b: Vec<u32>,
 }
 
 /// A raw pointer that may cross to the pool's threads (each part touches its own
@@ -112,7 +117,7 @@ impl<T: Copy> Shared<T> {
 #[cfg(test)]
 static PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn avx512() -> bool {
+pub(crate) fn avx512() -> bool {
     #[cfg(test)]
     if PORTABLE.load(std::sync::atomic::Ordering::Relaxed) {
         return false;
@@ -136,9 +141,39 @@ impl Gemm {
             .map(|_| Workspace {
                 a: vec![0.0; MR * kc],
                 b: vec![0.0; kc * n.div_ceil(NR) * NR],
+                pairs_a: Vec::new(),
+                pairs_b: Vec::new(),
             })
             .collect();
-        Gemm { m, n, k, work }
+        Gemm {
+            m,
+            n,
+            k,
+            work,
+            bf16: false,
+        }
+    }
+
+    /// A plan for `round(A)·round(B)`, the operands rounded to `bf16` and the products
+    /// accumulated in `f32` ([`crate::bf16`]).
+    pub fn bf16(m: usize, n: usize, k: usize) -> Gemm {
+        let threads = pool::threads().max(1);
+        let (wa, wb) = crate::bf16::workspace_words(n);
+        let work = (0..threads)
+            .map(|_| Workspace {
+                a: Vec::new(),
+                b: Vec::new(),
+                pairs_a: vec![0; wa],
+                pairs_b: vec![0; wb],
+            })
+            .collect();
+        Gemm {
+            m,
+            n,
+            k,
+            work,
+            bf16: true,
+        }
     }
 
     /// `C = A·B` with the epilogue, `C` row-major with `n` columns.
@@ -151,6 +186,9 @@ impl Gemm {
         let (m, n, k) = (self.m, self.n, self.k);
         if m == 0 || n == 0 {
             return;
+        }
+        if self.bf16 {
+            return self.run_bf16(a, b, c, ep);
         }
         let simd = avx512();
         if dot::suits(m, n, k, a, b) {
@@ -221,6 +259,107 @@ impl Gemm {
                     packed_product(sub, a, b, c, ep, ws, simd);
                 }
             }
+        };
+        pool::run(chunks, threads, &part);
+    }
+
+    /// [`Gemm::run`] of a [`Gemm::bf16`] plan: chunks of whole panels of columns (of
+    /// strips of rows when there is one panel) claimed by the pool's threads.
+    unsafe fn run_bf16(&mut self, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        if dot::suits(m, n, k, a, b) && crate::bf16::streams() {
+            let groups = n.div_ceil(4);
+            let threads = if m * n * k >= PARALLEL_WORK {
+                pool::threads().min(groups)
+            } else {
+                1
+            };
+            let chunks = threads.max(1);
+            let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
+            let part = move |_: usize, chunk: usize| {
+                let at = |ch: usize| (groups * ch / chunks * 4).min(n);
+                unsafe {
+                    crate::bf16::dots(
+                        (m, k),
+                        (at(chunk), at(chunk + 1)),
+                        a.get(),
+                        b.get(),
+                        c.get(),
+                        n,
+                        ep.get(),
+                    )
+                };
+            };
+            pool::run(chunks, threads, &part);
+            return;
+        }
+        if m <= DIRECT_ROWS && b.cs == 1 && crate::bf16::streams() {
+            // Bound by reading `B`: streamed once, rounded as it is loaded.
+            let threads = if k * n >= PARALLEL_STREAM {
+                pool::threads()
+            } else {
+                1
+            };
+            let blocks = n.div_ceil(64);
+            let chunks = blocks.min(threads).max(1);
+            let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
+            let part = move |_: usize, chunk: usize| {
+                let at = |ch: usize| (blocks * ch / chunks * 64).min(n);
+                unsafe {
+                    crate::bf16::direct(
+                        (m, k),
+                        (at(chunk), at(chunk + 1)),
+                        a.get(),
+                        b.get(),
+                        c.get(),
+                        n,
+                        ep.get(),
+                    )
+                };
+            };
+            pool::run(chunks, threads, &part);
+            return;
+        }
+        let threads = if m * n * k >= PARALLEL_WORK {
+            pool::threads().min(self.work.len())
+        } else {
+            1
+        };
+        let panels = n.div_ceil(NR);
+        let by_cols = panels >= 2;
+        let units = if by_cols { panels } else { m.div_ceil(MR) };
+        let chunks = if threads == 1 {
+            1
+        } else {
+            units.min(2 * threads)
+        };
+        let work = Shared(self.work.as_mut_ptr());
+        let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
+        let part = move |t: usize, chunk: usize| {
+            let (u0, u1) = (units * chunk / chunks, units * (chunk + 1) / chunks);
+            let rows_cols = if by_cols {
+                (0, m, (u0 * NR).min(n), (u1 * NR).min(n))
+            } else {
+                ((u0 * MR).min(m), (u1 * MR).min(m), 0, n)
+            };
+            if rows_cols.0 == rows_cols.1 || rows_cols.2 == rows_cols.3 {
+                return;
+            }
+            // SAFETY: thread `t` owns workspace `t`; each chunk writes a disjoint block
+            // of `C`.
+            let ws = unsafe { &mut *work.get().add(t) };
+            unsafe {
+                crate::bf16::product(
+                    rows_cols,
+                    k,
+                    a.get(),
+                    b.get(),
+                    c.get(),
+                    n,
+                    ep.get(),
+                    (&mut ws.pairs_a, &mut ws.pairs_b),
+                )
+            };
         };
         pool::run(chunks, threads, &part);
     }
@@ -338,7 +477,7 @@ unsafe fn finish_empty(s: Sub, c: *mut f32, ep: Epilogue) {
 
 /// Copies `B[p0..p0+kc, 0..n]` into panels of `NR` columns (`[panel][p][NR]`),
 /// zero-padding the last panel.
-unsafe fn pack_b(dst: &mut [f32], b: MatRef, p0: usize, kc: usize, n: usize) {
+pub(crate) unsafe fn pack_b(dst: &mut [f32], b: MatRef, p0: usize, kc: usize, n: usize) {
     let panels = n.div_ceil(NR);
     debug_assert!(dst.len() >= panels * kc * NR);
     let out = dst.as_mut_ptr();
@@ -386,7 +525,14 @@ unsafe fn pack_b(dst: &mut [f32], b: MatRef, p0: usize, kc: usize, n: usize) {
 }
 
 /// Copies `A[i0..i0+mr, p0..p0+kc]` as `[p][MR]`, zero-padding missing rows.
-unsafe fn pack_a(dst: &mut [f32], a: MatRef, i0: usize, mr: usize, p0: usize, kc: usize) {
+pub(crate) unsafe fn pack_a(
+    dst: &mut [f32],
+    a: MatRef,
+    i0: usize,
+    mr: usize,
+    p0: usize,
+    kc: usize,
+) {
     debug_assert!(dst.len() >= kc * MR);
     let out = dst.as_mut_ptr();
     let base = a.ptr.offset(i0 as isize * a.rs + p0 as isize * a.cs);
@@ -435,20 +581,31 @@ unsafe fn pack_a(dst: &mut [f32], a: MatRef, i0: usize, mr: usize, p0: usize, kc
 
 /// Where a micro-kernel stores its tile and how.
 #[derive(Clone, Copy)]
-struct Tile {
-    c: *mut f32,
-    ldc: usize,
-    mr: usize,
-    nr: usize,
+pub(crate) struct Tile {
+    pub(crate) c: *mut f32,
+    pub(crate) ldc: usize,
+    pub(crate) mr: usize,
+    pub(crate) nr: usize,
     /// Overwrite `C` (else add to it).
-    first: bool,
-    bias: Option<*const f32>,
-    relu: bool,
+    pub(crate) first: bool,
+    pub(crate) bias: Option<*const f32>,
+    pub(crate) relu: bool,
+}
+
+/// Stores 16 accumulators (half `h` of row `r`) with the tile's epilogue.
+///
+/// # Safety
+/// As [`store_row`]; the CPU has AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn store_vec(t: &Tile, r: usize, h: usize, v: std::arch::x86_64::__m512) {
+    x86::store(t, r, h, v)
 }
 
 /// One tile from a packed strip of `A`.
 #[inline]
-unsafe fn micro(kc: usize, ap: *const f32, bp: *const f32, t: Tile, simd: bool) {
+pub(crate) unsafe fn micro(kc: usize, ap: *const f32, bp: *const f32, t: Tile, simd: bool) {
     #[cfg(target_arch = "x86_64")]
     if simd {
         return x86::micro(kc, ap, 1, MR as isize, bp, t);
@@ -543,7 +700,7 @@ mod x86 {
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn store(t: &Tile, r: usize, h: usize, mut v: __m512) {
+    pub(super) unsafe fn store(t: &Tile, r: usize, h: usize, mut v: __m512) {
         let valid = t.nr.saturating_sub(16 * h);
         if valid == 0 {
             return;

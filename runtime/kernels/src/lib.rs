@@ -5,6 +5,7 @@
 //!
 //! Nothing here depends on the compiler: kernels take raw, strided views of buffers.
 
+pub mod bf16;
 pub mod dot;
 pub mod gemm;
 pub mod pool;

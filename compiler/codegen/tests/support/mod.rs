@@ -95,6 +95,7 @@ pub fn example_graphs(file: &str, batch: usize) -> Vec<(String, Graph)> {
     let opts = PassOptions {
         verify: true,
         dump_after: None,
+        precision: None,
     };
     let train = train_step(job.db, job.file, job.item, &job.cfg, 0, 3, batch, &opts).unwrap();
     let mut graphs = vec![(format!("{file} train"), train.graph)];
