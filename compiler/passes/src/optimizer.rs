@@ -555,3 +555,40 @@ fn em_decay(em: &mut Em<'_>, grad: NodeId, p: NodeId, wd: f64) -> Res<NodeId> {
     let d = em.scale(p, wd)?;
     em.add(grad, d)
 }
+
+/// The state holding parameter `param`'s pruning mask: 1 where a weight is pruned, 0
+/// where it is kept (so a mask that was never set prunes nothing).
+pub fn pruning_mask(param: &str) -> String {
+    format!("prune.{param}")
+}
+
+/// Magnitude pruning: each of `params` leaves the step as its update with the weights
+/// its mask ([`pruning_mask`], a state the run sets) prunes set to zero — the mask is
+/// applied after every update, so a pruned weight stays zero whatever its gradient
+/// and optimizer state say. Returns how many updates were masked.
+pub fn mask_updates(g: &mut Graph, params: &[String]) -> Res<usize> {
+    let mut em = Em::new(g);
+    let updates: Vec<(String, NodeId)> = em.g.updates().to_vec();
+    let mut masked = 0;
+    for (name, update) in updates {
+        if !params.contains(&name) || em.g.ty(update).dtype != DType::F32 {
+            continue;
+        }
+        let ty = em.g.ty(update).clone();
+        let mask = em.g.add(
+            Op::State {
+                name: pruning_mask(&name),
+                dtype: DType::F32,
+                shape: ty.shape,
+            },
+            &[],
+        )?;
+        let half = em.splat(0.5, mask)?;
+        let pruned = em.bin(BinaryOp::Gt, mask, half)?;
+        let zero = em.splat(0.0, update)?;
+        let kept = em.g.add(Op::Select, &[pruned, zero, update])?;
+        em.g.add_update(name, kept);
+        masked += 1;
+    }
+    Ok(masked)
+}

@@ -228,6 +228,14 @@ macro_rules! p {
             valid: $v,
         }
     };
+    ($n:literal, Str, $d:literal, $v:ident) => {
+        SParam {
+            name: $n,
+            kind: StaticKind::Str,
+            default: Some(Static::Str(Arc::from($d))),
+            valid: $v,
+        }
+    };
     ($n:literal, Bool, $d:expr) => {
         SParam {
             name: $n,
@@ -316,6 +324,35 @@ fn adam(a: &Args, decoupled: bool) -> Optimizer {
 }
 
 /// The learning-rate schedules (a `train` block without one has [`Schedule::Constant`]).
+/// The pruning methods (`prune = magnitude(sparsity = 0.9)`).
+pub fn prunings() -> Table<dnnc_settings::Prune> {
+    vec![entry(
+        "magnitude",
+        vec![
+            p!("sparsity", Float, None::<f64>, unit),
+            p!("start_epoch", Int, Some(1), positive),
+            // 0: the run's last epoch.
+            p!("end_epoch", Int, Some(0), non_negative),
+            p!("scope", Str, "layer", scope),
+            p!("every", Int, Some(10), positive),
+        ],
+        |a| dnnc_settings::Prune {
+            sparsity: a.float("sparsity"),
+            start_epoch: a.count("start_epoch"),
+            end_epoch: Some(a.count("end_epoch")).filter(|&e| e > 0),
+            global: a.str("scope") == "global",
+            every: a.count("every"),
+        },
+    )]
+}
+
+fn scope(v: &Static) -> Result<(), &'static str> {
+    match v {
+        Static::Str(s) if &**s == "layer" || &**s == "global" => Ok(()),
+        _ => Err("must be \"layer\" or \"global\""),
+    }
+}
+
 pub fn schedules() -> Table<Schedule> {
     vec![
         entry("constant", vec![], |_| Schedule::Constant),

@@ -11,7 +11,7 @@ use crate::data::dataset_sig;
 use crate::db::Db;
 use crate::dim::Dim;
 use crate::items::{item_ast, layer_hparams, layer_sig, ItemId, StaticKind};
-use crate::settings::{check_typed, optimizers, schedules};
+use crate::settings::{check_typed, optimizers, prunings, schedules};
 use crate::ty::{DType, DimItem, LayerInst, Shape, Static, TensorTy, Ty};
 pub use dnnc_settings::EarlyStop;
 use dnnc_settings::{OptimizerSetting, Schedule, StepSetting, Training, Update};
@@ -46,6 +46,7 @@ pub struct TrainSig {
     pub early_stop: Option<EarlyStop>,
     pub checkpoint: Option<String>,
     pub precision: dnnc_settings::Precision,
+    pub prune: Option<dnnc_settings::Prune>,
     pub steps: Vec<Step>,
     /// Whether the block has a `sample` expression.
     pub sample: bool,
@@ -67,6 +68,7 @@ pub const FIELDS: &[&str] = &[
     "shuffle",
     "sample",
     "precision",
+    "prune",
 ];
 
 #[salsa::tracked(returns(ref))]
@@ -88,6 +90,7 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
         early_stop: None,
         checkpoint: None,
         precision: dnnc_settings::Precision::F32,
+        prune: None,
         steps: Vec::new(),
         sample: false,
         diagnostics: Vec::new(),
@@ -243,6 +246,15 @@ pub fn train_sig<'db>(db: &'db dyn Db, item: ItemId<'db>) -> Option<TrainSig> {
                             cx.static_of_kind(&t, StaticKind::Bool, e.span, "`shuffle`")
                         {
                             sig.shuffle = b;
+                        }
+                    }
+                    "prune" => {
+                        if let Some((p, span)) = check_typed(&mut cx, e, &prunings(), "pruning") {
+                            if p.end_epoch.is_some_and(|end| end < p.start_epoch) {
+                                bad_value(&mut cx, span, "`end_epoch` comes before `start_epoch`");
+                            } else {
+                                sig.prune = Some(p);
+                            }
                         }
                     }
                     "precision" => {
@@ -489,6 +501,7 @@ impl TrainSig {
             early_stop: self.early_stop.clone(),
             checkpoint: self.checkpoint.clone(),
             precision: self.precision,
+            prune: self.prune.clone(),
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod init;
 pub mod library;
 mod plateau;
+pub mod prune;
 pub mod run;
 pub mod steps;
 pub mod store;

@@ -101,6 +101,12 @@ pub fn train_step(
     }
     popts.after_pass("autodiff", &l.graph)?;
     add_optimizers(&mut l.graph, groups)?;
+    if cfg.prune.is_some() {
+        dnnc_passes::optimizer::mask_updates(
+            &mut l.graph,
+            &crate::prune::pruned_params(&l.params),
+        )?;
+    }
     popts.after_pass("optimizer", &l.graph)?;
     if opts.precision.unwrap_or(cfg.precision) == Precision::Bf16 {
         round_matmul_operands(&mut l.graph)?;

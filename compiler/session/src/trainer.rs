@@ -96,6 +96,8 @@ struct Trainer<'a, 'db> {
     out: Option<PathBuf>,
     /// A text model's vocabulary, saved with the weights (`dnnc.vocabulary`).
     vocabulary: Option<String>,
+    /// Magnitude pruning (`prune`).
+    pruner: Option<crate::prune::Pruner>,
 }
 
 impl<'a, 'db> Trainer<'a, 'db> {
@@ -191,6 +193,14 @@ impl<'a, 'db> Trainer<'a, 'db> {
             dnnc_data::files::check_writable(o)
                 .map_err(|e| RunError::write(o, format!("cannot write the weights there: {e}")))?;
         }
+        let pruner = cfg.prune.as_ref().map(|p| {
+            crate::prune::Pruner::new(
+                p,
+                crate::prune::pruned_params(&params),
+                cfg.epochs,
+                steps_per_epoch,
+            )
+        });
         Ok(Trainer {
             job,
             opts,
@@ -204,6 +214,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
             steps,
             eval: ByBatch::new(),
             steps_per_epoch,
+            pruner,
             out,
             vocabulary: crate::data::vocabulary(job.db, job.dataset)?,
         })
@@ -298,6 +309,10 @@ impl<'a, 'db> Trainer<'a, 'db> {
                         })?;
                     }
                 }
+                if let Some(target) = self.pruner.as_ref().and_then(|p| p.due(global_step)) {
+                    let pruner = self.pruner.as_ref().expect("due");
+                    pruner.apply(&self.store, target)?;
+                }
                 let mut first_loss = f64::NAN;
                 for s in 0..n_steps {
                     // Each step of each batch draws its own random numbers.
@@ -372,6 +387,16 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 progress.step(first_loss);
                 global_step += 1;
             }
+            // The ramp's last masks, once its last step has run.
+            if let Some(target) = self.pruner.as_ref().and_then(|p| p.due(global_step)) {
+                let pruner = self.pruner.as_ref().expect("due");
+                pruner.apply(&self.store, target)?;
+            }
+            let sparsity = self
+                .pruner
+                .as_ref()
+                .map(|p| p.sparsities(&self.store))
+                .unwrap_or_default();
             let mut metrics: Vec<(String, f64)> = acc
                 .values()
                 .into_iter()
@@ -383,6 +408,14 @@ impl<'a, 'db> Trainer<'a, 'db> {
             }
             let seconds = started.elapsed().as_secs_f64();
             progress.end_epoch(epoch, &metrics, seconds);
+            if !sparsity.is_empty() && !opts.quiet {
+                let each: Vec<String> = sparsity
+                    .iter()
+                    .map(|(n, s)| format!("{n} {:.1}%", 100.0 * s))
+                    .collect();
+                let all = self.pruner.as_ref().map_or(0.0, |p| p.overall(&self.store));
+                eprintln!("  sparsity: {}  (all {:.1}%)", each.join("  "), 100.0 * all);
+            }
             if let Some(log) = log.as_mut() {
                 let mut obj = Map::new();
                 obj.insert("epoch".into(), json!(epoch + 1));
@@ -391,6 +424,13 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 }
                 if let Some(lr) = epoch_lr {
                     obj.insert("lr".into(), json!(lr));
+                }
+                if !sparsity.is_empty() {
+                    let per: Map<String, Value> = sparsity
+                        .iter()
+                        .map(|(n, s)| (n.clone(), json!(s)))
+                        .collect();
+                    obj.insert("sparsity".into(), Value::Object(per));
                 }
                 obj.insert("seconds".into(), json!(seconds));
                 log.write(Value::Object(obj))

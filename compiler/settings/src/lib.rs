@@ -224,6 +224,29 @@ pub struct Training {
     pub checkpoint: Option<String>,
     /// The precision of matrix products (`precision = bf16`).
     pub precision: Precision,
+    /// Magnitude pruning during training (`prune = magnitude(...)`).
+    pub prune: Option<Prune>,
+}
+
+/// Gradual magnitude pruning (Zhu & Gupta, 2017): the weights of every trainable
+/// parameter of rank 2 or more (the matrices of `Dense`, the kernels of `Conv2d`)
+/// with the smallest magnitudes are set to zero and kept there. The target sparsity
+/// rises as `s(t) = sparsity · (1 − (1 − (t − t₀)/(t₁ − t₀))³)` from 0 at the first
+/// step of `start_epoch` (`t₀`) to `sparsity` at the end of `end_epoch` (`t₁`); masks
+/// are recomputed every `every` steps in between, and at `t₁`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prune {
+    /// The final fraction of zeros, in `[0, 1)`.
+    pub sparsity: f64,
+    /// First epoch (1-based) of pruning.
+    pub start_epoch: usize,
+    /// Last epoch (1-based) of the ramp; `None`: the run's last epoch.
+    pub end_epoch: Option<usize>,
+    /// Smallest magnitudes over all pruned parameters together (`true`) or per
+    /// parameter (`false`, each at the target sparsity).
+    pub global: bool,
+    /// Steps between mask updates.
+    pub every: usize,
 }
 
 /// The precision of matrix products and convolutions.
