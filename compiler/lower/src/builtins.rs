@@ -182,7 +182,7 @@ pub fn call(
                 y,
             );
         }
-        "select" => {
+        "select" | "where" => {
             let c = t(a.need(0, "cond")?)?;
             let x = a.need(1, "a")?.clone();
             let y = a.need(2, "b")?.clone();

@@ -25,6 +25,7 @@ const OTHER: &[&str] = &[
     "maximum",
     "minimum",
     "select",
+    "where",
     "argmax",
     "argmin",
     "matmul",
@@ -105,7 +106,7 @@ fn params(name: &str) -> &'static [P] {
         n if REDUCE.contains(&n) => &[P("x", false), P("axis", true), P("keepdims", true)],
         "argmax" | "argmin" => &[P("x", false), P("axis", true)],
         "maximum" | "minimum" | "matmul" => &[P("a", false), P("b", false)],
-        "select" => &[P("cond", false), P("a", false), P("b", false)],
+        "select" | "where" => &[P("cond", false), P("a", false), P("b", false)],
         "reshape" | "broadcast_to" => &[P("x", false), P("shape", false)],
         "transpose" => &[P("x", false), P("perm", true)],
         "concat" => &[P("tensors", false), P("axis", true)],
@@ -209,7 +210,8 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             (Some(a), Some(b)) => r.cx.matmul(a, b, span),
             _ => Ty::Error,
         },
-        "select" => {
+        // `where` is NumPy's and PyTorch's name for `select`.
+        "select" | "where" => {
             let Some(c) = r.tensor(get(0)) else {
                 return Ty::Error;
             };
