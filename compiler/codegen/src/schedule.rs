@@ -222,7 +222,16 @@ fn is_relu_of(g: &Graph, id: NodeId, x: NodeId) -> bool {
 fn epilogues(g: &Graph, order: &[NodeId], users: &Users) -> Vec<Fused> {
     let mut out = Vec::new();
     for &m in order {
-        if !matches!(g.node(m).op, Op::MatMul) || g.ty(m).dtype != DType::F32 {
+        if !matches!(g.node(m).op, Op::MatMul) {
+            continue;
+        }
+        if g.ty(m).dtype != DType::F32 {
+            // `i8` products (into `i32`) have no epilogue.
+            out.push(Fused {
+                matmul: m,
+                bias: None,
+                relu: None,
+            });
             continue;
         }
         let n = *g

@@ -60,6 +60,7 @@ fn check(example: &str, batch: usize, dims: &[usize]) {
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     let step = train_step(job.db, job.file, job.item, &job.cfg, 0, 63, batch, &opts).unwrap();
     let g = step.graph;
@@ -121,6 +122,7 @@ fn a_two_step_plan_shares_its_store_and_allocates_nothing() {
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     let batch = 64;
     let store = dnnc_exec::Store::new();

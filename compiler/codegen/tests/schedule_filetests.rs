@@ -129,6 +129,7 @@ fn mnist_training_step_schedule_is_golden() {
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     let step = train_step(job.db, job.file, job.item, &job.cfg, 0, 63, 128, &opts).unwrap();
     let c = dnnc_codegen::compile(&step.graph).unwrap();

@@ -37,6 +37,7 @@ fn passes(dump_after: Option<String>) -> PassOptions {
         verify: cfg!(debug_assertions) || std::env::var_os("DNNC_VERIFY").is_some(),
         dump_after,
         precision: PRECISION.get().copied().flatten(),
+        int8: Vec::new(),
     }
 }
 
@@ -270,6 +271,53 @@ pub fn sample_text(
                         g.seconds * 1e6 / g.runs.max(1) as f64,
                     );
                 }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        }
+    })
+}
+
+/// `dnnc quantize`.
+pub fn quantize(
+    file: &Path,
+    weights: PathBuf,
+    calibrate: usize,
+    method: dnnc_session::quantize::Calibration,
+    out: PathBuf,
+    backend: &str,
+) -> ExitCode {
+    let backend = match BackendKind::parse(backend) {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    with_job(file, |job| {
+        let opts = dnnc_session::quantize::QuantizeOptions {
+            weights: weights.clone(),
+            calibrate,
+            method,
+            out: out.clone(),
+            backend,
+            passes: passes(None),
+        };
+        match dnnc_session::quantize::quantize(job, &opts) {
+            Ok(q) => {
+                let names: Vec<&str> = q.params.iter().map(|(n, _)| n.as_str()).collect();
+                if q.samples < calibrate {
+                    println!(
+                        "note: calibrated on {} samples (the training split's whole batches), not {calibrate}",
+                        q.samples
+                    );
+                }
+                println!(
+                    "quantized {} to int8 ({} calibration on {} samples); weights {:.1} KiB -> {:.1} KiB; wrote {}",
+                    names.join(", "),
+                    method.name(),
+                    q.samples,
+                    q.bytes.0 as f64 / 1024.0,
+                    q.bytes.1 as f64 / 1024.0,
+                    out.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => failed(e),

@@ -31,6 +31,24 @@ struct Cli {
     precision: Option<dnnc_settings::Precision>,
 }
 
+/// `dnnc quantize --method`.
+#[derive(Clone, Copy, ValueEnum)]
+enum CalibrationArg {
+    /// The largest magnitude seen.
+    Minmax,
+    /// The 99.99th percentile of the magnitudes.
+    Percentile,
+}
+
+impl From<CalibrationArg> for dnnc_session::quantize::Calibration {
+    fn from(c: CalibrationArg) -> Self {
+        match c {
+            CalibrationArg::Minmax => dnnc_session::quantize::Calibration::MinMax,
+            CalibrationArg::Percentile => dnnc_session::quantize::Calibration::Percentile,
+        }
+    }
+}
+
 fn precision(s: &str) -> Result<dnnc_settings::Precision, String> {
     dnnc_settings::Precision::parse(s).ok_or_else(|| format!("`{s}` is not `f32` or `bf16`"))
 }
@@ -233,6 +251,28 @@ enum Command {
         /// Use these parameters (safetensors) instead of random ones.
         #[arg(long)]
         weights: Option<PathBuf>,
+    },
+    /// Post-training int8 quantization: calibrate activation ranges on training
+    /// samples and write the weights of every matrix product and convolution as int8
+    /// with their scales; `eval`, `predict`, `bench` and `compile --emit lib` with the
+    /// result run int8 products.
+    Quantize {
+        file: PathBuf,
+        /// The trained f32 weights (safetensors).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Training samples to calibrate on (at most the split's).
+        #[arg(long, default_value_t = 512, value_parser = at_least_one)]
+        calibrate: usize,
+        /// How an activation's range is calibrated.
+        #[arg(long, value_enum, default_value_t = CalibrationArg::Minmax)]
+        method: CalibrationArg,
+        /// Where to write the quantized weights.
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// Which backend runs the calibration.
+        #[arg(long, default_value = "cranelift")]
+        backend: String,
     },
     /// Format .dnn files in place (or check that they are formatted).
     Fmt {
@@ -551,6 +591,14 @@ fn run(cli: Cli) -> ExitCode {
             threads,
             weights,
         }),
+        Command::Quantize {
+            file,
+            weights,
+            calibrate,
+            method,
+            out,
+            backend,
+        } => jobs::quantize(&file, weights, calibrate, method.into(), out, &backend),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Lsp => match dnnc_lsp::run_stdio() {
             Ok(true) => ExitCode::SUCCESS,

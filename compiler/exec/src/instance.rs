@@ -52,6 +52,15 @@ pub enum Exec {
         batch: usize,
         ep: Epilogue,
     },
+    /// `i8` products accumulated in `i32` (operands stored row by row).
+    MatMulI8 {
+        gemm: UnsafeCell<dnnc_kernels::int8::GemmI8>,
+        a: *const i8,
+        b: *const i8,
+        c: *mut i32,
+        strides: [usize; 3],
+        batch: usize,
+    },
     Copy {
         src: *const u8,
         dst: *mut u8,
@@ -151,6 +160,24 @@ pub unsafe extern "C" fn run_step(step: *const u8) -> i32 {
                     ..*b
                 };
                 gemm.run(a, b, c.add(i * strides[2]), *ep);
+            }
+            0
+        }
+        Exec::MatMulI8 {
+            gemm,
+            a,
+            b,
+            c,
+            strides,
+            batch,
+        } => {
+            let gemm = &mut *gemm.get();
+            for i in 0..*batch {
+                gemm.run(
+                    a.add(i * strides[0]),
+                    b.add(i * strides[1]),
+                    c.add(i * strides[2]),
+                );
             }
             0
         }
@@ -385,6 +412,24 @@ impl Instance {
                     bf16,
                 } => {
                     let [batch, m, k, n] = *dims;
+                    if view(a.val)?.dtype == DType::I8 {
+                        if a.transposed || b.transposed || bias.is_some() || *relu {
+                            return Err(ExecError::Program(
+                                "an i8 product reads its operands as stored, with no epilogue"
+                                    .into(),
+                            ));
+                        }
+                        order.push((false, steps.len()));
+                        steps.push(Exec::MatMulI8 {
+                            gemm: UnsafeCell::new(dnnc_kernels::int8::GemmI8::new(m, n, k)),
+                            a: view(a.val)?.ptr as *const i8,
+                            b: view(b.val)?.ptr as *const i8,
+                            c: view(*out)?.ptr as *mut i32,
+                            strides: [m * k, k * n, m * n],
+                            batch,
+                        });
+                        continue;
+                    }
                     let operand = |o: &crate::program::Operand, rows: usize, cols: usize| {
                         // A transposed operand is stored as `[cols, rows]`.
                         let (rs, cs) = if o.transposed {

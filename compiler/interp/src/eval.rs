@@ -201,19 +201,18 @@ pub fn eval(
         }
         Op::MatMul => {
             let (a, b) = (args[0], args[1]);
-            let (Data::F32(av), Data::F32(bv)) = (&a.data, &b.data) else {
-                return Err(bad_operands());
-            };
             let r = a.shape.len();
             let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]);
-            Data::F32(matmul::matmul_f32(
-                av,
-                bv,
-                numel(&a.shape[..r - 2]),
-                m,
-                k,
-                n,
-            ))
+            let batch = numel(&a.shape[..r - 2]);
+            match (&a.data, &b.data) {
+                (Data::F32(av), Data::F32(bv)) => {
+                    Data::F32(matmul::matmul_f32(av, bv, batch, m, k, n))
+                }
+                (Data::I8(av), Data::I8(bv)) => {
+                    Data::I32(matmul::matmul_i8(av, bv, batch, m, k, n))
+                }
+                _ => return Err(bad_operands()),
+            }
         }
         Op::Gather { axis } => {
             let x = args[0];

@@ -1,5 +1,5 @@
-//! Batched `f32` matrix multiplication, `[B, M, K] @ [B, K, N]`, with `f32`
-//! accumulation.
+//! Batched matrix multiplication, `[B, M, K] @ [B, K, N]`: `f32` with `f32`
+//! accumulation, and `i8` with exact `i32` accumulation.
 //!
 //! The loop order is i-k-j: for each row `i` of the result and each `k`, row `k` of the
 //! right operand, scaled by `a[i, k]`, is added to row `i` of the result. Both rows are
@@ -25,6 +25,31 @@ pub fn matmul_f32(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usi
             for (&a_ik, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
                 for (c_ij, &b_kj) in c_row.iter_mut().zip(b_row) {
                     *c_ij += a_ik * b_kj;
+                }
+            }
+        }
+    }
+    c
+}
+
+/// `c[b, i, j] = Σ_k a[b, i, k] · b[b, k, j]` of `i8` operands, exactly in `i32`
+/// (wrapping, as the native kernel's `i32` accumulators; with at most 2¹⁷ steps of `k`
+/// nothing wraps: |a·b| ≤ 2¹⁴).
+pub fn matmul_i8(a: &[i8], b: &[i8], batch: usize, m: usize, k: usize, n: usize) -> Vec<i32> {
+    let mut c = vec![0i32; batch * m * n];
+    if m == 0 || k == 0 || n == 0 {
+        return c;
+    }
+    for ((a, b), c) in a
+        .chunks_exact(m * k)
+        .zip(b.chunks_exact(k * n))
+        .zip(c.chunks_exact_mut(m * n))
+        .take(batch)
+    {
+        for (a_row, c_row) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
+            for (&a_ik, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
+                for (c_ij, &b_kj) in c_row.iter_mut().zip(b_row) {
+                    *c_ij = c_ij.wrapping_add(i32::from(a_ik) * i32::from(b_kj));
                 }
             }
         }

@@ -245,9 +245,12 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
         }
         Op::MatMul => {
             let (a, b) = (ins[0], ins[1]);
-            check(a.dtype == b.dtype && a.dtype == DType::F32, || {
-                format!("matmul of {a} and {b}")
-            })?;
+            // `f32` products, and `i8` ones accumulated exactly in `i32` (quantized
+            // inference: ONNX's MatMulInteger).
+            check(
+                a.dtype == b.dtype && matches!(a.dtype, DType::F32 | DType::I8),
+                || format!("matmul of {a} and {b}"),
+            )?;
             check(a.rank() >= 2 && a.rank() == b.rank(), || {
                 format!("matmul needs equal ranks ≥ 2, found {a} and {b}")
             })?;
@@ -260,7 +263,12 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
             })?;
             let mut s = a.shape[..r - 1].to_vec();
             s.push(b.shape[r - 1]);
-            Ok(TensorType::new(a.dtype, s))
+            let dtype = if a.dtype == DType::I8 {
+                DType::I32
+            } else {
+                a.dtype
+            };
+            Ok(TensorType::new(dtype, s))
         }
         Op::Gather { axis } => {
             let (x, idx) = (ins[0], ins[1]);

@@ -13,6 +13,7 @@ pub mod optimizer;
 pub mod pipeline;
 pub mod precision;
 pub mod products;
+pub mod quantize;
 pub mod simplify;
 mod vjp;
 

@@ -190,6 +190,13 @@ pub fn bench(
     weights: Option<&std::path::Path>,
     passes: &PassOptions,
 ) -> Result<BenchResult, RunError> {
+    // Quantized weights (`dnnc quantize`) serve inference alone: the training step is
+    // timed from random weights, inference from the file's, with int8 products.
+    let infer_passes = match weights {
+        Some(w) => crate::quantize::passes_for(passes, w)?,
+        None => passes.clone(),
+    };
+    let quantized = !infer_passes.int8.is_empty();
     let batch = batch.unwrap_or(job.cfg.batch);
     let classes = 10;
     let t = Instant::now();
@@ -200,7 +207,12 @@ pub fn bench(
         )?);
     }
     let params: Vec<&dnnc_lower::ParamInfo> = lowered.iter().flat_map(|l| &l.params).collect();
+    let file: HashMap<String, Tensor> = match (weights, quantized) {
+        (Some(path), true) => dnnc_runtime::checkpoint::load(path)?.into_iter().collect(),
+        _ => HashMap::new(),
+    };
     let weights: HashMap<String, Tensor> = match weights {
+        Some(_) if quantized => HashMap::new(),
         Some(path) => {
             let mut expected: Vec<(String, DType, Vec<usize>)> = Vec::new();
             for p in &params {
@@ -229,19 +241,28 @@ pub fn bench(
         .zip(each)
         .map(|(s, t)| (s.name.clone(), t * 1e3))
         .collect();
+    let infer_weights = if quantized { &file } else { &weights };
     let b1 = time_graph(
-        forward(job.db, job.file, job.item, Mode::Predict, 1, passes)?.graph,
+        forward(job.db, job.file, job.item, Mode::Predict, 1, &infer_passes)?.graph,
         backend,
         runs * 10,
         classes,
-        &weights,
+        infer_weights,
     )?;
     let b256 = time_graph(
-        forward(job.db, job.file, job.item, Mode::Predict, 256, passes)?.graph,
+        forward(
+            job.db,
+            job.file,
+            job.item,
+            Mode::Predict,
+            256,
+            &infer_passes,
+        )?
+        .graph,
         backend,
         runs,
         classes,
-        &weights,
+        infer_weights,
     )?;
     Ok(BenchResult {
         train_step_ms: whole * 1e3,

@@ -13,6 +13,7 @@ pub mod init;
 pub mod library;
 mod plateau;
 pub mod prune;
+pub mod quantize;
 pub mod run;
 pub mod steps;
 pub mod store;

@@ -105,6 +105,14 @@ pub fn build(
     loops: LoopCompiler,
     passes: &PassOptions,
 ) -> Result<(Library, String), RunError> {
+    if let Some(w) = weights {
+        if !crate::quantize::quantized_params(w)?.is_empty() {
+            return Err(RunError::NotRunnable(format!(
+                "{}: static libraries of int8-quantized weights are not supported yet (a library carries the training step, which needs the f32 weights); compile the f32 weights, or evaluate the quantized ones with `dnnc eval`",
+                w.display()
+            )));
+        }
+    }
     let max = job.cfg.batch.max(1);
     // The training split's size, if its data can be read, for the last partial batch
     // and the schedule's steps per epoch.

@@ -51,6 +51,7 @@ impl TrainOptions {
                 verify: true,
                 dump_after: None,
                 precision: None,
+                int8: Vec::new(),
             },
         }
     }
@@ -310,6 +311,7 @@ fn eval_with(
     passes: &PassOptions,
     attack: Option<AttackSpec>,
 ) -> Result<Vec<(String, f64)>, RunError> {
+    let passes = &crate::quantize::passes_for(passes, weights)?;
     if attack.is_some() && job.cfg.multi {
         return Err(RunError::NotRunnable(
             "--attack evaluates train blocks of the single-model form (one model, one loss)".into(),
@@ -421,6 +423,7 @@ pub fn predict(
     backend: BackendKind,
     passes: &PassOptions,
 ) -> Result<usize, RunError> {
+    let passes = &crate::quantize::passes_for(passes, weights)?;
     let x = dnnc_data::npy::load(input)?;
     let first = forward(job.db, job.file, job.item, Mode::Predict, 1, passes)?;
     let input_node = first

@@ -12,7 +12,7 @@ use dnnc_sema::{Db, SourceFile};
 use dnnc_settings::{Precision, Training};
 
 /// How to run the pass pipeline.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PassOptions {
     /// Verify after every pass (always on in tests and debug builds).
     pub verify: bool,
@@ -20,6 +20,8 @@ pub struct PassOptions {
     pub dump_after: Option<String>,
     /// The precision of matrix products (`--precision`); `None`: the train block's.
     pub precision: Option<Precision>,
+    /// Parameters whose products run in int8 (weights quantized by `dnnc quantize`).
+    pub int8: Vec<String>,
 }
 
 impl PassOptions {
@@ -143,7 +145,9 @@ pub fn forward(
 ) -> Result<Lowered, RunError> {
     let mut l = lower(db, file, item, mode, batch)?;
     let block = dnnc_lower::model::train_item(db, file, item)?.1.precision;
-    if opts.precision.unwrap_or(block) == Precision::Bf16 {
+    if !opts.int8.is_empty() {
+        crate::quantize::apply(&mut l, &opts.int8)?;
+    } else if opts.precision.unwrap_or(block) == Precision::Bf16 {
         round_matmul_operands(&mut l.graph)?;
     }
     standard_passes(l, opts)

@@ -95,6 +95,7 @@ fn eval(file: &Path, weights: &Path) -> Vec<(String, f64)> {
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     dnnc_session::eval(&job, weights, BackendKind::Interp, None, &passes).unwrap()
 }

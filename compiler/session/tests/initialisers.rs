@@ -45,6 +45,7 @@ fn layer_hyperparameters_reach_initialisers_and_settings_are_typed() {
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     let l =
         dnnc_session::steps::forward(job.db, job.file, job.item, Mode::Predict, 1, &opts).unwrap();

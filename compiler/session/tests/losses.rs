@@ -47,6 +47,7 @@ train M() on d {{
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     let l = forward(job.db, job.file, job.item, Mode::Eval, 2, &opts).unwrap();
     let mut inputs = HashMap::new();

@@ -79,6 +79,7 @@ fn each_optimizer_counts_its_own_steps() {
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
         let store = backend.store();

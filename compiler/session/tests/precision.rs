@@ -81,6 +81,7 @@ fn one_step(
                 verify: true,
                 dump_after: None,
                 precision,
+                int8: Vec::new(),
             },
             ..TrainOptions::quiet(backend, out.clone())
         };

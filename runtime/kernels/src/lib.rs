@@ -8,6 +8,7 @@
 pub mod bf16;
 pub mod dot;
 pub mod gemm;
+pub mod int8;
 pub mod pool;
 
 pub use gemm::{Epilogue, Gemm, MatRef};

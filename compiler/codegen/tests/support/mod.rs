@@ -96,6 +96,7 @@ pub fn example_graphs(file: &str, batch: usize) -> Vec<(String, Graph)> {
         verify: true,
         dump_after: None,
         precision: None,
+        int8: Vec::new(),
     };
     let train = train_step(job.db, job.file, job.item, &job.cfg, 0, 3, batch, &opts).unwrap();
     let mut graphs = vec![(format!("{file} train"), train.graph)];
