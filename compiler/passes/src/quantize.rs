@@ -161,7 +161,7 @@ pub fn quantize_products(g: &mut Graph, products: &[Product]) -> Result<(), Pass
             at = g.operands(at)[0];
         }
         let (x, patches) = match &g.node(at).op {
-            Op::Patches(win) => (g.operands(at)[0], Some(win.clone())),
+            Op::Patches(win) => (g.operands(at)[0], Some(*win)),
             _ => (p.activation, None),
         };
         let xs = g.ty(x).shape.clone();
