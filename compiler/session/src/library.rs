@@ -14,7 +14,7 @@ use std::process::Command;
 use dnnc_codegen::object::{header, library, Library, LibraryInput, LoopCompiler};
 use dnnc_exec::library::{Field, ModelDesc, Param};
 use dnnc_ir::{Graph, Op};
-use dnnc_lower::Mode;
+use dnnc_lower::{Lowered, Mode};
 
 use crate::run::{initial_params, Job};
 use crate::steps::{forward, train_step, PassOptions};
@@ -105,14 +105,13 @@ pub fn build(
     loops: LoopCompiler,
     passes: &PassOptions,
 ) -> Result<(Library, String), RunError> {
-    if let Some(w) = weights {
-        if !crate::quantize::quantized_params(w)?.is_empty() {
-            return Err(RunError::NotRunnable(format!(
-                "{}: static libraries of int8-quantized weights are not supported yet (a library carries the training step, which needs the f32 weights); compile the f32 weights, or evaluate the quantized ones with `dnnc eval`",
-                w.display()
-            )));
-        }
-    }
+    // Quantized weights (`dnnc quantize`) make an inference-only library: its products
+    // run in int8, and it has no training step (which would need the f32 weights).
+    let inference_passes = match weights {
+        Some(w) => crate::quantize::passes_for(passes, w)?,
+        None => passes.clone(),
+    };
+    let inference_only = !inference_passes.int8.is_empty();
     let max = job.cfg.batch.max(1);
     // The training split's size, if its data can be read, for the last partial batch
     // and the schedule's steps per epoch.
@@ -151,7 +150,11 @@ pub fn build(
     let mut models = Vec::new();
     for (k, (model, mode)) in exported.iter().enumerate() {
         for b in if max > 1 { vec![1, max] } else { vec![1] } {
-            fwd.push((k, b, forward(job.db, job.file, job.item, *mode, b, passes)?));
+            fwd.push((
+                k,
+                b,
+                forward(job.db, job.file, job.item, *mode, b, &inference_passes)?,
+            ));
         }
         let one = &fwd
             .iter()
@@ -175,7 +178,12 @@ pub fn build(
         });
     }
     let mut train = Vec::new();
-    for s in 0..job.cfg.steps.len() {
+    let steps = if inference_only {
+        0
+    } else {
+        job.cfg.steps.len()
+    };
+    for s in 0..steps {
         for &b in &train_batches {
             let l = train_step(
                 job.db,
@@ -194,7 +202,14 @@ pub fn build(
     let mut params: Vec<Param> = Vec::new();
     let mut infos = Vec::new();
     let mut fields: Vec<Field> = Vec::new();
-    for (_, _, l) in &train {
+    // The parameters of the training steps (a superset of inference's), or of
+    // inference alone.
+    let graphs: Vec<&Lowered> = if inference_only {
+        fwd.iter().map(|(_, _, l)| l).collect()
+    } else {
+        train.iter().map(|(_, _, l)| l).collect()
+    };
+    for l in graphs {
         for p in &l.params {
             if !params.iter().any(|q| q.name == p.name) {
                 params.push(Param {
@@ -204,6 +219,9 @@ pub fn build(
                 });
                 infos.push(p.clone());
             }
+        }
+        if inference_only {
+            continue;
         }
         for f in data_fields(&l.graph) {
             if !fields.iter().any(|g| g.name == f.name) {
@@ -229,7 +247,10 @@ pub fn build(
         forward: fwd.iter().map(|(k, b, l)| (*k, *b, &l.graph)).collect(),
         train: train.iter().map(|(s, b, l)| (*s, *b, &l.graph)).collect(),
         models,
-        steps: job.cfg.steps.iter().map(|s| s.name.clone()).collect(),
+        steps: job.cfg.steps[..steps]
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
         fields,
         params,
         seed: job.cfg.seed,
