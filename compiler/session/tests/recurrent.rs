@@ -1,8 +1,8 @@
-//! `std::nn`'s `RNN`, `LSTM` and `GRU` (built on `scan`) against PyTorch: from the
-//! weights PyTorch initialised (written by `data/recurrent/generate.py`), the sequence
-//! and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)` with
-//! respect to every parameter (one SGD step with learning rate 1), on the interpreter
-//! and Cranelift.
+//! `std::nn`'s `RNN`, `LSTM`, `GRU` and `BiLSTM` (built on `scan`) against PyTorch:
+//! from the weights PyTorch initialised (written by `data/recurrent/generate.py`), the
+//! sequence and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)`
+//! with respect to every parameter (one SGD step with learning rate 1), on the
+//! interpreter and Cranelift.
 
 mod support;
 
@@ -13,6 +13,15 @@ use dnnc_tensor::Tensor;
 use support::{rel, sgd_step_gradients, with_job};
 
 const PARAMS: [&str; 4] = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"];
+
+/// The parameter names of `kind` (the bidirectional layer has each twice).
+fn params(kind: &str) -> Vec<String> {
+    let mut v: Vec<String> = PARAMS.iter().map(|p| p.to_string()).collect();
+    if kind == "BiLSTM" {
+        v.extend(PARAMS.iter().map(|p| format!("{p}_reverse")));
+    }
+    v
+}
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/recurrent")
@@ -32,18 +41,21 @@ fn setup(kind: &str) -> (PathBuf, PathBuf) {
         )
         .unwrap();
     }
-    let (state, h) = if kind == "LSTM" {
-        ("(h, c)", "h")
+    let state = if kind.ends_with("LSTM") { "(h, c)" } else { "h" };
+    // The bidirectional layer's `h_n` is `[2, B, 4]`, and so is its `q` (stored
+    // directions first; read as samples of the batch, then reshaped back).
+    let (y_ty, h_ty, q) = if kind == "BiLSTM" {
+        ("[B, 5, 8]", "[2, B, 4]", "reshape(q, [2, B, 4])")
     } else {
-        ("h", "h")
+        ("[B, 5, 4]", "[B, 4]", "q")
     };
     let src = format!(
         "use std::nn::{kind}
 model Net {{
     rnn = {kind}(3, 4)
-    fn forward(x: [B, 5, 3]) -> ([B, 5, 4], [B, 4]) {{
+    fn forward(x: [B, 5, 3]) -> ({y_ty}, {h_ty}) {{
         let (y, {state}) = rnn(x)
-        (y, {h})
+        (y, h)
     }}
 }}
 dataset d {{
@@ -52,7 +64,7 @@ dataset d {{
 train Net on d {{
     batch = 2
     let (y, h) = model(x)
-    loss = sum(y * r) + sum(h * q)
+    loss = sum(y * r) + sum(h * {q})
     optimizer = sgd(lr = 1.0)
     shuffle = false
 }}
@@ -60,7 +72,7 @@ train Net on d {{
     );
     let path = dir.join("net.dnn");
     std::fs::write(&path, src).unwrap();
-    let params: Vec<(String, Tensor)> = PARAMS
+    let params: Vec<(String, Tensor)> = params(kind)
         .iter()
         .map(|p| (format!("rnn.{p}"), load(kind, &format!("rnn.{p}"))))
         .collect();
@@ -76,7 +88,7 @@ fn check(kind: &str) {
 }
 
 fn compare(kind: &str, job: &dnnc_session::Job<'_>, path: &Path, weights: &Path) {
-    let params: Vec<(String, Vec<f32>)> = PARAMS
+    let params: Vec<(String, Vec<f32>)> = params(kind)
         .iter()
         .map(|p| {
             (
@@ -124,4 +136,9 @@ fn lstm_matches_pytorch() {
 #[test]
 fn gru_matches_pytorch() {
     check("GRU");
+}
+
+#[test]
+fn bidirectional_lstm_matches_pytorch() {
+    check("BiLSTM");
 }
