@@ -408,3 +408,44 @@ fn all_lets_expr(e: &ast::Expr, out: &mut Vec<ast::Name>) {
         _ => {}
     }
 }
+
+/// Hover text for a hyperparameter or a named argument at `offset`: its declaration
+/// (`hidden: Int = 256`) and documentation — on the declaration, on its uses in the
+/// layer, and on `hidden` in a call such as `Mlp(hidden = 256)`.
+pub fn parameter_hover(db: &dyn Db, file: SourceFile, offset: usize) -> Option<String> {
+    let text = file.text(db);
+    let (name, span) = crate::text::ident_at(text, offset)?;
+    if let Some((_, _, Target::Local { file: df, span: ds })) = definition(db, file, offset) {
+        let items = &parse(db, df).module.items;
+        let index = items
+            .iter()
+            .position(|it| it.span.start <= ds.start && ds.end <= it.span.end)?;
+        let id = ItemId::new(db, df, index as u32);
+        let h = layer_hparams(db, id).list.iter().find(|h| h.span == ds)?;
+        let decl = match &h.default {
+            Some(d) => format!("{}: {} = {d}", h.name, h.kind.name()),
+            None => format!("{}: {}", h.name, h.kind.name()),
+        };
+        return Some(with_doc(&decl, h.doc.as_deref()));
+    }
+    // `name = value` inside a call: the callee's parameter.
+    let after = text[span.end as usize..].trim_start();
+    if !after.starts_with('=') || after.starts_with("==") {
+        return None;
+    }
+    let from = item_at(db, file, offset).map_or(0, |i| {
+        parse(db, file).module.items[i as usize].span.start as usize
+    });
+    let (callee, _, _) = crate::completion::open_call(text, from, span.start as usize)?;
+    let (_, params) = crate::completion::callee_params(db, file, offset, &callee)?;
+    let (_, label) = params.into_iter().find(|(n, _)| *n == name)?;
+    Some(with_doc(&format!("{callee}({label})"), None))
+}
+
+fn with_doc(decl: &str, doc: Option<&str>) -> String {
+    let mut v = format!("```dnn\n{decl}\n```");
+    if let Some(d) = doc {
+        v.push_str(&format!("\n\n{d}"));
+    }
+    v
+}

@@ -35,7 +35,7 @@ pub fn resolve(db: &dyn Db, files: &[SourceFile], mut it: CompletionItem) -> Com
     {
         if (index as usize) < parse(db, *f).module.items.len() {
             let (sig, doc) = analysis::describe_item(db, *f, index);
-            it.detail = Some(sig);
+            it.detail = Some(one_line(sig));
             it.documentation = doc.map(|d| {
                 Documentation::MarkupContent(MarkupContent {
                     kind: MarkupKind::Markdown,
@@ -47,6 +47,19 @@ pub fn resolve(db: &dyn Db, files: &[SourceFile], mut it: CompletionItem) -> Com
     it
 }
 
+/// `s` on one line: editors show a completion's detail in a single row (a newline
+/// shows as `^@` in Neovim).
+fn one_line(s: String) -> String {
+    if !s.contains('\n') {
+        return s;
+    }
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    joined
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(", )", ")")
+}
+
 fn item(
     label: &str,
     kind: CompletionItemKind,
@@ -56,7 +69,7 @@ fn item(
     CompletionItem {
         label: label.to_string(),
         kind: Some(kind),
-        detail,
+        detail: detail.map(one_line),
         documentation: doc.map(|d| {
             Documentation::MarkupContent(MarkupContent {
                 kind: MarkupKind::Markdown,

@@ -36,16 +36,64 @@ pub struct Backend {
 /// completion requests in between) is not held up by re-checking after every key.
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
-impl Backend {
-    pub fn new(client: Client) -> Backend {
-        let std_dir = std::env::temp_dir().join(format!("dnnc-{}-std", env!("CARGO_PKG_VERSION")));
-        let _ = std::fs::create_dir_all(std_dir.join("std"));
+/// Where the standard library's sources are written for editors to open (go to
+/// definition): a directory of this user's, not one shared in the temporary directory
+/// — `$XDG_CACHE_HOME/dnnc/VERSION` or `~/.cache/dnnc/VERSION`, else
+/// `$TMPDIR/dnnc-USER-VERSION`.
+fn std_cache_dir() -> PathBuf {
+    let version = env!("CARGO_PKG_VERSION");
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    match cache {
+        Some(c) => c.join("dnnc").join(version),
+        None => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+            std::env::temp_dir().join(format!("dnnc-{user}-{version}"))
+        }
+    }
+}
+
+/// Writes the standard library's modules under `dir/std`, the directory private to
+/// this user (mode 700) and the files read-only (an editor opening one should not
+/// invite edits that `dnnc` would ignore). Failures leave go-to-definition into `std`
+/// without a file, nothing else.
+fn write_std(dir: &std::path::Path) {
+    let std = dir.join("std");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&std);
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         for (m, src) in dnnc_sema::stdlib::MODULES {
-            let p = std_dir.join("std").join(format!("{m}.dnn"));
+            let p = std.join(format!("{m}.dnn"));
+            if std::fs::read_to_string(&p).ok().as_deref() != Some(src) {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+                let _ = std::fs::write(&p, src);
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = std::fs::create_dir_all(&std);
+        for (m, src) in dnnc_sema::stdlib::MODULES {
+            let p = std.join(format!("{m}.dnn"));
             if std::fs::read_to_string(&p).ok().as_deref() != Some(src) {
                 let _ = std::fs::write(&p, src);
             }
         }
+    }
+}
+
+impl Backend {
+    pub fn new(client: Client) -> Backend {
+        let std_dir = std_cache_dir();
+        write_std(&std_dir);
         Backend {
             client,
             state: Arc::new(Mutex::new(State {
@@ -196,11 +244,10 @@ impl LanguageServer for Backend {
                 )),
                 completion_provider: Some(CompletionOptions {
                     resolve_provider: Some(true),
+                    // Not space: editors that complete on every trigger character
+                    // (Neovim 0.11's autotrigger) would pop a menu after each word.
                     trigger_characters: Some(
-                        [".", ":", "(", ",", " "]
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect(),
+                        [".", ":", "(", ","].iter().map(|s| s.to_string()).collect(),
                     ),
                     ..CompletionOptions::default()
                 }),
@@ -293,6 +340,9 @@ impl LanguageServer for Backend {
             if let Some(d) = doc {
                 v.push_str(&format!("\n\n{d}"));
             }
+            return Ok(Some(markdown(v)));
+        }
+        if let Some(v) = analysis::parameter_hover(&st.db, f, offset) {
             return Ok(Some(markdown(v)));
         }
         if let Some((span, ty)) = dnnc_sema::type_at(&st.db, f, offset as u32) {

@@ -213,6 +213,14 @@ pub fn quantize_products(g: &mut Graph, products: &[Product]) -> Result<(), Pass
         let y = g.add(Op::Binary(BinaryOp::Mul), &[accf, scale])?;
         g.replace_uses(p.matmul, y);
         g.remove(p.matmul);
+        // The f32 weight (and the view of it the product read) is gone: a state is
+        // declared once.
+        if w_operand != state && g.users(w_operand).is_empty() {
+            g.remove(w_operand);
+        }
+        if g.users(state).is_empty() {
+            g.remove(state);
+        }
     }
     Ok(())
 }

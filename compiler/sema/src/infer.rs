@@ -206,6 +206,10 @@ impl<'db> Checker<'db> {
             }
             ExprKind::Field(base, name) => {
                 let t = self.expr(base);
+                if name.text.is_empty() {
+                    // `base.` with the name still missing: the parser said so.
+                    return Ty::Error;
+                }
                 self.field(t, name)
             }
             ExprKind::Index(base, items) => {

@@ -62,9 +62,17 @@ train Net on img {
     dir
 }
 
+/// Verifying the graph after every pass.
+fn verified() -> PassOptions {
+    PassOptions {
+        verify: true,
+        ..PassOptions::default()
+    }
+}
+
 fn eval(dir: &Path, weights: &Path, backend: BackendKind) -> Vec<(String, f64)> {
     with_job(&dir.join("net.dnn"), |job| {
-        dnnc_session::eval(job, weights, backend, None, &PassOptions::default()).unwrap()
+        dnnc_session::eval(job, weights, backend, None, &verified()).unwrap()
     })
 }
 
@@ -88,7 +96,7 @@ fn int8_weights_evaluate_alike_on_every_backend() {
                 method: Calibration::MinMax,
                 out: quantized.clone(),
                 backend: BackendKind::Cranelift,
-                passes: PassOptions::default(),
+                passes: verified(),
             },
         )
         .unwrap();

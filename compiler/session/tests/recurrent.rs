@@ -41,7 +41,11 @@ fn setup(kind: &str) -> (PathBuf, PathBuf) {
         )
         .unwrap();
     }
-    let state = if kind.ends_with("LSTM") { "(h, c)" } else { "h" };
+    let state = if kind.ends_with("LSTM") {
+        "(h, c)"
+    } else {
+        "h"
+    };
     // The bidirectional layer's `h_n` is `[2, B, 4]`, and so is its `q` (stored
     // directions first; read as samples of the batch, then reshaped back).
     let (y_ty, h_ty, q) = if kind == "BiLSTM" {

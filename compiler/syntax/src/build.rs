@@ -761,7 +761,36 @@ impl Builder<'_> {
                             ExprKind::Index(Box::new(e), items)
                         }
                         Rule::field_suffix => {
-                            let n = self.name(post.into_inner().next().expect("field"));
+                            let n = match post.clone().into_inner().next() {
+                                Some(ident) => self.name(ident),
+                                None => {
+                                    let at = self.span(&post);
+                                    let d = if matches!(e.kind, ExprKind::Int(_)) {
+                                        // `1.`: a number, not a member access.
+                                        Diagnostic::error(
+                                            codes::SYNTAX,
+                                            self.file,
+                                            at,
+                                            "expected digits after the point of a number",
+                                        )
+                                        .with_label("a float needs a fraction")
+                                        .with_help("write `1.0`, not `1.`")
+                                    } else {
+                                        Diagnostic::error(
+                                            codes::SYNTAX,
+                                            self.file,
+                                            at,
+                                            "expected a member name after `.`",
+                                        )
+                                        .with_label("expected a name")
+                                    };
+                                    self.diags.push(d);
+                                    Name {
+                                        text: String::new(),
+                                        span: Span::new(at.end as usize, at.end as usize),
+                                    }
+                                }
+                            };
                             ExprKind::Field(Box::new(e), n)
                         }
                         r => unreachable!("postfix {r:?}"),

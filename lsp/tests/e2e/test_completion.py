@@ -196,3 +196,19 @@ async def test_schedules(client, open_doc):
         client, open_doc, marked, trigger=" ", directory=MNIST_PATH.parent, name=MNIST_PATH.name
     )
     assert labels(items) >= SCHEDULES, sorted(labels(items))
+
+
+async def test_members_right_after_a_dot(client, open_doc):
+    # The line does not parse yet: `fc1.` with nothing after the dot.
+    marked = replace_once(MNIST, "x |> fc1 |> relu |> fc2 |> relu |> head", "fc1.$0")
+    items = await complete(client, open_doc, marked, trigger=".")
+    assert {"forward", "W", "b"} <= labels(items), sorted(labels(items))
+
+
+async def test_details_are_one_line_and_space_triggers_nothing(client, open_doc):
+    caps = client.init_result.capabilities.completion_provider
+    assert " " not in (caps.trigger_characters or [])
+    items = await complete(client, open_doc, "use std::nn::$0\n\n" + TINY, trigger=":")
+    conv = by_label(items, "Conv2d")
+    assert "\n" not in (conv.detail or ""), repr(conv.detail)
+    assert "inp: Int" in (conv.detail or ""), repr(conv.detail)

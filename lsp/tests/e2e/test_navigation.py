@@ -135,6 +135,17 @@ async def test_definition_of_dense_is_in_the_std_library(client, open_doc, needl
     assert uri.endswith("std/nn.dnn"), uri
     path = uri_to_path(uri)
     assert path.is_file(), f"{path} does not exist"
+    # The user's own copy: not in a directory others share or may write.
+    import os
+    import stat
+    import tempfile
+
+    assert not str(path).startswith(tempfile.gettempdir() + "/dnnc-0"), path
+    assert path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) == 0, oct(
+        path.stat().st_mode
+    )
+    assert path.parent.parent.stat().st_mode & 0o077 == 0, oct(path.parent.parent.stat().st_mode)
+    assert path.stat().st_uid == os.getuid()
     lines = path.read_text().split("\n")
     covered = lines[rng.start.line : rng.end.line + 1]
     assert any("layer Dense(" in line or line.strip().startswith("Dense") for line in covered) or (
@@ -400,3 +411,19 @@ async def test_signature_help_in_a_dense_call(client, open_doc, call, active):
     assert params == ["inp: Int", "out: Int", "bias: Bool = true"], params
     got = sig.active_parameter if sig.active_parameter is not None else result.active_parameter
     assert got == active
+
+
+@pytest.mark.parametrize(
+    "needle, offset",
+    [
+        ("hidden: Int = 256", 0),  # the declaration
+        ("Dense(784, hidden)", 11),  # a use in the layer
+        ("Mlp(hidden = 256)", 4),  # a named argument in the train block
+    ],
+)
+async def test_hover_on_a_hyperparameter(client, open_doc, needle, offset):
+    doc, mark = open_doc("mnist_mlp.dnn", MNIST, directory=MNIST_PATH.parent)
+    await doc.diagnostics(mark)
+    result = await hover(client, doc, find(MNIST, needle, offset=offset))
+    text = markup_text(result.contents)
+    assert "hidden: Int = 256" in text, text
