@@ -325,6 +325,114 @@ pub fn quantize(
     })
 }
 
+/// `dnnc summary`: one row per layer, then the totals.
+pub fn summary(file: &Path) -> ExitCode {
+    with_job(file, |job| {
+        let s = match dnnc_lower::summary::summarize(job.db, job.file, job.item) {
+            Ok(s) => s,
+            Err(e) => return failed(dnnc_session::RunError::from(e)),
+        };
+        print!("{}", render_summary(&s));
+        ExitCode::SUCCESS
+    })
+}
+
+/// Thousands separated by commas.
+fn count(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The table `dnnc summary` prints.
+pub fn render_summary(s: &dnnc_lower::summary::ModelSummary) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let rows: Vec<[String; 4]> = s
+        .rows
+        .iter()
+        .map(|r| {
+            let depth = if r.path.is_empty() {
+                0
+            } else {
+                r.path.matches('.').count() + 1
+            };
+            let name = if r.path.is_empty() {
+                "(model)".to_string()
+            } else {
+                r.path.rsplit('.').next().unwrap_or(&r.path).to_string()
+            };
+            let shape = r
+                .output
+                .as_ref()
+                .map_or("-".to_string(), |o| format!("{o:?}"));
+            [
+                format!("{}{name} ({})", "  ".repeat(depth), r.kind),
+                shape,
+                count(r.trainable + r.frozen + r.buffers),
+                count(r.macs),
+            ]
+        })
+        .collect();
+    let head = ["Layer (type)", "Output shape", "Params", "MACs/sample"];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String; 4]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        )
+    };
+    let _ = writeln!(out, "input: {:?} (a batch of one)", s.input);
+    let _ = writeln!(out, "{}", line(&head.map(String::from)));
+    let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 6));
+    for r in &rows {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    if let Some(m) = s.rows.first() {
+        let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 6));
+        let _ = writeln!(
+            out,
+            "total parameters: {} (trainable {}, frozen {}, buffers {})",
+            count(m.trainable + m.frozen + m.buffers),
+            count(m.trainable),
+            count(m.frozen),
+            count(m.buffers)
+        );
+        let _ = writeln!(
+            out,
+            "multiply-adds per sample: {}{}",
+            count(m.macs),
+            if s.other_macs > 0 {
+                format!(" ({} in products of activations)", count(s.other_macs))
+            } else {
+                String::new()
+            }
+        );
+    }
+    out
+}
+
 pub struct CompileArgs {
     pub file: PathBuf,
     pub emit: String,

@@ -274,6 +274,9 @@ enum Command {
         #[arg(long, default_value = "cranelift")]
         backend: String,
     },
+    /// The model's layers: output shapes, parameter counts and multiply-adds per
+    /// sample (like torchinfo's summary).
+    Summary { file: PathBuf },
     /// Format .dnn files in place (or check that they are formatted).
     Fmt {
         #[arg(required = true)]
@@ -599,6 +602,7 @@ fn run(cli: Cli) -> ExitCode {
             out,
             backend,
         } => jobs::quantize(&file, weights, calibrate, method.into(), out, &backend),
+        Command::Summary { file } => jobs::summary(&file),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Lsp => match dnnc_lsp::run_stdio() {
             Ok(true) => ExitCode::SUCCESS,

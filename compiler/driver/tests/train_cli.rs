@@ -634,3 +634,40 @@ fn batch_fields_named_like_ports_train() {
     let all = text(&out.stdout) + &text(&out.stderr);
     assert!(all.contains("trained 3 epochs"), "{all}");
 }
+
+/// `dnnc summary`: PyTorch's parameter counts (torchinfo's totals for the same
+/// layers) and the multiply-adds of each layer's products, for one sample.
+#[test]
+fn summary_counts_parameters_and_multiply_adds() {
+    let out = dnnc(&["summary", &example("mnist_cnn.dnn")]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for row in [
+        ("conv1 (Conv2d)", "[1, 8, 24, 24]", "208", "115,200"),
+        ("conv2 (Conv2d)", "[1, 16, 8, 8]", "3,216", "204,800"),
+        ("fc (Dense)", "[1, 120]", "30,840", "30,720"),
+        ("head (Dense)", "[1, 10]", "1,210", "1,200"),
+    ] {
+        let line = s
+            .lines()
+            .find(|l| l.contains(row.0))
+            .unwrap_or_else(|| panic!("no row {}: {s}", row.0));
+        let cells: Vec<&str> = line
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(cells[1..], [row.1, row.2, row.3], "{line}");
+    }
+    assert!(
+        s.contains("total parameters: 35,474 (trainable 35,474, frozen 0, buffers 0)"),
+        "{s}"
+    );
+    assert!(s.contains("multiply-adds per sample: 351,920"), "{s}");
+    // The layers in the order they run: conv1 before pool1 before conv2.
+    let at = |n: &str| s.find(n).unwrap();
+    assert!(
+        at("conv1 (") < at("pool1 (") && at("pool1 (") < at("conv2 ("),
+        "{s}"
+    );
+}

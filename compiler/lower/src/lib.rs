@@ -18,6 +18,7 @@ pub mod eval;
 pub mod lowerer;
 pub mod model;
 pub mod scan;
+pub mod summary;
 pub mod value;
 
 pub use attack::{Attack, AttackKind};
