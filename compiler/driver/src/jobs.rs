@@ -435,8 +435,9 @@ pub fn render_summary(s: &dnnc_lower::summary::ModelSummary) -> String {
 
 pub struct CompileArgs {
     pub file: PathBuf,
-    pub emit: String,
-    pub graph: String,
+    /// `None`: decided by [`resolve_emit`].
+    pub emit: Option<String>,
+    pub graph: Option<String>,
     pub batch: Option<usize>,
     pub dump_after: Option<String>,
     pub output: Option<PathBuf>,
@@ -448,12 +449,13 @@ pub struct CompileArgs {
 /// `dnnc compile --emit lib|obj|header`: a static library with a C API.
 fn compile_library(a: &CompileArgs) -> ExitCode {
     use dnnc_session::library;
+    let emit = a.emit.as_deref().unwrap_or("lib");
     with_job(&a.file, |job| {
         let name = match library::library_name(job, a.output.as_deref()) {
             Ok(n) => n,
             Err(e) => return failed(e),
         };
-        let (ext, default) = match a.emit.as_str() {
+        let (ext, default) = match emit {
             "lib" => ("a", format!("lib{name}.a")),
             "obj" => ("o", format!("{name}.o")),
             _ => ("h", format!("{name}.h")),
@@ -463,7 +465,7 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
             return fail(format!(
                 "{}: `--emit {}` writes a `.{ext}` file",
                 out.display(),
-                a.emit
+                emit
             ));
         }
         let loops = match library::loop_compiler(&a.backend) {
@@ -471,7 +473,7 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
             Err(e) => return failed(e),
         };
         // Find the runtime before the (longer) compilation.
-        let runtime = if a.emit == "lib" {
+        let runtime = if emit == "lib" {
             match library::find_runtime(a.runtime.as_deref()) {
                 Ok(r) => Some(r),
                 Err(e) => return failed(e),
@@ -495,7 +497,7 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
         let write = |path: &Path, bytes: &[u8]| -> Result<(), RunError> {
             std::fs::write(path, bytes).map_err(|e| RunError::write(path, e))
         };
-        let result = match a.emit.as_str() {
+        let result = match emit {
             "header" => write(&out, header.as_bytes()),
             "obj" if lib.objects.len() == 1 => write(&out, &lib.objects[0]),
             "obj" => Err(RunError::NotRunnable(format!(
@@ -524,8 +526,57 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
     })
 }
 
-pub fn compile(a: CompileArgs) -> ExitCode {
-    if matches!(a.emit.as_str(), "lib" | "obj" | "header") {
+/// What `dnnc compile` writes when `--emit` does not say: what `-o`'s extension
+/// promises, else IR when a graph or a dump was asked for, else the library.
+fn resolve_emit(a: &CompileArgs) -> Result<String, String> {
+    let ext = a
+        .output
+        .as_ref()
+        .and_then(|o| o.extension())
+        .map(|e| e.to_string_lossy().to_lowercase());
+    let text = |e: &str| matches!(e, "ir" | "dot" | "schedule");
+    if let Some(e) = &a.emit {
+        // Text never goes into a file whose extension promises something else.
+        if let (true, Some(x)) = (text(e), ext.as_deref()) {
+            if matches!(x, "a" | "o" | "so" | "h" | "onnx" | "safetensors") {
+                let path = a.output.as_ref().expect("has an extension").display();
+                return Err(format!(
+                    "{path}: refusing to write `--emit {e}` text into a `.{x}` file; write it to standard output (no `-o`) or to a `.{e}` file"
+                ));
+            }
+        }
+        return Ok(e.clone());
+    }
+    Ok(match ext.as_deref() {
+        Some("a") => "lib",
+        Some("o") => "obj",
+        Some("h") => "header",
+        Some("ir") | Some("txt") => "ir",
+        Some("dot") => "dot",
+        Some("onnx") => {
+            return Err(
+                "ONNX export is not supported yet; `-o` takes a `.a`, `.o`, `.h`, `.ir` or `.dot` file"
+                    .into(),
+            )
+        }
+        Some(other) => {
+            return Err(format!(
+                "cannot tell what to write from `.{other}`; name a `.a`, `.o`, `.h`, `.ir` or `.dot` file, or say `--emit`"
+            ))
+        }
+        None if a.graph.is_some() || a.dump_after.is_some() => "ir",
+        None => "lib",
+    }
+    .to_string())
+}
+
+pub fn compile(mut a: CompileArgs) -> ExitCode {
+    let emit = match resolve_emit(&a) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    a.emit = Some(emit.clone());
+    if matches!(emit.as_str(), "lib" | "obj" | "header") {
         return compile_library(&a);
     }
     if a.weights.is_some() || a.runtime.is_some() || a.backend != "cranelift" {
@@ -537,10 +588,11 @@ pub fn compile(a: CompileArgs) -> ExitCode {
         verify: true,
         ..passes(a.dump_after.clone())
     };
+    let graph = a.graph.clone().unwrap_or_else(|| "train".into());
     with_job(&a.file, |job| {
         let batch = a.batch.unwrap_or(job.cfg.batch);
-        let step = job.cfg.steps.iter().position(|s| s.name == a.graph);
-        let built = match a.graph.as_str() {
+        let step = job.cfg.steps.iter().position(|s| s.name == graph);
+        let built = match graph.as_str() {
             // `train` is the first step of the plan; a multi-model block's steps go by
             // their names.
             name if name == "train" || step.is_some() => dnnc_session::steps::train_step(
@@ -586,7 +638,7 @@ pub fn compile(a: CompileArgs) -> ExitCode {
             Ok(l) => l.graph,
             Err(e) => return failed(e),
         };
-        let text = match a.emit.as_str() {
+        let text = match emit.as_str() {
             "ir" => dnnc_ir::text::to_text(&g),
             "dot" => dnnc_ir::dot::to_dot(&g),
             "schedule" => match dnnc_session::backend::schedule_text(&g) {

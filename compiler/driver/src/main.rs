@@ -291,14 +291,17 @@ enum Command {
     /// build a static library with a C API (`--emit lib`, `obj` or `header`).
     Compile {
         file: PathBuf,
-        /// What to produce: `ir` (text), `dot` (graphviz), `schedule` (the native
-        /// backend's steps and memory plan), `lib` (`-o DIR/libNAME.a`, with `NAME.h`
-        /// and `NAME.pc`), `obj` (the model's object file) or `header` (`NAME.h`).
-        #[arg(long, default_value = "ir")]
-        emit: String,
-        /// Which graph: `train` (the whole training step), `eval` or `predict`.
-        #[arg(long, default_value = "train")]
-        graph: String,
+        /// What to produce: `lib` (`-o DIR/libNAME.a`, with `NAME.h` and `NAME.pc`),
+        /// `obj` (the model's object file), `header` (`NAME.h`), `ir` (text), `dot`
+        /// (graphviz) or `schedule` (the native backend's steps and memory plan).
+        /// Default: what `-o`'s extension says (`.a`, `.o`, `.h`, `.ir`, `.dot`), else
+        /// `ir` with `--graph` or `--dump-after`, else `lib`.
+        #[arg(long)]
+        emit: Option<String>,
+        /// Which graph: `train` (the whole training step, the default), `eval` or
+        /// `predict`.
+        #[arg(long)]
+        graph: Option<String>,
         /// The batch size to compile for (default: the train block's).
         #[arg(long, value_parser = batch_size)]
         batch: Option<usize>,

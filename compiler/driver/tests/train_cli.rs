@@ -282,6 +282,20 @@ fn compile_emits_header_and_object() {
             "the runtime archive does not exist",
         ),
         (vec!["--emit", "asm"], "cannot emit `asm`"),
+        // Without `--emit`, `-o`'s extension decides; text never goes into an archive.
+        (
+            vec!["--runtime", "/no/such/libdnnc_capi.a", "-o", "libx.a"],
+            "the runtime archive does not exist",
+        ),
+        (
+            vec!["--emit", "ir", "-o", "x.a"],
+            "refusing to write `--emit ir` text into a `.a` file",
+        ),
+        (vec!["-o", "m.onnx"], "ONNX export is not supported yet"),
+        (
+            vec!["-o", "m.weird"],
+            "cannot tell what to write from `.weird`",
+        ),
         (
             vec!["--emit", "ir", "--weights", "w.safetensors"],
             "go with `--emit lib`",
@@ -298,6 +312,27 @@ fn compile_emits_header_and_object() {
             text(&out.stderr)
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `-o x.ir` writes the IR; `--graph` without `--emit` prints it.
+#[test]
+fn compile_infers_the_output_from_the_extension() {
+    let dir = scratch("emit-by-extension");
+    let ir = dir.join("step.ir");
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "-o",
+        &ir.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(std::fs::read_to_string(&ir)
+        .unwrap()
+        .starts_with("graph train_step"));
+    let out = dnnc(&["compile", &example("mnist_mlp.dnn"), "--graph", "predict"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("graph predict"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
