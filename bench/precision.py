@@ -85,6 +85,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "target", "bench", "precision")
 
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sequence  # noqa: E402  (process helpers and the worker handle)
+
 MODELS = {
     "mlp": {"file": "examples/mnist_mlp.dnn", "title": "MNIST MLP 784-256-256-10",
             "name": "MLP", "batch": 128, "image": (784,)},
@@ -230,46 +234,14 @@ def worker_time(args):
 # =================================================================================
 
 
-def pin_cpus(threads, no_pin):
-    """The CPUs every system is restricted to (the first `threads` allowed), or None."""
-    if no_pin or not hasattr(os, "sched_getaffinity"):
-        return None
-    allowed = sorted(os.sched_getaffinity(0))
-    return allowed[:threads] if threads < len(allowed) else None
+pin_cpus = sequence.pin_cpus
+run_timed = sequence.run_timed
 
 
 def torch_env(threads):
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["OMP_NUM_THREADS"] = str(threads)
-    env["MKL_NUM_THREADS"] = str(threads)
-    # Passive OpenMP waits: an idle worker's threads must not spin while dnnc runs.
-    env["OMP_WAIT_POLICY"] = "PASSIVE"
-    return env
-
-
-def run_timed(cmd, cpus, timeout, retries=3):
-    """Runs cmd in the repository root; returns (wall seconds, CompletedProcess), or
-    raises RuntimeError with the tail of its output when it fails. A binary being
-    rebuilt (ETXTBSY) is retried after a pause."""
-    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    for attempt in range(retries + 1):
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                                  timeout=timeout, preexec_fn=preexec)
-        except OSError as e:
-            if e.errno == 26 and attempt < retries:  # ETXTBSY
-                time.sleep(5)
-                continue
-            raise
-        break
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-8:])
-        raise RuntimeError(f"`{' '.join(cmd)}` exited with {proc.returncode}\n{tail}")
-    return wall, proc
+    """sequence.py's, with passive OpenMP waits: an idle worker's threads must not spin
+    while dnnc runs."""
+    return {**sequence.torch_env(threads), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def dnnc_bench(args, cpus, model, precision):
@@ -284,41 +256,13 @@ def dnnc_bench(args, cpus, model, precision):
     return {w: float(res[key]) * scale for w, (key, scale) in DNNC_KEYS.items()}
 
 
-class TimeWorker:
-    """The driver's handle on a PyTorch timing worker."""
+class TimeWorker(sequence.JsonWorker):
+    """The driver's handle on a PyTorch timing worker of one model and precision."""
 
     def __init__(self, args, cpus, model, precision):
-        self.log_path = os.path.join(args.work, f"worker_{model}_{precision}.log")
-        self.log = open(self.log_path, "w")
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "time", "--model",
-               model, "--precision", precision, "--threads", str(args.threads)]
-        preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, env=torch_env(args.threads), text=True,
-                                     bufsize=1, preexec_fn=preexec, cwd=ROOT)
-
-    def recv(self, timeout):
-        import select
-
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line:
-            raise RuntimeError(("not ready within {:.0f} s".format(timeout) if not ready
-                                else "the worker exited") + "; log: " + self.log_path)
-        return json.loads(line)
-
-    def send(self, msg):
-        self.proc.stdin.write(json.dumps(msg) + "\n")
-        self.proc.stdin.flush()
-
-    def close(self):
-        try:
-            self.send({"cmd": "quit"})
-            self.proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        super().__init__(args, cpus, f"{model}_{precision}", __file__,
+                         ["--model", model, "--precision", precision],
+                         env=torch_env(args.threads))
 
 
 def verdict(value, target):

@@ -676,18 +676,18 @@ def part_loss(args, cpus, systems, notes):
     return summary, runs
 
 
-class TimeWorker:
-    """The driver's handle on a PyTorch timing worker."""
+class JsonWorker:
+    """The driver's handle on a worker process (`script --worker time EXTRA...`)
+    that answers one JSON line per request; its stderr goes to worker_NAME.log."""
 
-    def __init__(self, args, cpus, variant):
-        self.variant = variant
-        self.log_path = os.path.join(args.work, f"worker_{variant}.log")
+    def __init__(self, args, cpus, name, script, extra, env=None):
+        self.log_path = os.path.join(args.work, f"worker_{name}.log")
         self.log = open(self.log_path, "w")
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "time",
-               "--variant", variant, "--threads", str(args.threads)]
+        cmd = [sys.executable, os.path.abspath(script), "--worker", "time", *extra,
+               "--threads", str(args.threads)]
         preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, env=torch_env(args.threads), text=True,
+                                     stderr=self.log, env=env or torch_env(args.threads), text=True,
                                      bufsize=1, preexec_fn=preexec, cwd=ROOT)
 
     def recv(self, timeout):
@@ -712,6 +712,14 @@ class TimeWorker:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+class TimeWorker(JsonWorker):
+    """The driver's handle on a PyTorch timing worker."""
+
+    def __init__(self, args, cpus, variant):
+        self.variant = variant
+        super().__init__(args, cpus, variant, __file__, ["--variant", variant])
 
 
 def dnnc_bench(args, cpus):

@@ -145,15 +145,6 @@ fn nchw(shape: &[usize]) -> Result<[usize; 4], String> {
         .map_err(|_| format!("codegen: a window over {shape:?}, not `[N, C, H, W]`"))
 }
 
-/// Whether `perm` swaps the last two axes and keeps the others.
-fn swaps_last_two(perm: &[usize]) -> bool {
-    let r = perm.len();
-    r >= 2
-        && perm[r - 2] == r - 1
-        && perm[r - 1] == r - 2
-        && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
-}
-
 /// A matmul with what its epilogue absorbs.
 struct Fused {
     matmul: NodeId,
@@ -351,7 +342,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
     }
     // Transposes read in place by every user.
     let folds = |t: NodeId| match &g.node(t).op {
-        Op::Transpose(perm) if swaps_last_two(perm) && g.ty(t).dtype == DType::F32 => {
+        Op::Transpose(perm) if dnnc_ir::op::swaps_last_two(perm) && g.ty(t).dtype == DType::F32 => {
             users
                 .of
                 .get(&t)

@@ -11,32 +11,27 @@
 /// `c[b, i, j] = Σ_k a[b, i, k] · b[b, k, j]`; `a` holds `batch·m·k` elements and `b`
 /// holds `batch·k·n`.
 pub fn matmul_f32(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize) -> Vec<f32> {
-    let mut c = vec![0.0f32; batch * m * n];
-    if m == 0 || k == 0 || n == 0 {
-        return c;
-    }
-    for ((a, b), c) in a
-        .chunks_exact(m * k)
-        .zip(b.chunks_exact(k * n))
-        .zip(c.chunks_exact_mut(m * n))
-        .take(batch)
-    {
-        for (a_row, c_row) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
-            for (&a_ik, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
-                for (c_ij, &b_kj) in c_row.iter_mut().zip(b_row) {
-                    *c_ij += a_ik * b_kj;
-                }
-            }
-        }
-    }
-    c
+    products(a, b, (batch, m, k, n), |c: f32, x, y| c + x * y)
 }
 
 /// `c[b, i, j] = Σ_k a[b, i, k] · b[b, k, j]` of `i8` operands, exactly in `i32`
 /// (wrapping, as the native kernel's `i32` accumulators; with at most 2¹⁷ steps of `k`
 /// nothing wraps: |a·b| ≤ 2¹⁴).
 pub fn matmul_i8(a: &[i8], b: &[i8], batch: usize, m: usize, k: usize, n: usize) -> Vec<i32> {
-    let mut c = vec![0i32; batch * m * n];
+    products(a, b, (batch, m, k, n), |c: i32, x, y| {
+        c.wrapping_add(i32::from(x) * i32::from(y))
+    })
+}
+
+/// The i-k-j loop of the module documentation, each step `c = mac(c, a[i, k], b[k, j])`
+/// from `C::default()`.
+fn products<T: Copy, C: Copy + Default>(
+    a: &[T],
+    b: &[T],
+    (batch, m, k, n): (usize, usize, usize, usize),
+    mac: impl Fn(C, T, T) -> C,
+) -> Vec<C> {
+    let mut c = vec![C::default(); batch * m * n];
     if m == 0 || k == 0 || n == 0 {
         return c;
     }
@@ -49,7 +44,7 @@ pub fn matmul_i8(a: &[i8], b: &[i8], batch: usize, m: usize, k: usize, n: usize)
         for (a_row, c_row) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
             for (&a_ik, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
                 for (c_ij, &b_kj) in c_row.iter_mut().zip(b_row) {
-                    *c_ij = c_ij.wrapping_add(i32::from(a_ik) * i32::from(b_kj));
+                    *c_ij = mac(*c_ij, a_ik, b_kj);
                 }
             }
         }

@@ -431,3 +431,13 @@ impl fmt::Display for Op {
         }
     }
 }
+
+/// Whether `perm` swaps the last two axes and keeps the others (a matrix transpose,
+/// batched or not).
+pub fn swaps_last_two(perm: &[usize]) -> bool {
+    let r = perm.len();
+    r >= 2
+        && perm[r - 2] == r - 1
+        && perm[r - 1] == r - 2
+        && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
+}

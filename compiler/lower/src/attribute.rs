@@ -87,12 +87,7 @@ pub fn lower_attribution(
     let mut graph = Graph::new("attribute");
     let mut lw = Lowerer::new(db, &mut graph, file, false);
     let models = bind_models(&mut lw, def, id, sig)?;
-    let (_, model) = models
-        .iter()
-        .find(|(_, m)| !m.frozen)
-        .or(models.first())
-        .ok_or("the train block has no model")?
-        .clone();
+    let (_, model) = crate::model::inference_model(&models)?.clone();
     let hint = crate::model::sample_shapes(db, file, sig);
     let x = predict_input(&mut lw, &model, batch, &hint)?;
     if matches!(attr.method, Method::GradCam { .. }) {

@@ -87,6 +87,16 @@ fn model_val(sig: &TrainSig) -> Res<Rc<LayerVal>> {
     }))
 }
 
+/// The model inference runs among the bound `models`: the first that is not
+/// `frozen` (the first of all when every one is).
+pub(crate) fn inference_model(models: &[(String, Rc<LayerVal>)]) -> Res<&(String, Rc<LayerVal>)> {
+    Ok(models
+        .iter()
+        .find(|(_, m)| !m.frozen)
+        .or(models.first())
+        .ok_or("the train block has no model")?)
+}
+
 /// The models of the train block, by binding name, bound in `lw`: `model` (whose
 /// parameters are named `fc1.W`) in the single-model form; each `model NAME = ...`
 /// binding (parameters `NAME.fc1.W`, loaded `from` its file, perhaps frozen) in the
@@ -181,20 +191,17 @@ fn lower_with(
         if matches!(mode, Mode::Predict | Mode::Forward(_)) {
             let chosen = match mode {
                 Mode::Forward(k) => models.get(k),
-                _ => models.iter().find(|(_, m)| !m.frozen).or(models.first()),
+                _ => Some(inference_model(&models)?),
             };
-            let (_, model) = chosen.ok_or("the train block has no such model")?.clone();
+            let model = chosen
+                .map(|(_, m)| m.clone())
+                .ok_or("the train block has no such model")?;
             let hint = sample_shapes(db, file, sig);
             let x = predict_input(&mut lw, &model, batch, &hint)?;
             let y = crate::calls::call(&mut lw, Val::Layer(model), vec![(None, Val::T(x))])?;
             set_predict_outputs(&mut lw, "output", y)?;
         } else if mode == Mode::Decode {
-            let (_, model) = models
-                .iter()
-                .find(|(_, m)| !m.frozen)
-                .or(models.first())
-                .ok_or("the train block has no model")?
-                .clone();
+            let (_, model) = inference_model(&models)?.clone();
             decode_graph(&mut lw, model, batch, &sample_shapes(db, file, sig))?;
         } else {
             lw.bind("B", Val::Int(batch as i64));

@@ -54,12 +54,7 @@ pub fn summarize(db: &dyn Db, file: SourceFile, index: u32) -> Res<ModelSummary>
     let mut graph = Graph::new("summary");
     let mut lw = Lowerer::new(db, &mut graph, file, false);
     let models = bind_models(&mut lw, def, id, sig)?;
-    let (_, model) = models
-        .iter()
-        .find(|(_, m)| !m.frozen)
-        .or(models.first())
-        .ok_or("the train block has no model")?
-        .clone();
+    let (_, model) = crate::model::inference_model(&models)?.clone();
     let hint = sample_shapes(db, file, sig);
     let x = predict_input(&mut lw, &model, 1, &hint)?;
     let input = lw.em.shape(x);

@@ -13,15 +13,6 @@ use dnnc_ir::{DType, Graph, NodeId, Op};
 
 use crate::error::PassError;
 
-/// Whether `perm` swaps the last two axes and keeps the others.
-fn swaps_last_two(perm: &[usize]) -> bool {
-    let r = perm.len();
-    r >= 2
-        && perm[r - 2] == r - 1
-        && perm[r - 1] == r - 2
-        && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
-}
-
 /// `x` rounded to `bf16` (inside a transpose of the last two axes, so that the product
 /// still reads the transposed operand in place).
 fn rounded(g: &mut Graph, x: NodeId) -> Result<NodeId, PassError> {
@@ -29,7 +20,7 @@ fn rounded(g: &mut Graph, x: NodeId) -> Result<NodeId, PassError> {
         return Ok(x);
     }
     if let Op::Transpose(perm) = g.node(x).op.clone() {
-        if swaps_last_two(&perm) {
+        if dnnc_ir::op::swaps_last_two(&perm) {
             let was = g.operands(x)[0];
             let inner = rounded(g, was)?;
             if inner == was {

@@ -58,6 +58,8 @@ pub struct LanguageModel {
     pub context: usize,
     /// Whether `model` decodes incrementally with `decode`.
     pub incremental: bool,
+    /// The id an empty context starts from (a newline, if the vocabulary has one).
+    pub pad: i32,
     pub model: Box<dyn NextLogits>,
 }
 
@@ -105,6 +107,7 @@ pub fn open(
         vocab,
         context: t,
         incremental,
+        pad,
         model,
     })
 }
@@ -120,6 +123,7 @@ pub fn generate(
     let LanguageModel {
         vocab,
         incremental,
+        pad,
         mut model,
         ..
     } = open(job, weights, s.incremental, backend, passes)?;
@@ -133,7 +137,6 @@ pub fn generate(
         })?;
         ids.push(id as i32);
     }
-    let pad = vocab.iter().position(|&c| c == '\n').unwrap_or(0) as i32;
     if ids.is_empty() {
         ids.push(pad);
     }
@@ -258,7 +261,9 @@ pub struct Decoder {
 /// The element type of `decode`'s input and the zero states it starts from.
 pub struct StateTypes {
     input: DType,
-    zeros: Vec<(String, Tensor)>,
+    /// Each state: its input, the output that carries its next value, and the zeros
+    /// it starts from.
+    states: Vec<(String, String, Tensor)>,
 }
 
 impl StateTypes {
@@ -274,16 +279,17 @@ impl StateTypes {
                 input.dtype, input.shape
             )));
         }
-        let zeros = (0..)
+        let states = (0..)
             .map_while(|i| {
                 let name = format!("state.{i}");
                 let n = g.input_named(&name)?;
-                Some((name, Tensor::zeros(g.ty(n).dtype, g.ty(n).shape.clone())))
+                let zeros = Tensor::zeros(g.ty(n).dtype, g.ty(n).shape.clone());
+                Some((name, format!("output.{}", i + 1), zeros))
             })
             .collect();
         Ok(StateTypes {
             input: input.dtype,
-            zeros,
+            states,
         })
     }
 }
@@ -313,11 +319,11 @@ impl Decoder {
         let key = scalar_i64(0);
         let mut inputs: Vec<(&str, &Tensor)> = vec![("input", &x), (Port::RngKey.name(), &key)];
         if self.seen == 0 {
-            inputs.extend(self.types.zeros.iter().map(|(n, t)| (n.as_str(), t)));
+            inputs.extend(self.types.states.iter().map(|(n, _, t)| (n.as_str(), t)));
         }
         self.exe.step(&inputs)?;
-        for (i, (name, _)) in self.types.zeros.iter().enumerate() {
-            self.exe.carry(&format!("output.{}", i + 1), name)?;
+        for (input, output, _) in &self.types.states {
+            self.exe.carry(output, input)?;
         }
         self.seen += 1;
         self.runs += 1;

@@ -67,15 +67,14 @@ pub struct Quantized {
 
 /// The parameters of `weights` stored quantized (those with an input scale).
 pub fn quantized_params(weights: &Path) -> Result<Vec<String>, RunError> {
-    let meta = checkpoint::metadata(weights)?;
+    let (names, meta) = checkpoint::header(weights)?;
     if !meta.contains_key(QUANTIZED_KEY) {
         return Ok(Vec::new());
     }
-    let names = checkpoint::load(weights)?
-        .into_iter()
-        .filter_map(|(n, _)| n.strip_suffix(".input_scale").map(str::to_string))
-        .collect();
-    Ok(names)
+    Ok(names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".input_scale").map(str::to_string))
+        .collect())
 }
 
 /// `passes` for graphs that read `weights`: int8 products where they are quantized.

@@ -220,6 +220,17 @@ impl<'a, 'db> Trainer<'a, 'db> {
         })
     }
 
+    /// Recomputes the pruning masks when they are due before step `step`.
+    fn prune_if_due(&self, step: usize) -> Result<(), RunError> {
+        match &self.pruner {
+            Some(p) => match p.due(step) {
+                Some(target) => p.apply(&self.store, target),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
     /// The parameters' current values (for the best epoch of early stopping).
     fn param_values(&self) -> HashMap<String, Tensor> {
         self.params
@@ -309,10 +320,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                         })?;
                     }
                 }
-                if let Some(target) = self.pruner.as_ref().and_then(|p| p.due(global_step)) {
-                    let pruner = self.pruner.as_ref().expect("due");
-                    pruner.apply(&self.store, target)?;
-                }
+                self.prune_if_due(global_step)?;
                 let mut first_loss = f64::NAN;
                 for s in 0..n_steps {
                     // Each step of each batch draws its own random numbers.
@@ -388,10 +396,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 global_step += 1;
             }
             // The ramp's last masks, once its last step has run.
-            if let Some(target) = self.pruner.as_ref().and_then(|p| p.due(global_step)) {
-                let pruner = self.pruner.as_ref().expect("due");
-                pruner.apply(&self.store, target)?;
-            }
+            self.prune_if_due(global_step)?;
             let sparsity = self
                 .pruner
                 .as_ref()

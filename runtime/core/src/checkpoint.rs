@@ -198,10 +198,18 @@ pub fn save_with_metadata(
 
 /// The string metadata of the safetensors file `path` (empty when it has none).
 pub fn metadata(path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
+    Ok(header(path)?.1)
+}
+
+/// The tensor names (sorted) and the string metadata of the safetensors file `path`,
+/// without decoding any tensor.
+pub fn header(path: &Path) -> Result<(Vec<String>, HashMap<String, String>), CheckpointError> {
     let bytes = read(path)?;
-    parse(path, &bytes)?;
+    let file = parse(path, &bytes)?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, &bytes, e))?;
-    Ok(meta.metadata().clone().unwrap_or_default())
+    let mut names: Vec<String> = file.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    Ok((names, meta.metadata().clone().unwrap_or_default()))
 }
 
 /// The bytes of a safetensors file holding `tensors` (what [`save`] writes; `path`

@@ -72,48 +72,6 @@ pub(crate) fn streams() -> bool {
     path() == Bf16Path::Dpbf16
 }
 
-/// Rows `0..m` by columns `c0..c1` of `round(A)·round(B)` for `B` with unit column
-/// stride, streamed (see [`streams`]).
-///
-/// # Safety
-/// As [`crate::Gemm::run`]; [`streams`] holds.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn direct(
-    (m, k): (usize, usize),
-    cols: (usize, usize),
-    a: MatRef,
-    b: MatRef,
-    c: *mut f32,
-    ldc: usize,
-    ep: Epilogue,
-) {
-    #[cfg(target_arch = "x86_64")]
-    x86::direct((m, k), cols, a, b, c, ldc, ep);
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("{m}{k}{cols:?}{a:?}{b:?}{c:p}{ldc}{ep:?}: streaming needs AVX-512 BF16");
-}
-
-/// Rows `0..m` by columns `c0..c1` of `round(A)·round(B)` as dot products (rows of
-/// `A` and columns of `B` contiguous; see [`crate::dot`]), on [`Bf16Path::Dpbf16`].
-///
-/// # Safety
-/// As [`crate::Gemm::run`], with `a.cs == 1`, `b.rs == 1` and [`streams`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn dots(
-    (m, k): (usize, usize),
-    cols: (usize, usize),
-    a: MatRef,
-    b: MatRef,
-    c: *mut f32,
-    ldc: usize,
-    ep: Epilogue,
-) {
-    #[cfg(target_arch = "x86_64")]
-    x86::dots((m, k), cols, a, b, c, ldc, ep);
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("{m}{k}{cols:?}{a:?}{b:?}{c:p}{ldc}{ep:?}: needs AVX-512 BF16");
-}
-
 /// The `bf16` bits of `x`, rounded to nearest with ties to even (NaN stays NaN).
 #[inline(always)]
 pub fn to_bits(x: f32) -> u16 {
@@ -388,8 +346,9 @@ fn bytemuck_f32(w: &mut [u32]) -> &mut [f32] {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    //! The `vdpbf16ps` micro-kernel.
+pub(crate) mod x86 {
+    //! The `vdpbf16ps` micro-kernel, and the streaming and dot-product forms for few
+    //! rows or columns (called by `Gemm` when [`super::streams`] holds).
 
     use std::arch::x86_64::*;
 
@@ -515,7 +474,7 @@ mod x86 {
     /// `ldc`).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn direct(
+    pub(crate) unsafe fn direct(
         (m, k): (usize, usize),
         (c0, c1): (usize, usize),
         a: crate::gemm::MatRef,
@@ -589,7 +548,7 @@ mod x86 {
     /// by four columns at a time, 32 steps of `k` per conversion.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn dots(
+    pub(crate) unsafe fn dots(
         (m, k): (usize, usize),
         (c0, c1): (usize, usize),
         a: crate::gemm::MatRef,
@@ -706,14 +665,8 @@ mod tests {
     static FORCING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
+        crate::draws(len, seed)
+            .map(|s| ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0)
             .collect()
     }
 

@@ -267,58 +267,40 @@ impl Gemm {
     /// strips of rows when there is one panel) claimed by the pool's threads.
     unsafe fn run_bf16(&mut self, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue) {
         let (m, n, k) = (self.m, self.n, self.k);
-        if dot::suits(m, n, k, a, b) && crate::bf16::streams() {
-            let groups = n.div_ceil(4);
-            let threads = if m * n * k >= PARALLEL_WORK {
-                pool::threads().min(groups)
-            } else {
-                1
-            };
-            let chunks = threads.max(1);
-            let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
-            let part = move |_: usize, chunk: usize| {
-                let at = |ch: usize| (groups * ch / chunks * 4).min(n);
-                unsafe {
-                    crate::bf16::dots(
-                        (m, k),
-                        (at(chunk), at(chunk + 1)),
-                        a.get(),
-                        b.get(),
-                        c.get(),
-                        n,
-                        ep.get(),
-                    )
+        #[cfg(target_arch = "x86_64")]
+        if crate::bf16::streams() {
+            let (sa, sb, sc, sep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
+            if dot::suits(m, n, k, a, b) {
+                let threads = if m * n * k >= PARALLEL_WORK {
+                    pool::threads()
+                } else {
+                    1
                 };
-            };
-            pool::run(chunks, threads, &part);
-            return;
-        }
-        if m <= DIRECT_ROWS && b.cs == 1 && crate::bf16::streams() {
-            // Bound by reading `B`: streamed once, rounded as it is loaded.
-            let threads = if k * n >= PARALLEL_STREAM {
-                pool::threads()
-            } else {
-                1
-            };
-            let blocks = n.div_ceil(64);
-            let chunks = blocks.min(threads).max(1);
-            let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
-            let part = move |_: usize, chunk: usize| {
-                let at = |ch: usize| (blocks * ch / chunks * 64).min(n);
-                unsafe {
-                    crate::bf16::direct(
-                        (m, k),
-                        (at(chunk), at(chunk + 1)),
-                        a.get(),
-                        b.get(),
-                        c.get(),
-                        n,
-                        ep.get(),
-                    )
+                // SAFETY: each range of columns is its own block of `C`.
+                return by_columns(n, 4, threads, &move |cols| unsafe {
+                    crate::bf16::x86::dots((m, k), cols, sa.get(), sb.get(), sc.get(), n, sep.get())
+                });
+            }
+            if m <= DIRECT_ROWS && b.cs == 1 {
+                // Bound by reading `B`: streamed once, rounded as it is loaded.
+                let threads = if k * n >= PARALLEL_STREAM {
+                    pool::threads()
+                } else {
+                    1
                 };
-            };
-            pool::run(chunks, threads, &part);
-            return;
+                // SAFETY: as above.
+                return by_columns(n, 64, threads, &move |cols| unsafe {
+                    crate::bf16::x86::direct(
+                        (m, k),
+                        cols,
+                        sa.get(),
+                        sb.get(),
+                        sc.get(),
+                        n,
+                        sep.get(),
+                    )
+                });
+            }
         }
         let threads = if m * n * k >= PARALLEL_WORK {
             pool::threads().min(self.work.len())
@@ -368,22 +350,29 @@ impl Gemm {
     /// of four.
     unsafe fn run_dots(&self, a: MatRef, b: MatRef, c: *mut f32, ep: Epilogue, simd: bool) {
         let (m, n, k) = (self.m, self.n, self.k);
-        let groups = n.div_ceil(4);
         let threads = if m * n * k >= PARALLEL_WORK {
-            pool::threads().min(groups)
+            pool::threads()
         } else {
             1
         };
-        let chunks = threads.max(1);
         let (a, b, c, ep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
-        let part = move |_: usize, chunk: usize| {
-            let at = |ch: usize| (groups * ch / chunks * 4).min(n);
-            let cols = (at(chunk), at(chunk + 1));
-            // SAFETY: each chunk writes its own columns of `C`.
-            unsafe { dot::product((m, k), cols, a.get(), b.get(), c.get(), n, ep.get(), simd) };
-        };
-        pool::run(chunks, threads, &part);
+        // SAFETY: each range of columns is its own block of `C`.
+        by_columns(n, 4, threads, &move |cols| unsafe {
+            dot::product((m, k), cols, a.get(), b.get(), c.get(), n, ep.get(), simd)
+        });
     }
+}
+
+/// Runs `f` on the columns `0..n` cut into ranges of whole `width`-column units, one
+/// range per thread of at most `threads` (no more than there are units).
+fn by_columns(n: usize, width: usize, threads: usize, f: &(dyn Fn((usize, usize)) + Sync)) {
+    let units = n.div_ceil(width);
+    let threads = threads.min(units).max(1);
+    let part = |_: usize, chunk: usize| {
+        let at = |ch: usize| (units * ch / threads * width).min(n);
+        f((at(chunk), at(chunk + 1)));
+    };
+    pool::run(threads, threads, &part);
 }
 
 /// The sizes of one thread's block of the product.
@@ -883,14 +872,8 @@ mod tests {
     }
 
     fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
+        crate::draws(len, seed)
+            .map(|s| ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5)
             .collect()
     }
 

@@ -307,14 +307,8 @@ mod tests {
     use super::*;
 
     fn data(len: usize, seed: u64) -> Vec<i8> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 56) as u8 as i8
-            })
+        crate::draws(len, seed)
+            .map(|s| (s >> 56) as u8 as i8)
             .collect()
     }
 

@@ -23,3 +23,16 @@ pub(crate) fn relu(v: f32) -> f32 {
         v.max(0.0)
     }
 }
+
+/// The tests' pseudo-random numbers: `len` draws of a 64-bit linear congruential
+/// generator from `seed` (the same sequence everywhere, so failures reproduce).
+#[cfg(test)]
+pub(crate) fn draws(len: usize, seed: u64) -> impl Iterator<Item = u64> {
+    let mut s = seed;
+    (0..len).map(move |_| {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s
+    })
+}
