@@ -102,7 +102,15 @@ pub(crate) fn schedule(g: &Graph, s: &Schedule, plan: &Plan) -> String {
                         .collect();
                     format!("  also storing {}", st.join(", "))
                 };
-                format!("loop({}) {}  [{n}]{also}", ops.join(", "), leaves(l))
+                // `split`: large enough work to run on every thread.
+                let values = l.len() + stores.len() + 1;
+                let cost = crate::loop_ops::loop_cost(g, &group.members, values);
+                let split = if dnnc_exec::loop_splits(*n, cost) {
+                    ", split"
+                } else {
+                    ""
+                };
+                format!("loop({}) {}  [{n}{split}]{also}", ops.join(", "), leaves(l))
             }
             Work::Kernel { k, args, .. } => format!("{} {}", k.name(), leaves(args)),
             Work::MatMul {

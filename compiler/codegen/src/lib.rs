@@ -181,14 +181,16 @@ pub(crate) fn build_program(g: &Graph) -> Result<(Program, Vec<Group>), CodegenE
                 n,
             } => {
                 stats.loops += 1;
-                groups.push(group);
                 let mut vals = leaves;
                 vals.extend(stores);
                 vals.push(out);
+                let cost = loop_ops::loop_cost(g, &group.members, vals.len());
+                groups.push(group);
                 StepDesc::Loop {
                     f: groups.len() - 1,
                     vals,
                     n,
+                    cost,
                 }
             }
             Work::Kernel { k, args, out } => {

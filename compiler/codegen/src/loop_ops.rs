@@ -95,3 +95,39 @@ pub(crate) fn binary(b: BinaryOp) -> BinaryCode {
         BinaryOp::And | BinaryOp::Or => BinaryCode::NotInLoops,
     }
 }
+
+/// Cost units per element of a loop with these members that reads and writes
+/// `values` buffers: one per value read or written, plus the members' arithmetic.
+pub(crate) fn loop_cost(g: &dnnc_ir::Graph, members: &[dnnc_ir::NodeId], values: usize) -> usize {
+    members.iter().map(|&m| cost(g, m)).sum::<usize>() + values
+}
+
+/// Relative cost units per element of a loop's member `id` (a vectorised
+/// transcendental is worth several arithmetic ops, a helper call more), so large loops
+/// of heavy math split across threads earlier than cheap ones do.
+fn cost(g: &dnnc_ir::Graph, id: dnnc_ir::NodeId) -> usize {
+    match &g.node(id).op {
+        dnnc_ir::Op::Unary(u) => match unary(*u) {
+            UnaryCode::Math(_) => 8,
+            UnaryCode::Call(_) => 20,
+            UnaryCode::Sqrt | UnaryCode::Rsqrt => 2,
+            UnaryCode::Neg
+            | UnaryCode::Abs
+            | UnaryCode::Floor
+            | UnaryCode::Ceil
+            | UnaryCode::NotInLoops => 1,
+        },
+        dnnc_ir::Op::Binary(b) => match binary(*b) {
+            BinaryCode::Call(_) => 20,
+            BinaryCode::Div | BinaryCode::Rem => 2,
+            BinaryCode::Add
+            | BinaryCode::Sub
+            | BinaryCode::Mul
+            | BinaryCode::Max
+            | BinaryCode::Min
+            | BinaryCode::Compare(_)
+            | BinaryCode::NotInLoops => 1,
+        },
+        _ => 1,
+    }
+}

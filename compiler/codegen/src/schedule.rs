@@ -13,6 +13,10 @@
 //! - updates and outputs that are a `state` itself are copied first, so in-place
 //!   updates of other states cannot change them.
 
+/// A transpose that this many products read is materialised once instead of being
+/// read in place by each.
+const TRANSPOSE_ONCE_READERS: usize = 4;
+
 use std::collections::{HashMap, HashSet};
 
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op};
@@ -340,14 +344,15 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         }
         fused_at.insert(f.result(), i);
     }
-    // Transposes read in place by every user.
+    // Transposes read in place by every user (products), unless many products read
+    // one: a recurrent weight read by every time step is transposed once, so that
+    // each step packs it from rows rather than gathering it through the strides.
     let folds = |t: NodeId| match &g.node(t).op {
         Op::Transpose(perm) if dnnc_ir::op::swaps_last_two(perm) && g.ty(t).dtype == DType::F32 => {
-            users
-                .of
-                .get(&t)
-                .is_some_and(|us| us.iter().all(|&u| matches!(g.node(u).op, Op::MatMul)))
-                && !users.pinned.contains(&t)
+            users.of.get(&t).is_some_and(|us| {
+                us.len() < TRANSPOSE_ONCE_READERS
+                    && us.iter().all(|&u| matches!(g.node(u).op, Op::MatMul))
+            }) && !users.pinned.contains(&t)
         }
         _ => false,
     };

@@ -23,8 +23,15 @@ use crate::store::{Slot, Store};
 /// elements `start..end`.
 pub type LoopFn = unsafe extern "C" fn(*const *mut f32, i64, i64);
 
-/// Loops over at least this many elements split across threads.
-pub const PARALLEL_LOOP: usize = 1 << 15;
+/// Loops of at least this many units of work (elements × cost per element) split
+/// across threads: a plain sum from 32768 elements, the gates of an LSTM step
+/// (three sigmoids and two tanh per element) from a few thousand.
+pub const PARALLEL_LOOP: usize = 1 << 17;
+
+/// Whether a loop over `n` elements at `cost` units each splits across threads.
+pub fn loop_splits(n: usize, cost: usize) -> bool {
+    n.saturating_mul(cost) >= PARALLEL_LOOP
+}
 
 /// One step as it runs.
 pub enum Exec {
@@ -35,6 +42,8 @@ pub enum Exec {
         number: usize,
         ptrs: Box<[*mut f32]>,
         n: usize,
+        /// Units of work in all (see [`PARALLEL_LOOP`]).
+        work: usize,
     },
     Kernel {
         k: Kernel,
@@ -79,13 +88,17 @@ impl Ptrs {
     }
 }
 
-/// Runs `f` over `0..n`, in chunks of whole vectors across threads when `n` is large.
+/// Runs `f` over `0..n`, in chunks of whole vectors across threads when its `work` is
+/// large.
 ///
 /// # Safety
 /// `f` must be a loop compiled for the buffers `ptrs` points to, each at least `n`
 /// elements (or one, for splatted leaves).
-unsafe fn run_loop(f: LoopFn, ptrs: *const *mut f32, n: usize) {
-    let threads = pool::threads().min(n / (PARALLEL_LOOP / 2)).max(1);
+unsafe fn run_loop(f: LoopFn, ptrs: *const *mut f32, n: usize, work: usize) {
+    let threads = pool::threads()
+        .min(work / (PARALLEL_LOOP / 2))
+        .min(n / 64)
+        .max(1);
     if threads == 1 {
         f(ptrs, 0, n as i64);
         return;
@@ -112,8 +125,10 @@ const INLINE_ARGS: usize = 9;
 pub unsafe extern "C" fn run_step(step: *const u8) -> i32 {
     let step = &*(step as *const Exec);
     match step {
-        Exec::Loop { f, ptrs, n, .. } => {
-            run_loop(*f, ptrs.as_ptr(), *n);
+        Exec::Loop {
+            f, ptrs, n, work, ..
+        } => {
+            run_loop(*f, ptrs.as_ptr(), *n, *work);
             0
         }
         Exec::Kernel {
@@ -374,18 +389,20 @@ impl Instance {
         let mut order = Vec::new();
         for s in &p.steps {
             match s {
-                StepDesc::Loop { f, vals, n } => {
+                StepDesc::Loop { f, vals, n, cost } => {
                     let ptrs: Box<[*mut f32]> = vals
                         .iter()
                         .map(|&v| view(v).map(|v| v.ptr as *mut f32))
                         .collect::<Result<_, _>>()?;
-                    if *n >= PARALLEL_LOOP {
+                    let work = n.saturating_mul(*cost);
+                    if loop_splits(*n, *cost) {
                         order.push((false, steps.len()));
                         steps.push(Exec::Loop {
                             f: loop_fn(*f)?,
                             number: *f,
                             ptrs,
                             n: *n,
+                            work,
                         });
                     } else {
                         loop_fn(*f)?;

@@ -29,6 +29,6 @@ pub mod store;
 pub mod window;
 
 pub use error::ExecError;
-pub use instance::{run_step, Call, Instance, LoopFn, PARALLEL_LOOP};
+pub use instance::{loop_splits, run_step, Call, Instance, LoopFn, PARALLEL_LOOP};
 pub use program::Program;
 pub use store::Store;

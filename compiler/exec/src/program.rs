@@ -118,11 +118,13 @@ pub struct Operand {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum StepDesc {
     /// Loop function `f` over `n` elements with these buffers (leaves, stored
-    /// members, result).
+    /// members, result), at about `cost` units of work per element (one per value
+    /// read or written and per arithmetic op, several per transcendental).
     Loop {
         f: usize,
         vals: Vec<usize>,
         n: usize,
+        cost: usize,
     },
     Kernel {
         k: KernelDesc,

@@ -159,9 +159,38 @@ pub(crate) fn profile(exe: &mut dyn Executable, runs: usize, name: &str) {
     let total: f64 = steps.iter().map(|(_, t)| t).sum();
     eprintln!("profile of `{name}` (median µs per step, total {total:.0} µs):");
     steps.sort_by(|a, b| b.1.total_cmp(&a.1));
-    for (line, t) in steps.iter().take(25) {
+    let shown = if std::env::var_os("DNNC_PROFILE_ALL").is_some() {
+        usize::MAX
+    } else {
+        25
+    };
+    for (line, t) in steps.iter().take(shown) {
         eprintln!("{t:9.1}  {line}");
     }
+    // The same time by kind of step (the word after `=`: matmul, loop, take, ...).
+    let mut kinds: Vec<(&str, f64, usize)> = Vec::new();
+    for (line, t) in &steps {
+        let kind = line
+            .split_once(" = ")
+            .and_then(|(_, rest)| {
+                rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+            })
+            .unwrap_or("?");
+        match kinds.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some(entry) => {
+                entry.1 += t;
+                entry.2 += 1;
+            }
+            None => kinds.push((kind, *t, 1)),
+        }
+    }
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let by_kind: Vec<String> = kinds
+        .iter()
+        .map(|(k, t, n)| format!("{k} {t:.0} µs ({n})"))
+        .collect();
+    eprintln!("  by kind: {}", by_kind.join(", "));
 }
 
 /// Compiles and times an inference graph.

@@ -4,11 +4,15 @@
 //! A job is a number of chunks; threads claim chunks one at a time, so a worker that
 //! is late (asleep, or its core taken by another process) simply claims fewer — the
 //! caller never waits for a chunk nobody has started. It can only wait for a chunk a
-//! worker started and then lost its core in the middle of; when that keeps happening
-//! (another process is busy on the other core), the pool runs jobs on the caller alone
-//! for a while (20 ms at first, doubling up to a second while it persists) and then
-//! tries again. So large kernels use both cores when both are free, and are not slower
-//! than one thread when only one is.
+//! worker started and then lost its core in the middle of. Waits are weighed against
+//! the caller's own work over windows of 10 ms of it: a vCPU the host takes away for a
+//! millisecond now and then costs little, while another process busy on the other
+//! core makes the caller wait longer than it works; then the pool runs jobs on the
+//! caller alone for a while (20 ms at first, doubling up to a second while it
+//! persists) and tries again. So large kernels use both cores when both are free, and
+//! are not slower than one thread when only one is. (Counting single late jobs
+//! instead, as this pool first did, sent an LSTM's training step — hundreds of short
+//! jobs — onto one core most of the time on a VM whose vCPUs pause now and then.)
 //!
 //! Rayon's `join` from a thread outside its pool pushes onto a global queue that
 //! allocates now and then; a training step must allocate nothing after its first run.
@@ -59,6 +63,8 @@ struct Shared {
     workers: usize,
     /// Workers that have started running.
     started: AtomicUsize,
+    /// Workers asleep on [`Shared::wake`] (not spinning).
+    sleeping: AtomicUsize,
 }
 
 // SAFETY: `job` is written by the one caller holding `busy` while no chunk is
@@ -69,13 +75,42 @@ unsafe impl Send for Shared {}
 /// When the pool runs on the caller alone because workers keep being late.
 struct Backoff {
     solo_until: Option<Instant>,
-    /// One bit per recent job, set if it waited for a late worker.
-    history: u8,
-    /// Jobs without a late worker since the last pause.
-    good: u32,
-    /// Just back from a pause: one late job starts the next.
-    probation: bool,
+    /// The caller's own work and its waits for workers in the current window.
+    own: Duration,
+    waited: Duration,
+    /// The next pause; doubles while windows keep losing, back to the first after one
+    /// that does not.
     next_pause: Duration,
+}
+
+/// Waits are judged over windows of this much of the caller's own work: a worker's
+/// vCPU that the host takes away for a millisecond now and then costs little over a
+/// window, one that another process keeps busy costs more than it brings.
+const WINDOW: Duration = Duration::from_millis(10);
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+
+impl Backoff {
+    /// Counts one job in which the caller worked `own` and then waited `waited` for
+    /// workers. Two threads beat one while the caller waits less than it works itself
+    /// (with even shares, one thread alone would take about twice its own time).
+    /// Judged per window, not per job: when a window's waits exceed its work, the
+    /// pool runs alone for a pause, longer for each losing window in a row.
+    fn record(&mut self, own: Duration, waited: Duration, now: Instant) {
+        self.own += own;
+        self.waited += waited;
+        if self.own < WINDOW && self.waited < WINDOW {
+            return;
+        }
+        if self.waited > self.own {
+            self.solo_until = Some(now + self.next_pause);
+            self.next_pause = (self.next_pause * 2).min(LONGEST_PAUSE);
+        } else {
+            self.next_pause = FIRST_PAUSE;
+        }
+        self.own = Duration::ZERO;
+        self.waited = Duration::ZERO;
+    }
 }
 
 static POOL: OnceLock<&'static Shared> = OnceLock::new();
@@ -93,12 +128,12 @@ fn pool(workers: usize) -> &'static Shared {
             done: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
             started: AtomicUsize::new(0),
+            sleeping: AtomicUsize::new(0),
             busy: Mutex::new(Backoff {
                 solo_until: None,
-                history: 0,
-                good: 0,
-                probation: false,
-                next_pause: Duration::from_millis(20),
+                own: Duration::ZERO,
+                waited: Duration::ZERO,
+                next_pause: FIRST_PAUSE,
             }),
             workers,
         }));
@@ -157,17 +192,22 @@ fn worker(shared: &'static Shared, tid: usize) {
     shared.started.fetch_add(1, Ordering::AcqRel);
     let mut seen = 0u64;
     loop {
-        // Spin a little: the next kernel of a step usually follows within microseconds.
-        let spin_until = Instant::now() + Duration::from_micros(200);
+        // Spin a while: the next kernel of a step usually follows within microseconds,
+        // and a recurrent step's serial stretches (its gates, a concatenation of every
+        // time step) take hundreds. A worker woken from sleep is often placed on the
+        // caller's core first and runs its chunk only once the caller waits.
+        let spin_until = Instant::now() + Duration::from_millis(2);
         let mut spins = 0u32;
         while shared.generation.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(256) && Instant::now() >= spin_until {
+                shared.sleeping.fetch_add(1, Ordering::AcqRel);
                 let mut slot = shared.slot.lock().unwrap_or_else(|e| e.into_inner());
                 while *slot == seen {
                     slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
                 }
+                shared.sleeping.fetch_sub(1, Ordering::AcqRel);
                 break;
             }
         }
@@ -200,10 +240,10 @@ pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Syn
             return solo();
         }
         backoff.solo_until = None;
-        backoff.probation = true;
     }
     let generation = shared.generation.load(Ordering::Relaxed) + 1;
     shared.done.store(0, Ordering::Release);
+    let woken = shared.sleeping.load(Ordering::Acquire) > 0;
     // SAFETY (lifetime erasure): the pointer is used only for claimed chunks, and this
     // function returns only when every chunk is finished.
     let f_ptr: *const (dyn Fn(usize, usize) + Sync + '_) = f;
@@ -234,28 +274,10 @@ pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Syn
         }
     }
     let waited = started.elapsed() - own;
-    // Waiting for a worker longer than a fraction of the caller's own share means it
-    // lost its core in the middle of a chunk: when two of the last eight jobs did, run
-    // alone for a while (longer each time it happens again right after a pause).
-    let late = waited > own / 4 + Duration::from_micros(20);
-    backoff.history = (backoff.history << 1) | u8::from(late);
-    if backoff.history.count_ones() >= 2 || (late && backoff.probation) {
-        backoff.solo_until = Some(Instant::now() + backoff.next_pause);
-        backoff.next_pause = (backoff.next_pause * 2).min(Duration::from_secs(1));
-        backoff.history = 0;
-        backoff.good = 0;
-        backoff.probation = false;
-    } else if late {
-        backoff.good = 0;
-    } else {
-        backoff.good += 1;
-        if backoff.good >= 8 {
-            backoff.probation = false;
-        }
-        // A thousand good jobs in a row: the other core is free again.
-        if backoff.good >= 1000 {
-            backoff.next_pause = Duration::from_millis(20);
-        }
+    // A worker that had to be woken (it sleeps after 2 ms without work) is left out
+    // of the count: it may have started on the caller's core.
+    if !woken {
+        backoff.record(own, waited, Instant::now());
     }
     unsafe { *shared.job.get() = None };
 }
@@ -263,6 +285,56 @@ pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Syn
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fresh() -> Backoff {
+        Backoff {
+            solo_until: None,
+            own: Duration::ZERO,
+            waited: Duration::ZERO,
+            next_pause: FIRST_PAUSE,
+        }
+    }
+
+    #[test]
+    fn a_rare_hiccup_does_not_stop_the_workers() {
+        // 200 jobs of 50 µs each; one waited 2 ms for a worker whose vCPU was away.
+        let mut b = fresh();
+        let now = Instant::now();
+        for i in 0..200 {
+            let waited = if i == 7 { 2000 } else { 5 };
+            b.record(
+                Duration::from_micros(50),
+                Duration::from_micros(waited),
+                now,
+            );
+        }
+        assert!(b.solo_until.is_none());
+        assert_eq!(b.next_pause, FIRST_PAUSE);
+    }
+
+    #[test]
+    fn a_busy_other_core_sends_the_pool_solo_for_longer_and_longer() {
+        // Every job waits 4 ms (the worker's core is timesliced with another process).
+        let mut b = fresh();
+        let now = Instant::now();
+        let mut pauses = Vec::new();
+        for _ in 0..4 {
+            b.solo_until = None;
+            for _ in 0..3 {
+                b.record(Duration::from_micros(500), Duration::from_millis(4), now);
+            }
+            pauses.push(b.solo_until.expect("solo after a losing window") - now);
+        }
+        assert_eq!(
+            pauses,
+            [20, 40, 80, 160].map(Duration::from_millis).to_vec()
+        );
+        // A window without losses resets the pause.
+        for _ in 0..30 {
+            b.record(Duration::from_micros(500), Duration::from_micros(10), now);
+        }
+        assert_eq!(b.next_pause, FIRST_PAUSE);
+    }
 
     #[test]
     fn every_chunk_runs_once() {
