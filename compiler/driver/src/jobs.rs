@@ -474,7 +474,7 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
         };
         // Find the runtime before the (longer) compilation.
         let runtime = if emit == "lib" {
-            match library::find_runtime(a.runtime.as_deref()) {
+            match library::find_runtime(a.runtime.as_deref(), crate::runtime_archive::embedded()) {
                 Ok(r) => Some(r),
                 Err(e) => return failed(e),
             }
@@ -505,16 +505,14 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
                 a.backend,
                 lib.objects.len()
             ))),
-            _ => {
-                library::write_archive(&lib.objects, runtime.as_deref().expect("found above"), &out)
-                    .and_then(|()| write(&dir.join(format!("{name}.h")), header.as_bytes()))
-                    .and_then(|()| {
-                        write(
-                            &dir.join(format!("{name}.pc")),
-                            library::pkg_config(&name, &dir).as_bytes(),
-                        )
-                    })
-            }
+            _ => library::write_archive(&lib.objects, runtime.as_ref().expect("found above"), &out)
+                .and_then(|()| write(&dir.join(format!("{name}.h")), header.as_bytes()))
+                .and_then(|()| {
+                    write(
+                        &dir.join(format!("{name}.pc")),
+                        library::pkg_config(&name, &dir).as_bytes(),
+                    )
+                }),
         };
         match result {
             Ok(()) => {

@@ -5,6 +5,7 @@
 mod check;
 mod jobs;
 mod render;
+mod runtime_archive;
 
 use std::process::ExitCode;
 

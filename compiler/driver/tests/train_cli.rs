@@ -225,6 +225,78 @@ fn compile_emits_ir_and_dot() {
     assert!(text(&out.stdout).contains("output loss"));
 }
 
+/// A `dnnc` copied alone to an empty folder (no `libdnnc_capi.a` beside it, no
+/// `$DNNC_RUNTIME`) builds a library with the runtime it embeds: `libmlp.a` holds the
+/// model's object and the C API's, and links into a C program that runs the model
+/// (when a C compiler is installed; CI installs one).
+#[test]
+fn a_dnnc_copied_alone_builds_working_libraries() {
+    let dir = scratch("alone");
+    let exe = dir.join("dnnc");
+    std::fs::copy(env!("CARGO_BIN_EXE_dnnc"), &exe).unwrap();
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = Command::new(&exe)
+        .args(["compile", &example("mnist_mlp.dnn")])
+        .current_dir(&work)
+        .env_remove("DNNC_RUNTIME")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lib = work.join("libmlp.a");
+    for f in ["libmlp.a", "mlp.h", "mlp.pc"] {
+        assert!(work.join(f).is_file(), "{f} missing");
+    }
+    // No scratch files are left beside the library.
+    let left: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let members = Command::new("ar").arg("t").arg(&lib).output().unwrap();
+    let members = text(&members.stdout);
+    assert!(
+        members.contains("dnnc_capi"),
+        "no runtime in the library:\n{members}"
+    );
+    assert!(
+        members.contains("model0"),
+        "no model object in the library:\n{members}"
+    );
+    // Link it into a C program that runs the model on a zero image.
+    let main = work.join("main.c");
+    std::fs::write(
+        &main,
+        "#include <stdio.h>\n#include \"mlp.h\"\n\
+         int main(void) {\n  float x[784] = {0}, y[10];\n  mlp_t *m = mlp_create();\n\
+           if (!m || mlp_forward(m, x, 1, y) != 0) return 1;\n  printf(\"%d\\n\", y[0] == y[0]);\n\
+           mlp_destroy(m);\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let Ok(cc) = Command::new("cc")
+        .current_dir(&work)
+        .args([
+            "main.c",
+            "libmlp.a",
+            "-lm",
+            "-lpthread",
+            "-ldl",
+            "-o",
+            "main",
+        ])
+        .output()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "CI has a C compiler");
+        return;
+    };
+    assert!(cc.status.success(), "{}", text(&cc.stderr));
+    let run = Command::new(work.join("main")).output().unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout).trim(), "1");
+}
+
 /// `--emit header` and `--emit obj` write the C API's header and the model's object
 /// file; bad names, extensions and runtimes are clear errors.
 #[test]

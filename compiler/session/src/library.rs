@@ -261,12 +261,25 @@ pub fn build(
     Ok((lib, h))
 }
 
-/// Where the runtime archive is: `explicit`, `$DNNC_RUNTIME`, or `libdnnc_capi.a` in
-/// the directory of the running `dnnc` or a sibling cargo profile directory.
-pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, RunError> {
+/// The runtime archive a library bundles.
+#[derive(Clone, Debug)]
+pub enum Runtime {
+    /// `libdnnc_capi.a` on disk.
+    File(PathBuf),
+    /// Its bytes, embedded in `dnnc` when it was built.
+    Embedded(&'static [u8]),
+}
+
+/// Where the runtime archive is: `explicit`, `$DNNC_RUNTIME`, the archive `dnnc` was
+/// built with (`embedded`), or `libdnnc_capi.a` in the directory of the running `dnnc`
+/// or a sibling cargo profile directory.
+pub fn find_runtime(
+    explicit: Option<&Path>,
+    embedded: Option<&'static [u8]>,
+) -> Result<Runtime, RunError> {
     if let Some(p) = explicit {
         return if p.is_file() {
-            Ok(p.to_path_buf())
+            Ok(Runtime::File(p.to_path_buf()))
         } else {
             Err(RunError::NotRunnable(format!(
                 "{}: the runtime archive does not exist",
@@ -277,13 +290,16 @@ pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, RunError> {
     if let Some(p) = std::env::var_os("DNNC_RUNTIME") {
         let p = PathBuf::from(p);
         return if p.is_file() {
-            Ok(p)
+            Ok(Runtime::File(p))
         } else {
             Err(RunError::NotRunnable(format!(
                 "{} (from DNNC_RUNTIME): the runtime archive does not exist",
                 p.display()
             )))
         };
+    }
+    if let Some(bytes) = embedded {
+        return Ok(Runtime::Embedded(bytes));
     }
     let exe = std::env::current_exe().map_err(|e| RunError::NotRunnable(e.to_string()))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
@@ -298,14 +314,18 @@ pub fn find_runtime(explicit: Option<&Path>) -> Result<PathBuf, RunError> {
             candidates.push(target.join(profile).join("libdnnc_capi.a"));
         }
     }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        RunError::NotRunnable("the runtime archive libdnnc_capi.a was not found next to dnnc; build it with `cargo build --profile capi -p dnnc-capi`, or pass `--runtime PATH` (or set DNNC_RUNTIME)".to_string())
-    })
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .map(Runtime::File)
+        .ok_or_else(|| {
+            RunError::NotRunnable("this dnnc was built without its runtime archive (DNNC_EMBED_RUNTIME=0) and libdnnc_capi.a is not next to it; build it with `cargo build --profile capi -p dnnc-capi`, or pass `--runtime PATH` (or set DNNC_RUNTIME)".to_string())
+        })
 }
 
 /// Writes `objects` bundled with the runtime archive as the static library `out`, using
 /// `ar` (GNU binutils, which comes with any C compiler on Linux).
-pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<(), RunError> {
+pub fn write_archive(objects: &[Vec<u8>], runtime: &Runtime, out: &Path) -> Result<(), RunError> {
     let dir = out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -318,8 +338,22 @@ pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<
     let objs: Vec<PathBuf> = (0..objects.len())
         .map(|i| dir.join(format!(".{stem}.model{i}.o")))
         .collect();
+    // `ar` reads an embedded runtime from a file beside the objects, removed with them.
+    let mut scratch = objs.clone();
+    let runtime = match runtime {
+        Runtime::File(p) => p.clone(),
+        Runtime::Embedded(bytes) => {
+            let p = dir.join(format!(".{stem}.runtime.a"));
+            scratch.push(p.clone());
+            std::fs::write(&p, bytes).map_err(|e| RunError::write(&p, e))?;
+            p
+        }
+    };
     for (path, bytes) in objs.iter().zip(objects) {
-        std::fs::write(path, bytes).map_err(|e| RunError::write(path, e))?;
+        if let Err(e) = std::fs::write(path, bytes) {
+            remove_all(&scratch);
+            return Err(RunError::write(path, e));
+        }
     }
     let tmp = dir.join(format!(".{stem}.tmp.a"));
     let _ = std::fs::remove_file(&tmp);
@@ -343,9 +377,7 @@ pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<
                 .write_all(script.as_bytes())?;
             child.wait_with_output()
         });
-    for o in &objs {
-        let _ = std::fs::remove_file(o);
-    }
+    remove_all(&scratch);
     match run {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
@@ -366,6 +398,13 @@ pub fn write_archive(objects: &[Vec<u8>], runtime: &Path, out: &Path) -> Result<
         }
     }
     std::fs::rename(&tmp, out).map_err(|e| RunError::write(out, e))
+}
+
+/// Removes scratch files, ignoring those already gone.
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// The pkg-config file of library `name` in `dir`.
