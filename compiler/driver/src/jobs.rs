@@ -325,6 +325,40 @@ pub fn quantize(
     })
 }
 
+/// `dnnc convert`: a checkpoint into or out of PyTorch's names and layouts.
+pub fn convert(
+    file: &Path,
+    from_torch: Option<PathBuf>,
+    to_torch: Option<PathBuf>,
+    output: &Path,
+) -> ExitCode {
+    use dnnc_session::torch::Direction;
+    let (direction, input) = match (from_torch, to_torch) {
+        (Some(i), None) => (Direction::FromTorch, i),
+        (None, Some(i)) => (Direction::ToTorch, i),
+        _ => return fail("say `--from-torch STATE_DICT` or `--to-torch CHECKPOINT`"),
+    };
+    if input == output {
+        return fail(format!(
+            "{}: converting a file onto itself would lose it; write to another `-o`",
+            output.display()
+        ));
+    }
+    with_job(file, |job| {
+        match dnnc_session::torch::convert(job, direction, &input, output) {
+            Ok(n) => {
+                let names = match direction {
+                    Direction::FromTorch => "dnnc's",
+                    Direction::ToTorch => "PyTorch's",
+                };
+                println!("wrote {n} tensors in {names} names to {}", output.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        }
+    })
+}
+
 /// `dnnc summary`: one row per layer, then the totals.
 pub fn summary(file: &Path) -> ExitCode {
     with_job(file, |job| {
@@ -524,6 +558,42 @@ fn compile_library(a: &CompileArgs) -> ExitCode {
     })
 }
 
+/// `dnnc compile --emit onnx` (or `-o NAME.onnx`): the inference graph with the
+/// weights of `--weights` as an ONNX model.
+fn compile_onnx(a: &CompileArgs) -> ExitCode {
+    let Some(weights) = a.weights.as_deref() else {
+        return fail("ONNX export needs the model's weights: `--weights W.safetensors`");
+    };
+    if a.runtime.is_some() || a.backend != "cranelift" || a.graph.is_some() || a.batch.is_some() {
+        return fail("ONNX export takes `--weights` and `-o`; `--runtime`, `--backend`, `--graph` and `--batch` do not apply (the batch is symbolic)");
+    }
+    with_job(&a.file, |job| {
+        let name = match dnnc_session::library::library_name(job, None) {
+            Ok(n) => n,
+            Err(e) => return failed(e),
+        };
+        let out = a
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{name}.onnx")));
+        if out.extension().and_then(|e| e.to_str()) != Some("onnx") {
+            return fail(format!(
+                "{}: `--emit onnx` writes a `.onnx` file",
+                out.display()
+            ));
+        }
+        match dnnc_session::onnx::export(job, &name, weights, &out, &passes(a.dump_after.clone())) {
+            Ok(ops) => {
+                let n: usize = ops.values().sum();
+                let kinds: Vec<String> = ops.iter().map(|(k, c)| format!("{k}×{c}")).collect();
+                println!("wrote {} ({n} nodes: {})", out.display(), kinds.join(", "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        }
+    })
+}
+
 /// What `dnnc compile` writes when `--emit` does not say: what `-o`'s extension
 /// promises, else IR when a graph or a dump was asked for, else the library.
 fn resolve_emit(a: &CompileArgs) -> Result<String, String> {
@@ -551,15 +621,10 @@ fn resolve_emit(a: &CompileArgs) -> Result<String, String> {
         Some("h") => "header",
         Some("ir") | Some("txt") => "ir",
         Some("dot") => "dot",
-        Some("onnx") => {
-            return Err(
-                "ONNX export is not supported yet; `-o` takes a `.a`, `.o`, `.h`, `.ir` or `.dot` file"
-                    .into(),
-            )
-        }
+        Some("onnx") => "onnx",
         Some(other) => {
             return Err(format!(
-                "cannot tell what to write from `.{other}`; name a `.a`, `.o`, `.h`, `.ir` or `.dot` file, or say `--emit`"
+                "cannot tell what to write from `.{other}`; name a `.a`, `.o`, `.h`, `.onnx`, `.ir` or `.dot` file, or say `--emit`"
             ))
         }
         None if a.graph.is_some() || a.dump_after.is_some() => "ir",
@@ -576,6 +641,9 @@ pub fn compile(mut a: CompileArgs) -> ExitCode {
     a.emit = Some(emit.clone());
     if matches!(emit.as_str(), "lib" | "obj" | "header") {
         return compile_library(&a);
+    }
+    if emit == "onnx" {
+        return compile_onnx(&a);
     }
     if a.weights.is_some() || a.runtime.is_some() || a.backend != "cranelift" {
         return fail(
@@ -645,7 +713,7 @@ pub fn compile(mut a: CompileArgs) -> ExitCode {
             },
             other => {
                 return fail(format!(
-                    "cannot emit `{other}`; choose ir, dot, schedule, lib, obj or header"
+                    "cannot emit `{other}`; choose ir, dot, schedule, lib, obj, header or onnx"
                 ))
             }
         };

@@ -278,6 +278,24 @@ enum Command {
     /// The model's layers: output shapes, parameter counts and multiply-adds per
     /// sample (like torchinfo's summary).
     Summary { file: PathBuf },
+    /// Convert a checkpoint to PyTorch's names and layouts (`--to-torch`) or from them
+    /// (`--from-torch`), layer by layer (`fc1.W` [inp, out] ↔ `fc1.weight` [out, inp]).
+    Convert {
+        file: PathBuf,
+        /// A PyTorch `state_dict` saved as safetensors, to read into dnnc's names.
+        #[arg(
+            long,
+            conflicts_with = "to_torch",
+            required_unless_present = "to_torch"
+        )]
+        from_torch: Option<PathBuf>,
+        /// A dnnc checkpoint, to write in PyTorch's names.
+        #[arg(long)]
+        to_torch: Option<PathBuf>,
+        /// The safetensors file to write.
+        #[arg(short = 'o', required = true)]
+        output: PathBuf,
+    },
     /// Format .dnn files in place (or check that they are formatted).
     Fmt {
         #[arg(required = true)]
@@ -288,15 +306,17 @@ enum Command {
     },
     /// Run the language server on standard input and output.
     Lsp,
-    /// Compile the file's graphs: print them (`--emit ir`, `dot` or `schedule`), or
-    /// build a static library with a C API (`--emit lib`, `obj` or `header`).
+    /// Compile the file's graphs: print them (`--emit ir`, `dot` or `schedule`), build
+    /// a static library with a C API (`--emit lib`, `obj` or `header`), or export the
+    /// model to ONNX (`-o model.onnx --weights W`).
     Compile {
         file: PathBuf,
         /// What to produce: `lib` (`-o DIR/libNAME.a`, with `NAME.h` and `NAME.pc`),
-        /// `obj` (the model's object file), `header` (`NAME.h`), `ir` (text), `dot`
+        /// `obj` (the model's object file), `header` (`NAME.h`), `onnx` (the inference
+        /// graph with `--weights`, opset 17, symbolic batch), `ir` (text), `dot`
         /// (graphviz) or `schedule` (the native backend's steps and memory plan).
-        /// Default: what `-o`'s extension says (`.a`, `.o`, `.h`, `.ir`, `.dot`), else
-        /// `ir` with `--graph` or `--dump-after`, else `lib`.
+        /// Default: what `-o`'s extension says (`.a`, `.o`, `.h`, `.onnx`, `.ir`,
+        /// `.dot`), else `ir` with `--graph` or `--dump-after`, else `lib`.
         #[arg(long)]
         emit: Option<String>,
         /// Which graph: `train` (the whole training step, the default), `eval` or
@@ -315,11 +335,11 @@ enum Command {
         #[arg(short = 'o')]
         output: Option<PathBuf>,
         /// Embed these parameters (safetensors) in the library instead of the seed's
-        /// initialisation.
+        /// initialisation (required for ONNX export).
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// The runtime archive to bundle (default: libdnnc_capi.a next to dnnc, or
-        /// $DNNC_RUNTIME).
+        /// The runtime archive to bundle (default: $DNNC_RUNTIME, else the one built
+        /// into dnnc).
         #[arg(long)]
         runtime: Option<PathBuf>,
         /// Which compiler makes a library's loops: `cranelift` or `llvm`.
@@ -607,6 +627,12 @@ fn run(cli: Cli) -> ExitCode {
             backend,
         } => jobs::quantize(&file, weights, calibrate, method.into(), out, &backend),
         Command::Summary { file } => jobs::summary(&file),
+        Command::Convert {
+            file,
+            from_torch,
+            to_torch,
+            output,
+        } => jobs::convert(&file, from_torch, to_torch, &output),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Lsp => match dnnc_lsp::run_stdio() {
             Ok(true) => ExitCode::SUCCESS,

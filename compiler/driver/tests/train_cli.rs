@@ -225,6 +225,83 @@ fn compile_emits_ir_and_dot() {
     assert!(text(&out.stdout).contains("output loss"));
 }
 
+/// `-o model.onnx --weights W` writes an ONNX model (a `ModelProto`: IR version 8,
+/// opset 17, the MLP as three `Gemm`s); int8 weights and a missing file are errors that
+/// name the file, and nothing is written. (onnxruntime runs every example's export in
+/// `tests/onnx_export.py`, which CI runs.)
+#[test]
+fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
+    let dir = scratch("onnx");
+    let w = dir.join("mlp.safetensors");
+    let ws = w.display().to_string();
+    let out = dnnc(&[
+        "train",
+        &example("mnist_mlp.dnn"),
+        "--steps",
+        "1",
+        "--quiet",
+        "--no-plot",
+        "--out",
+        &ws,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m = dir.join("mlp.onnx");
+    let ms = m.display().to_string();
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_mlp.dnn"),
+        "--weights",
+        &ws,
+        "-o",
+        &ms,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Gemm×3"),
+        "{}",
+        text(&out.stdout)
+    );
+    let bytes = std::fs::read(&m).unwrap();
+    // Field 1 (ir_version) = 8, then the producer's name.
+    assert_eq!(&bytes[..2], &[0x08, 0x08]);
+    let has = |s: &[u8]| bytes.windows(s.len()).any(|w| w == s);
+    assert!(has(b"dnnc") && has(b"Gemm") && has(b"fc1.W") && has(b"batch"));
+    // int8 weights.
+    let q = dir.join("mlp_int8.safetensors");
+    let qs = q.display().to_string();
+    let out = dnnc(&[
+        "quantize",
+        &example("mnist_mlp.dnn"),
+        "--weights",
+        &ws,
+        "--calibrate",
+        "64",
+        "-o",
+        &qs,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m2 = dir.join("q.onnx");
+    for (weights, expect) in [
+        (
+            qs.as_str(),
+            "is quantized to int8; ONNX export takes the model's f32 weights",
+        ),
+        ("/no/such/w.safetensors", "/no/such/w.safetensors"),
+    ] {
+        let out = dnnc(&[
+            "compile",
+            &example("mnist_mlp.dnn"),
+            "--weights",
+            weights,
+            "-o",
+            &m2.display().to_string(),
+        ]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(expect), "{}", text(&out.stderr));
+        assert!(!m2.exists());
+    }
+}
+
 /// A `dnnc` copied alone to an empty folder (no `libdnnc_capi.a` beside it, no
 /// `$DNNC_RUNTIME`) builds a library with the runtime it embeds: `libmlp.a` holds the
 /// model's object and the C API's, and links into a C program that runs the model
@@ -363,7 +440,25 @@ fn compile_emits_header_and_object() {
             vec!["--emit", "ir", "-o", "x.a"],
             "refusing to write `--emit ir` text into a `.a` file",
         ),
-        (vec!["-o", "m.onnx"], "ONNX export is not supported yet"),
+        (
+            vec!["-o", "m.onnx"],
+            "ONNX export needs the model's weights",
+        ),
+        (
+            vec![
+                "--emit",
+                "onnx",
+                "--weights",
+                "w.safetensors",
+                "-o",
+                "m.txt",
+            ],
+            "writes a `.onnx` file",
+        ),
+        (
+            vec!["--weights", "w.safetensors", "--batch", "4", "-o", "m.onnx"],
+            "the batch is symbolic",
+        ),
         (
             vec!["-o", "m.weird"],
             "cannot tell what to write from `.weird`",

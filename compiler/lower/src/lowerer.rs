@@ -31,6 +31,9 @@ pub struct ParamInfo {
     pub buffer: bool,
     /// Load from this safetensors file, under this tensor name.
     pub from: Option<(PathBuf, String)>,
+    /// The standard-library layer that declares it (`Dense`, `BatchNorm2d`, ...), or
+    /// `None` for a layer of the user's: how `dnnc convert` names it for PyTorch.
+    pub std_layer: Option<String>,
 }
 
 pub struct Lowerer<'db, 'g> {
@@ -183,6 +186,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
                     .from
                     .as_ref()
                     .map(|(f, prefix)| (f.clone(), join(prefix, name))),
+                std_layer: self.std_layer_name(layer),
             });
             return Ok(Some(Val::T(node)));
         }
@@ -220,6 +224,19 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             self.param_nodes.insert(name, value);
         }
         Ok(())
+    }
+
+    /// The name of `layer`'s declaration if the standard library declares it.
+    fn std_layer_name(&self, layer: &LayerVal) -> Option<String> {
+        if !layer.file.path(self.db).starts_with("<std>") {
+            return None;
+        }
+        match &dnnc_sema::items::item_ast(self.db, ItemId::new(self.db, layer.file, layer.index))
+            .kind
+        {
+            dnnc_syntax::ast::ItemKind::Layer(d) => Some(d.name.text.clone()),
+            _ => None,
+        }
     }
 
     /// A dimension of a declared parameter shape, with `layer`'s hyperparameters.

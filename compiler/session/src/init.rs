@@ -97,6 +97,7 @@ mod tests {
             frozen: false,
             buffer: false,
             from: None,
+            std_layer: None,
         }
     }
 

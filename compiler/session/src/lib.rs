@@ -11,12 +11,14 @@ pub mod error;
 pub mod generate;
 pub mod init;
 pub mod library;
+pub mod onnx;
 mod plateau;
 pub mod prune;
 pub mod quantize;
 pub mod run;
 pub mod steps;
 pub mod store;
+pub mod torch;
 pub mod trainer;
 
 use dnnc_sema::train::train_sig;

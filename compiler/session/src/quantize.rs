@@ -111,6 +111,7 @@ pub(crate) fn apply(l: &mut Lowered, names: &[String]) -> Result<(), RunError> {
             frozen: true,
             buffer: true,
             from: None,
+            std_layer: None,
         };
         let (a, b) = (
             scale(scale_name(&p.param), vec![p.channels]),

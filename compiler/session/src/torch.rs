@@ -1,0 +1,249 @@
+//! `dnnc convert`: a model's checkpoint in PyTorch's names and layouts and back.
+//!
+//! Each parameter's binding path stays (`fc1`, `encoder.block2.norm`); its local name
+//! and layout follow the PyTorch module of the standard-library layer that declares it:
+//! `Dense`'s `W: [inp, out]` is `nn.Linear`'s `weight: [out, inp]` (transposed) and `b`
+//! its `bias`; `Conv2d`'s `W`, `b` are `weight`, `bias` (same layout); the norms'
+//! `gamma`, `beta` are `weight`, `bias` (their running statistics keep their names, and
+//! PyTorch's `num_batches_tracked` is written as 0 and ignored when read); `Embedding`'s
+//! `W` is `weight`. Layers already in PyTorch's names (`LSTM`, `GRU`, `RNN`, `Linear`,
+//! `MultiheadAttention`, ...) and the user's own layers keep theirs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use dnnc_lower::{Mode, ParamInfo};
+use dnnc_runtime::checkpoint;
+use dnnc_tensor::{DType, Tensor};
+
+use crate::error::RunError;
+use crate::run::Job;
+
+/// One parameter under both names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorchName {
+    pub dnnc: String,
+    pub torch: String,
+    /// Stored transposed (a `[inp, out]` matrix in dnnc, `[out, inp]` in PyTorch).
+    pub transpose: bool,
+    /// dnnc's shape.
+    pub shape: Vec<usize>,
+}
+
+/// PyTorch's local name for parameter `local` of the standard layer `layer`, and
+/// whether it is stored transposed.
+fn torch_local(layer: &str, local: &str) -> (String, bool) {
+    let renamed = match (layer, local) {
+        ("Dense", "W") => Some(("weight", true)),
+        ("Dense", "b") => Some(("bias", false)),
+        ("Conv2d" | "Conv2dSame", "W") => Some(("weight", false)),
+        ("Conv2d" | "Conv2dSame", "b") => Some(("bias", false)),
+        ("BatchNorm2d" | "BatchNorm1d" | "LayerNorm", "gamma") => Some(("weight", false)),
+        ("BatchNorm2d" | "BatchNorm1d" | "LayerNorm", "beta") => Some(("bias", false)),
+        ("Embedding", "W") => Some(("weight", false)),
+        _ => None,
+    };
+    match renamed {
+        Some((n, t)) => (n.to_string(), t),
+        None => (local.to_string(), false),
+    }
+}
+
+/// Whether PyTorch's module for `layer` also counts its batches.
+fn counts_batches(layer: &str) -> bool {
+    matches!(layer, "BatchNorm2d" | "BatchNorm1d")
+}
+
+/// Every parameter and buffer of `job`'s models under both names, and the names of
+/// PyTorch's `num_batches_tracked` counters.
+pub fn names(job: &Job<'_>) -> Result<(Vec<TorchName>, Vec<String>), RunError> {
+    let mut params: Vec<ParamInfo> = Vec::new();
+    let mut seen = HashSet::new();
+    for k in 0..job.cfg.steps.len().max(1) {
+        let l = dnnc_lower::lower(job.db, job.file, job.item, Mode::Train(k), 1)?;
+        for p in l.params {
+            if seen.insert(p.name.clone()) {
+                params.push(p);
+            }
+        }
+    }
+    Ok(table(&params))
+}
+
+/// [`names`] of these parameters.
+pub fn table(params: &[ParamInfo]) -> (Vec<TorchName>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut counters = Vec::new();
+    for p in params {
+        let (path, local) = match p.name.rsplit_once('.') {
+            Some((path, local)) => (Some(path), local),
+            None => (None, p.name.as_str()),
+        };
+        let (torch_local, transpose) = match &p.std_layer {
+            Some(layer) => torch_local(layer, local),
+            None => (local.to_string(), false),
+        };
+        let prefix = path.map(|p| format!("{p}.")).unwrap_or_default();
+        if let (Some(layer), "running_mean") = (&p.std_layer, local) {
+            if counts_batches(layer) {
+                counters.push(format!("{prefix}num_batches_tracked"));
+            }
+        }
+        out.push(TorchName {
+            dnnc: p.name.clone(),
+            torch: format!("{prefix}{torch_local}"),
+            transpose: transpose && p.shape.len() == 2,
+            shape: p.shape.clone(),
+        });
+    }
+    (out, counters)
+}
+
+/// The transpose of an `f32` matrix.
+fn transposed(t: &Tensor) -> Tensor {
+    let (r, c) = (t.shape[0], t.shape[1]);
+    let v = t.to_f32_vec();
+    let mut out = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = v[i * c + j];
+        }
+    }
+    Tensor::f32(vec![c, r], out).expect("the sizes match")
+}
+
+/// Which direction a conversion goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// A PyTorch `state_dict` (safetensors) into dnnc's checkpoint.
+    FromTorch,
+    /// dnnc's checkpoint into a PyTorch `state_dict`.
+    ToTorch,
+}
+
+/// Converts the checkpoint `input` of `job`'s models to `output` (written atomically);
+/// returns how many tensors were written. Every name that is missing, unknown or of the
+/// wrong shape is listed in one error, and nothing is written then.
+pub fn convert(
+    job: &Job<'_>,
+    direction: Direction,
+    input: &Path,
+    output: &Path,
+) -> Result<usize, RunError> {
+    let (table, counters) = names(job)?;
+    let tensors: HashMap<String, Tensor> = checkpoint::load(input)?.into_iter().collect();
+    let mut problems = Vec::new();
+    let mut written: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut used = HashSet::new();
+    for n in &table {
+        let (from, to) = match direction {
+            Direction::FromTorch => (&n.torch, &n.dnnc),
+            Direction::ToTorch => (&n.dnnc, &n.torch),
+        };
+        let Some(t) = tensors.get(from) else {
+            problems.push(format!("`{from}` is missing (for `{to}`)"));
+            continue;
+        };
+        used.insert(from.clone());
+        let t = if t.dtype.is_float() && t.dtype != DType::F32 {
+            t.cast(DType::F32)
+        } else {
+            t.clone()
+        };
+        let want = match (direction, n.transpose) {
+            (Direction::FromTorch, true) => vec![n.shape[1], n.shape[0]],
+            _ => n.shape.clone(),
+        };
+        if t.shape != want {
+            problems.push(format!(
+                "`{from}` has shape {:?}, expected {want:?} (for `{to}`)",
+                t.shape
+            ));
+            continue;
+        }
+        written.insert(to.clone(), if n.transpose { transposed(&t) } else { t });
+    }
+    match direction {
+        Direction::FromTorch => used.extend(counters.iter().cloned()),
+        Direction::ToTorch => {
+            for c in &counters {
+                written.insert(c.clone(), Tensor::scalar_i64(0));
+            }
+        }
+    }
+    let mut unknown: Vec<&String> = tensors.keys().filter(|k| !used.contains(*k)).collect();
+    unknown.sort();
+    for u in unknown {
+        problems.push(format!("`{u}` belongs to no parameter of the model"));
+    }
+    if !problems.is_empty() {
+        return Err(RunError::NotRunnable(format!(
+            "{}: cannot convert {} of its tensors:\n  {}",
+            input.display(),
+            problems.len(),
+            problems.join("\n  ")
+        )));
+    }
+    let refs: Vec<(String, &Tensor)> = written.iter().map(|(k, v)| (k.clone(), v)).collect();
+    checkpoint::save(output, &refs)?;
+    Ok(refs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, shape: &[usize], layer: Option<&str>) -> ParamInfo {
+        ParamInfo {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            init: dnnc_settings::Init::Zeros,
+            frozen: false,
+            buffer: false,
+            from: None,
+            std_layer: layer.map(String::from),
+        }
+    }
+
+    #[test]
+    fn std_layers_take_pytorch_names_and_layouts() {
+        let (t, counters) = table(&[
+            info("fc1.W", &[784, 256], Some("Dense")),
+            info("fc1.b", &[256], Some("Dense")),
+            info("enc.bn.gamma", &[8], Some("BatchNorm2d")),
+            info("enc.bn.running_mean", &[8], Some("BatchNorm2d")),
+            info("h0.norm1.gamma", &[128], Some("LayerNorm")),
+            info("lstm.weight_ih_l0", &[1024, 64], Some("LSTM")),
+            info("mine.W", &[3, 4], None),
+            info("scale", &[1], None),
+        ]);
+        let pairs: Vec<(&str, &str, bool)> = t
+            .iter()
+            .map(|n| (n.dnnc.as_str(), n.torch.as_str(), n.transpose))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("fc1.W", "fc1.weight", true),
+                ("fc1.b", "fc1.bias", false),
+                ("enc.bn.gamma", "enc.bn.weight", false),
+                ("enc.bn.running_mean", "enc.bn.running_mean", false),
+                ("h0.norm1.gamma", "h0.norm1.weight", false),
+                ("lstm.weight_ih_l0", "lstm.weight_ih_l0", false),
+                ("mine.W", "mine.W", false),
+                ("scale", "scale", false),
+            ]
+        );
+        assert_eq!(counters, ["enc.bn.num_batches_tracked"]);
+    }
+
+    #[test]
+    fn transposes_move_every_element() {
+        let t = Tensor::f32(vec![2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        let u = transposed(&t);
+        assert_eq!(u.shape, [3, 2]);
+        assert_eq!(u.to_f32_vec(), [1., 4., 2., 5., 3., 6.]);
+        assert_eq!(transposed(&u).to_f32_vec(), t.to_f32_vec());
+    }
+}
