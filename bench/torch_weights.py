@@ -219,6 +219,7 @@ def save_state_dict(model, path):
     sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     save_file(sd, path)
+    os.chmod(path, 0o644)  # safetensors creates 0600 files
     return sd
 
 
@@ -387,6 +388,7 @@ def main(argv):
 
     convert_error = check_convert(args.dnnc)
     if convert_error:
+        sys.stdout.flush()
         print(f"error: {convert_error}\n  (running the PyTorch half only; the dnnc checks "
               "FAIL)\n", file=sys.stderr)
     print(f"dnnc: {rel(args.dnnc)}   torch {torch.__version__}   threads {args.threads}   "
@@ -475,6 +477,7 @@ def main(argv):
     print(f"(tolerances: accuracy {ACC_TOL} = 1 digit of {len(y_test)}, loss {LOSS_RTOL:g} "
           "relative; round trip bit for bit + load_state_dict(strict=True))")
     if failures:
+        sys.stdout.flush()
         print("\nFAILED:", *(f"  {f}" for f in failures), sep="\n", file=sys.stderr)
         return 1
     print("\nall OK")

@@ -302,6 +302,118 @@ fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
     }
 }
 
+/// A PyTorch `state_dict` of the CnnBn of `mnist_cnn_bn.dnn`, trained in PyTorch
+/// (`bench/torch_weights.py --fixture`; `Linear` weights `[out, inp]`, BatchNorm's
+/// `weight`/`bias`/`running_*`/`num_batches_tracked`), converted with `--from-torch`:
+/// `dnnc eval` gives PyTorch's own test accuracy and loss; `--to-torch` gives back the
+/// same tensors bit for bit; a state_dict for another model lists every problem.
+#[test]
+fn pytorch_weights_convert_both_ways() {
+    let dir = scratch("torch");
+    let data = root().join("compiler/driver/tests/data");
+    let sd = data.join("cnn_bn.torch.safetensors").display().to_string();
+    let expect: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("cnn_bn.torch.json")).unwrap())
+            .unwrap();
+    let w = dir.join("cnn_bn.safetensors").display().to_string();
+    let model = example("mnist_cnn_bn.dnn");
+    let out = dnnc(&["convert", &model, "--from-torch", &sd, "-o", &w]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = dir.join("eval.json");
+    let out = dnnc(&[
+        "eval",
+        &model,
+        "--weights",
+        &w,
+        "--log",
+        &log.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    let field = |v: &serde_json::Value, names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| v.get(*n).and_then(|x| x.as_f64()))
+            .unwrap_or_else(|| panic!("no {names:?} in {v}"))
+    };
+    let acc = field(&got, &["test_accuracy", "accuracy"]);
+    let loss = field(&got, &["test_loss", "loss"]);
+    assert!(
+        (acc - expect["test_accuracy"].as_f64().unwrap()).abs() <= 0.0005,
+        "{got}"
+    );
+    let want_loss = expect["test_loss"].as_f64().unwrap();
+    assert!(
+        ((loss - want_loss) / want_loss).abs() < 1e-4,
+        "{loss} vs {want_loss}"
+    );
+    // Back to PyTorch's names: the same tensors, bit for bit (the batch counters as 0).
+    let back = dir.join("back.safetensors");
+    let out = dnnc(&[
+        "convert",
+        &model,
+        "--to-torch",
+        &w,
+        "-o",
+        &back.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let a: std::collections::HashMap<_, _> = dnnc_runtime::checkpoint::load(Path::new(&sd))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let b: std::collections::HashMap<_, _> = dnnc_runtime::checkpoint::load(&back)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut names: Vec<&String> = a.keys().collect();
+    names.sort();
+    assert_eq!(names, {
+        let mut n: Vec<&String> = b.keys().collect();
+        n.sort();
+        n
+    });
+    for (name, t) in &a {
+        if name.ends_with("num_batches_tracked") {
+            assert_eq!(b[name].to_i64_vec(), [0]);
+        } else {
+            assert_eq!(t.shape, b[name].shape, "{name}");
+            let (x, y) = (t.to_f32_vec(), b[name].to_f32_vec());
+            assert!(
+                x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{name}"
+            );
+        }
+    }
+    // The CNN's state_dict is not the MLP's: one error lists every problem; no file.
+    let bad = dir.join("bad.safetensors");
+    let out = dnnc(&[
+        "convert",
+        &example("mnist_mlp.dnn"),
+        "--from-torch",
+        &sd,
+        "-o",
+        &bad.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    for needle in [
+        "`fc1.weight` is missing (for `fc1.W`)",
+        "`head.weight` has shape [10, 120], expected [10, 256] (for `head.W`)",
+        "`bn1.running_var` belongs to no parameter of the model",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in\n{err}");
+    }
+    assert!(!bad.exists());
+}
+
 /// A `dnnc` copied alone to an empty folder (no `libdnnc_capi.a` beside it, no
 /// `$DNNC_RUNTIME`) builds a library with the runtime it embeds: `libmlp.a` holds the
 /// model's object and the C API's, and links into a C program that runs the model

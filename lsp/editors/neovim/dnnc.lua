@@ -4,8 +4,13 @@
 -- or copy its contents into init.lua. Set `vim.g.dnnc_path` first if `dnnc` is not on
 -- PATH, e.g. vim.g.dnnc_path = vim.fn.expand("~/src/dnnc/target/debug/dnnc").
 
--- Filetype: *.dnn files are `dnn`, with // comments.
-vim.filetype.add({ extension = { dnn = "dnn" } })
+-- Filetype: *.dnn files are `dnn`, with // comments. Neovim 0.7 reads `vim.filetype`
+-- only when `do_filetype_lua` was set before it started, so there an autocommand does it.
+if vim.fn.has("nvim-0.8") == 1 then
+  vim.filetype.add({ extension = { dnn = "dnn" } })
+else
+  vim.cmd([[autocmd BufRead,BufNewFile *.dnn setfiletype dnn]])
+end
 vim.api.nvim_create_autocmd("FileType", {
   pattern = "dnn",
   callback = function()
@@ -38,7 +43,8 @@ else
         cmd = cmd,
         filetypes = { "dnn" },
         root_dir = function(fname)
-          return util.root_pattern("Cargo.toml", ".git")(fname) or vim.fs.dirname(fname)
+          -- `vim.fs` is 0.8's; 0.7 has `fnamemodify`.
+          return util.root_pattern("Cargo.toml", ".git")(fname) or vim.fn.fnamemodify(fname, ":h")
         end,
         single_file_support = true,
       },
