@@ -68,6 +68,8 @@ EXAMPLES = [
     # those first.
     "mnist_distill",
     "mnist_transfer",
+    "onnx/gru",
+    "onnx/rnn",
 ]
 
 MIN_OPSET = 17
@@ -228,8 +230,15 @@ class Paths:
 
     @staticmethod
     def of(name: str, work: Path) -> "Paths":
+        # `onnx/gru` names compiler/driver/tests/onnx/gru.dnn (models beside the
+        # examples: the GRU and the Elman RNN, which no example uses).
+        if name.startswith("onnx/"):
+            model = Path(__file__).resolve().parent / f"{name}.dnn"
+            name = name.replace("/", "_")
+        else:
+            model = REPO_ROOT / "examples" / f"{name}.dnn"
         return Paths(
-            model=REPO_ROOT / "examples" / f"{name}.dnn",
+            model=model,
             weights=work / f"{name}.safetensors",
             onnx=work / f"{name}.onnx",
             input=work / f"{name}.input.npy",

@@ -173,6 +173,7 @@ pub fn lower_attribution(
             graph,
             params,
             metrics: Vec::new(),
+            layer_calls: Vec::new(),
         },
         layer: layer_used,
     }))

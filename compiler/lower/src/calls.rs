@@ -33,7 +33,32 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
                 }));
             }
             let path = lw.taps.is_some().then(|| l.path.clone());
+            let record = lw
+                .calls
+                .is_some()
+                .then(|| lw.std_layer_name(&l))
+                .flatten()
+                .map(|layer| {
+                    let inputs: Vec<_> = args
+                        .iter()
+                        .filter_map(|(_, v)| match v {
+                            Val::T(t) => Some(*t),
+                            _ => None,
+                        })
+                        .collect();
+                    (layer, l.path.clone(), inputs)
+                });
             let out = method(lw, l, "forward", args)?;
+            if let (Some((layer, path, inputs)), Some(calls)) = (record, lw.calls.as_mut()) {
+                let mut outputs = Vec::new();
+                flatten_tensors(&out, &mut outputs);
+                calls.push(crate::lowerer::LayerCall {
+                    layer,
+                    path,
+                    inputs,
+                    outputs,
+                });
+            }
             if let (Some(path), Some(taps), Val::T(t)) = (path, lw.taps.as_mut(), &out) {
                 taps.push((path, *t));
             }
@@ -41,6 +66,15 @@ pub fn call(lw: &mut Lowerer<'_, '_>, f: Val, args: Vec<(Option<String>, Val)>) 
         }
         Val::Method(l, m) => method(lw, l, &m, args),
         other => Err(format!("a {} cannot be called", other.kind()).into()),
+    }
+}
+
+/// The tensors of `v` in order, tuples flattened.
+fn flatten_tensors(v: &Val, out: &mut Vec<dnnc_ir::NodeId>) {
+    match v {
+        Val::T(t) => out.push(*t),
+        Val::Tuple(items) => items.iter().for_each(|i| flatten_tensors(i, out)),
+        _ => {}
     }
 }
 

@@ -25,5 +25,5 @@ pub use attack::{Attack, AttackKind};
 pub use attribute::{lower_attribution, Attributed, Attribution, AttributionError, Method, Target};
 pub use dataset::{lower_split, LoweredSplit};
 pub use error::LowerError;
-pub use lowerer::ParamInfo;
+pub use lowerer::{LayerCall, ParamInfo};
 pub use model::{lower, lower_attacked, model_has_method, Lowered, Mode};

@@ -36,6 +36,21 @@ pub struct ParamInfo {
     pub std_layer: Option<String>,
 }
 
+/// A call of a standard-library layer's `forward` (what an exporter can write as one
+/// op: ONNX's `LSTM`, `GRU`, `RNN`).
+#[derive(Clone, Debug)]
+pub struct LayerCall {
+    /// The layer's declaration in the standard library: `LSTM`.
+    pub layer: String,
+    /// The instance's binding path: `lstm`; its parameters are `PATH.NAME`.
+    pub path: String,
+    /// The tensor arguments.
+    pub inputs: Vec<NodeId>,
+    /// The tensors of the result, flattened in order: `(seq, (h, c))` is
+    /// `[seq, h, c]`.
+    pub outputs: Vec<NodeId>,
+}
+
 pub struct Lowerer<'db, 'g> {
     pub db: &'db dyn Db,
     pub em: Emitter<'g>,
@@ -59,6 +74,8 @@ pub struct Lowerer<'db, 'g> {
     /// When `Some`: the tensor arguments of every call of the train block's model
     /// itself (the instance at the root path) — what an attack perturbs.
     pub model_inputs: Option<Vec<NodeId>>,
+    /// When `Some`: every call of a standard-library layer's `forward`.
+    pub calls: Option<Vec<LayerCall>>,
 }
 
 impl<'db, 'g> Lowerer<'db, 'g> {
@@ -83,6 +100,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
             loaders: None,
             taps: None,
             model_inputs: None,
+            calls: None,
         }
     }
 
@@ -227,7 +245,7 @@ impl<'db, 'g> Lowerer<'db, 'g> {
     }
 
     /// The name of `layer`'s declaration if the standard library declares it.
-    fn std_layer_name(&self, layer: &LayerVal) -> Option<String> {
+    pub fn std_layer_name(&self, layer: &LayerVal) -> Option<String> {
         if !layer.file.path(self.db).starts_with("<std>") {
             return None;
         }

@@ -46,6 +46,9 @@ pub enum Mode {
 pub struct Lowered {
     pub graph: Graph,
     pub params: Vec<ParamInfo>,
+    /// In inference graphs, the calls of standard-library layers (nodes of `graph`
+    /// until a pass replaces them).
+    pub layer_calls: Vec<crate::lowerer::LayerCall>,
     /// Metric names in declaration order (also graph outputs).
     pub metrics: Vec<String>,
 }
@@ -185,6 +188,7 @@ fn lower_with(
     };
     let mut graph = Graph::new(name);
     let mut metrics = Vec::new();
+    let mut layer_calls = Vec::new();
     let params = {
         let mut lw = Lowerer::new(db, &mut graph, file, matches!(mode, Mode::Train(_)));
         let models = bind_models(&mut lw, def, id, sig)?;
@@ -198,7 +202,9 @@ fn lower_with(
                 .ok_or("the train block has no such model")?;
             let hint = sample_shapes(db, file, sig);
             let x = predict_input(&mut lw, &model, batch, &hint)?;
+            lw.calls = Some(Vec::new());
             let y = crate::calls::call(&mut lw, Val::Layer(model), vec![(None, Val::T(x))])?;
+            layer_calls = lw.calls.take().unwrap_or_default();
             set_predict_outputs(&mut lw, "output", y)?;
         } else if mode == Mode::Decode {
             let (_, model) = inference_model(&models)?.clone();
@@ -310,6 +316,7 @@ fn lower_with(
         graph,
         params,
         metrics,
+        layer_calls,
     })
 }
 

@@ -13,7 +13,10 @@
 
 mod batch;
 mod ops;
+mod patterns;
 pub mod proto;
+mod recurrent;
+mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -47,18 +50,32 @@ impl From<String> for ExportError {
     }
 }
 
+/// A call of a standard-library layer in the graph (`dnnc_lower::LayerCall`): the
+/// recurrent ones (`LSTM`, `GRU`, `RNN`) are written as ONNX's own op.
+#[derive(Clone, Debug)]
+pub struct LayerCall {
+    pub layer: String,
+    /// The binding path: its parameters are `PATH.weight_ih_l0`, ...
+    pub path: String,
+    pub inputs: Vec<dnnc_ir::NodeId>,
+    /// `[seq, h]` or `[seq, h, c]`.
+    pub outputs: Vec<dnnc_ir::NodeId>,
+}
+
 /// The ONNX opset the exporter writes.
 pub const OPSET: i64 = 17;
 
 /// Exports `small` and `large`, one inference graph lowered at batch sizes `batches`
-/// (e.g. 2 and 3), with the parameters in `weights` (by state name), as model `name`.
+/// (e.g. 2 and 3), with the parameters in `weights` (by state name), as model `name`;
+/// `calls` are the layer calls of `small`.
 pub fn export(
     name: &str,
     small: &Graph,
     large: &Graph,
     batches: (usize, usize),
     weights: &HashMap<String, Tensor>,
+    calls: &[LayerCall],
 ) -> Result<Exported, ExportError> {
     let dims = batch::analyse(small, large, batches)?;
-    ops::write(name, small, &dims, weights)
+    ops::write(name, small, &dims, weights, calls)
 }

@@ -34,7 +34,17 @@ pub fn export(
     let tensors: HashMap<_, _> = checkpoint::load(weights)?.into_iter().collect();
     let small = forward(job.db, job.file, job.item, Mode::Predict, BATCHES.0, passes)?;
     let large = forward(job.db, job.file, job.item, Mode::Predict, BATCHES.1, passes)?;
-    let model = dnnc_onnx::export(name, &small.graph, &large.graph, BATCHES, &tensors)
+    let calls: Vec<dnnc_onnx::LayerCall> = small
+        .layer_calls
+        .iter()
+        .map(|c| dnnc_onnx::LayerCall {
+            layer: c.layer.clone(),
+            path: c.path.clone(),
+            inputs: c.inputs.clone(),
+            outputs: c.outputs.clone(),
+        })
+        .collect();
+    let model = dnnc_onnx::export(name, &small.graph, &large.graph, BATCHES, &tensors, &calls)
         .map_err(|e| RunError::NotRunnable(format!("cannot export to ONNX: {e}")))?;
     dnnc_data::files::write_atomically(out, &model.bytes).map_err(|e| RunError::write(out, e))?;
     Ok(model.ops)

@@ -1,0 +1,119 @@
+//! The standard library's recurrent layers as ONNX's own ops: `LSTM`, `GRU` and `RNN`
+//! (time first: the layers' batch-first `[B, T, F]` transposed around them, since
+//! onnxruntime does not run `layout = 1`), their PyTorch
+//! weights reordered to ONNX's gate order (LSTM `i, f, g, o` → `i, o, f, c`; GRU
+//! `r, z, n` → `z, r, h` with `linear_before_reset`, PyTorch's form of the new gate).
+//! The layer's outputs (`seq`, `h`, `c`) become ONNX's `Y`, `Y_h`, `Y_c` without their
+//! direction axis; the unrolled primitives are then not written.
+
+use std::collections::HashMap;
+
+use dnnc_ir::{Graph, NodeId};
+use dnnc_tensor::Tensor;
+
+use crate::batch::Dim;
+use crate::proto::{attr_int, attr_ints};
+use crate::writer::Writer;
+use crate::{ExportError, LayerCall};
+
+/// The gate blocks of PyTorch's stacked weights in ONNX's order, per layer.
+fn gate_order(layer: &str) -> Option<&'static [usize]> {
+    match layer {
+        "LSTM" => Some(&[0, 3, 1, 2]),
+        "GRU" => Some(&[1, 0, 2]),
+        "RNN" => Some(&[0]),
+        _ => None,
+    }
+}
+
+/// Whether `call` is a recurrent layer this module writes: one input `[B, T, F]`
+/// still in the graph, and its sequence output too.
+pub fn supported(call: &LayerCall, g: &Graph, dims: &HashMap<NodeId, Vec<Dim>>) -> bool {
+    gate_order(&call.layer).is_some()
+        && call.inputs.len() == 1
+        && !call.outputs.is_empty()
+        && dims.contains_key(&call.inputs[0])
+        && dims.contains_key(&call.outputs[0])
+        && g.ty(call.inputs[0]).rank() == 3
+}
+
+/// Rows of `t` (`[blocks·h, ...]`) with its `h`-row blocks in `order`, flattened.
+fn reorder(t: &Tensor, order: &[usize]) -> Vec<f32> {
+    let v = t.to_f32_vec();
+    let h = t.shape[0] / order.len();
+    let row: usize = t.shape[1..].iter().product();
+    order
+        .iter()
+        .flat_map(|&b| v[b * h * row..(b + 1) * h * row].iter().copied())
+        .collect()
+}
+
+/// Writes the ONNX node of `call`; returns its outputs `Y`, `Y_h` (and `Y_c`).
+pub fn write(
+    w: &mut Writer<'_>,
+    call: &LayerCall,
+    weights: &HashMap<String, Tensor>,
+) -> Result<Vec<String>, ExportError> {
+    let order = gate_order(&call.layer).expect("checked by `supported`");
+    let get = |local: &str| {
+        let name = format!("{}.{local}", call.path);
+        weights
+            .get(&name)
+            .ok_or_else(|| ExportError(format!("the weights have no tensor `{name}`")))
+    };
+    let (w_ih, w_hh, b_ih, b_hh) = (
+        get("weight_ih_l0")?,
+        get("weight_hh_l0")?,
+        get("bias_ih_l0")?,
+        get("bias_hh_l0")?,
+    );
+    let (gates_h, inp) = (w_ih.shape[0], w_ih.shape[1]);
+    let hidden = gates_h / order.len();
+    let f32s = |shape: Vec<usize>, v: Vec<f32>| Tensor::f32(shape, v).expect("sizes match");
+    let wt = f32s(vec![1, gates_h, inp], reorder(w_ih, order));
+    let rt = f32s(vec![1, gates_h, hidden], reorder(w_hh, order));
+    let mut b = reorder(b_ih, order);
+    b.extend(reorder(b_hh, order));
+    let bt = f32s(vec![1, 2 * gates_h], b);
+    let hint = call.layer.to_lowercase();
+    let x = w.emit(
+        "Transpose",
+        &[w.name(call.inputs[0])],
+        vec![attr_ints("perm", &[1, 0, 2])],
+    );
+    let ins = vec![
+        x,
+        w.initializer(&format!("{hint}_W"), &wt),
+        w.initializer(&format!("{hint}_R"), &rt),
+        w.initializer(&format!("{hint}_B"), &bt),
+    ];
+    let mut attrs = vec![attr_int("hidden_size", hidden as i64)];
+    if call.layer == "GRU" {
+        attrs.push(attr_int("linear_before_reset", 1));
+    }
+    let n = if call.layer == "LSTM" { 3 } else { 2 };
+    let mut outs = w.emit_n(&call.layer, &ins, n, attrs);
+    // `Y`: [T, 1, B, H] → [B, T, 1, H]; `Y_h`, `Y_c` are [1, B, H] already.
+    outs[0] = w.emit(
+        "Transpose",
+        &[outs[0].clone()],
+        vec![attr_ints("perm", &[2, 0, 1, 3])],
+    );
+    Ok(outs)
+}
+
+/// The layer's output `k` (node `id`): ONNX's output without its direction axis.
+pub fn output(
+    w: &mut Writer<'_>,
+    outs: &[String],
+    k: usize,
+    id: NodeId,
+) -> Result<String, ExportError> {
+    let y = outs
+        .get(k)
+        .cloned()
+        .ok_or_else(|| ExportError(format!("a recurrent layer has no output {k}")))?;
+    let d = w.dims(id).to_vec();
+    let s = w.shape(&d, true)?;
+    Ok(w.emit("Reshape", &[y, s], vec![]))
+}
