@@ -39,6 +39,8 @@ enum CalibrationArg {
     Minmax,
     /// The 99.99th percentile of the magnitudes.
     Percentile,
+    /// The range with the least mean squared quantization error (clipping included).
+    Mse,
 }
 
 impl From<CalibrationArg> for dnnc_session::quantize::Calibration {
@@ -46,6 +48,7 @@ impl From<CalibrationArg> for dnnc_session::quantize::Calibration {
         match c {
             CalibrationArg::Minmax => dnnc_session::quantize::Calibration::MinMax,
             CalibrationArg::Percentile => dnnc_session::quantize::Calibration::Percentile,
+            CalibrationArg::Mse => dnnc_session::quantize::Calibration::Mse,
         }
     }
 }

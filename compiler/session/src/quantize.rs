@@ -33,6 +33,9 @@ pub enum Calibration {
     MinMax,
     /// The 99.99th percentile of the magnitudes (outliers clip).
     Percentile,
+    /// The clipping range whose quantization error (mean squared, clipping included)
+    /// over the calibration samples is least.
+    Mse,
 }
 
 impl Calibration {
@@ -40,6 +43,7 @@ impl Calibration {
         match self {
             Calibration::MinMax => "minmax",
             Calibration::Percentile => "percentile",
+            Calibration::Mse => "mse",
         }
     }
 }
@@ -312,9 +316,44 @@ impl Range {
                 let (_, x, _) = v.select_nth_unstable_by(at, f32::total_cmp);
                 f64::from(*x)
             }
+            Calibration::Mse => self.least_error_range(),
         }
     }
+
+    /// The range `t` (one of 128 between `max/128` and `max`) that minimises the mean
+    /// squared error of quantizing the kept magnitudes to `round(x·127/t)·t/127`,
+    /// clipped at `t`, over at most [`MSE_SAMPLES`] of them.
+    fn least_error_range(&self) -> f64 {
+        let max = f64::from(self.max);
+        if self.kept.is_empty() || max <= 0.0 {
+            return max;
+        }
+        let step = self.kept.len().div_ceil(MSE_SAMPLES).max(1);
+        let xs: Vec<f64> = self
+            .kept
+            .iter()
+            .step_by(step)
+            .map(|&x| f64::from(x))
+            .collect();
+        let error = |t: f64| -> f64 {
+            let s = t / 127.0;
+            xs.iter()
+                .map(|&x| {
+                    let q = if x >= t { t } else { (x / s).round() * s };
+                    (x - q) * (x - q)
+                })
+                .sum()
+        };
+        (1..=128)
+            .map(|k| max * k as f64 / 128.0)
+            .map(|t| (error(t), t))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(max, |(_, t)| t)
+    }
 }
+
+/// Magnitudes the `mse` calibration evaluates each candidate range on.
+const MSE_SAMPLES: usize = 1 << 16;
 
 #[cfg(test)]
 mod tests {
@@ -341,5 +380,20 @@ mod tests {
         r.add(&v);
         assert_eq!(r.value(Calibration::MinMax), 1000.0);
         assert_eq!(r.value(Calibration::Percentile), 1.0);
+        // One outlier in 100,000 costs less clipped than it would cost everything else
+        // in resolution: the least-error range is near the bulk, not at the outlier.
+        let t = r.value(Calibration::Mse);
+        assert!(t < 50.0, "{t}");
+    }
+
+    #[test]
+    fn least_error_ranges_keep_an_even_spread_whole() {
+        // Magnitudes spread evenly over [0, 1]: clipping any of them costs more than
+        // it saves, so the range is (nearly) the maximum.
+        let mut r = Range::default();
+        let v: Vec<f32> = (0..50_000).map(|i| i as f32 / 49_999.0).collect();
+        r.add(&v);
+        let t = r.value(Calibration::Mse);
+        assert!(t > 0.95 && t <= 1.0, "{t}");
     }
 }
