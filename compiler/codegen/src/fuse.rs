@@ -90,6 +90,7 @@ pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
         | Op::Pad { .. }
         | Op::Reduce { .. }
         | Op::ArgMax { .. }
+        | Op::ArgSort { .. }
         | Op::ArgMin { .. }
         | Op::MatMul
         | Op::Gather { .. }

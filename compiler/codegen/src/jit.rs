@@ -71,6 +71,7 @@ fn vectorisable(g: &Graph, id: NodeId) -> bool {
         | Op::Pad { .. }
         | Op::Reduce { .. }
         | Op::ArgMax { .. }
+        | Op::ArgSort { .. }
         | Op::ArgMin { .. }
         | Op::MatMul
         | Op::Gather { .. }

@@ -647,6 +647,10 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                 max: matches!(node.op, Op::ArgMax { .. }),
                 dims: split_at_axis(&arg_shape(0), *axis),
             },
+            Op::ArgSort { axis, descending } => Kernel::Sort {
+                descending: *descending,
+                dims: split_at_axis(&arg_shape(0), *axis),
+            },
             Op::MatMul => unreachable!("every matmul is in `fused_at`"),
             Op::Gather { axis } => Kernel::Gather(split_at_axis(&arg_shape(0), *axis)),
             Op::ScatterAdd { axis, shape: to } => Kernel::ScatterAdd {

@@ -59,6 +59,10 @@ pub enum Kernel {
         max: bool,
         dims: Dims,
     },
+    Sort {
+        descending: bool,
+        dims: Dims,
+    },
     Gather(Dims),
     ScatterAdd {
         dims: Dims,
@@ -127,6 +131,10 @@ impl Kernel {
                 max: *max,
                 dims: *dims,
             },
+            KernelDesc::Sort { descending, dims } => Kernel::Sort {
+                descending: *descending,
+                dims: *dims,
+            },
             KernelDesc::Gather(d) => Kernel::Gather(*d),
             KernelDesc::ScatterAdd { dims, dtype } => Kernel::ScatterAdd {
                 dims: *dims,
@@ -176,6 +184,7 @@ impl KernelDesc {
             KernelDesc::Fold { win, .. } => format!("fold {win}"),
             KernelDesc::Arg { max: true, .. } => "argmax".into(),
             KernelDesc::Arg { max: false, .. } => "argmin".into(),
+            KernelDesc::Sort { .. } => "argsort".into(),
             KernelDesc::Gather(_) => "gather".into(),
             KernelDesc::ScatterAdd { .. } => "scatter_add".into(),
             KernelDesc::Random { .. } => "random".into(),
@@ -517,6 +526,12 @@ impl Kernel {
                     return Err(bad("an arg-reduction"));
                 };
                 elementwise::arg_extreme(*max, args[0], *dims, o);
+            }
+            Kernel::Sort { descending, dims } => {
+                let Out::I64(o) = out else {
+                    return Err(bad("a sort"));
+                };
+                elementwise::arg_sort(*descending, args[0], *dims, o);
             }
             Kernel::Gather(dims) => {
                 if !args[1].dtype().is_int() {

@@ -63,6 +63,11 @@ pub enum KernelDesc {
         max: bool,
         dims: Dims,
     },
+    /// The indices that sort each line along the middle axis of `dims`.
+    Sort {
+        descending: bool,
+        dims: Dims,
+    },
     Gather(Dims),
     ScatterAdd {
         dims: Dims,

@@ -191,6 +191,17 @@ pub fn eval(
                 .map_err(elem_error)?;
             out
         }
+        Op::ArgSort { axis, descending } => {
+            let x = args[0];
+            let mut out = vec![0i64; x.data.len()];
+            elementwise::arg_sort(
+                *descending,
+                x.data.as_slice(),
+                split_at_axis(&x.shape, *axis),
+                &mut out,
+            );
+            Data::I64(out)
+        }
         Op::ArgMax { axis } | Op::ArgMin { axis } => {
             let x = args[0];
             let dims = split_at_axis(&x.shape, *axis);

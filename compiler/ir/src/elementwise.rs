@@ -413,10 +413,69 @@ pub fn arg_extreme(max: bool, x: Slice<'_>, dims: (usize, usize, usize), out: &m
     with_slice!(x, v => run(max, v, dims, out))
 }
 
+/// For `x` viewed as `[before, size, after]`, the indices that sort each line along
+/// the middle axis, ascending or `descending`, stably (equal elements keep their
+/// order); a NaN sorts as larger than any number (as `torch.sort` has it).
+pub fn arg_sort(descending: bool, x: Slice<'_>, dims: (usize, usize, usize), out: &mut [i64]) {
+    fn run<T: Elem>(descending: bool, v: &[T], dims: (usize, usize, usize), out: &mut [i64]) {
+        let float = T::DTYPE.class() == Class::Float;
+        let (before, size, after) = dims;
+        let mut line: Vec<usize> = Vec::with_capacity(size);
+        for b in 0..before {
+            for a in 0..after {
+                let at = |j: usize| v[(b * size + j) * after + a];
+                line.clear();
+                line.extend(0..size);
+                line.sort_by(|&i, &j| {
+                    let ord = if float {
+                        let (x, y) = (at(i).to_f64(), at(j).to_f64());
+                        match (x.is_nan(), y.is_nan()) {
+                            (true, true) => std::cmp::Ordering::Equal,
+                            (true, false) => std::cmp::Ordering::Greater,
+                            (false, true) => std::cmp::Ordering::Less,
+                            (false, false) => x.partial_cmp(&y).expect("not NaN"),
+                        }
+                    } else {
+                        at(i)
+                            .to_f64()
+                            .partial_cmp(&at(j).to_f64())
+                            .expect("integers")
+                    };
+                    if descending {
+                        ord.reverse()
+                    } else {
+                        ord
+                    }
+                });
+                for (j, &i) in line.iter().enumerate() {
+                    out[(b * size + j) * after + a] = i as i64;
+                }
+            }
+        }
+    }
+    with_slice!(x, v => run(descending, v, dims, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use dnnc_tensor::Data;
+
+    #[test]
+    fn arg_sort_is_stable_and_puts_nan_last() {
+        let x = Data::F32(vec![3.0, f32::NAN, 1.0, 3.0, -2.0]);
+        let mut out = vec![0i64; 5];
+        arg_sort(false, x.as_slice(), (1, 5, 1), &mut out);
+        assert_eq!(out, [4, 2, 0, 3, 1]);
+        arg_sort(true, x.as_slice(), (1, 5, 1), &mut out);
+        // Descending: NaN first, equal 3.0s in their order.
+        assert_eq!(out, [1, 0, 3, 2, 4]);
+        // Along the first axis of a [2, 2] matrix: each column on its own.
+        let m = Data::I32(vec![5, 1, 2, 7]);
+        let mut out = vec![0i64; 4];
+        arg_sort(false, m.as_slice(), (1, 2, 2), &mut out);
+        assert_eq!(out, [1, 0, 0, 1]);
+    }
 
     fn un(op: UnaryOp, x: Data) -> Result<Data, ElemError> {
         let mut out = Data::zeros(x.dtype(), x.len());

@@ -204,6 +204,13 @@ pub enum Op {
     ArgMin {
         axis: usize,
     },
+    /// The indices that sort each line of `x` along `axis` (ascending, or descending),
+    /// stably: equal elements keep their order; NaN sorts as the largest (as
+    /// `torch.sort`). `i64`, of `x`'s shape.
+    ArgSort {
+        axis: usize,
+        descending: bool,
+    },
     /// `[.., M, K] @ [.., K, N]` with equal batch dimensions.
     MatMul,
     /// NumPy `take`: operands `(x, indices)`.
@@ -282,6 +289,7 @@ op_kinds! {
         Pad => "pad",
         ArgMax => "argmax",
         ArgMin => "argmin",
+        ArgSort => "argsort",
         MatMul => "matmul",
         Gather => "gather",
         ScatterAdd => "scatter_add",
@@ -334,6 +342,7 @@ impl Op {
             Op::Reduce { kind, .. } => OpKind::Reduce(*kind),
             Op::ArgMax { .. } => OpKind::ArgMax,
             Op::ArgMin { .. } => OpKind::ArgMin,
+            Op::ArgSort { .. } => OpKind::ArgSort,
             Op::MatMul => OpKind::MatMul,
             Op::Gather { .. } => OpKind::Gather,
             Op::ScatterAdd { .. } => OpKind::ScatterAdd,
@@ -412,6 +421,11 @@ impl fmt::Display for Op {
             }
             Op::ArgMax { axis } => write!(f, "argmax axis={axis}"),
             Op::ArgMin { axis } => write!(f, "argmin axis={axis}"),
+            Op::ArgSort { axis, descending } => write!(
+                f,
+                "argsort axis={axis}{}",
+                if *descending { " descending" } else { "" }
+            ),
             Op::Gather { axis } => write!(f, "gather axis={axis}"),
             Op::ScatterAdd { axis, shape } => write!(f, "scatter_add axis={axis} {}", list(shape)),
             Op::Patches(w) => write!(f, "patches {w}"),

@@ -233,6 +233,13 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> Result<TensorType, String> {
             }
             Ok(TensorType::new(x.dtype, reduced(&x.shape, axes, *keepdims)))
         }
+        Op::ArgSort { axis, .. } => {
+            let x = ins[0];
+            check(*axis < x.rank() && x.dtype != DType::Bool, || {
+                format!("argsort over axis {axis} of {x}")
+            })?;
+            Ok(TensorType::new(DType::I64, x.shape.clone()))
+        }
         Op::ArgMax { axis } | Op::ArgMin { axis } => {
             let x = ins[0];
             check(*axis < x.rank() && x.shape[*axis] > 0, || {

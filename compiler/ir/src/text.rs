@@ -356,6 +356,10 @@ fn parse_op(kind: &str, a: &mut Attrs<'_>, ty: &TensorType) -> Result<Op, String
         OpKind::ArgMin => Op::ArgMin {
             axis: a.key("axis")?,
         },
+        OpKind::ArgSort => Op::ArgSort {
+            axis: a.key("axis")?,
+            descending: a.flag("descending"),
+        },
         OpKind::Gather => Op::Gather {
             axis: a.key("axis")?,
         },

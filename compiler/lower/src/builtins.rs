@@ -55,6 +55,52 @@ fn t(v: &Val) -> Res<NodeId> {
     }
 }
 
+/// NumPy's `take_along_axis`: `out[.., j, ..] = x[.., idx[.., j, ..], ..]` along `ax`,
+/// for `idx` of `x`'s shape except (perhaps) along `ax` — one `gather` of the
+/// flattened `x` by `row · n + idx`, so the gradient flows back by a scatter.
+fn take_along_axis(lw: &mut Lowerer<'_, '_>, x: NodeId, idx: NodeId, ax: usize) -> Res<NodeId> {
+    let rank = lw.em.shape(x).len();
+    // The axis last.
+    let mut perm: Vec<usize> = (0..rank).filter(|&d| d != ax).collect();
+    perm.push(ax);
+    let (x, idx) = if ax + 1 == rank {
+        (x, idx)
+    } else {
+        (
+            lw.em.add(Op::Transpose(perm.clone()), &[x])?,
+            lw.em.add(Op::Transpose(perm.clone()), &[idx])?,
+        )
+    };
+    let (xs, is) = (lw.em.shape(x), lw.em.shape(idx));
+    let n = xs[rank - 1];
+    let rows: usize = xs[..rank - 1].iter().product();
+    let k = is[rank - 1];
+    let flat_x = lw.em.reshape(x, &[rows * n])?;
+    let idx2 = lw.em.reshape(idx, &[rows, k])?;
+    let row = lw.em.add(
+        Op::Iota {
+            dtype: DType::I64,
+            shape: vec![rows, k],
+            axis: 0,
+        },
+        &[],
+    )?;
+    let n_c = lw.em.constant(n as f64, DType::I64)?;
+    let base = lw.em.binary(BinaryOp::Mul, row, n_c)?;
+    let flat_idx = lw.em.binary(BinaryOp::Add, base, idx2)?;
+    let picked = lw.em.add(Op::Gather { axis: 0 }, &[flat_x, flat_idx])?;
+    let picked = lw.em.reshape(picked, &is)?;
+    if ax + 1 == rank {
+        return Ok(picked);
+    }
+    // Back to the original order of axes.
+    let mut inverse = vec![0; rank];
+    for (i, &p) in perm.iter().enumerate() {
+        inverse[p] = i;
+    }
+    lw.em.add(Op::Transpose(inverse), &[picked])
+}
+
 fn int(v: &Val) -> Res<i64> {
     match v {
         Val::Int(i) => Ok(*i),
@@ -168,6 +214,42 @@ pub fn call(
                 Op::ArgMin { axis: ax }
             };
             lw.em.add(op, &[x])?
+        }
+        "argsort" | "sort" | "topk" | "argtopk" => {
+            let x = t(a.need(0, "x")?)?;
+            let shape = lw.em.shape(x);
+            let top = matches!(name, "topk" | "argtopk");
+            let ax = axis(
+                a.get(if top { 2 } else { 1 }, "axis").map_or(Ok(-1), int)?,
+                shape.len(),
+            )?;
+            let descending = top || matches!(a.get(2, "descending"), Some(Val::Bool(true)));
+            let mut idx = lw.em.add(
+                Op::ArgSort {
+                    axis: ax,
+                    descending,
+                },
+                &[x],
+            )?;
+            if top {
+                let k = usize::try_from(int(a.need(1, "k")?)?)
+                    .ok()
+                    .filter(|&k| k >= 1 && k <= shape[ax])
+                    .ok_or_else(|| format!("`k` must be 1 to {} here", shape[ax]))?;
+                let mut ends = shape.clone();
+                ends[ax] = k;
+                let op = Op::Slice {
+                    starts: vec![0; shape.len()],
+                    ends,
+                    steps: vec![1; shape.len()],
+                };
+                idx = lw.em.add(op, &[idx])?;
+            }
+            if matches!(name, "argsort" | "argtopk") {
+                idx
+            } else {
+                take_along_axis(lw, x, idx, ax)?
+            }
         }
         "maximum" | "minimum" => {
             let (x, y) = (a.need(0, "a")?.clone(), a.need(1, "b")?.clone());

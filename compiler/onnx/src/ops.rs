@@ -338,6 +338,20 @@ fn node(
             &ins,
             vec![attr_int("axis", *axis as i64), attr_int("keepdims", 0)],
         ),
+        Op::ArgSort { axis, descending } => {
+            // `TopK` of the whole axis returns it sorted, and its indices.
+            let x = g.operands(id)[0];
+            let Dim::Fixed(n) = w.dims(x)[*axis] else {
+                return no_form(" along the batch axis");
+            };
+            let k = w.ints(&[n as i64]);
+            let attrs = vec![
+                attr_int("axis", *axis as i64),
+                attr_int("largest", i64::from(*descending)),
+                attr_int("sorted", 1),
+            ];
+            w.emit_n("TopK", &[ins[0].clone(), k], 2, attrs)[1].clone()
+        }
         Op::MatMul if ty.dtype != DType::F32 => {
             return no_form(" for quantized weights; export the f32 weights")
         }

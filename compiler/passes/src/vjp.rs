@@ -112,7 +112,7 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
         Op::Input { .. } | Op::State { .. } | Op::Const { .. } | Op::Iota { .. } => vec![],
         Op::Random { .. } => vec![None; xs.len()],
         Op::StopGradient => vec![None],
-        Op::ArgMax { .. } | Op::ArgMin { .. } => vec![None],
+        Op::ArgMax { .. } | Op::ArgMin { .. } | Op::ArgSort { .. } => vec![None],
         Op::Unary(u) => {
             let x = xs[0];
             if !float(b, x) {

@@ -28,6 +28,10 @@ const OTHER: &[&str] = &[
     "where",
     "argmax",
     "argmin",
+    "argsort",
+    "sort",
+    "topk",
+    "argtopk",
     "matmul",
     "reshape",
     "transpose",
@@ -105,6 +109,8 @@ fn params(name: &str) -> &'static [P] {
         "stop_grad" => &[P("x", false)],
         n if REDUCE.contains(&n) => &[P("x", false), P("axis", true), P("keepdims", true)],
         "argmax" | "argmin" => &[P("x", false), P("axis", true)],
+        "argsort" | "sort" => &[P("x", false), P("axis", true), P("descending", true)],
+        "topk" | "argtopk" => &[P("x", false), P("k", false), P("axis", true)],
         "maximum" | "minimum" | "matmul" => &[P("a", false), P("b", false)],
         "select" | "where" => &[P("cond", false), P("a", false), P("b", false)],
         "reshape" | "broadcast_to" => &[P("x", false), P("shape", false)],
@@ -204,6 +210,61 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             };
             let Some(axis) = axis else { return Ty::Error };
             Ty::tensor(DType::I64, reduce_shape(&x.shape, Some(&axis), false))
+        }
+        // `sort` and `topk` are differentiable (their values are gathered from `x`);
+        // the indices are `i64`.
+        "argsort" | "sort" | "topk" | "argtopk" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            if x.dtype == DType::Bool {
+                return r.dtype_error(get(0), &x, "a tensor of numbers");
+            }
+            let top = matches!(name, "topk" | "argtopk");
+            let axis_arg = get(if top { 2 } else { 1 });
+            let axis = match axis_arg {
+                None => Some(vec![normalize_axis_from_end(&x.shape)]),
+                some => r.axes(some, &x.shape).map(|a| a.unwrap_or_default()),
+            };
+            let Some(axis) = axis else { return Ty::Error };
+            let [axis] = axis[..] else {
+                let at = axis_arg.map_or(span, |a| a.span);
+                r.fail(
+                    codes::BAD_AXIS,
+                    at,
+                    format!("`{name}` works along one axis"),
+                );
+                return Ty::Error;
+            };
+            let mut shape = x.shape.clone();
+            if top {
+                let Some(k) = r.static_dim(get(1)) else {
+                    return Ty::Error;
+                };
+                let DimItem::Dim(n) = &x.shape.0[axis] else {
+                    return Ty::Error;
+                };
+                let too_many = match (k.as_const(), n.as_const()) {
+                    (Some(k), _) if k < 1 => Some(format!("`k` is {k}; take at least 1")),
+                    (Some(k), Some(n)) if k > n => {
+                        Some(format!("`k` is {k}, but the axis has {n} elements"))
+                    }
+                    _ => None,
+                };
+                if let Some(msg) = too_many {
+                    let at = get(1).map_or(span, |a| a.span);
+                    r.fail(codes::BAD_DIM, at, msg);
+                    return Ty::Error;
+                }
+                shape.0[axis] = DimItem::Dim(k);
+            } else {
+                let _ = r.static_bool(get(2), false);
+            }
+            if matches!(name, "argsort" | "argtopk") {
+                Ty::tensor(DType::I64, shape)
+            } else {
+                Ty::tensor(x.dtype, shape)
+            }
         }
         "maximum" | "minimum" => r.cx.elementwise(get(0), get(1), span, name),
         "matmul" => match (get(0), get(1)) {

@@ -297,6 +297,14 @@ pub fn instance(kind: OpKind, dtype: DType, mut feed: Feed) -> Option<Builder> {
             }
             v
         }
+        OpKind::ArgSort => {
+            let x = feed.edges(&mut b, "x", dtype, &[3, 7]);
+            let mut v = Vec::new();
+            for (axis, descending) in [(0, false), (1, false), (1, true)] {
+                v.push(b.g.add(Op::ArgSort { axis, descending }, &[x]).ok()?);
+            }
+            v
+        }
         OpKind::MatMul => {
             let x = feed.edges_without_overflow(&mut b, "x", dtype, &[2, 3, 5]);
             let y = feed.edges_without_overflow(&mut b, "y", dtype, &[2, 5, 4]);
