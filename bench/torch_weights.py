@@ -51,7 +51,6 @@ default 2), --fixture DIR.
 """
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -76,17 +75,9 @@ TIMEOUT = 1200.0  # seconds for one dnnc command (debug builds are slow)
 # =================================================================================
 
 
-def load_idx(name):
-    """One IDX file (gzip, unsigned bytes) as a numpy array of its stored shape."""
-    import numpy as np
-
-    with gzip.open(os.path.join(DATA, name), "rb") as f:
-        raw = f.read()
-    dtype_code, ndim = raw[2], raw[3]
-    if dtype_code != 0x08:
-        raise ValueError(f"{name}: only unsigned-byte IDX files are supported")
-    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+# The IDX reader of train_race.py (the MNIST files of examples/data/mnist).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_race import load_idx  # noqa: E402
 
 
 def load_mnist():
