@@ -390,12 +390,17 @@ fn reduce_block(
     x: &[f32],
     (outer, red, inner): Dims,
     init: f32,
-    f: impl Fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32 + Copy,
+    any_order: bool,
 ) {
     out.fill(init);
     if inner == 1 {
         for (o, row) in out.iter_mut().zip(x.chunks_exact(red.max(1))) {
-            *o = row.iter().fold(*o, |a, &b| f(a, b));
+            *o = if any_order {
+                f(*o, fold_lanes(row, init, f))
+            } else {
+                row.iter().fold(*o, |a, &b| f(a, b))
+            };
         }
         return;
     }
@@ -410,6 +415,21 @@ fn reduce_block(
             }
         }
     }
+}
+
+/// `row` combined by `f` in eight interleaved lanes (which vectorise), for an `f`
+/// whose result does not depend on the order (the NaN-propagating `max` and `min`).
+#[inline(always)]
+fn fold_lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = f(*a, v);
+        }
+    }
+    let t = chunks.remainder().iter().fold(init, |a, &v| f(a, v));
+    acc.into_iter().fold(t, f)
 }
 
 /// Copies `x[b, idx[j], a]` to `out[b, j, a]` (gather) for `(before, size, after)`.
@@ -501,9 +521,12 @@ impl Kernel {
                     return Err(bad("a reduction"));
                 };
                 match kind {
-                    ReduceKind::Sum => reduce_block(o, x, *dims, 0.0, |a, b| a + b),
-                    ReduceKind::Max => reduce_block(o, x, *dims, f32::NEG_INFINITY, max_f32),
-                    ReduceKind::Min => reduce_block(o, x, *dims, f32::INFINITY, min_f32),
+                    // Sums add in the interpreter's order; the extremes are the same in any.
+                    ReduceKind::Sum => reduce_block(o, x, *dims, 0.0, |a, b| a + b, false),
+                    ReduceKind::Max => {
+                        reduce_block(o, x, *dims, f32::NEG_INFINITY, max_f32, true)
+                    }
+                    ReduceKind::Min => reduce_block(o, x, *dims, f32::INFINITY, min_f32, true),
                 }
             }
             Kernel::ReduceRuns { kind, runs } => {

@@ -85,12 +85,14 @@ pub fn erf(x: f64) -> f64 {
 }
 
 /// [`erf`] of an `f32`: `vmath`'s program, as every engine computes it.
+#[inline]
 pub fn erf_f32(x: f32) -> f32 {
     crate::vmath::erf_f32(x)
 }
 
 /// Integer division rounding toward negative infinity (Python's `//`), wrapping on
 /// `i64::MIN // -1`. Callers reject `b == 0` first; it gives 0 here.
+#[inline]
 pub fn floor_div(a: i64, b: i64) -> i64 {
     if b == 0 {
         return 0;
@@ -105,6 +107,7 @@ pub fn floor_div(a: i64, b: i64) -> i64 {
 
 /// The remainder that goes with [`floor_div`] (Python's `%`): it has the sign of `b`.
 /// Callers reject `b == 0` first; it gives 0 here.
+#[inline]
 pub fn floor_mod(a: i64, b: i64) -> i64 {
     if b == 0 {
         return 0;
@@ -283,21 +286,25 @@ pub fn sign<F: Float>(a: F) -> F {
 }
 
 /// [`rem`] in `f32` (called by compiled loops' helpers and kernels).
+#[inline]
 pub fn rem_f32(a: f32, b: f32) -> f32 {
     rem(a, b)
 }
 
 /// [`max`] in `f32`.
+#[inline]
 pub fn max_f32(a: f32, b: f32) -> f32 {
     max(a, b)
 }
 
 /// [`min`] in `f32`.
+#[inline]
 pub fn min_f32(a: f32, b: f32) -> f32 {
     min(a, b)
 }
 
 /// [`sign`] in `f32`.
+#[inline]
 pub fn sign_f32(a: f32) -> f32 {
     sign(a)
 }
