@@ -20,9 +20,10 @@ activation="gelu", dropout=0) and a causal mask (exact, erf-based GELU and Layer
 Part `timing` (the default): PyTorch eagerly and under torch.compile, in worker
 processes of their own; dnnc is timed by `dnnc bench FILE --json` (its own median).
 Rounds are interleaved and the table shows medians over rounds, in ms. The PyTorch
-workers wait passively (OMP_WAIT_POLICY=PASSIVE) so that their threads do not spin
-while dnnc runs; random data (the step's cost does not depend on it); PyTorch's AdamW
-is the fused one.
+workers keep PyTorch's default (actively waiting) OpenMP threads, which its step relies
+on, and are stopped (SIGSTOP) while another system is timed, so that their spinning
+threads take no core from it; random data (the step's cost does not depend on it);
+PyTorch's AdamW is the fused one.
 
 Part `loss`: the example's training run in both systems, one after the other, and the
 test loss at its end side by side (target of the dnnc project: dnnc's test loss at most
@@ -299,26 +300,37 @@ def part_loss(args):
 
 
 def part_timing(args):
+    import signal
+
     workers = {}
     for v in ("eager", "compile"):
-        # Passive OpenMP waits: an idle worker's threads must not spin while dnnc runs.
-        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
         workers[v] = subprocess.Popen(
             [sys.executable, __file__, "--worker", v, "--threads", str(args.threads),
              "--iters", str(args.iters)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop_all_but(name):
+        # An idle PyTorch keeps its OpenMP threads spinning a while: stopped, they
+        # take no core from the system being timed.
+        for v, p in workers.items():
+            os.kill(p.pid, signal.SIGCONT if v == name else signal.SIGSTOP)
+
     results = {"dnnc": [], "eager": [], "compile": []}
     for r in range(args.rounds):
+        stop_all_but("dnnc")
         out = subprocess.run(
             [args.dnnc, "bench", EXAMPLE, "--json", "--threads", str(args.threads),
              "--runs", str(max(args.iters, 5))],
             capture_output=True, text=True, check=True).stdout
         results["dnnc"].append(json.loads(out.strip().splitlines()[-1])["train_step_ms"])
         for v, p in workers.items():
+            stop_all_but(v)
             p.stdin.write("go\n")
             p.stdin.flush()
             results[v].append(json.loads(p.stdout.readline())["train_ms"])
         print(f"round {r + 1}/{args.rounds} done", flush=True)
+    for p in workers.values():
+        os.kill(p.pid, signal.SIGCONT)
     for p in workers.values():
         p.stdin.close()
         p.wait()

@@ -21,6 +21,7 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let dest = out.join("libdnnc_capi.a");
     println!("cargo:rerun-if-env-changed=DNNC_EMBED_RUNTIME");
+    println!("cargo:rerun-if-env-changed=CARGO_PROFILE_CAPI_LTO");
     println!("cargo:rerun-if-changed=build.rs");
     // What the archive is built from: the C API crate and everything it depends on.
     for path in [
@@ -45,15 +46,27 @@ fn main() {
         .map(|t| t.join("embedded-runtime"))
         .unwrap_or_else(|| out.join("embedded-runtime"));
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    // The archive is for the machine dnnc runs on: dnnc's own target.
+    let triple = env::var("TARGET").expect("set by cargo");
+    let mut build = Command::new(cargo);
+    build
         .args(["build", "--profile", "capi", "-p", "dnnc-capi", "--locked"])
+        .args(["--target", &triple]);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        build.arg("--offline");
+    }
+    let status = build
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
-        // The outer build's flags for build scripts are not the runtime's.
+        // The user's flags for the compiler (`target-cpu=native`, ...) must not reach
+        // an archive that libraries ship with, and a `cargo clippy` outside is no
+        // reason to lint the archive's build again.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .status();
     match status {
         Ok(s) if s.success() => {}
@@ -63,6 +76,6 @@ fn main() {
         ),
         Err(e) => panic!("could not run cargo to build the runtime archive: {e}"),
     }
-    let built = target.join("capi").join("libdnnc_capi.a");
+    let built = target.join(&triple).join("capi").join("libdnnc_capi.a");
     std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("{}: {e}", built.display()));
 }

@@ -13,10 +13,6 @@
 //! - updates and outputs that are a `state` itself are copied first, so in-place
 //!   updates of other states cannot change them.
 
-/// A transpose that this many products read is materialised once instead of being
-/// read in place by each.
-const TRANSPOSE_ONCE_READERS: usize = 4;
-
 use std::collections::{HashMap, HashSet};
 
 use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op};
@@ -27,6 +23,10 @@ use dnnc_ir::layout::{
     broadcast_strides, pad_strides, reduce_strides, slice_strides, split_at_axis, strides,
     transpose_strides,
 };
+
+/// A transpose that this many products read is materialised once instead of being
+/// read in place by each.
+const TRANSPOSE_ONCE_READERS: usize = 4;
 
 use crate::fuse::{self, Group};
 

@@ -338,7 +338,11 @@ pub fn convert(
         (None, Some(i)) => (Direction::ToTorch, i),
         _ => return fail("say `--from-torch STATE_DICT` or `--to-torch CHECKPOINT`"),
     };
-    if input == output {
+    let same_file = std::fs::canonicalize(&input)
+        .ok()
+        .zip(std::fs::canonicalize(output).ok())
+        .is_some_and(|(a, b)| a == b);
+    if same_file || input == output {
         return fail(format!(
             "{}: converting a file onto itself would lose it; write to another `-o`",
             output.display()

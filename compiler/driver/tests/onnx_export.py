@@ -70,6 +70,7 @@ EXAMPLES = [
     "mnist_transfer",
     "onnx/gru",
     "onnx/rnn",
+    "onnx/topk",
 ]
 
 MIN_OPSET = 17
@@ -231,7 +232,7 @@ class Paths:
     @staticmethod
     def of(name: str, work: Path) -> "Paths":
         # `onnx/gru` names compiler/driver/tests/onnx/gru.dnn (models beside the
-        # examples: the GRU and the Elman RNN, which no example uses).
+        # examples: the GRU, the Elman RNN and sorting, which no example uses).
         if name.startswith("onnx/"):
             model = Path(__file__).resolve().parent / f"{name}.dnn"
             name = name.replace("/", "_")

@@ -523,9 +523,7 @@ impl Kernel {
                 match kind {
                     // Sums add in the interpreter's order; the extremes are the same in any.
                     ReduceKind::Sum => reduce_block(o, x, *dims, 0.0, |a, b| a + b, false),
-                    ReduceKind::Max => {
-                        reduce_block(o, x, *dims, f32::NEG_INFINITY, max_f32, true)
-                    }
+                    ReduceKind::Max => reduce_block(o, x, *dims, f32::NEG_INFINITY, max_f32, true),
                     ReduceKind::Min => reduce_block(o, x, *dims, f32::INFINITY, min_f32, true),
                 }
             }

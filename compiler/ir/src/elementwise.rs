@@ -415,43 +415,48 @@ pub fn arg_extreme(max: bool, x: Slice<'_>, dims: (usize, usize, usize), out: &m
 
 /// For `x` viewed as `[before, size, after]`, the indices that sort each line along
 /// the middle axis, ascending or `descending`, stably (equal elements keep their
-/// order); a NaN sorts as larger than any number (as `torch.sort` has it).
+/// order); a NaN is larger than any number (as `torch.sort` has it: last ascending,
+/// first descending). Integers compare exactly. Allocates nothing after a thread's
+/// first call (the line's index buffer is kept per thread).
 pub fn arg_sort(descending: bool, x: Slice<'_>, dims: (usize, usize, usize), out: &mut [i64]) {
+    use std::cmp::Ordering;
+    thread_local! {
+        static LINE: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     fn run<T: Elem>(descending: bool, v: &[T], dims: (usize, usize, usize), out: &mut [i64]) {
         let float = T::DTYPE.class() == Class::Float;
         let (before, size, after) = dims;
-        let mut line: Vec<usize> = Vec::with_capacity(size);
-        for b in 0..before {
-            for a in 0..after {
-                let at = |j: usize| v[(b * size + j) * after + a];
-                line.clear();
-                line.extend(0..size);
-                line.sort_by(|&i, &j| {
-                    let ord = if float {
-                        let (x, y) = (at(i).to_f64(), at(j).to_f64());
-                        match (x.is_nan(), y.is_nan()) {
-                            (true, true) => std::cmp::Ordering::Equal,
-                            (true, false) => std::cmp::Ordering::Greater,
-                            (false, true) => std::cmp::Ordering::Less,
-                            (false, false) => x.partial_cmp(&y).expect("not NaN"),
-                        }
-                    } else {
-                        at(i)
-                            .to_f64()
-                            .partial_cmp(&at(j).to_f64())
-                            .expect("integers")
-                    };
-                    if descending {
-                        ord.reverse()
-                    } else {
-                        ord
+        let order = |a: T, b: T| -> Ordering {
+            if float {
+                let (x, y) = (a.to_f64(), b.to_f64());
+                match (x.is_nan(), y.is_nan()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => Ordering::Greater,
+                    (false, true) => Ordering::Less,
+                    (false, false) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+                }
+            } else {
+                a.partial_cmp(&b).unwrap_or(Ordering::Equal)
+            }
+        };
+        LINE.with(|line| {
+            let mut line = line.borrow_mut();
+            for b in 0..before {
+                for a in 0..after {
+                    let at = |j: usize| v[(b * size + j) * after + a];
+                    line.clear();
+                    line.extend(0..size);
+                    // Unstable, with the index breaking ties: stable, and no buffer.
+                    line.sort_unstable_by(|&i, &j| {
+                        let o = order(at(i), at(j));
+                        (if descending { o.reverse() } else { o }).then(i.cmp(&j))
+                    });
+                    for (j, &i) in line.iter().enumerate() {
+                        out[(b * size + j) * after + a] = i as i64;
                     }
-                });
-                for (j, &i) in line.iter().enumerate() {
-                    out[(b * size + j) * after + a] = i as i64;
                 }
             }
-        }
+        });
     }
     with_slice!(x, v => run(descending, v, dims, out))
 }
@@ -462,7 +467,7 @@ mod tests {
     use dnnc_tensor::Data;
 
     #[test]
-    fn arg_sort_is_stable_and_puts_nan_last() {
+    fn arg_sort_is_stable_with_nan_as_the_largest() {
         let x = Data::F32(vec![3.0, f32::NAN, 1.0, 3.0, -2.0]);
         let mut out = vec![0i64; 5];
         arg_sort(false, x.as_slice(), (1, 5, 1), &mut out);
@@ -475,6 +480,18 @@ mod tests {
         let mut out = vec![0i64; 4];
         arg_sort(false, m.as_slice(), (1, 2, 2), &mut out);
         assert_eq!(out, [1, 0, 0, 1]);
+        // Integers beyond 2^53 compare exactly (as f64 these two are equal).
+        let big = Data::I64(vec![(1 << 53) + 1, 1 << 53]);
+        let mut out = vec![0i64; 2];
+        arg_sort(false, big.as_slice(), (1, 2, 1), &mut out);
+        assert_eq!(out, [1, 0]);
+        // Against a plain stable sort, on lines with many ties.
+        let v: Vec<f32> = (0..300).map(|i| ((i * 7919) % 13) as f32).collect();
+        let mut out = vec![0i64; 300];
+        arg_sort(true, Data::F32(v.clone()).as_slice(), (1, 300, 1), &mut out);
+        let mut want: Vec<usize> = (0..300).collect();
+        want.sort_by(|&i, &j| v[j].partial_cmp(&v[i]).unwrap());
+        assert_eq!(out, want.iter().map(|&i| i as i64).collect::<Vec<_>>());
     }
 
     fn un(op: UnaryOp, x: Data) -> Result<Data, ElemError> {

@@ -2,9 +2,8 @@
 //! two batch sizes, node by node.
 
 use std::collections::HashMap;
-use std::mem::discriminant;
 
-use dnnc_ir::{Graph, NodeId};
+use dnnc_ir::{Graph, NodeId, Op};
 
 use crate::ExportError;
 
@@ -13,16 +12,6 @@ use crate::ExportError;
 pub enum Dim {
     Fixed(usize),
     Batch(usize),
-}
-
-impl Dim {
-    /// Its size at batch `b`.
-    pub fn at(self, b: usize) -> usize {
-        match self {
-            Dim::Fixed(n) => n,
-            Dim::Batch(k) => k * b,
-        }
-    }
 }
 
 /// The dimensions of every node of `small` (lowered at batch `batches.0`), found by
@@ -49,8 +38,14 @@ pub fn analyse(
     let position: HashMap<NodeId, usize> = o2.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut dims = HashMap::new();
     for (&a, &b) in o1.iter().zip(&o2) {
-        if discriminant(&small.node(a).op) != discriminant(&large.node(b).op) {
-            return Err(differs());
+        // The same op with the same attributes, shapes aside: a constant that depends
+        // on the batch (`mean` over it divides by B) has no symbolic form.
+        let (oa_op, ob_op) = (&small.node(a).op, &large.node(b).op);
+        if without_shapes(oa_op) != without_shapes(ob_op) {
+            return Err(ExportError(format!(
+                "`{}` differs between batch sizes {b1} and {b2} (it depends on the batch size), so it has no ONNX form with a symbolic batch",
+                oa_op.name()
+            )));
         }
         let (oa, ob) = (small.operands(a), large.operands(b));
         let same_operands = oa.len() == ob.len()
@@ -78,7 +73,46 @@ pub fn analyse(
                 )));
             }
         }
+        // A slice's end may follow the batch only along an axis that is the batch's.
+        if let (Op::Slice { ends: e1, .. }, Op::Slice { ends: e2, .. }) = (oa_op, ob_op) {
+            let src = small.operands(a)[0];
+            let along_batch = |axis: usize| {
+                matches!(
+                    dims.get(&src).map(|d: &Vec<Dim>| d[axis]),
+                    Some(Dim::Batch(_))
+                )
+            };
+            if e1
+                .iter()
+                .zip(e2)
+                .enumerate()
+                .any(|(axis, (x, y))| x != y && !along_batch(axis))
+            {
+                return Err(ExportError(
+                    "a slice's end depends on the batch size along another axis, so it has no ONNX form with a symbolic batch".into(),
+                ));
+            }
+        }
         dims.insert(a, d);
     }
     Ok(dims)
+}
+
+/// `op` with its shape attributes emptied (they may differ with the batch), and
+/// everything else kept.
+fn without_shapes(op: &Op) -> Op {
+    let mut op = op.clone();
+    match &mut op {
+        Op::Input { shape, .. }
+        | Op::State { shape, .. }
+        | Op::Iota { shape, .. }
+        | Op::Reshape(shape)
+        | Op::Broadcast(shape)
+        | Op::ScatterAdd { shape, .. }
+        | Op::Random { shape, .. }
+        | Op::Fold { shape, .. } => shape.clear(),
+        Op::Slice { ends, .. } => ends.clear(),
+        _ => {}
+    }
+    op
 }

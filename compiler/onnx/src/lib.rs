@@ -50,8 +50,9 @@ impl From<String> for ExportError {
     }
 }
 
-/// A call of a standard-library layer in the graph (`dnnc_lower::LayerCall`): the
-/// recurrent ones (`LSTM`, `GRU`, `RNN`) are written as ONNX's own op.
+/// A call of a standard-library layer in the graph: the recurrent ones (`LSTM`, `GRU`,
+/// `RNN`) are written as ONNX's own op. The same as `dnnc_lower::LayerCall`, which this
+/// crate does not depend on (it reads only the IR), so the session copies it over.
 #[derive(Clone, Debug)]
 pub struct LayerCall {
     pub layer: String,

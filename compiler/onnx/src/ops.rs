@@ -111,7 +111,9 @@ pub fn write(
         }
     }
     for &id in &order {
-        if plan.skipped.contains(&id) || !plan.live.contains(&id) || w.names.contains_key(&id) {
+        // Only what the outputs need: a pattern's interior is written only if
+        // something else reads it too.
+        if !plan.live.contains(&id) || w.names.contains_key(&id) {
             continue;
         }
         let out = if let Some(&(call, k)) = plan.recurrent.get(&id) {
@@ -150,12 +152,30 @@ fn node(
     weights: &HashMap<String, Tensor>,
 ) -> Result<String, ExportError> {
     let g = w.g;
-    // Operands replaced by a pattern (a convolution's chain) have no value of their own.
-    let ins: Vec<String> = g
-        .operands(id)
-        .iter()
-        .map(|o| w.names.get(o).cloned().unwrap_or_default())
-        .collect();
+    // A pattern's root reads its pattern's inputs (named in `plan`), not its operands,
+    // which may not be written; every other node reads its operands.
+    let pattern_root = plan.convs.contains_key(&id)
+        || plan.conv_bias.contains_key(&id)
+        || plan.gemms.contains_key(&id)
+        || plan.pools.contains_key(&id)
+        || plan.norms.contains_key(&id)
+        || plan.layer_norms.contains_key(&id)
+        || crate::patterns::relu_operand(g, id).is_some();
+    let ins: Vec<String> = if pattern_root {
+        Vec::new()
+    } else {
+        g.operands(id)
+            .iter()
+            .map(|o| {
+                w.names.get(o).cloned().ok_or_else(|| {
+                    ExportError(format!(
+                        "`{}` reads a value that was not written (an exporter bug)",
+                        g.node(id).op.name()
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
     let ty = g.ty(id).clone();
     let no_form = |what: &str| {
         Err(ExportError(format!(
@@ -192,10 +212,32 @@ fn node(
             };
             w.initializer("const", &t)
         }
-        Op::Iota { dtype, shape, axis } => {
-            if w.dims(id).iter().any(|d| matches!(d, Dim::Batch(_))) {
-                return no_form(" when its shape depends on the batch");
+        Op::Iota { dtype, shape, axis } if w.dims(id).iter().any(|d| matches!(d, Dim::Batch(_))) => {
+            // `0..n` along `axis` (`n` computed from the batch if it grows with it),
+            // viewed with ones elsewhere and expanded to the whole shape.
+            let d = w.dims(id).to_vec();
+            let range = match d[*axis] {
+                Dim::Fixed(n) => w.ints(&(0..n as i64).collect::<Vec<_>>()),
+                Dim::Batch(k) => {
+                    let n = w.shape(&[Dim::Batch(k)], false)?;
+                    let limit = w.emit("Squeeze", &[n], vec![]);
+                    let start = w.initializer("zero", &Tensor::scalar_i64(0));
+                    let one = w.initializer("one", &Tensor::scalar_i64(1));
+                    w.emit("Range", &[start, limit, one], vec![])
+                }
+            };
+            let view: Vec<i64> = (0..d.len()).map(|a| if a == *axis { -1 } else { 1 }).collect();
+            let view = w.ints(&view);
+            let r = w.emit("Reshape", &[range, view], vec![]);
+            let full = w.shape(&d, false)?;
+            let r = w.emit("Expand", &[r, full], vec![]);
+            if *dtype == DType::I64 {
+                r
+            } else {
+                w.emit("Cast", &[r], vec![attr_int("to", elem_of(*dtype))])
             }
+        }
+        Op::Iota { dtype, shape, axis } => {
             let inner: usize = shape[axis + 1..].iter().product();
             let n: usize = shape.iter().product();
             let v: Vec<i64> = (0..n).map(|i| ((i / inner) % shape[*axis]) as i64).collect();
@@ -253,6 +295,13 @@ fn node(
             let e = w.emit("Equal", &ins, vec![]);
             w.emit("Not", &[e], vec![])
         }
+        Op::Binary(BinaryOp::Div) if ty.dtype.is_int() => {
+            // dnnc divides integers rounding down (Python's `//`); ONNX's `Div`
+            // truncates: `(a − a mod b) / b` is exact either way.
+            let m = w.emit("Mod", &ins, vec![attr_int("fmod", 0)]);
+            let d = w.emit("Sub", &[ins[0].clone(), m], vec![]);
+            w.emit("Div", &[d, ins[1].clone()], vec![])
+        }
         Op::Binary(BinaryOp::Rem) if ty.dtype.is_int() => {
             w.emit("Mod", &ins, vec![attr_int("fmod", 0)])
         }
@@ -287,14 +336,13 @@ fn node(
             w.emit("Expand", &[ins[0].clone(), s], vec![])
         }
         Op::Slice { starts, ends, steps } => {
-            let x = g.operands(id)[0];
-            let xd = w.dims(x).to_vec();
+            // Along an axis whose result grows with the batch, the whole axis (to
+            // its end, whatever the batch); elsewhere the written bounds.
+            let out_dims = w.dims(id).to_vec();
             let mut e: Vec<i64> = Vec::new();
-            for (a, d) in xd.iter().enumerate() {
+            for (a, d) in out_dims.iter().enumerate() {
                 match d {
-                    Dim::Batch(_) if starts[a] == 0 && steps[a] == 1 && ends[a] == d.at(batch_of(w, x, a)) => {
-                        e.push(i64::MAX)
-                    }
+                    Dim::Batch(_) if starts[a] == 0 && steps[a] == 1 => e.push(i64::MAX),
                     Dim::Batch(_) => return no_form(" when it cuts the batch"),
                     Dim::Fixed(_) => e.push(ends[a] as i64),
                 }
@@ -385,12 +433,4 @@ fn node(
             return no_form(": ONNX's random ops do not draw dnnc's numbers, so the model would not compute the same")
         }
     })
-}
-
-/// The batch size of `small`'s graph, from a dimension `a` of `x` known to be `k × batch`.
-fn batch_of(w: &Writer<'_>, x: NodeId, a: usize) -> usize {
-    match w.dims(x)[a] {
-        Dim::Batch(k) => w.g.ty(x).shape[a] / k,
-        Dim::Fixed(_) => 1,
-    }
 }

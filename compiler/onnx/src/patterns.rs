@@ -11,9 +11,10 @@ use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, UnaryOp, Window2d}
 
 use crate::batch::Dim;
 
-/// Nodes that the patterns below replace: a convolution's chain from `patches` to the
-/// transposed product (one `Conv` at the transpose), broadcasts left to ONNX's own
-/// broadcasting.
+/// What the writer does besides one ONNX op per IR node: the roots of the patterns
+/// below, each written as one ONNX op from its pattern's inputs (its interior is then
+/// written only if something else reads it), broadcasts left to ONNX's own
+/// broadcasting, and the nodes the outputs need.
 pub(crate) struct Plan {
     /// Transpose → (input, kernel, window, groups).
     pub(crate) convs: HashMap<NodeId, (NodeId, NodeId, Window2d, usize)>,
@@ -30,14 +31,15 @@ pub(crate) struct Plan {
     pub(crate) recurrent: HashMap<NodeId, (usize, usize)>,
     /// Add of a bias to a convolution (a transpose in `convs`) → the bias.
     pub(crate) conv_bias: HashMap<NodeId, NodeId>,
-    pub(crate) skipped: HashSet<NodeId>,
+    /// Broadcasts that only feed elementwise ops with an operand of the full shape:
+    /// not written (ONNX broadcasts the same way).
     pub(crate) implicit: HashSet<NodeId>,
     /// Nodes whose value an output needs (the rest are not written).
     pub(crate) live: HashSet<NodeId>,
 }
 
 /// `x·W + broadcast(b)` with `x: [B, inp]`, `W: [inp, out]`, `b: [out]`.
-fn gemm_at(g: &Graph, add: NodeId) -> Option<([NodeId; 3], [NodeId; 2])> {
+fn gemm_at(g: &Graph, add: NodeId) -> Option<[NodeId; 3]> {
     if !matches!(g.node(add).op, Op::Binary(BinaryOp::Add)) || g.ty(add).dtype != DType::F32 {
         return None;
     }
@@ -50,7 +52,7 @@ fn gemm_at(g: &Graph, add: NodeId) -> Option<([NodeId; 3], [NodeId; 2])> {
         let b = g.operands(bc)[0];
         let ranks = (g.ty(x).rank(), g.ty(w).rank(), g.ty(b).rank());
         if ranks == (2, 2, 1) && only_user(g, mm, add) && only_user(g, bc, add) {
-            return Some(([x, w, b], [mm, bc]));
+            return Some([x, w, b]);
         }
     }
     None
@@ -62,7 +64,7 @@ fn only_user(g: &Graph, id: NodeId, user: NodeId) -> bool {
 
 /// `transpose[1,0,2,3](reshape(matmul(reshape(w), reshape(patches(x)))))`, as
 /// `lower::conv::conv2d` writes a convolution.
-fn conv_at(g: &Graph, t: NodeId) -> Option<(NodeId, NodeId, Window2d, usize, [NodeId; 5])> {
+fn conv_at(g: &Graph, t: NodeId) -> Option<(NodeId, NodeId, Window2d, usize)> {
     let Op::Transpose(perm) = &g.node(t).op else {
         return None;
     };
@@ -94,7 +96,7 @@ fn conv_at(g: &Graph, t: NodeId) -> Option<(NodeId, NodeId, Window2d, usize, [No
         return None;
     }
     let groups = xs[1] / ws[1];
-    Some((x, w, *win, groups, [y, mm, wm, cols, patches]))
+    Some((x, w, *win, groups))
 }
 
 fn is_zero_splat(g: &Graph, id: NodeId) -> bool {
@@ -119,20 +121,16 @@ pub(crate) fn plan(
         layer_norms: HashMap::new(),
         recurrent: HashMap::new(),
         conv_bias: HashMap::new(),
-        skipped: HashSet::new(),
         implicit: HashSet::new(),
         live: HashSet::new(),
     };
     for &id in order {
-        if let Some((x, w, win, groups, chain)) = conv_at(g, id) {
+        if let Some((x, w, win, groups)) = conv_at(g, id) {
             p.convs.insert(id, (x, w, win, groups));
-            p.skipped.extend(chain);
-        } else if let Some((ins, chain)) = gemm_at(g, id) {
+        } else if let Some(ins) = gemm_at(g, id) {
             p.gemms.insert(id, ins);
-            p.skipped.extend(chain);
-        } else if let Some((pool, chain)) = pool_at(g, id) {
+        } else if let Some(pool) = pool_at(g, id) {
             p.pools.insert(id, pool);
-            p.skipped.extend(chain);
         } else if let Some(bn) = batch_norm_at(g, id) {
             p.norms.insert(id, bn);
         } else if let Some(ln) = layer_norm_at(g, id) {
@@ -151,11 +149,9 @@ pub(crate) fn plan(
                 && only_user(g, t, id)
                 && g.ty(bias).rank() == 1
                 && g.ty(bias).shape[0] == g.ty(t).shape[1]
-                && matches!(g.node(b).op, Op::Broadcast(_))
-                && g.ty(g.operands(b)[0]).rank() == 3
+                && per_channel(g, b, 4)
             {
                 p.conv_bias.insert(id, bias);
-                p.skipped.insert(t);
                 break;
             }
         }
@@ -234,13 +230,12 @@ pub(crate) struct Pool {
 }
 
 /// The leaves of the tree of `op` nodes under `root` (inner nodes used once).
-fn tree_leaves(g: &Graph, root: NodeId, op: BinaryOp, inner: &mut Vec<NodeId>) -> Vec<NodeId> {
+fn tree_leaves(g: &Graph, root: NodeId, op: BinaryOp) -> Vec<NodeId> {
     let mut leaves = Vec::new();
     let mut stack = vec![root];
     while let Some(n) = stack.pop() {
         let is_op = matches!(g.node(n).op, Op::Binary(b) if b == op);
         if is_op && (n == root || g.users(n).len() == 1) {
-            inner.push(n);
             stack.extend(g.operands(n));
         } else {
             leaves.push(n);
@@ -249,8 +244,8 @@ fn tree_leaves(g: &Graph, root: NodeId, op: BinaryOp, inner: &mut Vec<NodeId>) -
     leaves
 }
 
-fn pool_at(g: &Graph, id: NodeId) -> Option<(Pool, Vec<NodeId>)> {
-    let mut chain = Vec::new();
+fn pool_at(g: &Graph, id: NodeId) -> Option<Pool> {
+    let mut scale_node = None;
     let (root, avg) = match &g.node(id).op {
         Op::Binary(BinaryOp::Max) => (id, false),
         Op::Binary(BinaryOp::Mul) => {
@@ -263,7 +258,7 @@ fn pool_at(g: &Graph, id: NodeId) -> Option<(Pool, Vec<NodeId>)> {
             if !matches!(g.node(sum).op, Op::Binary(BinaryOp::Add)) || g.users(sum).len() != 1 {
                 return None;
             }
-            chain.push(scale);
+            scale_node = Some(scale);
             (sum, true)
         }
         _ => return None,
@@ -272,13 +267,12 @@ fn pool_at(g: &Graph, id: NodeId) -> Option<(Pool, Vec<NodeId>)> {
         return None;
     }
     let op = if avg { BinaryOp::Add } else { BinaryOp::Max };
-    let mut inner = Vec::new();
-    let leaves = tree_leaves(g, root, op, &mut inner);
+    let leaves = tree_leaves(g, root, op);
     let n = leaves.len();
     let k = (1..=n).find(|k| k * k == n).filter(|&k| k > 1)?;
     if avg {
         // The scale: a splat of 1/k².
-        let scale = chain[0];
+        let scale = scale_node?;
         let c = match &g.node(scale).op {
             Op::Broadcast(_) => g.operands(scale)[0],
             _ => scale,
@@ -287,12 +281,7 @@ fn pool_at(g: &Graph, id: NodeId) -> Option<(Pool, Vec<NodeId>)> {
             Op::Const { value, .. } if (*value - 1.0 / n as f64).abs() < 1e-12 => {}
             _ => return None,
         }
-        if c != scale {
-            chain.push(c);
-        }
     }
-    chain.extend(&inner[..]);
-    chain.retain(|&c| c != id);
     // Blocks: reshape(slice(reshape(x', [N, C, OH, k, OW, k]))) per offset.
     let first = leaves[0];
     if let Op::Reshape(_) = g.node(first).op {
@@ -313,33 +302,38 @@ fn pool_at(g: &Graph, id: NodeId) -> Option<(Pool, Vec<NodeId>)> {
             if !ok {
                 return None;
             }
-            chain.extend([l, s]);
         }
         if g.users(blocks).len() != n {
             return None;
         }
-        chain.push(blocks);
         let mut x = g.operands(blocks)[0];
-        // `x` cut to whole windows: MaxPool drops partial windows itself.
-        if let Op::Slice { starts, steps, .. } = &g.node(x).op {
-            if starts.iter().all(|&s| s == 0)
+        // `x` cut to whole windows (what the lowering writes when the size is not a
+        // multiple of the window): MaxPool drops partial windows itself. Any other
+        // crop is the user's and stays.
+        if let Op::Slice {
+            starts,
+            ends,
+            steps,
+        } = &g.node(x).op
+        {
+            let src = g.ty(g.operands(x)[0]).shape.clone();
+            let whole =
+                src.len() == 4 && ends[..] == [src[0], src[1], src[2] / k * k, src[3] / k * k];
+            if whole
+                && starts.iter().all(|&s| s == 0)
                 && steps.iter().all(|&s| s == 1)
                 && g.users(x).len() == 1
             {
-                chain.push(x);
                 x = g.operands(x)[0];
             }
         }
-        return Some((
-            Pool {
-                x,
-                avg,
-                k,
-                stride: k,
-                pad: 0,
-            },
-            chain,
-        ));
+        return Some(Pool {
+            x,
+            avg,
+            k,
+            stride: k,
+            pad: 0,
+        });
     }
     // Strided slices of `x` (padded by `pad` on each spatial side).
     let src = g.operands(first).first().copied()?;
@@ -355,15 +349,22 @@ fn pool_at(g: &Graph, id: NodeId) -> Option<(Pool, Vec<NodeId>)> {
             return None;
         }
         stride = steps[2];
-        chain.push(l);
     }
+    // The lowering pads with 0 for averages and the lowest f32 for maxima (what ONNX's
+    // pooling assumes); a pad of the user's with another value stays a `Pad`.
+    let fill_ok = |v: f64| {
+        if avg {
+            v == 0.0
+        } else {
+            v <= f64::from(f32::MIN)
+        }
+    };
     let (x, pad) = match &g.node(src).op {
-        Op::Pad { lo, hi, .. } if g.users(src).len() == n => {
+        Op::Pad { lo, hi, value } if g.users(src).len() == n && fill_ok(*value) => {
             let p = lo[2];
             if lo[..2] != [0, 0] || hi[..2] != [0, 0] || lo[2..] != [p, p] || hi[2..] != [p, p] {
                 return None;
             }
-            chain.push(src);
             (g.operands(src)[0], p)
         }
         _ => (src, 0),
@@ -371,16 +372,13 @@ fn pool_at(g: &Graph, id: NodeId) -> Option<(Pool, Vec<NodeId>)> {
     if g.ty(x).rank() != 4 {
         return None;
     }
-    Some((
-        Pool {
-            x,
-            avg,
-            k,
-            stride,
-            pad,
-        },
-        chain,
-    ))
+    Some(Pool {
+        x,
+        avg,
+        k,
+        stride,
+        pad,
+    })
 }
 
 /// What `n` broadcasts or reshapes, through any number of those.
@@ -436,16 +434,37 @@ fn batch_norm_at(g: &Graph, add: NodeId) -> Option<([NodeId; 5], f64)> {
             let states = [gamma, beta, mean, var]
                 .iter()
                 .all(|&n| matches!(g.node(n).op, Op::State { .. }));
+            let rank = g.ty(x).rank();
             if s2 == scale
                 && states
-                && g.ty(x).rank() >= 2
+                && rank >= 2
                 && g.ty(x).shape[1] == g.ty(scale).shape[0]
+                && per_channel(g, sc, rank)
+                && per_channel(g, shift, rank)
             {
                 return Some(([x, gamma, beta, mean, var], eps));
             }
         }
     }
     None
+}
+
+/// Whether `b` broadcasts one value per channel (axis 1) of a rank-`rank` tensor: what
+/// it broadcasts is `[C]` in that rank's axis 1 (`[C, 1, 1]` for images, `[C]` for
+/// `[N, C]`), not along another axis that happens to have `C` elements.
+fn per_channel(g: &Graph, b: NodeId, rank: usize) -> bool {
+    if !matches!(g.node(b).op, Op::Broadcast(_)) {
+        return false;
+    }
+    let s = &g.ty(g.operands(b)[0]).shape;
+    if s.len() > rank || rank < 2 {
+        return false;
+    }
+    // Right-aligned into `rank` axes, as broadcasting aligns.
+    let padded: Vec<usize> = std::iter::repeat_n(1, rank - s.len())
+        .chain(s.iter().copied())
+        .collect();
+    padded.iter().enumerate().all(|(i, &d)| i == 1 || d == 1)
 }
 
 /// The value of a splat (a constant, perhaps broadcast).

@@ -1,5 +1,6 @@
 //! The few protobuf messages of ONNX's `onnx.proto3` an exporter writes, encoded by
-//! hand (wire types 0 and 2 only): no code generator, no dependency.
+//! hand (varints, 32-bit floats and length-delimited fields: wire types 0, 5 and 2):
+//! no code generator, no dependency.
 //!
 //! Field numbers are those of ONNX 1.14's `onnx.proto3`.
 

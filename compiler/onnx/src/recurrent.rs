@@ -55,11 +55,32 @@ pub fn write(
     weights: &HashMap<String, Tensor>,
 ) -> Result<Vec<String>, ExportError> {
     let order = gate_order(&call.layer).expect("checked by `supported`");
+    // Each weight as the model declares it (its `state` node): the file's tensor must
+    // have that shape.
     let get = |local: &str| {
-        let name = format!("{}.{local}", call.path);
-        weights
+        let name = if call.path.is_empty() {
+            local.to_string()
+        } else {
+            format!("{}.{local}", call.path)
+        };
+        let t = weights
             .get(&name)
-            .ok_or_else(|| ExportError(format!("the weights have no tensor `{name}`")))
+            .ok_or_else(|| ExportError(format!("the weights have no tensor `{name}`")))?;
+        let declared =
+            w.g.node_ids()
+                .into_iter()
+                .find_map(|n| match &w.g.node(n).op {
+                    dnnc_ir::Op::State { name: s, shape, .. } if *s == name => Some(shape.clone()),
+                    _ => None,
+                });
+        match declared {
+            Some(shape) if shape == t.shape => Ok(t),
+            Some(shape) => Err(ExportError(format!(
+                "`{name}` is {:?} in the weights, but the model's is {shape:?}",
+                t.shape
+            ))),
+            None => Err(ExportError(format!("the model has no parameter `{name}`"))),
+        }
     };
     let (w_ih, w_hh, b_ih, b_hh) = (
         get("weight_ih_l0")?,

@@ -142,3 +142,47 @@ fn a_structure_that_changes_with_the_batch_is_refused() {
         .unwrap();
     assert!(e.0.contains("not a multiple of the batch"), "{e}");
 }
+
+#[test]
+fn a_constant_that_follows_the_batch_is_refused() {
+    // `mean` over the batch axis divides by B: 1/2 at batch 2, 1/3 at batch 3.
+    let mean_over_batch = |b: usize| {
+        dense(b, move |g, y| {
+            let s = g
+                .add(
+                    Op::Reduce {
+                        kind: dnnc_ir::ReduceKind::Sum,
+                        axes: vec![0],
+                        keepdims: false,
+                    },
+                    &[y],
+                )
+                .unwrap();
+            let c = g
+                .add(
+                    Op::Const {
+                        value: 1.0 / b as f64,
+                        dtype: DType::F32,
+                    },
+                    &[],
+                )
+                .unwrap();
+            let c = g.add(Op::Broadcast(vec![3]), &[c]).unwrap();
+            g.add(Op::Binary(BinaryOp::Mul), &[s, c]).unwrap()
+        })
+    };
+    let e = export(
+        "mean",
+        &mean_over_batch(2),
+        &mean_over_batch(3),
+        (2, 3),
+        &weights(),
+        &[],
+    )
+    .err()
+    .unwrap();
+    assert!(
+        e.0.contains("`const` differs between batch sizes 2 and 3"),
+        "{e}"
+    );
+}

@@ -33,6 +33,7 @@ const NO_DERIVATIVE: &[&str] = &[
     "or",
     "argmax",
     "argmin",
+    "argsort",
     "random_uniform",
     "random_normal",
     "random_bernoulli",

@@ -384,6 +384,14 @@ fn every_op() -> Graph {
     );
     let am = add(&mut g, Op::ArgMax { axis: 1 }, &[p]);
     let an = add(&mut g, Op::ArgMin { axis: 0 }, &[p]);
+    let asort = add(
+        &mut g,
+        Op::ArgSort {
+            axis: 1,
+            descending: true,
+        },
+        &[p],
+    );
     let mm = add(&mut g, Op::MatMul, &[x, r]);
     let ga = add(&mut g, Op::Gather { axis: 0 }, &[x, idx]);
     let sc = add(
@@ -455,7 +463,7 @@ fn every_op() -> Graph {
         },
         &[pt],
     );
-    for (i, n) in [sum, mx, mn, am, an, mm, sc, rn, rb, sg, nan, inf, fo]
+    for (i, n) in [sum, mx, mn, am, an, asort, mm, sc, rn, rb, sg, nan, inf, fo]
         .into_iter()
         .enumerate()
     {

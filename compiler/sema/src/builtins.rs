@@ -223,7 +223,13 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             let top = matches!(name, "topk" | "argtopk");
             let axis_arg = get(if top { 2 } else { 1 });
             let axis = match axis_arg {
-                None => Some(vec![normalize_axis_from_end(&x.shape)]),
+                None => match resolve_axis(&x.shape, -1) {
+                    Ok(i) => Some(vec![i]),
+                    Err(msg) => {
+                        r.fail(codes::BAD_AXIS, get(0).map_or(span, |a| a.span), msg);
+                        return Ty::Error;
+                    }
+                },
                 some => r.axes(some, &x.shape).map(|a| a.unwrap_or_default()),
             };
             let Some(axis) = axis else { return Ty::Error };
@@ -241,7 +247,12 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
                 let Some(k) = r.static_dim(get(1)) else {
                     return Ty::Error;
                 };
-                let DimItem::Dim(n) = &x.shape.0[axis] else {
+                let Some(DimItem::Dim(n)) = x.shape.0.get(axis) else {
+                    r.fail(
+                        codes::BAD_AXIS,
+                        span,
+                        format!("`{name}` needs an axis of known size"),
+                    );
                     return Ty::Error;
                 };
                 let too_many = match (k.as_const(), n.as_const()) {

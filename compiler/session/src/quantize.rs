@@ -287,9 +287,11 @@ impl Range {
     fn add(&mut self, values: &[f32]) {
         for &x in values {
             let m = x.abs();
-            if m.is_finite() {
-                self.max = self.max.max(m);
+            if !m.is_finite() {
+                // An overflowed activation says nothing about the range to keep.
+                continue;
             }
+            self.max = self.max.max(m);
             self.seen += 1;
             if self.kept.len() < KEEP {
                 self.kept.push(m);
@@ -320,9 +322,11 @@ impl Range {
         }
     }
 
-    /// The range `t` (one of 128 between `max/128` and `max`) that minimises the mean
-    /// squared error of quantizing the kept magnitudes to `round(x·127/t)·t/127`,
-    /// clipped at `t`, over at most [`MSE_SAMPLES`] of them.
+    /// The range `t` that minimises the mean squared error of quantizing the kept
+    /// magnitudes to `round(x·127/t)·t/127`, clipped at `t`, over at most
+    /// [`MSE_SAMPLES`] of them; candidates on a geometric grid of 16 per octave from
+    /// `max` down to `max/2¹⁶` (an outlier far above the bulk leaves the bulk's range
+    /// within reach).
     fn least_error_range(&self) -> f64 {
         let max = f64::from(self.max);
         if self.kept.is_empty() || max <= 0.0 {
@@ -344,8 +348,8 @@ impl Range {
                 })
                 .sum()
         };
-        (1..=128)
-            .map(|k| max * k as f64 / 128.0)
+        (0..=256)
+            .map(|k| max * (-(k as f64) / 16.0).exp2())
             .map(|t| (error(t), t))
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map_or(max, |(_, t)| t)

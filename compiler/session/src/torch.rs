@@ -28,6 +28,8 @@ pub struct TorchName {
     pub transpose: bool,
     /// dnnc's shape.
     pub shape: Vec<usize>,
+    /// dnnc's element type.
+    pub dtype: DType,
 }
 
 /// PyTorch's local name for parameter `local` of the standard layer `layer`, and
@@ -94,6 +96,7 @@ pub fn table(params: &[ParamInfo]) -> (Vec<TorchName>, Vec<String>) {
             torch: format!("{prefix}{torch_local}"),
             transpose: transpose && p.shape.len() == 2,
             shape: p.shape.clone(),
+            dtype: p.dtype,
         });
     }
     (out, counters)
@@ -145,6 +148,13 @@ pub fn convert(
             continue;
         };
         used.insert(from.clone());
+        if t.dtype.is_float() != n.dtype.is_float() {
+            problems.push(format!(
+                "`{from}` holds {:?} values, but `{to}` is {:?}",
+                t.dtype, n.dtype
+            ));
+            continue;
+        }
         let t = if t.dtype.is_float() && t.dtype != DType::F32 {
             t.cast(DType::F32)
         } else {
@@ -185,7 +195,11 @@ pub fn convert(
         )));
     }
     let refs: Vec<(String, &Tensor)> = written.iter().map(|(k, v)| (k.clone(), v)).collect();
-    checkpoint::save(output, &refs)?;
+    // What the file says besides its tensors (a text model's vocabulary) goes along.
+    let mut meta: Vec<(String, String)> = checkpoint::metadata(input)?.into_iter().collect();
+    meta.sort();
+    let meta: Vec<(&str, String)> = meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    checkpoint::save_with_metadata(output, &refs, &meta)?;
     Ok(refs.len())
 }
 

@@ -13,14 +13,15 @@ vim.g.dnnc_path = dnnc
 dofile(repo .. "/lsp/editors/neovim/dnnc.lua")
 
 local results = {}
-local function fail(why)
-  io.stderr:write("neovim.lua: " .. why .. "\n")
-  os.exit(1)
-end
-
 -- A scratch copy (the test edits it), next to the example so its data paths resolve.
 local src = repo .. "/examples/mnist_mlp.dnn"
 local file = repo .. "/examples/.editor-test-mlp.dnn"
+
+local function fail(why)
+  io.stderr:write("neovim.lua: " .. why .. "\n")
+  os.remove(file)
+  os.exit(1)
+end
 vim.fn.writefile(vim.fn.readfile(src), file)
 vim.cmd.edit(file)
 results.filetype = vim.bo.filetype

@@ -274,11 +274,11 @@ pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Syn
         }
     }
     let waited = started.elapsed() - own;
-    // A worker that had to be woken (it sleeps after 2 ms without work) is left out
-    // of the count: it may have started on the caller's core.
-    if !woken {
-        backoff.record(own, waited, Instant::now());
-    }
+    // The wait for a worker that had to be woken (it sleeps after 2 ms without work)
+    // is left out: it may have started on the caller's core. The caller's own work
+    // still counts, so a window of such jobs is judged on the others' waits.
+    let counted = if woken { Duration::ZERO } else { waited };
+    backoff.record(own, counted, Instant::now());
     unsafe { *shared.job.get() = None };
 }
 

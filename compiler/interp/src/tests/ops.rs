@@ -543,6 +543,25 @@ fn cases() -> Vec<Case> {
             Op::ArgMin { axis: 1 },
             i64t(&[2], &[0, 1]),
         ),
+        // Stable: the two 3s and the two 5s keep their order.
+        apply(
+            "argsort",
+            vec![f32t(&[2, 3], &[3., 1., 3., 5., 0., 5.])],
+            Op::ArgSort {
+                axis: 1,
+                descending: false,
+            },
+            i64t(&[2, 3], &[1, 0, 2, 1, 0, 2]),
+        ),
+        apply(
+            "argsort",
+            vec![f32t(&[2, 3], &[3., 1., 3., 5., 0., 5.])],
+            Op::ArgSort {
+                axis: 0,
+                descending: true,
+            },
+            i64t(&[2, 3], &[1, 0, 1, 0, 1, 0]),
+        ),
         apply(
             "argmin",
             vec![i64t(&[3], &[4, -2, -2])],
