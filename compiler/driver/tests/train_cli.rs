@@ -266,6 +266,43 @@ fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
     assert_eq!(&bytes[..2], &[0x08, 0x08]);
     let has = |s: &[u8]| bytes.windows(s.len()).any(|w| w == s);
     assert!(has(b"dnnc") && has(b"Gemm") && has(b"fc1.W") && has(b"batch"));
+    // The CNN with batch norm: every layer as ONNX's own op, nothing of the lowering's
+    // primitives left (no `Slice` of pooling windows, no `Sqrt` of a norm).
+    let wb = dir.join("cnn_bn.safetensors").display().to_string();
+    let out = dnnc(&[
+        "train",
+        &example("mnist_cnn_bn.dnn"),
+        "--steps",
+        "1",
+        "--quiet",
+        "--no-plot",
+        "--out",
+        &wb,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mb = dir.join("cnn_bn.onnx").display().to_string();
+    let out = dnnc(&[
+        "compile",
+        &example("mnist_cnn_bn.dnn"),
+        "--weights",
+        &wb,
+        "-o",
+        &mb,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for op in [
+        "Conv×2",
+        "BatchNormalization×2",
+        "MaxPool×2",
+        "Gemm×2",
+        "Relu×3",
+    ] {
+        assert!(said.contains(op), "no {op} in {said}");
+    }
+    for primitive in ["Slice", "Sqrt", "Patches", "MatMul"] {
+        assert!(!said.contains(primitive), "{primitive} left in {said}");
+    }
     // int8 weights.
     let q = dir.join("mlp_int8.safetensors");
     let qs = q.display().to_string();
