@@ -10,7 +10,7 @@ use dnnc_tensor::{Data, Tensor};
 use crate::batch::Dim;
 use crate::patterns::{plan, relu_operand, Plan};
 use crate::proto::{self, attr_float, attr_int, attr_ints, elem, Msg};
-use crate::writer::{elem_of, info_dim, raw, Writer};
+use crate::writer::{elem_of, info_dim, Writer};
 use crate::{ExportError, Exported, OPSET};
 
 /// The one-hot kernel that makes a grouped `Conv` copy each input channel's window
@@ -129,14 +129,7 @@ pub fn write(
     let mut outputs = Vec::new();
     for (name, id) in g.outputs() {
         let v = w.name(*id);
-        w.nodes.push(proto::node(
-            "Identity",
-            &format!("out_{name}"),
-            &[v],
-            std::slice::from_ref(name),
-            vec![],
-        ));
-        *w.ops.entry("Identity".into()).or_default() += 1;
+        w.push_node("Identity", &[v], std::slice::from_ref(name), vec![]);
         let info: Vec<proto::Dim> = w.dims(*id).iter().map(|&d| info_dim(d)).collect();
         outputs.push(proto::value_info(name, elem_of(g.ty(*id).dtype), &info));
     }
@@ -154,14 +147,7 @@ fn node(
     let g = w.g;
     // A pattern's root reads its pattern's inputs (named in `plan`), not its operands,
     // which may not be written; every other node reads its operands.
-    let pattern_root = plan.convs.contains_key(&id)
-        || plan.conv_bias.contains_key(&id)
-        || plan.gemms.contains_key(&id)
-        || plan.pools.contains_key(&id)
-        || plan.norms.contains_key(&id)
-        || plan.layer_norms.contains_key(&id)
-        || crate::patterns::relu_operand(g, id).is_some();
-    let ins: Vec<String> = if pattern_root {
+    let ins: Vec<String> = if plan.is_root(g, id) {
         Vec::new()
     } else {
         g.operands(id)
@@ -196,8 +182,7 @@ fn node(
                 )));
             }
             let t = if t.dtype == *dtype { t.clone() } else { t.cast(*dtype) };
-            w.inits
-                .push(proto::tensor(name, elem_of(t.dtype), &t.shape, &raw(&t)));
+            w.named_initializer(name, &t);
             name.clone()
         }
         Op::Const { value, dtype } => {

@@ -38,6 +38,20 @@ pub(crate) struct Plan {
     pub(crate) live: HashSet<NodeId>,
 }
 
+impl Plan {
+    /// Whether `id` is written as a pattern's op (from the pattern's inputs, not its
+    /// own operands).
+    pub(crate) fn is_root(&self, g: &Graph, id: NodeId) -> bool {
+        self.convs.contains_key(&id)
+            || self.conv_bias.contains_key(&id)
+            || self.gemms.contains_key(&id)
+            || self.pools.contains_key(&id)
+            || self.norms.contains_key(&id)
+            || self.layer_norms.contains_key(&id)
+            || relu_operand(g, id).is_some()
+    }
+}
+
 /// `x·W + broadcast(b)` with `x: [B, inp]`, `W: [inp, out]`, `b: [out]`.
 fn gemm_at(g: &Graph, add: NodeId) -> Option<[NodeId; 3]> {
     if !matches!(g.node(add).op, Op::Binary(BinaryOp::Add)) || g.ty(add).dtype != DType::F32 {

@@ -57,6 +57,14 @@ pub fn write(
     let order = gate_order(&call.layer).expect("checked by `supported`");
     // Each weight as the model declares it (its `state` node): the file's tensor must
     // have that shape.
+    let declared: HashMap<&str, &[usize]> =
+        w.g.node_ids()
+            .into_iter()
+            .filter_map(|n| match &w.g.node(n).op {
+                dnnc_ir::Op::State { name, shape, .. } => Some((name.as_str(), shape.as_slice())),
+                _ => None,
+            })
+            .collect();
     let get = |local: &str| {
         let name = if call.path.is_empty() {
             local.to_string()
@@ -66,15 +74,8 @@ pub fn write(
         let t = weights
             .get(&name)
             .ok_or_else(|| ExportError(format!("the weights have no tensor `{name}`")))?;
-        let declared =
-            w.g.node_ids()
-                .into_iter()
-                .find_map(|n| match &w.g.node(n).op {
-                    dnnc_ir::Op::State { name: s, shape, .. } if *s == name => Some(shape.clone()),
-                    _ => None,
-                });
-        match declared {
-            Some(shape) if shape == t.shape => Ok(t),
+        match declared.get(name.as_str()).copied() {
+            Some(shape) if shape == t.shape.as_slice() => Ok(t),
             Some(shape) => Err(ExportError(format!(
                 "`{name}` is {:?} in the weights, but the model's is {shape:?}",
                 t.shape

@@ -81,24 +81,20 @@ impl<'a> Writer<'a> {
 
     /// Appends node `op` with one output, returned.
     pub(crate) fn emit(&mut self, op: &str, inputs: &[String], attrs: Vec<Msg>) -> String {
-        let out = self.fresh(&op.to_lowercase());
-        let name = format!("{op}_{}", self.fresh);
-        self.nodes.push(proto::node(
-            op,
-            &name,
-            inputs,
-            std::slice::from_ref(&out),
-            attrs,
-        ));
-        *self.ops.entry(op.to_string()).or_default() += 1;
-        out
+        self.emit_n(op, inputs, 1, attrs).remove(0)
     }
 
+    /// `t` as an initializer under a fresh name made from `hint`.
     pub(crate) fn initializer(&mut self, hint: &str, t: &Tensor) -> String {
         let name = self.fresh(hint);
-        self.inits
-            .push(proto::tensor(&name, elem_of(t.dtype), &t.shape, &raw(t)));
+        self.named_initializer(&name, t);
         name
+    }
+
+    /// `t` as the initializer `name` (a parameter keeps its own).
+    pub(crate) fn named_initializer(&mut self, name: &str, t: &Tensor) {
+        self.inits
+            .push(proto::tensor(name, elem_of(t.dtype), &t.shape, &raw(t)));
     }
 
     /// Appends node `op` with `n` outputs, returned.
@@ -110,11 +106,23 @@ impl<'a> Writer<'a> {
         attrs: Vec<Msg>,
     ) -> Vec<String> {
         let outs: Vec<String> = (0..n).map(|_| self.fresh(&op.to_lowercase())).collect();
-        let name = format!("{op}_{}", self.fresh);
-        self.nodes
-            .push(proto::node(op, &name, inputs, &outs, attrs));
-        *self.ops.entry(op.to_string()).or_default() += 1;
+        self.push_node(op, inputs, &outs, attrs);
         outs
+    }
+
+    /// Appends node `op` writing `outputs` (named by the caller), and counts it.
+    pub(crate) fn push_node(
+        &mut self,
+        op: &str,
+        inputs: &[String],
+        outputs: &[String],
+        attrs: Vec<Msg>,
+    ) {
+        // Node names must be unique in a graph.
+        let name = self.fresh(op);
+        self.nodes
+            .push(proto::node(op, &name, inputs, outputs, attrs));
+        *self.ops.entry(op.to_string()).or_default() += 1;
     }
 
     pub(crate) fn ints(&mut self, vs: &[i64]) -> String {

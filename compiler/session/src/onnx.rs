@@ -24,14 +24,16 @@ pub fn export(
     out: &Path,
     passes: &PassOptions,
 ) -> Result<std::collections::BTreeMap<String, usize>, RunError> {
-    let quantized = crate::quantize::quantized_params(weights)?;
+    let (tensors, meta) = checkpoint::load_with_metadata(weights)?;
+    let tensors: HashMap<_, _> = tensors.into_iter().collect();
+    let mut quantized = crate::quantize::quantized_among(tensors.keys(), &meta);
+    quantized.sort();
     if let Some(p) = quantized.first() {
         return Err(RunError::NotRunnable(format!(
             "{}: `{p}` is quantized to int8; ONNX export takes the model's f32 weights",
             weights.display()
         )));
     }
-    let tensors: HashMap<_, _> = checkpoint::load(weights)?.into_iter().collect();
     let small = forward(job.db, job.file, job.item, Mode::Predict, BATCHES.0, passes)?;
     let large = forward(job.db, job.file, job.item, Mode::Predict, BATCHES.1, passes)?;
     let calls: Vec<dnnc_onnx::LayerCall> = small

@@ -72,13 +72,21 @@ pub struct Quantized {
 /// The parameters of `weights` stored quantized (those with an input scale).
 pub fn quantized_params(weights: &Path) -> Result<Vec<String>, RunError> {
     let (names, meta) = checkpoint::header(weights)?;
+    Ok(quantized_among(&names, &meta))
+}
+
+/// The parameters stored quantized in a file with these tensor names and metadata.
+pub fn quantized_among<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+    meta: &std::collections::HashMap<String, String>,
+) -> Vec<String> {
     if !meta.contains_key(QUANTIZED_KEY) {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    Ok(names
-        .iter()
+    names
+        .into_iter()
         .filter_map(|n| n.strip_suffix(".input_scale").map(str::to_string))
-        .collect())
+        .collect()
 }
 
 /// `passes` for graphs that read `weights`: int8 products where they are quantized.

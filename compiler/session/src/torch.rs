@@ -134,7 +134,8 @@ pub fn convert(
     output: &Path,
 ) -> Result<usize, RunError> {
     let (table, counters) = names(job)?;
-    let tensors: HashMap<String, Tensor> = checkpoint::load(input)?.into_iter().collect();
+    let (tensors, metadata) = checkpoint::load_with_metadata(input)?;
+    let tensors: HashMap<String, Tensor> = tensors.into_iter().collect();
     let mut problems = Vec::new();
     let mut written: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut used = HashSet::new();
@@ -196,7 +197,7 @@ pub fn convert(
     }
     let refs: Vec<(String, &Tensor)> = written.iter().map(|(k, v)| (k.clone(), v)).collect();
     // What the file says besides its tensors (a text model's vocabulary) goes along.
-    let mut meta: Vec<(String, String)> = checkpoint::metadata(input)?.into_iter().collect();
+    let mut meta: Vec<(String, String)> = metadata.into_iter().collect();
     meta.sort();
     let meta: Vec<(&str, String)> = meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     checkpoint::save_with_metadata(output, &refs, &meta)?;

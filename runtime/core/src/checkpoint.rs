@@ -269,18 +269,28 @@ fn to_bytes_with_metadata(
 
 /// Reads every tensor of the safetensors file `path`, sorted by name.
 pub fn load(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    Ok(load_with_metadata(path)?.0)
+}
+
+/// [`load`] and the file's string metadata, from one read of the file.
+#[allow(clippy::type_complexity)]
+pub fn load_with_metadata(
+    path: &Path,
+) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>), CheckpointError> {
     let bytes = read(path)?;
     let file = parse(path, &bytes)?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, &bytes, e))?;
     let mut names: Vec<&str> = file.names();
     names.sort_unstable();
-    names
+    let tensors = names
         .into_iter()
         .map(|name| {
             let view = file.tensor(name).map_err(|e| corrupt(path, &bytes, e))?;
             let tensor = decode(name, &view).map_err(|kind| err(path, kind))?;
             Ok((name.to_string(), tensor))
         })
-        .collect()
+        .collect::<Result<_, CheckpointError>>()?;
+    Ok((tensors, meta.metadata().clone().unwrap_or_default()))
 }
 
 /// Reads the tensors a model declares from the safetensors file `path`.
