@@ -231,6 +231,16 @@ pub fn complete(db: &dyn Db, file: SourceFile, offset: usize) -> Vec<CompletionI
                 let (sig, doc) = analysis::describe_item(db, target, *index);
                 out.push(item(name, k, Some(sig), doc));
             }
+            if let ["std", m] = segs.as_slice() {
+                for b in dnnc_sema::builtins::std_builtins_of(m) {
+                    out.push(item(
+                        b,
+                        CompletionItemKind::FUNCTION,
+                        Some("builtin".into()),
+                        None,
+                    ));
+                }
+            }
             return out;
         }
         return out;

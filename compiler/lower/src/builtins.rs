@@ -215,6 +215,23 @@ pub fn call(
             };
             lw.em.add(op, &[x])?
         }
+        // Stably: the maximum (held fixed) subtracted first, as PyTorch does.
+        "softmax" | "log_softmax" => {
+            let x = tensor(lw, a.need(0, "x")?, Some(DType::F32))?;
+            let rank = lw.em.shape(x).len();
+            let ax = [axis(a.get(1, "axis").map_or(Ok(-1), int)?, rank)?];
+            let m = lw.em.reduce(ReduceKind::Max, x, &ax, true)?;
+            let m = lw.em.add(Op::StopGradient, &[m])?;
+            let z = lw.em.binary(BinaryOp::Sub, x, m)?;
+            let e = lw.em.unary(UnaryOp::Exp, z)?;
+            let s = lw.em.reduce(ReduceKind::Sum, e, &ax, true)?;
+            if name == "softmax" {
+                lw.em.binary(BinaryOp::Div, e, s)?
+            } else {
+                let l = lw.em.unary(UnaryOp::Log, s)?;
+                lw.em.binary(BinaryOp::Sub, z, l)?
+            }
+        }
         "argsort" | "sort" | "topk" | "argtopk" => {
             let x = t(a.need(0, "x")?)?;
             let shape = lw.em.shape(x);

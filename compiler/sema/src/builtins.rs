@@ -28,6 +28,8 @@ const OTHER: &[&str] = &[
     "where",
     "argmax",
     "argmin",
+    "softmax",
+    "log_softmax",
     "argsort",
     "sort",
     "topk",
@@ -89,13 +91,30 @@ pub fn std_module_of(name: &str) -> Option<&'static str> {
     Some(match name {
         "Dense" | "Conv2d" | "MaxPool2d" | "AvgPool2d" | "GlobalAvgPool2d" | "BatchNorm2d"
         | "BatchNorm1d" | "LayerNorm" | "Embedding" | "Dropout" | "Flatten" => "nn",
-        "relu" | "leaky_relu" | "sigmoid" | "gelu" | "softmax" | "log_softmax" | "softplus"
-        | "silu" | "elu" => "activations",
+        "relu" | "leaky_relu" | "sigmoid" | "gelu" | "softplus" | "silu" | "elu" => "activations",
         "cross_entropy" | "mse" | "mae" | "bce_logits" => "losses",
         "dropout" | "l1_penalty" | "l2_penalty" => "regularization",
         "flatten" => "shape",
         _ => return None,
     })
+}
+
+/// Builtins that a std module also offers, so `use std::activations::softmax` (from
+/// when it was written in `.dnn`) keeps working: a symbolic `axis` cannot be checked
+/// inside a generic `.dnn` function, so these are builtins.
+const STD_BUILTINS: &[(&str, &str)] = &[("activations", "softmax"), ("activations", "log_softmax")];
+
+/// Whether std module `module` offers builtin `name`.
+pub fn std_builtin(module: &str, name: &str) -> bool {
+    STD_BUILTINS.contains(&(module, name))
+}
+
+/// The builtins std module `module` offers.
+pub fn std_builtins_of(module: &str) -> impl Iterator<Item = &'static str> + '_ {
+    STD_BUILTINS
+        .iter()
+        .filter(move |(m, _)| *m == module)
+        .map(|(_, n)| *n)
 }
 
 /// The parameter names of builtin `name` and whether each may be omitted.
@@ -108,7 +127,7 @@ fn params(name: &str) -> &'static [P] {
         n if UNARY.contains(&n) => &[P("x", false)],
         "stop_grad" => &[P("x", false)],
         n if REDUCE.contains(&n) => &[P("x", false), P("axis", true), P("keepdims", true)],
-        "argmax" | "argmin" => &[P("x", false), P("axis", true)],
+        "argmax" | "argmin" | "softmax" | "log_softmax" => &[P("x", false), P("axis", true)],
         "argsort" | "sort" => &[P("x", false), P("axis", true), P("descending", true)],
         "topk" | "argtopk" => &[P("x", false), P("k", false), P("axis", true)],
         "maximum" | "minimum" | "matmul" => &[P("a", false), P("b", false)],
@@ -210,6 +229,35 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             };
             let Some(axis) = axis else { return Ty::Error };
             Ty::tensor(DType::I64, reduce_shape(&x.shape, Some(&axis), false))
+        }
+        // Softmax along one axis (the last by default): `x`'s type.
+        "softmax" | "log_softmax" => {
+            let Some(x) = r.tensor(get(0)) else {
+                return Ty::Error;
+            };
+            if !x.dtype.is_float() {
+                return r.dtype_error(get(0), &x, "a floating-point tensor");
+            }
+            let axis = match get(1) {
+                None => resolve_axis(&x.shape, -1).map(|i| vec![i]).map_err(|msg| {
+                    r.fail(codes::BAD_AXIS, get(0).map_or(span, |a| a.span), msg);
+                }),
+                some => r
+                    .axes(some, &x.shape)
+                    .map(|a| a.unwrap_or_default())
+                    .ok_or(()),
+            };
+            let Ok(axis) = axis else { return Ty::Error };
+            if axis.len() != 1 {
+                let at = get(1).map_or(span, |a| a.span);
+                r.fail(
+                    codes::BAD_AXIS,
+                    at,
+                    format!("`{name}` works along one axis"),
+                );
+                return Ty::Error;
+            }
+            Ty::Tensor(x)
         }
         // `sort` and `topk` are differentiable (their values are gathered from `x`);
         // the indices are `i64`.

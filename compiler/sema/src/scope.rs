@@ -276,6 +276,10 @@ pub fn file_scope(db: &dyn Db, file: SourceFile) -> FileScope {
                             explicit.insert(key.clone());
                             scope.names.insert(key, def);
                         }
+                        // A builtin that its std module names (e.g. `softmax` of
+                        // `std::activations`) is visible everywhere; importing it is fine.
+                        None if matches!(segments.as_slice(), ["std", m]
+                            if crate::builtins::std_builtin(m, &n.text)) => {}
                         None => {
                             let mut d = Diagnostic::error(
                                 codes::IMPORT_NOT_FOUND,

@@ -159,3 +159,24 @@ fn huber_is_quadratic_near_zero_and_linear_beyond_delta() {
         assert!(close(got, want), "delta {delta}: {got} vs {want}");
     }
 }
+
+#[test]
+fn softmax_and_log_softmax_take_an_axis() {
+    // Along axis 0 (the batch of 2): each column of `z` is normalised on its own.
+    let mut nll = 0.0;
+    let mut soft = 0.0;
+    for c in 0..3 {
+        let col = log_softmax(&[P[c], P[3 + c]]);
+        nll -= col[0] * f64::from(Q[c]) + col[1] * f64::from(Q[3 + c]);
+        soft += col[0].exp() * f64::from(Q[c]) + col[1].exp() * f64::from(Q[3 + c]);
+    }
+    let got = loss_of("-sum(log_softmax(z, axis = 0) * q)", &P, &Q, &[2, 0]);
+    assert!(close(got, nll), "{got} vs {nll}");
+    let got = loss_of("sum(softmax(z, axis = -2) * q)", &P, &Q, &[2, 0]);
+    assert!(close(got, soft), "{got} vs {soft}");
+    // The default is the last axis.
+    let rows = [log_softmax(&P[..3]), log_softmax(&P[3..])];
+    let last: f64 = rows.iter().flatten().sum();
+    let got = loss_of("sum(log_softmax(z))", &P, &Q, &[2, 0]);
+    assert!(close(got, last), "{got} vs {last}");
+}
