@@ -107,6 +107,7 @@ codes! {
     OP_FAILED = "E1301", "an operation failed while running";
     OUT_OF_MEMORY = "E1400", "the run needs more memory than the machine has";
     CANNOT_WRITE = "E1500", "an output cannot be written";
+    PROCESSES_DISAGREE = "E1600", "the processes of a data-parallel run cannot work together";
     INTERNAL = "E1900", "a compiler stage failed on a program that checked";
 }
 

@@ -17,10 +17,24 @@ pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Prints a run-time error with its code (`error[E1102]: ...`) and returns exit
-/// status 1.
+/// Prints a run-time error with its code (`error[E1102]: ...`; in a data-parallel run
+/// with the process's rank) and returns exit status 1.
 pub fn failed(e: RunError) -> ExitCode {
-    eprintln!("error[{}]: {e}", e.code());
+    let w = dnnc_dist::world();
+    if w.size() > 1 {
+        // Every process finds a disagreement at once: the first says it.
+        let shared = matches!(e, RunError::Distributed(dnnc_dist::DistError::Mismatch(_)));
+        if !shared || w.is_root() {
+            eprintln!(
+                "error[{}]: rank {} of {}: {e}",
+                e.code(),
+                w.rank(),
+                w.size()
+            );
+        }
+    } else {
+        eprintln!("error[{}]: {e}", e.code());
+    }
     ExitCode::from(1)
 }
 
@@ -65,9 +79,30 @@ pub struct TrainArgs {
     pub no_plot: bool,
     pub dump_after: Option<String>,
     pub threads: Option<usize>,
+    /// Under `mpirun`, the longest wait for the other processes, in seconds.
+    pub mpi_timeout: f64,
 }
 
+/// `dnnc train`, as one process or (under `mpirun`, with the `mpi` feature) as one of
+/// several: every process ends MPI normally after success, and an error on any of
+/// them ends them all.
 pub fn train(a: TrainArgs) -> ExitCode {
+    let world = match dnnc_dist::init(std::time::Duration::from_secs_f64(a.mpi_timeout)) {
+        Ok(w) => w,
+        Err(e) => return failed(e.into()),
+    };
+    let ok = std::cell::Cell::new(false);
+    let code = train_job(a, &ok);
+    if !ok.get() && world.size() > 1 {
+        // The others may wait in a collective for this one: end them all.
+        dnnc_dist::abort(1);
+    }
+    dnnc_dist::finalize();
+    code
+}
+
+/// [`train`] in this process; sets `ok` when the run succeeded.
+fn train_job(a: TrainArgs, ok: &std::cell::Cell<bool>) -> ExitCode {
     let backend = match BackendKind::parse(&a.backend) {
         Ok(b) => b,
         Err(e) => return failed(e),
@@ -88,7 +123,12 @@ pub fn train(a: TrainArgs) -> ExitCode {
         passes: passes(a.dump_after),
     };
     with_job(&a.file, |job| match dnnc_session::train(job, &opts) {
+        Ok(_) if !dnnc_dist::world().is_root() => {
+            ok.set(true);
+            ExitCode::SUCCESS
+        }
         Ok(s) => {
+            ok.set(true);
             let shown: Vec<String> = s
                 .metrics
                 .iter()

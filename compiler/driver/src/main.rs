@@ -111,6 +111,10 @@ enum Command {
         /// Threads for native kernels (default: the CPUs this process may use).
         #[arg(long)]
         threads: Option<usize>,
+        /// Under `mpirun`: the longest wait, in seconds, for the other processes in
+        /// a collective before every process ends with an error.
+        #[arg(long, default_value_t = 300.0, value_parser = positive_seconds)]
+        mpi_timeout: f64,
     },
     /// Evaluate saved weights on the test split.
     Eval {
@@ -439,6 +443,14 @@ fn batch_size(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A positive, finite number of seconds.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let worker = std::thread::Builder::new()
@@ -456,6 +468,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> ExitCode {
     jobs::set_precision(cli.precision);
+    // Only training runs as several processes; anything else started so would do
+    // the same work N times.
+    if let (Some(n @ 2..), false) = (
+        dnnc_dist::launched_size(),
+        matches!(cli.command, Command::Train { .. }),
+    ) {
+        return jobs::fail(format!(
+            "this process is one of {n} started by a launcher (mpirun), but only `dnnc train` runs as several processes"
+        ));
+    }
     match cli.command {
         Command::Check {
             files,
@@ -474,6 +496,7 @@ fn run(cli: Cli) -> ExitCode {
             no_plot,
             dump_after,
             threads,
+            mpi_timeout,
         } => jobs::train(jobs::TrainArgs {
             file,
             backend,
@@ -487,6 +510,7 @@ fn run(cli: Cli) -> ExitCode {
             no_plot,
             dump_after,
             threads,
+            mpi_timeout,
         }),
         Command::Eval {
             file,

@@ -134,6 +134,35 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` on the elements of `f32` state `name`, in place (no instance bound to
+    /// the store may run meanwhile: the caller holds the store between steps).
+    pub fn with_f32_mut<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut [f32]) -> R,
+    ) -> Result<R, ExecError> {
+        let slot = self
+            .slots()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ExecError::Feed {
+                what: "state",
+                name: name.to_string(),
+                why: "is not in the store".into(),
+            })?;
+        if slot.dtype != DType::F32 {
+            return Err(ExecError::Feed {
+                what: "state",
+                name: name.to_string(),
+                why: format!("is {}, not f32", slot.dtype),
+            });
+        }
+        // SAFETY: the block holds `len` f32s and, as in `set`, nothing else touches
+        // it while `f` runs.
+        let v = unsafe { std::slice::from_raw_parts_mut(slot.block.ptr() as *mut f32, slot.len) };
+        Ok(f(v))
+    }
+
     /// The names of the states, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.slots().keys().cloned().collect();

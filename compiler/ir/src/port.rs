@@ -21,10 +21,20 @@ pub enum Port {
     LrScale,
     /// Input: the `i64` key of the step's random draws (dropout, `normal`, ...).
     RngKey,
+    /// Input of the update half of a data-parallel step: the scalar `f32` loss of
+    /// the whole batch, averaged over the processes (its updates are kept only when
+    /// it is finite).
+    GlobalLoss,
 }
 
 impl Port {
-    pub const ALL: [Port; 4] = [Port::Loss, Port::LearningRate, Port::LrScale, Port::RngKey];
+    pub const ALL: [Port; 5] = [
+        Port::Loss,
+        Port::LearningRate,
+        Port::LrScale,
+        Port::RngKey,
+        Port::GlobalLoss,
+    ];
 
     /// The port's name in the graph.
     pub const fn name(self) -> &'static str {
@@ -33,6 +43,7 @@ impl Port {
             Port::LearningRate => "lr",
             Port::LrScale => "#lr_scale",
             Port::RngKey => "#rng_key",
+            Port::GlobalLoss => "#loss",
         }
     }
 
@@ -43,7 +54,7 @@ impl Port {
 
     /// Whether the host feeds this port (rather than reading it).
     pub const fn is_input(self) -> bool {
-        matches!(self, Port::LrScale | Port::RngKey)
+        matches!(self, Port::LrScale | Port::RngKey | Port::GlobalLoss)
     }
 }
 

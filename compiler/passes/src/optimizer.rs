@@ -320,6 +320,75 @@ pub fn add_updates(g: &mut Graph, grads: Gradients, cfg: &StepConfig) -> Res<usi
     add_optimizers(g, vec![(grads, cfg.clone())])
 }
 
+/// The state that carries parameter `name`'s gradient from the first half of a
+/// data-parallel step (forward and backward) to the second (the update); the host
+/// averages it over the processes in between. (`#` keeps it apart from the
+/// program's names.)
+pub fn gradient_state(name: &str) -> String {
+    format!("#grad.{name}")
+}
+
+/// The first half of a data-parallel step: every gradient of `groups` written to its
+/// [`gradient_state`]; the graph's other updates (batch-norm statistics) are kept
+/// only when its loss is finite, as in a whole step. Returns the number of
+/// gradients.
+pub fn add_gradient_updates(g: &mut Graph, groups: &[Gradients]) -> Res<usize> {
+    let loss = g
+        .output(Port::Loss.name())
+        .ok_or_else(|| PassError::Missing("the graph has no `loss` output".into()))?;
+    let mut em = Em::new(g);
+    let magnitude = em.g.add(Op::Unary(UnaryOp::Abs), &[loss])?;
+    guard_remaining_updates(&mut em, magnitude, &std::collections::HashSet::new())?;
+    let mut count = 0;
+    for grads in groups {
+        for (name, p, grad) in &grads.of {
+            // A state of its own, typed like the parameter.
+            em.state(gradient_state(name), *p)?;
+            em.g.add_update(gradient_state(name), *grad);
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// A parameter a step trains: its name, element type and shape.
+pub type TrainedParam = (String, DType, Vec<usize>);
+
+/// The second half of a data-parallel step: a graph that reads each parameter of
+/// `groups` (`(name, element type, shape)`, per optimizer) and its gradient from the
+/// [`gradient_state`]s, the batch's loss from the input [`Port::GlobalLoss`], and
+/// applies the optimizers as [`add_optimizers`] does (clipping, schedules, the
+/// finite-loss guard). Returns the graph and the number of parameters updated.
+pub fn update_graph(groups: &[(Vec<TrainedParam>, StepConfig)]) -> Res<(Graph, usize)> {
+    let mut g = Graph::new("update");
+    let loss = g.add(
+        Op::Input {
+            name: Port::GlobalLoss.name().into(),
+            dtype: DType::F32,
+            shape: vec![],
+        },
+        &[],
+    )?;
+    g.set_output(Port::Loss.name(), loss);
+    let mut with_grads = Vec::new();
+    for (params, cfg) in groups {
+        let mut of = Vec::new();
+        for (name, dtype, shape) in params {
+            let state = |name: String| Op::State {
+                name,
+                dtype: *dtype,
+                shape: shape.clone(),
+            };
+            let p = g.add(state(name.clone()), &[])?;
+            let grad = g.add(state(gradient_state(name)), &[])?;
+            of.push((name.clone(), p, grad));
+        }
+        with_grads.push((Gradients { of }, cfg.clone()));
+    }
+    let n = add_optimizers(&mut g, with_grads)?;
+    Ok((g, n))
+}
+
 /// [`add_updates`] for several optimizers in one step, each updating its own
 /// parameters from the same loss (`update G with adam(...)`, `update H with sgd(...)`);
 /// the graph's `lr` output is the first optimizer's rate. Returns the number of

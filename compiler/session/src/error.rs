@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use dnnc_codegen::CodegenError;
 use dnnc_data::DataError;
 use dnnc_diagnostics::codes::{self, Code};
+use dnnc_dist::DistError;
 use dnnc_exec::ExecError;
 use dnnc_interp::InterpError;
 use dnnc_lower::LowerError;
@@ -44,6 +45,9 @@ pub enum RunError {
     },
     /// An operation failed while running (an integer division by zero).
     Op(String),
+    /// The processes of a data-parallel run cannot work together: started without
+    /// MPI, holding different files, data or weights, or parameters that diverged.
+    Distributed(DistError),
     /// A state the session itself should have prevented (a bug in `dnnc`).
     Internal(String),
     Lower(LowerError),
@@ -66,6 +70,7 @@ impl RunError {
             RunError::Memory(_) => codes::OUT_OF_MEMORY,
             RunError::Write { .. } => codes::CANNOT_WRITE,
             RunError::Op(_) => codes::OP_FAILED,
+            RunError::Distributed(_) => codes::PROCESSES_DISAGREE,
             RunError::Lower(LowerError::NotApplicable(_)) => codes::RUN_NOT_POSSIBLE,
             RunError::Lower(LowerError::Ir(dnnc_ir::IrError::TooLarge { .. })) => {
                 codes::OUT_OF_MEMORY
@@ -114,6 +119,7 @@ impl fmt::Display for RunError {
             RunError::Data(e) => e.fmt(f),
             RunError::Weights(e) => e.fmt(f),
             RunError::Memory(e) => e.fmt(f),
+            RunError::Distributed(e) => e.fmt(f),
             RunError::Write { path, why } => write!(f, "{}: {why}", path.display()),
             RunError::Lower(e) => e.fmt(f),
             RunError::Pass(e) => e.fmt(f),
@@ -145,4 +151,5 @@ from! {
     CodegenError => Codegen,
     ExecError => Exec,
     InterpError => Interp,
+    DistError => Distributed,
 }

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod init;
 pub mod library;
 pub mod onnx;
+mod parallel;
 mod plateau;
 pub mod prune;
 pub mod quantize;

@@ -17,6 +17,7 @@ use crate::trainer::{evaluate, ByBatch};
 use dnnc_settings::Training;
 
 /// What `dnnc train` was asked to do.
+#[derive(Clone)]
 pub struct TrainOptions {
     pub backend: BackendKind,
     pub epochs: Option<usize>,

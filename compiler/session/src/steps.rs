@@ -3,8 +3,11 @@
 //! pipeline with the verifier after every pass.
 
 use crate::error::RunError;
-use dnnc_lower::{lower, Lowered, Mode};
-use dnnc_passes::optimizer::{add_gradients, add_optimizers, StepConfig};
+use dnnc_ir::Graph;
+use dnnc_lower::{lower, Lowered, Mode, ParamInfo};
+use dnnc_passes::optimizer::{
+    add_gradient_updates, add_gradients, add_optimizers, update_graph, StepConfig,
+};
 use dnnc_passes::pipeline::{Pipeline, PipelineOptions};
 use dnnc_passes::precision::round_matmul_operands;
 use dnnc_sema::{Db, SourceFile};
@@ -91,15 +94,7 @@ pub fn train_step(
             .map(|p| p.name.clone())
             .collect();
         let grads = add_gradients(&mut l.graph, &trainable)?;
-        let config = StepConfig {
-            clip_norm: update.optimizer.clip_norm,
-            optimizer: update.optimizer.optimizer.clone(),
-            schedule: cfg.schedule.clone(),
-            steps_per_epoch,
-            epochs: cfg.epochs,
-            namespace: optimizer_namespace(cfg, s, k),
-        };
-        groups.push((grads, config));
+        groups.push((grads, step_config(cfg, s, k, steps_per_epoch)));
     }
     popts.after_pass("autodiff", &l.graph)?;
     add_optimizers(&mut l.graph, groups)?;
@@ -116,6 +111,92 @@ pub fn train_step(
     popts.after_pass("precision", &l.graph)?;
     Pipeline::standard().run(&mut l.graph, &mut popts)?;
     Ok(l)
+}
+
+/// The two halves of training step `s` for a data-parallel run: forward and backward
+/// writing each gradient to its state (`gradient_state`), and the optimizers'
+/// update reading them back, so the host can average the gradients over the
+/// processes in between. Together they compute what [`train_step`] does.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step_halves(
+    db: &dyn Db,
+    file: SourceFile,
+    item: u32,
+    cfg: &Training,
+    s: usize,
+    steps_per_epoch: usize,
+    batch: usize,
+    opts: &PassOptions,
+) -> Result<Halves, RunError> {
+    let mut popts = opts.pipeline()?;
+    let mut l = lower(db, file, item, Mode::Train(s), batch)?;
+    popts.after_pass("lower", &l.graph)?;
+    let step = cfg
+        .steps
+        .get(s)
+        .ok_or_else(|| RunError::Internal(format!("the plan has no step {s}")))?;
+    let mut grads = Vec::new();
+    let mut groups = Vec::new();
+    for (k, update) in step.updates.iter().enumerate() {
+        let trainable: Vec<&ParamInfo> = l
+            .params
+            .iter()
+            .filter(|p| !p.frozen && !p.buffer && update.models.contains(&model_of(cfg, &p.name)))
+            .collect();
+        let names: Vec<String> = trainable.iter().map(|p| p.name.clone()).collect();
+        let typed = trainable
+            .iter()
+            .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
+            .collect();
+        grads.push(add_gradients(&mut l.graph, &names)?);
+        groups.push((typed, step_config(cfg, s, k, steps_per_epoch)));
+    }
+    add_gradient_updates(&mut l.graph, &grads)?;
+    popts.after_pass("autodiff", &l.graph)?;
+    if opts.precision.unwrap_or(cfg.precision) == Precision::Bf16 {
+        round_matmul_operands(&mut l.graph)?;
+    }
+    popts.after_pass("precision", &l.graph)?;
+    Pipeline::standard().run(&mut l.graph, &mut popts)?;
+    let (mut update, _) = update_graph(&groups)?;
+    if cfg.prune.is_some() {
+        dnnc_passes::optimizer::mask_updates(&mut update, &crate::prune::pruned_params(&l.params))?;
+    }
+    popts.after_pass("optimizer", &update)?;
+    Pipeline::standard().run(&mut update, &mut popts)?;
+    let trained = groups
+        .iter()
+        .flat_map(|(params, _)| params.iter())
+        .map(|(name, _, shape)| (name.clone(), shape.iter().product()))
+        .collect();
+    Ok(Halves {
+        grads: l,
+        update,
+        trained,
+    })
+}
+
+/// The two halves of a data-parallel training step ([`train_step_halves`]).
+pub struct Halves {
+    /// Forward and backward, each gradient written to its state.
+    pub grads: Lowered,
+    /// The optimizers' update from the gradient states.
+    pub update: Graph,
+    /// The parameters it trains and their element counts.
+    pub trained: Vec<(String, usize)>,
+}
+
+/// The optimizer settings of update `k` of step `s`.
+fn step_config(cfg: &Training, s: usize, k: usize, steps_per_epoch: usize) -> StepConfig {
+    let update = &cfg.steps[s].updates[k];
+    StepConfig {
+        clip_norm: update.optimizer.clip_norm,
+        optimizer: update.optimizer.optimizer.clone(),
+        schedule: cfg.schedule.clone(),
+        steps_per_epoch,
+        epochs: cfg.epochs,
+        namespace: optimizer_namespace(cfg, s, k),
+    }
 }
 
 /// The evaluation graph with its inputs perturbed by `attack`, after the standard

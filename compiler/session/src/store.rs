@@ -55,6 +55,27 @@ impl StateStore {
         }
     }
 
+    /// Runs `f` on the elements of `f32` state `name`, in place, between steps.
+    pub fn with_f32_mut<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut [f32]) -> R,
+    ) -> Result<R, RunError> {
+        match self {
+            StateStore::Native(s) => Ok(s.with_f32_mut(name, f)?),
+            StateStore::Host(h) => {
+                let mut states = h.borrow_mut();
+                let t = states.get_mut(name).ok_or_else(|| {
+                    RunError::Internal(format!("state `{name}` is not in the store"))
+                })?;
+                match &mut t.data {
+                    dnnc_tensor::Data::F32(v) => Ok(f(v)),
+                    _ => Err(RunError::Internal(format!("state `{name}` is not f32"))),
+                }
+            }
+        }
+    }
+
     /// Whether the store holds state `name`.
     pub fn contains(&self, name: &str) -> bool {
         match self {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use dnnc_dist::World;
 use dnnc_ir::Port;
 use dnnc_lower::{LowerError, Mode, ParamInfo};
 use dnnc_runtime::rng::step_key;
@@ -22,11 +23,12 @@ use serde_json::{json, Map, Value};
 
 use crate::backend::{BackendKind, Executable};
 use crate::error::RunError;
+use crate::parallel::{average_buffers, hash_params, hash_split, reduce_metrics, UpdateHalf};
 use crate::plateau::Plateau;
 use crate::run::{
     initial_params, save_weights, scalar_f32, scalar_i64, Job, Summary, TrainOptions, Weights,
 };
-use crate::steps::{forward, train_step, PassOptions};
+use crate::steps::{forward, train_step, train_step_halves, PassOptions};
 use crate::store::StateStore;
 
 /// How many samples the per-epoch grid shows.
@@ -50,6 +52,11 @@ impl ByBatch {
         }
     }
 
+    /// One of the compiled variants, if any.
+    pub(crate) fn any(&self) -> Option<&dyn Executable> {
+        self.by_batch.values().next().map(|e| &**e)
+    }
+
     pub(crate) fn get(
         &mut self,
         batch: usize,
@@ -62,9 +69,55 @@ impl ByBatch {
     }
 }
 
+/// Fails unless every process of a data-parallel run has the same `.dnn` file, command
+/// line and training data, and the first batch gives each at least one sample.
+fn check_same_start(
+    job: &Job<'_>,
+    opts: &TrainOptions,
+    world: &World,
+    train: &Split,
+    first_batch: usize,
+) -> Result<(), RunError> {
+    if first_batch < world.size() {
+        return Err(RunError::NotRunnable(format!(
+            "a batch of {first_batch} samples cannot be shared by {} processes: run fewer processes or raise `batch`",
+            world.size()
+        )));
+    }
+    let file = job.file.text(job.db);
+    world.check_same(
+        dnnc_dist::hash_bytes(file.as_bytes(), dnnc_dist::HASH_START),
+        "`.dnn` file",
+    )?;
+    let command = format!(
+        "{:?} {:?} {:?} {} {:?}",
+        opts.epochs,
+        opts.steps,
+        opts.seed,
+        opts.backend.name(),
+        opts.passes.precision
+    );
+    world.check_same(
+        dnnc_dist::hash_bytes(command.as_bytes(), dnnc_dist::HASH_START),
+        "command-line options (epochs, steps, seed, backend, precision)",
+    )?;
+    world.check_same(hash_split(train), "training data")?;
+    Ok(())
+}
+
 /// Runs the train block.
 pub fn train(job: &Job<'_>, opts: &TrainOptions) -> Result<Summary, RunError> {
-    Trainer::new(job, opts)?.run()
+    if dnnc_dist::world().is_root() {
+        return Trainer::new(job, opts)?.run();
+    }
+    // The other processes of a data-parallel run print and draw nothing.
+    let quiet = TrainOptions {
+        quiet: true,
+        log: None,
+        plot: false,
+        ..opts.clone()
+    };
+    Trainer::new(job, &quiet)?.run()
 }
 
 /// The plan's names for what a step reports: `loss` and the metrics in the
@@ -88,8 +141,13 @@ struct Trainer<'a, 'db> {
     store: StateStore,
     /// The plan's parameters (every step's, each once), saved in checkpoints.
     params: Vec<ParamInfo>,
-    /// Each step's graphs by batch size.
+    /// Each step's graphs by batch size (in a data-parallel run, the forward-and-
+    /// backward halves by this process's shard size).
     steps: Vec<ByBatch>,
+    /// The processes of the run.
+    world: &'static World,
+    /// In a data-parallel run, each step's update half.
+    halves: Vec<UpdateHalf>,
     eval: ByBatch,
     steps_per_epoch: usize,
     /// Where the weights go: `--out`, or the block's `checkpoint` next to the file.
@@ -124,18 +182,43 @@ impl<'a, 'db> Trainer<'a, 'db> {
         let augment = crate::data::augmentations(job.db, job.dataset, &train)?;
         let steps_per_epoch = n.div_ceil(cfg.batch).max(1);
         let first_batch = cfg.batch.min(n);
+        let world = dnnc_dist::world();
+        let parallel = world.size() > 1;
+        if parallel {
+            check_same_start(job, opts, world, &train, first_batch)?;
+        }
+        // This process's part of the first batch (all of it in a run of one process).
+        let first_local = dnnc_dist::shard(first_batch, world.rank(), world.size()).len();
         let mut lowered = Vec::new();
+        let mut update_graphs = Vec::new();
         for s in 0..cfg.steps.len() {
-            lowered.push(train_step(
-                job.db,
-                job.file,
-                job.item,
-                &cfg,
-                s,
-                steps_per_epoch,
-                first_batch,
-                &opts.passes,
-            )?);
+            let (db, file, item) = (job.db, job.file, job.item);
+            if parallel {
+                let h = train_step_halves(
+                    db,
+                    file,
+                    item,
+                    &cfg,
+                    s,
+                    steps_per_epoch,
+                    first_local,
+                    &opts.passes,
+                )?;
+                lowered.push(h.grads);
+                update_graphs.push((h.update, h.trained));
+            } else {
+                let l = train_step(
+                    db,
+                    file,
+                    item,
+                    &cfg,
+                    s,
+                    steps_per_epoch,
+                    first_batch,
+                    &opts.passes,
+                )?;
+                lowered.push(l);
+            }
         }
         let mut params: Vec<ParamInfo> = Vec::new();
         let mut need = dnnc_tensor::memory::MemoryNeed::new();
@@ -157,6 +240,16 @@ impl<'a, 'db> Trainer<'a, 'db> {
             }
             limits.extend(l.graph.index_limits().iter().cloned());
         }
+        for (u, _) in &update_graphs {
+            for s in u.states() {
+                if let dnnc_ir::Op::State { name, dtype, shape } = &u.node(s).op {
+                    if seen_states.insert(name.clone()) {
+                        let bytes = dnnc_tensor::memory::bytes_of(shape, dtype.size_bytes());
+                        need.add("parameters and state", bytes.saturating_mul(2));
+                    }
+                }
+            }
+        }
         need.check("training")?;
         // Labels out of range would train silently on a loss of -0: refused at load.
         crate::data::check_index_limits(job.db, job.dataset, "train", &train, &limits)?;
@@ -168,22 +261,40 @@ impl<'a, 'db> Trainer<'a, 'db> {
             &params,
             Weights::Init(opts.init.as_deref(), seed),
         )?)?;
+        if parallel {
+            let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
+            world.check_same(hash_params(&store, &names), "initial weights")?;
+        }
         let mut steps = Vec::new();
+        let mut halves = Vec::new();
+        let mut update_graphs = update_graphs.into_iter();
         for l in lowered {
             let mut by_batch = ByBatch::new();
-            by_batch
-                .by_batch
-                .insert(first_batch, opts.backend.compile(l.graph, &store)?);
+            if let Some((u, trained)) = update_graphs.next() {
+                by_batch
+                    .by_batch
+                    .insert(first_local, opts.backend.compile(l.graph, &store)?);
+                let update = opts.backend.compile(u, &store)?;
+                halves.push(UpdateHalf::new(update, trained));
+            } else {
+                by_batch
+                    .by_batch
+                    .insert(first_batch, opts.backend.compile(l.graph, &store)?);
+            }
             steps.push(by_batch);
         }
-        let out = opts.out.clone().or_else(|| {
-            cfg.checkpoint.as_ref().map(|c| {
-                job.file
-                    .path(job.db)
-                    .parent()
-                    .map(|d| d.join(c))
-                    .unwrap_or_else(|| PathBuf::from(c))
-            })
+        // Only the first process writes files (weights, log, pictures).
+        let out = opts.out.clone().filter(|_| world.is_root()).or_else(|| {
+            cfg.checkpoint
+                .as_ref()
+                .filter(|_| world.is_root())
+                .map(|c| {
+                    job.file
+                        .path(job.db)
+                        .parent()
+                        .map(|d| d.join(c))
+                        .unwrap_or_else(|| PathBuf::from(c))
+                })
         });
         // A checkpoint that could not be written would lose the whole run: it must be
         // writable before training starts. Temporary files a killed run left are
@@ -212,6 +323,8 @@ impl<'a, 'db> Trainer<'a, 'db> {
             store,
             params,
             steps,
+            world,
+            halves,
             eval: ByBatch::new(),
             steps_per_epoch,
             pruner,
@@ -284,6 +397,12 @@ impl<'a, 'db> Trainer<'a, 'db> {
         let mut curves_ok: Option<bool> = None;
         let mut history: Vec<(usize, Vec<(String, f64)>)> = Vec::new();
         let n_steps = self.steps.len();
+        // The outputs of each step's forward-and-backward half, for the all-reduce.
+        let step_names: Vec<Vec<String>> = self
+            .steps
+            .iter()
+            .map(|b| b.any().map(|e| e.output_names()).unwrap_or_default())
+            .collect();
 
         'epochs: for epoch in 0..epochs {
             let started = Instant::now();
@@ -295,17 +414,21 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 scale_t.data = Data::F32(vec![p.scale() as f32]);
             }
             let batch_size = self.cfg.batch;
-            for (k, mut batch) in batches(&self.train, &order, batch_size)
-                .map_err(|e| RunError::Dataset(e.message))?
-                .enumerate()
-            {
+            let (rank, size) = (self.world.rank(), self.world.size());
+            for k in 0..n.div_ceil(batch_size) {
                 if global_step >= max_steps {
                     break;
                 }
-                let b = batch.first().map_or(0, |t| t.shape[0]);
-                if !self.augment.is_empty() {
-                    // The batch's samples, by their index in the split.
-                    let indices = &order[k * batch_size..k * batch_size + b];
+                // The batch's samples, by their index in the split, and this process's
+                // shard of them (all of them in a run of one process).
+                let whole = &order[k * batch_size..((k + 1) * batch_size).min(n)];
+                let indices = &whole[dnnc_dist::shard(whole.len(), rank, size)];
+                let b = indices.len();
+                let mut batch = batches(&self.train, indices, b.max(1))
+                    .map_err(|e| RunError::Dataset(e.message))?
+                    .next()
+                    .unwrap_or_default();
+                if !self.augment.is_empty() && b > 0 {
                     for (field, list) in &self.augment {
                         dnnc_runtime::augment_batch(
                             &mut batch[*field],
@@ -322,19 +445,27 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 }
                 self.prune_if_due(global_step)?;
                 let mut first_loss = f64::NAN;
-                for s in 0..n_steps {
-                    // Each step of each batch draws its own random numbers.
-                    let draw = (global_step * n_steps + s) as u64;
+                for (s, outputs) in step_names.iter().enumerate() {
+                    // Each step of each batch draws its own random numbers (and each
+                    // process of a data-parallel run its own: its dropout masks and
+                    // noise differ from the others', as in PyTorch's DDP).
+                    let draw = ((global_step * n_steps + s) * size + rank) as u64;
                     if let Data::I64(d) = &mut key_t.data {
                         d[0] = step_key(self.seed, draw);
                     }
                     let (cfg, store, spe) = (&self.cfg, &self.store, self.steps_per_epoch);
+                    let halves = !self.halves.is_empty();
                     let mut build = |bb: usize| -> Result<Box<dyn Executable>, RunError> {
-                        let l =
-                            train_step(job.db, job.file, job.item, cfg, s, spe, bb, &opts.passes)?;
-                        opts.backend.compile(l.graph, store)
+                        let (db, file, item, p) = (job.db, job.file, job.item, &opts.passes);
+                        let g = if halves {
+                            train_step_halves(db, file, item, cfg, s, spe, bb, p)?
+                                .grads
+                                .graph
+                        } else {
+                            train_step(db, file, item, cfg, s, spe, bb, p)?.graph
+                        };
+                        opts.backend.compile(g, store)
                     };
-                    let exe = self.steps[s].get(b, &mut build)?;
                     let mut inputs: Vec<(&str, &Tensor)> = field_names
                         .iter()
                         .map(String::as_str)
@@ -342,12 +473,44 @@ impl<'a, 'db> Trainer<'a, 'db> {
                         .collect();
                     inputs.push((Port::RngKey.name(), &key_t));
                     inputs.push((Port::LrScale.name(), &scale_t));
-                    exe.step(&inputs)?;
-                    let out_names = names.entry((s, b)).or_insert_with(|| exe.output_names());
+                    let reported: Vec<(String, f64)> = match self.halves.get_mut(s) {
+                        Some(half) => {
+                            // An empty shard (the last batch of an epoch may leave one)
+                            // adds nothing but still takes part in the all-reduce.
+                            let exe = match b {
+                                0 => None,
+                                _ => {
+                                    let exe = self.steps[s].get(b, &mut build)?;
+                                    exe.step(&inputs)?;
+                                    Some(&**exe)
+                                }
+                            };
+                            let r = half.run(
+                                self.world,
+                                store,
+                                exe,
+                                outputs,
+                                (b, whole.len()),
+                                &[(Port::LrScale.name(), &scale_t)],
+                            )?;
+                            let lr = r.lr.map(|v| (Port::LearningRate.name().to_string(), v));
+                            r.values.into_iter().chain(lr).collect()
+                        }
+                        None => {
+                            let exe = self.steps[s].get(b, &mut build)?;
+                            exe.step(&inputs)?;
+                            let out_names =
+                                names.entry((s, b)).or_insert_with(|| exe.output_names());
+                            out_names
+                                .iter()
+                                .enumerate()
+                                .map(|(i, n)| (n.clone(), exe.output_scalar(i).unwrap_or(f64::NAN)))
+                                .collect()
+                        }
+                    };
                     let mut vals = Vec::new();
                     let mut loss = f64::NAN;
-                    for (i, name) in out_names.iter().enumerate() {
-                        let v = exe.output_scalar(i).unwrap_or(f64::NAN);
+                    for (name, v) in reported {
                         if name == Port::LearningRate.name() {
                             if s == 0 {
                                 epoch_lr = Some(v);
@@ -357,7 +520,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                         if name == Port::Loss.name() {
                             loss = v;
                         }
-                        vals.push((output_key(cfg, s, name), v));
+                        vals.push((output_key(cfg, s, &name), v));
                     }
                     if !loss.is_finite() {
                         // The step changed nothing (its updates are guarded by the loss
@@ -390,7 +553,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                     if s == 0 {
                         first_loss = loss;
                     }
-                    acc.add_batch(b, &vals);
+                    acc.add_batch(whole.len(), &vals);
                 }
                 progress.step(first_loss);
                 global_step += 1;
@@ -407,9 +570,26 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 .into_iter()
                 .map(|(k, v)| (format!("train_{k}"), v))
                 .collect();
+            if self.world.size() > 1 {
+                let buffers: Vec<String> = self
+                    .params
+                    .iter()
+                    .filter(|p| p.buffer && p.dtype == dnnc_tensor::DType::F32)
+                    .map(|p| p.name.clone())
+                    .collect();
+                average_buffers(self.world, &self.store, &buffers)?;
+            }
             if self.test.is_some() {
                 let ev = self.evaluate_test()?;
                 metrics.extend(ev.into_iter().map(|(k, v)| (format!("test_{k}"), v)));
+            }
+            if self.world.size() > 1 {
+                // Every process applied the same updates: a difference is a fault.
+                let names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
+                self.world.check_same(
+                    hash_params(&self.store, &names),
+                    "parameters after an epoch",
+                )?;
             }
             let seconds = started.elapsed().as_secs_f64();
             progress.end_epoch(epoch, &metrics, seconds);
@@ -596,7 +776,13 @@ pub(crate) fn evaluate(
     cache: &mut ByBatch,
     attack: Option<&dnnc_lower::Attack>,
 ) -> Result<Vec<(String, f64)>, RunError> {
-    let order: Vec<usize> = (0..split.len()).collect();
+    // In a data-parallel run each process evaluates every N-th batch (whole batches:
+    // the same graphs as one process) and the sums are reduced at the end.
+    let world = dnnc_dist::world();
+    let (rank, size, b) = (world.rank(), world.size(), job.cfg.batch.max(1));
+    let order: Vec<usize> = (0..split.len())
+        .filter(|i| (i / b) % size == rank)
+        .collect();
     let mut acc = MetricAccumulator::new();
     let mut build = |b: usize| -> Result<Box<dyn Executable>, RunError> {
         let l = crate::run::eval_graph(job, attack, b, opts)?;
@@ -604,9 +790,10 @@ pub(crate) fn evaluate(
     };
     let batches =
         batches(split, &order, job.cfg.batch).map_err(|e| RunError::Dataset(e.message))?;
-    for (k, batch) in batches.enumerate() {
+    for (j, batch) in batches.enumerate() {
         // Under attack, each batch its own random draws (PGD's random start), the same
         // in every run.
+        let k = rank + j * size;
         let key = scalar_i64(if attack.is_some() { k as i64 } else { 0 });
         let n = batch.first().map_or(0, |t| t.shape[0]);
         let exe = cache.get(n, &mut build)?;
@@ -625,6 +812,18 @@ pub(crate) fn evaluate(
             .map(|(i, name)| (name, exe.output_scalar(i).unwrap_or(f64::NAN)))
             .collect();
         acc.add_batch(n, &vals);
+    }
+    if size > 1 {
+        let names = match cache.any() {
+            Some(exe) => exe.output_names(),
+            None => crate::run::eval_graph(job, attack, b.min(split.len()).max(1), opts)?
+                .graph
+                .outputs()
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
+        };
+        acc = reduce_metrics(world, &acc, &names);
     }
     Ok(acc.values())
 }
