@@ -153,11 +153,12 @@ pub unsafe extern "C" fn dnnc_capi_save_weights(m: *mut Handle, path: *const c_c
 }
 
 /// # Safety
-/// `input` and `output` are null or address `batch` samples' worth of floats.
+/// `input` and `output` are null or address `batch` samples' worth of the model's
+/// input (floats, or `int32_t` for an integer input) and of floats.
 #[no_mangle]
 pub unsafe extern "C" fn dnnc_capi_forward(
     m: *mut Handle,
-    input: *const f32,
+    input: *const u8,
     batch: i64,
     output: *mut f32,
 ) -> i32 {
@@ -167,13 +168,13 @@ pub unsafe extern "C" fn dnnc_capi_forward(
 /// `forward` of model `index` of the library (`NAME_G_forward`).
 ///
 /// # Safety
-/// `input` and `output` are null or address `batch` samples' worth of floats of that
-/// model.
+/// `input` and `output` are null or address `batch` samples' worth of that model's
+/// input (floats, or `int32_t` for an integer input) and of floats.
 #[no_mangle]
 pub unsafe extern "C" fn dnnc_capi_forward_model(
     m: *mut Handle,
     index: i64,
-    input: *const f32,
+    input: *const u8,
     batch: i64,
     output: *mut f32,
 ) -> i32 {
@@ -190,9 +191,13 @@ pub unsafe extern "C" fn dnnc_capi_forward_model(
             model.desc.models[k].input.size(),
             model.desc.models[k].output.size(),
         );
-        let input = std::slice::from_raw_parts(input, b * isz);
+        let input = if model.desc.models[k].input.dtype == DType::F32 {
+            FieldData::F32(std::slice::from_raw_parts(input as *const f32, b * isz))
+        } else {
+            FieldData::I32(std::slice::from_raw_parts(input as *const i32, b * isz))
+        };
         let output = std::slice::from_raw_parts_mut(output, b * osz);
-        model.forward(k, input, b, output).map_err(|e| (-2, e))
+        model.forward(k, input, b, output)
     })
 }
 

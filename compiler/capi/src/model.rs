@@ -120,21 +120,25 @@ impl Model {
     pub fn forward(
         &mut self,
         model: usize,
-        input: &[f32],
+        input: FieldData<'_>,
         batch: usize,
         output: &mut [f32],
-    ) -> Result<(), String> {
+    ) -> Result<(), (i32, String)> {
+        let failed = |e: String| (-2, e);
         let desc = self
             .desc
             .models
             .get(model)
-            .ok_or_else(|| format!("the library has no model {model}"))?;
+            .ok_or_else(|| (-1, format!("the library has no model {model}")))?;
         let (isz, osz) = (desc.input.size(), desc.output.size());
         let (input_name, output_name) = (desc.input.name.clone(), desc.output.name.clone());
         if batch == 0 || batch > self.desc.max_batch {
-            return Err(format!(
-                "batch {batch} is out of range: forward takes 1 to {} samples",
-                self.desc.max_batch
+            return Err((
+                -1,
+                format!(
+                    "batch {batch} is out of range: forward takes 1 to {} samples",
+                    self.desc.max_batch
+                ),
             ));
         }
         let programs: Vec<usize> = (0..self.forward.len())
@@ -142,7 +146,7 @@ impl Model {
             .collect();
         let last = *programs
             .last()
-            .ok_or("the model has no inference program")?;
+            .ok_or_else(|| failed("the model has no inference program".into()))?;
         let mut done = 0;
         while done < batch {
             let left = batch - done;
@@ -156,15 +160,47 @@ impl Model {
                 .unwrap_or(last);
             let (_, b, inst) = &mut self.forward[pick];
             let rows = (*b).min(left);
-            let buf = inst
-                .input_f32_mut(&input_name)
-                .ok_or("the inference program has no float input")?;
-            buf[..rows * isz].copy_from_slice(&input[done * isz..(done + rows) * isz]);
-            buf[rows * isz..].fill(0.0);
-            inst.run().map_err(|e| e.to_string())?;
+            let rows_of = done * isz..(done + rows) * isz;
+            match input {
+                FieldData::F32(v) => {
+                    let buf = inst
+                        .input_f32_mut(&input_name)
+                        .ok_or_else(|| failed("the inference program has no float input".into()))?;
+                    buf[..rows * isz].copy_from_slice(&v[rows_of]);
+                    buf[rows * isz..].fill(0.0);
+                }
+                FieldData::I32(v) => {
+                    let v = &v[rows_of];
+                    let mut buf = inst
+                        .input_mut(&input_name)
+                        .filter(|b| b.dtype().is_int())
+                        .ok_or_else(|| {
+                            failed("the inference program has no integer input".into())
+                        })?;
+                    let dtype = buf.dtype();
+                    let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
+                    if let Some(i) = v.iter().position(|&x| !(lo..=hi).contains(&i64::from(x))) {
+                        return Err((
+                            -1,
+                            format!(
+                                "input[{}] = {} does not fit the input's type {dtype}",
+                                done * isz + i,
+                                v[i]
+                            ),
+                        ));
+                    }
+                    // Padding rows are zeros (index 0).
+                    let mut padded = v.to_vec();
+                    padded.resize(*b * isz, 0);
+                    buf.copy_cast(dnnc_tensor::Slice::I32(&padded));
+                }
+            }
+            // Ids beyond an embedding's rows are the caller's data.
+            inst.check_inputs().map_err(|e| (-1, e.to_string()))?;
+            inst.run().map_err(|e| failed(e.to_string()))?;
             let out = inst
                 .output_f32(&output_name)
-                .ok_or("the inference program has no float output")?;
+                .ok_or_else(|| failed("the inference program has no float output".into()))?;
             output[done * osz..(done + rows) * osz].copy_from_slice(&out[..rows * osz]);
             done += rows;
         }

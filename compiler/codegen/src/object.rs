@@ -518,9 +518,15 @@ fn model_api(n: &str, model: &ModelDesc, max: usize) -> String {
 #define {upper}_OUTPUT_SIZE {output}
 
 /* Run {which} on `batch` samples (1 .. {max}): `input` holds batch * {upper}_INPUT_SIZE
- * floats, `output` receives batch * {upper}_OUTPUT_SIZE. */
-int {f}({n}_t *m, const float *input, int64_t batch, float *output);
+ * {elements}, `output` receives batch * {upper}_OUTPUT_SIZE floats. */
+int {f}({n}_t *m, const {c} *input, int64_t batch, float *output);
 "#,
+        c = c_type(model.input.dtype),
+        elements = if model.input.dtype == DType::F32 {
+            "floats"
+        } else {
+            "int32_t values"
+        },
         input = model.input.size(),
         output = model.output.size(),
         f = forward_symbol(n, model),

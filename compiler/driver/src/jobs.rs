@@ -79,6 +79,8 @@ pub struct TrainArgs {
     pub no_plot: bool,
     pub dump_after: Option<String>,
     pub threads: Option<usize>,
+    /// Evaluate at most this many test samples after each epoch.
+    pub eval_samples: Option<usize>,
     /// Under `mpirun`, the longest wait for the other processes, in seconds.
     pub mpi_timeout: f64,
 }
@@ -121,6 +123,7 @@ fn train_job(a: TrainArgs, ok: &std::cell::Cell<bool>) -> ExitCode {
         quiet: a.quiet,
         plot: !a.no_plot,
         passes: passes(a.dump_after),
+        eval_samples: a.eval_samples,
     };
     with_job(&a.file, |job| match dnnc_session::train(job, &opts) {
         Ok(_) if !dnnc_dist::world().is_root() => {
@@ -159,15 +162,18 @@ pub fn eval(
     log: Option<&Path>,
     backend: &str,
     attack: Option<dnnc_session::AttackSpec>,
+    samples: Option<usize>,
 ) -> ExitCode {
     let backend = match BackendKind::parse(backend) {
         Ok(b) => b,
         Err(e) => return failed(e),
     };
     with_job(file, |job| {
-        let result = match attack {
-            None => dnnc_session::eval(job, weights, backend, log, &passes(None)),
-            Some(a) => dnnc_session::eval_attacked(job, weights, backend, log, &passes(None), a),
+        let p = passes(None);
+        let result = match (attack, samples) {
+            (None, None) => dnnc_session::eval(job, weights, backend, log, &p),
+            (None, Some(n)) => dnnc_session::eval_first(job, weights, backend, log, &p, n),
+            (Some(a), _) => dnnc_session::eval_attacked(job, weights, backend, log, &p, a),
         };
         match result {
             Ok(m) => {

@@ -111,6 +111,10 @@ enum Command {
         /// Threads for native kernels (default: the CPUs this process may use).
         #[arg(long)]
         threads: Option<usize>,
+        /// Evaluate only the first N samples of the test split after each epoch (a
+        /// quick run).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        eval_samples: Option<u64>,
         /// Under `mpirun`: the longest wait, in seconds, for the other processes in
         /// a collective before every process ends with an error.
         #[arg(long, default_value_t = 300.0, value_parser = positive_seconds)]
@@ -145,6 +149,9 @@ enum Command {
         /// PGD starts from the clean input instead of a random point of the eps-ball.
         #[arg(long)]
         no_random_start: bool,
+        /// Evaluate only the first N samples of the split (a quick check).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "attack")]
+        samples: Option<u64>,
     },
     /// Run the model on the rows of an .npy file and save the outputs as .npy.
     Predict {
@@ -496,6 +503,7 @@ fn run(cli: Cli) -> ExitCode {
             no_plot,
             dump_after,
             threads,
+            eval_samples,
             mpi_timeout,
         } => jobs::train(jobs::TrainArgs {
             file,
@@ -510,6 +518,7 @@ fn run(cli: Cli) -> ExitCode {
             no_plot,
             dump_after,
             threads,
+            eval_samples: eval_samples.map(|n| n as usize),
             mpi_timeout,
         }),
         Command::Eval {
@@ -522,6 +531,7 @@ fn run(cli: Cli) -> ExitCode {
             steps,
             step_size,
             no_random_start,
+            samples,
         } => {
             let attack = attack.zip(eps).map(|(a, eps)| dnnc_session::AttackSpec {
                 kind: match a {
@@ -534,7 +544,8 @@ fn run(cli: Cli) -> ExitCode {
                 },
                 eps,
             });
-            jobs::eval(&file, &weights, log.as_deref(), &backend, attack)
+            let samples = samples.map(|n| n as usize);
+            jobs::eval(&file, &weights, log.as_deref(), &backend, attack, samples)
         }
         Command::Predict {
             file,

@@ -1029,3 +1029,119 @@ fn summary_counts_parameters_and_multiply_adds() {
         "{s}"
     );
 }
+
+/// A model over token ids builds a library whose `forward` takes `int32_t` ids (and
+/// refuses an id beyond the embedding's rows), with the outputs `dnnc predict` gives.
+#[test]
+fn a_text_model_library_takes_token_ids() {
+    let dir = scratch("ids");
+    std::fs::write(dir.join("t.txt"), "abcabcabdabcabcabd".repeat(8)).unwrap();
+    std::fs::write(
+        dir.join("m.dnn"),
+        "use std::nn::{Embedding, Dense}
+use std::losses::cross_entropy
+model M {
+    emb  = Embedding(4, 8)
+    head = Dense(8, 4)
+    fn forward(x: i32[B, 5]) -> [B, 5, 4] { head(emb(x)) }
+}
+dataset d {
+    train = (chars: text(\"t.txt\", window = 6))
+}
+train M on d {
+    batch = 4
+    loss = cross_entropy(model(chars[:, 0:5]), chars[:, 1:6])
+    optimizer = adam(lr = 1e-2)
+}
+",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dnnc"))
+            .args(args)
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    };
+    run(&[
+        "train",
+        "m.dnn",
+        "--steps",
+        "3",
+        "--out",
+        "w.safetensors",
+        "--no-plot",
+        "--quiet",
+    ]);
+    run(&[
+        "compile",
+        "m.dnn",
+        "--weights",
+        "w.safetensors",
+        "-o",
+        "libm.a",
+    ]);
+    let header = std::fs::read_to_string(dir.join("m.h")).unwrap();
+    assert!(
+        header
+            .contains("int m_forward(m_t *m, const int32_t *input, int64_t batch, float *output);"),
+        "{header}"
+    );
+    // The ids 0 1 2 0 1 as a [1, 5] int32 .npy for `dnnc predict`.
+    let ids = [0i32, 1, 2, 0, 1];
+    let head = "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 5), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + head.len() + 1) % 64;
+    let h = format!("{head}{}\n", " ".repeat(pad));
+    npy.extend((h.len() as u16).to_le_bytes());
+    npy.extend(h.as_bytes());
+    for i in ids {
+        npy.extend(i.to_le_bytes());
+    }
+    std::fs::write(dir.join("ids.npy"), npy).unwrap();
+    run(&[
+        "predict",
+        "m.dnn",
+        "--weights",
+        "w.safetensors",
+        "--input",
+        "ids.npy",
+        "--output",
+        "p.npy",
+    ]);
+    let want = dnnc_testing::files::read_npy(&dir.join("p.npy"));
+    assert_eq!(want.len(), 20);
+    std::fs::write(
+        dir.join("main.c"),
+        "#include <stdio.h>\n#include \"m.h\"\n\
+         int main(void) {\n  int32_t ids[5] = {0, 1, 2, 0, 1};\n  float y[20];\n  m_t *m = m_create();\n\
+           if (!m || m_forward(m, ids, 1, y) != 0) return 1;\n\
+           for (int i = 0; i < 20; i++) printf(\"%.9g\\n\", y[i]);\n\
+           ids[2] = 4;\n  if (m_forward(m, ids, 1, y) != -1) return 2;\n\
+           fprintf(stderr, \"%s\\n\", m_last_error(m));\n  m_destroy(m);\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let Ok(cc) = Command::new("cc")
+        .current_dir(&dir)
+        .args(["main.c", "libm.a", "-lm", "-lpthread", "-ldl", "-o", "main"])
+        .output()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "CI has a C compiler");
+        return;
+    };
+    assert!(cc.status.success(), "{}", text(&cc.stderr));
+    let out = Command::new(dir.join("main")).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: Vec<f32> = text(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        text(&out.stderr).contains("holds 4 at position 2"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -129,6 +129,14 @@ impl<'g> Em<'g> {
         let finite = self.bin(BinaryOp::Lt, m, inf)?;
         Ok(self.g.add(Op::Select, &[finite, new, old])?)
     }
+    /// `x` as f32 (itself when it is f32 already).
+    fn widened(&mut self, x: NodeId) -> Res<NodeId> {
+        if self.g.ty(x).dtype == DType::F32 {
+            return Ok(x);
+        }
+        Ok(self.g.add(Op::Cast(DType::F32), &[x])?)
+    }
+
     fn state(&mut self, name: String, like: NodeId) -> Res<NodeId> {
         let ty = self.g.ty(like).clone();
         Ok(self.g.add(
@@ -341,10 +349,11 @@ pub fn add_gradient_updates(g: &mut Graph, groups: &[Gradients]) -> Res<usize> {
     guard_remaining_updates(&mut em, magnitude, &std::collections::HashSet::new())?;
     let mut count = 0;
     for grads in groups {
-        for (name, p, grad) in &grads.of {
-            // A state of its own, typed like the parameter.
-            em.state(gradient_state(name), *p)?;
-            em.g.add_update(gradient_state(name), *grad);
+        for (name, _, grad) in &grads.of {
+            // A state of its own, in f32 (the update widens every gradient anyway).
+            let grad = em.widened(*grad)?;
+            em.state(gradient_state(name), grad)?;
+            em.g.add_update(gradient_state(name), grad);
             count += 1;
         }
     }
@@ -380,7 +389,14 @@ pub fn update_graph(groups: &[(Vec<TrainedParam>, StepConfig)]) -> Res<(Graph, u
                 shape: shape.clone(),
             };
             let p = g.add(state(name.clone()), &[])?;
-            let grad = g.add(state(gradient_state(name)), &[])?;
+            let grad = g.add(
+                Op::State {
+                    name: gradient_state(name),
+                    dtype: DType::F32,
+                    shape: shape.clone(),
+                },
+                &[],
+            )?;
             of.push((name.clone(), p, grad));
         }
         with_grads.push((Gradients { of }, cfg.clone()));
@@ -426,7 +442,14 @@ fn optimizer_updates(
     cfg: &StepConfig,
 ) -> Res<NodeId> {
     let params: Vec<(String, NodeId)> = grads.of.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
-    let grads: Vec<NodeId> = grads.of.iter().map(|(_, _, gr)| *gr).collect();
+    // Updates are computed in f32 whatever the parameter's type (a `bf16` or `f16`
+    // parameter is read widened and its new value rounded once, at the end), so the
+    // optimizer's state is f32 too.
+    let grads: Vec<NodeId> = grads
+        .of
+        .iter()
+        .map(|(_, _, gr)| em.widened(*gr))
+        .collect::<Res<_>>()?;
     let grads = if cfg.clip_norm > 0.0 {
         clip_by_global_norm(em, &grads, cfg.clip_norm)?
     } else {
@@ -456,8 +479,8 @@ fn optimizer_updates(
     guarded.insert(counter);
     let step_f = em.g.add(Op::Cast(DType::F32), &[step])?;
     let lr = learning_rate(em, step_f, cfg.optimizer.lr(), cfg)?;
-    for ((name, p), grad) in params.iter().zip(grads) {
-        let (p, grad) = (*p, grad);
+    for ((name, stored), grad) in params.iter().zip(grads) {
+        let p = em.widened(*stored)?;
         let lr_b = em.bcast(lr, p)?;
         let new_p = match &cfg.optimizer {
             Optimizer::Sgd {
@@ -583,7 +606,13 @@ fn optimizer_updates(
                 em.sub(p, d)?
             }
         };
-        let new_p = em.keep_if_finite(magnitude, new_p, p)?;
+        let dtype = em.g.ty(*stored).dtype;
+        let new_p = if dtype == DType::F32 {
+            new_p
+        } else {
+            em.g.add(Op::Cast(dtype), &[new_p])?
+        };
+        let new_p = em.keep_if_finite(magnitude, new_p, *stored)?;
         em.g.add_update(name.clone(), new_p);
         guarded.insert(name.clone());
     }

@@ -107,7 +107,9 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
     let op = b.g.node(node).op.clone();
     let xs = b.g.operands(node);
     let y = node;
-    let float = |b: &B<'_>, x: NodeId| b.g.ty(x).dtype == DType::F32;
+    // Every float type carries gradients (a `bf16` parameter's flow in `bf16`); a
+    // gradient always has its node's type.
+    let float = |b: &B<'_>, x: NodeId| b.g.ty(x).dtype.is_float();
     Ok(match op {
         Op::Input { .. } | Op::State { .. } | Op::Const { .. } | Op::Iota { .. } => vec![],
         Op::Random { .. } => vec![None; xs.len()],
@@ -236,9 +238,14 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
         }
         Op::Cast(_) => {
             let x = xs[0];
-            // Only float-to-float casts carry a gradient.
+            // Only float-to-float casts carry a gradient, cast back to `x`'s type.
             if float(b, x) && float(b, y) {
-                vec![Some(g)]
+                let dtype = b.g.ty(x).dtype;
+                if dtype == b.g.ty(g).dtype {
+                    vec![Some(g)]
+                } else {
+                    vec![Some(b.op(Op::Cast(dtype), &[g])?)]
+                }
             } else {
                 vec![None]
             }
@@ -329,7 +336,7 @@ pub fn vjp(b: &mut B<'_>, node: NodeId, g: NodeId) -> Res<Vec<Option<NodeId>>> {
                     };
                     let yb = b.op(Op::Broadcast(s.clone()), &[yk])?;
                     let hit = b.bin(BinaryOp::Eq, x, yb)?;
-                    let m = b.op(Op::Cast(DType::F32), &[hit])?;
+                    let m = b.op(Op::Cast(b.g.ty(x).dtype), &[hit])?;
                     let count = b.op(
                         Op::Reduce {
                             kind: ReduceKind::Sum,

@@ -727,3 +727,66 @@ fn non_differentiable_ops_give_zero_gradients() {
     let out = dnnc_interp::run(&g, &v, &HashMap::new()).unwrap();
     assert_eq!(out.outputs[0].1.to_f32_vec(), vec![0.0; 3]);
 }
+
+/// The same chain of ops computed in `bf16`, `f16` or `f64` (between casts from and
+/// to f32) has the gradient it has in f32, to the narrower type's precision: every
+/// float type carries gradients, each in its own type (a `bf16` parameter's flow in
+/// `bf16` until the optimizer widens them).
+#[test]
+fn gradients_flow_through_every_float_type() {
+    let chain = |g: &mut Graph, x: NodeId, dtype: DType| -> NodeId {
+        let c = g.add(Op::Cast(dtype), &[x]).unwrap();
+        let sq = g.add(Op::Binary(BinaryOp::Mul), &[c, c]).unwrap();
+        let t = g.add(Op::Unary(UnaryOp::Tanh), &[c]).unwrap();
+        let e = g.add(Op::Unary(UnaryOp::Exp), &[t]).unwrap();
+        let s = g.add(Op::Binary(BinaryOp::Add), &[sq, e]).unwrap();
+        let m = g
+            .add(
+                Op::Reduce {
+                    kind: ReduceKind::Max,
+                    axes: vec![1],
+                    keepdims: true,
+                },
+                &[s],
+            )
+            .unwrap();
+        let mb = g.add(Op::Broadcast(vec![2, 3]), &[m]).unwrap();
+        let d = g.add(Op::Binary(BinaryOp::Div), &[s, mb]).unwrap();
+        g.add(Op::Cast(DType::F32), &[d]).unwrap()
+    };
+    let gradient = |dtype: DType| -> Vec<f32> {
+        let mut g = Graph::new("typed");
+        let x = f32_input(&mut g, "x", &[2, 3]);
+        let y = chain(&mut g, x, dtype);
+        let w = f32_input(&mut g, "w", &[2, 3]);
+        let loss = dot(&mut g, y, w);
+        g.set_output("loss", loss);
+        let d = gradients(&mut g, loss, &[x]).unwrap()[0];
+        g.set_output("d", d);
+        dnnc_ir::verify(&g).unwrap_or_else(|e| panic!("{dtype}: {e:?}"));
+        let mut values = HashMap::new();
+        values.insert(
+            "x".to_string(),
+            Tensor::f32(vec![2, 3], (0..6).map(|i| distinct(0, i) * 0.5).collect()).unwrap(),
+        );
+        values.insert("w".to_string(), fixed_weights(&[2, 3], 3));
+        let r = dnnc_interp::run(&g, &feeds(&g, &values), &HashMap::new()).unwrap();
+        r.outputs
+            .iter()
+            .find(|(n, _)| n == "d")
+            .unwrap()
+            .1
+            .to_f32_vec()
+    };
+    let reference = gradient(DType::F32);
+    assert!(reference.iter().any(|v| v.abs() > 0.05), "{reference:?}");
+    for (dtype, tol) in [(DType::F64, 1e-6), (DType::F16, 1e-2), (DType::BF16, 6e-2)] {
+        let got = gradient(dtype);
+        for (a, b) in got.iter().zip(&reference) {
+            assert!(
+                (a - b).abs() <= tol * (1.0 + b.abs()),
+                "{dtype}: {got:?} vs f32 {reference:?}"
+            );
+        }
+    }
+}

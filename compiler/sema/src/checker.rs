@@ -554,7 +554,10 @@ impl<'db> Checker<'db> {
                     if let Some(t) = &tensor {
                         let what = format!("the {kw} `{}`", name.text);
                         self.too_large(t, ty.span, &what);
-                        if !*buffer && frozen.is_none() {
+                        // Updates are computed in f32 and rounded back, so the
+                        // 16-bit floats train too.
+                        let trainable = matches!(t.dtype, DType::F32 | DType::BF16 | DType::F16);
+                        if !*buffer && frozen.is_none() && !trainable {
                             self.needs_f32(t, ty.span, "a trained parameter");
                         }
                     }

@@ -109,7 +109,7 @@ impl<'db> Checker<'db> {
                 format!("{what} of element type `{}` is not supported yet", t.dtype.name()),
             )
             .with_label(format!("this is `{t}`"))
-            .with_note("the backends compute matrix products, convolutions, trained parameters and losses in `f32`")
+            .with_note("the backends compute matrix products, convolutions and losses in `f32`, and train parameters of `f32`, `bf16` and `f16`")
             .with_help("compute in `f32` and convert with `cast` where another type is wanted");
         self.error(d);
         true

@@ -216,7 +216,7 @@ fn check_file(cx: &mut Checker<'_>, inst: &LayerInst, f: &From<'_>, site: &Site,
         let name = full(&p.path);
         match have.iter().find(|t| t.name == name) {
             None => problems.push(format!("`{name}` is missing")),
-            Some(t) if t.dtype != p.dtype || t.shape != p.shape => problems.push(format!(
+            Some(t) if !t.dtype.loads_as(p.dtype) || t.shape != p.shape => problems.push(format!(
                 "`{name}` is {}{:?} in the file, but {}'s `{}` is {}{:?}",
                 t.dtype, t.shape, what, p.path, p.dtype, p.shape
             )),

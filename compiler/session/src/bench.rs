@@ -40,7 +40,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Random tensors for every input and state of `g`; integer inputs are class indices.
+/// Random tensors for every input and state of `g`; integer inputs are class indices,
+/// below the limit the graph sets on them (`classes` where it sets none).
 fn feeds(
     g: &dnnc_ir::Graph,
     rng: &mut SplitMix64,
@@ -62,12 +63,21 @@ fn feeds(
                     .collect(),
             ),
             DType::Bool => Data::Bool((0..len).map(|_| rng.next_u64() & 1 == 1).collect()),
-            _ => Data::from_i64(
-                *dtype,
-                (0..len)
-                    .map(|_| rng.below(classes.max(1) as u64) as i64)
-                    .collect::<Vec<_>>(),
-            ),
+            _ => {
+                let limit = g
+                    .index_limits()
+                    .iter()
+                    .filter(|(input, _)| input == name)
+                    .map(|&(_, l)| l)
+                    .min()
+                    .unwrap_or(classes);
+                Data::from_i64(
+                    *dtype,
+                    (0..len)
+                        .map(|_| rng.below(limit.max(1) as u64) as i64)
+                        .collect::<Vec<_>>(),
+                )
+            }
         };
         let t = Tensor {
             dtype: *dtype,

@@ -81,7 +81,14 @@ pub fn initial_value(p: &ParamInfo, seed: u64) -> Result<Tensor, RunError> {
         Init::LecunNormal => d.scaled(n, false, (1.0 / fan_in).sqrt()),
         Init::UniformFan { fan } => d.scaled(n, true, (1.0 / fan).sqrt()),
     };
-    Tensor::f32(p.shape.clone(), values).map_err(|e| RunError::Internal(e.to_string()))
+    let t = Tensor::f32(p.shape.clone(), values).map_err(|e| RunError::Internal(e.to_string()))?;
+    // Drawn in f32, stored in the parameter's own type (rounded to nearest for
+    // `bf16`/`f16`, PyTorch's conversions for integers).
+    Ok(if p.dtype == dnnc_tensor::DType::F32 {
+        t
+    } else {
+        t.cast(p.dtype)
+    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,9 @@ use dnnc_syntax::ast::ItemKind;
 pub use backend::BackendKind;
 pub use dnnc_passes::pipeline::PASS_NAMES;
 pub use error::RunError;
-pub use run::{eval, eval_attacked, predict, sample, AttackSpec, Job, Summary, TrainOptions};
+pub use run::{
+    eval, eval_attacked, eval_first, predict, sample, AttackSpec, Job, Summary, TrainOptions,
+};
 pub use steps::PassOptions;
 pub use trainer::train;
 

@@ -165,9 +165,12 @@ pub fn build(
         let input_node = one.input_named("input");
         let input = port(one, input_node, "input")?;
         let output = port(one, one.output("output"), "output")?;
-        if input.dtype != dnnc_ir::DType::F32 || output.dtype != dnnc_ir::DType::F32 {
+        // Inputs are floats or integers (`int32_t` in C: token ids, class indices);
+        // outputs are floats.
+        let input_ok = input.dtype == dnnc_ir::DType::F32 || input.dtype.is_int();
+        if !input_ok || output.dtype != dnnc_ir::DType::F32 {
             return Err(RunError::NotRunnable(format!(
-                "static libraries take and return f32 tensors; the input or output of {} is not f32",
+                "static libraries take f32 or integer inputs and return f32 tensors; the input or output of {} is neither",
                 if model.is_empty() { "this model".to_string() } else { format!("model `{model}`") }
             )));
         }

@@ -31,6 +31,9 @@ pub struct TrainOptions {
     /// checkpoint after every epoch (`--no-plot` turns it off).
     pub plot: bool,
     pub passes: PassOptions,
+    /// Evaluate at most this many samples of the test split after each epoch (the
+    /// first ones; `--eval-samples`), for quick runs.
+    pub eval_samples: Option<usize>,
 }
 
 impl TrainOptions {
@@ -54,6 +57,7 @@ impl TrainOptions {
                 precision: None,
                 int8: Vec::new(),
             },
+            eval_samples: None,
         }
     }
 }
@@ -171,8 +175,9 @@ pub(crate) fn initial_params(
                     .find(|(n, _)| *n == name)
                     .map(|(_, t)| t.clone())
                     .ok_or_else(|| missing_tensor(&file, &files[&file], &name, &p.name))?;
-                // A bf16 or f16 checkpoint widens exactly into f32 parameters.
-                let t = if t.shape == p.shape && checkpoint::widens_to(t.dtype, p.dtype) {
+                // Floats convert to the parameter's float type (bf16 into f32 exactly,
+                // f32 into a bf16 model rounded).
+                let t = if t.shape == p.shape && t.dtype.loads_as(p.dtype) {
                     t.cast(p.dtype)
                 } else {
                     t
@@ -279,7 +284,19 @@ pub fn eval(
     log: Option<&Path>,
     passes: &PassOptions,
 ) -> Result<Vec<(String, f64)>, RunError> {
-    eval_with(job, weights, backend, log, passes, None)
+    eval_with(job, weights, backend, log, passes, None, None)
+}
+
+/// [`eval`] of the first `samples` samples of the split only (`dnnc eval --samples`).
+pub fn eval_first(
+    job: &Job<'_>,
+    weights: &Path,
+    backend: BackendKind,
+    log: Option<&Path>,
+    passes: &PassOptions,
+    samples: usize,
+) -> Result<Vec<(String, f64)>, RunError> {
+    eval_with(job, weights, backend, log, passes, None, Some(samples))
 }
 
 /// An attack on evaluation's inputs (`dnnc eval --attack`): its kind and budget; the
@@ -301,7 +318,7 @@ pub fn eval_attacked(
     passes: &PassOptions,
     attack: AttackSpec,
 ) -> Result<Vec<(String, f64)>, RunError> {
-    eval_with(job, weights, backend, log, passes, Some(attack))
+    eval_with(job, weights, backend, log, passes, Some(attack), None)
 }
 
 fn eval_with(
@@ -311,6 +328,7 @@ fn eval_with(
     log: Option<&Path>,
     passes: &PassOptions,
     attack: Option<AttackSpec>,
+    samples: Option<usize>,
 ) -> Result<Vec<(String, f64)>, RunError> {
     let passes = &crate::quantize::passes_for(passes, weights)?;
     if attack.is_some() && job.cfg.multi {
@@ -325,6 +343,10 @@ fn eval_with(
             crate::data::load_split(job.db, job.dataset, "train")?,
         ),
         Err(e) => return Err(e),
+    };
+    let split = match samples {
+        Some(n) => (split.0, split.1.first(n)),
+        None => split,
     };
     let attack = attack.map(|a| Attack {
         kind: a.kind,

@@ -167,7 +167,10 @@ impl<'a, 'db> Trainer<'a, 'db> {
         let seed = opts.seed.unwrap_or(cfg.seed);
         let train = crate::data::load_split(job.db, job.dataset, "train")?;
         let test = match crate::data::load_split(job.db, job.dataset, "test") {
-            Ok(s) => Some(s),
+            Ok(s) => Some(match opts.eval_samples {
+                Some(n) => s.first(n),
+                None => s,
+            }),
             Err(RunError::Lower(LowerError::NoSplit { .. })) => None,
             Err(e) => return Err(e),
         };

@@ -47,6 +47,27 @@ pub struct Split {
 }
 
 impl Split {
+    /// The first `n` samples (all of them when there are fewer).
+    pub fn first(&self, n: usize) -> Split {
+        let order: Vec<usize> = (0..self.len().min(n)).collect();
+        let fields = match batches(self, &order, order.len().max(1)).map(|mut b| b.next()) {
+            Ok(Some(ts)) => self.fields.iter().map(|(f, _)| f.clone()).zip(ts).collect(),
+            // No sample kept: empty fields of the same shapes.
+            _ => self
+                .fields
+                .iter()
+                .map(|(f, t)| {
+                    let mut shape = t.shape.clone();
+                    if let Some(d) = shape.first_mut() {
+                        *d = 0;
+                    }
+                    (f.clone(), Tensor::zeros(t.dtype, shape))
+                })
+                .collect(),
+        };
+        Split { fields }
+    }
+
     /// A split of these fields, after checking that there is at least one, that names are
     /// unique, that every tensor is consistent and has a first dimension, and that all
     /// first dimensions agree.
@@ -249,6 +270,16 @@ mod tests {
         }
         assert_ne!(epoch_order(100, 1, 0, true), epoch_order(100, 2, 0, true));
         assert_ne!(epoch_order(100, 0, 0, true), (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_first_samples_of_a_split() {
+        let s = split(5);
+        let f = s.first(2);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.fields[0].1.as_f32().unwrap(), &[0., 1., 2., 3.]);
+        assert_eq!(s.first(9).len(), 5);
+        assert_eq!(s.first(0).len(), 0);
     }
 
     #[test]

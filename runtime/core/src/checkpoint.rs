@@ -326,7 +326,7 @@ pub fn load_bytes_into(
             }
             Err(e) => return Err(corrupt(path, bytes, e)),
         };
-        if view.dtype() != safetensors_dtype(*dtype) && !widens(view.dtype(), *dtype) {
+        if !dnnc_dtype(view.dtype()).is_some_and(|d| d.loads_as(*dtype)) {
             return Err(err(
                 path,
                 CheckpointErrorKind::DtypeMismatch {
@@ -367,21 +367,6 @@ pub fn load_bytes_into(
                 .map_err(|kind| err(path, kind))
         })
         .collect()
-}
-
-/// Whether a stored `found` converts exactly to `expected` (a `bf16` or `f16`
-/// checkpoint loaded into `f32` parameters, `f32` into `f64`): loading widens it.
-fn widens(found: Dtype, expected: DType) -> bool {
-    matches!(
-        (found, expected),
-        (Dtype::BF16 | Dtype::F16, DType::F32 | DType::F64) | (Dtype::F32, DType::F64)
-    )
-}
-
-/// Whether a tensor of `found` converts exactly to `expected` (as [`load_into`]
-/// widens).
-pub fn widens_to(found: DType, expected: DType) -> bool {
-    widens(safetensors_dtype(found), expected)
 }
 
 /// One tensor's bytes, ready for the safetensors encoder.
@@ -679,7 +664,7 @@ mod tests {
     }
 
     #[test]
-    fn half_precision_widens_into_f32_and_nothing_narrows() {
+    fn floats_load_into_any_float_type_and_nothing_else_converts() {
         let dir = TempDir::new("ckpt-widen");
         let path = dir.path().join("half.safetensors");
         let w = Tensor::f32(vec![2], vec![1.5, -0.25]).unwrap();
@@ -694,11 +679,16 @@ mod tests {
         ];
         let got = load_into(&path, &want).unwrap();
         assert_eq!(got, vec![w.clone(), w.clone()]);
-        // f32 into bf16 would lose bits: refused.
+        // f32 into a bf16 model rounds to nearest (1 + 2^-8 is a tie: to even, 1);
+        // integers and floats never mix.
         let f32_path = dir.path().join("full.safetensors");
-        save(&f32_path, &[("a".to_string(), &w)]).unwrap();
-        let e = load_into(&f32_path, &[("a".to_string(), DType::BF16, vec![2])]).unwrap_err();
-        assert!(e.to_string().contains("a"), "{e}");
+        let x = Tensor::f32(vec![2], vec![1.003_906_3, 1.011_718_8]).unwrap();
+        save(&f32_path, &[("a".to_string(), &x)]).unwrap();
+        let got = load_into(&f32_path, &[("a".to_string(), DType::BF16, vec![2])]).unwrap();
+        assert_eq!(got[0].dtype, DType::BF16);
+        assert_eq!(got[0].to_f32_vec(), vec![1.0, 1.015_625]);
+        let e = load_into(&f32_path, &[("a".to_string(), DType::I32, vec![2])]).unwrap_err();
+        assert!(e.to_string().contains("`a`"), "{e}");
     }
 
     #[test]

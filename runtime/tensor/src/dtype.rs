@@ -112,6 +112,14 @@ impl DType {
         })
     }
 
+    /// Whether a stored tensor of `self` loads into a parameter of `to`: the same
+    /// type, or a float into a float — exactly when `to` is wider, rounded to nearest
+    /// when narrower (a model that declares `bf16` parameters loads an `f32`
+    /// checkpoint, as PyTorch's `load_state_dict` does).
+    pub fn loads_as(self, to: DType) -> bool {
+        self == to || (self.is_float() && to.is_float())
+    }
+
     /// Whether an argument of `self` may stand for a parameter of `to` without a
     /// `cast`: integers widen to wider integers; floats never change implicitly.
     pub fn widens_to(self, to: DType) -> bool {
