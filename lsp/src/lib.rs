@@ -11,7 +11,7 @@ mod completion;
 mod server;
 mod symbols;
 mod text;
-mod transport;
+pub mod transport;
 
 use tower_lsp_server::{LspService, Server};
 
