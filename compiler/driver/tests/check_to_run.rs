@@ -5,7 +5,9 @@
 //! runs its training step and its inference at batches 1 and 256 on random data of the
 //! right shapes (`dnnc bench`; on the interpreter a batch of 256 through the GPT takes
 //! minutes). A file without a `train` block is refused by `dnnc train` with a code, so
-//! none is silently left out.
+//! none is silently left out. Random well-typed programs (layers, a user layer and
+//! function, NPY data, every optimizer, schedule and most settings) must check cleanly
+//! and then do the same.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -240,4 +242,175 @@ fn every_example_runs_on_every_backend_first_half() {
 #[test]
 fn every_example_runs_on_every_backend_second_half() {
     examples_run(1);
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
+        options[self.below(options.len())]
+    }
+}
+
+/// A random well-typed program: a model of Dense layers with a random activation (a
+/// user function), normalisation, dropout or a user layer between them, over
+/// generated NPY data, for classification or regression, with a random optimizer,
+/// schedule and settings.
+fn random_program(g: &mut Gen, dir: &Path) -> String {
+    let (n, features) = (24, 2 + g.below(6));
+    let classify = g.below(3) != 0;
+    let classes = 2 + g.below(4);
+    let x: Vec<f32> = (0..n * features)
+        .map(|_| g.below(1000) as f32 / 500.0 - 1.0)
+        .collect();
+    files::write_npy(&dir.join("x.npy"), &[n, features], &x);
+    let out = if classify { classes } else { 1 + g.below(3) };
+    if classify {
+        let y: Vec<f32> = (0..n).map(|_| g.below(classes) as f32).collect();
+        files::write_npy(&dir.join("y.npy"), &[n], &y);
+    } else {
+        let y: Vec<f32> = (0..n * out)
+            .map(|_| g.below(1000) as f32 / 1000.0)
+            .collect();
+        files::write_npy(&dir.join("y.npy"), &[n, out], &y);
+    }
+    let hidden = 3 + g.below(8);
+    let act = g.pick(&["relu", "gelu", "tanh", "sigmoid", "silu", "softplus"]);
+    let (middle_decl, middle_use) = match g.below(5) {
+        0 => ("    mid = LayerNorm(hidden)\n".to_string(), " |> mid"),
+        1 => ("    mid = BatchNorm1d(hidden)\n".to_string(), " |> mid"),
+        2 => ("    mid = Dropout(0.25)\n".to_string(), " |> mid"),
+        3 => ("    mid = Scale(hidden)\n".to_string(), " |> mid"),
+        _ => (String::new(), ""),
+    };
+    let y = if classify {
+        "cast(npy(\"y.npy\"), i32)"
+    } else {
+        "npy(\"y.npy\")"
+    };
+    let loss = if classify {
+        g.pick(&[
+            "cross_entropy(out, y)",
+            "cross_entropy(out, y) + 1e-4 * sum(out * out)",
+        ])
+    } else {
+        g.pick(&["mse(out, y)", "mae(out, y)", "huber(out, y, delta = 0.5)"])
+    };
+    let optimizer = g.pick(&[
+        "sgd(lr = 0.05)",
+        "sgd(lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 1e-4)",
+        "adam(lr = 1e-2)",
+        "adam(lr = 1e-2, weight_decay = 1e-3, clip_norm = 1.0)",
+        "adamw(lr = 1e-2, beta2 = 0.99)",
+        "rmsprop(lr = 1e-3, momentum = 0.5)",
+    ]);
+    let schedule = g.pick(&[
+        "constant()",
+        "step(every = 1, gamma = 0.5)",
+        "multistep(milestones = [1, 2])",
+        "exponential(gamma = 0.9)",
+        "cosine(warmup_epochs = 1)",
+        "cosine(warmup_steps = 2, decay_steps = 5, min_lr = 1e-4)",
+        "reduce_on_plateau(metric = \"test_loss\", patience = 0)",
+    ]);
+    let mut settings = vec![
+        format!("    batch = {}", 3 + g.below(10)),
+        format!("    epochs = {}", 2 + g.below(2)),
+        format!("    seed = {}", g.below(100)),
+    ];
+    if g.below(2) == 0 {
+        settings.push("    shuffle = false".into());
+    }
+    if g.below(3) == 0 {
+        settings.push("    early_stop = (monitor = test.loss, patience = 1)".into());
+    }
+    if g.below(4) == 0 {
+        settings.push("    precision = bf16".into());
+    }
+    if classify {
+        settings.push("    metrics = [accuracy(out, y)]".into());
+    }
+    format!(
+        "use std::nn::{{Dense, LayerNorm, BatchNorm1d, Dropout}}
+use std::activations::{{relu, gelu, sigmoid, silu, softplus}}
+use std::losses::{{cross_entropy, mse, mae, huber}}
+
+/// A learned scale per feature.
+layer Scale(n: Int) {{
+    param g: [n] = ones
+    fn forward(x: [B, n]) -> [B, n] {{ x * g }}
+}}
+
+fn act(x: [..S]) -> [..S] {{ {act}(x) }}
+
+model Net(hidden: Int) {{
+    l0 = Dense({features}, hidden)
+{middle_decl}    l1 = Dense(hidden, {out})
+    fn forward(x: [B, {features}]) -> [B, {out}] {{
+        x |> l0 |> act{middle_use} |> l1
+    }}
+}}
+
+dataset d {{
+    train = (x: npy(\"x.npy\"), y: {y})
+    test  = (x: npy(\"x.npy\")[0:8], y: {y}[0:8])
+}}
+
+train Net(hidden = {hidden}) on d {{
+    let out = model(x)
+    loss = {loss}
+    optimizer = {optimizer}
+    schedule = {schedule}
+{}
+}}
+",
+        settings.join("\n")
+    )
+}
+
+/// Random well-typed programs check cleanly and then run everywhere.
+#[test]
+fn random_programs_that_check_run_everywhere() {
+    let mut failures = Vec::new();
+    let out = files::Scratch::new("check-to-run-random-out");
+    for seed in 1..=12u64 {
+        let dir = files::Scratch::new(&format!("check-to-run-random-{seed}"));
+        let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let src = random_program(&mut g, dir.dir());
+        dir.write("p.dnn", &src);
+        let check = Command::new(env!("CARGO_BIN_EXE_dnnc"))
+            .args(["check", "p.dnn"])
+            .current_dir(dir.dir())
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        if !check.status.success() || !said.is_empty() {
+            failures.push(format!(
+                "seed {seed}: the generated program does not check:\n{said}\n{src}"
+            ));
+            continue;
+        }
+        let before = failures.len();
+        runs_everywhere(dir.dir(), "p.dnn", out.dir(), &mut failures);
+        if failures.len() > before {
+            failures.push(format!("seed {seed}'s program:\n{src}"));
+        }
+    }
+    report(failures);
 }

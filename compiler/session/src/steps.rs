@@ -4,9 +4,10 @@
 
 use crate::error::RunError;
 use dnnc_ir::Graph;
-use dnnc_lower::{lower, Lowered, Mode, ParamInfo};
+use dnnc_lower::{lower, Lowered, Mode};
 use dnnc_passes::optimizer::{
-    add_gradient_updates, add_gradients, add_optimizers, update_graph, StepConfig,
+    add_gradient_updates, add_gradients, add_optimizers, update_graph, Gradients, StepConfig,
+    TrainedParam,
 };
 use dnnc_passes::pipeline::{Pipeline, PipelineOptions};
 use dnnc_passes::precision::round_matmul_operands;
@@ -64,6 +65,65 @@ pub fn optimizer_namespace(cfg: &Training, s: usize, k: usize) -> String {
     }
 }
 
+/// Step `s` lowered for `batch` samples with the gradients of each of its `update`s
+/// (with respect to the parameters of the models it names, not frozen ones nor
+/// buffers): what the whole step and its data-parallel halves share.
+struct WithGradients {
+    l: Lowered,
+    popts: PipelineOptions,
+    /// Per `update`: its gradients, its optimizer's settings and its parameters.
+    groups: Vec<(Gradients, StepConfig, Vec<TrainedParam>)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lower_with_gradients(
+    db: &dyn Db,
+    file: SourceFile,
+    item: u32,
+    cfg: &Training,
+    s: usize,
+    steps_per_epoch: usize,
+    batch: usize,
+    opts: &PassOptions,
+) -> Result<WithGradients, RunError> {
+    let mut popts = opts.pipeline()?;
+    let mut l = lower(db, file, item, Mode::Train(s), batch)?;
+    popts.after_pass("lower", &l.graph)?;
+    let step = cfg
+        .steps
+        .get(s)
+        .ok_or_else(|| RunError::Internal(format!("the plan has no step {s}")))?;
+    let mut groups = Vec::new();
+    for (k, update) in step.updates.iter().enumerate() {
+        let trainable: Vec<TrainedParam> = l
+            .params
+            .iter()
+            .filter(|p| !p.frozen && !p.buffer && update.models.contains(&model_of(cfg, &p.name)))
+            .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
+            .collect();
+        let names: Vec<String> = trainable.iter().map(|p| p.0.clone()).collect();
+        let grads = add_gradients(&mut l.graph, &names)?;
+        groups.push((grads, step_config(cfg, s, k, steps_per_epoch), trainable));
+    }
+    Ok(WithGradients { l, popts, groups })
+}
+
+/// Rounds the operands of matrix products to bf16 when the run asks for it, then
+/// runs the standard passes.
+fn finish(
+    l: &mut Lowered,
+    cfg: &Training,
+    opts: &PassOptions,
+    popts: &mut PipelineOptions,
+) -> Result<(), RunError> {
+    if opts.precision.unwrap_or(cfg.precision) == Precision::Bf16 {
+        round_matmul_operands(&mut l.graph)?;
+    }
+    popts.after_pass("precision", &l.graph)?;
+    Pipeline::standard().run(&mut l.graph, popts)?;
+    Ok(())
+}
+
 /// Training step `s` of the plan for `batch` samples: its forward graph, the gradients
 /// of its loss with respect to the parameters of the models its `update`s name (not
 /// frozen ones, nor buffers), and each optimizer's updates.
@@ -78,25 +138,13 @@ pub fn train_step(
     batch: usize,
     opts: &PassOptions,
 ) -> Result<Lowered, RunError> {
-    let mut popts = opts.pipeline()?;
-    let mut l = lower(db, file, item, Mode::Train(s), batch)?;
-    popts.after_pass("lower", &l.graph)?;
-    let step = cfg
-        .steps
-        .get(s)
-        .ok_or_else(|| RunError::Internal(format!("the plan has no step {s}")))?;
-    let mut groups = Vec::new();
-    for (k, update) in step.updates.iter().enumerate() {
-        let trainable: Vec<String> = l
-            .params
-            .iter()
-            .filter(|p| !p.frozen && !p.buffer && update.models.contains(&model_of(cfg, &p.name)))
-            .map(|p| p.name.clone())
-            .collect();
-        let grads = add_gradients(&mut l.graph, &trainable)?;
-        groups.push((grads, step_config(cfg, s, k, steps_per_epoch)));
-    }
+    let WithGradients {
+        mut l,
+        mut popts,
+        groups,
+    } = lower_with_gradients(db, file, item, cfg, s, steps_per_epoch, batch, opts)?;
     popts.after_pass("autodiff", &l.graph)?;
+    let groups = groups.into_iter().map(|(g, c, _)| (g, c)).collect();
     add_optimizers(&mut l.graph, groups)?;
     if cfg.prune.is_some() {
         dnnc_passes::optimizer::mask_updates(
@@ -105,11 +153,7 @@ pub fn train_step(
         )?;
     }
     popts.after_pass("optimizer", &l.graph)?;
-    if opts.precision.unwrap_or(cfg.precision) == Precision::Bf16 {
-        round_matmul_operands(&mut l.graph)?;
-    }
-    popts.after_pass("precision", &l.graph)?;
-    Pipeline::standard().run(&mut l.graph, &mut popts)?;
+    finish(&mut l, cfg, opts, &mut popts)?;
     Ok(l)
 }
 
@@ -128,43 +172,23 @@ pub fn train_step_halves(
     batch: usize,
     opts: &PassOptions,
 ) -> Result<Halves, RunError> {
-    let mut popts = opts.pipeline()?;
-    let mut l = lower(db, file, item, Mode::Train(s), batch)?;
-    popts.after_pass("lower", &l.graph)?;
-    let step = cfg
-        .steps
-        .get(s)
-        .ok_or_else(|| RunError::Internal(format!("the plan has no step {s}")))?;
-    let mut grads = Vec::new();
-    let mut groups = Vec::new();
-    for (k, update) in step.updates.iter().enumerate() {
-        let trainable: Vec<&ParamInfo> = l
-            .params
-            .iter()
-            .filter(|p| !p.frozen && !p.buffer && update.models.contains(&model_of(cfg, &p.name)))
-            .collect();
-        let names: Vec<String> = trainable.iter().map(|p| p.name.clone()).collect();
-        let typed = trainable
-            .iter()
-            .map(|p| (p.name.clone(), p.dtype, p.shape.clone()))
-            .collect();
-        grads.push(add_gradients(&mut l.graph, &names)?);
-        groups.push((typed, step_config(cfg, s, k, steps_per_epoch)));
-    }
+    let WithGradients {
+        mut l,
+        mut popts,
+        groups,
+    } = lower_with_gradients(db, file, item, cfg, s, steps_per_epoch, batch, opts)?;
+    let (grads, typed): (Vec<Gradients>, Vec<(Vec<TrainedParam>, StepConfig)>) =
+        groups.into_iter().map(|(g, c, t)| (g, (t, c))).unzip();
     add_gradient_updates(&mut l.graph, &grads)?;
     popts.after_pass("autodiff", &l.graph)?;
-    if opts.precision.unwrap_or(cfg.precision) == Precision::Bf16 {
-        round_matmul_operands(&mut l.graph)?;
-    }
-    popts.after_pass("precision", &l.graph)?;
-    Pipeline::standard().run(&mut l.graph, &mut popts)?;
-    let (mut update, _) = update_graph(&groups)?;
+    finish(&mut l, cfg, opts, &mut popts)?;
+    let (mut update, _) = update_graph(&typed)?;
     if cfg.prune.is_some() {
         dnnc_passes::optimizer::mask_updates(&mut update, &crate::prune::pruned_params(&l.params))?;
     }
     popts.after_pass("optimizer", &update)?;
     Pipeline::standard().run(&mut update, &mut popts)?;
-    let trained = groups
+    let trained = typed
         .iter()
         .flat_map(|(params, _)| params.iter())
         .map(|(name, _, shape)| (name.clone(), shape.iter().product()))
