@@ -125,11 +125,11 @@ mod with_mpi {
     /// Trains `mlp.dnn` as one process and as `n`, with the same global batches, and
     /// compares every epoch's losses and metrics and the final weights to 1e-4
     /// relative.
-    fn same_as_one_process(tag: &str, n: usize, optimizer: Option<&str>, extra: &[&str]) {
+    fn same_as_one_process(tag: &str, n: usize, edits: &[(&str, &str)], extra: &[&str]) {
         let s = scratch(tag);
-        if let Some(o) = optimizer {
+        for (from, to) in edits {
             let src = std::fs::read_to_string(s.path("mlp.dnn")).unwrap();
-            let changed = src.replace("adam(lr = 1e-3)", o);
+            let changed = src.replace(from, to);
             assert_ne!(src, changed);
             s.write("mlp.dnn", &changed);
         }
@@ -192,7 +192,7 @@ mod with_mpi {
 
     #[test]
     fn two_processes_train_as_one_does() {
-        same_as_one_process("two", 2, None, &["--epochs", "2"]);
+        same_as_one_process("two", 2, &[], &["--epochs", "2"]);
     }
 
     #[test]
@@ -201,12 +201,18 @@ mod with_mpi {
         // in the epoch's last batch (22, 21, 21). With SGD the weights follow the
         // gradients linearly, so shards weighted wrongly (a third each) would show
         // (Adam's normalised steps hide much of it).
-        same_as_one_process(
-            "three",
-            3,
-            Some("sgd(lr = 0.05, momentum = 0.9)"),
-            &["--epochs", "1"],
-        );
+        same_as_one_process("three", 3, &[SGD], &["--epochs", "1"]);
+    }
+
+    /// Adam's normalised steps hide much of a wrong weighting; SGD shows it.
+    const SGD: (&str, &str) = ("adam(lr = 1e-3)", "sgd(lr = 0.05, momentum = 0.9)");
+
+    #[test]
+    fn a_process_with_an_empty_shard_still_takes_part() {
+        // Batches of 3999: the epoch's last batch has 8000 - 2 · 3999 = 2 samples, so
+        // the third process gets none of it.
+        let edits = [SGD, ("batch      = 128", "batch      = 3999")];
+        same_as_one_process("empty", 3, &edits, &["--epochs", "1"]);
     }
 
     /// The processes `mpirun` (`pid`) started, by their parent.

@@ -134,9 +134,12 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `f` on the elements of `f32` state `name`, in place (no instance bound to
-    /// the store may run meanwhile: the caller holds the store between steps).
-    pub fn with_f32_mut<R>(
+    /// Runs `f` on the elements of `f32` state `name`, in place.
+    ///
+    /// # Safety
+    /// No instance bound to the store may run while `f` does (the caller holds the
+    /// store between steps), and `f` must not reach the same state through the store.
+    pub unsafe fn with_f32_mut<R>(
         &self,
         name: &str,
         f: impl FnOnce(&mut [f32]) -> R,
@@ -157,9 +160,9 @@ impl Store {
                 why: format!("is {}, not f32", slot.dtype),
             });
         }
-        // SAFETY: the block holds `len` f32s and, as in `set`, nothing else touches
-        // it while `f` runs.
-        let v = unsafe { std::slice::from_raw_parts_mut(slot.block.ptr() as *mut f32, slot.len) };
+        // SAFETY: the block holds `len` f32s, and the caller promises that nothing else
+        // touches it while `f` runs.
+        let v = std::slice::from_raw_parts_mut(slot.block.ptr() as *mut f32, slot.len);
         Ok(f(v))
     }
 

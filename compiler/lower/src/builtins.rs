@@ -155,6 +155,21 @@ fn axis(v: i64, rank: usize) -> Res<usize> {
         .ok_or_else(|| format!("axis {v} out of range for rank {rank}").into())
 }
 
+/// The one axis of a builtin that works along one (`softmax`, `argmax`, `sort`, ...):
+/// absent (the last), an `Int`, or a list of one `Int`, as the checker accepts.
+fn one_axis(v: Option<&Val>, rank: usize) -> Res<usize> {
+    one_axis_or(v, rank, -1)
+}
+
+/// [`one_axis`] with another default.
+fn one_axis_or(v: Option<&Val>, rank: usize, default: i64) -> Res<usize> {
+    match v {
+        None => axis(default, rank),
+        Some(Val::List(l)) if l.len() == 1 => axis(int(&l[0])?, rank),
+        Some(v) => axis(int(v)?, rank),
+    }
+}
+
 fn axes(v: Option<&Val>, rank: usize) -> Res<Vec<usize>> {
     match v {
         None => Ok((0..rank).collect()),
@@ -207,7 +222,7 @@ pub fn call(
         "argmax" | "argmin" => {
             let x = t(a.need(0, "x")?)?;
             let rank = lw.em.shape(x).len();
-            let ax = axis(a.get(1, "axis").map_or(Ok(-1), int)?, rank)?;
+            let ax = one_axis(a.get(1, "axis"), rank)?;
             let op = if name == "argmax" {
                 Op::ArgMax { axis: ax }
             } else {
@@ -219,7 +234,7 @@ pub fn call(
         "softmax" | "log_softmax" => {
             let x = tensor(lw, a.need(0, "x")?, Some(DType::F32))?;
             let rank = lw.em.shape(x).len();
-            let ax = [axis(a.get(1, "axis").map_or(Ok(-1), int)?, rank)?];
+            let ax = [one_axis(a.get(1, "axis"), rank)?];
             let m = lw.em.reduce(ReduceKind::Max, x, &ax, true)?;
             let m = lw.em.add(Op::StopGradient, &[m])?;
             let z = lw.em.binary(BinaryOp::Sub, x, m)?;
@@ -236,10 +251,7 @@ pub fn call(
             let x = t(a.need(0, "x")?)?;
             let shape = lw.em.shape(x);
             let top = matches!(name, "topk" | "argtopk");
-            let ax = axis(
-                a.get(if top { 2 } else { 1 }, "axis").map_or(Ok(-1), int)?,
-                shape.len(),
-            )?;
+            let ax = one_axis(a.get(if top { 2 } else { 1 }, "axis"), shape.len())?;
             let descending = top || matches!(a.get(2, "descending"), Some(Val::Bool(true)));
             let mut idx = lw.em.add(
                 Op::ArgSort {
@@ -337,7 +349,7 @@ pub fn call(
             };
             let nodes: Vec<NodeId> = items.iter().map(t).collect::<Res<_>>()?;
             let rank = lw.em.shape(nodes[0]).len();
-            let ax = axis(a.get(1, "axis").map_or(Ok(0), int)?, rank)?;
+            let ax = one_axis_or(a.get(1, "axis"), rank, 0)?;
             lw.em.add(Op::Concat { axis: ax }, &nodes)?
         }
         "pad" => {
@@ -381,7 +393,7 @@ pub fn call(
             let x = t(a.need(0, "x")?)?;
             let idx = t(a.need(1, "indices")?)?;
             let rank = lw.em.shape(x).len();
-            let ax = axis(a.get(2, "axis").map_or(Ok(0), int)?, rank)?;
+            let ax = one_axis_or(a.get(2, "axis"), rank, 0)?;
             let rows = lw.em.shape(x)[ax];
             lw.em.limit_index(idx, rows);
             lw.em.add(Op::Gather { axis: ax }, &[x, idx])?
@@ -396,7 +408,7 @@ pub fn call(
             // gather of `n - 1, ..., 0`, whose derivative scatters back.
             let x = t(a.need(0, "x")?)?;
             let shape = lw.em.shape(x);
-            let ax = axis(a.get(1, "axis").map_or(Ok(0), int)?, shape.len())?;
+            let ax = one_axis_or(a.get(1, "axis"), shape.len(), 0)?;
             let n = shape[ax];
             let iota = lw.em.add(
                 Op::Iota {

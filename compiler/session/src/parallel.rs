@@ -16,7 +16,7 @@
 use dnnc_dist::{hash_bytes, World, HASH_START};
 use dnnc_ir::Port;
 use dnnc_runtime::{MetricAccumulator, Split};
-use dnnc_tensor::Tensor;
+use dnnc_tensor::{DType, Tensor};
 
 use crate::backend::Executable;
 use crate::error::RunError;
@@ -115,33 +115,43 @@ impl UpdateHalf {
     }
 }
 
-/// Replaces each `f32` state of `names` (the buffers: batch norm's running
+/// Replaces each float state of `names` (the buffers: batch norm's running
 /// statistics) with its mean over the processes, so that evaluation and the
 /// checkpoint see statistics of all the data and every process holds the same.
+/// (`bf16` and `f16` buffers are averaged in f32 and rounded back.)
 pub(crate) fn average_buffers(
     world: &World,
     store: &StateStore,
     names: &[String],
 ) -> Result<(), RunError> {
-    let mut buf = Vec::new();
+    let mut buf: Vec<f32> = Vec::new();
     let mut parts = Vec::new();
     for n in names {
-        let len = store.with_f32_mut(n, |v| {
-            buf.extend_from_slice(v);
-            v.len()
-        })?;
-        parts.push((n, len));
+        let t = store
+            .get(n)
+            .ok_or_else(|| RunError::Internal(format!("buffer `{n}` is not in the store")))?;
+        if !t.dtype.is_float() {
+            continue;
+        }
+        buf.extend(t.to_f32_vec());
+        parts.push((n, t));
     }
     world.sum_f32(&mut buf, "the all-reduce of the buffers");
-    let inv = 1.0 / world.size() as f32;
+    let size = world.size() as f32;
     let mut from = 0;
-    for (n, len) in parts {
-        let part = &buf[from..from + len];
-        store.with_f32_mut(n, |v| {
-            for (d, s) in v.iter_mut().zip(part) {
-                *d = s * inv;
-            }
-        })?;
+    for (n, t) in parts {
+        let len = t.data.len();
+        let mean: Vec<f32> = buf[from..from + len].iter().map(|s| s / size).collect();
+        let mean =
+            Tensor::f32(t.shape.clone(), mean).map_err(|e| RunError::Internal(e.to_string()))?;
+        store.set(
+            n,
+            &if t.dtype == DType::F32 {
+                mean
+            } else {
+                mean.cast(t.dtype)
+            },
+        )?;
         from += len;
     }
     Ok(())
@@ -156,13 +166,15 @@ pub(crate) fn hash_split(split: &Split) -> u64 {
     h
 }
 
-/// A hash of the parameters (by name, in name order) in `store`.
+/// A hash of the states `names` (by name, in name order) in `store` that every
+/// process holds alike: every float state (integer buffers, such as counters of
+/// each process's own batches, are left out).
 pub(crate) fn hash_params(store: &StateStore, names: &[String]) -> u64 {
     let mut sorted: Vec<&String> = names.iter().collect();
     sorted.sort();
     let mut h = HASH_START;
     for n in sorted {
-        if let Some(t) = store.get(n) {
+        if let Some(t) = store.get(n).filter(|t| t.dtype.is_float()) {
             h = hash_tensor(n, &t, h);
         }
     }

@@ -178,7 +178,12 @@ pub(crate) fn initial_params(
                 // Floats convert to the parameter's float type (bf16 into f32 exactly,
                 // f32 into a bf16 model rounded).
                 let t = if t.shape == p.shape && t.dtype.loads_as(p.dtype) {
-                    t.cast(p.dtype)
+                    checkpoint::convert(&name, t, p.dtype).map_err(|kind| {
+                        RunError::Weights(checkpoint::CheckpointError {
+                            path: file.clone(),
+                            kind,
+                        })
+                    })?
                 } else {
                     t
                 };

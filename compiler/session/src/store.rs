@@ -55,14 +55,17 @@ impl StateStore {
         }
     }
 
-    /// Runs `f` on the elements of `f32` state `name`, in place, between steps.
+    /// Runs `f` on the elements of `f32` state `name`, in place, between steps (`f`
+    /// cannot reach the store: it gets the elements only).
     pub fn with_f32_mut<R>(
         &self,
         name: &str,
         f: impl FnOnce(&mut [f32]) -> R,
     ) -> Result<R, RunError> {
         match self {
-            StateStore::Native(s) => Ok(s.with_f32_mut(name, f)?),
+            // SAFETY: the session runs its instances one at a time and calls this
+            // between steps; `f` gets a slice, not the store.
+            StateStore::Native(s) => Ok(unsafe { s.with_f32_mut(name, f) }?),
             StateStore::Host(h) => {
                 let mut states = h.borrow_mut();
                 let t = states.get_mut(name).ok_or_else(|| {

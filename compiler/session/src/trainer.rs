@@ -69,13 +69,14 @@ impl ByBatch {
     }
 }
 
-/// Fails unless every process of a data-parallel run has the same `.dnn` file, command
-/// line and training data, and the first batch gives each at least one sample.
+/// Fails unless the first batch gives each process of a data-parallel run at least one
+/// sample and every process has the same `.dnn` file, command line, training and test
+/// data.
 fn check_same_start(
     job: &Job<'_>,
     opts: &TrainOptions,
     world: &World,
-    train: &Split,
+    (train, test): (&Split, Option<&Split>),
     first_batch: usize,
 ) -> Result<(), RunError> {
     if first_batch < world.size() {
@@ -90,18 +91,22 @@ fn check_same_start(
         "`.dnn` file",
     )?;
     let command = format!(
-        "{:?} {:?} {:?} {} {:?}",
+        "{:?} {:?} {:?} {} {:?} {:?}",
         opts.epochs,
         opts.steps,
         opts.seed,
         opts.backend.name(),
-        opts.passes.precision
+        opts.passes.precision,
+        opts.eval_samples
     );
     world.check_same(
         dnnc_dist::hash_bytes(command.as_bytes(), dnnc_dist::HASH_START),
-        "command-line options (epochs, steps, seed, backend, precision)",
+        "command-line options (epochs, steps, seed, backend, precision, eval samples)",
     )?;
     world.check_same(hash_split(train), "training data")?;
+    // No split and an empty one differ too: evaluation takes part in collectives.
+    let test_hash = test.map_or(0, hash_split);
+    world.check_same(test_hash, "test data")?;
     Ok(())
 }
 
@@ -188,7 +193,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
         let world = dnnc_dist::world();
         let parallel = world.size() > 1;
         if parallel {
-            check_same_start(job, opts, world, &train, first_batch)?;
+            check_same_start(job, opts, world, (&train, test.as_ref()), first_batch)?;
         }
         // This process's part of the first batch (all of it in a run of one process).
         let first_local = dnnc_dist::shard(first_batch, world.rank(), world.size()).len();
@@ -577,7 +582,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 let buffers: Vec<String> = self
                     .params
                     .iter()
-                    .filter(|p| p.buffer && p.dtype == dnnc_tensor::DType::F32)
+                    .filter(|p| p.buffer)
                     .map(|p| p.name.clone())
                     .collect();
                 average_buffers(self.world, &self.store, &buffers)?;
@@ -817,14 +822,13 @@ pub(crate) fn evaluate(
         acc.add_batch(n, &vals);
     }
     if size > 1 {
+        // A process without a batch still names the metrics as the others do (its
+        // graph is compiled once and kept, like the others').
         let names = match cache.any() {
             Some(exe) => exe.output_names(),
-            None => crate::run::eval_graph(job, attack, b.min(split.len()).max(1), opts)?
-                .graph
-                .outputs()
-                .iter()
-                .map(|(n, _)| n.clone())
-                .collect(),
+            None => cache
+                .get(b.min(split.len()).max(1), &mut build)?
+                .output_names(),
         };
         acc = reduce_metrics(world, &acc, &names);
     }

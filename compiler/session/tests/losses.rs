@@ -174,6 +174,9 @@ fn softmax_and_log_softmax_take_an_axis() {
     assert!(close(got, nll), "{got} vs {nll}");
     let got = loss_of("sum(softmax(z, axis = -2) * q)", &P, &Q, &[2, 0]);
     assert!(close(got, soft), "{got} vs {soft}");
+    // A list of one axis, as `sum` takes, is accepted too.
+    let got = loss_of("-sum(log_softmax(z, axis = [0]) * q)", &P, &Q, &[2, 0]);
+    assert!(close(got, nll), "{got} vs {nll}");
     // The default is the last axis.
     let rows = [log_softmax(&P[..3]), log_softmax(&P[3..])];
     let last: f64 = rows.iter().flatten().sum();

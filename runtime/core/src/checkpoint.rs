@@ -81,6 +81,16 @@ pub enum CheckpointErrorKind {
         /// The element type the model expects.
         expected: DType,
     },
+    /// A finite value of a tensor does not fit the narrower float type it is loaded
+    /// into (above 65504 for `f16`).
+    OutOfRange {
+        /// The tensor name.
+        name: String,
+        /// The first value that does not fit.
+        value: f64,
+        /// The element type the model expects.
+        expected: DType,
+    },
     /// A tensor in the file has an element type dnnc cannot hold.
     UnsupportedDtype {
         /// The tensor name.
@@ -131,6 +141,14 @@ impl fmt::Display for CheckpointErrorKind {
             } => write!(
                 f,
                 "tensor `{name}` has element type {found} but the model expects {expected}"
+            ),
+            OutOfRange {
+                name,
+                value,
+                expected,
+            } => write!(
+                f,
+                "tensor `{name}` holds {value}, which {expected} cannot hold (it would become infinite)"
             ),
             UnsupportedDtype { name, dtype } => write!(
                 f,
@@ -363,10 +381,32 @@ pub fn load_bytes_into(
         .zip(expected)
         .map(|((name, view), (_, dtype, _))| {
             decode(name, &view)
-                .map(|t| if t.dtype == *dtype { t } else { t.cast(*dtype) })
+                .and_then(|t| convert(name, t, *dtype))
                 .map_err(|kind| err(path, kind))
         })
         .collect()
+}
+
+/// `t` in element type `dtype` (a float narrowed rounds to nearest); a finite value
+/// that would become infinite is an error.
+pub fn convert(name: &str, t: Tensor, dtype: DType) -> Result<Tensor, CheckpointErrorKind> {
+    if t.dtype == dtype {
+        return Ok(t);
+    }
+    let out = t.cast(dtype);
+    if dtype.is_float() && dtype.size_bytes() < t.dtype.size_bytes() {
+        let (from, to) = (t.data.as_slice(), out.data.as_slice());
+        if let Some(i) =
+            (0..t.data.len()).find(|&i| from.f64_at(i).is_finite() && !to.f64_at(i).is_finite())
+        {
+            return Err(CheckpointErrorKind::OutOfRange {
+                name: name.to_string(),
+                value: from.f64_at(i),
+                expected: dtype,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// One tensor's bytes, ready for the safetensors encoder.
@@ -689,6 +729,13 @@ mod tests {
         assert_eq!(got[0].to_f32_vec(), vec![1.0, 1.015_625]);
         let e = load_into(&f32_path, &[("a".to_string(), DType::I32, vec![2])]).unwrap_err();
         assert!(e.to_string().contains("`a`"), "{e}");
+        // A finite value beyond f16's range would become infinite: refused, named.
+        let big = Tensor::f32(vec![2], vec![1.0, 70000.0]).unwrap();
+        save(&f32_path, &[("a".to_string(), &big)]).unwrap();
+        let e = load_into(&f32_path, &[("a".to_string(), DType::F16, vec![2])]).unwrap_err();
+        assert!(e.to_string().contains("`a` holds 70000"), "{e}");
+        let ok = load_into(&f32_path, &[("a".to_string(), DType::BF16, vec![2])]).unwrap();
+        assert!(ok[0].to_f32_vec()[1].is_finite());
     }
 
     #[test]

@@ -67,11 +67,13 @@ pub fn world() -> &'static World {
 /// How many processes a launcher (`mpirun`, `srun`, MPICH's `mpiexec`) started, from
 /// the environment it gives them; `None` when none did.
 pub fn launched_size() -> Option<usize> {
+    // Per-process variables only: Slurm sets `SLURM_NTASKS` in a whole allocation, but
+    // `SLURM_STEP_NUM_TASKS` only in the processes `srun` starts.
     [
         "OMPI_COMM_WORLD_SIZE",
         "PMI_SIZE",
         "PMIX_SIZE",
-        "SLURM_NTASKS",
+        "SLURM_STEP_NUM_TASKS",
     ]
     .iter()
     .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())

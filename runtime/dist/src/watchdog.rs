@@ -40,8 +40,12 @@ impl Watchdog {
                     "error[E1600]: rank {rank} of {size}: waited {:.0} s for the other processes in {what}; one of them hung or the network failed, so every process ends (`--mpi-timeout` sets the wait)",
                     s.timeout_ms as f64 / 1000.0
                 );
-                crate::abort(1);
-                std::process::exit(1);
+                // MPI may not be called from this thread while the main thread waits
+                // in a collective (the world is joined `Funneled`), and `exit` would run
+                // MPI's exit handlers: end this process at once; `mpirun` notices and
+                // ends the others.
+                // SAFETY: `_exit` takes no pointers and never returns.
+                unsafe { libc::_exit(1) }
             }
         };
         // Without the thread there would be no bound on the wait: a run that cannot
