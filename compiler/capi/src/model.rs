@@ -160,41 +160,8 @@ impl Model {
                 .unwrap_or(last);
             let (_, b, inst) = &mut self.forward[pick];
             let rows = (*b).min(left);
-            let rows_of = done * isz..(done + rows) * isz;
-            match input {
-                FieldData::F32(v) => {
-                    let buf = inst
-                        .input_f32_mut(&input_name)
-                        .ok_or_else(|| failed("the inference program has no float input".into()))?;
-                    buf[..rows * isz].copy_from_slice(&v[rows_of]);
-                    buf[rows * isz..].fill(0.0);
-                }
-                FieldData::I32(v) => {
-                    let v = &v[rows_of];
-                    let mut buf = inst
-                        .input_mut(&input_name)
-                        .filter(|b| b.dtype().is_int())
-                        .ok_or_else(|| {
-                            failed("the inference program has no integer input".into())
-                        })?;
-                    let dtype = buf.dtype();
-                    let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
-                    if let Some(i) = v.iter().position(|&x| !(lo..=hi).contains(&i64::from(x))) {
-                        return Err((
-                            -1,
-                            format!(
-                                "input[{}] = {} does not fit the input's type {dtype}",
-                                done * isz + i,
-                                v[i]
-                            ),
-                        ));
-                    }
-                    // Padding rows are zeros (index 0).
-                    let mut padded = v.to_vec();
-                    padded.resize(*b * isz, 0);
-                    buf.copy_cast(dnnc_tensor::Slice::I32(&padded));
-                }
-            }
+            let part = input.slice(done * isz..(done + rows) * isz);
+            fill_input(inst, &input_name, part, ("input", "input"), done * isz)?;
             // Ids beyond an embedding's rows are the caller's data.
             inst.check_inputs().map_err(|e| (-1, e.to_string()))?;
             inst.run().map_err(|e| failed(e.to_string()))?;
@@ -251,37 +218,9 @@ impl Model {
                     continue;
                 }
                 let n = batch * f.size();
-                match data {
-                    FieldData::F32(v) => {
-                        let buf = inst.input_f32_mut(&f.name).ok_or_else(|| {
-                            failed(format!("field `{}` is not a float field", f.name))
-                        })?;
-                        buf.copy_from_slice(&v[..n]);
-                    }
-                    FieldData::I32(v) => {
-                        let mut buf = inst
-                            .input_mut(&f.name)
-                            .filter(|b| b.dtype().is_int())
-                            .ok_or_else(|| {
-                                failed(format!("field `{}` is not an integer field", f.name))
-                            })?;
-                        let dtype = buf.dtype();
-                        let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
-                        if let Some(i) = v[..n]
-                            .iter()
-                            .position(|&x| !(lo..=hi).contains(&i64::from(x)))
-                        {
-                            return Err((
-                                -1,
-                                format!(
-                                    "`{}`[{i}] = {} does not fit the field's type {dtype}",
-                                    f.name, v[i]
-                                ),
-                            ));
-                        }
-                        buf.copy_cast(dnnc_tensor::Slice::I32(&v[..n]));
-                    }
-                }
+                let part = data.slice(0..n);
+                let label = format!("`{}`", f.name);
+                fill_input(inst, &f.name, part, (&label, "field"), 0)?;
             }
             // Labels out of range are the caller's data, not a failure of the model.
             inst.check_inputs().map_err(|e| (-1, e.to_string()))?;
@@ -316,7 +255,64 @@ impl Model {
 }
 
 /// One field's data for a training step.
+/// Writes `data` into input `name` of `inst`, zeros after it (the padding rows of a
+/// larger program). An integer that does not fit the input's type is the caller's
+/// data (`-1`, naming `label[offset + i]`); `data` of the wrong kind for the input is a
+/// failure (`-2`). `kind` says what the input is to the caller (`field`, `input`).
+fn fill_input(
+    inst: &mut Instance,
+    name: &str,
+    data: FieldData<'_>,
+    (label, kind): (&str, &str),
+    offset: usize,
+) -> Result<(), (i32, String)> {
+    let wrong = |what: &str| (-2, format!("{kind} `{name}` is not {what} {kind}"));
+    match data {
+        FieldData::F32(v) => {
+            let buf = inst.input_f32_mut(name).ok_or_else(|| wrong("a float"))?;
+            buf[..v.len()].copy_from_slice(v);
+            buf[v.len()..].fill(0.0);
+        }
+        FieldData::I32(v) => {
+            let mut buf = inst
+                .input_mut(name)
+                .filter(|b| b.dtype().is_int())
+                .ok_or_else(|| wrong("an integer"))?;
+            let dtype = buf.dtype();
+            let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
+            if let Some(i) = v.iter().position(|&x| !(lo..=hi).contains(&i64::from(x))) {
+                let at = offset + i;
+                return Err((
+                    -1,
+                    format!(
+                        "{label}[{at}] = {} does not fit the {kind}'s type {dtype}",
+                        v[i]
+                    ),
+                ));
+            }
+            if v.len() < buf.len() {
+                let mut padded = v.to_vec();
+                padded.resize(buf.len(), 0);
+                buf.copy_cast(dnnc_tensor::Slice::I32(&padded));
+            } else {
+                buf.copy_cast(dnnc_tensor::Slice::I32(v));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub enum FieldData<'a> {
     F32(&'a [f32]),
     I32(&'a [i32]),
+}
+
+impl<'a> FieldData<'a> {
+    /// Elements `r` of the data.
+    fn slice(&self, r: std::ops::Range<usize>) -> FieldData<'a> {
+        match self {
+            FieldData::F32(v) => FieldData::F32(&v[r]),
+            FieldData::I32(v) => FieldData::I32(&v[r]),
+        }
+    }
 }

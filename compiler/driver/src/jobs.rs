@@ -93,9 +93,8 @@ pub fn train(a: TrainArgs) -> ExitCode {
         Ok(w) => w,
         Err(e) => return failed(e.into()),
     };
-    let ok = std::cell::Cell::new(false);
-    let code = train_job(a, &ok);
-    if !ok.get() && world.size() > 1 {
+    let code = train_job(a);
+    if code != ExitCode::SUCCESS && world.size() > 1 {
         // The others may wait in a collective for this one: end them all.
         dnnc_dist::abort(1);
     }
@@ -103,8 +102,8 @@ pub fn train(a: TrainArgs) -> ExitCode {
     code
 }
 
-/// [`train`] in this process; sets `ok` when the run succeeded.
-fn train_job(a: TrainArgs, ok: &std::cell::Cell<bool>) -> ExitCode {
+/// [`train`] in this process.
+fn train_job(a: TrainArgs) -> ExitCode {
     let backend = match BackendKind::parse(&a.backend) {
         Ok(b) => b,
         Err(e) => return failed(e),
@@ -126,12 +125,8 @@ fn train_job(a: TrainArgs, ok: &std::cell::Cell<bool>) -> ExitCode {
         eval_samples: a.eval_samples,
     };
     with_job(&a.file, |job| match dnnc_session::train(job, &opts) {
-        Ok(_) if !dnnc_dist::world().is_root() => {
-            ok.set(true);
-            ExitCode::SUCCESS
-        }
+        Ok(_) if !dnnc_dist::world().is_root() => ExitCode::SUCCESS,
         Ok(s) => {
-            ok.set(true);
             let shown: Vec<String> = s
                 .metrics
                 .iter()

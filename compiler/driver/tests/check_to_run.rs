@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dnnc_testing::files;
+use dnnc_testing::{files, Rng};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -244,31 +244,16 @@ fn every_example_runs_on_every_backend_second_half() {
     examples_run(1);
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
-        options[self.below(options.len())]
-    }
+/// One of `options`, drawn by `g`.
+fn pick<'a>(g: &mut Rng, options: &[&'a str]) -> &'a str {
+    options[g.below(options.len())]
 }
 
 /// A random well-typed program: a model of Dense layers with a random activation (a
 /// user function), normalisation, dropout or a user layer between them, over
 /// generated NPY data, for classification or regression, with a random optimizer,
 /// schedule and settings.
-fn random_program(g: &mut Gen, dir: &Path) -> String {
+fn random_program(g: &mut Rng, dir: &Path) -> String {
     let (n, features) = (24, 2 + g.below(6));
     let classify = g.below(3) != 0;
     let classes = 2 + g.below(4);
@@ -287,7 +272,7 @@ fn random_program(g: &mut Gen, dir: &Path) -> String {
         files::write_npy(&dir.join("y.npy"), &[n, out], &y);
     }
     let hidden = 3 + g.below(8);
-    let act = g.pick(&["relu", "gelu", "tanh", "sigmoid", "silu", "softplus"]);
+    let act = pick(g, &["relu", "gelu", "tanh", "sigmoid", "silu", "softplus"]);
     let (middle_decl, middle_use) = match g.below(5) {
         0 => ("    mid = LayerNorm(hidden)\n".to_string(), " |> mid"),
         1 => ("    mid = BatchNorm1d(hidden)\n".to_string(), " |> mid"),
@@ -301,30 +286,42 @@ fn random_program(g: &mut Gen, dir: &Path) -> String {
         "npy(\"y.npy\")"
     };
     let loss = if classify {
-        g.pick(&[
-            "cross_entropy(out, y)",
-            "cross_entropy(out, y) + 1e-4 * sum(out * out)",
-        ])
+        pick(
+            g,
+            &[
+                "cross_entropy(out, y)",
+                "cross_entropy(out, y) + 1e-4 * sum(out * out)",
+            ],
+        )
     } else {
-        g.pick(&["mse(out, y)", "mae(out, y)", "huber(out, y, delta = 0.5)"])
+        pick(
+            g,
+            &["mse(out, y)", "mae(out, y)", "huber(out, y, delta = 0.5)"],
+        )
     };
-    let optimizer = g.pick(&[
-        "sgd(lr = 0.05)",
-        "sgd(lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 1e-4)",
-        "adam(lr = 1e-2)",
-        "adam(lr = 1e-2, weight_decay = 1e-3, clip_norm = 1.0)",
-        "adamw(lr = 1e-2, beta2 = 0.99)",
-        "rmsprop(lr = 1e-3, momentum = 0.5)",
-    ]);
-    let schedule = g.pick(&[
-        "constant()",
-        "step(every = 1, gamma = 0.5)",
-        "multistep(milestones = [1, 2])",
-        "exponential(gamma = 0.9)",
-        "cosine(warmup_epochs = 1)",
-        "cosine(warmup_steps = 2, decay_steps = 5, min_lr = 1e-4)",
-        "reduce_on_plateau(metric = \"test_loss\", patience = 0)",
-    ]);
+    let optimizer = pick(
+        g,
+        &[
+            "sgd(lr = 0.05)",
+            "sgd(lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 1e-4)",
+            "adam(lr = 1e-2)",
+            "adam(lr = 1e-2, weight_decay = 1e-3, clip_norm = 1.0)",
+            "adamw(lr = 1e-2, beta2 = 0.99)",
+            "rmsprop(lr = 1e-3, momentum = 0.5)",
+        ],
+    );
+    let schedule = pick(
+        g,
+        &[
+            "constant()",
+            "step(every = 1, gamma = 0.5)",
+            "multistep(milestones = [1, 2])",
+            "exponential(gamma = 0.9)",
+            "cosine(warmup_epochs = 1)",
+            "cosine(warmup_steps = 2, decay_steps = 5, min_lr = 1e-4)",
+            "reduce_on_plateau(metric = \"test_loss\", patience = 0)",
+        ],
+    );
     let mut settings = vec![
         format!("    batch = {}", 3 + g.below(10)),
         format!("    epochs = {}", 2 + g.below(2)),
@@ -387,7 +384,7 @@ fn random_programs_that_check_run_everywhere() {
     let out = files::Scratch::new("check-to-run-random-out");
     for seed in 1..=12u64 {
         let dir = files::Scratch::new(&format!("check-to-run-random-{seed}"));
-        let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut g = Rng(seed);
         let src = random_program(&mut g, dir.dir());
         dir.write("p.dnn", &src);
         let check = Command::new(env!("CARGO_BIN_EXE_dnnc"))

@@ -77,40 +77,24 @@ pub fn check_and_format(data: &[u8]) {
 
 /// Tensors of random values for every input of `g` (integers below the graph's limits).
 fn random_inputs(g: &dnnc_ir::Graph) -> HashMap<String, Tensor> {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = dnnc_testing::Rng(1);
     let mut out = HashMap::new();
     for n in g.inputs() {
         if let dnnc_ir::Op::Input { name, dtype, shape } = &g.node(n).op {
             let len: usize = shape.iter().product();
-            let limit = g
-                .index_limits()
-                .iter()
-                .filter(|(i, _)| i == name)
-                .map(|&(_, l)| l)
-                .min()
-                .unwrap_or(2)
-                .max(1) as u64;
+            let limit = g.index_limit(name).unwrap_or(2).max(1) as u64;
             let data = match dtype {
-                DType::F32 => {
-                    Data::F32((0..len).map(|_| (next() % 1000) as f32 / 1000.0).collect())
-                }
-                DType::Bool => Data::Bool((0..len).map(|_| next() & 1 == 1).collect()),
+                DType::Bool => Data::Bool((0..len).map(|_| rng.next_u64() & 1 == 1).collect()),
                 d if d.is_float() => Data::from_f64(
                     *d,
                     (0..len)
-                        .map(|_| (next() % 1000) as f64 / 1000.0)
+                        .map(|_| (rng.next_u64() % 1000) as f64 / 1000.0)
                         .collect::<Vec<_>>(),
                 ),
                 d => Data::from_i64(
                     *d,
                     (0..len)
-                        .map(|_| (next() % limit) as i64)
+                        .map(|_| (rng.next_u64() % limit) as i64)
                         .collect::<Vec<_>>(),
                 ),
             };
@@ -201,51 +185,44 @@ pub fn lower_and_run(data: &[u8]) {
 
 /// Every loader on the bytes as a file: data or an error naming the file.
 pub fn loaders(data: &[u8]) {
-    let dir = scratch();
-    for name in [
-        "input.idx",
-        "input.npy",
-        "input.csv",
-        "input.txt",
-        "input.gz",
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, data).expect("the scratch file is written");
-        let shown = path.display().to_string();
-        let named = |e: &dnnc_data::DataError| {
-            assert!(
-                e.to_string().contains(&shown),
-                "the error does not name the file: {e}"
-            );
+    // Every loader tells the formats apart by content (gzip by its magic bytes), not
+    // by the file's name: one file serves them all.
+    let path = scratch().join("input.data");
+    std::fs::write(&path, data).expect("the scratch file is written");
+    let shown = path.display().to_string();
+    let named = |e: &dnnc_data::DataError| {
+        assert!(
+            e.to_string().contains(&shown),
+            "the error does not name the file: {e}"
+        );
+    };
+    if let Err(e) = dnnc_data::idx::probe(&path) {
+        named(&e);
+    }
+    if let Err(e) = dnnc_data::idx::load(&path) {
+        named(&e);
+    }
+    if let Err(e) = dnnc_data::npy::load(&path) {
+        named(&e);
+    }
+    for has_header in [false, true] {
+        let opts = dnnc_data::csv::CsvOptions {
+            has_header,
+            delimiter: b',',
         };
-        if let Err(e) = dnnc_data::idx::probe(&path) {
+        if let Err(e) = dnnc_data::csv::load(&path, &opts) {
             named(&e);
         }
-        if let Err(e) = dnnc_data::idx::load(&path) {
+    }
+    for bytes in [false, true] {
+        let opts = dnnc_data::text::TextOptions {
+            window: 4,
+            from_ppm: 0,
+            to_ppm: 1_000_000,
+            bytes,
+        };
+        if let Err(e) = dnnc_data::text::load(&path, &opts) {
             named(&e);
-        }
-        if let Err(e) = dnnc_data::npy::load(&path) {
-            named(&e);
-        }
-        for header in [false, true] {
-            let opts = dnnc_data::csv::CsvOptions {
-                has_header: header,
-                delimiter: b',',
-            };
-            if let Err(e) = dnnc_data::csv::load(&path, &opts) {
-                named(&e);
-            }
-        }
-        for bytes in [false, true] {
-            let opts = dnnc_data::text::TextOptions {
-                window: 4,
-                from_ppm: 0,
-                to_ppm: 1_000_000,
-                bytes,
-            };
-            if let Err(e) = dnnc_data::text::load(&path, &opts) {
-                named(&e);
-            }
         }
     }
 }

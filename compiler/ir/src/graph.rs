@@ -196,6 +196,14 @@ impl Graph {
         }
     }
 
+    /// The limit on input `name`'s values (`0..limit`), if the graph sets one.
+    pub fn index_limit(&self, name: &str) -> Option<usize> {
+        self.index_limits
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, l)| l)
+    }
+
     /// The inputs whose values must lie in `0..limit`, in the order first required.
     pub fn index_limits(&self) -> &[(String, usize)] {
         &self.index_limits

@@ -129,12 +129,17 @@ impl<'g> Em<'g> {
         let finite = self.bin(BinaryOp::Lt, m, inf)?;
         Ok(self.g.add(Op::Select, &[finite, new, old])?)
     }
-    /// `x` as f32 (itself when it is f32 already).
-    fn widened(&mut self, x: NodeId) -> Res<NodeId> {
-        if self.g.ty(x).dtype == DType::F32 {
+    /// `x` as `dtype` (itself when it has that type already).
+    fn as_type(&mut self, x: NodeId, dtype: DType) -> Res<NodeId> {
+        if self.g.ty(x).dtype == dtype {
             return Ok(x);
         }
-        Ok(self.g.add(Op::Cast(DType::F32), &[x])?)
+        Ok(self.g.add(Op::Cast(dtype), &[x])?)
+    }
+
+    /// `x` as f32, the type updates are computed in.
+    fn widened(&mut self, x: NodeId) -> Res<NodeId> {
+        self.as_type(x, DType::F32)
     }
 
     fn state(&mut self, name: String, like: NodeId) -> Res<NodeId> {
@@ -350,7 +355,8 @@ pub fn add_gradient_updates(g: &mut Graph, groups: &[Gradients]) -> Res<usize> {
     let mut count = 0;
     for grads in groups {
         for (name, _, grad) in &grads.of {
-            // A state of its own, in f32 (the update widens every gradient anyway).
+            // In f32 (the update widens every gradient anyway); the verifier wants a
+            // state for every update.
             let grad = em.widened(*grad)?;
             em.state(gradient_state(name), grad)?;
             em.g.add_update(gradient_state(name), grad);
@@ -383,20 +389,12 @@ pub fn update_graph(groups: &[(Vec<TrainedParam>, StepConfig)]) -> Res<(Graph, u
     for (params, cfg) in groups {
         let mut of = Vec::new();
         for (name, dtype, shape) in params {
-            let state = |name: String| Op::State {
-                name,
-                dtype: *dtype,
-                shape: shape.clone(),
+            let mut state = |name: String, dtype: DType| {
+                let shape = shape.clone();
+                g.add(Op::State { name, dtype, shape }, &[])
             };
-            let p = g.add(state(name.clone()), &[])?;
-            let grad = g.add(
-                Op::State {
-                    name: gradient_state(name),
-                    dtype: DType::F32,
-                    shape: shape.clone(),
-                },
-                &[],
-            )?;
+            let p = state(name.clone(), *dtype)?;
+            let grad = state(gradient_state(name), DType::F32)?;
             of.push((name.clone(), p, grad));
         }
         with_grads.push((Gradients { of }, cfg.clone()));
@@ -606,12 +604,7 @@ fn optimizer_updates(
                 em.sub(p, d)?
             }
         };
-        let dtype = em.g.ty(*stored).dtype;
-        let new_p = if dtype == DType::F32 {
-            new_p
-        } else {
-            em.g.add(Op::Cast(dtype), &[new_p])?
-        };
+        let new_p = em.as_type(new_p, em.g.ty(*stored).dtype)?;
         let new_p = em.keep_if_finite(magnitude, new_p, *stored)?;
         em.g.add_update(name.clone(), new_p);
         guarded.insert(name.clone());

@@ -238,26 +238,10 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
             if !x.dtype.is_float() {
                 return r.dtype_error(get(0), &x, "a floating-point tensor");
             }
-            let axis = match get(1) {
-                None => resolve_axis(&x.shape, -1).map(|i| vec![i]).map_err(|msg| {
-                    r.fail(codes::BAD_AXIS, get(0).map_or(span, |a| a.span), msg);
-                }),
-                some => r
-                    .axes(some, &x.shape)
-                    .map(|a| a.unwrap_or_default())
-                    .ok_or(()),
-            };
-            let Ok(axis) = axis else { return Ty::Error };
-            if axis.len() != 1 {
-                let at = get(1).map_or(span, |a| a.span);
-                r.fail(
-                    codes::BAD_AXIS,
-                    at,
-                    format!("`{name}` works along one axis"),
-                );
-                return Ty::Error;
+            match r.one_axis(get(1), get(0), &x) {
+                Some(_) => Ty::Tensor(x),
+                None => Ty::Error,
             }
-            Ty::Tensor(x)
         }
         // `sort` and `topk` are differentiable (their values are gathered from `x`);
         // the indices are `i64`.
@@ -269,25 +253,7 @@ pub fn call(cx: &mut Checker<'_>, name: &'static str, args: &[ArgVal], span: Spa
                 return r.dtype_error(get(0), &x, "a tensor of numbers");
             }
             let top = matches!(name, "topk" | "argtopk");
-            let axis_arg = get(if top { 2 } else { 1 });
-            let axis = match axis_arg {
-                None => match resolve_axis(&x.shape, -1) {
-                    Ok(i) => Some(vec![i]),
-                    Err(msg) => {
-                        r.fail(codes::BAD_AXIS, get(0).map_or(span, |a| a.span), msg);
-                        return Ty::Error;
-                    }
-                },
-                some => r.axes(some, &x.shape).map(|a| a.unwrap_or_default()),
-            };
-            let Some(axis) = axis else { return Ty::Error };
-            let [axis] = axis[..] else {
-                let at = axis_arg.map_or(span, |a| a.span);
-                r.fail(
-                    codes::BAD_AXIS,
-                    at,
-                    format!("`{name}` works along one axis"),
-                );
+            let Some(axis) = r.one_axis(get(if top { 2 } else { 1 }), get(0), &x) else {
                 return Ty::Error;
             };
             let mut shape = x.shape.clone();
@@ -780,6 +746,36 @@ impl Rules<'_, '_> {
                 let t = t.clone();
                 self.cx
                     .static_of_kind(&t, crate::items::StaticKind::Int, a.span, "this size");
+                None
+            }
+        }
+    }
+
+    /// The one axis of a builtin that works along one (`softmax`, `sort`, `topk`):
+    /// `arg` (an Int or a list of one), or the last axis of `x` (the argument `x_arg`)
+    /// when absent. Reports E0305 and returns `None` otherwise.
+    fn one_axis(
+        &mut self,
+        arg: Option<&ArgVal>,
+        x_arg: Option<&ArgVal>,
+        x: &TensorTy,
+    ) -> Option<usize> {
+        let axes = match arg {
+            None => match resolve_axis(&x.shape, -1) {
+                Ok(i) => vec![i],
+                Err(msg) => {
+                    self.fail(codes::BAD_AXIS, x_arg.map_or(self.span, |a| a.span), msg);
+                    return None;
+                }
+            },
+            some => self.axes(some, &x.shape)?.unwrap_or_default(),
+        };
+        match axes[..] {
+            [axis] => Some(axis),
+            _ => {
+                let at = arg.map_or(self.span, |a| a.span);
+                let msg = format!("`{}` works along one axis", self.name);
+                self.fail(codes::BAD_AXIS, at, msg);
                 None
             }
         }

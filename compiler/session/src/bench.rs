@@ -64,13 +64,7 @@ fn feeds(
             ),
             DType::Bool => Data::Bool((0..len).map(|_| rng.next_u64() & 1 == 1).collect()),
             _ => {
-                let limit = g
-                    .index_limits()
-                    .iter()
-                    .filter(|(input, _)| input == name)
-                    .map(|&(_, l)| l)
-                    .min()
-                    .unwrap_or(classes);
+                let limit = g.index_limit(name).unwrap_or(classes);
                 Data::from_i64(
                     *dtype,
                     (0..len)

@@ -16,7 +16,7 @@
 use dnnc_dist::{hash_bytes, World, HASH_START};
 use dnnc_ir::Port;
 use dnnc_runtime::{MetricAccumulator, Split};
-use dnnc_tensor::{DType, Tensor};
+use dnnc_tensor::Tensor;
 
 use crate::backend::Executable;
 use crate::error::RunError;
@@ -35,22 +35,32 @@ pub(crate) struct StepValues {
 /// averaged in.
 pub(crate) struct UpdateHalf {
     update: Box<dyn Executable>,
-    /// The gradient states and their sizes, in the buffer's order.
+    /// Which output of `update` is the learning rate.
+    lr_output: Option<usize>,
+    /// The gradient states and their sizes, in the buffers' order.
     gradients: Vec<(String, usize)>,
-    buf: Vec<f32>,
+    /// This process's weighted gradients and values, and their sum over the processes.
+    part: Vec<f32>,
+    sum: Vec<f32>,
 }
 
 impl UpdateHalf {
     /// `update` compiled against `store`; `gradients` names the parameters it updates
     /// with their element counts.
     pub fn new(update: Box<dyn Executable>, gradients: Vec<(String, usize)>) -> UpdateHalf {
+        let lr_output = update
+            .output_names()
+            .iter()
+            .position(|n| n == Port::LearningRate.name());
         UpdateHalf {
             update,
+            lr_output,
             gradients: gradients
                 .into_iter()
                 .map(|(p, n)| (dnnc_passes::optimizer::gradient_state(&p), n))
                 .collect(),
-            buf: Vec::new(),
+            part: Vec::new(),
+            sum: Vec::new(),
         }
     }
 
@@ -68,33 +78,35 @@ impl UpdateHalf {
         extra: &[(&str, &Tensor)],
     ) -> Result<StepValues, RunError> {
         let share = local as f32 / global as f32;
-        self.buf.clear();
+        let part = &mut self.part;
+        part.clear();
         for (state, n) in &self.gradients {
             match grads {
-                Some(_) => store.with_f32_mut(state, |g| {
-                    self.buf.extend(g.iter().map(|x| x * share));
-                })?,
-                None => self.buf.resize(self.buf.len() + n, 0.0),
+                Some(_) => {
+                    store.with_f32_mut(state, |g| part.extend(g.iter().map(|x| x * share)))?
+                }
+                None => part.resize(part.len() + n, 0.0),
             }
         }
-        let at = self.buf.len();
+        let at = part.len();
         for i in 0..names.len() {
             let v = match grads {
                 Some(g) => g.output_scalar(i).unwrap_or(f64::NAN) as f32 * share,
                 None => 0.0,
             };
-            self.buf.push(v);
+            part.push(v);
         }
-        world.sum_f32(&mut self.buf, "the all-reduce of a step's gradients");
+        self.sum.resize(part.len(), 0.0);
+        world.sum(part, &mut self.sum, "the all-reduce of a step's gradients");
         let mut from = 0;
         for (state, n) in &self.gradients {
-            let part = &self.buf[from..from + n];
-            store.with_f32_mut(state, |g| g.copy_from_slice(part))?;
+            let summed = &self.sum[from..from + n];
+            store.with_f32_mut(state, |g| g.copy_from_slice(summed))?;
             from += n;
         }
         let values: Vec<(String, f64)> = names
             .iter()
-            .zip(&self.buf[at..])
+            .zip(&self.sum[at..])
             .map(|(n, &v)| (n.clone(), f64::from(v)))
             .collect();
         let loss = values
@@ -105,12 +117,7 @@ impl UpdateHalf {
         let mut inputs = vec![(Port::GlobalLoss.name(), &loss_t)];
         inputs.extend_from_slice(extra);
         self.update.step(&inputs)?;
-        let lr = self
-            .update
-            .output_names()
-            .iter()
-            .position(|n| n == Port::LearningRate.name())
-            .and_then(|i| self.update.output_scalar(i));
+        let lr = self.lr_output.and_then(|i| self.update.output_scalar(i));
         Ok(StepValues { values, lr })
     }
 }
@@ -124,34 +131,27 @@ pub(crate) fn average_buffers(
     store: &StateStore,
     names: &[String],
 ) -> Result<(), RunError> {
-    let mut buf: Vec<f32> = Vec::new();
-    let mut parts = Vec::new();
+    let mut part: Vec<f32> = Vec::new();
+    let mut buffers = Vec::new();
     for n in names {
         let t = store
             .get(n)
             .ok_or_else(|| RunError::Internal(format!("buffer `{n}` is not in the store")))?;
-        if !t.dtype.is_float() {
-            continue;
+        if t.dtype.is_float() {
+            part.extend(t.to_f32_vec());
+            buffers.push((n, t));
         }
-        buf.extend(t.to_f32_vec());
-        parts.push((n, t));
     }
-    world.sum_f32(&mut buf, "the all-reduce of the buffers");
+    let mut sum = vec![0.0; part.len()];
+    world.sum(&part, &mut sum, "the all-reduce of the buffers");
     let size = world.size() as f32;
     let mut from = 0;
-    for (n, t) in parts {
+    for (n, t) in buffers {
         let len = t.data.len();
-        let mean: Vec<f32> = buf[from..from + len].iter().map(|s| s / size).collect();
+        let mean: Vec<f32> = sum[from..from + len].iter().map(|s| s / size).collect();
         let mean =
             Tensor::f32(t.shape.clone(), mean).map_err(|e| RunError::Internal(e.to_string()))?;
-        store.set(
-            n,
-            &if t.dtype == DType::F32 {
-                mean
-            } else {
-                mean.cast(t.dtype)
-            },
-        )?;
+        store.set(n, &mean.cast(t.dtype))?;
         from += len;
     }
     Ok(())
@@ -199,18 +199,19 @@ pub(crate) fn reduce_metrics(
     if world.size() == 1 {
         return acc.clone();
     }
-    let mut buf: Vec<f64> = Vec::with_capacity(2 * names.len());
+    let mut part: Vec<f64> = Vec::with_capacity(2 * names.len());
     for n in names {
         let count = acc.samples(n).unwrap_or(0) as f64;
-        buf.push(
+        part.push(
             acc.value(n)
                 .map_or(0.0, |v| if count > 0.0 { v * count } else { 0.0 }),
         );
-        buf.push(count);
+        part.push(count);
     }
-    world.sum_f64(&mut buf, "the all-reduce of an evaluation's metrics");
+    let mut sum = vec![0.0; part.len()];
+    world.sum(&part, &mut sum, "the all-reduce of an evaluation's metrics");
     let mut out = MetricAccumulator::new();
-    for (n, pair) in names.iter().zip(buf.chunks(2)) {
+    for (n, pair) in names.iter().zip(sum.chunks(2)) {
         let (sum, count) = (pair[0], pair[1]);
         if count > 0.0 {
             out.add(n, sum / count, count as usize);

@@ -197,25 +197,19 @@ impl<'a, 'db> Trainer<'a, 'db> {
         }
         // This process's part of the first batch (all of it in a run of one process).
         let first_local = dnnc_dist::shard(first_batch, world.rank(), world.size()).len();
+        // Each step's graph (in a data-parallel run, its forward-and-backward half) and,
+        // in a data-parallel run, its update half with the parameters it trains.
         let mut lowered = Vec::new();
         let mut update_graphs = Vec::new();
         for s in 0..cfg.steps.len() {
-            let (db, file, item) = (job.db, job.file, job.item);
+            let (db, file, item, p) = (job.db, job.file, job.item, &opts.passes);
             if parallel {
-                let h = train_step_halves(
-                    db,
-                    file,
-                    item,
-                    &cfg,
-                    s,
-                    steps_per_epoch,
-                    first_local,
-                    &opts.passes,
-                )?;
+                let h =
+                    train_step_halves(db, file, item, &cfg, s, steps_per_epoch, first_local, p)?;
                 lowered.push(h.grads);
                 update_graphs.push((h.update, h.trained));
             } else {
-                let l = train_step(
+                lowered.push(train_step(
                     db,
                     file,
                     item,
@@ -223,40 +217,32 @@ impl<'a, 'db> Trainer<'a, 'db> {
                     s,
                     steps_per_epoch,
                     first_batch,
-                    &opts.passes,
-                )?;
-                lowered.push(l);
+                    p,
+                )?);
             }
         }
         let mut params: Vec<ParamInfo> = Vec::new();
         let mut need = dnnc_tensor::memory::MemoryNeed::new();
         let mut seen_states = std::collections::HashSet::new();
         let mut limits = Vec::new();
+        let graphs = lowered.iter().map(|l| &l.graph);
+        for g in graphs.chain(update_graphs.iter().map(|(u, _)| u)) {
+            for s in g.states() {
+                if let dnnc_ir::Op::State { name, dtype, shape } = &g.node(s).op {
+                    if seen_states.insert(name.clone()) {
+                        let bytes = dnnc_tensor::memory::bytes_of(shape, dtype.size_bytes());
+                        need.add("parameters and state", bytes.saturating_mul(2));
+                    }
+                }
+            }
+        }
         for l in &lowered {
             for p in &l.params {
                 if !params.iter().any(|q| q.name == p.name) {
                     params.push(p.clone());
                 }
             }
-            for s in l.graph.states() {
-                if let dnnc_ir::Op::State { name, dtype, shape } = &l.graph.node(s).op {
-                    if seen_states.insert(name.clone()) {
-                        let bytes = dnnc_tensor::memory::bytes_of(shape, dtype.size_bytes());
-                        need.add("parameters and state", bytes.saturating_mul(2));
-                    }
-                }
-            }
             limits.extend(l.graph.index_limits().iter().cloned());
-        }
-        for (u, _) in &update_graphs {
-            for s in u.states() {
-                if let dnnc_ir::Op::State { name, dtype, shape } = &u.node(s).op {
-                    if seen_states.insert(name.clone()) {
-                        let bytes = dnnc_tensor::memory::bytes_of(shape, dtype.size_bytes());
-                        need.add("parameters and state", bytes.saturating_mul(2));
-                    }
-                }
-            }
         }
         need.check("training")?;
         // Labels out of range would train silently on a loss of -0: refused at load.
@@ -274,36 +260,30 @@ impl<'a, 'db> Trainer<'a, 'db> {
             world.check_same(hash_params(&store, &names), "initial weights")?;
         }
         let mut steps = Vec::new();
-        let mut halves = Vec::new();
-        let mut update_graphs = update_graphs.into_iter();
         for l in lowered {
             let mut by_batch = ByBatch::new();
-            if let Some((u, trained)) = update_graphs.next() {
-                by_batch
-                    .by_batch
-                    .insert(first_local, opts.backend.compile(l.graph, &store)?);
-                let update = opts.backend.compile(u, &store)?;
-                halves.push(UpdateHalf::new(update, trained));
-            } else {
-                by_batch
-                    .by_batch
-                    .insert(first_batch, opts.backend.compile(l.graph, &store)?);
-            }
+            by_batch
+                .by_batch
+                .insert(first_local, opts.backend.compile(l.graph, &store)?);
             steps.push(by_batch);
         }
+        let mut halves = Vec::new();
+        for (u, trained) in update_graphs {
+            halves.push(UpdateHalf::new(opts.backend.compile(u, &store)?, trained));
+        }
         // Only the first process writes files (weights, log, pictures).
-        let out = opts.out.clone().filter(|_| world.is_root()).or_else(|| {
-            cfg.checkpoint
-                .as_ref()
-                .filter(|_| world.is_root())
-                .map(|c| {
+        let out = match world.is_root() {
+            false => None,
+            true => opts.out.clone().or_else(|| {
+                cfg.checkpoint.as_ref().map(|c| {
                     job.file
                         .path(job.db)
                         .parent()
                         .map(|d| d.join(c))
                         .unwrap_or_else(|| PathBuf::from(c))
                 })
-        });
+            }),
+        };
         // A checkpoint that could not be written would lose the whole run: it must be
         // writable before training starts. Temporary files a killed run left are
         // removed.
@@ -399,17 +379,25 @@ impl<'a, 'db> Trainer<'a, 'db> {
         let mut summary = Summary::default();
         let max_steps = opts.steps.unwrap_or(usize::MAX);
         let field_names: Vec<String> = self.train.fields.iter().map(|(f, _)| f.clone()).collect();
-        let mut names: HashMap<(usize, usize), Vec<String>> = HashMap::new();
         let mut augment_scratch: Vec<f32> = Vec::new();
         let pictures = Pictures::new(&self, opts.plot);
         let mut curves_ok: Option<bool> = None;
         let mut history: Vec<(usize, Vec<(String, f64)>)> = Vec::new();
         let n_steps = self.steps.len();
-        // The outputs of each step's forward-and-backward half, for the all-reduce.
+        // The outputs of each step (of its forward-and-backward half in a data-parallel
+        // run), the same at every batch size.
         let step_names: Vec<Vec<String>> = self
             .steps
             .iter()
             .map(|b| b.any().map(|e| e.output_names()).unwrap_or_default())
+            .collect();
+
+        let param_names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
+        let buffer_names: Vec<String> = self
+            .params
+            .iter()
+            .filter(|p| p.buffer)
+            .map(|p| p.name.clone())
             .collect();
 
         'epochs: for epoch in 0..epochs {
@@ -507,9 +495,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                         None => {
                             let exe = self.steps[s].get(b, &mut build)?;
                             exe.step(&inputs)?;
-                            let out_names =
-                                names.entry((s, b)).or_insert_with(|| exe.output_names());
-                            out_names
+                            outputs
                                 .iter()
                                 .enumerate()
                                 .map(|(i, n)| (n.clone(), exe.output_scalar(i).unwrap_or(f64::NAN)))
@@ -579,13 +565,7 @@ impl<'a, 'db> Trainer<'a, 'db> {
                 .map(|(k, v)| (format!("train_{k}"), v))
                 .collect();
             if self.world.size() > 1 {
-                let buffers: Vec<String> = self
-                    .params
-                    .iter()
-                    .filter(|p| p.buffer)
-                    .map(|p| p.name.clone())
-                    .collect();
-                average_buffers(self.world, &self.store, &buffers)?;
+                average_buffers(self.world, &self.store, &buffer_names)?;
             }
             if self.test.is_some() {
                 let ev = self.evaluate_test()?;
@@ -593,9 +573,8 @@ impl<'a, 'db> Trainer<'a, 'db> {
             }
             if self.world.size() > 1 {
                 // Every process applied the same updates: a difference is a fault.
-                let names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
                 self.world.check_same(
-                    hash_params(&self.store, &names),
+                    hash_params(&self.store, &param_names),
                     "parameters after an epoch",
                 )?;
             }

@@ -47,6 +47,15 @@ impl std::fmt::Display for DistError {
 
 impl std::error::Error for DistError {}
 
+/// An element type the processes can sum (`f32`, `f64`).
+#[cfg(feature = "mpi")]
+pub trait Element: Copy + mpi::datatype::Equivalence {}
+/// An element type the processes can sum (`f32`, `f64`).
+#[cfg(not(feature = "mpi"))]
+pub trait Element: Copy {}
+impl Element for f32 {}
+impl Element for f64 {}
+
 /// One process's place in the run.
 pub struct World {
     rank: usize,
@@ -179,26 +188,17 @@ impl World {
         }
     }
 
-    /// Replaces `buf` with its element-wise sum over every process.
-    pub fn sum_f32(&self, buf: &mut [f32], what: &'static str) {
+    /// Sets `sum` to the element-wise sum of every process's `part` (of one length
+    /// everywhere); in a run of one process, to `part`.
+    pub fn sum<T: Element>(&self, part: &[T], sum: &mut [T], what: &'static str) {
         #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             if self.size > 1 {
-                self.guarded(what, || m.sum_f32(buf));
+                return self.guarded(what, || m.sum(part, sum));
             }
         }
-        let _ = (buf, what);
-    }
-
-    /// Replaces `buf` with its element-wise sum over every process.
-    pub fn sum_f64(&self, buf: &mut [f64], what: &'static str) {
-        #[cfg(feature = "mpi")]
-        if let Some(m) = &self.mpi {
-            if self.size > 1 {
-                self.guarded(what, || m.sum_f64(buf));
-            }
-        }
-        let _ = (buf, what);
+        let _ = what;
+        sum.copy_from_slice(part);
     }
 
     /// Every process's `value`, by rank.
@@ -272,8 +272,8 @@ mod tests {
     fn one_process_is_its_own_world() {
         let w = World::single();
         assert_eq!((w.rank(), w.size(), w.is_root()), (0, 1, true));
-        let mut v = [1.0f32, 2.0];
-        w.sum_f32(&mut v, "a test");
+        let mut v = [0.0f32; 2];
+        w.sum(&[1.0, 2.0], &mut v, "a test");
         assert_eq!(v, [1.0, 2.0]);
         assert_eq!(w.gather_u64(7, "a test"), vec![7]);
         assert!(w.check_same(7, "a test").is_ok());

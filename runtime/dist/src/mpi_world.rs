@@ -41,16 +41,9 @@ impl MpiWorld {
         SimpleCommunicator::world()
     }
 
-    pub fn sum_f32(&self, buf: &mut [f32]) {
-        let send = buf.to_vec();
+    pub fn sum<T: crate::Element>(&self, part: &[T], sum: &mut [T]) {
         self.comm()
-            .all_reduce_into(&send[..], buf, SystemOperation::sum());
-    }
-
-    pub fn sum_f64(&self, buf: &mut [f64]) {
-        let send = buf.to_vec();
-        self.comm()
-            .all_reduce_into(&send[..], buf, SystemOperation::sum());
+            .all_reduce_into(part, sum, SystemOperation::sum());
     }
 
     pub fn gather_u64(&self, value: u64) -> Vec<u64> {
