@@ -20,18 +20,24 @@ pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
 /// Prints a run-time error with its code (`error[E1102]: ...`; in a data-parallel run
 /// with the process's rank) and returns exit status 1.
 pub fn failed(e: RunError) -> ExitCode {
+    use std::io::Write;
     let w = dnnc_dist::world();
     if w.size() > 1 {
-        // Every process finds a disagreement at once: the first says it.
+        // Every process finds a disagreement at once: the first says it, and ends them
+        // all; the others wait for that rather than end the run before it is said.
         let shared = matches!(e, RunError::Distributed(dnnc_dist::DistError::Mismatch(_)));
-        if !shared || w.is_root() {
-            eprintln!(
-                "error[{}]: rank {} of {}: {e}",
-                e.code(),
-                w.rank(),
-                w.size()
-            );
+        if shared && !w.is_root() {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            return ExitCode::from(1);
         }
+        // One write, so that other processes' output cannot cut the line.
+        let line = format!(
+            "error[{}]: rank {} of {}: {e}\n",
+            e.code(),
+            w.rank(),
+            w.size()
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
     } else {
         eprintln!("error[{}]: {e}", e.code());
     }
