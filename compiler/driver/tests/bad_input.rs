@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dnnc_testing::files::Scratch;
+
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Run {
@@ -14,29 +16,11 @@ struct Run {
     stderr: String,
 }
 
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("dnnc-bad-input-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Writes `bytes` to `name` in `dir`; returns its path.
+fn write(dir: &Scratch, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.path(name);
+    std::fs::write(&path, bytes).expect("write temp file");
+    path
 }
 
 /// Runs `dnnc` with `args` in `cwd`, killing it after [`TIMEOUT`]. Output is read on
@@ -84,8 +68,8 @@ fn dnnc(args: &[&str], cwd: &Path) -> Run {
 }
 
 /// `dnnc check FILE` with the file named relative to its directory.
-fn check_file(dir: &TempDir, file: &str) -> Run {
-    dnnc(&["check", file], &dir.0)
+fn check_file(dir: &Scratch, file: &str) -> Run {
+    dnnc(&["check", file], dir.dir())
 }
 
 /// Whether `s` holds `.dnn:LINE:COLUMN`.
@@ -160,9 +144,9 @@ fn assert_clean_failure(what: &str, run: &Run, code: Option<&str>) {
 
 /// Writes `source` to a fresh file and checks it.
 fn check_source(name: &str, source: impl AsRef<[u8]>, code: Option<&str>) -> Run {
-    let dir = TempDir::new(name);
+    let dir = Scratch::new(name);
     let file = format!("{name}.dnn");
-    dir.write(&file, source);
+    write(&dir, &file, source);
     let run = check_file(&dir, &file);
     assert_clean_failure(name, &run, code);
     run
@@ -344,21 +328,21 @@ fn integer_literal_too_large() {
 
 #[test]
 fn cyclic_use() {
-    let dir = TempDir::new("cycle");
-    dir.write("a.dnn", "use b::g\nfn f(x: [N]) -> [N] { g(x) }\n");
-    dir.write("b.dnn", "use a::f\nfn g(x: [N]) -> [N] { f(x) }\n");
+    let dir = Scratch::new("cycle");
+    write(&dir, "a.dnn", "use b::g\nfn f(x: [N]) -> [N] { g(x) }\n");
+    write(&dir, "b.dnn", "use a::f\nfn g(x: [N]) -> [N] { f(x) }\n");
     for file in ["a.dnn", "b.dnn"] {
         let run = check_file(&dir, file);
         assert_clean_failure(file, &run, Some("E0102"));
     }
     // Both files at once: still one clean failure.
-    let run = dnnc(&["check", "a.dnn", "b.dnn"], &dir.0);
+    let run = dnnc(&["check", "a.dnn", "b.dnn"], dir.dir());
     assert_clean_failure("a.dnn b.dnn", &run, Some("E0102"));
 }
 
 #[test]
 fn missing_file() {
-    let dir = TempDir::new("missing");
+    let dir = Scratch::new("missing");
     let run = check_file(&dir, "does_not_exist.dnn");
     assert_clean_failure("missing file", &run, Some("E0010"));
     assert!(run.stderr.contains("does_not_exist.dnn"), "{}", run.stderr);
@@ -366,29 +350,29 @@ fn missing_file() {
 
 #[test]
 fn directory_instead_of_file() {
-    let dir = TempDir::new("directory");
-    std::fs::create_dir_all(dir.0.join("folder.dnn")).expect("mkdir");
+    let dir = Scratch::new("directory");
+    std::fs::create_dir_all(dir.path("folder.dnn")).expect("mkdir");
     let run = check_file(&dir, "folder.dnn");
     assert_clean_failure("directory", &run, Some("E0010"));
 }
 
 #[test]
 fn missing_file_among_good_ones() {
-    let dir = TempDir::new("mixed");
-    dir.write("good.dnn", "fn f(x: [N]) -> [N] { x }\n");
-    let run = dnnc(&["check", "good.dnn", "gone.dnn"], &dir.0);
+    let dir = Scratch::new("mixed");
+    write(&dir, "good.dnn", "fn f(x: [N]) -> [N] { x }\n");
+    let run = dnnc(&["check", "good.dnn", "gone.dnn"], dir.dir());
     assert_clean_failure("good + missing", &run, Some("E0010"));
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let dir = TempDir::new("usage");
+    let dir = Scratch::new("usage");
     for args in [
         &["check"][..],
         &["frobnicate"],
         &["check", "--message-format", "xml", "a.dnn"],
     ] {
-        let run = dnnc(args, &dir.0);
+        let run = dnnc(args, dir.dir());
         assert_eq!(run.code, Some(2), "dnnc {args:?}: {}", run.stderr);
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
@@ -396,14 +380,15 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn json_messages() {
-    let dir = TempDir::new("json");
-    dir.write(
+    let dir = Scratch::new("json");
+    write(
+        &dir,
         "matmul.dnn",
         "fn f(x: [B, 784], w: [100, 10]) -> [B, 10] { x @ w }\n",
     );
-    dir.write("garbage.dnn", garbage(2048, 11));
-    dir.write("parse.dnn", "fn f(x: [N]) -> [N] { x + }\n");
-    dir.write("unknown.dnn", "fn f(x: [N]) -> [N] { relu(x) + y }\n");
+    write(&dir, "garbage.dnn", garbage(2048, 11));
+    write(&dir, "parse.dnn", "fn f(x: [N]) -> [N] { x + }\n");
+    write(&dir, "unknown.dnn", "fn f(x: [N]) -> [N] { relu(x) + y }\n");
     let run = dnnc(
         &[
             "check",
@@ -415,7 +400,7 @@ fn json_messages() {
             "unknown.dnn",
             "missing.dnn",
         ],
-        &dir.0,
+        dir.dir(),
     );
     assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
@@ -454,9 +439,9 @@ fn json_messages() {
 
 #[test]
 fn json_clean_file_prints_nothing() {
-    let dir = TempDir::new("json_clean");
-    dir.write("ok.dnn", "fn f(x: [N]) -> [N] { x }\n");
-    let run = dnnc(&["check", "--message-format", "json", "ok.dnn"], &dir.0);
+    let dir = Scratch::new("json_clean");
+    write(&dir, "ok.dnn", "fn f(x: [N]) -> [N] { x }\n");
+    let run = dnnc(&["check", "--message-format", "json", "ok.dnn"], dir.dir());
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.stdout.trim().is_empty(), "{}", run.stdout);
 }

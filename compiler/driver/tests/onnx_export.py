@@ -70,6 +70,7 @@ EXAMPLES = [
     "mnist_transfer",
     "onnx/gru",
     "onnx/rnn",
+    "onnx/lstm3",
     "onnx/topk",
 ]
 

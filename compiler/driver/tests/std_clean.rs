@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use dnnc_testing::files::Scratch;
+
 /// The modules the standard library must have, besides any others in `stdlib/`.
 const REQUIRED: &[&str] = &["nn", "activations", "losses", "regularization", "shape"];
 
@@ -30,11 +32,8 @@ fn std_modules() -> Vec<String> {
     modules
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-std-clean-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+fn temp_dir(name: &str) -> Scratch {
+    Scratch::new(&format!("std-clean-{name}"))
 }
 
 fn check(dir: &Path, args: &[&str]) -> Output {
@@ -65,14 +64,13 @@ fn every_std_module_imports_clean() {
         .iter()
         .map(|m| format!("use std::{m}::*\n"))
         .collect();
-    std::fs::write(dir.join("all_std.dnn"), &source).expect("write");
+    std::fs::write(dir.path("all_std.dnn"), &source).expect("write");
     assert_clean(
         &format!("a file with\n{source}"),
-        &check(&dir, &["all_std.dnn"]),
+        &check(dir.dir(), &["all_std.dnn"]),
     );
-    let json = check(&dir, &["--message-format", "json", "all_std.dnn"]);
+    let json = check(dir.dir(), &["--message-format", "json", "all_std.dnn"]);
     assert_clean("the same file with --message-format json", &json);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -81,12 +79,11 @@ fn each_std_module_imports_clean_on_its_own() {
     let mut files = Vec::new();
     for m in std_modules() {
         let name = format!("use_{m}.dnn");
-        std::fs::write(dir.join(&name), format!("use std::{m}::*\n")).expect("write");
+        std::fs::write(dir.path(&name), format!("use std::{m}::*\n")).expect("write");
         files.push(name);
     }
     let args: Vec<&str> = files.iter().map(String::as_str).collect();
-    assert_clean("one file per std module", &check(&dir, &args));
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_clean("one file per std module", &check(dir.dir(), &args));
 }
 
 #[test]

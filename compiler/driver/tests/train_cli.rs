@@ -2,7 +2,7 @@
 //! steps only), plus the errors for corrupt, truncated or mismatched files, and the
 //! golden IR of the MNIST training step (re-bless with `DNNC_BLESS=1`).
 
-use dnnc_testing::files::write_npy;
+use dnnc_testing::files::{write_npy, Scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -22,10 +22,8 @@ fn example(name: &str) -> String {
     root().join("examples").join(name).display().to_string()
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dnnc-cli-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(tag: &str) -> Scratch {
+    Scratch::new(&format!("cli-{tag}"))
 }
 
 fn text(b: &[u8]) -> String {
@@ -35,8 +33,8 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn train_eval_predict_round_trip() {
     let dir = scratch("rt");
-    let w = dir.join("w.safetensors").display().to_string();
-    let log = dir.join("train.jsonl").display().to_string();
+    let w = dir.path("w.safetensors").display().to_string();
+    let log = dir.path("train.jsonl").display().to_string();
     let out = dnnc(&[
         "train",
         &example("mnist_mlp.dnn"),
@@ -61,7 +59,7 @@ fn train_eval_predict_round_trip() {
     ] {
         assert!(line.contains(field), "{field} missing from {line}");
     }
-    let elog = dir.join("eval.jsonl").display().to_string();
+    let elog = dir.path("eval.jsonl").display().to_string();
     let out = dnnc(&[
         "eval",
         &example("mnist_mlp.dnn"),
@@ -78,9 +76,9 @@ fn train_eval_predict_round_trip() {
         "{e}"
     );
 
-    let x = dir.join("x.npy");
+    let x = dir.path("x.npy");
     write_npy(&x, &[3, 784], &vec![0.1; 3 * 784]);
-    let y = dir.join("y.npy").display().to_string();
+    let y = dir.path("y.npy").display().to_string();
     let out = dnnc(&[
         "predict",
         &example("mnist_mlp.dnn"),
@@ -113,13 +111,12 @@ fn train_eval_predict_round_trip() {
         "{}",
         text(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn corrupt_and_mismatched_weights_are_named() {
     let dir = scratch("weights");
-    let garbage = dir.join("garbage.safetensors");
+    let garbage = dir.path("garbage.safetensors");
     std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
     let out = dnnc(&[
         "eval",
@@ -142,7 +139,7 @@ fn corrupt_and_mismatched_weights_are_named() {
         .join("examples")
         .join(format!("narrow-{}.dnn", std::process::id()));
     std::fs::write(&narrow, narrow_src).unwrap();
-    let w = dir.join("narrow.safetensors").display().to_string();
+    let w = dir.path("narrow.safetensors").display().to_string();
     let out = dnnc(&[
         "train",
         &narrow.display().to_string(),
@@ -161,31 +158,30 @@ fn corrupt_and_mismatched_weights_are_named() {
         err.contains("fc1.W") && err.contains("[784, 128]") && err.contains("[784, 256]"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn truncated_data_is_named() {
     let dir = scratch("data");
-    std::fs::create_dir_all(dir.join("data/mnist")).unwrap();
+    std::fs::create_dir_all(dir.path("data/mnist")).unwrap();
     let src = root().join("examples/data/mnist");
     for f in [
         "train-labels-idx1-ubyte.gz",
         "test-images-idx3-ubyte.gz",
         "test-labels-idx1-ubyte.gz",
     ] {
-        std::fs::copy(src.join(f), dir.join("data/mnist").join(f)).unwrap();
+        std::fs::copy(src.join(f), dir.path("data/mnist").join(f)).unwrap();
     }
     let full = std::fs::read(src.join("train-images-idx3-ubyte.gz")).unwrap();
     std::fs::write(
-        dir.join("data/mnist/train-images-idx3-ubyte.gz"),
+        dir.path("data/mnist/train-images-idx3-ubyte.gz"),
         &full[..full.len() / 3],
     )
     .unwrap();
-    std::fs::copy(root().join("examples/mnist_mlp.dnn"), dir.join("mlp.dnn")).unwrap();
+    std::fs::copy(root().join("examples/mnist_mlp.dnn"), dir.path("mlp.dnn")).unwrap();
     let out = dnnc(&[
         "train",
-        &dir.join("mlp.dnn").display().to_string(),
+        &dir.path("mlp.dnn").display().to_string(),
         "--steps",
         "1",
         "--quiet",
@@ -194,7 +190,6 @@ fn truncated_data_is_named() {
     let err = text(&out.stderr);
     assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -232,7 +227,7 @@ fn compile_emits_ir_and_dot() {
 #[test]
 fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
     let dir = scratch("onnx");
-    let w = dir.join("mlp.safetensors");
+    let w = dir.path("mlp.safetensors");
     let ws = w.display().to_string();
     let out = dnnc(&[
         "train",
@@ -245,7 +240,7 @@ fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
         &ws,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let m = dir.join("mlp.onnx");
+    let m = dir.path("mlp.onnx");
     let ms = m.display().to_string();
     let out = dnnc(&[
         "compile",
@@ -268,7 +263,7 @@ fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
     assert!(has(b"dnnc") && has(b"Gemm") && has(b"fc1.W") && has(b"batch"));
     // The CNN with batch norm: every layer as ONNX's own op, nothing of the lowering's
     // primitives left (no `Slice` of pooling windows, no `Sqrt` of a norm).
-    let wb = dir.join("cnn_bn.safetensors").display().to_string();
+    let wb = dir.path("cnn_bn.safetensors").display().to_string();
     let out = dnnc(&[
         "train",
         &example("mnist_cnn_bn.dnn"),
@@ -280,7 +275,7 @@ fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
         &wb,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let mb = dir.join("cnn_bn.onnx").display().to_string();
+    let mb = dir.path("cnn_bn.onnx").display().to_string();
     let out = dnnc(&[
         "compile",
         &example("mnist_cnn_bn.dnn"),
@@ -304,7 +299,7 @@ fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
         assert!(!said.contains(primitive), "{primitive} left in {said}");
     }
     // int8 weights.
-    let q = dir.join("mlp_int8.safetensors");
+    let q = dir.path("mlp_int8.safetensors");
     let qs = q.display().to_string();
     let out = dnnc(&[
         "quantize",
@@ -317,7 +312,7 @@ fn onnx_export_writes_a_model_and_refuses_what_it_cannot() {
         &qs,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let m2 = dir.join("q.onnx");
+    let m2 = dir.path("q.onnx");
     for (weights, expect) in [
         (
             qs.as_str(),
@@ -352,11 +347,11 @@ fn pytorch_weights_convert_both_ways() {
     let expect: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("cnn_bn.torch.json")).unwrap())
             .unwrap();
-    let w = dir.join("cnn_bn.safetensors").display().to_string();
+    let w = dir.path("cnn_bn.safetensors").display().to_string();
     let model = example("mnist_cnn_bn.dnn");
     let out = dnnc(&["convert", &model, "--from-torch", &sd, "-o", &w]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let log = dir.join("eval.json");
+    let log = dir.path("eval.json");
     let out = dnnc(&[
         "eval",
         &model,
@@ -392,7 +387,7 @@ fn pytorch_weights_convert_both_ways() {
         "{loss} vs {want_loss}"
     );
     // Back to PyTorch's names: the same tensors, bit for bit (the batch counters as 0).
-    let back = dir.join("back.safetensors");
+    let back = dir.path("back.safetensors");
     let out = dnnc(&[
         "convert",
         &model,
@@ -430,7 +425,7 @@ fn pytorch_weights_convert_both_ways() {
         }
     }
     // The CNN's state_dict is not the MLP's: one error lists every problem; no file.
-    let bad = dir.join("bad.safetensors");
+    let bad = dir.path("bad.safetensors");
     let out = dnnc(&[
         "convert",
         &example("mnist_mlp.dnn"),
@@ -458,9 +453,9 @@ fn pytorch_weights_convert_both_ways() {
 #[test]
 fn a_dnnc_copied_alone_builds_working_libraries() {
     let dir = scratch("alone");
-    let exe = dir.join("dnnc");
+    let exe = dir.path("dnnc");
     std::fs::copy(env!("CARGO_BIN_EXE_dnnc"), &exe).unwrap();
-    let work = dir.join("work");
+    let work = dir.path("work");
     std::fs::create_dir_all(&work).unwrap();
     let out = Command::new(&exe)
         .args(["compile", &example("mnist_mlp.dnn")])
@@ -535,7 +530,7 @@ fn a_dnnc_copied_alone_builds_working_libraries() {
 #[test]
 fn compile_emits_header_and_object() {
     let dir = scratch("capi");
-    let h = dir.join("digits.h");
+    let h = dir.path("digits.h");
     let out = dnnc(&[
         "compile",
         &example("mnist_mlp.dnn"),
@@ -557,7 +552,7 @@ fn compile_emits_header_and_object() {
     ] {
         assert!(header.contains(needle), "missing `{needle}` in\n{header}");
     }
-    let o = dir.join("digits.o");
+    let o = dir.path("digits.o");
     let out = dnnc(&[
         "compile",
         &example("mnist_mlp.dnn"),
@@ -635,14 +630,13 @@ fn compile_emits_header_and_object() {
             text(&out.stderr)
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `-o x.ir` writes the IR; `--graph` without `--emit` prints it.
 #[test]
 fn compile_infers_the_output_from_the_extension() {
     let dir = scratch("emit-by-extension");
-    let ir = dir.join("step.ir");
+    let ir = dir.path("step.ir");
     let out = dnnc(&[
         "compile",
         &example("mnist_mlp.dnn"),
@@ -656,7 +650,6 @@ fn compile_infers_the_output_from_the_extension() {
     let out = dnnc(&["compile", &example("mnist_mlp.dnn"), "--graph", "predict"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("graph predict"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -689,8 +682,8 @@ fn one_epoch_of_mnist_reaches_088() {
     // The bar of the IR issue: one epoch (default backend) reaches test accuracy ≥ 0.88
     // (the PyTorch recipe gives 0.888 on this split).
     let dir = scratch("epoch");
-    let w = dir.join("w.safetensors").display().to_string();
-    let log = dir.join("log.jsonl");
+    let w = dir.path("w.safetensors").display().to_string();
+    let log = dir.path("log.jsonl");
     let out = dnnc(&[
         "train",
         &example("mnist_mlp.dnn"),
@@ -711,7 +704,6 @@ fn one_epoch_of_mnist_reaches_088() {
         .and_then(|s| s.parse().ok())
         .expect("test_accuracy in the log");
     assert!(acc >= 0.88, "test accuracy after one epoch: {acc}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Six training steps on each backend give the same losses, metrics and weights up to
@@ -724,8 +716,8 @@ fn cranelift_backend_matches_the_interpreter() {
     let mut logs = Vec::new();
     let mut weights = Vec::new();
     for backend in ["interp", "cranelift"] {
-        let log = dir.join(format!("{backend}.jsonl"));
-        let w = dir.join(format!("{backend}.safetensors"));
+        let log = dir.path(&format!("{backend}.jsonl"));
+        let w = dir.path(&format!("{backend}.safetensors"));
         let out = dnnc(&[
             "train",
             &example("mnist_mlp.dnn"),
@@ -774,7 +766,6 @@ fn cranelift_backend_matches_the_interpreter() {
             diffs.len()
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -807,7 +798,7 @@ fn bench_prints_a_json_summary_last() {
 #[test]
 fn train_draws_curves_next_to_the_checkpoint() {
     let dir = scratch("plot");
-    let w = dir.join("mlp.safetensors").display().to_string();
+    let w = dir.path("mlp.safetensors").display().to_string();
     let out = dnnc(&[
         "train",
         &example("mnist_mlp.dnn"),
@@ -819,7 +810,7 @@ fn train_draws_curves_next_to_the_checkpoint() {
         &w,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let svg_path = dir.join("mlp.svg");
+    let svg_path = dir.path("mlp.svg");
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains(&format!("saved curves to {}", svg_path.display())),
@@ -830,7 +821,7 @@ fn train_draws_curves_next_to_the_checkpoint() {
     assert!(svg.contains("train_loss") && svg.contains("test_accuracy"));
 
     let dir = scratch("noplot");
-    let w = dir.join("mlp.safetensors").display().to_string();
+    let w = dir.path("mlp.safetensors").display().to_string();
     let out = dnnc(&[
         "train",
         &example("mnist_mlp.dnn"),
@@ -844,15 +835,15 @@ fn train_draws_curves_next_to_the_checkpoint() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stdout).contains("saved curves"));
-    assert!(dir.join("mlp.safetensors").exists());
-    assert!(!dir.join("mlp.svg").exists());
+    assert!(dir.path("mlp.safetensors").exists());
+    assert!(!dir.path("mlp.svg").exists());
 }
 
 #[test]
 fn a_checkpoint_folder_that_does_not_exist_fails_before_training() {
     let dir = scratch("nofolder");
     let w = dir
-        .join("missing")
+        .path("missing")
         .join("w.safetensors")
         .display()
         .to_string();
@@ -880,7 +871,7 @@ fn a_checkpoint_folder_that_does_not_exist_fails_before_training() {
 #[test]
 fn dump_after_every_pass_name() {
     let dir = scratch("dump");
-    let w = dir.join("w.safetensors").display().to_string();
+    let w = dir.path("w.safetensors").display().to_string();
     for pass in dnnc_session::PASS_NAMES {
         let out = dnnc(&[
             "train",
@@ -926,15 +917,15 @@ fn dump_after_every_pass_name() {
 #[test]
 fn casts_to_i8_wrap_at_eight_bits_on_every_backend() {
     let dir = scratch("i8");
-    write_npy(&dir.join("x.npy"), &[4, 1], &[300.0, -129.0, 150.0, 0.0]);
-    let f = dir.join("m.dnn");
+    write_npy(&dir.path("x.npy"), &[4, 1], &[300.0, -129.0, 150.0, 0.0]);
+    let f = dir.path("m.dnn");
     std::fs::write(
         &f,
         "use std::losses::mse\nmodel M() {\n    param w: [1, 1] = zeros\n    fn forward(x: [B, 1]) -> [B, 1] {\n        (x @ w) * 0.0 + cast(cast(x, i8), f32)\n    }\n}\ndataset d {\n    train = (x: npy(\"x.npy\"), t: npy(\"x.npy\"))\n}\ntrain M() on d {\n    batch = 2\n    epochs = 1\n    loss = mse(model(x), t)\n    optimizer = sgd(lr = 0.001)\n}\n",
     )
     .unwrap();
     let f = f.display().to_string();
-    let w = dir.join("w.safetensors").display().to_string();
+    let w = dir.path("w.safetensors").display().to_string();
     let out = dnnc(&[
         "train",
         &f,
@@ -951,14 +942,14 @@ fn casts_to_i8_wrap_at_eight_bits_on_every_backend() {
         backends.push("llvm");
     }
     for backend in backends {
-        let y = dir.join(format!("y-{backend}.npy"));
+        let y = dir.path(&format!("y-{backend}.npy"));
         let out = dnnc(&[
             "predict",
             &f,
             "--weights",
             &w,
             "--input",
-            &dir.join("x.npy").display().to_string(),
+            &dir.path("x.npy").display().to_string(),
             "--output",
             &y.display().to_string(),
             "--backend",
@@ -979,14 +970,14 @@ fn casts_to_i8_wrap_at_eight_bits_on_every_backend() {
 #[test]
 fn batch_fields_named_like_ports_train() {
     let dir = scratch("ports");
-    std::fs::write(dir.join("d.csv"), "a,b,t\n1,2,3\n2,0,1\n").unwrap();
-    let f = dir.join("m.dnn");
+    std::fs::write(dir.path("d.csv"), "a,b,t\n1,2,3\n2,0,1\n").unwrap();
+    let f = dir.path("m.dnn");
     std::fs::write(
         &f,
         "use std::losses::mse\nuse std::nn::Dropout\nmodel M() {\n    param w: [2, 1] = zeros\n    drop = Dropout(0.5)\n    fn forward(x: [B, 2]) -> [B, 1] { drop(x) @ w }\n}\ndataset d {\n    train = (step: csv(\"d.csv\")[:, 0:2], rng_key: csv(\"d.csv\")[:, 2:3])\n}\ntrain M() on d {\n    batch = 2\n    epochs = 3\n    loss = mse(model(step), rng_key)\n    optimizer = sgd(lr = 0.1)\n    schedule = reduce_on_plateau(metric = \"train_loss\")\n}\n",
     )
     .unwrap();
-    let w = dir.join("w.safetensors").display().to_string();
+    let w = dir.path("w.safetensors").display().to_string();
     let out = dnnc(&["train", &f.display().to_string(), "--out", &w, "--no-plot"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let all = text(&out.stdout) + &text(&out.stderr);
@@ -1035,9 +1026,9 @@ fn summary_counts_parameters_and_multiply_adds() {
 #[test]
 fn a_text_model_library_takes_token_ids() {
     let dir = scratch("ids");
-    std::fs::write(dir.join("t.txt"), "abcabcabdabcabcabd".repeat(8)).unwrap();
+    std::fs::write(dir.path("t.txt"), "abcabcabdabcabcabd".repeat(8)).unwrap();
     std::fs::write(
-        dir.join("m.dnn"),
+        dir.path("m.dnn"),
         "use std::nn::{Embedding, Dense}
 use std::losses::cross_entropy
 model M {
@@ -1059,7 +1050,7 @@ train M on d {
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_dnnc"))
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir.dir())
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
@@ -1083,7 +1074,7 @@ train M on d {
         "-o",
         "libm.a",
     ]);
-    let header = std::fs::read_to_string(dir.join("m.h")).unwrap();
+    let header = std::fs::read_to_string(dir.path("m.h")).unwrap();
     assert!(
         header
             .contains("int m_forward(m_t *m, const int32_t *input, int64_t batch, float *output);"),
@@ -1100,7 +1091,7 @@ train M on d {
     for i in ids {
         npy.extend(i.to_le_bytes());
     }
-    std::fs::write(dir.join("ids.npy"), npy).unwrap();
+    std::fs::write(dir.path("ids.npy"), npy).unwrap();
     run(&[
         "predict",
         "m.dnn",
@@ -1111,10 +1102,10 @@ train M on d {
         "--output",
         "p.npy",
     ]);
-    let want = dnnc_testing::files::read_npy(&dir.join("p.npy"));
+    let want = dnnc_testing::files::read_npy(&dir.path("p.npy"));
     assert_eq!(want.len(), 20);
     std::fs::write(
-        dir.join("main.c"),
+        dir.path("main.c"),
         "#include <stdio.h>\n#include \"m.h\"\n\
          int main(void) {\n  int32_t ids[5] = {0, 1, 2, 0, 1};\n  float y[20];\n  m_t *m = m_create();\n\
            if (!m || m_forward(m, ids, 1, y) != 0) return 1;\n\
@@ -1124,7 +1115,7 @@ train M on d {
     )
     .unwrap();
     let Ok(cc) = Command::new("cc")
-        .current_dir(&dir)
+        .current_dir(dir.dir())
         .args(["main.c", "libm.a", "-lm", "-lpthread", "-ldl", "-o", "main"])
         .output()
     else {
@@ -1132,7 +1123,7 @@ train M on d {
         return;
     };
     assert!(cc.status.success(), "{}", text(&cc.stderr));
-    let out = Command::new(dir.join("main")).output().unwrap();
+    let out = Command::new(dir.path("main")).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let got: Vec<f32> = text(&out.stdout)
         .lines()

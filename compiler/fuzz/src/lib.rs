@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_tensor::{DType, Data, Tensor};
@@ -37,11 +37,44 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("lsp_transport", lsp_transport),
 ];
 
-/// A scratch folder of this process for files the targets write.
-fn scratch() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dnnc-fuzz-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("a scratch folder");
-    d
+/// A scratch folder for the files the targets write, one per thread: made on a thread's
+/// first run and reused by every later one (the targets overwrite the same few names),
+/// removed when the thread ends (the replay's test threads; the harness's process on
+/// exit).
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+thread_local! {
+    static SCRATCH: ScratchDir = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("dnnc-fuzz-{}-{k}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("a scratch folder");
+        ScratchDir(d)
+    };
+}
+
+/// `name` in this thread's scratch folder.
+fn scratch(name: &str) -> PathBuf {
+    SCRATCH.with(|d| d.0.join(name))
+}
+
+/// Writes `data` to `name` in this thread's scratch folder (made again if something
+/// removed it); returns its path.
+fn write_scratch(name: &str, data: &[u8]) -> PathBuf {
+    let path = scratch(name);
+    if std::fs::write(&path, data).is_err() {
+        if let Some(d) = path.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        std::fs::write(&path, data).expect("the scratch file is written");
+    }
+    path
 }
 
 fn text_of(data: &[u8]) -> String {
@@ -124,7 +157,7 @@ fn elements(g: &dnnc_ir::Graph) -> u128 {
 pub fn lower_and_run(data: &[u8]) {
     let text = text_of(data);
     let db = RootDatabase::new();
-    let file = db.add_text(&scratch().join("input.dnn"), &text);
+    let file = db.add_text(&scratch("input.dnn"), &text);
     let diags = file_diagnostics(&db, file);
     if diags
         .iter()
@@ -187,8 +220,7 @@ pub fn lower_and_run(data: &[u8]) {
 pub fn loaders(data: &[u8]) {
     // Every loader tells the formats apart by content (gzip by its magic bytes), not
     // by the file's name: one file serves them all.
-    let path = scratch().join("input.data");
-    std::fs::write(&path, data).expect("the scratch file is written");
+    let path = write_scratch("input.data", data);
     let shown = path.display().to_string();
     let named = |e: &dnnc_data::DataError| {
         assert!(
@@ -230,8 +262,7 @@ pub fn loaders(data: &[u8]) {
 /// Safetensors: parsing, loading everything, and loading into expected tensors
 /// (including conversions) return tensors or an error, never panic.
 pub fn safetensors(data: &[u8]) {
-    let path = scratch().join("input.safetensors");
-    std::fs::write(&path, data).expect("the scratch file is written");
+    let path = write_scratch("input.safetensors", data);
     if let Ok(all) = dnnc_runtime::checkpoint::load(&path) {
         for (_, t) in &all {
             assert_eq!(

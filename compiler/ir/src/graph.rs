@@ -147,6 +147,15 @@ impl Graph {
         *self.named.entry(id).or_default() += 1;
     }
 
+    /// Removes output `name` (one that kept a node alive, and followed it, through the
+    /// passes); returns the node it names now.
+    pub fn remove_output(&mut self, name: &str) -> Option<NodeId> {
+        let i = self.outputs.iter().position(|(n, _)| n == name)?;
+        let (_, id) = self.outputs.remove(i);
+        self.unname(id);
+        Some(id)
+    }
+
     pub fn outputs(&self) -> &[(String, NodeId)] {
         &self.outputs
     }

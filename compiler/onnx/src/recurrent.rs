@@ -3,8 +3,11 @@
 //! onnxruntime does not run `layout = 1`), their PyTorch
 //! weights reordered to ONNX's gate order (LSTM `i, f, g, o` → `i, o, f, c`; GRU
 //! `r, z, n` → `z, r, h` with `linear_before_reset`, PyTorch's form of the new gate).
-//! The layer's outputs (`seq`, `h`, `c`) become ONNX's `Y`, `Y_h`, `Y_c` without their
-//! direction axis; the unrolled primitives are then not written.
+//! The layer's outputs (`seq`, `h`, `c`) become ONNX's `Y` without its direction axis,
+//! `Y_h`, `Y_c`; the unrolled primitives are then not written. A stack of layers
+//! (`num_layers > 1`: the upper layers' weights in `weight_ih_stack`, ...) is one ONNX
+//! node per layer, each reading the sequence of the one below, and its `Y_h`, `Y_c` are
+//! the layers' concatenated.
 
 use std::collections::HashMap;
 
@@ -83,44 +86,85 @@ pub fn write(
             None => Err(ExportError(format!("the model has no parameter `{name}`"))),
         }
     };
-    let (w_ih, w_hh, b_ih, b_hh) = (
+    let first = [
         get("weight_ih_l0")?,
         get("weight_hh_l0")?,
         get("bias_ih_l0")?,
         get("bias_hh_l0")?,
-    );
-    let (gates_h, inp) = (w_ih.shape[0], w_ih.shape[1]);
-    let hidden = gates_h / order.len();
-    let f32s = |shape: Vec<usize>, v: Vec<f32>| Tensor::f32(shape, v).expect("sizes match");
-    let wt = f32s(vec![1, gates_h, inp], reorder(w_ih, order));
-    let rt = f32s(vec![1, gates_h, hidden], reorder(w_hh, order));
-    let mut b = reorder(b_ih, order);
-    b.extend(reorder(b_hh, order));
-    let bt = f32s(vec![1, 2 * gates_h], b);
+    ];
+    let names = [
+        "weight_ih_stack",
+        "weight_hh_stack",
+        "bias_ih_stack",
+        "bias_hh_stack",
+    ];
+    let full = |local: &str| {
+        if call.path.is_empty() {
+            local.to_string()
+        } else {
+            format!("{}.{local}", call.path)
+        }
+    };
+    // The upper layers' weights, one `[w_ih, w_hh, b_ih, b_hh]` per layer.
+    let mut layers = vec![first.map(Tensor::clone)];
+    if declared.contains_key(full(names[0]).as_str()) {
+        let stacks: Vec<&Tensor> = names.iter().map(|n| get(n)).collect::<Result<_, _>>()?;
+        for k in 0..stacks[0].shape[0] {
+            layers.push([0, 1, 2, 3].map(|i| stacks[i].entry(k)));
+        }
+    }
     let hint = call.layer.to_lowercase();
-    let x = w.emit(
+    let mut x = w.emit(
         "Transpose",
         &[w.name(call.inputs[0])],
         vec![attr_ints("perm", &[1, 0, 2])],
     );
-    let ins = vec![
-        x,
-        w.initializer(&format!("{hint}_W"), &wt),
-        w.initializer(&format!("{hint}_R"), &rt),
-        w.initializer(&format!("{hint}_B"), &bt),
-    ];
-    let mut attrs = vec![attr_int("hidden_size", hidden as i64)];
-    if call.layer == "GRU" {
-        attrs.push(attr_int("linear_before_reset", 1));
-    }
     let n = if call.layer == "LSTM" { 3 } else { 2 };
-    let mut outs = w.emit_n(&call.layer, &ins, n, attrs);
-    // `Y`: [T, 1, B, H] → [B, T, 1, H]; `Y_h`, `Y_c` are [1, B, H] already.
-    outs[0] = w.emit(
-        "Transpose",
-        &[outs[0].clone()],
-        vec![attr_ints("perm", &[2, 0, 1, 3])],
-    );
+    let mut states: Vec<Vec<String>> = vec![Vec::new(); n - 1];
+    for (k, [w_ih, w_hh, b_ih, b_hh]) in layers.iter().enumerate() {
+        let (gates_h, inp) = (w_ih.shape[0], w_ih.shape[1]);
+        let hidden = gates_h / order.len();
+        let f32s = |shape: Vec<usize>, v: Vec<f32>| Tensor::f32(shape, v).expect("sizes match");
+        let wt = f32s(vec![1, gates_h, inp], reorder(w_ih, order));
+        let rt = f32s(vec![1, gates_h, hidden], reorder(w_hh, order));
+        let mut b = reorder(b_ih, order);
+        b.extend(reorder(b_hh, order));
+        let bt = f32s(vec![1, 2 * gates_h], b);
+        let suffix = if k == 0 {
+            String::new()
+        } else {
+            format!("_l{k}")
+        };
+        let ins = vec![
+            x,
+            w.initializer(&format!("{hint}_W{suffix}"), &wt),
+            w.initializer(&format!("{hint}_R{suffix}"), &rt),
+            w.initializer(&format!("{hint}_B{suffix}"), &bt),
+        ];
+        let mut attrs = vec![attr_int("hidden_size", hidden as i64)];
+        if call.layer == "GRU" {
+            attrs.push(attr_int("linear_before_reset", 1));
+        }
+        let outs = w.emit_n(&call.layer, &ins, n, attrs);
+        for (s, o) in states.iter_mut().zip(&outs[1..]) {
+            s.push(o.clone());
+        }
+        // `Y`: [T, 1, B, H] → [T, B, H], the next layer's input.
+        let mut axes = Tensor::scalar_i64(1);
+        axes.shape = vec![1];
+        let axes = w.initializer(&format!("{hint}_axes{suffix}"), &axes);
+        x = w.emit("Squeeze", &[outs[0].clone(), axes], vec![]);
+    }
+    // `Y` of the top layer: [T, B, H] → [B, T, H]; `Y_h`, `Y_c` ([1, B, H] per layer)
+    // concatenated.
+    let mut outs = vec![w.emit("Transpose", &[x], vec![attr_ints("perm", &[1, 0, 2])])];
+    for s in states {
+        outs.push(if s.len() == 1 {
+            s[0].clone()
+        } else {
+            w.emit("Concat", &s, vec![attr_int("axis", 0)])
+        });
+    }
     Ok(outs)
 }
 

@@ -2,9 +2,10 @@
 //! must report its own code, and its last example (the fix) must check clean. Blocks
 //! marked ```dnn,ignore are not run (e.g. examples that need several files).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
+use dnnc_testing::files::Scratch;
 
 fn blocks(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -23,11 +24,10 @@ fn blocks(text: &str) -> Vec<String> {
     out
 }
 
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-explain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn scratch_dir() -> Scratch {
+    let dir = Scratch::new("explain");
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data");
-    let link = dir.join("data");
+    let link = dir.path("data");
     if !link.exists() {
         #[cfg(unix)]
         std::os::unix::fs::symlink(data.canonicalize().unwrap(), &link).unwrap();
@@ -42,7 +42,7 @@ fn explanation_examples_show_their_error_and_its_fix() {
     for (i, (code, _, text)) in dnnc_diagnostics::CODES.iter().enumerate() {
         let examples = blocks(text);
         for (j, src) in examples.iter().enumerate() {
-            let path = dir.join(format!("ex_{i}_{j}.dnn"));
+            let path = dir.path(&format!("ex_{i}_{j}.dnn"));
             std::fs::write(&path, src).unwrap();
             let db = RootDatabase::new();
             let file = db.open(&path).unwrap();
@@ -60,7 +60,6 @@ fn explanation_examples_show_their_error_and_its_fix() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         failures.is_empty(),
         "{} failing examples:\n{}",

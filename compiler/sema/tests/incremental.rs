@@ -1,8 +1,7 @@
 //! Incrementality: an edit inside one definition does not re-check other files.
 
-use std::path::Path;
-
 use dnnc_sema::{file_diagnostics, RootDatabase};
+use dnnc_testing::files::Scratch;
 
 const LIB: &str = "\
 fn scale(x: [B, 4], k: Float) -> [B, 4] {
@@ -19,18 +18,17 @@ fn twice(x: [B, 4]) -> [B, 4] {
 
 #[test]
 fn body_edit_in_one_file_does_not_recheck_another() {
-    let dir = std::env::temp_dir().join(format!("dnnc-incr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("lib.dnn"), LIB).unwrap();
-    std::fs::write(dir.join("user.dnn"), USER).unwrap();
+    let dir = Scratch::new("incr");
+    std::fs::write(dir.path("lib.dnn"), LIB).unwrap();
+    std::fs::write(dir.path("user.dnn"), USER).unwrap();
     let (mut db, log) = RootDatabase::with_query_log();
-    let user = db.open(&dir.join("user.dnn")).unwrap();
+    let user = db.open(&dir.path("user.dnn")).unwrap();
     assert!(
         file_diagnostics(&db, user).is_empty(),
         "{:#?}",
         file_diagnostics(&db, user)
     );
-    let lib = db.open(&dir.join("lib.dnn")).unwrap();
+    let lib = db.open(&dir.path("lib.dnn")).unwrap();
 
     // Edit inside `scale`'s body: its signature is unchanged.
     log.lock().unwrap().clear();
@@ -58,6 +56,4 @@ fn body_edit_in_one_file_does_not_recheck_another() {
     );
     let diags = file_diagnostics(&db, user);
     assert!(diags.iter().any(|d| d.code.0 == "E0303"), "{diags:#?}");
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = Path::new(".");
 }

@@ -10,7 +10,8 @@ use dnnc_runtime::checkpoint;
 
 use crate::error::RunError;
 use crate::run::Job;
-use crate::steps::{forward, PassOptions};
+use crate::steps::{forward_lowered, PassOptions};
+use dnnc_lower::lower;
 
 /// The batch sizes the graph is lowered at to tell which dimensions are the batch's.
 const BATCHES: (usize, usize) = (2, 3);
@@ -34,8 +35,8 @@ pub fn export(
             weights.display()
         )));
     }
-    let small = forward(job.db, job.file, job.item, Mode::Predict, BATCHES.0, passes)?;
-    let large = forward(job.db, job.file, job.item, Mode::Predict, BATCHES.1, passes)?;
+    let small = following_calls(job, BATCHES.0, passes)?;
+    let large = following_calls(job, BATCHES.1, passes)?;
     let calls: Vec<dnnc_onnx::LayerCall> = small
         .layer_calls
         .iter()
@@ -50,4 +51,30 @@ pub fn export(
         .map_err(|e| RunError::NotRunnable(format!("cannot export to ONNX: {e}")))?;
     dnnc_data::files::write_atomically(out, &model.bytes).map_err(|e| RunError::write(out, e))?;
     Ok(model.ops)
+}
+
+/// The inference graph for `batch` samples with its layer calls' outputs followed
+/// through the passes (a pass may replace a call's output by an equal node: the last
+/// of a stack's sequences by the scan's carry), so that the exporter finds them.
+fn following_calls(
+    job: &Job<'_>,
+    batch: usize,
+    passes: &PassOptions,
+) -> Result<dnnc_lower::Lowered, RunError> {
+    let mut l = lower(job.db, job.file, job.item, Mode::Predict, batch)?;
+    let pin = |call: usize, k: usize| format!("layer call {call} output {k}");
+    for (i, c) in l.layer_calls.iter().enumerate() {
+        for (k, &o) in c.outputs.iter().enumerate() {
+            l.graph.set_output(pin(i, k), o);
+        }
+    }
+    let mut l = forward_lowered(job.db, job.file, job.item, l, passes)?;
+    for i in 0..l.layer_calls.len() {
+        for k in 0..l.layer_calls[i].outputs.len() {
+            if let Some(id) = l.graph.remove_output(&pin(i, k)) {
+                l.layer_calls[i].outputs[k] = id;
+            }
+        }
+    }
+    Ok(l)
 }

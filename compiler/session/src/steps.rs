@@ -248,7 +248,17 @@ pub fn forward(
     batch: usize,
     opts: &PassOptions,
 ) -> Result<Lowered, RunError> {
-    let mut l = lower(db, file, item, mode, batch)?;
+    forward_lowered(db, file, item, lower(db, file, item, mode, batch)?, opts)
+}
+
+/// [`forward`] of a graph lowered already.
+pub(crate) fn forward_lowered(
+    db: &dyn Db,
+    file: SourceFile,
+    item: u32,
+    mut l: Lowered,
+    opts: &PassOptions,
+) -> Result<Lowered, RunError> {
     let block = dnnc_lower::model::train_item(db, file, item)?.1.precision;
     if !opts.int8.is_empty() {
         crate::quantize::apply(&mut l, &opts.int8)?;

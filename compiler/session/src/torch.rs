@@ -7,7 +7,9 @@
 //! `gamma`, `beta` are `weight`, `bias` (their running statistics keep their names, and
 //! PyTorch's `num_batches_tracked` is written as 0 and ignored when read); `Embedding`'s
 //! `W` is `weight`. Layers already in PyTorch's names (`LSTM`, `GRU`, `RNN`, `Linear`,
-//! `MultiheadAttention`, ...) and the user's own layers keep theirs.
+//! `MultiheadAttention`, ...) and the user's own layers keep theirs, except that the
+//! recurrent layers' stacks of upper layers (`weight_ih_stack: [L - 1, ...]`) are
+//! PyTorch's `weight_ih_l1`, `weight_ih_l2`, ..., one tensor per layer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -23,13 +25,51 @@ use crate::run::Job;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TorchName {
     pub dnnc: String,
-    pub torch: String,
-    /// Stored transposed (a `[inp, out]` matrix in dnnc, `[out, inp]` in PyTorch).
-    pub transpose: bool,
+    /// PyTorch's name, or names: one per layer of a [`Layout::Stacked`] parameter.
+    pub torch: Vec<String>,
+    pub layout: Layout,
     /// dnnc's shape.
     pub shape: Vec<usize>,
     /// dnnc's element type.
     pub dtype: DType,
+}
+
+/// How a dnnc parameter holds PyTorch's tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The same tensor.
+    Same,
+    /// Transposed: a `[inp, out]` matrix in dnnc, `[out, inp]` in PyTorch.
+    Transposed,
+    /// PyTorch's tensors stacked on a new leading axis, in order.
+    Stacked,
+}
+
+impl TorchName {
+    /// The shape of each of PyTorch's tensors.
+    fn torch_shape(&self) -> Vec<usize> {
+        match self.layout {
+            Layout::Same => self.shape.clone(),
+            Layout::Transposed => vec![self.shape[1], self.shape[0]],
+            Layout::Stacked => self.shape[1..].to_vec(),
+        }
+    }
+}
+
+/// PyTorch's local names for parameter `local` (of shape `shape`) of the standard layer
+/// `layer`, and how dnnc holds them.
+fn torch_locals(layer: &str, local: &str, shape: &[usize]) -> (Vec<String>, Layout) {
+    if let ("RNN" | "LSTM" | "GRU", Some(base)) = (layer, local.strip_suffix("_stack")) {
+        let names = (1..=shape.first().copied().unwrap_or(0)).map(|k| format!("{base}_l{k}"));
+        return (names.collect(), Layout::Stacked);
+    }
+    let (name, transposed) = torch_local(layer, local);
+    let layout = if transposed && shape.len() == 2 {
+        Layout::Transposed
+    } else {
+        Layout::Same
+    };
+    (vec![name], layout)
 }
 
 /// PyTorch's local name for parameter `local` of the standard layer `layer`, and
@@ -81,9 +121,9 @@ pub fn table(params: &[ParamInfo]) -> (Vec<TorchName>, Vec<String>) {
             Some((path, local)) => (Some(path), local),
             None => (None, p.name.as_str()),
         };
-        let (torch_local, transpose) = match &p.std_layer {
-            Some(layer) => torch_local(layer, local),
-            None => (local.to_string(), false),
+        let (locals, layout) = match &p.std_layer {
+            Some(layer) => torch_locals(layer, local, &p.shape),
+            None => (vec![local.to_string()], Layout::Same),
         };
         let prefix = path.map(|p| format!("{p}.")).unwrap_or_default();
         if let (Some(layer), "running_mean") = (&p.std_layer, local) {
@@ -93,8 +133,8 @@ pub fn table(params: &[ParamInfo]) -> (Vec<TorchName>, Vec<String>) {
         }
         out.push(TorchName {
             dnnc: p.name.clone(),
-            torch: format!("{prefix}{torch_local}"),
-            transpose: transpose && p.shape.len() == 2,
+            torch: locals.iter().map(|l| format!("{prefix}{l}")).collect(),
+            layout,
             shape: p.shape.clone(),
             dtype: p.dtype,
         });
@@ -113,6 +153,17 @@ fn transposed(t: &Tensor) -> Tensor {
         }
     }
     Tensor::f32(vec![c, r], out).expect("the sizes match")
+}
+
+/// `f32` tensors of one shape stacked on a new leading axis into `shape`.
+fn stacked(pieces: &[Tensor], shape: &[usize]) -> Tensor {
+    let data: Vec<f32> = pieces.iter().flat_map(|p| p.to_f32_vec()).collect();
+    Tensor::f32(shape.to_vec(), data).expect("the pieces fill the stack")
+}
+
+/// The entries of a tensor along its leading axis.
+fn unstacked(t: &Tensor) -> Vec<Tensor> {
+    (0..t.shape[0]).map(|k| t.entry(k)).collect()
 }
 
 /// Which direction a conversion goes.
@@ -139,40 +190,72 @@ pub fn convert(
     let mut problems = Vec::new();
     let mut written: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut used = HashSet::new();
-    for n in &table {
-        let (from, to) = match direction {
-            Direction::FromTorch => (&n.torch, &n.dnnc),
-            Direction::ToTorch => (&n.dnnc, &n.torch),
-        };
+    // The tensor `from` (for `to`) as `f32` if it has shape `want`, else a problem.
+    let mut fetch = |from: &String, to: &String, want: &[usize], dtype: DType| {
         let Some(t) = tensors.get(from) else {
             problems.push(format!("`{from}` is missing (for `{to}`)"));
-            continue;
+            return None;
         };
         used.insert(from.clone());
-        if t.dtype.is_float() != n.dtype.is_float() {
+        if t.dtype.is_float() != dtype.is_float() {
             problems.push(format!(
-                "`{from}` holds {:?} values, but `{to}` is {:?}",
-                t.dtype, n.dtype
+                "`{from}` holds {:?} values, but `{to}` is {dtype:?}",
+                t.dtype
             ));
-            continue;
+            return None;
         }
-        let t = if t.dtype.is_float() && t.dtype != DType::F32 {
-            t.cast(DType::F32)
-        } else {
-            t.clone()
-        };
-        let want = match (direction, n.transpose) {
-            (Direction::FromTorch, true) => vec![n.shape[1], n.shape[0]],
-            _ => n.shape.clone(),
-        };
         if t.shape != want {
             problems.push(format!(
                 "`{from}` has shape {:?}, expected {want:?} (for `{to}`)",
                 t.shape
             ));
-            continue;
+            return None;
         }
-        written.insert(to.clone(), if n.transpose { transposed(&t) } else { t });
+        Some(if t.dtype.is_float() && t.dtype != DType::F32 {
+            t.cast(DType::F32)
+        } else {
+            t.clone()
+        })
+    };
+    for n in &table {
+        let piece = n.torch_shape();
+        match direction {
+            Direction::FromTorch => {
+                let pieces: Vec<Option<Tensor>> = n
+                    .torch
+                    .iter()
+                    .map(|from| fetch(from, &n.dnnc, &piece, n.dtype))
+                    .collect();
+                let Some(pieces) = pieces.into_iter().collect::<Option<Vec<Tensor>>>() else {
+                    continue;
+                };
+                let t = match n.layout {
+                    Layout::Same => pieces.into_iter().next().expect("one tensor"),
+                    Layout::Transposed => transposed(&pieces[0]),
+                    Layout::Stacked => stacked(&pieces, &n.shape),
+                };
+                written.insert(n.dnnc.clone(), t);
+            }
+            Direction::ToTorch => {
+                let to = n.torch.join("`, `");
+                let Some(t) = fetch(&n.dnnc, &to, &n.shape, n.dtype) else {
+                    continue;
+                };
+                match n.layout {
+                    Layout::Same => {
+                        written.insert(n.torch[0].clone(), t);
+                    }
+                    Layout::Transposed => {
+                        written.insert(n.torch[0].clone(), transposed(&t));
+                    }
+                    Layout::Stacked => {
+                        for (name, p) in n.torch.iter().zip(unstacked(&t)) {
+                            written.insert(name.clone(), p);
+                        }
+                    }
+                }
+            }
+        }
     }
     match direction {
         Direction::FromTorch => used.extend(counters.iter().cloned()),
@@ -230,24 +313,31 @@ mod tests {
             info("enc.bn.running_mean", &[8], Some("BatchNorm2d")),
             info("h0.norm1.gamma", &[128], Some("LayerNorm")),
             info("lstm.weight_ih_l0", &[1024, 64], Some("LSTM")),
+            info("lstm.weight_hh_stack", &[2, 1024, 256], Some("LSTM")),
             info("mine.W", &[3, 4], None),
             info("scale", &[1], None),
         ]);
-        let pairs: Vec<(&str, &str, bool)> = t
+        let pairs: Vec<(&str, String, Layout)> = t
             .iter()
-            .map(|n| (n.dnnc.as_str(), n.torch.as_str(), n.transpose))
+            .map(|n| (n.dnnc.as_str(), n.torch.join(" "), n.layout))
             .collect();
+        let same = |a: &'static str, b: &str, l| (a, b.to_string(), l);
         assert_eq!(
             pairs,
             [
-                ("fc1.W", "fc1.weight", true),
-                ("fc1.b", "fc1.bias", false),
-                ("enc.bn.gamma", "enc.bn.weight", false),
-                ("enc.bn.running_mean", "enc.bn.running_mean", false),
-                ("h0.norm1.gamma", "h0.norm1.weight", false),
-                ("lstm.weight_ih_l0", "lstm.weight_ih_l0", false),
-                ("mine.W", "mine.W", false),
-                ("scale", "scale", false),
+                same("fc1.W", "fc1.weight", Layout::Transposed),
+                same("fc1.b", "fc1.bias", Layout::Same),
+                same("enc.bn.gamma", "enc.bn.weight", Layout::Same),
+                same("enc.bn.running_mean", "enc.bn.running_mean", Layout::Same),
+                same("h0.norm1.gamma", "h0.norm1.weight", Layout::Same),
+                same("lstm.weight_ih_l0", "lstm.weight_ih_l0", Layout::Same),
+                same(
+                    "lstm.weight_hh_stack",
+                    "lstm.weight_hh_l1 lstm.weight_hh_l2",
+                    Layout::Stacked
+                ),
+                same("mine.W", "mine.W", Layout::Same),
+                same("scale", "scale", Layout::Same),
             ]
         );
         assert_eq!(counters, ["enc.bn.num_batches_tracked"]);
@@ -260,5 +350,15 @@ mod tests {
         assert_eq!(u.shape, [3, 2]);
         assert_eq!(u.to_f32_vec(), [1., 4., 2., 5., 3., 6.]);
         assert_eq!(transposed(&u).to_f32_vec(), t.to_f32_vec());
+    }
+
+    #[test]
+    fn stacks_split_and_join_in_order() {
+        let t = Tensor::f32(vec![2, 1, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        let pieces = unstacked(&t);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[1].shape, [1, 3]);
+        assert_eq!(pieces[1].to_f32_vec(), [4., 5., 6.]);
+        assert_eq!(stacked(&pieces, &[2, 1, 3]).to_f32_vec(), t.to_f32_vec());
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use dnnc_session::{BackendKind, PassOptions};
 use dnnc_tensor::Tensor;
+use dnnc_testing::files::Scratch;
 use support::{rel, sgd_step_gradients, with_job};
 
 fn data() -> PathBuf {
@@ -35,12 +36,11 @@ fn params(kind: &str) -> Vec<String> {
 }
 
 fn check(kind: &str, layer: &str, call: &str) {
-    let dir = std::env::temp_dir().join(format!("dnnc-attention-{}-{kind}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new(&format!("attention-{kind}"));
     for f in ["x", "r", "pad"] {
         std::fs::copy(
             data().join(format!("{kind}.{f}.npy")),
-            dir.join(format!("{f}.npy")),
+            dir.path(&format!("{f}.npy")),
         )
         .unwrap();
     }
@@ -74,12 +74,12 @@ train M on d {{
             "model(x)"
         },
     );
-    let path = dir.join("m.dnn");
+    let path = dir.path("m.dnn");
     std::fs::write(&path, src).unwrap();
     let names = params(kind);
     let tensors: Vec<(String, Tensor)> = names.iter().map(|n| (n.clone(), load(kind, n))).collect();
     let refs: Vec<(String, &Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
-    let weights = dir.join("torch.safetensors");
+    let weights = dir.path("torch.safetensors");
     dnnc_runtime::checkpoint::save(&weights, &refs).unwrap();
     let initial: Vec<(String, Vec<f32>)> = tensors
         .iter()
@@ -87,7 +87,7 @@ train M on d {{
         .collect();
     with_job(&path, |job| {
         for backend in [BackendKind::Interp, BackendKind::Cranelift] {
-            compare(kind, job, &dir, &weights, &initial, backend, !padded);
+            compare(kind, job, dir.dir(), &weights, &initial, backend, !padded);
         }
     });
 }
@@ -158,9 +158,8 @@ fn pre_norm_causal_gelu_encoder_layer_matches_pytorch() {
 
 #[test]
 fn sinusoidal_positions_follow_vaswani() {
-    let dir = std::env::temp_dir().join(format!("dnnc-positions-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dnnc_data::npy::save_f32(&dir.join("x.npy"), &[1, 3, 4], &[0.0; 12]).unwrap();
+    let dir = Scratch::new("positions");
+    dnnc_data::npy::save_f32(&dir.path("x.npy"), &[1, 3, 4], &[0.0; 12]).unwrap();
     let src = "use std::nn::sinusoidal_positions
 model P {
     param w: [1] = zeros
@@ -173,14 +172,14 @@ train P on d {
     optimizer = sgd(lr = 0.1)
 }
 ";
-    let path = dir.join("p.dnn");
+    let path = dir.path("p.dnn");
     std::fs::write(&path, src).unwrap();
-    let weights = dir.join("w.safetensors");
+    let weights = dir.path("w.safetensors");
     let w = Tensor::f32(vec![1], vec![0.0]).unwrap();
     dnnc_runtime::checkpoint::save(&weights, &[("w".into(), &w)]).unwrap();
-    let out = dir.join("y.npy");
+    let out = dir.path("y.npy");
     with_job(&path, |job| {
-        let input = dir.join("x.npy");
+        let input = dir.path("x.npy");
         let passes = PassOptions::default();
         dnnc_session::predict(job, &weights, &input, &out, BackendKind::Cranelift, &passes)
     })

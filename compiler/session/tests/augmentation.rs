@@ -2,7 +2,7 @@
 //! batches (and so the losses), are reproducible from the seed, and never touch the
 //! test split, whose evaluation is the same with and without `augment`.
 
-use dnnc_testing::files::write_npy;
+use dnnc_testing::files::{write_npy, Scratch};
 use std::path::{Path, PathBuf};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
@@ -10,9 +10,8 @@ use dnnc_session::{BackendKind, PassOptions, Summary, TrainOptions};
 
 /// 6×6 images whose target is the brightness of their left half, in a fresh directory,
 /// with `plain.dnn` (no augmentation) and `aug.dnn` (every augmentation).
-fn setup(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-augment-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup(tag: &str) -> Scratch {
+    let dir = Scratch::new(&format!("augment-{tag}"));
     for (split, n) in [("train", 40usize), ("test", 16)] {
         let mut x = Vec::new();
         let mut y = Vec::new();
@@ -28,8 +27,8 @@ fn setup(tag: &str) -> PathBuf {
             );
             x.extend(img);
         }
-        write_npy(&dir.join(format!("{split}_x.npy")), &[n, 6, 6], &x);
-        write_npy(&dir.join(format!("{split}_y.npy")), &[n, 1], &y);
+        write_npy(&dir.path(&format!("{split}_x.npy")), &[n, 6, 6], &x);
+        write_npy(&dir.path(&format!("{split}_y.npy")), &[n, 1], &y);
     }
     for (file, augment) in [
         ("plain.dnn", ""),
@@ -61,7 +60,7 @@ train Lin on pics {{
 }}
 "
         );
-        std::fs::write(dir.join(file), src).unwrap();
+        std::fs::write(dir.path(file), src).unwrap();
     }
     dir
 }
@@ -103,15 +102,15 @@ fn eval(file: &Path, weights: &Path) -> Vec<(String, f64)> {
 #[test]
 fn augmentation_is_reproducible_from_the_seed() {
     let dir = setup("seed");
-    let aug = dir.join("aug.dnn");
+    let aug = dir.path("aug.dnn");
     // Fixed initial weights and order: only the augmentations' draws depend on the seed.
-    let init = dir.join("init.safetensors");
+    let init = dir.path("init.safetensors");
     train(
-        &dir.join("plain.dnn"),
+        &dir.path("plain.dnn"),
         &options(1, None, None, init.clone()),
     );
     let run = |seed: u64, tag: &str| {
-        let w = dir.join(format!("{tag}.safetensors"));
+        let w = dir.path(&format!("{tag}.safetensors"));
         let s = train(&aug, &options(2, Some(seed), Some(init.clone()), w));
         s.get("train_loss").unwrap()
     };
@@ -125,13 +124,13 @@ fn augmentation_is_reproducible_from_the_seed() {
     );
     assert_ne!(a, c, "another seed draws other augmentations");
     let w =
-        |t: &str| dnnc_runtime::checkpoint::load(&dir.join(format!("{t}.safetensors"))).unwrap();
+        |t: &str| dnnc_runtime::checkpoint::load(&dir.path(&format!("{t}.safetensors"))).unwrap();
     assert_eq!(w("a"), w("b"));
     assert_ne!(w("a"), w("c"));
     // Without `augment`, the same start trains differently.
     let plain = train(
-        &dir.join("plain.dnn"),
-        &options(2, Some(3), Some(init), dir.join("p.safetensors")),
+        &dir.path("plain.dnn"),
+        &options(2, Some(3), Some(init), dir.path("p.safetensors")),
     );
     assert_ne!(plain.get("train_loss").unwrap(), a);
 }
@@ -139,12 +138,12 @@ fn augmentation_is_reproducible_from_the_seed() {
 #[test]
 fn the_test_split_is_never_augmented() {
     let dir = setup("test");
-    let w = dir.join("w.safetensors");
-    let summary = train(&dir.join("aug.dnn"), &options(1, None, None, w.clone()));
+    let w = dir.path("w.safetensors");
+    let summary = train(&dir.path("aug.dnn"), &options(1, None, None, w.clone()));
     // The same weights evaluate the same on the test split with and without `augment`,
     // and as the training run's own evaluation after its epoch did.
-    let with = eval(&dir.join("aug.dnn"), &w);
-    let without = eval(&dir.join("plain.dnn"), &w);
+    let with = eval(&dir.path("aug.dnn"), &w);
+    let without = eval(&dir.path("plain.dnn"), &w);
     assert_eq!(with, without);
     let loss = with.iter().find(|(k, _)| k == "test_loss").unwrap().1;
     assert_eq!(loss.to_bits(), summary.get("test_loss").unwrap().to_bits());

@@ -7,18 +7,18 @@ use std::path::{Path, PathBuf};
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_testing::files::Scratch;
 
 /// Three samples of two features (targets in the third column).
 const ROWS: [[f32; 3]; 3] = [[1.0, 2.0, 1.0], [3.0, 6.0, 0.0], [5.0, 4.0, 2.0]];
 
-fn setup(tag: &str, model: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-bn-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup(tag: &str, model: &str) -> Scratch {
+    let dir = Scratch::new(&format!("bn-{tag}"));
     let mut csv = String::from("x1,x2,y\n");
     for r in ROWS {
         csv += &format!("{},{},{}\n", r[0], r[1], r[2]);
     }
-    std::fs::write(dir.join("d.csv"), csv).unwrap();
+    std::fs::write(dir.path("d.csv"), csv).unwrap();
     let src = format!(
         "use std::nn::{{BatchNorm1d, BatchNorm2d, Dense}}
 use std::losses::mse
@@ -35,7 +35,7 @@ train Net on tiny {{
 }}
 "
     );
-    std::fs::write(dir.join("bn.dnn"), src).unwrap();
+    std::fs::write(dir.path("bn.dnn"), src).unwrap();
     dir
 }
 
@@ -85,7 +85,7 @@ fn one_step_moves_the_running_statistics_on_both_backends() {
     // unbiased variance 4. running = 0.9 * (0, 1) + 0.1 * batch.
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
         let dir = setup(&format!("step-{backend:?}"), BN1D);
-        let w = train(&dir, backend, 1);
+        let w = train(dir.dir(), backend, 1);
         assert_close("running_mean", &w["bn.running_mean"], &[0.3, 0.4]);
         assert_close("running_var", &w["bn.running_var"], &[1.3, 1.3]);
         // The buffers are not trained: only gamma and beta (and the dense layer) move.
@@ -102,7 +102,7 @@ fn batch_norm_2d_averages_over_batch_height_and_width() {
     }
 }";
     let dir = setup("2d", model);
-    let w = train(&dir, BackendKind::Cranelift, 1);
+    let w = train(dir.dir(), BackendKind::Cranelift, 1);
     let v: Vec<f32> = ROWS.iter().flat_map(|r| [r[0], r[1]]).collect();
     let mean = v.iter().sum::<f32>() / 6.0;
     let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / 5.0;
@@ -113,9 +113,9 @@ fn batch_norm_2d_averages_over_batch_height_and_width() {
 #[test]
 fn evaluation_normalises_with_the_saved_running_statistics() {
     let dir = setup("eval", BN1D);
-    let w = train(&dir, BackendKind::Cranelift, 1);
+    let w = train(dir.dir(), BackendKind::Cranelift, 1);
     let db = RootDatabase::new();
-    let file = db.open(&dir.join("bn.dnn")).unwrap();
+    let file = db.open(&dir.path("bn.dnn")).unwrap();
     let job = dnnc_session::job(&db, file).unwrap();
     let expected = |w: &HashMap<String, Vec<f32>>| {
         let mut loss = 0.0;
@@ -142,7 +142,7 @@ fn evaluation_normalises_with_the_saved_running_statistics() {
         .unwrap();
         m.iter().find(|(n, _)| n == "test_loss").unwrap().1
     };
-    let saved = dir.join("w.safetensors");
+    let saved = dir.path("w.safetensors");
     let got = eval(&saved);
     assert!(
         (got - expected(&w)).abs() < 1e-4,
@@ -170,7 +170,7 @@ fn evaluation_normalises_with_the_saved_running_statistics() {
         .collect();
     let refs: Vec<(String, &dnnc_runtime::Tensor)> =
         tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
-    let edited = dir.join("edited.safetensors");
+    let edited = dir.path("edited.safetensors");
     dnnc_runtime::checkpoint::save(&edited, &refs).unwrap();
     let got = eval(&edited);
     assert!(
@@ -189,7 +189,7 @@ fn a_frozen_layer_keeps_its_running_statistics() {
     fn forward(x: [B, 2]) -> [B, 1] { x |> bn |> fc }
 }";
     let dir = setup("frozen", model);
-    let w = train(&dir, BackendKind::Cranelift, 2);
+    let w = train(dir.dir(), BackendKind::Cranelift, 2);
     assert_close("running_mean", &w["bn.running_mean"], &[0.0, 0.0]);
     assert_close("running_var", &w["bn.running_var"], &[1.0, 1.0]);
     assert_close("gamma", &w["bn.gamma"], &[1.0, 1.0]);
@@ -208,7 +208,7 @@ fn a_frozen_layer_normalises_with_its_running_statistics_while_training() {
 }";
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
         let dir = setup(&format!("frozen-eval-{backend:?}"), model);
-        let w = train(&dir, backend, 1);
+        let w = train(dir.dir(), backend, 1);
         let s = 1.0 / (1.0f32 + 1e-5).sqrt();
         let (mut gw, mut gb) = ([0.0f32; 2], 0.0f32);
         for r in ROWS {

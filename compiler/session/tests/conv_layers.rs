@@ -1,14 +1,14 @@
 //! The `Conv2d` layer in groups and `Conv2dSame`, trained for a few steps on both
 //! backends: the checkpoint holds the grouped kernel shapes, and the losses agree.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::{BackendKind, TrainOptions};
+use dnnc_testing::files::Scratch;
 
-fn setup(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-convl-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup(tag: &str) -> Scratch {
+    let dir = Scratch::new(&format!("convl-{tag}"));
     let mut csv = (0..17)
         .map(|i| format!("c{i}"))
         .collect::<Vec<_>>()
@@ -20,7 +20,7 @@ fn setup(tag: &str) -> PathBuf {
             .collect();
         csv += &(row.join(",") + "\n");
     }
-    std::fs::write(dir.join("d.csv"), csv).unwrap();
+    std::fs::write(dir.path("d.csv"), csv).unwrap();
     let src = "use std::nn::{Conv2d, Conv2dSame}
 use std::losses::mse
 model Net {
@@ -41,7 +41,7 @@ train Net on tiny {
     shuffle = false
 }
 ";
-    std::fs::write(dir.join("net.dnn"), src).unwrap();
+    std::fs::write(dir.path("net.dnn"), src).unwrap();
     dir
 }
 
@@ -69,8 +69,8 @@ fn train(dir: &Path, backend: BackendKind) -> (f64, Vec<(String, Vec<usize>)>) {
 #[test]
 fn grouped_and_same_layers_train_alike_on_both_backends() {
     let dir = setup("both");
-    let (interp, shapes) = train(&dir, BackendKind::Interp);
-    let (native, native_shapes) = train(&dir, BackendKind::Cranelift);
+    let (interp, shapes) = train(dir.dir(), BackendKind::Interp);
+    let (native, native_shapes) = train(dir.dir(), BackendKind::Cranelift);
     assert_eq!(shapes, native_shapes);
     let w = |name: &str| shapes.iter().find(|(n, _)| n == name).unwrap().1.clone();
     assert_eq!(w("grouped.W"), [4, 2, 1, 1]);

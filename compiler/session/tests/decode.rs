@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use dnnc_session::generate::{generate, open, TextSample};
 use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_testing::files::Scratch;
 use support::{rel, with_job};
 
 const DATA: &str = "dataset corpus {
@@ -35,9 +36,9 @@ model Lm(vocab: Int) {
         let (seq, state) = lstm(embed(x))
         head(seq)
     }
-    fn decode(x: i32[B], h: [B, 16], c: [B, 16]) -> ([B, vocab], [B, 16], [B, 16]) {
+    fn decode(x: i32[B], h: [1, B, 16], c: [1, B, 16]) -> ([B, vocab], [1, B, 16], [1, B, 16]) {
         let (seq, (h, c)) = lstm.run(reshape(embed(x), [B, 1, 8]), h, c)
-        (head(h), h, c)
+        (head(h[-1]), h, c)
     }
 }
 ";
@@ -62,13 +63,13 @@ model Lm(vocab: Int) {
 }
 ";
 
-fn trained(name: &str, model: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("dnnc-decode-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("corpus.txt"), "abcd dcba abd ".repeat(30)).unwrap();
-    let path = dir.join("lm.dnn");
+/// The trained model's folder (removed when dropped), source and weights.
+fn trained(name: &str, model: &str) -> (Scratch, PathBuf, PathBuf) {
+    let dir = Scratch::new(&format!("decode-{name}"));
+    std::fs::write(dir.path("corpus.txt"), "abcd dcba abd ".repeat(30)).unwrap();
+    let path = dir.path("lm.dnn");
     std::fs::write(&path, format!("{model}{DATA}")).unwrap();
-    let weights = dir.join("lm.safetensors");
+    let weights = dir.path("lm.safetensors");
     with_job(&path, |job| {
         dnnc_session::train(
             job,
@@ -76,7 +77,7 @@ fn trained(name: &str, model: &str) -> (PathBuf, PathBuf) {
         )
         .unwrap()
     });
-    (path, weights)
+    (dir, path, weights)
 }
 
 /// `decode`'s logits after each prefix of 20 characters against `forward`'s on the
@@ -110,14 +111,14 @@ fn decoding_agrees(path: &Path, weights: &Path, backend: BackendKind) {
 
 #[test]
 fn an_lstm_decodes_with_its_carried_state() {
-    let (path, weights) = trained("lstm", LSTM);
+    let (_dir, path, weights) = trained("lstm", LSTM);
     decoding_agrees(&path, &weights, BackendKind::Interp);
     decoding_agrees(&path, &weights, BackendKind::Cranelift);
 }
 
 #[test]
 fn a_transformer_decodes_with_key_value_caches() {
-    let (path, weights) = trained("gpt", GPT);
+    let (_dir, path, weights) = trained("gpt", GPT);
     decoding_agrees(&path, &weights, BackendKind::Interp);
     decoding_agrees(&path, &weights, BackendKind::Cranelift);
     // Sampling gives the same text either way while the context fits.

@@ -11,14 +11,13 @@ use dnnc_lower::{AttackKind, Attribution, Method, Target};
 use dnnc_session::attribute::{attribute, AttributeOptions};
 use dnnc_session::{AttackSpec, BackendKind, PassOptions, TrainOptions};
 use dnnc_tensor::Tensor;
+use dnnc_testing::files::Scratch;
 use support::with_job;
 
 const BACKENDS: [BackendKind; 2] = [BackendKind::Interp, BackendKind::Cranelift];
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dnnc-gradients-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> Scratch {
+    Scratch::new(&format!("gradients-{name}"))
 }
 
 fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
@@ -77,7 +76,7 @@ fn a_gradient_penalty_trains_by_double_backprop() {
     // penalty, 0.15.
     let d = dir("penalty");
     let path = linear(
-        &d,
+        d.dir(),
         "mse(model(x), y) + 0.5 * sum(grad(sum(model(x)), x) ** 2.0)",
     );
     for backend in BACKENDS {
@@ -96,7 +95,7 @@ fn grad_of_a_parameter_inside_a_loss_is_its_gradient() {
     // -0.1 · 2 XᵀX g; XᵀX = [[5, 2], [2, 4]], XᵀX g = [-13.5, -15], w = [3.2, 3.5].
     // For b: ∂g/∂b = Xᵀ1 = [3, 2], so b moves by -0.1 · 2 (3·-1.5 + 2·-3) = 2.1.
     let d = dir("param");
-    let path = linear(&d, "sum(grad(mse(model(x), y), w) ** 2.0)");
+    let path = linear(d.dir(), "sum(grad(mse(model(x), y), w) ** 2.0)");
     // `w` is the model's parameter: name it through the model.
     let src = std::fs::read_to_string(&path)
         .unwrap()
@@ -118,23 +117,23 @@ fn grad_of_a_parameter_inside_a_loss_is_its_gradient() {
 fn grad_in_forward_predicts_the_gradient() {
     // forward(x) = ∂ sum((x w)²) / ∂x = 2 (x w) wᵀ; for x = [1, 2], w = 0.5: [1.5, 1.5].
     let d = dir("forward");
-    let path = linear(&d, "mse(model(x), y)");
+    let path = linear(d.dir(), "mse(model(x), y)");
     let src = std::fs::read_to_string(&path).unwrap().replace(
         "    fn forward(x: [B, 2]) -> [B, 1] { x @ w + b }",
         "    fn forward(x: [B, 2]) -> [B, 2] { grad(sum((x @ w) ** 2.0), x) }",
     );
     let src = src.replace("loss = mse(model(x), y)", "loss = mean(model(x))");
     std::fs::write(&path, src).unwrap();
-    let weights = d.join("w.safetensors");
+    let weights = d.path("w.safetensors");
     let (w, b) = (
         Tensor::f32(vec![2, 1], vec![0.5, 0.5]).unwrap(),
         Tensor::f32(vec![1], vec![0.0]).unwrap(),
     );
     dnnc_runtime::checkpoint::save(&weights, &[("b".into(), &b), ("w".into(), &w)]).unwrap();
-    let input = d.join("x.npy");
+    let input = d.path("x.npy");
     dnnc_data::npy::save_f32(&input, &[2, 2], &[1.0, 2.0, 2.0, 0.0]).unwrap();
     for backend in BACKENDS {
-        let out = d.join(format!("y-{backend:?}.npy"));
+        let out = d.path(&format!("y-{backend:?}.npy"));
         with_job(&path, |job| {
             dnnc_session::predict(
                 job,
@@ -210,7 +209,7 @@ fn maps(
 #[test]
 fn attribution_maps_match_hand_computation() {
     let d = dir("attribute");
-    let (path, weights) = classifier(&d);
+    let (path, weights) = classifier(d.dir());
     let x = [[1.0f32, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0]];
     let col = |c: usize| -> Vec<f32> {
         (0..4)
@@ -295,13 +294,13 @@ fn attribution_maps_match_hand_computation() {
 #[test]
 fn attribution_refuses_what_the_model_lacks() {
     let d = dir("attribute-bad");
-    let (path, weights) = classifier(&d);
+    let (path, weights) = classifier(d.dir());
     let run = |method: Method, target: Target| {
         let opts = AttributeOptions {
             attribution: Attribution { method, target },
             split: "test".into(),
             count: 2,
-            out: d.join("x.npy"),
+            out: d.path("x.npy"),
             backend: BackendKind::Interp,
             passes: PassOptions::default(),
         };
@@ -328,7 +327,7 @@ fn attribution_refuses_what_the_model_lacks() {
         },
         split: "valid".into(),
         count: 2,
-        out: d.join("x.npy"),
+        out: d.path("x.npy"),
         backend: BackendKind::Interp,
         passes: PassOptions::default(),
     };
@@ -347,8 +346,8 @@ fn fgsm_moves_the_input_against_the_loss() {
     // ((1.25 - 3)² + 0) / 2 = 1.53125. The target y is not an input of the model and
     // is left alone.
     let d = dir("fgsm");
-    let path = linear(&d, "mse(model(x), y)");
-    let weights = d.join("w.safetensors");
+    let path = linear(d.dir(), "mse(model(x), y)");
+    let weights = d.path("w.safetensors");
     let (w, b) = (
         Tensor::f32(vec![2, 1], vec![0.5, 0.5]).unwrap(),
         Tensor::f32(vec![1], vec![0.0]).unwrap(),

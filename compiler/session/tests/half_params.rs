@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::{BackendKind, TrainOptions};
 use dnnc_tensor::DType;
+use dnnc_testing::files::Scratch;
 
-fn setup(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-half-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("tiny.csv"), "x1,x2,y\n1,2,3\n2,0,1\n").unwrap();
+fn setup(tag: &str) -> Scratch {
+    let dir = Scratch::new(&format!("half-{tag}"));
+    std::fs::write(dir.path("tiny.csv"), "x1,x2,y\n1,2,3\n2,0,1\n").unwrap();
     let src = "use std::losses::mse
 model Lin {
     param w: bf16[2, 1] = constant(0.5)
@@ -28,7 +28,7 @@ train Lin on tiny {
     shuffle = false
 }
 ";
-    std::fs::write(dir.join("lin.dnn"), src).unwrap();
+    std::fs::write(dir.path("lin.dnn"), src).unwrap();
     dir
 }
 
@@ -66,7 +66,7 @@ fn one_sgd_step_rounds_the_f32_update_to_the_parameters_types() {
     // bf16 (8 significant bits) and f16 (11) to nearest.
     let dir = setup("sgd");
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
-        let w = train(&dir, backend, None);
+        let w = train(dir.dir(), backend, None);
         assert_eq!(
             w[0],
             ("b".to_string(), DType::F16, vec![0.150_024_41]),
@@ -87,18 +87,18 @@ fn one_sgd_step_rounds_the_f32_update_to_the_parameters_types() {
 #[test]
 fn an_f32_checkpoint_loads_into_half_parameters_rounded() {
     let dir = setup("init");
-    let f32s = dir.join("f32.safetensors");
+    let f32s = dir.path("f32.safetensors");
     let w = dnnc_tensor::Tensor::f32(vec![2, 1], vec![0.65, 0.8]).unwrap();
     let b = dnnc_tensor::Tensor::f32(vec![1], vec![0.15]).unwrap();
     dnnc_runtime::checkpoint::save(&f32s, &[("w".to_string(), &w), ("b".to_string(), &b)]).unwrap();
     // One more step from the rounded weights: pred = [0.648 + 1.602 + 0.15, ...].
-    let from_file = train(&dir, BackendKind::Interp, Some(f32s));
-    let rounded = dir.join("rounded.safetensors");
+    let from_file = train(dir.dir(), BackendKind::Interp, Some(f32s));
+    let rounded = dir.path("rounded.safetensors");
     let wr = w.cast(DType::BF16);
     let br = b.cast(DType::F16);
     dnnc_runtime::checkpoint::save(&rounded, &[("w".to_string(), &wr), ("b".to_string(), &br)])
         .unwrap();
-    let from_rounded = train(&dir, BackendKind::Interp, Some(rounded));
+    let from_rounded = train(dir.dir(), BackendKind::Interp, Some(rounded));
     assert_eq!(from_file, from_rounded);
     assert_eq!(from_file[1].1, DType::BF16);
 }

@@ -1,16 +1,16 @@
 //! The `multistep` and `reduce_on_plateau` schedules: the learning rate of every epoch,
 //! read from the run's JSONL log, and its effect on the weights.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::{BackendKind, TrainOptions};
+use dnnc_testing::files::Scratch;
 
 /// A linear model on two rows with one batch per epoch, so an epoch is one step.
-fn setup(tag: &str, optimizer: &str, schedule: &str, epochs: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-lrs-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("tiny.csv"), "x1,x2,y\n1,2,3\n2,0,1\n").unwrap();
+fn setup(tag: &str, optimizer: &str, schedule: &str, epochs: usize) -> Scratch {
+    let dir = Scratch::new(&format!("lrs-{tag}"));
+    std::fs::write(dir.path("tiny.csv"), "x1,x2,y\n1,2,3\n2,0,1\n").unwrap();
     let src = format!(
         "use std::losses::mse
 model Lin {{
@@ -31,7 +31,7 @@ train Lin on tiny {{
 }}
 "
     );
-    std::fs::write(dir.join("lin.dnn"), src).unwrap();
+    std::fs::write(dir.path("lin.dnn"), src).unwrap();
     dir
 }
 
@@ -80,19 +80,19 @@ fn multistep_multiplies_by_gamma_at_each_milestone() {
         "multistep(milestones = [3, 1], gamma = 0.5)",
         5,
     );
-    let (lrs, _, _) = train(&dir);
+    let (lrs, _, _) = train(dir.dir());
     // Milestones in any order (PyTorch counts them); epochs are 0-based.
     assert!(close(&lrs, &[0.1, 0.05, 0.05, 0.025, 0.025]), "{lrs:?}");
     // One milestone, written positionally and as a single integer.
     let dir = setup("multistep1", "sgd(lr = 0.1)", "multistep(2)", 4);
-    let (lrs, _, _) = train(&dir);
+    let (lrs, _, _) = train(dir.dir());
     assert!(close(&lrs, &[0.1, 0.1, 0.01, 0.01]), "{lrs:?}");
 }
 
 #[test]
 fn a_constant_schedule_logs_its_rate() {
     let dir = setup("constant", "sgd(lr = 0.1)", "constant", 2);
-    let (lrs, _, _) = train(&dir);
+    let (lrs, _, _) = train(dir.dir());
     assert!(close(&lrs, &[0.1, 0.1]), "{lrs:?}");
 }
 
@@ -107,7 +107,7 @@ fn reduce_on_plateau_cuts_after_patience_bad_epochs() {
         "reduce_on_plateau(metric = \"train_loss\", patience = 1, factor = 0.5, min_lr = 0.003, maximize = true)",
         8,
     );
-    let (lrs, losses, _) = train(&dir);
+    let (lrs, losses, _) = train(dir.dir());
     assert!(
         losses.windows(2).all(|w| w[1] < w[0]),
         "the loss should fall: {losses:?}"
@@ -129,7 +129,7 @@ fn reduce_on_plateau_scales_the_update() {
         "reduce_on_plateau(\"train_loss\", patience = 0, maximize = true)",
         3,
     );
-    let (lrs, _, w) = train(&dir);
+    let (lrs, _, w) = train(dir.dir());
     assert!(close(&lrs, &[0.1, 0.1, 0.01]), "{lrs:?}");
     // SGD on mse over X = [[1, 2], [2, 0]], Y = [3, 1] by hand.
     let (mut w0, mut w1, mut b) = (0.5f64, 0.5f64, 0.0f64);
@@ -160,7 +160,7 @@ fn reduce_on_plateau_rejects_a_metric_the_run_does_not_log() {
         1,
     );
     let db = RootDatabase::new();
-    let file = db.open(&dir.join("lin.dnn")).unwrap();
+    let file = db.open(&dir.path("lin.dnn")).unwrap();
     // A check-time diagnostic on the schedule, not a run-time error.
     let diags = file_diagnostics(&db, file);
     assert!(
@@ -173,9 +173,8 @@ fn reduce_on_plateau_rejects_a_metric_the_run_does_not_log() {
 
 #[test]
 fn reduce_on_plateau_maximizes_accuracies_unless_told() {
-    let dir = std::env::temp_dir().join(format!("dnnc-lrs-{}-direction", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("c.csv"), "x1,x2,y\n1,2,0\n2,0,1\n").unwrap();
+    let dir = Scratch::new("lrs-direction");
+    std::fs::write(dir.path("c.csv"), "x1,x2,y\n1,2,0\n2,0,1\n").unwrap();
     let direction = |schedule: &str| {
         let src = format!(
             "use std::nn::Dense
@@ -196,9 +195,9 @@ train Cls on tiny {{
 }}
 "
         );
-        std::fs::write(dir.join("cls.dnn"), src).unwrap();
+        std::fs::write(dir.path("cls.dnn"), src).unwrap();
         let db = RootDatabase::new();
-        let file = db.open(&dir.join("cls.dnn")).unwrap();
+        let file = db.open(&dir.path("cls.dnn")).unwrap();
         let diags = file_diagnostics(&db, file);
         assert!(diags.is_empty(), "{diags:#?}");
         match dnnc_session::job(&db, file).unwrap().cfg.schedule {
@@ -229,7 +228,7 @@ fn cosine_with_warmup_and_decay_steps_follows_nanogpt() {
         "cosine(warmup_steps = 2, decay_steps = 5, min_lr = 0.01)",
         8,
     );
-    let (lrs, _, _) = train(&dir);
+    let (lrs, _, _) = train(dir.dir());
     let cos = |t: f64| 0.01 + 0.09 * (1.0 + (std::f64::consts::PI * t / 3.0).cos()) / 2.0;
     let want = [0.05, 0.1, cos(0.0), cos(1.0), cos(2.0), 0.01, 0.01, 0.01];
     assert!(close(&lrs, &want), "{lrs:?} vs {want:?}");

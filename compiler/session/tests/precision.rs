@@ -6,17 +6,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_kernels::bf16::{force_path, Bf16Path};
 use dnnc_session::{BackendKind, PassOptions, TrainOptions};
 use dnnc_settings::Precision;
+use dnnc_testing::files::Scratch;
 use support::{rel, with_job};
 
-fn setup(precision: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("dnnc-precision-{precision}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup(precision: &str) -> Scratch {
+    let dir = Scratch::new(&format!("precision-{precision}"));
     let mut csv = String::from("a,b,c,d,e,f,g,h,y\n");
     let mut s = 7u64;
     for i in 0..64 {
@@ -31,7 +30,7 @@ fn setup(precision: &str) -> PathBuf {
         }
         csv.push_str(&format!("{}\n", i % 4));
     }
-    std::fs::write(dir.join("data.csv"), csv).unwrap();
+    std::fs::write(dir.path("data.csv"), csv).unwrap();
     let src = format!(
         "use std::nn::Dense
 use std::activations::relu
@@ -53,7 +52,7 @@ train Mlp on d {{
 }}
 "
     );
-    std::fs::write(dir.join("mlp.dnn"), src).unwrap();
+    std::fs::write(dir.path("mlp.dnn"), src).unwrap();
     dir
 }
 
@@ -107,20 +106,25 @@ fn largest_difference(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f32
 #[test]
 fn a_bf16_step_agrees_across_backends_and_kernels() {
     let dir = setup("bf16");
-    let interp = one_step(&dir, BackendKind::Interp, None, "interp");
-    let native = one_step(&dir, BackendKind::Cranelift, None, "native");
+    let interp = one_step(dir.dir(), BackendKind::Interp, None, "interp");
+    let native = one_step(dir.dir(), BackendKind::Cranelift, None, "native");
     force_path(Some(Bf16Path::F32));
-    let rounded_f32 = one_step(&dir, BackendKind::Cranelift, None, "f32path");
+    let rounded_f32 = one_step(dir.dir(), BackendKind::Cranelift, None, "f32path");
     force_path(None);
     let d = largest_difference(&interp, &native);
     assert!(d < 1e-5, "interpreter vs native kernel: {d}");
     let d = largest_difference(&interp, &rounded_f32);
     assert!(d < 1e-5, "interpreter vs the rounded f32 path: {d}");
     // `--precision f32` overrides the block: a different step.
-    let full = one_step(&dir, BackendKind::Interp, Some(Precision::F32), "full");
+    let full = one_step(dir.dir(), BackendKind::Interp, Some(Precision::F32), "full");
     let d = largest_difference(&interp, &full);
     assert!(d > 1e-5, "rounding to bf16 changed nothing: {d}");
     // The f32 step on the native backend is the f32 step.
-    let full_native = one_step(&dir, BackendKind::Cranelift, Some(Precision::F32), "fn");
+    let full_native = one_step(
+        dir.dir(),
+        BackendKind::Cranelift,
+        Some(Precision::F32),
+        "fn",
+    );
     assert!(largest_difference(&full, &full_native) < 1e-6);
 }

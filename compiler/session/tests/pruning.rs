@@ -5,14 +5,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_session::{BackendKind, TrainOptions};
+use dnnc_testing::files::Scratch;
 use support::with_job;
 
-fn setup(tag: &str, prune: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-prune-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup(tag: &str, prune: &str) -> Scratch {
+    let dir = Scratch::new(&format!("prune-{tag}"));
     let mut csv = String::from("a,b,c,d,e,f,g,h,y\n");
     let mut s = 3u64;
     for i in 0..96 {
@@ -27,7 +27,7 @@ fn setup(tag: &str, prune: &str) -> PathBuf {
         }
         csv.push_str(&format!("{}\n", i % 3));
     }
-    std::fs::write(dir.join("data.csv"), csv).unwrap();
+    std::fs::write(dir.path("data.csv"), csv).unwrap();
     let src = format!(
         "use std::nn::Dense
 use std::activations::relu
@@ -49,7 +49,7 @@ train Mlp on d {{
 }}
 "
     );
-    std::fs::write(dir.join("mlp.dnn"), src).unwrap();
+    std::fs::write(dir.path("mlp.dnn"), src).unwrap();
     dir
 }
 
@@ -77,8 +77,8 @@ fn each_layer_reaches_its_sparsity_and_backends_agree() {
         "layer",
         "magnitude(sparsity = 0.75, start_epoch = 1, end_epoch = 3, every = 2)",
     );
-    let native = train(&dir, BackendKind::Cranelift);
-    let interp = train(&dir, BackendKind::Interp);
+    let native = train(dir.dir(), BackendKind::Cranelift);
+    let interp = train(dir.dir(), BackendKind::Interp);
     for name in ["fc1.W", "fc2.W"] {
         // 75 % of 320 and of 120 weights are whole counts.
         assert_eq!(zeros(&native, name), 0.75, "{name}");
@@ -96,7 +96,7 @@ fn each_layer_reaches_its_sparsity_and_backends_agree() {
 #[test]
 fn global_scope_prunes_the_smallest_anywhere() {
     let dir = setup("global", "magnitude(sparsity = 0.5, scope = \"global\")");
-    let w = train(&dir, BackendKind::Cranelift);
+    let w = train(dir.dir(), BackendKind::Cranelift);
     let (a, b) = (zeros(&w, "fc1.W"), zeros(&w, "fc2.W"));
     // 50 % of the 440 weights over both, not 50 % of each.
     assert!(

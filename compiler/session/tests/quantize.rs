@@ -5,15 +5,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_session::quantize::{quantize, quantized_params, Calibration, QuantizeOptions};
 use dnnc_session::{BackendKind, PassOptions, TrainOptions};
+use dnnc_testing::files::Scratch;
 use support::with_job;
 
-fn setup() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-quantize-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup() -> Scratch {
+    let dir = Scratch::new("quantize");
     // 8x8 images whose class is the quadrant holding the bright square.
     let header: Vec<String> = (0..65).map(|i| format!("c{i}")).collect();
     let mut csv = format!("{}\n", header.join(","));
@@ -34,7 +34,7 @@ fn setup() -> PathBuf {
         }
         csv.push_str(&format!("{},{}\n", px.join(","), class));
     }
-    std::fs::write(dir.join("img.csv"), csv).unwrap();
+    std::fs::write(dir.path("img.csv"), csv).unwrap();
     let src = "use std::nn::{Conv2d, Dense}
 use std::activations::relu
 use std::losses::cross_entropy
@@ -58,7 +58,7 @@ train Net on img {
     metrics = [accuracy(logits, y)]
 }
 ";
-    std::fs::write(dir.join("net.dnn"), src).unwrap();
+    std::fs::write(dir.path("net.dnn"), src).unwrap();
     dir
 }
 
@@ -79,9 +79,9 @@ fn eval(dir: &Path, weights: &Path, backend: BackendKind) -> Vec<(String, f64)> 
 #[test]
 fn int8_weights_evaluate_alike_on_every_backend() {
     let dir = setup();
-    let path = dir.join("net.dnn");
-    let weights = dir.join("f32.safetensors");
-    let quantized = dir.join("int8.safetensors");
+    let path = dir.path("net.dnn");
+    let weights = dir.path("f32.safetensors");
+    let quantized = dir.path("int8.safetensors");
     with_job(&path, |job| {
         dnnc_session::train(
             job,
@@ -110,9 +110,9 @@ fn int8_weights_evaluate_alike_on_every_backend() {
     let tensors = dnnc_runtime::checkpoint::load(&quantized).unwrap();
     let w = &tensors.iter().find(|(n, _)| n == "fc.W").unwrap().1;
     assert_eq!(w.dtype, dnnc_tensor::DType::I8);
-    let full = eval(&dir, &weights, BackendKind::Cranelift);
-    let native = eval(&dir, &quantized, BackendKind::Cranelift);
-    let interp = eval(&dir, &quantized, BackendKind::Interp);
+    let full = eval(dir.dir(), &weights, BackendKind::Cranelift);
+    let native = eval(dir.dir(), &quantized, BackendKind::Cranelift);
+    let interp = eval(dir.dir(), &quantized, BackendKind::Interp);
     let get = |m: &[(String, f64)], k: &str| m.iter().find(|(n, _)| n == k).unwrap().1;
     let (lf, ln, li) = (
         get(&full, "test_loss"),
@@ -137,7 +137,7 @@ fn int8_weights_evaluate_alike_on_every_backend() {
                 weights: quantized.clone(),
                 calibrate: 16,
                 method: Calibration::Percentile,
-                out: dir.join("again.safetensors"),
+                out: dir.path("again.safetensors"),
                 backend: BackendKind::Cranelift,
                 passes: PassOptions::default(),
             },

@@ -1,4 +1,5 @@
-//! `std::nn`'s `RNN`, `LSTM`, `GRU` and `BiLSTM` (built on `scan`) against PyTorch:
+//! `std::nn`'s `RNN`, `LSTM`, `GRU` and `BiLSTM` (built on `scan`), one layer and three
+//! stacked (`RNN3`, ... : `num_layers = 3`), against PyTorch:
 //! from the weights PyTorch initialised (written by `data/recurrent/generate.py`), the
 //! sequence and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)`
 //! with respect to every parameter (one SGD step with learning rate 1), on the
@@ -10,17 +11,35 @@ use std::path::{Path, PathBuf};
 
 use dnnc_session::{BackendKind, PassOptions};
 use dnnc_tensor::Tensor;
+use dnnc_testing::files::Scratch;
 use support::{rel, sgd_step_gradients, with_job};
 
 const PARAMS: [&str; 4] = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"];
 
-/// The parameter names of `kind` (the bidirectional layer has each twice).
+/// The parameter names of `kind` (the bidirectional layer has each twice; a stack has
+/// those of its upper layers stacked, `weight_ih_stack`, ...).
 fn params(kind: &str) -> Vec<String> {
     let mut v: Vec<String> = PARAMS.iter().map(|p| p.to_string()).collect();
     if kind == "BiLSTM" {
         v.extend(PARAMS.iter().map(|p| format!("{p}_reverse")));
     }
+    if layers(kind) > 1 {
+        v.extend(PARAMS.iter().map(|p| p.replace("_l0", "_stack")));
+    }
     v
+}
+
+/// The layer `kind` tests (`LSTM3` is `LSTM`) and its number of stacked layers.
+fn layer(kind: &str) -> &str {
+    kind.trim_end_matches('3')
+}
+
+fn layers(kind: &str) -> usize {
+    if kind.ends_with('3') {
+        3
+    } else {
+        1
+    }
 }
 
 fn data() -> PathBuf {
@@ -31,35 +50,42 @@ fn load(kind: &str, name: &str) -> Tensor {
     dnnc_data::npy::load(&data().join(format!("{kind}.{name}.npy"))).unwrap()
 }
 
-fn setup(kind: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("dnnc-recurrent-{}-{kind}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
+    let dir = Scratch::new(&format!("recurrent-{kind}"));
     for f in ["x", "r", "q"] {
         std::fs::copy(
             data().join(format!("{kind}.{f}.npy")),
-            dir.join(format!("{f}.npy")),
+            dir.path(&format!("{f}.npy")),
         )
         .unwrap();
     }
-    let state = if kind.ends_with("LSTM") {
+    let state = if layer(kind).ends_with("LSTM") {
         "(h, c)"
     } else {
         "h"
     };
-    // The bidirectional layer's `h_n` is `[2, B, 4]`, and so is its `q` (stored
-    // directions first; read as samples of the batch, then reshaped back).
-    let (y_ty, h_ty, q) = if kind == "BiLSTM" {
-        ("[B, 5, 8]", "[2, B, 4]", "reshape(q, [2, B, 4])")
+    // `h_n` is `[layers, B, 4]`: PyTorch's for one layer is written `[B, 4]`, for three
+    // batch-first `[B, 3, 4]` (as its `q`); the bidirectional layer's is `[2, B, 4]`,
+    // and so is its `q` (stored directions first; read as samples of the batch, then
+    // reshaped back).
+    let (y_ty, h_ty, h, q) = match layers(kind) {
+        _ if kind == "BiLSTM" => ("[B, 5, 8]", "[2, B, 4]", "h", "reshape(q, [2, B, 4])"),
+        1 => ("[B, 5, 4]", "[B, 4]", "reshape(h, [B, 4])", "q"),
+        _ => ("[B, 5, 4]", "[B, 3, 4]", "transpose(h, [1, 0, 2])", "q"),
+    };
+    let (name, stacked) = (layer(kind), layers(kind));
+    let args = if stacked > 1 {
+        format!("3, 4, num_layers = {stacked}")
     } else {
-        ("[B, 5, 4]", "[B, 4]", "q")
+        "3, 4".to_string()
     };
     let src = format!(
-        "use std::nn::{kind}
+        "use std::nn::{name}
 model Net {{
-    rnn = {kind}(3, 4)
+    rnn = {name}({args})
     fn forward(x: [B, 5, 3]) -> ({y_ty}, {h_ty}) {{
         let (y, {state}) = rnn(x)
-        (y, h)
+        (y, {h})
     }}
 }}
 dataset d {{
@@ -74,20 +100,20 @@ train Net on d {{
 }}
 "
     );
-    let path = dir.join("net.dnn");
+    let path = dir.path("net.dnn");
     std::fs::write(&path, src).unwrap();
     let params: Vec<(String, Tensor)> = params(kind)
         .iter()
         .map(|p| (format!("rnn.{p}"), load(kind, &format!("rnn.{p}"))))
         .collect();
     let refs: Vec<(String, &Tensor)> = params.iter().map(|(n, t)| (n.clone(), t)).collect();
-    let weights = dir.join("torch.safetensors");
+    let weights = dir.path("torch.safetensors");
     dnnc_runtime::checkpoint::save(&weights, &refs).unwrap();
-    (path, weights)
+    (dir, path, weights)
 }
 
 fn check(kind: &str) {
-    let (path, weights) = setup(kind);
+    let (_dir, path, weights) = setup(kind);
     with_job(&path, |job| compare(kind, job, &path, &weights));
 }
 
@@ -145,4 +171,19 @@ fn gru_matches_pytorch() {
 #[test]
 fn bidirectional_lstm_matches_pytorch() {
     check("BiLSTM");
+}
+
+#[test]
+fn stacked_rnn_matches_pytorch() {
+    check("RNN3");
+}
+
+#[test]
+fn stacked_lstm_matches_pytorch() {
+    check("LSTM3");
+}
+
+#[test]
+fn stacked_gru_matches_pytorch() {
+    check("GRU3");
 }

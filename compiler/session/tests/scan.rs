@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 
 use dnnc_session::{BackendKind, Job, PassOptions, TrainOptions};
+use dnnc_testing::files::Scratch;
 use support::with_job;
 
 const SRC: &str = "use std::losses::mse
@@ -58,20 +59,19 @@ fn predicted(
 
 #[test]
 fn scans_compute_running_sums_maps_and_several_states() {
-    let dir = std::env::temp_dir().join(format!("dnnc-scan-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("scan");
     // One sequence of three steps of two features.
     let x = [1.0f32, -2.0, 3.0, 0.5, -1.0, 4.0];
-    dnnc_data::npy::save_f32(&dir.join("x.npy"), &[1, 6], &x).unwrap();
-    dnnc_data::npy::save_f32(&dir.join("in.npy"), &[1, 3, 2], &x).unwrap();
-    let path = dir.join("sums.dnn");
+    dnnc_data::npy::save_f32(&dir.path("x.npy"), &[1, 6], &x).unwrap();
+    dnnc_data::npy::save_f32(&dir.path("in.npy"), &[1, 3, 2], &x).unwrap();
+    let path = dir.path("sums.dnn");
     std::fs::write(&path, SRC).unwrap();
-    let weights = dir.join("w.safetensors");
+    let weights = dir.path("w.safetensors");
     // From w = 1, so the outputs below are of x itself.
-    let init = dir.join("init.safetensors");
+    let init = dir.path("init.safetensors");
     let one = dnnc_tensor::Tensor::f32(vec![2], vec![1.0, 1.0]).unwrap();
     dnnc_runtime::checkpoint::save(&init, &[("w".into(), &one)]).unwrap();
-    with_job(&path, |job| check_sums(job, &dir, &init, &weights));
+    with_job(&path, |job| check_sums(job, dir.dir(), &init, &weights));
 }
 
 fn check_sums(job: &Job<'_>, dir: &Path, init: &Path, weights: &Path) {
@@ -123,8 +123,7 @@ fn check_sums(job: &Job<'_>, dir: &Path, init: &Path, weights: &Path) {
 
 #[test]
 fn clamp_triangles_and_running_sums_by_hand() {
-    let dir = std::env::temp_dir().join(format!("dnnc-shape-fns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("shape-fns");
     let src = "use std::shape::{clamp, tril, triu, cumsum}
 model M {
     param w: [1] = zeros
@@ -143,15 +142,15 @@ train M on d {
 }
 ";
     let x = [1.0f32, -2.0, 3.0, 4.0, 0.5, -6.0, 7.0, 8.0, 9.0];
-    dnnc_data::npy::save_f32(&dir.join("x.npy"), &[1, 9], &x).unwrap();
-    dnnc_data::npy::save_f32(&dir.join("in.npy"), &[1, 3, 3], &x).unwrap();
-    std::fs::write(dir.join("m.dnn"), src).unwrap();
-    let weights = dir.join("w.safetensors");
+    dnnc_data::npy::save_f32(&dir.path("x.npy"), &[1, 9], &x).unwrap();
+    dnnc_data::npy::save_f32(&dir.path("in.npy"), &[1, 3, 3], &x).unwrap();
+    std::fs::write(dir.path("m.dnn"), src).unwrap();
+    let weights = dir.path("w.safetensors");
     let zero = dnnc_tensor::Tensor::f32(vec![1], vec![0.0]).unwrap();
     dnnc_runtime::checkpoint::save(&weights, &[("w".into(), &zero)]).unwrap();
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
-        let outputs = with_job(&dir.join("m.dnn"), |job| {
-            predicted(job, &dir, &weights, backend, 4)
+        let outputs = with_job(&dir.path("m.dnn"), |job| {
+            predicted(job, dir.dir(), &weights, backend, 4)
         });
         let get = |k: usize| outputs[k].clone();
         assert_eq!(get(0), vec![1.0, -1.0, 2.0, 2.0, 0.5, -1.0, 2.0, 2.0, 2.0]);

@@ -1,19 +1,15 @@
 //! One SGD step of a tiny linear model, checked against values computed by hand, and
 //! the same step with momentum and Adam against their textbook formulas.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_session::{BackendKind, TrainOptions};
+use dnnc_testing::files::Scratch;
 
-fn setup(optimizer: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "dnnc-sgd-{}-{}",
-        std::process::id(),
-        optimizer.len()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("tiny.csv"), "x1,x2,y\n1,2,3\n2,0,1\n").unwrap();
+fn setup(optimizer: &str) -> Scratch {
+    let dir = Scratch::new("sgd");
+    std::fs::write(dir.path("tiny.csv"), "x1,x2,y\n1,2,3\n2,0,1\n").unwrap();
     let src = format!(
         "use std::losses::mse
 model Lin {{
@@ -32,7 +28,7 @@ train Lin on tiny {{
 }}
 "
     );
-    std::fs::write(dir.join("lin.dnn"), src).unwrap();
+    std::fs::write(dir.path("lin.dnn"), src).unwrap();
     dir
 }
 
@@ -70,7 +66,7 @@ fn one_sgd_step_matches_hand_computation() {
     // pred = [1.5, 1.0], err = [-1.5, 0], dL/dpred = 2*err/2 = [-1.5, 0]
     // dL/dw = X^T g = [-1.5, -3.0], dL/db = -1.5; w -= 0.1 * grad.
     let dir = setup("sgd(lr = 0.1)");
-    let w = train_steps(&dir, 1);
+    let w = train_steps(dir.dir(), 1);
     assert_eq!(w[0].0, "b");
     assert!(close(&w[0].1, &[0.15]), "{w:?}");
     assert_eq!(w[1].0, "w");
@@ -81,11 +77,11 @@ fn one_sgd_step_matches_hand_computation() {
 fn momentum_and_adam_follow_their_formulas() {
     // Momentum: the first step equals plain SGD (buffer starts at zero).
     let dir = setup("sgd(lr = 0.1, momentum = 0.9)");
-    let w = train_steps(&dir, 1);
+    let w = train_steps(dir.dir(), 1);
     assert!(close(&w[1].1, &[0.65, 0.8]), "{w:?}");
     // Adam's first step moves each weight by lr * sign(grad) (m̂/√v̂ = ±1).
     let dir = setup("adam(lr = 0.01)");
-    let w = train_steps(&dir, 1);
+    let w = train_steps(dir.dir(), 1);
     assert!(close(&w[0].1, &[0.01]), "{w:?}");
     assert!(close(&w[1].1, &[0.51, 0.51]), "{w:?}");
 }
@@ -95,7 +91,7 @@ fn clipping_scales_the_global_gradient_norm() {
     // The gradients above, [-1.5, -3.0] and -1.5, have global norm √13.5 ≈ 3.674: with
     // `clip_norm = 1` each is scaled by 1 / (√13.5 + 1e-6) before the SGD step.
     let dir = setup("sgd(lr = 0.1, clip_norm = 1.0)");
-    let w = train_steps(&dir, 1);
+    let w = train_steps(dir.dir(), 1);
     let k = 1.0 / (13.5f32.sqrt() + 1e-6);
     assert!(close(&w[0].1, &[0.1 * 1.5 * k]), "{w:?}");
     assert!(
@@ -104,7 +100,7 @@ fn clipping_scales_the_global_gradient_norm() {
     );
     // A bound above the norm changes nothing.
     let dir = setup("sgd(lr = 0.1, clip_norm = 100.0)");
-    let w = train_steps(&dir, 1);
+    let w = train_steps(dir.dir(), 1);
     assert!(close(&w[0].1, &[0.15]), "{w:?}");
     assert!(close(&w[1].1, &[0.65, 0.8]), "{w:?}");
 }

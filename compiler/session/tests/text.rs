@@ -4,10 +4,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dnnc_session::generate::{generate, TextSample};
 use dnnc_session::{BackendKind, PassOptions, RunError, TrainOptions};
+use dnnc_testing::files::Scratch;
 use support::with_job;
 
 const SRC: &str = "use std::nn::{Embedding, LSTM, Dense}
@@ -35,12 +36,11 @@ train Lm(vocab = 5) on corpus {
 }
 ";
 
-fn setup() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dnnc-text-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup() -> Scratch {
+    let dir = Scratch::new("text");
     // Five characters: ' ', 'a', 'b', 'c', 'd' (ids in that order).
-    std::fs::write(dir.join("corpus.txt"), "abcd abcd ".repeat(40)).unwrap();
-    std::fs::write(dir.join("lm.dnn"), SRC).unwrap();
+    std::fs::write(dir.path("corpus.txt"), "abcd abcd ".repeat(40)).unwrap();
+    std::fs::write(dir.path("lm.dnn"), SRC).unwrap();
     dir
 }
 
@@ -68,8 +68,8 @@ fn sample(path: &Path, weights: &Path, prompt: &str, seed: u64) -> Result<String
 #[test]
 fn a_char_lstm_learns_a_cycle_and_continues_it() {
     let dir = setup();
-    let path = dir.join("lm.dnn");
-    let weights = dir.join("lm.safetensors");
+    let path = dir.path("lm.dnn");
+    let weights = dir.path("lm.safetensors");
     let summary = with_job(&path, |job| {
         dnnc_session::train(
             job,
@@ -102,7 +102,7 @@ fn a_char_lstm_learns_a_cycle_and_continues_it() {
         "{e}"
     );
     // Weights without a vocabulary.
-    let bare = dir.join("bare.safetensors");
+    let bare = dir.path("bare.safetensors");
     let tensors = dnnc_runtime::checkpoint::load(&weights).unwrap();
     let refs: Vec<(String, &dnnc_tensor::Tensor)> =
         tensors.iter().map(|(n, t)| (n.clone(), t)).collect();

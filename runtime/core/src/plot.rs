@@ -234,6 +234,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
     use std::fs;
 
     fn ep(e: usize, m: &[(&str, f64)]) -> (usize, Vec<(String, f64)>) {
@@ -374,22 +375,19 @@ mod tests {
 
     #[test]
     fn empty_input_is_an_error_and_writes_nothing() {
-        let dir = std::env::temp_dir().join(format!("dnnc-plot-empty-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.svg");
+        let dir = TempDir::new("plot-empty");
+        let path = dir.path().join("c.svg");
         let e = write_curves(&path, "t", &[]).unwrap_err();
         assert!(e.contains("no epochs"), "{e}");
         let e = write_curves(&path, "t", &[(1, vec![])]).unwrap_err();
         assert!(e.contains("no metrics"), "{e}");
         assert!(!path.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn writes_atomically_and_replaces_the_file() {
-        let dir = std::env::temp_dir().join(format!("dnnc-plot-write-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.svg");
+        let dir = TempDir::new("plot-write");
+        let path = dir.path().join("c.svg");
         fs::write(&path, "old").unwrap();
         write_curves(
             &path,
@@ -399,18 +397,17 @@ mod tests {
         .unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("<svg"));
-        let names: Vec<_> = fs::read_dir(&dir)
+        let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "a temporary file was left: {names:?}");
         let e = write_curves(
-            &dir.join("missing").join("c.svg"),
+            &dir.path().join("missing").join("c.svg"),
             "t",
             &[ep(1, &[("loss", 1.0)])],
         )
         .unwrap_err();
         assert!(e.contains("missing"), "{e}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

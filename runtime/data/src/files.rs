@@ -213,25 +213,22 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("dnnc-files-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn dir(name: &str) -> TempDir {
+        TempDir::new(&format!("files-{name}"))
     }
 
     #[test]
     fn reads_regular_files_within_the_limit() {
         let d = dir("read");
-        let p = d.join("a.txt");
+        let p = d.path().join("a.txt");
         fs::write(&p, "hello").unwrap();
         assert_eq!(read_regular(&p, 5).unwrap(), b"hello");
         let e = read_regular(&p, 4).unwrap_err();
         assert!(e.to_string().contains("more than the limit of 4"), "{e}");
-        let e = read_regular(&d, 100).unwrap_err();
+        let e = read_regular(d.path(), 100).unwrap_err();
         assert!(e.to_string().contains("a folder"), "{e}");
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[cfg(unix)]
@@ -250,8 +247,8 @@ mod tests {
     #[test]
     fn symbolic_links_are_followed_and_kept() {
         let d = dir("link");
-        let real = d.join("real.bin");
-        let link = d.join("link.bin");
+        let real = d.path().join("real.bin");
+        let link = d.path().join("link.bin");
         fs::write(&real, "old").unwrap();
         std::os::unix::fs::symlink("real.bin", &link).unwrap();
         write_atomically(&link, b"new").unwrap();
@@ -261,26 +258,27 @@ mod tests {
             .is_symlink());
         assert_eq!(fs::read(&real).unwrap(), b"new");
         // A dangling link names the file to create.
-        let dangling = d.join("dangling.bin");
+        let dangling = d.path().join("dangling.bin");
         std::os::unix::fs::symlink("made.bin", &dangling).unwrap();
         write_atomically(&dangling, b"made").unwrap();
-        assert_eq!(fs::read(d.join("made.bin")).unwrap(), b"made");
+        assert_eq!(fs::read(d.path().join("made.bin")).unwrap(), b"made");
         // A link to a device is refused like the device.
-        let dev = d.join("dev");
+        let dev = d.path().join("dev");
         std::os::unix::fs::symlink("/dev/null", &dev).unwrap();
         assert!(write_atomically(&dev, b"x").is_err());
         assert!(check_writable(&dev).is_err());
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn stale_temporaries_of_dead_processes_are_removed() {
         let d = dir("stale");
-        let target = d.join("w.safetensors");
+        let target = d.path().join("w.safetensors");
         // Process ids near the top of the range are not running.
-        let dead = d.join("w.safetensors.tmp-4194000");
-        let alive = d.join(format!("w.safetensors.tmp-{}", std::process::id()));
-        let other = d.join("x.safetensors.tmp-4194000");
+        let dead = d.path().join("w.safetensors.tmp-4194000");
+        let alive = d
+            .path()
+            .join(format!("w.safetensors.tmp-{}", std::process::id()));
+        let other = d.path().join("x.safetensors.tmp-4194000");
         for p in [&dead, &alive, &other] {
             fs::write(p, "partial").unwrap();
         }
@@ -290,18 +288,16 @@ mod tests {
             assert!(!dead.exists());
         }
         assert!(alive.exists() && other.exists());
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn writability_is_checked_without_leaving_files() {
         let d = dir("writable");
-        check_writable(&d.join("w.bin")).unwrap();
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 0);
-        let e = check_writable(&d.join("missing/w.bin")).unwrap_err();
+        check_writable(&d.path().join("w.bin")).unwrap();
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        let e = check_writable(&d.path().join("missing/w.bin")).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
-        let e = check_writable(&d).unwrap_err();
+        let e = check_writable(d.path()).unwrap_err();
         assert!(e.to_string().contains("a folder"), "{e}");
-        fs::remove_dir_all(&d).unwrap();
     }
 }

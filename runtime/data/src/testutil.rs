@@ -1,11 +1,12 @@
-//! Test helpers: unique temporary file paths that clean up after themselves.
+//! Test helpers: unique temporary file paths and folders that clean up after themselves.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A file path under the system temp directory, removed (with any `.tmp` sibling) on drop.
+/// A file path under the system temp directory, removed (with any `.tmp` or `.tmp-<pid>`
+/// sibling) on drop.
 pub struct TempPath(PathBuf);
 
 impl TempPath {
@@ -32,9 +33,38 @@ impl TempPath {
 impl Drop for TempPath {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        let mut tmp = self.0.clone().into_os_string();
-        tmp.push(".tmp");
-        let _ = std::fs::remove_file(tmp);
+        for suffix in [".tmp".to_string(), format!(".tmp-{}", std::process::id())] {
+            let mut tmp = self.0.clone().into_os_string();
+            tmp.push(suffix);
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// A fresh, empty folder under the system temp directory, removed with its contents on
+/// drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, unique folder whose name ends in `name`.
+    pub fn new(name: &str) -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = format!("dnnc-data-test-{}-{n}-{name}", std::process::id());
+        let dir = std::env::temp_dir().join(dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

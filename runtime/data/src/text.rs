@@ -148,15 +148,10 @@ pub fn load(path: &Path, opts: &TextOptions) -> Result<(Tensor, Vec<char>), Data
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempPath;
 
-    fn file(text: &str) -> std::path::PathBuf {
-        let p = std::env::temp_dir().join(format!(
-            "dnnc-text-{}-{}.txt",
-            std::process::id(),
-            text.len()
-        ));
-        std::fs::write(&p, text).unwrap();
-        p
+    fn file(text: &str) -> TempPath {
+        TempPath::with_bytes("text.txt", text.as_bytes())
     }
 
     fn opts(window: usize, from: f64, to: f64) -> TextOptions {
@@ -172,27 +167,29 @@ mod tests {
     fn windows_overlap_by_one_and_share_the_vocabulary() {
         let p = file("abcabcabcd");
         assert_eq!(vocabulary("abcabcabcd", false), vec!['a', 'b', 'c', 'd']);
-        let (t, v) = load(&p, &opts(4, 0.0, 1.0)).unwrap();
+        let (t, v) = load(p.path(), &opts(4, 0.0, 1.0)).unwrap();
         assert_eq!(v.len(), 4);
         // 10 characters, windows of 4 starting every 3: 0..4, 3..7, 6..10.
         assert_eq!(t.shape, vec![3, 4]);
         assert_eq!(t.data, Data::I32(vec![0, 1, 2, 0, 0, 1, 2, 0, 0, 1, 2, 3]));
-        assert_eq!(probe(&p, &opts(4, 0.0, 1.0)).unwrap().shape, vec![3, 4]);
+        assert_eq!(
+            probe(p.path(), &opts(4, 0.0, 1.0)).unwrap().shape,
+            vec![3, 4]
+        );
         // The last 40 %: "abcd" (positions 6..10), one window, ids of the whole file.
-        let (t, _) = load(&p, &opts(4, 0.6, 1.0)).unwrap();
+        let (t, _) = load(p.path(), &opts(4, 0.6, 1.0)).unwrap();
         assert_eq!(t.data, Data::I32(vec![0, 1, 2, 3]));
     }
 
     #[test]
     fn bad_parts_and_short_texts_are_errors() {
         let p = file("abc");
-        let e = load(&p, &opts(8, 0.0, 1.0)).unwrap_err();
+        let e = load(p.path(), &opts(8, 0.0, 1.0)).unwrap_err();
         assert!(e.message.contains("fewer than one window of 8"), "{e}");
-        let e = probe(&p, &opts(2, 0.9, 0.1)).unwrap_err();
+        let e = probe(p.path(), &opts(2, 0.9, 0.1)).unwrap_err();
         assert!(e.message.contains("from < to"), "{e}");
-        let bad = std::env::temp_dir().join(format!("dnnc-text-{}-bad.txt", std::process::id()));
-        std::fs::write(&bad, [0x61, 0xff, 0x62]).unwrap();
-        assert!(load(&bad, &opts(2, 0.0, 1.0))
+        let bad = TempPath::with_bytes("bad.txt", &[0x61, 0xff, 0x62]);
+        assert!(load(bad.path(), &opts(2, 0.0, 1.0))
             .unwrap_err()
             .message
             .contains("not UTF-8"));
@@ -200,7 +197,7 @@ mod tests {
             bytes: true,
             ..opts(2, 0.0, 1.0)
         };
-        let (t, v) = load(&bad, &bytes).unwrap();
+        let (t, v) = load(bad.path(), &bytes).unwrap();
         assert_eq!(
             (t.data, v.len()),
             (Data::I32(vec![0x61, 0xff, 0xff, 0x62]), 256)

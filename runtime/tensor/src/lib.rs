@@ -143,6 +143,13 @@ impl Tensor {
         }
     }
 
+    /// Entry `k` along the first axis, without that axis (layer `k` of a stack).
+    pub fn entry(&self, k: usize) -> Tensor {
+        let mut t = self.slice_rows(k, k + 1);
+        t.shape.remove(0);
+        t
+    }
+
     /// The rows at `indices` along the first axis, in that order.
     pub fn gather_rows(&self, indices: &[usize]) -> Tensor {
         let row: usize = self.shape.iter().skip(1).product();

@@ -5,8 +5,11 @@ For each of RNN, LSTM and GRU (input 3, hidden 4, batch_first), from PyTorch's o
 random initialisation (seed 0): inputs x [2, 5, 3], weights r [2, 5, 4] of the loss
 sum(y * r) + sum(h_n * q) (q [2, 4]), and PyTorch's outputs y, h_n and the gradients of
 the loss with respect to every parameter; then the same for a bidirectional LSTM
-(BiLSTM: r [2, 5, 8], q and h_n [2, 2, 4], seed 1 for its weights). Each tensor is an .npy file named
-KIND.NAME.npy. Run with a Python that has torch and numpy:
+(BiLSTM: r [2, 5, 8], q and h_n [2, 2, 4], seed 1 for its weights), and three-layer
+RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights): their h_n and q are
+batch-first [2, 3, 4], and the parameters of layers 1 and 2 are also written stacked as
+dnnc stores them, and only so (`rnn.weight_ih_stack` [2, ...] = weight_ih_l1, weight_ih_l2; the same
+for the gradients). Each tensor is an .npy file named KIND.NAME.npy. Run with a Python that has torch and numpy:
 
     python3 compiler/session/tests/data/recurrent/generate.py
 """
@@ -49,6 +52,27 @@ def main():
         out["grad.rnn." + name] = p.grad
     for name, t in out.items():
         np.save(os.path.join(HERE, f"BiLSTM.{name}.npy"), t.detach().numpy().astype(np.float32))
+
+    # Three stacked layers: h_n [3 layers, 2, 4] written batch-first.
+    torch.manual_seed(2)
+    q3 = torch.randn(2, 3, 4)
+    for kind in ("RNN", "LSTM", "GRU"):
+        layer = getattr(torch.nn, kind)(3, 4, num_layers=3, batch_first=True)
+        y, state = layer(x)
+        h_n = (state[0] if kind == "LSTM" else state).transpose(0, 1)
+        loss = (y * r).sum() + (h_n * q3).sum()
+        loss.backward()
+        out = {"x": x, "r": r, "q": q3, "y": y, "h_n": h_n}
+        params = dict(layer.named_parameters())
+        for name in (n for n in params if n.endswith("_l0")):
+            out["rnn." + name] = params[name]
+            out["grad.rnn." + name] = params[name].grad
+        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            upper = [params[f"{base}_l{k}"] for k in (1, 2)]
+            out[f"rnn.{base}_stack"] = torch.stack(upper)
+            out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
+        for name, t in out.items():
+            np.save(os.path.join(HERE, f"{kind}3.{name}.npy"), t.detach().numpy().astype(np.float32))
 
 
 if __name__ == "__main__":
