@@ -5,14 +5,19 @@
 //! runs its training step and its inference at batches 1 and 256 on random data of the
 //! right shapes (`dnnc bench`; on the interpreter a batch of 256 through the GPT takes
 //! minutes). A file without a `train` block is refused by `dnnc train` with a code, so
-//! none is silently left out. Random well-typed programs (layers, a user layer and
-//! function, NPY data, every optimizer, schedule and most settings) must check cleanly
-//! and then do the same.
+//! none is silently left out. Random well-typed programs over generated NPY data
+//! (perceptrons with a user layer and function, pruning and layers loaded `from`
+//! checkpoints; stacked and bidirectional recurrent layers and Transformer layers;
+//! convolutions with augmentation; multi-model plans; every optimizer, schedule and
+//! most settings — see `programs/`) must check cleanly, do the same, and predict on
+//! every backend.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dnnc_testing::{files, Rng};
+
+mod programs;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -50,8 +55,14 @@ fn dnnc(dir: &Path, args: &[&str], failures: &mut Vec<String>) {
 }
 
 /// Everything a program that checks must do, for `file` (in `dir`); weights and
-/// libraries go to `out`.
-fn runs_everywhere(dir: &Path, file: &str, out: &Path, failures: &mut Vec<String>) {
+/// libraries go to `out`. With `input` (model inputs in `dir`), it predicts too.
+fn runs_everywhere(
+    dir: &Path,
+    file: &str,
+    input: Option<&str>,
+    out: &Path,
+    failures: &mut Vec<String>,
+) {
     let stem = Path::new(file)
         .file_stem()
         .unwrap()
@@ -91,6 +102,22 @@ fn runs_everywhere(dir: &Path, file: &str, out: &Path, failures: &mut Vec<String
             "64",
         ];
         dnnc(dir, &eval, failures);
+        if let Some(input) = input {
+            let predictions = out.join(format!("{stem}_{backend}.npy"));
+            let predict = [
+                "predict",
+                file,
+                "--weights",
+                w,
+                "--backend",
+                backend,
+                "--input",
+                input,
+                "--output",
+                predictions.to_str().unwrap(),
+            ];
+            dnnc(dir, &predict, failures);
+        }
         if backend != "interp" {
             let bench = [
                 "bench",
@@ -150,7 +177,7 @@ fn every_ok_filetest_with_a_train_block_runs_on_every_backend() {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         let src = std::fs::read_to_string(&path).unwrap();
         if declares_train(&src) {
-            runs_everywhere(&dir, &name, out.dir(), &mut failures);
+            runs_everywhere(&dir, &name, None, out.dir(), &mut failures);
             ran += 1;
         } else {
             // Nothing to run: `dnnc train` says so with a code.
@@ -227,7 +254,7 @@ fn examples_run(group: usize) {
         }
         let src = std::fs::read_to_string(s.dir().join(name)).unwrap();
         assert!(declares_train(&src), "{name} has no train block");
-        runs_everywhere(s.dir(), name, out.dir(), &mut failures);
+        runs_everywhere(s.dir(), name, None, out.dir(), &mut failures);
         ran += 1;
     }
     assert!(ran >= 7, "group {group} ran {ran} examples");
@@ -244,148 +271,24 @@ fn every_example_runs_on_every_backend_second_half() {
     examples_run(1);
 }
 
-/// One of `options`, drawn by `g`.
-fn pick<'a>(g: &mut Rng, options: &[&'a str]) -> &'a str {
-    options[g.below(options.len())]
-}
-
-/// A random well-typed program: a model of Dense layers with a random activation (a
-/// user function), normalisation, dropout or a user layer between them, over
-/// generated NPY data, for classification or regression, with a random optimizer,
-/// schedule and settings.
-fn random_program(g: &mut Rng, dir: &Path) -> String {
-    let (n, features) = (24, 2 + g.below(6));
-    let classify = g.below(3) != 0;
-    let classes = 2 + g.below(4);
-    let x: Vec<f32> = (0..n * features)
-        .map(|_| g.below(1000) as f32 / 500.0 - 1.0)
-        .collect();
-    files::write_npy(&dir.join("x.npy"), &[n, features], &x);
-    let out = if classify { classes } else { 1 + g.below(3) };
-    if classify {
-        let y: Vec<f32> = (0..n).map(|_| g.below(classes) as f32).collect();
-        files::write_npy(&dir.join("y.npy"), &[n], &y);
-    } else {
-        let y: Vec<f32> = (0..n * out)
-            .map(|_| g.below(1000) as f32 / 1000.0)
-            .collect();
-        files::write_npy(&dir.join("y.npy"), &[n, out], &y);
-    }
-    let hidden = 3 + g.below(8);
-    let act = pick(g, &["relu", "gelu", "tanh", "sigmoid", "silu", "softplus"]);
-    let (middle_decl, middle_use) = match g.below(5) {
-        0 => ("    mid = LayerNorm(hidden)\n".to_string(), " |> mid"),
-        1 => ("    mid = BatchNorm1d(hidden)\n".to_string(), " |> mid"),
-        2 => ("    mid = Dropout(0.25)\n".to_string(), " |> mid"),
-        3 => ("    mid = Scale(hidden)\n".to_string(), " |> mid"),
-        _ => (String::new(), ""),
-    };
-    let y = if classify {
-        "cast(npy(\"y.npy\"), i32)"
-    } else {
-        "npy(\"y.npy\")"
-    };
-    let loss = if classify {
-        pick(
-            g,
-            &[
-                "cross_entropy(out, y)",
-                "cross_entropy(out, y) + 1e-4 * sum(out * out)",
-            ],
-        )
-    } else {
-        pick(
-            g,
-            &["mse(out, y)", "mae(out, y)", "huber(out, y, delta = 0.5)"],
-        )
-    };
-    let optimizer = pick(
-        g,
-        &[
-            "sgd(lr = 0.05)",
-            "sgd(lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 1e-4)",
-            "adam(lr = 1e-2)",
-            "adam(lr = 1e-2, weight_decay = 1e-3, clip_norm = 1.0)",
-            "adamw(lr = 1e-2, beta2 = 0.99)",
-            "rmsprop(lr = 1e-3, momentum = 0.5)",
-        ],
-    );
-    let schedule = pick(
-        g,
-        &[
-            "constant()",
-            "step(every = 1, gamma = 0.5)",
-            "multistep(milestones = [1, 2])",
-            "exponential(gamma = 0.9)",
-            "cosine(warmup_epochs = 1)",
-            "cosine(warmup_steps = 2, decay_steps = 5, min_lr = 1e-4)",
-            "reduce_on_plateau(metric = \"test_loss\", patience = 0)",
-        ],
-    );
-    let mut settings = vec![
-        format!("    batch = {}", 3 + g.below(10)),
-        format!("    epochs = {}", 2 + g.below(2)),
-        format!("    seed = {}", g.below(100)),
-    ];
-    if g.below(2) == 0 {
-        settings.push("    shuffle = false".into());
-    }
-    if g.below(3) == 0 {
-        settings.push("    early_stop = (monitor = test.loss, patience = 1)".into());
-    }
-    if g.below(4) == 0 {
-        settings.push("    precision = bf16".into());
-    }
-    if classify {
-        settings.push("    metrics = [accuracy(out, y)]".into());
-    }
-    format!(
-        "use std::nn::{{Dense, LayerNorm, BatchNorm1d, Dropout}}
-use std::activations::{{relu, gelu, sigmoid, silu, softplus}}
-use std::losses::{{cross_entropy, mse, mae, huber}}
-
-/// A learned scale per feature.
-layer Scale(n: Int) {{
-    param g: [n] = ones
-    fn forward(x: [B, n]) -> [B, n] {{ x * g }}
-}}
-
-fn act(x: [..S]) -> [..S] {{ {act}(x) }}
-
-model Net(hidden: Int) {{
-    l0 = Dense({features}, hidden)
-{middle_decl}    l1 = Dense(hidden, {out})
-    fn forward(x: [B, {features}]) -> [B, {out}] {{
-        x |> l0 |> act{middle_use} |> l1
-    }}
-}}
-
-dataset d {{
-    train = (x: npy(\"x.npy\"), y: {y})
-    test  = (x: npy(\"x.npy\")[0:8], y: {y}[0:8])
-}}
-
-train Net(hidden = {hidden}) on d {{
-    let out = model(x)
-    loss = {loss}
-    optimizer = {optimizer}
-    schedule = {schedule}
-{}
-}}
-",
-        settings.join("\n")
-    )
-}
+/// How many random programs the test makes (seeds 1 to this), unless
+/// `DNNC_RANDOM_PROGRAMS` says another number (a longer search by hand).
+const PROGRAMS: u64 = 24;
 
 /// Random well-typed programs check cleanly and then run everywhere.
 #[test]
 fn random_programs_that_check_run_everywhere() {
     let mut failures = Vec::new();
     let out = files::Scratch::new("check-to-run-random-out");
-    for seed in 1..=12u64 {
+    let programs = std::env::var("DNNC_RANDOM_PROGRAMS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(PROGRAMS);
+    for seed in 1..=programs {
         let dir = files::Scratch::new(&format!("check-to-run-random-{seed}"));
         let mut g = Rng(seed);
-        let src = random_program(&mut g, dir.dir());
+        let program = programs::random_program(&mut g, dir.dir());
+        let src = program.src;
         dir.write("p.dnn", &src);
         let check = Command::new(env!("CARGO_BIN_EXE_dnnc"))
             .args(["check", "p.dnn"])
@@ -404,7 +307,8 @@ fn random_programs_that_check_run_everywhere() {
             continue;
         }
         let before = failures.len();
-        runs_everywhere(dir.dir(), "p.dnn", out.dir(), &mut failures);
+        let input = Some(program.input);
+        runs_everywhere(dir.dir(), "p.dnn", input, out.dir(), &mut failures);
         if failures.len() > before {
             failures.push(format!("seed {seed}'s program:\n{src}"));
         }
