@@ -8,8 +8,9 @@
 //! PyTorch's `num_batches_tracked` is written as 0 and ignored when read); `Embedding`'s
 //! `W` is `weight`. Layers already in PyTorch's names (`LSTM`, `GRU`, `RNN`, `Linear`,
 //! `MultiheadAttention`, ...) and the user's own layers keep theirs, except that the
-//! recurrent layers' stacks of upper layers (`weight_ih_stack: [L - 1, ...]`) are
-//! PyTorch's `weight_ih_l1`, `weight_ih_l2`, ..., one tensor per layer.
+//! recurrent layers' stacks of upper layers (`weight_ih_stack: [L - 1, ...]`,
+//! `weight_ih_stack_reverse`) are PyTorch's `weight_ih_l1`, `weight_ih_l2`, ... (and
+//! `weight_ih_l1_reverse`, ...), one tensor per layer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -59,8 +60,11 @@ impl TorchName {
 /// PyTorch's local names for parameter `local` (of shape `shape`) of the standard layer
 /// `layer`, and how dnnc holds them.
 fn torch_locals(layer: &str, local: &str, shape: &[usize]) -> (Vec<String>, Layout) {
-    if let ("RNN" | "LSTM" | "GRU", Some(base)) = (layer, local.strip_suffix("_stack")) {
-        let names = (1..=shape.first().copied().unwrap_or(0)).map(|k| format!("{base}_l{k}"));
+    if let ("RNN" | "LSTM" | "GRU" | "BiLSTM", Some((base, direction))) =
+        (layer, local.split_once("_stack"))
+    {
+        let layers = 1..=shape.first().copied().unwrap_or(0);
+        let names = layers.map(|k| format!("{base}_l{k}{direction}"));
         return (names.collect(), Layout::Stacked);
     }
     let (name, transposed) = torch_local(layer, local);
@@ -314,6 +318,7 @@ mod tests {
             info("h0.norm1.gamma", &[128], Some("LayerNorm")),
             info("lstm.weight_ih_l0", &[1024, 64], Some("LSTM")),
             info("lstm.weight_hh_stack", &[2, 1024, 256], Some("LSTM")),
+            info("bi.bias_ih_stack_reverse", &[1, 16], Some("BiLSTM")),
             info("mine.W", &[3, 4], None),
             info("scale", &[1], None),
         ]);
@@ -334,6 +339,11 @@ mod tests {
                 same(
                     "lstm.weight_hh_stack",
                     "lstm.weight_hh_l1 lstm.weight_hh_l2",
+                    Layout::Stacked
+                ),
+                same(
+                    "bi.bias_ih_stack_reverse",
+                    "bi.bias_ih_l1_reverse",
                     Layout::Stacked
                 ),
                 same("mine.W", "mine.W", Layout::Same),

@@ -1,5 +1,5 @@
 //! `std::nn`'s `RNN`, `LSTM`, `GRU` and `BiLSTM` (built on `scan`), one layer and three
-//! stacked (`RNN3`, ... : `num_layers = 3`), against PyTorch:
+//! stacked (`RNN3`, ..., `BiLSTM3`: `num_layers = 3`), against PyTorch:
 //! from the weights PyTorch initialised (written by `data/recurrent/generate.py`), the
 //! sequence and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)`
 //! with respect to every parameter (one SGD step with learning rate 1), on the
@@ -20,11 +20,22 @@ const PARAMS: [&str; 4] = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_h
 /// those of its upper layers stacked, `weight_ih_stack`, ...).
 fn params(kind: &str) -> Vec<String> {
     let mut v: Vec<String> = PARAMS.iter().map(|p| p.to_string()).collect();
-    if kind == "BiLSTM" {
-        v.extend(PARAMS.iter().map(|p| format!("{p}_reverse")));
+    let directions: &[&str] = if layer(kind) == "BiLSTM" {
+        &["", "_reverse"]
+    } else {
+        &[""]
+    };
+    for d in &directions[1..] {
+        v.extend(PARAMS.iter().map(|p| format!("{p}{d}")));
     }
     if layers(kind) > 1 {
-        v.extend(PARAMS.iter().map(|p| p.replace("_l0", "_stack")));
+        for d in directions {
+            v.extend(
+                PARAMS
+                    .iter()
+                    .map(|p| format!("{}{d}", p.replace("_l0", "_stack"))),
+            );
+        }
     }
     v
 }
@@ -70,6 +81,7 @@ fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
     // reshaped back).
     let (y_ty, h_ty, h, q) = match layers(kind) {
         _ if kind == "BiLSTM" => ("[B, 5, 8]", "[2, B, 4]", "h", "reshape(q, [2, B, 4])"),
+        _ if kind == "BiLSTM3" => ("[B, 5, 8]", "[B, 6, 4]", "transpose(h, [1, 0, 2])", "q"),
         1 => ("[B, 5, 4]", "[B, 4]", "reshape(h, [B, 4])", "q"),
         _ => ("[B, 5, 4]", "[B, 3, 4]", "transpose(h, [1, 0, 2])", "q"),
     };
@@ -186,4 +198,9 @@ fn stacked_lstm_matches_pytorch() {
 #[test]
 fn stacked_gru_matches_pytorch() {
     check("GRU3");
+}
+
+#[test]
+fn stacked_bidirectional_lstm_matches_pytorch() {
+    check("BiLSTM3");
 }

@@ -238,7 +238,7 @@ fn sequence(g: &mut Rng, dir: &Path) -> Program {
             "h",
         ),
         _ => (
-            format!("BiLSTM({features}, {hidden})"),
+            format!("BiLSTM({features}, {hidden}, num_layers = {layers})"),
             2 * hidden,
             "(h, c)",
         ),

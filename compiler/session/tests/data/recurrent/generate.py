@@ -6,7 +6,8 @@ random initialisation (seed 0): inputs x [2, 5, 3], weights r [2, 5, 4] of the l
 sum(y * r) + sum(h_n * q) (q [2, 4]), and PyTorch's outputs y, h_n and the gradients of
 the loss with respect to every parameter; then the same for a bidirectional LSTM
 (BiLSTM: r [2, 5, 8], q and h_n [2, 2, 4], seed 1 for its weights), and three-layer
-RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights): their h_n and q are
+RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights) and bidirectional LSTM
+(BiLSTM3, seed 3): their h_n and q are
 batch-first [2, 3, 4], and the parameters of layers 1 and 2 are also written stacked as
 dnnc stores them, and only so (`rnn.weight_ih_stack` [2, ...] = weight_ih_l1, weight_ih_l2; the same
 for the gradients). Each tensor is an .npy file named KIND.NAME.npy. Run with a Python that has torch and numpy:
@@ -73,6 +74,28 @@ def main():
             out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
         for name, t in out.items():
             np.save(os.path.join(HERE, f"{kind}3.{name}.npy"), t.detach().numpy().astype(np.float32))
+    # Three stacked bidirectional LSTM layers (BiLSTM3): y [2, 5, 8], h_n [6, 2, 4]
+    # written batch-first [2, 6, 4] (layer 0 forward, layer 0 backward, layer 1 ...).
+    torch.manual_seed(3)
+    layer = torch.nn.LSTM(3, 4, num_layers=3, batch_first=True, bidirectional=True)
+    r6 = torch.randn(2, 5, 8)
+    q6 = torch.randn(2, 6, 4)
+    y, (h_n, _) = layer(x)
+    h_n = h_n.transpose(0, 1)
+    loss = (y * r6).sum() + (h_n * q6).sum()
+    loss.backward()
+    out = {"x": x, "r": r6, "q": q6, "y": y, "h_n": h_n}
+    params = dict(layer.named_parameters())
+    for suffix in ("", "_reverse"):
+        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            first = params[f"{base}_l0{suffix}"]
+            out[f"rnn.{base}_l0{suffix}"] = first
+            out[f"grad.rnn.{base}_l0{suffix}"] = first.grad
+            upper = [params[f"{base}_l{k}{suffix}"] for k in (1, 2)]
+            out[f"rnn.{base}_stack{suffix}"] = torch.stack(upper)
+            out[f"grad.rnn.{base}_stack{suffix}"] = torch.stack([p.grad for p in upper])
+    for name, t in out.items():
+        np.save(os.path.join(HERE, f"BiLSTM3.{name}.npy"), t.detach().numpy().astype(np.float32))
 
 
 if __name__ == "__main__":
