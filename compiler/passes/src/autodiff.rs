@@ -3,7 +3,11 @@
 //! [`gradients`] walks the nodes the loss depends on in reverse topological order,
 //! applies each op's derivative rule ([`crate::vjp`]) and sums the contributions
 //! reaching each node. Only nodes on a path from a requested variable to the loss get
-//! gradients, so no work is spent on data inputs or frozen parameters.
+//! gradients, so no work is spent on data inputs or frozen parameters. Contributions
+//! that are disjoint parts of the node's shape — the gradients of the slices an
+//! unrolled `scan` reads one per step, or of an LSTM's four gates, each zero-padded to
+//! the whole — are joined by one `concat` instead of a chain of sums of padded copies
+//! (whose cost grows with the square of the number of steps).
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,29 +43,27 @@ pub fn gradients(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<Node
     let relevant: HashSet<NodeId> = reaches_loss.intersection(&from_vars).copied().collect();
 
     let mut b = B { g };
-    let mut grad: HashMap<NodeId, Scaled> = HashMap::new();
+    let mut grad = Contributions::default();
     let one = b.splat(1.0, loss)?;
-    grad.insert(loss, Scaled { g: one, s: 1.0 });
+    grad.add(loss, Scaled { g: one, s: 1.0 });
     for &n in order.iter().rev() {
         if !relevant.contains(&n) {
             continue;
         }
-        let Some(&Scaled { g: gn, s }) = grad.get(&n) else {
+        let Some(Scaled { g: gn, s }) = grad.total(&mut b, n)? else {
             continue;
         };
         // A product with (or quotient by) a scalar constant, or a negation, only
         // scales the gradient: the factor travels on instead of becoming a node.
         if let Some((x, factor)) = scaling(b.g, n) {
             if relevant.contains(&x) {
-                add(
-                    &mut b,
-                    &mut grad,
+                grad.add(
                     x,
                     Scaled {
                         g: gn,
                         s: s * factor,
                     },
-                )?;
+                );
             }
             continue;
         }
@@ -75,16 +77,135 @@ pub fn gradients(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<Node
             if !relevant.contains(&o) {
                 continue;
             }
-            add(&mut b, &mut grad, o, Scaled { g: go, s: 1.0 })?;
+            grad.add(o, Scaled { g: go, s: 1.0 });
         }
     }
     wrt.iter()
-        .map(|&w| match grad.get(&w) {
-            Some(&Scaled { g, s: 1.0 }) => Ok(g),
-            Some(&Scaled { g, s }) => b.scale(g, s),
+        .map(|&w| match grad.total(&mut b, w)? {
+            Some(Scaled { g, s: 1.0 }) => Ok(g),
+            Some(Scaled { g, s }) => b.scale(g, s),
             None => b.splat(0.0, w),
         })
         .collect()
+}
+
+/// The gradient contributions reaching each node, summed once all have arrived (a
+/// node's users come after it in topological order).
+#[derive(Default)]
+struct Contributions {
+    parts: HashMap<NodeId, Vec<Scaled>>,
+    totals: HashMap<NodeId, Scaled>,
+}
+
+impl Contributions {
+    fn add(&mut self, node: NodeId, c: Scaled) {
+        self.parts.entry(node).or_default().push(c);
+    }
+
+    /// The gradient of `node`: its contributions summed (disjoint padded parts joined
+    /// first), or `None` when none reached it.
+    fn total(&mut self, b: &mut B<'_>, node: NodeId) -> Result<Option<Scaled>, PassError> {
+        if let Some(&t) = self.totals.get(&node) {
+            return Ok(Some(t));
+        }
+        let Some(parts) = self.parts.remove(&node) else {
+            return Ok(None);
+        };
+        let mut parts = join_disjoint_pads(b, parts)?.into_iter();
+        let Some(mut total) = parts.next() else {
+            return Ok(None);
+        };
+        for c in parts {
+            total = sum(b, total, c)?;
+        }
+        self.totals.insert(node, total);
+        Ok(Some(total))
+    }
+}
+
+/// `(axis, start, piece)` when `n` is `piece` padded with zeros along `axis` alone.
+fn axis_pad(g: &Graph, n: NodeId) -> Option<(usize, usize, NodeId)> {
+    let Op::Pad { lo, hi, value } = &g.node(n).op else {
+        return None;
+    };
+    let mut padded = (0..lo.len()).filter(|&i| lo[i] != 0 || hi[i] != 0);
+    let axis = padded.next()?;
+    (*value == 0.0 && padded.next().is_none()).then(|| (axis, lo[axis], g.operands(n)[0]))
+}
+
+/// `parts` with every group of two or more zero pads along the same axis, of the same
+/// factor, whose pieces do not overlap, replaced by one `concat` of the pieces in
+/// order (zeros between them): the same sum without a padded copy per part.
+fn join_disjoint_pads(b: &mut B<'_>, parts: Vec<Scaled>) -> Result<Vec<Scaled>, PassError> {
+    let mut groups: Vec<((usize, u64), Vec<(usize, NodeId)>)> = Vec::new();
+    let mut rest = Vec::new();
+    for c in parts {
+        match axis_pad(b.g, c.g) {
+            Some((axis, start, piece)) => {
+                let key = (axis, c.s.to_bits());
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, g)) => g.push((start, piece)),
+                    None => groups.push((key, vec![(start, piece)])),
+                }
+                rest.push(c);
+            }
+            None => rest.push(c),
+        }
+    }
+    for ((axis, s), mut pieces) in groups {
+        if pieces.len() < 2 {
+            continue;
+        }
+        pieces.sort_by_key(|&(start, _)| start);
+        let full = {
+            let like = rest
+                .iter()
+                .find(|c| axis_pad(b.g, c.g).is_some_and(|(a, _, _)| a == axis))
+                .expect("the group's pads are among the parts");
+            b.shape(like.g)
+        };
+        let len = |b: &B<'_>, p: NodeId| b.g.ty(p).shape[axis];
+        let disjoint = pieces.windows(2).all(|w| w[0].0 + len(b, w[0].1) <= w[1].0);
+        if !disjoint {
+            continue;
+        }
+        let mut joined = Vec::new();
+        let mut at = 0;
+        for &(start, piece) in &pieces {
+            if start > at {
+                joined.push(zeros(b, piece, &full, axis, start - at)?);
+            }
+            joined.push(piece);
+            at = start + len(b, piece);
+        }
+        if at < full[axis] {
+            joined.push(zeros(b, pieces[0].1, &full, axis, full[axis] - at)?);
+        }
+        let concat = b.op(Op::Concat { axis }, &joined)?;
+        let members: HashSet<NodeId> = pieces.iter().map(|&(_, p)| p).collect();
+        rest.retain(|c| {
+            !(c.s.to_bits() == s
+                && axis_pad(b.g, c.g).is_some_and(|(a, _, p)| a == axis && members.contains(&p)))
+        });
+        rest.push(Scaled {
+            g: concat,
+            s: f64::from_bits(s),
+        });
+    }
+    Ok(rest)
+}
+
+/// Zeros of `like`'s element type and of `full`'s shape with `n` along `axis`.
+fn zeros(
+    b: &mut B<'_>,
+    like: NodeId,
+    full: &[usize],
+    axis: usize,
+    n: usize,
+) -> Result<NodeId, PassError> {
+    let mut shape = full.to_vec();
+    shape[axis] = n;
+    b.zeros(b.g.ty(like).dtype, &shape)
 }
 
 /// A gradient `s · g`: the node `g` times a constant factor not yet applied. Products
@@ -100,37 +221,29 @@ struct Scaled {
     s: f64,
 }
 
-/// Adds the contribution `c` to the gradient of `node`, keeping the factor of the
-/// first contribution: `(g₁, s₁) + (g₂, s₂) = (g₁ + (s₂/s₁)·g₂, s₁)`.
-fn add(
-    b: &mut B<'_>,
-    grad: &mut HashMap<NodeId, Scaled>,
-    node: NodeId,
-    c: Scaled,
-) -> Result<(), PassError> {
-    let total = match grad.get(&node) {
-        None => c,
-        Some(&prev) if prev.s == c.s => Scaled {
+/// `prev + c`, keeping the factor of `prev`: `(g₁, s₁) + (g₂, s₂) = (g₁ + (s₂/s₁)·g₂,
+/// s₁)`.
+fn sum(b: &mut B<'_>, prev: Scaled, c: Scaled) -> Result<Scaled, PassError> {
+    Ok(match prev {
+        prev if prev.s == c.s => Scaled {
             g: b.bin(BinaryOp::Add, prev.g, c.g)?,
             s: prev.s,
         },
-        Some(&prev) if prev.s != 0.0 && (c.s / prev.s).is_finite() => {
+        prev if prev.s != 0.0 && (c.s / prev.s).is_finite() => {
             let term = b.scale(c.g, c.s / prev.s)?;
             Scaled {
                 g: b.bin(BinaryOp::Add, prev.g, term)?,
                 s: prev.s,
             }
         }
-        Some(&prev) => {
+        prev => {
             let (a, t) = (b.scale(prev.g, prev.s)?, b.scale(c.g, c.s)?);
             Scaled {
                 g: b.bin(BinaryOp::Add, a, t)?,
                 s: 1.0,
             }
         }
-    };
-    grad.insert(node, total);
-    Ok(())
+    })
 }
 
 /// `(x, k)` when `node` is `k · x` for a float `x` and a constant `k`: `x * c`,

@@ -20,8 +20,17 @@ impl B<'_> {
         Ok(self.g.add(op, xs)?)
     }
 
-    fn shape(&self, x: NodeId) -> Vec<usize> {
+    pub(crate) fn shape(&self, x: NodeId) -> Vec<usize> {
         self.g.ty(x).shape.clone()
+    }
+
+    /// Zeros of `dtype` and `shape`.
+    pub(crate) fn zeros(&mut self, dtype: DType, shape: &[usize]) -> Res<NodeId> {
+        let c = self.op(Op::Const { value: 0.0, dtype }, &[])?;
+        if shape.is_empty() {
+            return Ok(c);
+        }
+        self.op(Op::Broadcast(shape.to_vec()), &[c])
     }
 
     pub fn splat(&mut self, v: f64, like: NodeId) -> Res<NodeId> {

@@ -790,3 +790,98 @@ fn gradients_flow_through_every_float_type() {
         }
     }
 }
+
+/// The gradients of disjoint slices of one tensor (what an unrolled `scan` reads, one
+/// step each) are joined by one `concat`, with zeros where no slice reads, instead of
+/// a sum of padded copies: no `pad` is left, and the gradient is each slice's own.
+#[test]
+fn gradients_of_disjoint_slices_are_joined_without_padded_copies() {
+    let mut g = Graph::new("slices");
+    let x = f32_input(&mut g, "x", &[5, 3]);
+    let mut terms = Vec::new();
+    // Rows 0, 1, 3 and 4 with weights 1, 2, 4, 5; row 2 is not read.
+    for (row, k) in [(3usize, 4.0), (0, 1.0), (4, 5.0), (1, 2.0)] {
+        let s = g
+            .add(
+                Op::Slice {
+                    starts: vec![row, 0],
+                    ends: vec![row + 1, 3],
+                    steps: vec![1, 1],
+                },
+                &[x],
+            )
+            .unwrap();
+        let c = g
+            .add(
+                Op::Const {
+                    value: k,
+                    dtype: DType::F32,
+                },
+                &[],
+            )
+            .unwrap();
+        let c = g.add(Op::Broadcast(vec![1, 3]), &[c]).unwrap();
+        let t = g.add(Op::Binary(BinaryOp::Mul), &[s, c]).unwrap();
+        let t = g.add(Op::Binary(BinaryOp::Mul), &[t, s]).unwrap();
+        terms.push(t);
+    }
+    let mut total = terms[0];
+    for &t in &terms[1..] {
+        total = g.add(Op::Binary(BinaryOp::Add), &[total, t]).unwrap();
+    }
+    let loss = g
+        .add(
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes: vec![0, 1],
+                keepdims: false,
+            },
+            &[total],
+        )
+        .unwrap();
+    let d = gradients(&mut g, loss, &[x]).unwrap()[0];
+    g.set_output("d", d);
+    dnnc_ir::verify(&g).unwrap();
+    assert!(
+        matches!(g.node(d).op, Op::Concat { axis: 0 }),
+        "{:?}",
+        g.node(d).op
+    );
+    let live = g.topo_order().unwrap();
+    let reaches_d = |n: NodeId| {
+        let mut stack = vec![d];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(m) = stack.pop() {
+            if m == n {
+                return true;
+            }
+            if seen.insert(m) {
+                stack.extend(g.operands(m));
+            }
+        }
+        false
+    };
+    assert!(
+        !live
+            .iter()
+            .any(|&n| matches!(g.node(n).op, Op::Pad { .. }) && reaches_d(n)),
+        "a padded copy is left in the gradient"
+    );
+    let xv: Vec<f32> = (0..15).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let mut values = HashMap::new();
+    values.insert(
+        "x".to_string(),
+        Tensor::f32(vec![5, 3], xv.clone()).unwrap(),
+    );
+    let r = dnnc_interp::run(&g, &values, &HashMap::new()).unwrap();
+    let got = r
+        .outputs
+        .iter()
+        .find(|(n, _)| n == "d")
+        .unwrap()
+        .1
+        .to_f32_vec();
+    let weight = [1.0, 2.0, 0.0, 4.0, 5.0];
+    let want: Vec<f32> = (0..15).map(|i| 2.0 * weight[i / 3] * xv[i]).collect();
+    assert_eq!(got, want);
+}

@@ -640,8 +640,9 @@ impl<'db> Checker<'db> {
         })
     }
 
-    /// Checks that the parameters of `inst` fit in memory's address space with its
-    /// hyperparameters (E0310 at `span`).
+    /// Checks that the parameters of `inst` have no negative dimension (E0306, e.g.
+    /// `num_layers - 1` of a stack bound with `num_layers = 0`) and fit in memory's
+    /// address space (E0310) with its hyperparameters; reports at `span`.
     pub fn check_param_sizes(&mut self, inst: &LayerInst, span: Span) {
         let Some(sig) = crate::items::layer_sig(self.db, self.item_id(&inst.layer)).as_ref() else {
             return;
@@ -656,6 +657,10 @@ impl<'db> Checker<'db> {
             for d in p.ty.shape.0.iter() {
                 match d {
                     crate::ty::DimItem::Dim(d) => match d.substitute(&mut at) {
+                        Some(v) if v.as_const().is_some_and(|v| v < 0) => {
+                            self.negative_dim(inst, &p.name, d, &v, span);
+                            return;
+                        }
                         Some(d) => dims.push(d),
                         None => return,
                     },
@@ -671,6 +676,30 @@ impl<'db> Checker<'db> {
                 return;
             }
         }
+    }
+
+    /// E0306 at `span`: `inst`'s hyperparameters make dimension `d` of its parameter
+    /// `param` the negative `v`.
+    fn negative_dim(&mut self, inst: &LayerInst, param: &str, d: &Dim, v: &Dim, span: Span) {
+        let given: Vec<String> = inst
+            .args
+            .iter()
+            .filter(|(k, _)| d.atoms().any(|a| matches!(a, Atom::Sym(s) if s == k)))
+            .map(|(k, v)| format!("`{k} = {v}`"))
+            .collect();
+        let e = self
+            .err(
+                codes::BAD_DIM,
+                span,
+                format!(
+                    "`{}` gives its parameter `{param}` the negative dimension `{d}`",
+                    inst.layer.name
+                ),
+            )
+            .with_label(format!("`{d}` is `{v}` here"))
+            .with_note(format!("here {}", given.join(" and ")))
+            .with_help("every dimension of a parameter must be 0 or more");
+        self.error(e);
     }
 
     /// Checks that the quotients in the parameter shapes of `inst` (`inp / groups` of
