@@ -137,7 +137,9 @@ fn axis_pad(g: &Graph, n: NodeId) -> Option<(usize, usize, NodeId)> {
 /// factor, whose pieces do not overlap, replaced by one `concat` of the pieces in
 /// order (zeros between them): the same sum without a padded copy per part.
 fn join_disjoint_pads(b: &mut B<'_>, parts: Vec<Scaled>) -> Result<Vec<Scaled>, PassError> {
-    let mut groups: Vec<((usize, u64), Vec<(usize, NodeId)>)> = Vec::new();
+    // By (axis, factor's bits): the pieces' offsets along the axis and the pieces.
+    type Pieces = Vec<(usize, NodeId)>;
+    let mut groups: Vec<((usize, u64), Pieces)> = Vec::new();
     let mut rest = Vec::new();
     for c in parts {
         match axis_pad(b.g, c.g) {
