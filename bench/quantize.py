@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+import logging
+
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import (
@@ -120,6 +122,7 @@ def main() -> int:
     a = p.parse_args()
     if a.quick:
         a.rounds, a.runs = 1, 40
+    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's advice on pre-processing
     dnnc = a.dnnc if Path(a.dnnc).exists() else str(ROOT / "target" / "debug" / "dnnc")
     if not WEIGHTS.exists():
         sys.exit(f"{WEIGHTS} is missing: run `dnnc train examples/mnist_cnn.dnn` first")
@@ -145,7 +148,7 @@ def main() -> int:
 
     accuracy = {}
     for label, w in (("dnnc f32", WEIGHTS), ("dnnc int8", q)):
-        out = run([dnnc, "eval", str(EXAMPLE), "--weights", str(w), "--threads", str(a.threads)])
+        out = run([dnnc, "eval", str(EXAMPLE), "--weights", str(w)])
         accuracy[label] = float(out.split("test_accuracy")[1].split()[0])
     for label, s in sessions.items():
         accuracy[label] = ort_accuracy(s, test_x, test_y)

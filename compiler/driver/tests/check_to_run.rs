@@ -55,7 +55,8 @@ fn dnnc(dir: &Path, args: &[&str], failures: &mut Vec<String>) {
 }
 
 /// Everything a program that checks must do, for `file` (in `dir`); weights and
-/// libraries go to `out`. With `input` (model inputs in `dir`), it predicts too.
+/// libraries go to `out`. With `input` (model inputs in `dir`), it predicts too, on
+/// every backend with the same weights, and the predictions must agree.
 fn runs_everywhere(
     dir: &Path,
     file: &str,
@@ -102,22 +103,6 @@ fn runs_everywhere(
             "64",
         ];
         dnnc(dir, &eval, failures);
-        if let Some(input) = input {
-            let predictions = out.join(format!("{stem}_{backend}.npy"));
-            let predict = [
-                "predict",
-                file,
-                "--weights",
-                w,
-                "--backend",
-                backend,
-                "--input",
-                input,
-                "--output",
-                predictions.to_str().unwrap(),
-            ];
-            dnnc(dir, &predict, failures);
-        }
         if backend != "interp" {
             let bench = [
                 "bench",
@@ -131,6 +116,9 @@ fn runs_everywhere(
             ];
             dnnc(dir, &bench, failures);
         }
+    }
+    if let Some(input) = input {
+        predicts_alike(dir, file, &stem, input, out, failures);
     }
     let lib = out.join(format!("lib{stem}.a"));
     dnnc(
@@ -149,6 +137,63 @@ fn runs_everywhere(
             lib.to_str().unwrap(),
         ];
         dnnc(dir, &args, failures);
+    }
+}
+
+/// `dnnc predict` of `input` with the weights the interpreter trained runs on every
+/// backend, and the native backends' predictions agree with the interpreter's (the
+/// stated tolerance, `dnnc_testing::tolerance::close`).
+fn predicts_alike(
+    dir: &Path,
+    file: &str,
+    stem: &str,
+    input: &str,
+    out: &Path,
+    failures: &mut Vec<String>,
+) {
+    let weights = out.join(format!("{stem}_interp.safetensors"));
+    if !weights.exists() {
+        return; // its training failed, and said so
+    }
+    let mut reference: Option<Vec<f32>> = None;
+    for backend in backends() {
+        let predictions = out.join(format!("{stem}_predict_{backend}.npy"));
+        let _ = std::fs::remove_file(&predictions);
+        let before = failures.len();
+        let args = [
+            "predict",
+            file,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--input",
+            input,
+            "--output",
+            predictions.to_str().unwrap(),
+        ];
+        dnnc(dir, &args, failures);
+        if failures.len() > before {
+            continue;
+        }
+        let got = files::read_npy(&predictions);
+        match &reference {
+            None => reference = Some(got),
+            Some(want) => {
+                let off = got
+                    .iter()
+                    .zip(want)
+                    .position(|(&a, &b)| !dnnc_testing::tolerance::close(a, b));
+                if got.len() != want.len() || off.is_some() {
+                    failures.push(format!(
+                        "`dnnc predict {file} --backend {backend}` in {}: {} predictions, {} on the interpreter; first difference at {off:?}",
+                        dir.display(),
+                        got.len(),
+                        want.len()
+                    ));
+                }
+            }
+        }
     }
 }
 
@@ -280,10 +325,13 @@ const PROGRAMS: u64 = 24;
 fn random_programs_that_check_run_everywhere() {
     let mut failures = Vec::new();
     let out = files::Scratch::new("check-to-run-random-out");
-    let programs = std::env::var("DNNC_RANDOM_PROGRAMS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(PROGRAMS);
+    let programs = match std::env::var("DNNC_RANDOM_PROGRAMS") {
+        Ok(n) => match n.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("DNNC_RANDOM_PROGRAMS must be a whole number above 0, not {n:?}"),
+        },
+        Err(_) => PROGRAMS,
+    };
     for seed in 1..=programs {
         let dir = files::Scratch::new(&format!("check-to-run-random-{seed}"));
         let mut g = Rng(seed);

@@ -74,6 +74,16 @@ EXAMPLES = [
     "onnx/topk",
 ]
 
+# Layers that must become ONNX's own ops (not their unrolled time steps): op type →
+# how many nodes, per example. A silent fallback to the unrolled form would still
+# compute the same numbers, so the counts are checked too.
+EXPECTED_OPS = {
+    "shakespeare_lstm": {"LSTM": 1},
+    "onnx/gru": {"GRU": 1},
+    "onnx/rnn": {"RNN": 1},
+    "onnx/lstm3": {"LSTM": 3},
+}
+
 MIN_OPSET = 17
 COMMAND_TIMEOUT_S = 300
 TRAIN_STEPS = 2
@@ -496,6 +506,10 @@ def check_example(
     result.opset = check_onnx(model)
     result.nodes = len(model.graph.node)
     result.ops = op_counts(model.graph)
+    for op, n in EXPECTED_OPS.get(name, {}).items():
+        found = sum(1 for node in model.graph.node if node.op_type == op)
+        if found != n:
+            raise CheckFailed(f"{found} `{op}` nodes, expected {n} (the layer was unrolled?)")
 
     x = make_input(model.graph, name, batch)
     np.save(p.input, x)

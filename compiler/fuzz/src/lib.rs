@@ -19,10 +19,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use dnnc_sema::{file_diagnostics, RootDatabase};
 use dnnc_tensor::{DType, Data, Tensor};
+use dnnc_testing::files::Scratch;
 
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
@@ -37,31 +38,17 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("lsp_transport", lsp_transport),
 ];
 
-/// A scratch folder for the files the targets write, one per thread: made on a thread's
-/// first run and reused by every later one (the targets overwrite the same few names),
-/// removed when the thread ends (the replay's test threads; the harness's process on
-/// exit).
-struct ScratchDir(PathBuf);
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 thread_local! {
-    static SCRATCH: ScratchDir = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let k = NEXT.fetch_add(1, Ordering::Relaxed);
-        let d = std::env::temp_dir().join(format!("dnnc-fuzz-{}-{k}", std::process::id()));
-        std::fs::create_dir_all(&d).expect("a scratch folder");
-        ScratchDir(d)
-    };
+    /// A scratch folder for the files the targets write, one per thread: made on a
+    /// thread's first run and reused by every later one (the targets overwrite the same
+    /// few names), removed when the thread ends normally (a harness process that
+    /// crashes or is killed leaves its one folder behind).
+    static SCRATCH: Scratch = Scratch::new("fuzz");
 }
 
 /// `name` in this thread's scratch folder.
 fn scratch(name: &str) -> PathBuf {
-    SCRATCH.with(|d| d.0.join(name))
+    SCRATCH.with(|d| d.path(name))
 }
 
 /// Writes `data` to `name` in this thread's scratch folder (made again if something

@@ -68,12 +68,16 @@ pub fn write(
                 _ => None,
             })
             .collect();
-    let get = |local: &str| {
-        let name = if call.path.is_empty() {
+    // A parameter of the layer by its local name.
+    let qualified = |local: &str| {
+        if call.path.is_empty() {
             local.to_string()
         } else {
             format!("{}.{local}", call.path)
-        };
+        }
+    };
+    let get = |local: &str| {
+        let name = qualified(local);
         let t = weights
             .get(&name)
             .ok_or_else(|| ExportError(format!("the weights have no tensor `{name}`")))?;
@@ -98,16 +102,9 @@ pub fn write(
         "bias_ih_stack",
         "bias_hh_stack",
     ];
-    let full = |local: &str| {
-        if call.path.is_empty() {
-            local.to_string()
-        } else {
-            format!("{}.{local}", call.path)
-        }
-    };
     // The upper layers' weights, one `[w_ih, w_hh, b_ih, b_hh]` per layer.
     let mut layers = vec![first.map(Tensor::clone)];
-    if declared.contains_key(full(names[0]).as_str()) {
+    if declared.contains_key(qualified(names[0]).as_str()) {
         let stacks: Vec<&Tensor> = names.iter().map(|n| get(n)).collect::<Result<_, _>>()?;
         for k in 0..stacks[0].shape[0] {
             layers.push([0, 1, 2, 3].map(|i| stacks[i].entry(k)));

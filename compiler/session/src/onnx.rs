@@ -53,26 +53,30 @@ pub fn export(
     Ok(model.ops)
 }
 
-/// The inference graph for `batch` samples with its layer calls' outputs followed
-/// through the passes (a pass may replace a call's output by an equal node: the last
-/// of a stack's sequences by the scan's carry), so that the exporter finds them.
+/// The inference graph for `batch` samples with its layer calls' inputs and outputs
+/// followed through the passes (a pass may replace one by an equal node: the last of a
+/// stack's sequences by the scan's carry), so that the exporter finds them.
 fn following_calls(
     job: &Job<'_>,
     batch: usize,
     passes: &PassOptions,
 ) -> Result<dnnc_lower::Lowered, RunError> {
     let mut l = lower(job.db, job.file, job.item, Mode::Predict, batch)?;
-    let pin = |call: usize, k: usize| format!("layer call {call} output {k}");
+    let pin = |call: usize, side: &str, k: usize| format!("layer call {call} {side} {k}");
     for (i, c) in l.layer_calls.iter().enumerate() {
-        for (k, &o) in c.outputs.iter().enumerate() {
-            l.graph.set_output(pin(i, k), o);
+        for (side, ids) in [("input", &c.inputs), ("output", &c.outputs)] {
+            for (k, &id) in ids.iter().enumerate() {
+                l.graph.set_output(pin(i, side, k), id);
+            }
         }
     }
     let mut l = forward_lowered(job.db, job.file, job.item, l, passes)?;
-    for i in 0..l.layer_calls.len() {
-        for k in 0..l.layer_calls[i].outputs.len() {
-            if let Some(id) = l.graph.remove_output(&pin(i, k)) {
-                l.layer_calls[i].outputs[k] = id;
+    for (i, c) in l.layer_calls.iter_mut().enumerate() {
+        for (side, ids) in [("input", &mut c.inputs), ("output", &mut c.outputs)] {
+            for (k, id) in ids.iter_mut().enumerate() {
+                if let Some(now) = l.graph.remove_output(&pin(i, side, k)) {
+                    *id = now;
+                }
             }
         }
     }

@@ -3,12 +3,15 @@
 //! from the weights PyTorch initialised (written by `data/recurrent/generate.py`), the
 //! sequence and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)`
 //! with respect to every parameter (one SGD step with learning rate 1), on the
-//! interpreter and Cranelift.
+//! interpreter and Cranelift; and each stack's PyTorch `state_dict` through
+//! `dnnc convert` both ways.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use dnnc_session::torch::{self, Direction};
 use dnnc_session::{BackendKind, PassOptions};
 use dnnc_tensor::Tensor;
 use dnnc_testing::files::Scratch;
@@ -129,7 +132,35 @@ fn check(kind: &str) {
     with_job(&path, |job| compare(kind, job, &path, &weights));
 }
 
+/// The tensors of a safetensors file by name.
+fn tensors(path: &Path) -> BTreeMap<String, Tensor> {
+    dnnc_runtime::checkpoint::load(path)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// A stack's PyTorch `state_dict` (`rnn.weight_ih_l1`, ...) converts to the weights the
+/// test built from the stacked arrays, and back to itself, bit for bit.
+fn converts_from_and_to_torch(
+    kind: &str,
+    job: &dnnc_session::Job<'_>,
+    path: &Path,
+    weights: &Path,
+) {
+    let state_dict = data().join(format!("{kind}.state_dict.safetensors"));
+    let ours = path.with_file_name("from-torch.safetensors");
+    torch::convert(job, Direction::FromTorch, &state_dict, &ours).unwrap();
+    assert_eq!(tensors(&ours), tensors(weights), "{kind}: --from-torch");
+    let back = path.with_file_name("to-torch.safetensors");
+    torch::convert(job, Direction::ToTorch, &ours, &back).unwrap();
+    assert_eq!(tensors(&back), tensors(&state_dict), "{kind}: --to-torch");
+}
+
 fn compare(kind: &str, job: &dnnc_session::Job<'_>, path: &Path, weights: &Path) {
+    if layers(kind) > 1 {
+        converts_from_and_to_torch(kind, job, path, weights);
+    }
     let params: Vec<(String, Vec<f32>)> = params(kind)
         .iter()
         .map(|p| {

@@ -1,6 +1,8 @@
 //! Test helpers: unique temporary file paths and folders that clean up after themselves.
 
 use std::path::{Path, PathBuf};
+
+use dnnc_testing::files::Scratch;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -42,29 +44,18 @@ impl Drop for TempPath {
 }
 
 /// A fresh, empty folder under the system temp directory, removed with its contents on
-/// drop.
-pub struct TempDir(PathBuf);
+/// drop (the test suites' one [`Scratch`]).
+pub struct TempDir(Scratch);
 
 impl TempDir {
     /// A fresh, unique folder whose name ends in `name`.
     pub fn new(name: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = format!("dnnc-data-test-{}-{n}-{name}", std::process::id());
-        let dir = std::env::temp_dir().join(dir);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(Scratch::new(&format!("data-{name}")))
     }
 
     /// The folder.
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.dir()
     }
 }
 

@@ -143,8 +143,17 @@ impl Tensor {
         }
     }
 
-    /// Entry `k` along the first axis, without that axis (layer `k` of a stack).
+    /// Entry `k` along the first axis, without that axis: `t[k]`.
+    ///
+    /// # Panics
+    ///
+    /// If the tensor has no axis or `k` is not below the first dimension.
     pub fn entry(&self, k: usize) -> Tensor {
+        assert!(
+            self.shape.first().is_some_and(|&n| k < n),
+            "entry {k} of a tensor of shape {:?}",
+            self.shape
+        );
         let mut t = self.slice_rows(k, k + 1);
         t.shape.remove(0);
         t
@@ -184,5 +193,19 @@ mod tests {
         let u = Tensor::new(DType::U8, vec![2], Data::U8(vec![7, 255])).unwrap();
         assert_eq!(u.gather_rows(&[1]).data, Data::U8(vec![255]));
         assert_eq!(u.cast(DType::I8).data, Data::I8(vec![7, -1]));
+    }
+
+    #[test]
+    fn entries_drop_the_first_axis() {
+        let t = Tensor::f32(vec![3, 1, 2], vec![0., 1., 2., 3., 4., 5.]).unwrap();
+        let e = t.entry(2);
+        assert_eq!(
+            (e.shape.as_slice(), e.as_f32().unwrap()),
+            (&[1, 2][..], &[4., 5.][..])
+        );
+        let v = Tensor::new(DType::I64, vec![2], Data::I64(vec![7, 9])).unwrap();
+        assert_eq!(v.entry(1).shape, Vec::<usize>::new());
+        assert_eq!(v.entry(1).data, Data::I64(vec![9]));
+        assert!(std::panic::catch_unwind(|| t.entry(3)).is_err());
     }
 }

@@ -10,7 +10,8 @@ RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights) and bidirectiona
 (BiLSTM3, seed 3): their h_n and q are
 batch-first [2, 3, 4], and the parameters of layers 1 and 2 are also written stacked as
 dnnc stores them, and only so (`rnn.weight_ih_stack` [2, ...] = weight_ih_l1, weight_ih_l2; the same
-for the gradients). Each tensor is an .npy file named KIND.NAME.npy. Run with a Python that has torch and numpy:
+for the gradients). Each tensor is an .npy file named KIND.NAME.npy; the stacks'
+state_dicts (PyTorch's names) are KIND.state_dict.safetensors too. Run with a Python that has torch and numpy:
 
     python3 compiler/session/tests/data/recurrent/generate.py
 """
@@ -74,6 +75,7 @@ def main():
             out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
         for name, t in out.items():
             np.save(os.path.join(HERE, f"{kind}3.{name}.npy"), t.detach().numpy().astype(np.float32))
+        state_dict(layer, f"{kind}3")
     # Three stacked bidirectional LSTM layers (BiLSTM3): y [2, 5, 8], h_n [6, 2, 4]
     # written batch-first [2, 6, 4] (layer 0 forward, layer 0 backward, layer 1 ...).
     torch.manual_seed(3)
@@ -96,6 +98,16 @@ def main():
             out[f"grad.rnn.{base}_stack{suffix}"] = torch.stack([p.grad for p in upper])
     for name, t in out.items():
         np.save(os.path.join(HERE, f"BiLSTM3.{name}.npy"), t.detach().numpy().astype(np.float32))
+    state_dict(layer, "BiLSTM3")
+
+
+def state_dict(layer, kind):
+    """The layer's state_dict as PyTorch saves it, bound as `rnn` (`rnn.weight_ih_l1`,
+    ...): what `dnnc convert --from-torch` reads in the test."""
+    from safetensors.torch import save_file
+
+    tensors = {f"rnn.{k}": v.detach().contiguous() for k, v in layer.state_dict().items()}
+    save_file(tensors, os.path.join(HERE, f"{kind}.state_dict.safetensors"))
 
 
 if __name__ == "__main__":
