@@ -2,6 +2,7 @@
 //! stacked (`RNN3`, ..., `BiLSTM3`: `num_layers = 3`), against PyTorch:
 //! from the weights PyTorch initialised (written by `data/recurrent/generate.py`), the
 //! sequence and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)`
+//! (`+ sum(c_n · qc)` for the stacks of LSTMs)
 //! with respect to every parameter (one SGD step with learning rate 1), on the
 //! interpreter and Cranelift; and each stack's PyTorch `state_dict` through
 //! `dnnc convert` both ways.
@@ -48,6 +49,11 @@ fn layer(kind: &str) -> &str {
     kind.trim_end_matches('3')
 }
 
+/// Whether the test compares `c_n` too (the stacks of LSTMs).
+fn cell(kind: &str) -> bool {
+    layers(kind) > 1 && layer(kind).ends_with("LSTM")
+}
+
 fn layers(kind: &str) -> usize {
     if kind.ends_with('3') {
         3
@@ -66,7 +72,7 @@ fn load(kind: &str, name: &str) -> Tensor {
 
 fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
     let dir = Scratch::new(&format!("recurrent-{kind}"));
-    for f in ["x", "r", "q"] {
+    for f in ["x", "r", "q"].iter().chain(cell(kind).then_some(&"qc")) {
         std::fs::copy(
             data().join(format!("{kind}.{f}.npy")),
             dir.path(&format!("{f}.npy")),
@@ -94,22 +100,34 @@ fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
     } else {
         "3, 4".to_string()
     };
+    // A stack of LSTMs returns its `c_n` too, batch-first, in the loss with `qc`.
+    let (c_ty, c_out, c_field, c_loss, c_let) = if cell(kind) {
+        (
+            format!(", {h_ty}"),
+            ", transpose(c, [1, 0, 2])",
+            ", qc: npy(\"qc.npy\")",
+            " + sum(c * qc)",
+            ", c",
+        )
+    } else {
+        (String::new(), "", "", "", "")
+    };
     let src = format!(
         "use std::nn::{name}
 model Net {{
     rnn = {name}({args})
-    fn forward(x: [B, 5, 3]) -> ({y_ty}, {h_ty}) {{
+    fn forward(x: [B, 5, 3]) -> ({y_ty}, {h_ty}{c_ty}) {{
         let (y, {state}) = rnn(x)
-        (y, {h})
+        (y, {h}{c_out})
     }}
 }}
 dataset d {{
-    train = (x: npy(\"x.npy\"), r: npy(\"r.npy\"), q: npy(\"q.npy\"))
+    train = (x: npy(\"x.npy\"), r: npy(\"r.npy\"), q: npy(\"q.npy\"){c_field})
 }}
 train Net on d {{
     batch = 2
-    let (y, h) = model(x)
-    loss = sum(y * r) + sum(h * {q})
+    let (y, h{c_let}) = model(x)
+    loss = sum(y * r) + sum(h * {q}){c_loss}
     optimizer = sgd(lr = 1.0)
     shuffle = false
 }}
@@ -184,6 +202,12 @@ fn compare(kind: &str, job: &dnnc_session::Job<'_>, path: &Path, weights: &Path)
             ey < 1e-5 && eh < 1e-5,
             "{kind} {backend:?}: y {ey:e}, h_n {eh:e}"
         );
+        if cell(kind) {
+            let c =
+                dnnc_data::npy::load(&out.with_file_name(format!("y-{backend:?}.2.npy"))).unwrap();
+            let ec = rel(&c.to_f32_vec(), &load(kind, "c_n").to_f32_vec());
+            assert!(ec < 1e-5, "{kind} {backend:?}: c_n {ec:e}");
+        }
         // Gradients: one SGD step with lr = 1 from PyTorch's weights.
         let trained = path.with_file_name(format!("step-{backend:?}.safetensors"));
         for (name, grad) in sgd_step_gradients(job, weights, &trained, backend, &params) {

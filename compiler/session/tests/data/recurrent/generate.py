@@ -7,7 +7,7 @@ sum(y * r) + sum(h_n * q) (q [2, 4]), and PyTorch's outputs y, h_n and the gradi
 the loss with respect to every parameter; then the same for a bidirectional LSTM
 (BiLSTM: r [2, 5, 8], q and h_n [2, 2, 4], seed 1 for its weights), and three-layer
 RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights) and bidirectional LSTM
-(BiLSTM3, seed 3): their h_n and q are
+(BiLSTM3, seed 3), whose c_n (batch-first, with weights qc) is in the loss too: their h_n and q are
 batch-first [2, 3, 4], and the parameters of layers 1 and 2 are also written stacked as
 dnnc stores them, and only so (`rnn.weight_ih_stack` [2, ...] = weight_ih_l1, weight_ih_l2; the same
 for the gradients). Each tensor is an .npy file named KIND.NAME.npy; the stacks'
@@ -58,13 +58,19 @@ def main():
     # Three stacked layers: h_n [3 layers, 2, 4] written batch-first.
     torch.manual_seed(2)
     q3 = torch.randn(2, 3, 4)
+    qc3 = torch.randn(2, 3, 4)
     for kind in ("RNN", "LSTM", "GRU"):
         layer = getattr(torch.nn, kind)(3, 4, num_layers=3, batch_first=True)
         y, state = layer(x)
         h_n = (state[0] if kind == "LSTM" else state).transpose(0, 1)
         loss = (y * r).sum() + (h_n * q3).sum()
-        loss.backward()
         out = {"x": x, "r": r, "q": q3, "y": y, "h_n": h_n}
+        if kind == "LSTM":
+            # The LSTM's c_n [3, 2, 4] too, batch-first, in the loss with its own weights.
+            c_n = state[1].transpose(0, 1)
+            loss = loss + (c_n * qc3).sum()
+            out.update({"qc": qc3, "c_n": c_n})
+        loss.backward()
         params = dict(layer.named_parameters())
         for name in (n for n in params if n.endswith("_l0")):
             out["rnn." + name] = params[name]
@@ -82,11 +88,12 @@ def main():
     layer = torch.nn.LSTM(3, 4, num_layers=3, batch_first=True, bidirectional=True)
     r6 = torch.randn(2, 5, 8)
     q6 = torch.randn(2, 6, 4)
-    y, (h_n, _) = layer(x)
-    h_n = h_n.transpose(0, 1)
-    loss = (y * r6).sum() + (h_n * q6).sum()
+    qc6 = torch.randn(2, 6, 4)
+    y, (h_n, c_n) = layer(x)
+    h_n, c_n = h_n.transpose(0, 1), c_n.transpose(0, 1)
+    loss = (y * r6).sum() + (h_n * q6).sum() + (c_n * qc6).sum()
     loss.backward()
-    out = {"x": x, "r": r6, "q": q6, "y": y, "h_n": h_n}
+    out = {"x": x, "r": r6, "q": q6, "y": y, "h_n": h_n, "qc": qc6, "c_n": c_n}
     params = dict(layer.named_parameters())
     for suffix in ("", "_reverse"):
         for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
