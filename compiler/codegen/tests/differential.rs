@@ -170,6 +170,26 @@ fn fused_chain_is_one_loop() {
     }
 }
 
+/// A loop evaluating `exp`, `tanh` and `erf` computes whole vectors, then single
+/// elements: every length around those boundaries (with a second value stored on the
+/// way) is bit for bit the interpreter's.
+#[test]
+fn math_loops_match_the_interpreter_at_every_length() {
+    for n in (0..=40).chain([63, 64, 65, 79, 80, 81, 1000]) {
+        let mut rng = Rng(n as u64 + 7);
+        let mut b = Builder::new("math");
+        let x = b.input(&mut rng, "x", &[n]);
+        let e = b.op(Op::Unary(UnaryOp::Exp), &[x]);
+        let t = b.op(Op::Unary(UnaryOp::Tanh), &[e]);
+        let u = b.op(Op::Unary(UnaryOp::Erf), &[x]);
+        let s = b.op(Op::Binary(BinaryOp::Add), &[t, u]);
+        b.g.set_output("stored", e);
+        b.g.set_output("out", s);
+        let (compared, exact, _) = check(&b);
+        assert_eq!(compared, exact, "n = {n}: not bit for bit");
+    }
+}
+
 /// A value with two users, both in one loop, is fused away; an output with one user is
 /// computed in its user's loop and stored on the way.
 #[test]
