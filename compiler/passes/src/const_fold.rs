@@ -12,7 +12,9 @@
 //! - `pad` of a splat with its own value; `reduce_max`/`reduce_min` of a splat; and
 //!   `reduce_sum` of a splat: wrapping `n·c` for integers, and for `f32` the sum of `n`
 //!   copies accumulated one at a time from `0.0`, as the interpreter does (up to
-//!   2^16 terms); an `iota` whose axis has length 1 (all zeros).
+//!   2^16 terms); an `iota` whose axis has length 1 (all zeros), and a `slice` of an
+//!   integer `iota` that keeps one position along its axis (that position: what an
+//!   unrolled `scan` over `arange(n)` reads at each step).
 //!
 //! Results are bit-exact with the reference interpreter: the scalar rules here
 //! ([`unary`], [`binary`], [`cast`]) are the interpreter's, written out again so that the
@@ -85,6 +87,11 @@ impl Scalar {
     /// `1`; never a `bool`.
     pub fn is_one(&self) -> bool {
         self.dtype() != DType::Bool && self.value() == 1.0
+    }
+
+    /// The integer, if this is one (of an integer type).
+    pub fn as_int(&self) -> Option<i64> {
+        self.dtype().is_int().then(|| self.0.as_slice().i64_at(0))
     }
 
     /// The boolean, if this is one.
@@ -194,6 +201,11 @@ fn fold(g: &Graph, id: NodeId) -> Option<Scalar> {
             Some(if splat(0)?.as_bool()? { a } else { b })
         }
         Op::Cast(to) => cast(&splat(0)?, *to),
+        // One position along an `iota`'s axis: that position everywhere.
+        Op::Slice { starts, .. } if iota_axis(g, ops[0]).is_some_and(|a| node.ty.shape[a] == 1) => {
+            let a = iota_axis(g, ops[0])?;
+            Some(Scalar::from_const(starts[a] as f64, node.ty.dtype))
+        }
         Op::Reshape(_) | Op::Transpose(_) | Op::Broadcast(_) | Op::Slice { .. } => splat(0),
         Op::Concat { .. } => {
             let first = splat(0)?;
@@ -225,6 +237,14 @@ fn fold(g: &Graph, id: NodeId) -> Option<Scalar> {
         Op::Iota {
             dtype, shape, axis, ..
         } if shape.get(*axis) == Some(&1) => Some(Scalar::from_const(0.0, *dtype)),
+        _ => None,
+    }
+}
+
+/// The axis of `id` if it is an `iota` (of an integer type: its values are exact).
+fn iota_axis(g: &Graph, id: NodeId) -> Option<usize> {
+    match g.node(id).op {
+        Op::Iota { dtype, axis, .. } if dtype.is_int() => Some(axis),
         _ => None,
     }
 }
@@ -487,5 +507,44 @@ mod tests {
         let t = g.output("t").unwrap();
         let want = 0.0f32 + 0.1 + 0.1 + 0.1;
         assert_eq!(splat_value(&g, t), Some(f(want)));
+    }
+
+    /// One position of an integer `iota` along its axis is that position everywhere;
+    /// two positions, or a float `iota`, stay.
+    #[test]
+    fn a_slice_of_an_iota_at_one_position_folds() {
+        let mut g = Graph::new("t");
+        let iota = |g: &mut Graph, dtype| {
+            g.add(
+                Op::Iota {
+                    dtype,
+                    shape: vec![4, 3],
+                    axis: 0,
+                },
+                &[],
+            )
+            .unwrap()
+        };
+        let slice = |g: &mut Graph, x, from: usize, to: usize| {
+            let op = Op::Slice {
+                starts: vec![from, 0],
+                ends: vec![to, 3],
+                steps: vec![1, 1],
+            };
+            g.add(op, &[x]).unwrap()
+        };
+        let i = iota(&mut g, DType::I64);
+        let one = slice(&mut g, i, 2, 3);
+        let two = slice(&mut g, i, 1, 3);
+        let fi = iota(&mut g, DType::F32);
+        let float = slice(&mut g, fi, 2, 3);
+        for (name, n) in [("one", one), ("two", two), ("float", float)] {
+            g.set_output(name, n);
+        }
+        run(&mut g).unwrap();
+        let root = |name: &str| splat_value(&g, g.output(name).unwrap());
+        assert_eq!(root("one"), Some(int(DType::I64, 2)));
+        assert_eq!(root("two"), None);
+        assert_eq!(root("float"), None);
     }
 }

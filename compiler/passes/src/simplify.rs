@@ -21,6 +21,7 @@
 //! | `broadcast(x, shape(x)) = x`, `broadcast(broadcast(x, s), t) = broadcast(x, t)` | broadcasts compose |
 //! | `slice(x, 0.., ..shape(x), 1..) = x`, `pad(x, 0, 0) = x`, `concat([x]) = x` | |
 //! | `stop_gradient(stop_gradient x) = stop_gradient x` | |
+//! | `gather(x, k, axis) = slice(x, k..k+1 along axis)`, `scatter_add(u, k, axis) = pad(u, k, n-1-k)` | one index `k`, a splat within the axis (an unrolled scan over `arange`); reshaped to the node's shape |
 //!
 //! Deliberately absent: `x * 0 = 0` and `x - x = 0` (false for NaN and infinities),
 //! `x + 0` for a splat `x` (that is [`crate::const_fold`]'s job), and anything that
@@ -95,6 +96,24 @@ pub fn run(g: &mut Graph) -> Result<bool, PassError> {
         changed = true;
     }
     Ok(changed)
+}
+
+/// `x` with `shape` (`x` itself when it has it already).
+fn reshaped(g: &mut Graph, x: NodeId, shape: &[usize]) -> Option<NodeId> {
+    if g.ty(x).shape == shape {
+        return Some(x);
+    }
+    g.add(Op::Reshape(shape.to_vec()), &[x]).ok()
+}
+
+/// `k` when the indices `idx` are one integer, a splat of `k` within `0..size` (an
+/// index out of range stays, and fails at run time as it should).
+fn one_index(g: &Graph, idx: NodeId, size: usize) -> Option<usize> {
+    if g.ty(idx).numel() != 1 {
+        return None;
+    }
+    let k = splat_value(g, idx)?.as_int()?;
+    usize::try_from(k).ok().filter(|&k| k < size)
 }
 
 fn is_identity(perm: &[usize]) -> bool {
@@ -204,6 +223,35 @@ fn rewrite(g: &mut Graph, id: NodeId) -> Option<NodeId> {
                 return None;
             }
             x
+        }
+        Op::Gather { axis } => {
+            let (x, idx) = (ops[0], ops[1]);
+            let shape = g.ty(x).shape.clone();
+            let k = one_index(g, idx, shape[*axis])?;
+            let (mut starts, mut ends) = (vec![0; shape.len()], shape.clone());
+            (starts[*axis], ends[*axis]) = (k, k + 1);
+            let steps = vec![1; shape.len()];
+            let row = g
+                .add(
+                    Op::Slice {
+                        starts,
+                        ends,
+                        steps,
+                    },
+                    &[x],
+                )
+                .ok()?;
+            reshaped(g, row, &node.ty.shape)?
+        }
+        Op::ScatterAdd { axis, shape } => {
+            let (updates, idx) = (ops[0], ops[1]);
+            let k = one_index(g, idx, shape[*axis])?;
+            let mut one = shape.clone();
+            one[*axis] = 1;
+            let row = reshaped(g, updates, &one)?;
+            let (mut lo, mut hi) = (vec![0; shape.len()], vec![0; shape.len()]);
+            (lo[*axis], hi[*axis]) = (k, shape[*axis] - 1 - k);
+            g.add(Op::Pad { lo, hi, value: 0.0 }, &[row]).ok()?
         }
         Op::Pad { lo, hi, .. } if lo.iter().chain(hi).all(|&p| p == 0) => ops[0],
         Op::Concat { .. } if ops.len() == 1 => ops[0],
@@ -338,5 +386,51 @@ mod tests {
         assert!(strip_stop_gradient(&mut g).unwrap());
         assert_eq!(g.output("y"), Some(x));
         assert!(!strip_stop_gradient(&mut g).unwrap());
+    }
+
+    /// A gather or scatter at one constant index in range is a slice or a pad (what a
+    /// scan over `arange` reads and its gradient writes); an index out of range stays.
+    #[test]
+    fn one_constant_index_is_a_slice_or_a_pad() {
+        let index = |g: &mut Graph, k: f64| {
+            let c = g
+                .add(
+                    Op::Const {
+                        value: k,
+                        dtype: DType::I64,
+                    },
+                    &[],
+                )
+                .unwrap();
+            g.add(Op::Broadcast(vec![1]), &[c]).unwrap()
+        };
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::F32, &[3, 4, 2]);
+        let k = index(&mut g, 2.0);
+        let row = g.add(Op::Gather { axis: 0 }, &[x, k]).unwrap();
+        let u = input(&mut g, "u", DType::F32, &[4, 1, 2]);
+        let k1 = index(&mut g, 1.0);
+        let shape = vec![4, 5, 2];
+        let scattered = g.add(Op::ScatterAdd { axis: 1, shape }, &[u, k1]).unwrap();
+        let far = index(&mut g, 3.0);
+        let kept = g.add(Op::Gather { axis: 0 }, &[x, far]).unwrap();
+        g.set_output("row", row);
+        g.set_output("scattered", scattered);
+        g.set_output("kept", kept);
+        let g = simplified(g);
+        let op = |name: &str| g.node(g.output(name).unwrap()).op.clone();
+        assert!(
+            matches!(op("row"), Op::Slice { ref starts, ref ends, .. }
+            if *starts == [2, 0, 0] && *ends == [3, 4, 2]),
+            "{}",
+            to_text(&g)
+        );
+        assert!(
+            matches!(op("scattered"), Op::Pad { ref lo, ref hi, .. }
+            if *lo == [0, 1, 0] && *hi == [0, 3, 0]),
+            "{}",
+            to_text(&g)
+        );
+        assert!(matches!(op("kept"), Op::Gather { .. }), "{}", to_text(&g));
     }
 }
