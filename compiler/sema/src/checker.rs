@@ -681,12 +681,7 @@ impl<'db> Checker<'db> {
     /// E0306 at `span`: `inst`'s hyperparameters make dimension `d` of its parameter
     /// `param` the negative `v`.
     fn negative_dim(&mut self, inst: &LayerInst, param: &str, d: &Dim, v: &Dim, span: Span) {
-        let given: Vec<String> = inst
-            .args
-            .iter()
-            .filter(|(k, _)| d.atoms().any(|a| matches!(a, Atom::Sym(s) if s == k)))
-            .map(|(k, v)| format!("`{k} = {v}`"))
-            .collect();
+        let given = given_args(inst, &[d]);
         let e = self
             .err(
                 codes::BAD_DIM,
@@ -721,16 +716,7 @@ impl<'db> Checker<'db> {
                 if nv.quotient(&dv).is_some() {
                     continue;
                 }
-                let given: Vec<String> = inst
-                    .args
-                    .iter()
-                    .filter(|(k, _)| {
-                        n.atoms()
-                            .chain(d.atoms())
-                            .any(|a| matches!(a, Atom::Sym(s) if s == k))
-                    })
-                    .map(|(k, v)| format!("`{k} = {v}`"))
-                    .collect();
+                let given = given_args(inst, &[n, d]);
                 let e = self
                     .err(
                         codes::BAD_DIM,
@@ -1202,6 +1188,19 @@ pub fn plural(n: usize) -> &'static str {
 /// Tensor type shorthand used in messages.
 pub fn show(t: &TensorTy) -> String {
     t.to_string()
+}
+
+/// `` `name = value` `` of each hyperparameter of `inst` that `dims` mention (what a
+/// note about their values lists).
+fn given_args(inst: &LayerInst, dims: &[&Dim]) -> Vec<String> {
+    inst.args
+        .iter()
+        .filter(|(k, _)| {
+            dims.iter()
+                .any(|d| d.atoms().any(|a| matches!(a, Atom::Sym(s) if s == k)))
+        })
+        .map(|(k, v)| format!("`{k} = {v}`"))
+        .collect()
 }
 
 /// The integer hyperparameters an instance was given, by name.

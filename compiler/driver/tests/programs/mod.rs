@@ -213,6 +213,31 @@ train Net(hidden = {hidden}) on d {{
     }
 }
 
+/// The dataset (`x.npy`, integer labels `y.npy`, the first 8 samples as the test split,
+/// then `augment`) and a train block of `Net` for classification, with a random
+/// optimizer, schedule and settings.
+fn classifier_training(g: &mut Rng, augment: &str) -> String {
+    format!(
+        "dataset d {{
+    train = (x: npy(\"x.npy\"), y: cast(npy(\"y.npy\"), i32))
+    test  = (x: npy(\"x.npy\")[0:8], y: cast(npy(\"y.npy\"), i32)[0:8])
+{augment}}}
+
+train Net on d {{
+    let out = model(x)
+    loss = cross_entropy(out, y)
+    optimizer = {optimizer}
+    schedule = {schedule}
+    metrics = [accuracy(out, y)]
+{settings}
+}}
+",
+        optimizer = pick(g, OPTIMIZERS),
+        schedule = pick(g, SCHEDULES),
+        settings = settings(g, true).join("\n")
+    )
+}
+
 /// A recurrent layer (RNN, LSTM or GRU, one to three layers, or a bidirectional LSTM)
 /// over `[B, T, F]`, perhaps a Transformer layer over its sequence, and a dense head
 /// over the mean or last state, for sequence classification.
@@ -289,23 +314,8 @@ model Net {{
     }}
 }}
 
-dataset d {{
-    train = (x: npy(\"x.npy\"), y: cast(npy(\"y.npy\"), i32))
-    test  = (x: npy(\"x.npy\")[0:8], y: cast(npy(\"y.npy\"), i32)[0:8])
-}}
-
-train Net on d {{
-    let out = model(x)
-    loss = cross_entropy(out, y)
-    optimizer = {optimizer}
-    schedule = {schedule}
-    metrics = [accuracy(out, y)]
-{settings}
-}}
-",
-        optimizer = pick(g, OPTIMIZERS),
-        schedule = pick(g, SCHEDULES),
-        settings = settings(g, true).join("\n")
+{}",
+        classifier_training(g, "")
     );
     Program {
         src,
@@ -371,23 +381,8 @@ model Net {{
     }}
 }}
 
-dataset d {{
-    train = (x: npy(\"x.npy\"), y: cast(npy(\"y.npy\"), i32))
-    test  = (x: npy(\"x.npy\")[0:8], y: cast(npy(\"y.npy\"), i32)[0:8])
-{augment}}}
-
-train Net on d {{
-    let out = model(x)
-    loss = cross_entropy(out, y)
-    optimizer = {optimizer}
-    schedule = {schedule}
-    metrics = [accuracy(out, y)]
-{settings}
-}}
-",
-        optimizer = pick(g, OPTIMIZERS),
-        schedule = pick(g, SCHEDULES),
-        settings = settings(g, true).join("\n")
+{}",
+        classifier_training(g, &augment)
     );
     Program {
         src,
