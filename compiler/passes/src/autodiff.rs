@@ -137,43 +137,38 @@ fn axis_pad(g: &Graph, n: NodeId) -> Option<(usize, usize, NodeId)> {
 /// factor, whose pieces do not overlap, replaced by one `concat` of the pieces in
 /// order (zeros between them): the same sum without a padded copy per part.
 fn join_disjoint_pads(b: &mut B<'_>, parts: Vec<Scaled>) -> Result<Vec<Scaled>, PassError> {
-    // By (axis, factor's bits): the pieces' offsets along the axis and the pieces.
-    type Pieces = Vec<(usize, NodeId)>;
+    // Every contribution has the node's shape.
+    let Some(full) = parts.first().map(|c| b.shape(c.g)) else {
+        return Ok(parts);
+    };
+    // By (axis, factor's bits): the pads' offsets along the axis, their pieces and
+    // their places among the parts (the sum keeps the parts' order; joined groups
+    // come last).
+    type Pieces = Vec<(usize, NodeId, (usize, Scaled))>;
     let mut groups: Vec<((usize, u64), Pieces)> = Vec::new();
     let mut rest = Vec::new();
-    for c in parts {
-        match axis_pad(b.g, c.g) {
-            Some((axis, start, piece)) => {
-                let key = (axis, c.s.to_bits());
-                match groups.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, g)) => g.push((start, piece)),
-                    None => groups.push((key, vec![(start, piece)])),
-                }
-                rest.push(c);
-            }
-            None => rest.push(c),
+    for (i, c) in parts.into_iter().enumerate() {
+        let Some((axis, start, piece)) = axis_pad(b.g, c.g) else {
+            rest.push((i, c));
+            continue;
+        };
+        let key = (axis, c.s.to_bits());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push((start, piece, (i, c))),
+            None => groups.push((key, vec![(start, piece, (i, c))])),
         }
     }
     for ((axis, s), mut pieces) in groups {
-        if pieces.len() < 2 {
-            continue;
-        }
-        pieces.sort_by_key(|&(start, _)| start);
-        let full = {
-            let like = rest
-                .iter()
-                .find(|c| axis_pad(b.g, c.g).is_some_and(|(a, _, _)| a == axis))
-                .expect("the group's pads are among the parts");
-            b.shape(like.g)
-        };
+        pieces.sort_by_key(|&(start, _, _)| start);
         let len = |b: &B<'_>, p: NodeId| b.g.ty(p).shape[axis];
         let disjoint = pieces.windows(2).all(|w| w[0].0 + len(b, w[0].1) <= w[1].0);
-        if !disjoint {
+        if pieces.len() < 2 || !disjoint {
+            rest.extend(pieces.into_iter().map(|(_, _, c)| c));
             continue;
         }
         let mut joined = Vec::new();
         let mut at = 0;
-        for &(start, piece) in &pieces {
+        for &(start, piece, _) in &pieces {
             if start > at {
                 joined.push(zeros(b, piece, &full, axis, start - at)?);
             }
@@ -183,18 +178,14 @@ fn join_disjoint_pads(b: &mut B<'_>, parts: Vec<Scaled>) -> Result<Vec<Scaled>, 
         if at < full[axis] {
             joined.push(zeros(b, pieces[0].1, &full, axis, full[axis] - at)?);
         }
-        let concat = b.op(Op::Concat { axis }, &joined)?;
-        let members: HashSet<NodeId> = pieces.iter().map(|&(_, p)| p).collect();
-        rest.retain(|c| {
-            !(c.s.to_bits() == s
-                && axis_pad(b.g, c.g).is_some_and(|(a, _, p)| a == axis && members.contains(&p)))
-        });
-        rest.push(Scaled {
-            g: concat,
+        let joined = Scaled {
+            g: b.op(Op::Concat { axis }, &joined)?,
             s: f64::from_bits(s),
-        });
+        };
+        rest.push((usize::MAX, joined));
     }
-    Ok(rest)
+    rest.sort_by_key(|&(i, _)| i);
+    Ok(rest.into_iter().map(|(_, c)| c).collect())
 }
 
 /// Zeros of `like`'s element type and of `full`'s shape with `n` along `axis`.
