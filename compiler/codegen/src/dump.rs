@@ -30,7 +30,12 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn operand(o: &Operand) -> String {
-    format!("v{}{}", o.val, if o.transposed { "ᵀ" } else { "" })
+    let at = if o.offset > 0 {
+        format!("[+{}]", o.offset)
+    } else {
+        String::new()
+    };
+    format!("v{}{at}{}", o.val, if o.transposed { "ᵀ" } else { "" })
 }
 
 /// The text of `s` as planned by `plan`.

@@ -495,9 +495,15 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     Some(x) if bf16 => x,
                     _ => o,
                 };
+                // A contiguous slice is read in place, at its offset.
+                let (o, offset) = match contiguous_slice(g, o) {
+                    Some((x, at)) if !bf16 && val_of.contains_key(&x) => (x, at),
+                    _ => (o, 0),
+                };
                 Operand {
                     val: val_of[&o],
                     transposed,
+                    offset,
                 }
             };
             let (a, b) = (g.ty(mops[0]).shape.clone(), g.ty(mops[1]).shape.clone());
@@ -608,6 +614,35 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
                     let x = arg_shape(i);
                     index.push(affine(&x, &st, at * st[*axis]));
                     at += x[*axis];
+                }
+                // Slices are read in place through their maps (their own copies are
+                // then unread and dropped).
+                let read: Vec<Option<(NodeId, Affine)>> = operands
+                    .iter()
+                    .map(|&o| slice_map(g, o).filter(|(x, _)| val_of.contains_key(x)))
+                    .collect();
+                if read.iter().any(Option::is_some) {
+                    let parts = index
+                        .into_iter()
+                        .zip(&read)
+                        .map(|(dst, r)| match r {
+                            Some((_, src)) => (src.clone(), dst),
+                            None => (affine(&dst.shape, &strides(&dst.shape), 0), dst),
+                        })
+                        .collect();
+                    let args = read
+                        .iter()
+                        .zip(&operands)
+                        .map(|(r, o)| val_of[r.as_ref().map_or(o, |(x, _)| x)])
+                        .collect();
+                    let out = new_val(&mut s, dtype, n, Role::Temp);
+                    val_of.insert(id, out);
+                    s.steps.push(Work::Kernel {
+                        k: Kernel::ConcatFrom(parts),
+                        args,
+                        out,
+                    });
+                    continue;
                 }
                 Kernel::Concat(index)
             }
@@ -741,6 +776,39 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
     s.steps = first;
     drop_unread(&mut s);
     Ok(s)
+}
+
+/// Whether `o` (behind reshapes) is a slice whose elements are consecutive in its
+/// operand: its operand and where they start.
+fn contiguous_slice(g: &Graph, o: NodeId) -> Option<(NodeId, usize)> {
+    let (x, map) = slice_map(g, through_reshapes(g, o))?;
+    // Consecutive: from the first axis of more than one element on, the steps are 1
+    // and the later axes whole.
+    let shape = &g.ty(x).shape;
+    let contiguous = match map.shape.iter().position(|&d| d != 1) {
+        None => true,
+        Some(k) => map.strides[k] == strides(shape)[k] && map.shape[k + 1..] == shape[k + 1..],
+    };
+    (contiguous && g.ty(x).dtype == DType::F32).then_some((x, map.offset))
+}
+
+/// `o` behind reshapes and stop-gradients (which share their operand's value).
+fn through_reshapes(g: &Graph, mut o: NodeId) -> NodeId {
+    while matches!(g.node(o).op, Op::Reshape(_) | Op::StopGradient) {
+        o = g.operands(o)[0];
+    }
+    o
+}
+
+/// If `o` is a slice: its operand and its map (where each of its elements lies in the
+/// operand).
+fn slice_map(g: &Graph, o: NodeId) -> Option<(NodeId, Affine)> {
+    let Op::Slice { starts, steps, .. } = &g.node(o).op else {
+        return None;
+    };
+    let x = g.operands(o)[0];
+    let (st, offset) = slice_strides(&g.ty(x).shape, starts, steps);
+    Some((x, affine(&g.ty(o).shape, &st, offset)))
 }
 
 /// Removes steps whose result nothing reads (a broadcast or splat only a fused

@@ -413,7 +413,7 @@ impl Instance {
                 StepDesc::Kernel { k, args, out } => {
                     order.push((false, steps.len()));
                     steps.push(Exec::Kernel {
-                        k: Kernel::from_desc(k),
+                        k: Kernel::from_desc(k).map_err(program)?,
                         args: args.iter().map(|&a| view(a)).collect::<Result<_, _>>()?,
                         out: view(*out)?,
                         error: UnsafeCell::new(None),
@@ -430,7 +430,13 @@ impl Instance {
                 } => {
                     let [batch, m, k, n] = *dims;
                     if view(a.val)?.dtype == DType::I8 {
-                        if a.transposed || b.transposed || bias.is_some() || *relu {
+                        if a.transposed
+                            || b.transposed
+                            || a.offset != 0
+                            || b.offset != 0
+                            || bias.is_some()
+                            || *relu
+                        {
                             return Err(ExecError::Program(
                                 "an i8 product reads its operands as stored, with no epilogue"
                                     .into(),
@@ -454,8 +460,19 @@ impl Instance {
                         } else {
                             (cols as isize, 1)
                         };
-                        view(o.val).map(|v| MatRef {
-                            ptr: v.ptr as *const f32,
+                        let v = view(o.val)?;
+                        let end = batch
+                            .checked_mul(rows * cols)
+                            .and_then(|n| n.checked_add(o.offset));
+                        if v.dtype != DType::F32 || end.is_none_or(|e| e > v.len) {
+                            return Err(program(format!(
+                                "a product's operand {} does not fit its value",
+                                o.val
+                            )));
+                        }
+                        Ok(MatRef {
+                            // SAFETY: checked to lie within the value.
+                            ptr: unsafe { (v.ptr as *const f32).add(o.offset) },
                             rs,
                             cs,
                         })

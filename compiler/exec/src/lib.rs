@@ -10,6 +10,7 @@
 //! - [`buffer`]: aligned blocks and typed views;
 //! - [`ops`]: the Rust kernels (everything that is not a fused loop or a matmul);
 //! - [`maps`]: index maps of data-movement kernels;
+//! - [`moves`]: copies between two index maps (a concat reading slices in place);
 //! - [`reduce`]: `f32` reductions over axes that are not consecutive;
 //! - [`window`]: `patches` and `fold` (im2col, col2im);
 //! - [`program`]: the serialisable description;
@@ -22,6 +23,7 @@ pub mod instance;
 mod json_float;
 pub mod library;
 pub mod maps;
+pub mod moves;
 pub mod ops;
 pub mod program;
 pub mod reduce;

@@ -14,6 +14,7 @@ use dnnc_tensor::{with_same, with_slice_mut, Elem};
 
 use crate::buffer::{In, Out};
 use crate::maps::Walk;
+use crate::moves::Moves;
 use crate::program::{Dims, KernelDesc};
 use crate::window::{fold, patches};
 use dnnc_kernels::pool;
@@ -31,6 +32,8 @@ pub enum Kernel {
     Take(Walk),
     /// Operand `j` goes to `out[index[j][i]]`.
     Concat(Vec<Walk>),
+    /// Part `j` moves from operand `j` into `out` ([`KernelDesc::ConcatFrom`]).
+    ConcatFrom(Vec<Moves>),
     /// `out = value`, then `out[index[i]] = x[i]`.
     Pad {
         value: f64,
@@ -87,15 +90,21 @@ pub enum Kernel {
 
 impl Kernel {
     /// The kernel `d` describes, with its index maps expanded.
-    pub fn from_desc(d: &KernelDesc) -> Kernel {
+    pub fn from_desc(d: &KernelDesc) -> Result<Kernel, String> {
         let map = |a: &crate::program::Affine| Walk::new(&a.shape, &a.strides, a.offset);
-        match d {
+        Ok(match d {
             KernelDesc::Unary(u, t) => Kernel::Unary(*u, *t),
             KernelDesc::Binary(b, t) => Kernel::Binary(*b, *t),
             KernelDesc::Select => Kernel::Select,
             KernelDesc::Cast(t) => Kernel::Cast(*t),
             KernelDesc::Take(a) => Kernel::Take(map(a)),
             KernelDesc::Concat(v) => Kernel::Concat(v.iter().map(map).collect()),
+            KernelDesc::ConcatFrom(parts) => Kernel::ConcatFrom(
+                parts
+                    .iter()
+                    .map(|(src, dst)| Moves::new(src, dst))
+                    .collect::<Result<_, _>>()?,
+            ),
             KernelDesc::Pad {
                 value,
                 dtype,
@@ -144,7 +153,7 @@ impl Kernel {
                 dist: *dist,
                 salt: *salt,
             },
-        }
+        })
     }
 }
 
@@ -158,6 +167,7 @@ impl KernelDesc {
             KernelDesc::Cast(t) => format!("cast {t}"),
             KernelDesc::Take(_) => "take".into(),
             KernelDesc::Concat(_) => "concat".into(),
+            KernelDesc::ConcatFrom(_) => "concat reading slices".into(),
             KernelDesc::Pad { .. } => "pad".into(),
             KernelDesc::Reduce { kind, .. } => {
                 format!("reduce_{kind:?} by index map").to_lowercase()
@@ -356,6 +366,40 @@ fn concat_data(out: &mut Out<'_>, index: &[Walk], args: &[In<'_>]) -> Result<(),
     Ok(())
 }
 
+/// `out[dst_j(i)] = x_j[src_j(i)]` for each part `j`; the rows split over the pool's
+/// threads when there are many elements.
+fn concat_moves(out: &mut Out<'_>, parts: &[Moves], args: &[In<'_>]) -> Result<(), String> {
+    if parts.len() != args.len() {
+        return Err(bad("a concat"));
+    }
+    for (m, &x) in parts.iter().zip(args) {
+        if !m.fits(x.len(), out.len()) {
+            return Err("codegen: a concat's part lies outside its operand or result".into());
+        }
+        with_same!(out.reborrow(), x, SliceMut, Slice, o, v => move_rows(o, m, v), else return Err(bad("a concat")));
+    }
+    Ok(())
+}
+
+fn move_rows<T: Copy + Send + Sync>(out: &mut [T], m: &Moves, x: &[T]) {
+    let rows = m.row_count();
+    let threads = pool::threads()
+        .min(m.len() / PARALLEL_MOVE)
+        .min(rows)
+        .max(1);
+    if threads == 1 {
+        return m.run_rows(out, x, 0, rows);
+    }
+    let chunks = (4 * threads).min(rows);
+    let shared = SharedOut(out.as_mut_ptr(), out.len());
+    pool::run(chunks, threads, &|_, c| {
+        // SAFETY: chunk `c` writes only its rows' destinations, disjoint from the other
+        // chunks' (a concat's maps are injective).
+        let out = unsafe { shared.get() };
+        m.run_rows(out, x, rows * c / chunks, rows * (c + 1) / chunks);
+    });
+}
+
 /// [`concat_data`] in slabs: slab `c` of `chunks` writes that fraction of every
 /// operand's runs, so when the operands interleave in `out` (the tiles of a pooling
 /// gradient) each part of `out` is finished while in cache rather than revisited once
@@ -502,6 +546,7 @@ impl Kernel {
             Kernel::Cast(_) => elementwise::cast(args[0], out).map_err(elem_error)?,
             Kernel::Take(index) => take_data(args[0], index, out)?,
             Kernel::Concat(index) => concat_data(&mut out, index, args)?,
+            Kernel::ConcatFrom(parts) => concat_moves(&mut out, parts, args)?,
             Kernel::Pad { value, index, .. } => {
                 with_slice_mut!(out.reborrow(), o => fill(o, Elem::from_f64(*value)));
                 put_data(&mut out, index, args[0])?;

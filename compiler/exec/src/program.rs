@@ -35,6 +35,10 @@ pub enum KernelDesc {
     Take(Affine),
     /// Operand `j` goes to `out[index[j][i]]`.
     Concat(Vec<Affine>),
+    /// A concat whose operands are read through maps (slices read in place): element
+    /// `i` of part `j` is `args[j][src(i)]` and goes to `out[dst(i)]`, for each part's
+    /// `(src, dst)` ([`crate::moves`]).
+    ConcatFrom(Vec<(Affine, Affine)>),
     /// `out = value`, then `out[index[i]] = x[i]`.
     Pad {
         #[serde(with = "crate::json_float::f64_value")]
@@ -117,6 +121,10 @@ pub struct ValDesc {
 pub struct Operand {
     pub val: usize,
     pub transposed: bool,
+    /// Where in the value the operand starts, in elements (a contiguous slice read in
+    /// place).
+    #[serde(default)]
+    pub offset: usize,
 }
 
 /// One step.

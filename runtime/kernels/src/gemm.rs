@@ -900,6 +900,9 @@ mod tests {
             (16, 200, 64),
             (11, 25, 576),
             (16, 2100, 203),
+            // A decoder's step: one or two rows over a short `k` (dot products).
+            (1, 128, 512),
+            (2, 128, 7),
         ];
         for portable in [false, true] {
             PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
