@@ -1,5 +1,7 @@
 //! `std::nn`'s `RNN`, `LSTM`, `GRU` and `BiLSTM` (built on `scan`), one layer and three
-//! stacked (`RNN3`, ..., `BiLSTM3`: `num_layers = 3`), against PyTorch:
+//! stacked (`RNN3`, ..., `BiLSTM3`: `num_layers = 3`; `RNN3s`, `LSTM3s`, `GRU3s` from
+//! non-zero initial states, `run(x, h0[, c0])`, which are parameters whose gradients
+//! are compared too), against PyTorch:
 //! from the weights PyTorch initialised (written by `data/recurrent/generate.py`), the
 //! sequence and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)`
 //! (`+ sum(c_n · qc)` for the stacks of LSTMs)
@@ -44,9 +46,33 @@ fn params(kind: &str) -> Vec<String> {
     v
 }
 
-/// The layer `kind` tests (`LSTM3` is `LSTM`) and its number of stacked layers.
+/// The layer `kind` tests (`LSTM3` and `LSTM3s` are `LSTM`) and its number of stacked
+/// layers.
 fn layer(kind: &str) -> &str {
-    kind.trim_end_matches('3')
+    kind.trim_end_matches('s').trim_end_matches('3')
+}
+
+/// Whether `kind` runs from initial states of its own (`h0`, and `c0` for an LSTM).
+fn from_state(kind: &str) -> bool {
+    kind.ends_with('s')
+}
+
+/// The initial states `kind` learns (parameters `[3, 1, 4]` of the model).
+fn state_params(kind: &str) -> &'static [&'static str] {
+    match (from_state(kind), layer(kind)) {
+        (false, _) => &[],
+        (true, "LSTM") => &["h0", "c0"],
+        (true, _) => &["h0"],
+    }
+}
+
+/// Every parameter of the test's model by its name in the weights.
+fn all_params(kind: &str) -> Vec<String> {
+    params(kind)
+        .iter()
+        .map(|p| format!("rnn.{p}"))
+        .chain(state_params(kind).iter().map(|p| p.to_string()))
+        .collect()
 }
 
 /// Whether the test compares `c_n` too (the stacks of LSTMs).
@@ -55,7 +81,7 @@ fn cell(kind: &str) -> bool {
 }
 
 fn layers(kind: &str) -> usize {
-    if kind.ends_with('3') {
+    if kind.trim_end_matches('s').ends_with('3') {
         3
     } else {
         1
@@ -112,12 +138,26 @@ fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
     } else {
         (String::new(), "", "", "", "")
     };
+    // From states of its own: `run` from them, broadcast over the batch.
+    let (state_decls, call) = if from_state(kind) {
+        let decls: String = state_params(kind)
+            .iter()
+            .map(|p| format!("    param {p}: [{stacked}, 1, 4] = zeros\n"))
+            .collect();
+        let inits: Vec<String> = state_params(kind)
+            .iter()
+            .map(|p| format!("broadcast_to({p}, [{stacked}, B, 4])"))
+            .collect();
+        (decls, format!("rnn.run(x, {})", inits.join(", ")))
+    } else {
+        (String::new(), "rnn(x)".to_string())
+    };
     let src = format!(
         "use std::nn::{name}
 model Net {{
     rnn = {name}({args})
-    fn forward(x: [B, 5, 3]) -> ({y_ty}, {h_ty}{c_ty}) {{
-        let (y, {state}) = rnn(x)
+{state_decls}    fn forward(x: [B, 5, 3]) -> ({y_ty}, {h_ty}{c_ty}) {{
+        let (y, {state}) = {call}
         (y, {h}{c_out})
     }}
 }}
@@ -135,9 +175,12 @@ train Net on d {{
     );
     let path = dir.path("net.dnn");
     std::fs::write(&path, src).unwrap();
-    let params: Vec<(String, Tensor)> = params(kind)
-        .iter()
-        .map(|p| (format!("rnn.{p}"), load(kind, &format!("rnn.{p}"))))
+    let params: Vec<(String, Tensor)> = all_params(kind)
+        .into_iter()
+        .map(|p| {
+            let t = load(kind, &p);
+            (p, t)
+        })
         .collect();
     let refs: Vec<(String, &Tensor)> = params.iter().map(|(n, t)| (n.clone(), t)).collect();
     let weights = dir.path("torch.safetensors");
@@ -176,16 +219,14 @@ fn converts_from_and_to_torch(
 }
 
 fn compare(kind: &str, job: &dnnc_session::Job<'_>, path: &Path, weights: &Path) {
-    if layers(kind) > 1 {
+    if layers(kind) > 1 && !from_state(kind) {
         converts_from_and_to_torch(kind, job, path, weights);
     }
-    let params: Vec<(String, Vec<f32>)> = params(kind)
-        .iter()
+    let params: Vec<(String, Vec<f32>)> = all_params(kind)
+        .into_iter()
         .map(|p| {
-            (
-                format!("rnn.{p}"),
-                load(kind, &format!("rnn.{p}")).to_f32_vec(),
-            )
+            let t = load(kind, &p).to_f32_vec();
+            (p, t)
         })
         .collect();
     for backend in [BackendKind::Interp, BackendKind::Cranelift] {
@@ -258,4 +299,19 @@ fn stacked_gru_matches_pytorch() {
 #[test]
 fn stacked_bidirectional_lstm_matches_pytorch() {
     check("BiLSTM3");
+}
+
+#[test]
+fn stacked_rnn_from_a_state_matches_pytorch() {
+    check("RNN3s");
+}
+
+#[test]
+fn stacked_lstm_from_a_state_matches_pytorch() {
+    check("LSTM3s");
+}
+
+#[test]
+fn stacked_gru_from_a_state_matches_pytorch() {
+    check("GRU3s");
 }

@@ -10,7 +10,8 @@ RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights) and bidirectiona
 (BiLSTM3, seed 3), whose c_n (batch-first, with weights qc) is in the loss too: their h_n and q are
 batch-first [2, 3, 4], and the parameters of layers 1 and 2 are also written stacked as
 dnnc stores them, and only so (`rnn.weight_ih_stack` [2, ...] = weight_ih_l1, weight_ih_l2; the same
-for the gradients). Each tensor is an .npy file named KIND.NAME.npy; the stacks'
+for the gradients); and the three stacks again from non-zero initial states (RNN3s, LSTM3s,
+GRU3s, seed 4): h0 (and c0) [3, 1, 4] expanded over the batch, with their gradients. Each tensor is an .npy file named KIND.NAME.npy; the stacks'
 state_dicts (PyTorch's names) are KIND.state_dict.safetensors too. Run with a Python that has torch and numpy:
 
     python3 compiler/session/tests/data/recurrent/generate.py
@@ -106,6 +107,40 @@ def main():
     for name, t in out.items():
         np.save(os.path.join(HERE, f"BiLSTM3.{name}.npy"), t.detach().numpy().astype(np.float32))
     state_dict(layer, "BiLSTM3")
+
+    # Three stacked layers from non-zero initial states (RNN3s, LSTM3s, GRU3s): the
+    # states are parameters h0 (and c0) [3, 1, 4], expanded over the batch of 2, so
+    # their gradients (summed over the batch) are compared too.
+    torch.manual_seed(4)
+    for kind in ("RNN", "LSTM", "GRU"):
+        layer = getattr(torch.nn, kind)(3, 4, num_layers=3, batch_first=True)
+        h0 = torch.randn(3, 1, 4, requires_grad=True)
+        c0 = torch.randn(3, 1, 4, requires_grad=True)
+        if kind == "LSTM":
+            y, (h_n, c_n) = layer(x, (h0.expand(3, 2, 4), c0.expand(3, 2, 4)))
+        else:
+            y, h_n = layer(x, h0.expand(3, 2, 4))
+        h_n = h_n.transpose(0, 1)
+        loss = (y * r).sum() + (h_n * q3).sum()
+        out = {"x": x, "r": r, "q": q3, "y": y, "h_n": h_n, "h0": h0}
+        if kind == "LSTM":
+            c_n = c_n.transpose(0, 1)
+            loss = loss + (c_n * qc3).sum()
+            out.update({"qc": qc3, "c_n": c_n, "c0": c0})
+        loss.backward()
+        out["grad.h0"] = h0.grad
+        if kind == "LSTM":
+            out["grad.c0"] = c0.grad
+        params = dict(layer.named_parameters())
+        for name in (n for n in params if n.endswith("_l0")):
+            out["rnn." + name] = params[name]
+            out["grad.rnn." + name] = params[name].grad
+        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            upper = [params[f"{base}_l{k}"] for k in (1, 2)]
+            out[f"rnn.{base}_stack"] = torch.stack(upper)
+            out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
+        for name, t in out.items():
+            np.save(os.path.join(HERE, f"{kind}3s.{name}.npy"), t.detach().numpy().astype(np.float32))
 
 
 def state_dict(layer, kind):
