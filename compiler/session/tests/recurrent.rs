@@ -1,7 +1,8 @@
 //! `std::nn`'s `RNN`, `LSTM`, `GRU` and `BiLSTM` (built on `scan`), one layer and three
 //! stacked (`RNN3`, ..., `BiLSTM3`: `num_layers = 3`; `RNN3s`, `LSTM3s`, `GRU3s` from
 //! non-zero initial states, `run(x, h0[, c0])`, which are parameters whose gradients
-//! are compared too), against PyTorch:
+//! are compared too; `LSTM3d`, `GRU3d` with `dropout = 1.0` between the layers: the
+//! training step's upper layers read zeros, the evaluation none), against PyTorch:
 //! from the weights PyTorch initialised (written by `data/recurrent/generate.py`), the
 //! sequence and last state of `forward`, and the gradients of `sum(y · r) + sum(h_n · q)`
 //! (`+ sum(c_n · qc)` for the stacks of LSTMs)
@@ -46,10 +47,15 @@ fn params(kind: &str) -> Vec<String> {
     v
 }
 
-/// The layer `kind` tests (`LSTM3` and `LSTM3s` are `LSTM`) and its number of stacked
-/// layers.
+/// The layer `kind` tests (`LSTM3`, `LSTM3s` and `LSTM3d` are `LSTM`) and its number
+/// of stacked layers.
 fn layer(kind: &str) -> &str {
-    kind.trim_end_matches('s').trim_end_matches('3')
+    kind.trim_end_matches(['s', 'd']).trim_end_matches('3')
+}
+
+/// Whether `kind` has dropout 1 between its layers (`..d`).
+fn dropped(kind: &str) -> bool {
+    kind.ends_with('d')
 }
 
 /// Whether `kind` runs from initial states of its own (`h0`, and `c0` for an LSTM).
@@ -81,7 +87,7 @@ fn cell(kind: &str) -> bool {
 }
 
 fn layers(kind: &str) -> usize {
-    if kind.trim_end_matches('s').ends_with('3') {
+    if kind.trim_end_matches(['s', 'd']).ends_with('3') {
         3
     } else {
         1
@@ -121,10 +127,10 @@ fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
         _ => ("[B, 5, 4]", "[B, 3, 4]", "transpose(h, [1, 0, 2])", "q"),
     };
     let (name, stacked) = (layer(kind), layers(kind));
-    let args = if stacked > 1 {
-        format!("3, 4, num_layers = {stacked}")
-    } else {
-        "3, 4".to_string()
+    let args = match stacked {
+        1 => "3, 4".to_string(),
+        _ if dropped(kind) => format!("3, 4, num_layers = {stacked}, dropout = 1.0"),
+        _ => format!("3, 4, num_layers = {stacked}"),
     };
     // A stack of LSTMs returns its `c_n` too, batch-first, in the loss with `qc`.
     let (c_ty, c_out, c_field, c_loss, c_let) = if cell(kind) {
@@ -219,7 +225,7 @@ fn converts_from_and_to_torch(
 }
 
 fn compare(kind: &str, job: &dnnc_session::Job<'_>, path: &Path, weights: &Path) {
-    if layers(kind) > 1 && !from_state(kind) {
+    if layers(kind) > 1 && !from_state(kind) && !dropped(kind) {
         converts_from_and_to_torch(kind, job, path, weights);
     }
     let params: Vec<(String, Vec<f32>)> = all_params(kind)
@@ -314,4 +320,14 @@ fn stacked_lstm_from_a_state_matches_pytorch() {
 #[test]
 fn stacked_gru_from_a_state_matches_pytorch() {
     check("GRU3s");
+}
+
+#[test]
+fn stacked_lstm_with_dropout_matches_pytorch() {
+    check("LSTM3d");
+}
+
+#[test]
+fn stacked_gru_with_dropout_matches_pytorch() {
+    check("GRU3d");
 }

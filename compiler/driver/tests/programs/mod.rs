@@ -238,7 +238,8 @@ train Net on d {{
     )
 }
 
-/// A recurrent layer (RNN, LSTM or GRU, one to three layers, or a bidirectional LSTM)
+/// A recurrent layer (RNN, LSTM or GRU, one to three layers, or a bidirectional LSTM,
+/// perhaps with dropout between the layers)
 /// over `[B, T, F]`, perhaps a Transformer layer over its sequence, and a dense head
 /// over the mean or last state, for sequence classification.
 fn sequence(g: &mut Rng, dir: &Path) -> Program {
@@ -246,6 +247,11 @@ fn sequence(g: &mut Rng, dir: &Path) -> Program {
     write_data(g, dir, &[n, t, features], classes);
     let hidden = 2 + g.below(6);
     let layers = 1 + g.below(3);
+    // PyTorch's inter-layer dropout, now and then (all of it, at times).
+    let layers = match g.below(4) {
+        0 => format!("{layers}, dropout = {}", pick(g, &["0.25", "0.5", "1.0"])),
+        _ => layers.to_string(),
+    };
     let (rnn, width, state) = match g.below(4) {
         0 => (
             format!("LSTM({features}, {hidden}, num_layers = {layers})"),

@@ -11,7 +11,9 @@ RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights) and bidirectiona
 batch-first [2, 3, 4], and the parameters of layers 1 and 2 are also written stacked as
 dnnc stores them, and only so (`rnn.weight_ih_stack` [2, ...] = weight_ih_l1, weight_ih_l2; the same
 for the gradients); and the three stacks again from non-zero initial states (RNN3s, LSTM3s,
-GRU3s, seed 4): h0 (and c0) [3, 1, 4] expanded over the batch, with their gradients. Each tensor is an .npy file named KIND.NAME.npy; the stacks'
+GRU3s, seed 4): h0 (and c0) [3, 1, 4] expanded over the batch, with their gradients;
+and stacks with dropout 1 between the layers (LSTM3d, GRU3d, seed 5: the training
+step's gradients, the evaluation's outputs). Each tensor is an .npy file named KIND.NAME.npy; the stacks'
 state_dicts (PyTorch's names) are KIND.state_dict.safetensors too. Run with a Python that has torch and numpy:
 
     python3 compiler/session/tests/data/recurrent/generate.py
@@ -141,6 +143,36 @@ def main():
             out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
         for name, t in out.items():
             np.save(os.path.join(HERE, f"{kind}3s.{name}.npy"), t.detach().numpy().astype(np.float32))
+
+    # Three stacked layers with dropout 1 between them (LSTM3d, GRU3d, seed 5): while
+    # training the upper layers read zeros (PyTorch's dropout with p = 1), so the
+    # gradients are deterministic; y, h_n (and c_n) are the evaluation's, without
+    # dropout.
+    torch.manual_seed(5)
+    for kind in ("LSTM", "GRU"):
+        layer = getattr(torch.nn, kind)(3, 4, num_layers=3, batch_first=True, dropout=1.0)
+        layer.eval()
+        with torch.no_grad():
+            y, state = layer(x)
+        h_n = (state[0] if kind == "LSTM" else state).transpose(0, 1)
+        out = {"x": x, "r": r, "q": q3, "y": y, "h_n": h_n}
+        layer.train()
+        yt, st = layer(x)
+        loss = (yt * r).sum() + ((st[0] if kind == "LSTM" else st).transpose(0, 1) * q3).sum()
+        if kind == "LSTM":
+            out.update({"qc": qc3, "c_n": state[1].transpose(0, 1)})
+            loss = loss + (st[1].transpose(0, 1) * qc3).sum()
+        loss.backward()
+        params = dict(layer.named_parameters())
+        for name in (n for n in params if n.endswith("_l0")):
+            out["rnn." + name] = params[name]
+            out["grad.rnn." + name] = params[name].grad
+        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            upper = [params[f"{base}_l{k}"] for k in (1, 2)]
+            out[f"rnn.{base}_stack"] = torch.stack(upper)
+            out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
+        for name, t in out.items():
+            np.save(os.path.join(HERE, f"{kind}3d.{name}.npy"), t.detach().numpy().astype(np.float32))
 
 
 def state_dict(layer, kind):
