@@ -16,6 +16,7 @@ activation="gelu", dropout=0) and a causal mask (exact, erf-based GELU and Layer
     python3 bench/gpt.py --parts loss          # part loss: the whole run (2044 steps)
     python3 bench/gpt.py --parts loss --steps 20    # part loss, shortened (smoke test)
     python3 bench/gpt.py --parts timing,loss   # both
+    python3 bench/gpt.py --parts decode        # part decode: one character at a time
 
 Part `timing` (the default): PyTorch eagerly and under torch.compile, in worker
 processes of their own; dnnc is timed by `dnnc bench FILE --json` (its own median).
@@ -63,6 +64,22 @@ PyTorch eager's + 0.03).
   Printed: both test losses, dnnc - PyTorch against the target, each side's last
   epoch's mean training loss, and wall times (the process, and the training loop with
   its test evaluations).
+
+Part `decode`: generating one character after another, each from the characters
+before it (the issue's target: at most 100 us per character with a cache).
+  dnnc     `dnnc sample examples/shakespeare_gpt.dnn --weights
+           examples/shakespeare_gpt.safetensors --prompt "ROMEO:" --length 2000 --time`:
+           its `decode` method (a key/value cache per layer, one position added per
+           run); the mean time per run of `decode` (what `--time` prints; the runs
+           include the restarts of the context every 32 characters, which `--time`'s
+           per-character figure counts on top).
+  PyTorch  the same model (random weights: the cost does not depend on them), eager,
+           no_grad, in a worker with --threads threads: (a) with a key/value cache
+           written in place at each position (`decode_step` below: each layer's
+           in-projection of the new position, attention over the positions so far),
+           checked against the full forward's logits; the median over rounds of the
+           mean time per character over positions 0..63; and (b) re-running the whole
+           window for each character, as nanoGPT's `generate` does.
 
 Caveats: the two systems draw different initial weights and visit the windows in
 different orders, so the test losses differ by chance by a few hundredths; the machine
@@ -147,6 +164,102 @@ def worker(variant, threads, iters):
             step()
             times.append((time.perf_counter() - t) * 1e3)
         print(json.dumps({"train_ms": statistics.median(times)}), flush=True)
+
+
+def decode_worker(args):
+    """Times decoding one character at a time in PyTorch eager; prints one JSON line."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = make_gpt(torch).eval()
+    heads, dim = 4, 32
+
+    def decode_step(x, t, caches):
+        """The logits after character `x` at position `t`; writes its keys and values
+        into `caches` (per layer `[2, 1, heads, BLOCK, dim]`) at `t`."""
+        h = model.tok(x) + model.pos(torch.tensor([t]))
+        for b, cache in zip(model.blocks, caches):
+            a = b.norm1(h)
+            q, k, v = F.linear(a, b.self_attn.in_proj_weight, b.self_attn.in_proj_bias).split(128, -1)
+            cache[0, :, :, t] = k.view(1, heads, dim)
+            cache[1, :, :, t] = v.view(1, heads, dim)
+            keys, values = cache[0, :, :, :t + 1], cache[1, :, :, :t + 1]
+            w = torch.softmax(q.view(1, heads, 1, dim) @ keys.transpose(-1, -2) / dim ** 0.5, -1)
+            h = h + b.self_attn.out_proj((w @ values).reshape(1, 128))
+            h = h + b.linear2(F.gelu(b.linear1(b.norm2(h))))
+        return model.head(model.ln(h))
+
+    ids = torch.randint(0, VOCAB, (1, BLOCK))
+    with torch.no_grad():
+        # The cache gives what the whole window gives, at every position.
+        full = model(ids)[0]
+        caches = [torch.zeros(2, 1, heads, BLOCK, dim) for _ in model.blocks]
+        for t in range(BLOCK):
+            got = decode_step(ids[:, t], t, caches)[0]
+            err = float((got - full[t]).abs().max())
+            if err > 1e-4:
+                raise SystemExit(f"decode_step differs from forward at {t}: {err}")
+        for line in sys.stdin:
+            per = []
+            for _ in range(args.iters):
+                caches = [torch.zeros(2, 1, heads, BLOCK, dim) for _ in model.blocks]
+                t0 = time.perf_counter()
+                for t in range(BLOCK):
+                    decode_step(ids[:, t], t, caches)
+                per.append((time.perf_counter() - t0) / BLOCK * 1e6)
+            window = []
+            for _ in range(max(args.iters // 4, 2)):
+                t0 = time.perf_counter()
+                for _ in range(8):
+                    model(ids)[0, -1]
+                window.append((time.perf_counter() - t0) / 8 * 1e6)
+            print(json.dumps({"cache_us": statistics.median(per),
+                              "window_us": statistics.median(window)}), flush=True)
+
+
+def part_decode(args):
+    import re
+    import signal
+
+    worker = subprocess.Popen(
+        [sys.executable, __file__, "--worker", "decode", "--threads", str(args.threads),
+         "--iters", str(args.iters)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=sequence.torch_env(args.threads))
+    weights = os.path.join(ROOT, "examples", "shakespeare_gpt.safetensors")
+    cmd = [args.dnnc, "sample", EXAMPLE, "--weights", weights, "--prompt", "ROMEO:",
+           "--length", "2000", "--time", "--seed", "1"]
+    results = {"dnnc": [], "dnnc_char": [], "cache": [], "window": []}
+    for r in range(args.rounds):
+        os.kill(worker.pid, signal.SIGSTOP)
+        err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+        m = re.search(r"\(([0-9.]+) µs each\): ([0-9]+) runs of `decode` \(([0-9.]+) µs each\)", err)
+        if not m:
+            raise RuntimeError(f"dnnc sample --time printed no timing: {err!r}")
+        results["dnnc_char"].append(float(m.group(1)))
+        results["dnnc"].append(float(m.group(3)))
+        os.kill(worker.pid, signal.SIGCONT)
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        line = worker.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch decode worker stopped")
+        got = json.loads(line)
+        results["cache"].append(got["cache_us"])
+        results["window"].append(got["window_us"])
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
+    worker.stdin.close()
+    worker.wait()
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(f"\nGPT decoding, one character per run, median of {args.rounds} round(s) (us)")
+    print(f"{'dnnc decode (cache)':36}{med['dnnc']:>10.1f}   (target <= 100: "
+          f"{'met' if med['dnnc'] <= 100 else 'MISSED'})")
+    print(f"{'dnnc per character, with restarts':36}{med['dnnc_char']:>10.1f}")
+    print(f"{'PyTorch eager, cache':36}{med['cache']:>10.1f}   ({args.threads} thread(s))")
+    print(f"{'PyTorch eager, whole window':36}{med['window']:>10.1f}")
+    print(f"PyTorch cache / dnnc decode: {med['cache'] / med['dnnc']:.2f}x")
 
 
 # =================================================================================
@@ -346,7 +459,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dnnc", default=os.path.join(ROOT, "target", "release", "dnnc"))
     ap.add_argument("--parts", default="timing",
-                   help="comma-separated subset of timing,loss (default timing)")
+                   help="comma-separated subset of timing,loss,decode (default timing)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="part timing: rounds")
     ap.add_argument("--iters", type=int, default=20, help="part timing: steps per round")
@@ -362,11 +475,13 @@ def main():
     args = ap.parse_args()
     if args.worker == "loss":
         return loss_worker(args)
+    if args.worker == "decode":
+        return decode_worker(args)
     if args.worker:
         return worker(args.worker, args.threads, args.iters)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    if not parts or not set(parts) <= {"timing", "loss"}:
-        ap.error("--parts: a subset of timing,loss")
+    if not parts or not set(parts) <= {"timing", "loss", "decode"}:
+        ap.error("--parts: a subset of timing,loss,decode")
     if args.steps < 0 or args.threads < 1:
         ap.error("--steps may not be negative, --threads must be at least 1")
     if args.quick:
@@ -374,7 +489,7 @@ def main():
     for i, part in enumerate(parts):
         if i:
             print()
-        {"timing": part_timing, "loss": part_loss}[part](args)
+        {"timing": part_timing, "loss": part_loss, "decode": part_decode}[part](args)
 
 
 if __name__ == "__main__":
