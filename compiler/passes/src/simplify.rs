@@ -18,6 +18,7 @@
 //! | `cast(x, dtype(x)) = x` | |
 //! | `reshape(x, shape(x)) = x`, `reshape(reshape(x, s), t) = reshape(x, t)` | |
 //! | `transpose(x, id) = x`, `transpose(transpose(x, p), q) = transpose(x, p∘q)` | `(p∘q)[i] = p[q[i]]`; identity gives `x` |
+//! | `(a·b)ᵀ = bᵀ·aᵀ` (the last two axes swapped) | when `a` or `b` is such a transpose (which then cancels) and the product has no other reader; floats only |
 //! | `broadcast(x, shape(x)) = x`, `broadcast(broadcast(x, s), t) = broadcast(x, t)` | broadcasts compose |
 //! | `slice(x, 0.., ..shape(x), 1..) = x`, `pad(x, 0, 0) = x`, `concat([x]) = x` | |
 //! | `stop_gradient(stop_gradient x) = stop_gradient x` | |
@@ -116,6 +117,53 @@ fn one_index(g: &Graph, idx: NodeId, size: usize) -> Option<usize> {
     usize::try_from(k).ok().filter(|&k| k < size)
 }
 
+/// The operands `(a, b)` of the product `x` that `id = transpose(x, perm)` swaps the
+/// last two axes of, when the law `(a·b)ᵀ = bᵀ·aᵀ` makes a transpose fewer: `x` is
+/// read by `id` alone (and is no output), its element type is a float (integer
+/// products read their operands as stored), and `a` or `b` is itself such a transpose
+/// (a weight's gradient `(xᵀ·dy)ᵀ = dyᵀ·x`, written in the weight's layout at once).
+fn transposed_product(
+    g: &Graph,
+    id: NodeId,
+    x: NodeId,
+    perm: &[usize],
+) -> Option<(NodeId, NodeId)> {
+    if g.node(x).op != Op::MatMul
+        || !swaps_last_two(perm)
+        || !g.ty(x).dtype.is_float()
+        || g.users(x) != [id]
+        || g.outputs().iter().chain(g.updates()).any(|(_, n)| *n == x)
+    {
+        return None;
+    }
+    let ops = g.operands(x);
+    let (a, b) = (ops[0], ops[1]);
+    let is_swap = |o: NodeId| matches!(&g.node(o).op, Op::Transpose(p) if swaps_last_two(p));
+    (g.ty(a).shape.len() == perm.len()
+        && g.ty(b).shape.len() == perm.len()
+        && (is_swap(a) || is_swap(b)))
+    .then_some((a, b))
+}
+
+/// Whether `perm` swaps the last two axes and keeps the others.
+fn swaps_last_two(perm: &[usize]) -> bool {
+    dnnc_ir::op::swaps_last_two(perm)
+}
+
+/// `x` with its last two axes swapped: the operand of a transpose that swaps them, or
+/// a new transpose.
+fn swapped(g: &mut Graph, x: NodeId) -> Option<NodeId> {
+    if let Op::Transpose(p) = &g.node(x).op {
+        if swaps_last_two(p) {
+            return Some(g.operands(x)[0]);
+        }
+    }
+    let r = g.ty(x).shape.len();
+    let mut perm: Vec<usize> = (0..r).collect();
+    perm.swap(r - 2, r - 1);
+    g.add(Op::Transpose(perm), &[x]).ok()
+}
+
 fn is_identity(perm: &[usize]) -> bool {
     perm.iter().enumerate().all(|(i, &p)| i == p)
 }
@@ -191,6 +239,10 @@ fn rewrite(g: &mut Graph, id: NodeId) -> Option<NodeId> {
                 } else {
                     g.add(Op::Transpose(composed), &[inner]).ok()?
                 }
+            } else if let Some((a, b)) = transposed_product(g, id, x, q) {
+                // `(a·b)ᵀ = bᵀ·aᵀ`, the transposes composed with the operands'.
+                let (bt, at) = (swapped(g, b)?, swapped(g, a)?);
+                g.add(Op::MatMul, &[bt, at]).ok()?
             } else {
                 return None;
             }
@@ -330,6 +382,70 @@ mod tests {
         let m = g.add(Op::Binary(BinaryOp::Mul), &[x, zero]).unwrap();
         g.set_output("y", m);
         assert!(!run(&mut g).unwrap());
+    }
+
+    #[test]
+    fn a_transposed_product_swaps_its_operands() {
+        // A weight's gradient `(xᵀ·dy)ᵀ` is `dyᵀ·x`: one transpose (read in place by
+        // the product) instead of two; the values are the interpreter's, exactly.
+        let mut g = Graph::new("t");
+        let x = input(&mut g, "x", DType::F32, &[3, 8, 5]);
+        let dy = input(&mut g, "dy", DType::F32, &[3, 8, 4]);
+        let xt = g.add(Op::Transpose(vec![0, 2, 1]), &[x]).unwrap();
+        let m = g.add(Op::MatMul, &[xt, dy]).unwrap();
+        let w = g.add(Op::Transpose(vec![0, 2, 1]), &[m]).unwrap();
+        g.set_output("dw", w);
+        // A product read elsewhere too, or whose operands are no transposes, stays.
+        let y = input(&mut g, "y", DType::F32, &[5, 4]);
+        let z = input(&mut g, "z", DType::F32, &[4, 6]);
+        let p = g.add(Op::MatMul, &[y, z]).unwrap();
+        let pt = g.add(Op::Transpose(vec![1, 0]), &[p]).unwrap();
+        g.set_output("pt", pt);
+        let yt = g.add(Op::Transpose(vec![1, 0]), &[y]).unwrap();
+        let q = g.add(Op::MatMul, &[yt, p]).unwrap();
+        let qt = g.add(Op::Transpose(vec![1, 0]), &[q]).unwrap();
+        g.set_output("qt", qt);
+        g.set_output("q", q);
+        let before = g.clone();
+        let g = simplified(g);
+        let dw = g.output("dw").unwrap();
+        assert_eq!(g.node(dw).op, Op::MatMul);
+        let ops = g.operands(dw);
+        assert_eq!(ops[1], x);
+        assert_eq!(g.node(ops[0]).op, Op::Transpose(vec![0, 2, 1]));
+        assert_eq!(g.operands(ops[0]), vec![dy]);
+        assert_eq!(
+            g.node(g.output("pt").unwrap()).op,
+            Op::Transpose(vec![1, 0])
+        );
+        assert_eq!(
+            g.node(g.output("qt").unwrap()).op,
+            Op::Transpose(vec![1, 0])
+        );
+        let mut feeds = std::collections::HashMap::new();
+        let mut k = 0.0f32;
+        for (name, shape) in [
+            ("x", vec![3, 8, 5]),
+            ("dy", vec![3, 8, 4]),
+            ("y", vec![5, 4]),
+            ("z", vec![4, 6]),
+        ] {
+            let n: usize = shape.iter().product();
+            let v = (0..n)
+                .map(|_| {
+                    k += 0.37;
+                    (k * 7.3).sin()
+                })
+                .collect();
+            feeds.insert(
+                name.to_string(),
+                dnnc_tensor::Tensor::f32(shape, v).unwrap(),
+            );
+        }
+        let none = std::collections::HashMap::new();
+        let want = dnnc_interp::run(&before, &feeds, &none).unwrap();
+        let got = dnnc_interp::run(&g, &feeds, &none).unwrap();
+        assert_eq!(got.outputs, want.outputs);
     }
 
     #[test]
