@@ -6,8 +6,9 @@
 //! - a `transpose` of the last two axes feeding a `matmul` is read in place through
 //!   swapped strides (the backward matmuls' `Wᵀ` and `xᵀ` are never materialised unless
 //!   something else uses them);
-//! - a `matmul` whose only user adds a bias broadcast along rows, and perhaps a ReLU
-//!   after that, stores `max(A·B + b, 0)` directly (the epilogue of
+//! - a `matmul` whose only user adds a bias broadcast along rows (perhaps through a
+//!   reshape that keeps the last axis: a `Dense` over `[B, T, inp]`), and perhaps a
+//!   ReLU after that, stores `max(A·B + b, 0)` directly (the epilogue of
 //!   [`dnnc_kernels::Gemm`]);
 //! - `reshape` and `stop_gradient` share their operand's value;
 //! - updates and outputs that are a `state` itself are copied first, so in-place
@@ -152,6 +153,10 @@ fn nchw(shape: &[usize]) -> Result<[usize; 4], String> {
 /// A matmul with what its epilogue absorbs.
 struct Fused {
     matmul: NodeId,
+    /// A reshape between the product and the bias's `add` that keeps the last axis
+    /// (a `Dense` over `[B, T, inp]`: the product is `[B·T, out]`); it shares the
+    /// stored value.
+    reshape: Option<NodeId>,
     /// The bias vector (the broadcast's operand) and the `add` it came with.
     bias: Option<(NodeId, NodeId)>,
     relu: Option<NodeId>,
@@ -224,6 +229,7 @@ fn epilogues(g: &Graph, order: &[NodeId], users: &Users) -> Vec<Fused> {
             // `i8` products (into `i32`) have no epilogue.
             out.push(Fused {
                 matmul: m,
+                reshape: None,
                 bias: None,
                 relu: None,
             });
@@ -236,17 +242,26 @@ fn epilogues(g: &Graph, order: &[NodeId], users: &Users) -> Vec<Fused> {
             .expect("matmul results have rank 2 or more");
         let mut f = Fused {
             matmul: m,
+            reshape: None,
             bias: None,
             relu: None,
         };
-        if let Some(add) = users.only(m) {
+        // The product, or a reshape of it that keeps the last axis, read by the add.
+        let through = users.only(m).filter(|&r| {
+            matches!(g.node(r).op, Op::Reshape(_))
+                && g.ty(r).shape.last() == Some(&n)
+                && users.only(r).is_some()
+        });
+        let x = through.unwrap_or(m);
+        if let Some(add) = users.only(x) {
             if matches!(g.node(add).op, Op::Binary(BinaryOp::Add))
-                && g.ty(add).shape == g.ty(m).shape
+                && g.ty(add).shape == g.ty(x).shape
             {
                 let ops = g.operands(add);
-                let other = if ops[0] == m { ops[1] } else { ops[0] };
+                let other = if ops[0] == x { ops[1] } else { ops[0] };
                 if ops[0] != ops[1] {
                     if let Some(bias) = row_broadcast(g, other, n) {
+                        f.reshape = through;
                         f.bias = Some((bias, add));
                         if let Some(r) = users.only(add) {
                             if is_relu_of(g, r, add) {
@@ -339,6 +354,7 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
         if f.result() != f.matmul {
             absorbed.insert(f.matmul);
         }
+        absorbed.extend(f.reshape);
         if let (Some((_, add)), Some(_)) = (f.bias, f.relu) {
             absorbed.insert(add);
         }
