@@ -102,6 +102,126 @@ pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
     }
 }
 
+/// Whether group `root` computes `m`.
+fn groups_contain(computed_in: &HashMap<NodeId, Vec<NodeId>>, m: NodeId, root: NodeId) -> bool {
+    computed_in.get(&m).is_some_and(|gs| gs.contains(&root))
+}
+
+/// The most nodes a loop recomputes of another loop's values, per value.
+const RECOMPUTE_LIMIT: usize = 12;
+
+/// Rematerialisation: a loop that reads a value another loop computes on the way (a
+/// GELU's `0.5·x` and `x/√2`, kept for its derivative) recomputes it from that loop's
+/// leaves instead, when the recomputation is cheap arithmetic ([`cheap`]: no `erf`,
+/// `exp` or division, which would cost more than the buffer they save) and reads at
+/// most one buffer the loop did not read already — so the earlier loop need not store
+/// the value and the later one need not read it back.
+fn recompute_cones(
+    g: &Graph,
+    groups: &mut HashMap<NodeId, Vec<NodeId>>,
+    ops_of: &dyn Fn(NodeId) -> Vec<NodeId>,
+    pos: &HashMap<NodeId, usize>,
+    pinned: &HashSet<NodeId>,
+) {
+    let mut group_of: HashMap<NodeId, NodeId> = HashMap::new();
+    for (&root, members) in groups.iter() {
+        for &m in members {
+            if m != root && !is_splat(g, m) {
+                group_of.insert(m, root);
+            }
+        }
+    }
+    let mut roots: Vec<NodeId> = groups.keys().copied().collect();
+    roots.sort_by_key(|r| pos[r]);
+    for root in roots {
+        let mut members = groups[&root].clone();
+        let mut inside: HashSet<NodeId> = members.iter().copied().collect();
+        let leaves = |members: &[NodeId], inside: &HashSet<NodeId>| -> HashSet<NodeId> {
+            members
+                .iter()
+                .flat_map(|&m| ops_of(m))
+                .filter(|o| !inside.contains(o))
+                .collect()
+        };
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for o in leaves(&members, &inside) {
+                let Some(&theirs) = group_of.get(&o) else {
+                    continue;
+                };
+                if theirs == root || pinned.contains(&o) || g.ty(o).dtype != DType::F32 {
+                    continue;
+                }
+                // `o` and what it is computed from inside its own loop.
+                let mut cone = vec![o];
+                let mut cone_leaves = HashSet::new();
+                let mut k = 0;
+                while k < cone.len() && cone.len() <= RECOMPUTE_LIMIT {
+                    for p in ops_of(cone[k]) {
+                        // Splats and comparisons (a select's lane mask) are
+                        // computed in every loop that reads them.
+                        let member = group_of.get(&p) == Some(&theirs)
+                            || is_splat(g, p)
+                            || g.ty(p).dtype != DType::F32;
+                        if member && !cone.contains(&p) {
+                            cone.push(p);
+                        } else if !member {
+                            cone_leaves.insert(p);
+                        }
+                    }
+                    k += 1;
+                }
+                if cone.len() > RECOMPUTE_LIMIT || !cone.iter().all(|&c| cheap(g, c)) {
+                    continue;
+                }
+                let current = leaves(&members, &inside);
+                let new_reads = cone_leaves
+                    .iter()
+                    .filter(|&&l| {
+                        // A splat's one element costs nothing to read.
+                        !current.contains(&l)
+                            && !inside.contains(&l)
+                            && !is_splat(g, l)
+                            && g.ty(l).numel() > 1
+                    })
+                    .count();
+                if new_reads > 1 {
+                    continue;
+                }
+                for c in cone {
+                    if inside.insert(c) {
+                        members.push(c);
+                    }
+                }
+                changed = true;
+                break;
+            }
+        }
+        members.sort_by_key(|m| pos[m]);
+        groups.insert(root, members);
+    }
+}
+
+/// Whether node `id` is cheap to compute again: a splat, a sum, difference, product,
+/// maximum or minimum, a negation or absolute value, a comparison or a `select` —
+/// nothing a loop spends many instructions on (`exp`, `erf`, a division, ...).
+fn cheap(g: &Graph, id: NodeId) -> bool {
+    match &g.node(id).op {
+        Op::Broadcast(_) => is_splat(g, id),
+        Op::Unary(u) => matches!(u, UnaryOp::Neg | UnaryOp::Abs),
+        Op::Binary(b) => {
+            is_comparison(*b)
+                || matches!(
+                    b,
+                    BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Max | BinaryOp::Min
+                )
+        }
+        Op::Select => true,
+        _ => false,
+    }
+}
+
 /// Whether `id` is an `f32` broadcast of a one-element tensor.
 fn is_splat(g: &Graph, id: NodeId) -> bool {
     matches!(g.node(id).op, Op::Broadcast(_)) && is_elementwise(g, id)
@@ -236,10 +356,21 @@ pub(crate) fn plan(
         groups.insert(id, members);
     }
 
+    let mut groups: HashMap<NodeId, Vec<NodeId>> = groups
+        .into_iter()
+        .filter(|(root, _)| live.contains(root))
+        .collect();
+    recompute_cones(g, &mut groups, &ops_of, &pos, &pinned);
+    // The groups each node is computed in (more than one when recomputed).
+    let mut computed_in: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for (&root, members) in &groups {
+        for &m in members {
+            computed_in.entry(m).or_default().push(root);
+        }
+    }
     let mut inner = HashSet::new();
     let groups = groups
         .into_iter()
-        .filter(|(root, _)| live.contains(root))
         .map(|(root, mut members)| {
             members.sort_by_key(|m| pos[m]);
             let inside: HashSet<NodeId> = members.iter().copied().collect();
@@ -248,9 +379,16 @@ pub(crate) fn plan(
             for &m in &members {
                 if m != root {
                     inner.insert(m);
-                    let read_outside = users
-                        .get(&m)
-                        .is_some_and(|us| us.iter().any(|u| !inside.contains(u)));
+                    // Read outside: by a step that is no loop, or by a loop that does
+                    // not compute `m` itself.
+                    let read_outside = users.get(&m).is_some_and(|us| {
+                        us.iter().any(|u| {
+                            !inside.contains(u)
+                                && computed_in.get(u).is_none_or(|gs| {
+                                    gs.iter().any(|r| !groups_contain(&computed_in, m, *r))
+                                })
+                        })
+                    });
                     let recomputed = is_splat(g, m) || g.ty(m).dtype != DType::F32;
                     if (pinned.contains(&m) || read_outside) && !recomputed {
                         stores.push(m);
