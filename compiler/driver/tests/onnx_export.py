@@ -71,6 +71,7 @@ EXAMPLES = [
     "onnx/gru",
     "onnx/rnn",
     "onnx/lstm3",
+    "onnx/bilstm2",
     "onnx/topk",
 ]
 
@@ -82,6 +83,7 @@ EXPECTED_OPS = {
     "onnx/gru": {"GRU": 1},
     "onnx/rnn": {"RNN": 1},
     "onnx/lstm3": {"LSTM": 3},
+    "onnx/bilstm2": {"LSTM": 2},
 }
 
 MIN_OPSET = 17

@@ -94,6 +94,10 @@ pub fn attr_float(name: &str, v: f32) -> Msg {
     Msg::new().str(1, name).float(2, v).int(20, 1)
 }
 
+pub fn attr_string(name: &str, v: &str) -> Msg {
+    Msg::new().str(1, name).str(4, v).int(20, 3)
+}
+
 pub fn attr_ints(name: &str, vs: &[i64]) -> Msg {
     Msg::new().str(1, name).ints(8, vs).int(20, 7)
 }

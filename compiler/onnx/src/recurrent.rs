@@ -7,7 +7,10 @@
 //! `Y_h`, `Y_c`; the unrolled primitives are then not written. A stack of layers
 //! (`num_layers > 1`: the upper layers' weights in `weight_ih_stack`, ...) is one ONNX
 //! node per layer, each reading the sequence of the one below, and its `Y_h`, `Y_c` are
-//! the layers' concatenated.
+//! the layers' concatenated. A `BiLSTM` is ONNX's bidirectional `LSTM` (the `_reverse`
+//! weights as its second direction), each layer's `Y` `[T, 2, B, H]` joined to
+//! `[T, B, 2·H]` (forward first, as the layer's sequence), and its `Y_h`, `Y_c` in
+//! PyTorch's order (layer 0 forward, layer 0 backward, layer 1 forward, ...).
 
 use std::collections::HashMap;
 
@@ -15,14 +18,14 @@ use dnnc_ir::{Graph, NodeId};
 use dnnc_tensor::Tensor;
 
 use crate::batch::Dim;
-use crate::proto::{attr_int, attr_ints};
+use crate::proto::{attr_int, attr_ints, attr_string};
 use crate::writer::Writer;
 use crate::{ExportError, LayerCall};
 
 /// The gate blocks of PyTorch's stacked weights in ONNX's order, per layer.
 fn gate_order(layer: &str) -> Option<&'static [usize]> {
     match layer {
-        "LSTM" => Some(&[0, 3, 1, 2]),
+        "LSTM" | "BiLSTM" => Some(&[0, 3, 1, 2]),
         "GRU" => Some(&[1, 0, 2]),
         "RNN" => Some(&[0]),
         _ => None,
@@ -90,43 +93,68 @@ pub fn write(
             None => Err(ExportError(format!("the model has no parameter `{name}`"))),
         }
     };
-    let first = [
-        get("weight_ih_l0")?,
-        get("weight_hh_l0")?,
-        get("bias_ih_l0")?,
-        get("bias_hh_l0")?,
-    ];
+    // A bidirectional layer's second direction has the same weights `_reverse`.
+    let bidirectional = call.layer == "BiLSTM";
+    let directions: &[&str] = if bidirectional {
+        &["", "_reverse"]
+    } else {
+        &[""]
+    };
+    // Each layer's weights, one `[w_ih, w_hh, b_ih, b_hh]` per direction.
+    let mut layers: Vec<Vec<[Tensor; 4]>> = vec![Vec::new()];
+    for d in directions {
+        layers[0].push([
+            get(&format!("weight_ih_l0{d}"))?.clone(),
+            get(&format!("weight_hh_l0{d}"))?.clone(),
+            get(&format!("bias_ih_l0{d}"))?.clone(),
+            get(&format!("bias_hh_l0{d}"))?.clone(),
+        ]);
+    }
+    // The upper layers' weights, stacked.
     let names = [
         "weight_ih_stack",
         "weight_hh_stack",
         "bias_ih_stack",
         "bias_hh_stack",
     ];
-    // The upper layers' weights, one `[w_ih, w_hh, b_ih, b_hh]` per layer.
-    let mut layers = vec![first.map(Tensor::clone)];
     if declared.contains_key(qualified(names[0]).as_str()) {
-        let stacks: Vec<&Tensor> = names.iter().map(|n| get(n)).collect::<Result<_, _>>()?;
-        for k in 0..stacks[0].shape[0] {
-            layers.push([0, 1, 2, 3].map(|i| stacks[i].entry(k)));
+        for d in directions {
+            let stacks: Vec<&Tensor> = names
+                .iter()
+                .map(|n| get(&format!("{n}{d}")))
+                .collect::<Result<_, _>>()?;
+            for k in 0..stacks[0].shape[0] {
+                if layers.len() <= k + 1 {
+                    layers.push(Vec::new());
+                }
+                layers[k + 1].push([0, 1, 2, 3].map(|i| stacks[i].entry(k)));
+            }
         }
     }
+    let op = if bidirectional { "LSTM" } else { &call.layer };
     let hint = call.layer.to_lowercase();
     let mut x = w.emit(
         "Transpose",
         &[w.name(call.inputs[0])],
         vec![attr_ints("perm", &[1, 0, 2])],
     );
-    let n = if call.layer == "LSTM" { 3 } else { 2 };
+    let n = if op == "LSTM" { 3 } else { 2 };
     let mut states: Vec<Vec<String>> = vec![Vec::new(); n - 1];
-    for (k, [w_ih, w_hh, b_ih, b_hh]) in layers.iter().enumerate() {
-        let (gates_h, inp) = (w_ih.shape[0], w_ih.shape[1]);
+    for (k, per_direction) in layers.iter().enumerate() {
+        let dirs = per_direction.len();
+        let (gates_h, inp) = (per_direction[0][0].shape[0], per_direction[0][0].shape[1]);
         let hidden = gates_h / order.len();
         let f32s = |shape: Vec<usize>, v: Vec<f32>| Tensor::f32(shape, v).expect("sizes match");
-        let wt = f32s(vec![1, gates_h, inp], reorder(w_ih, order));
-        let rt = f32s(vec![1, gates_h, hidden], reorder(w_hh, order));
-        let mut b = reorder(b_ih, order);
-        b.extend(reorder(b_hh, order));
-        let bt = f32s(vec![1, 2 * gates_h], b);
+        let (mut wv, mut rv, mut bv) = (Vec::new(), Vec::new(), Vec::new());
+        for [w_ih, w_hh, b_ih, b_hh] in per_direction {
+            wv.extend(reorder(w_ih, order));
+            rv.extend(reorder(w_hh, order));
+            bv.extend(reorder(b_ih, order));
+            bv.extend(reorder(b_hh, order));
+        }
+        let wt = f32s(vec![dirs, gates_h, inp], wv);
+        let rt = f32s(vec![dirs, gates_h, hidden], rv);
+        let bt = f32s(vec![dirs, 2 * gates_h], bv);
         let suffix = if k == 0 {
             String::new()
         } else {
@@ -142,15 +170,32 @@ pub fn write(
         if call.layer == "GRU" {
             attrs.push(attr_int("linear_before_reset", 1));
         }
-        let outs = w.emit_n(&call.layer, &ins, n, attrs);
+        if bidirectional {
+            attrs.push(attr_string("direction", "bidirectional"));
+        }
+        let outs = w.emit_n(op, &ins, n, attrs);
         for (s, o) in states.iter_mut().zip(&outs[1..]) {
             s.push(o.clone());
         }
-        // `Y`: [T, 1, B, H] → [T, B, H], the next layer's input.
-        let mut axes = Tensor::scalar_i64(1);
-        axes.shape = vec![1];
-        let axes = w.initializer(&format!("{hint}_axes{suffix}"), &axes);
-        x = w.emit("Squeeze", &[outs[0].clone(), axes], vec![]);
+        x = if bidirectional {
+            // `Y`: [T, 2, B, H] → [T, B, 2, H] → [T, B, 2·H], forward first.
+            let t = w.emit(
+                "Transpose",
+                &[outs[0].clone()],
+                vec![attr_ints("perm", &[0, 2, 1, 3])],
+            );
+            let mut shape = Tensor::scalar_i64(0);
+            shape.shape = vec![3];
+            shape.data = dnnc_tensor::Data::I64(vec![0, 0, -1]);
+            let shape = w.initializer(&format!("{hint}_joined{suffix}"), &shape);
+            w.emit("Reshape", &[t, shape], vec![])
+        } else {
+            // `Y`: [T, 1, B, H] → [T, B, H], the next layer's input.
+            let mut axes = Tensor::scalar_i64(1);
+            axes.shape = vec![1];
+            let axes = w.initializer(&format!("{hint}_axes{suffix}"), &axes);
+            w.emit("Squeeze", &[outs[0].clone(), axes], vec![])
+        };
     }
     // `Y` of the top layer: [T, B, H] → [B, T, H]; `Y_h`, `Y_c` ([1, B, H] per layer)
     // concatenated.
