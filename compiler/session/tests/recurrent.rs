@@ -1,5 +1,5 @@
 //! `std::nn`'s `RNN`, `LSTM`, `GRU` and `BiLSTM` (built on `scan`), one layer and three
-//! stacked (`RNN3`, ..., `BiLSTM3`: `num_layers = 3`; `RNN3s`, `LSTM3s`, `GRU3s` from
+//! stacked (`RNN3`, ..., `BiLSTM3`: `num_layers = 3`; `RNN3s`, `LSTM3s`, `GRU3s`, `BiLSTM3s` from
 //! non-zero initial states, `run(x, h0[, c0])`, which are parameters whose gradients
 //! are compared too; `LSTM3d`, `GRU3d` with `dropout = 1.0` between the layers: the
 //! training step's upper layers read zeros, the evaluation none), against PyTorch:
@@ -67,7 +67,7 @@ fn from_state(kind: &str) -> bool {
 fn state_params(kind: &str) -> &'static [&'static str] {
     match (from_state(kind), layer(kind)) {
         (false, _) => &[],
-        (true, "LSTM") => &["h0", "c0"],
+        (true, "LSTM" | "BiLSTM") => &["h0", "c0"],
         (true, _) => &["h0"],
     }
 }
@@ -122,7 +122,7 @@ fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
     // reshaped back).
     let (y_ty, h_ty, h, q) = match layers(kind) {
         _ if kind == "BiLSTM" => ("[B, 5, 8]", "[2, B, 4]", "h", "reshape(q, [2, B, 4])"),
-        _ if kind == "BiLSTM3" => ("[B, 5, 8]", "[B, 6, 4]", "transpose(h, [1, 0, 2])", "q"),
+        3 if layer(kind) == "BiLSTM" => ("[B, 5, 8]", "[B, 6, 4]", "transpose(h, [1, 0, 2])", "q"),
         1 => ("[B, 5, 4]", "[B, 4]", "reshape(h, [B, 4])", "q"),
         _ => ("[B, 5, 4]", "[B, 3, 4]", "transpose(h, [1, 0, 2])", "q"),
     };
@@ -146,13 +146,19 @@ fn setup(kind: &str) -> (Scratch, PathBuf, PathBuf) {
     };
     // From states of its own: `run` from them, broadcast over the batch.
     let (state_decls, call) = if from_state(kind) {
+        // A state per layer, and per direction of a bidirectional one.
+        let states = if name == "BiLSTM" {
+            2 * stacked
+        } else {
+            stacked
+        };
         let decls: String = state_params(kind)
             .iter()
-            .map(|p| format!("    param {p}: [{stacked}, 1, 4] = zeros\n"))
+            .map(|p| format!("    param {p}: [{states}, 1, 4] = zeros\n"))
             .collect();
         let inits: Vec<String> = state_params(kind)
             .iter()
-            .map(|p| format!("broadcast_to({p}, [{stacked}, B, 4])"))
+            .map(|p| format!("broadcast_to({p}, [{states}, B, 4])"))
             .collect();
         (decls, format!("rnn.run(x, {})", inits.join(", ")))
     } else {
@@ -330,4 +336,9 @@ fn stacked_lstm_with_dropout_matches_pytorch() {
 #[test]
 fn stacked_gru_with_dropout_matches_pytorch() {
     check("GRU3d");
+}
+
+#[test]
+fn stacked_bidirectional_lstm_from_a_state_matches_pytorch() {
+    check("BiLSTM3s");
 }

@@ -11,7 +11,8 @@ RNN, LSTM and GRU (RNN3, LSTM3, GRU3, seed 2 for their weights) and bidirectiona
 batch-first [2, 3, 4], and the parameters of layers 1 and 2 are also written stacked as
 dnnc stores them, and only so (`rnn.weight_ih_stack` [2, ...] = weight_ih_l1, weight_ih_l2; the same
 for the gradients); and the three stacks again from non-zero initial states (RNN3s, LSTM3s,
-GRU3s, seed 4): h0 (and c0) [3, 1, 4] expanded over the batch, with their gradients;
+GRU3s, seed 4; BiLSTM3s, seed 6, [6, 1, 4]): h0 (and c0) [3, 1, 4] expanded over the
+batch, with their gradients;
 and stacks with dropout 1 between the layers (LSTM3d, GRU3d, seed 5: the training
 step's gradients, the evaluation's outputs). Each tensor is an .npy file named KIND.NAME.npy; the stacks'
 state_dicts (PyTorch's names) are KIND.state_dict.safetensors too. Run with a Python that has torch and numpy:
@@ -143,6 +144,34 @@ def main():
             out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
         for name, t in out.items():
             np.save(os.path.join(HERE, f"{kind}3s.{name}.npy"), t.detach().numpy().astype(np.float32))
+
+    # Three stacked bidirectional layers from non-zero initial states (BiLSTM3s, seed
+    # 6): h0, c0 [6, 1, 4] (layer 0 forward, layer 0 backward, ...) expanded over the
+    # batch.
+    torch.manual_seed(6)
+    layer = torch.nn.LSTM(3, 4, num_layers=3, batch_first=True, bidirectional=True)
+    h0 = torch.randn(6, 1, 4, requires_grad=True)
+    c0 = torch.randn(6, 1, 4, requires_grad=True)
+    r6 = torch.randn(2, 5, 8)
+    q6 = torch.randn(2, 6, 4)
+    qc6 = torch.randn(2, 6, 4)
+    y, (h_n, c_n) = layer(x, (h0.expand(6, 2, 4), c0.expand(6, 2, 4)))
+    h_n, c_n = h_n.transpose(0, 1), c_n.transpose(0, 1)
+    loss = (y * r6).sum() + (h_n * q6).sum() + (c_n * qc6).sum()
+    loss.backward()
+    out = {"x": x, "r": r6, "q": q6, "y": y, "h_n": h_n, "qc": qc6, "c_n": c_n,
+           "h0": h0, "c0": c0, "grad.h0": h0.grad, "grad.c0": c0.grad}
+    params = dict(layer.named_parameters())
+    for suffix in ("", "_reverse"):
+        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            first = params[f"{base}_l0{suffix}"]
+            out[f"rnn.{base}_l0{suffix}"] = first
+            out[f"grad.rnn.{base}_l0{suffix}"] = first.grad
+            upper = [params[f"{base}_l{k}{suffix}"] for k in (1, 2)]
+            out[f"rnn.{base}_stack{suffix}"] = torch.stack(upper)
+            out[f"grad.rnn.{base}_stack{suffix}"] = torch.stack([p.grad for p in upper])
+    for name, t in out.items():
+        np.save(os.path.join(HERE, f"BiLSTM3s.{name}.npy"), t.detach().numpy().astype(np.float32))
 
     # Three stacked layers with dropout 1 between them (LSTM3d, GRU3d, seed 5): while
     # training the upper layers read zeros (PyTorch's dropout with p = 1), so the
