@@ -232,21 +232,32 @@ fn split_runs<T: Send + Sync>(
     walk: &Walk,
     f: impl Fn(&mut [T], usize, usize) + Sync,
 ) {
-    let runs = walk.runs();
+    split_rows(out, walk.runs(), walk.len(), f)
+}
+
+/// `f(out, first, end)` over rows `first..end` of `rows` rows of `elements` elements
+/// in all, split over the pool's threads when there are many elements; `f` must write
+/// only what those rows map to.
+fn split_rows<T: Send + Sync>(
+    out: &mut [T],
+    rows: usize,
+    elements: usize,
+    f: impl Fn(&mut [T], usize, usize) + Sync,
+) {
     let threads = pool::threads()
-        .min(walk.len() / PARALLEL_MOVE)
-        .min(runs)
+        .min(elements / PARALLEL_MOVE)
+        .min(rows)
         .max(1);
     if threads == 1 {
-        return f(out, 0, runs);
+        return f(out, 0, rows);
     }
-    let chunks = (4 * threads).min(runs);
+    let chunks = (4 * threads).min(rows);
     let shared = SharedOut(out.as_mut_ptr(), out.len());
     pool::run(chunks, threads, &|_, c| {
-        // SAFETY: chunk `c` writes only what its runs map to, disjoint from the other
+        // SAFETY: chunk `c` writes only what its rows map to, disjoint from the other
         // chunks' (the callers' maps are injective).
         let out = unsafe { shared.get() };
-        f(out, runs * c / chunks, runs * (c + 1) / chunks);
+        f(out, rows * c / chunks, rows * (c + 1) / chunks);
     });
 }
 
@@ -382,21 +393,8 @@ fn concat_moves(out: &mut Out<'_>, parts: &[Moves], args: &[In<'_>]) -> Result<(
 }
 
 fn move_rows<T: Copy + Send + Sync>(out: &mut [T], m: &Moves, x: &[T]) {
-    let rows = m.row_count();
-    let threads = pool::threads()
-        .min(m.len() / PARALLEL_MOVE)
-        .min(rows)
-        .max(1);
-    if threads == 1 {
-        return m.run_rows(out, x, 0, rows);
-    }
-    let chunks = (4 * threads).min(rows);
-    let shared = SharedOut(out.as_mut_ptr(), out.len());
-    pool::run(chunks, threads, &|_, c| {
-        // SAFETY: chunk `c` writes only its rows' destinations, disjoint from the other
-        // chunks' (a concat's maps are injective).
-        let out = unsafe { shared.get() };
-        m.run_rows(out, x, rows * c / chunks, rows * (c + 1) / chunks);
+    split_rows(out, m.row_count(), m.len(), |out, first, end| {
+        m.run_rows(out, x, first, end)
     });
 }
 

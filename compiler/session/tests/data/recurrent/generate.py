@@ -75,14 +75,7 @@ def main():
             loss = loss + (c_n * qc3).sum()
             out.update({"qc": qc3, "c_n": c_n})
         loss.backward()
-        params = dict(layer.named_parameters())
-        for name in (n for n in params if n.endswith("_l0")):
-            out["rnn." + name] = params[name]
-            out["grad.rnn." + name] = params[name].grad
-        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            upper = [params[f"{base}_l{k}"] for k in (1, 2)]
-            out[f"rnn.{base}_stack"] = torch.stack(upper)
-            out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
+        stacked(out, layer, ("",))
         for name, t in out.items():
             np.save(os.path.join(HERE, f"{kind}3.{name}.npy"), t.detach().numpy().astype(np.float32))
         state_dict(layer, f"{kind}3")
@@ -98,15 +91,7 @@ def main():
     loss = (y * r6).sum() + (h_n * q6).sum() + (c_n * qc6).sum()
     loss.backward()
     out = {"x": x, "r": r6, "q": q6, "y": y, "h_n": h_n, "qc": qc6, "c_n": c_n}
-    params = dict(layer.named_parameters())
-    for suffix in ("", "_reverse"):
-        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            first = params[f"{base}_l0{suffix}"]
-            out[f"rnn.{base}_l0{suffix}"] = first
-            out[f"grad.rnn.{base}_l0{suffix}"] = first.grad
-            upper = [params[f"{base}_l{k}{suffix}"] for k in (1, 2)]
-            out[f"rnn.{base}_stack{suffix}"] = torch.stack(upper)
-            out[f"grad.rnn.{base}_stack{suffix}"] = torch.stack([p.grad for p in upper])
+    stacked(out, layer, ("", "_reverse"))
     for name, t in out.items():
         np.save(os.path.join(HERE, f"BiLSTM3.{name}.npy"), t.detach().numpy().astype(np.float32))
     state_dict(layer, "BiLSTM3")
@@ -134,14 +119,7 @@ def main():
         out["grad.h0"] = h0.grad
         if kind == "LSTM":
             out["grad.c0"] = c0.grad
-        params = dict(layer.named_parameters())
-        for name in (n for n in params if n.endswith("_l0")):
-            out["rnn." + name] = params[name]
-            out["grad.rnn." + name] = params[name].grad
-        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            upper = [params[f"{base}_l{k}"] for k in (1, 2)]
-            out[f"rnn.{base}_stack"] = torch.stack(upper)
-            out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
+        stacked(out, layer, ("",))
         for name, t in out.items():
             np.save(os.path.join(HERE, f"{kind}3s.{name}.npy"), t.detach().numpy().astype(np.float32))
 
@@ -161,15 +139,7 @@ def main():
     loss.backward()
     out = {"x": x, "r": r6, "q": q6, "y": y, "h_n": h_n, "qc": qc6, "c_n": c_n,
            "h0": h0, "c0": c0, "grad.h0": h0.grad, "grad.c0": c0.grad}
-    params = dict(layer.named_parameters())
-    for suffix in ("", "_reverse"):
-        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            first = params[f"{base}_l0{suffix}"]
-            out[f"rnn.{base}_l0{suffix}"] = first
-            out[f"grad.rnn.{base}_l0{suffix}"] = first.grad
-            upper = [params[f"{base}_l{k}{suffix}"] for k in (1, 2)]
-            out[f"rnn.{base}_stack{suffix}"] = torch.stack(upper)
-            out[f"grad.rnn.{base}_stack{suffix}"] = torch.stack([p.grad for p in upper])
+    stacked(out, layer, ("", "_reverse"))
     for name, t in out.items():
         np.save(os.path.join(HERE, f"BiLSTM3s.{name}.npy"), t.detach().numpy().astype(np.float32))
 
@@ -192,16 +162,24 @@ def main():
             out.update({"qc": qc3, "c_n": state[1].transpose(0, 1)})
             loss = loss + (st[1].transpose(0, 1) * qc3).sum()
         loss.backward()
-        params = dict(layer.named_parameters())
-        for name in (n for n in params if n.endswith("_l0")):
-            out["rnn." + name] = params[name]
-            out["grad.rnn." + name] = params[name].grad
-        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            upper = [params[f"{base}_l{k}"] for k in (1, 2)]
-            out[f"rnn.{base}_stack"] = torch.stack(upper)
-            out[f"grad.rnn.{base}_stack"] = torch.stack([p.grad for p in upper])
+        stacked(out, layer, ("",))
         for name, t in out.items():
             np.save(os.path.join(HERE, f"{kind}3d.{name}.npy"), t.detach().numpy().astype(np.float32))
+
+
+def stacked(out, layer, directions):
+    """Adds a three-layer `layer`'s parameters and their gradients to `out` as dnnc
+    stores them: layer 0's under PyTorch's names, layers 1 and 2 stacked
+    (`rnn.weight_ih_stack` = weight_ih_l1, weight_ih_l2), for each direction suffix."""
+    params = dict(layer.named_parameters())
+    for suffix in directions:
+        for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            first = params[f"{base}_l0{suffix}"]
+            out[f"rnn.{base}_l0{suffix}"] = first
+            out[f"grad.rnn.{base}_l0{suffix}"] = first.grad
+            upper = [params[f"{base}_l{k}{suffix}"] for k in (1, 2)]
+            out[f"rnn.{base}_stack{suffix}"] = torch.stack(upper)
+            out[f"grad.rnn.{base}_stack{suffix}"] = torch.stack([p.grad for p in upper])
 
 
 def state_dict(layer, kind):
