@@ -114,8 +114,8 @@ const RECOMPUTE_LIMIT: usize = 12;
 /// GELU's `0.5·x` and `x/√2`, kept for its derivative) recomputes it from that loop's
 /// leaves instead, when the recomputation is cheap arithmetic ([`cheap`]: no `erf`,
 /// `exp` or division, which would cost more than the buffer they save) and reads at
-/// most one buffer the loop did not read already — so the earlier loop need not store
-/// the value and the later one need not read it back.
+/// most one buffer the loop did not read already (per value recomputed) — so the
+/// earlier loop need not store the value and the later one need not read it back.
 fn recompute_cones(
     g: &Graph,
     groups: &mut HashMap<NodeId, Vec<NodeId>>,
@@ -150,7 +150,13 @@ fn recompute_cones(
                 let Some(&theirs) = group_of.get(&o) else {
                     continue;
                 };
-                if theirs == root || pinned.contains(&o) || g.ty(o).dtype != DType::F32 {
+                // Only what the loop reads element by element (not a splat's operand,
+                // which a loop reads as one element).
+                if theirs == root
+                    || pinned.contains(&o)
+                    || g.ty(o).dtype != DType::F32
+                    || g.ty(o).shape != g.ty(root).shape
+                {
                     continue;
                 }
                 // `o` and what it is computed from inside its own loop.
@@ -172,7 +178,10 @@ fn recompute_cones(
                     }
                     k += 1;
                 }
-                if cone.len() > RECOMPUTE_LIMIT || !cone.iter().all(|&c| cheap(g, c)) {
+                // Outputs and updates on the way are stored by their own loop anyway.
+                if cone.len() > RECOMPUTE_LIMIT
+                    || !cone.iter().all(|&c| cheap(g, c) && !pinned.contains(&c))
+                {
                     continue;
                 }
                 let current = leaves(&members, &inside);

@@ -18,7 +18,7 @@
 //! | `cast(x, dtype(x)) = x` | |
 //! | `reshape(x, shape(x)) = x`, `reshape(reshape(x, s), t) = reshape(x, t)` | |
 //! | `transpose(x, id) = x`, `transpose(transpose(x, p), q) = transpose(x, p∘q)` | `(p∘q)[i] = p[q[i]]`; identity gives `x` |
-//! | `(a·b)ᵀ = bᵀ·aᵀ` (the last two axes swapped) | when `a` or `b` is such a transpose (which then cancels) and the product has no other reader; floats only |
+//! | `(a·b)ᵀ = bᵀ·aᵀ` (the last two axes swapped) | when `a` or `b` is such a transpose (which cancels here; it stays if something else reads it) and the product has no other reader; floats only |
 //! | `broadcast(x, shape(x)) = x`, `broadcast(broadcast(x, s), t) = broadcast(x, t)` | broadcasts compose |
 //! | `slice(x, 0.., ..shape(x), 1..) = x`, `pad(x, 0, 0) = x`, `concat([x]) = x` | |
 //! | `stop_gradient(stop_gradient x) = stop_gradient x` | |
@@ -118,7 +118,7 @@ fn one_index(g: &Graph, idx: NodeId, size: usize) -> Option<usize> {
 }
 
 /// The operands `(a, b)` of the product `x` that `id = transpose(x, perm)` swaps the
-/// last two axes of, when the law `(a·b)ᵀ = bᵀ·aᵀ` makes a transpose fewer: `x` is
+/// last two axes of, when the law `(a·b)ᵀ = bᵀ·aᵀ` cancels a transpose: `x` is
 /// read by `id` alone (and is no output), its element type is a float (integer
 /// products read their operands as stored), and `a` or `b` is itself such a transpose
 /// (a weight's gradient `(xᵀ·dy)ᵀ = dyᵀ·x`, written in the weight's layout at once).
