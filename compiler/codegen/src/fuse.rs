@@ -146,7 +146,8 @@ fn recompute_cones(
         let mut changed = true;
         while changed {
             changed = false;
-            for o in leaves(&members, &inside) {
+            let current = leaves(&members, &inside);
+            for &o in &current {
                 let Some(&theirs) = group_of.get(&o) else {
                     continue;
                 };
@@ -184,7 +185,6 @@ fn recompute_cones(
                 {
                     continue;
                 }
-                let current = leaves(&members, &inside);
                 let new_reads = cone_leaves
                     .iter()
                     .filter(|&&l| {

@@ -156,6 +156,11 @@ impl Graph {
         Some(id)
     }
 
+    /// Whether an output or an update names `id` (it must stay as it is).
+    pub fn is_named(&self, id: NodeId) -> bool {
+        self.named.contains_key(&id)
+    }
+
     pub fn outputs(&self) -> &[(String, NodeId)] {
         &self.outputs
     }

@@ -62,7 +62,7 @@ fn leaves(g: &Graph, root: NodeId) -> Vec<NodeId> {
     let mut stack = vec![root];
     while let Some(id) = stack.pop() {
         for x in g.operands(id) {
-            if is_add(g, x) && g.ty(x) == &ty && g.users(x).len() == 1 && !is_output(g, x) {
+            if is_add(g, x) && g.ty(x) == &ty && g.users(x).len() == 1 && !g.is_named(x) {
                 stack.push(x);
             } else {
                 out.push(x);
@@ -96,8 +96,9 @@ fn existing_join(g: &mut Graph, parts: &[NodeId]) -> Option<(Vec<usize>, NodeId)
             && g.ty(o).shape[1..] == g.ty(x).shape[..];
         lifted.then(|| index.get(&x).copied()).flatten()
     };
-    let mut candidates = g.users(first);
-    for u in g.users(first) {
+    let users = g.users(first);
+    let mut candidates = users.clone();
+    for u in users {
         if matches!(g.node(u).op, Op::Reshape(_)) {
             candidates.extend(g.users(u));
         }
@@ -121,10 +122,6 @@ fn existing_join(g: &mut Graph, parts: &[NodeId]) -> Option<(Vec<usize>, NodeId)
     Some((order, join))
 }
 
-fn is_output(g: &Graph, id: NodeId) -> bool {
-    g.outputs().iter().any(|(_, o)| *o == id) || g.updates().iter().any(|(_, o)| *o == id)
-}
-
 /// Applies the rewrite to every tree of adds; returns whether any changed.
 pub fn run(g: &mut Graph) -> Result<bool, PassError> {
     let mut changed = false;
@@ -135,7 +132,7 @@ pub fn run(g: &mut Graph) -> Result<bool, PassError> {
         // Only roots: an add whose one user is an add of its type belongs to that tree.
         let users = g.users(id);
         if let [u] = users.as_slice() {
-            if is_add(g, *u) && g.ty(*u) == g.ty(id) && !is_output(g, id) {
+            if is_add(g, *u) && g.ty(*u) == g.ty(id) && !g.is_named(id) {
                 continue;
             }
         }

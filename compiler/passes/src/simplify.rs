@@ -33,6 +33,7 @@
 //! (`reshape(reshape x)`) stay until [`crate::dce`] finds them unused.
 
 use crate::error::PassError;
+use dnnc_ir::op::swaps_last_two;
 use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
 
 use crate::const_fold::{splat_value, Scalar};
@@ -132,7 +133,7 @@ fn transposed_product(
         || !swaps_last_two(perm)
         || !g.ty(x).dtype.is_float()
         || g.users(x) != [id]
-        || g.outputs().iter().chain(g.updates()).any(|(_, n)| *n == x)
+        || g.is_named(x)
     {
         return None;
     }
@@ -143,11 +144,6 @@ fn transposed_product(
         && g.ty(b).shape.len() == perm.len()
         && (is_swap(a) || is_swap(b)))
     .then_some((a, b))
-}
-
-/// Whether `perm` swaps the last two axes and keeps the others.
-fn swaps_last_two(perm: &[usize]) -> bool {
-    dnnc_ir::op::swaps_last_two(perm)
 }
 
 /// `x` with its last two axes swapped: the operand of a transpose that swaps them, or
