@@ -11,7 +11,8 @@
 //! Loop values are `f32`, except inside: a comparison of `f32` values whose users are
 //! all `select`s with `f32` branches is computed in each select's loop as a lane mask
 //! (ReLU's derivative `select(x > 0, dy, 0)` is one loop; max pooling's gradient routes
-//! with one comparison through two selects). Splats (broadcasts of one
+//! with one comparison through two selects), and a select whose condition is a boolean
+//! buffer of its shape loads it (one byte per element) as a lane mask. Splats (broadcasts of one
 //! element) are copied into every loop that reads them rather than materialised.
 
 use std::collections::{HashMap, HashSet};
@@ -100,6 +101,15 @@ pub(crate) fn is_elementwise(g: &Graph, id: NodeId) -> bool {
         | Op::Patches(_)
         | Op::Fold { .. } => false,
     }
+}
+
+/// Where a fused `select` gets its condition.
+#[derive(Clone, Copy)]
+enum Condition {
+    /// An `f32` comparison the loop computes as a lane mask.
+    Computed(NodeId),
+    /// A boolean buffer (one byte per element) the loop loads.
+    Loaded,
 }
 
 /// Whether group `root` computes `m`.
@@ -268,16 +278,19 @@ pub(crate) fn plan(
     }
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     // A select fuses when its condition is an `f32` comparison of its shape that only
-    // selects use (as their condition; each of their loops computes it). Decided once
-    // per comparison: one comparison may guard thousands of selects.
+    // selects use (as their condition; each of their loops computes it), or a boolean
+    // buffer of its shape (a causal mask broadcast over heads), which its loop loads.
+    // Decided once per comparison: one comparison may guard thousands of selects.
     let mut condition_ok: HashMap<NodeId, bool> = HashMap::new();
-    let mut fusable_select = |id: NodeId| -> Option<NodeId> {
+    let mut fusable_select = |id: NodeId| -> Option<Condition> {
         if !matches!(g.node(id).op, Op::Select) || g.ty(id).dtype != DType::F32 {
             return None;
         }
         let c = operands[&id][0];
-        let shape_ok = g.ty(c).shape == g.ty(id).shape;
-        let ok = *condition_ok.entry(c).or_insert_with(|| {
+        if g.ty(c).shape != g.ty(id).shape {
+            return None;
+        }
+        let computed = *condition_ok.entry(c).or_insert_with(|| {
             matches!(g.node(c).op, Op::Binary(b) if is_comparison(b))
                 && ops_of(c).iter().all(|&o| g.ty(o).dtype == DType::F32)
                 && users[&c].iter().all(|&u| {
@@ -286,11 +299,16 @@ pub(crate) fn plan(
                         && uo[0] == c
                         && !uo[1..].contains(&c)
                         && g.ty(u).dtype == DType::F32
+                        && g.ty(u).shape == g.ty(c).shape
                 })
                 && !pinned.contains(&c)
                 && !exclude.contains(&c)
         });
-        (ok && shape_ok).then_some(c)
+        if computed {
+            Some(Condition::Computed(c))
+        } else {
+            (g.ty(c).dtype == DType::Bool).then_some(Condition::Loaded)
+        }
     };
 
     let mut groups: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
@@ -310,12 +328,17 @@ pub(crate) fn plan(
         };
         // The comparison's own operands are absorbed like the select's.
         let mut sources = Vec::new();
-        if let Some(c) = cond {
-            add(&mut members, c);
-            sources.extend(ops_of(c));
-            sources.extend(&operands[&id][1..]);
-        } else if !matches!(g.node(id).op, Op::Broadcast(_)) {
-            sources.extend(operands[&id].iter().copied());
+        match cond {
+            Some(Condition::Computed(c)) => {
+                add(&mut members, c);
+                sources.extend(ops_of(c));
+                sources.extend(&operands[&id][1..]);
+            }
+            Some(Condition::Loaded) => sources.extend(&operands[&id][1..]),
+            None if !matches!(g.node(id).op, Op::Broadcast(_)) => {
+                sources.extend(operands[&id].iter().copied());
+            }
+            None => {}
         }
         for o in sources {
             if g.ty(o).shape != g.ty(id).shape || exclude.contains(&o) {
@@ -329,8 +352,10 @@ pub(crate) fn plan(
             let user = match cond {
                 // A comparison several selects share is computed in each of their
                 // loops, so what it compares must be in buffers.
-                Some(c) if ops_of(c).contains(&o) && users[&c].len() > 1 => continue,
-                Some(c) if ops_of(c).contains(&o) => c,
+                Some(Condition::Computed(c)) if ops_of(c).contains(&o) && users[&c].len() > 1 => {
+                    continue
+                }
+                Some(Condition::Computed(c)) if ops_of(c).contains(&o) => c,
                 _ => id,
             };
             // An operand read later by other steps too is computed here and stored on

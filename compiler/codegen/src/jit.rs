@@ -23,8 +23,8 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
-use dnnc_ir::vmath::{Cmp, MathOp, Program};
-use dnnc_ir::{Graph, NodeId, Op, UnaryOp};
+use dnnc_ir::vmath::{Cmp, MathOp, Program, POW2_MAGIC};
+use dnnc_ir::{DType, Graph, NodeId, Op, UnaryOp};
 
 use crate::fuse::Group;
 use crate::loop_ops::{self, BinaryCode, Compare, UnaryCode};
@@ -403,6 +403,31 @@ impl Body<'_> {
         b.switch_to_block(exit);
     }
 
+    /// Leaf `o` at the element of `f32` byte offset `off`: its `f32` values as `ty`, or,
+    /// for a boolean buffer (a select's condition, one byte per element), a lane mask
+    /// (`i32x4`, all ones where true) or a flag.
+    fn load_leaf(&self, b: &mut FunctionBuilder<'_>, o: NodeId, off: Value, ty: Type) -> Value {
+        if self.g.ty(o).dtype != DType::Bool {
+            let addr = b.ins().iadd(self.ptrs[&o], off);
+            return b.ins().load(ty, self.flags, addr, 0);
+        }
+        let index = b.ins().ushr_imm_u(off, 2);
+        let addr = b.ins().iadd(self.ptrs[&o], index);
+        if ty == types::F32 {
+            let byte = b.ins().uload8(types::I32, self.flags, addr, 0);
+            return b.ins().icmp_imm_u(IntCC::NotEqual, byte, 0);
+        }
+        let little = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        let four = b.ins().load(types::I32, self.flags, addr, 0);
+        let v = b.ins().scalar_to_vector(types::I32X4, four);
+        let bytes = b.ins().bitcast(types::I8X16, little, v);
+        let halves = b.ins().uwiden_low(bytes);
+        let words = b.ins().uwiden_low(halves);
+        let zero = b.ins().iconst(types::I32, 0);
+        let zero = b.ins().splat(types::I32X4, zero);
+        b.ins().icmp(IntCC::NotEqual, words, zero)
+    }
+
     /// The root's value at byte offset `off`, as `ty` (`f32` or `f32x4`).
     fn compute(&self, b: &mut FunctionBuilder<'_>, off: Value, ty: Type) -> Value {
         // Every leaf is loaded before anything is stored: a stored member may be an
@@ -416,8 +441,7 @@ impl Body<'_> {
             }
             for o in self.g.operands(m) {
                 if !self.group.members.contains(&o) && !vals.contains_key(&o) {
-                    let addr = b.ins().iadd(self.ptrs[&o], off);
-                    vals.insert(o, b.ins().load(ty, self.flags, addr, 0));
+                    vals.insert(o, self.load_leaf(b, o, off, ty));
                 }
             }
         }
@@ -434,8 +458,7 @@ impl Body<'_> {
             if !matches!(self.g.node(m).op, Op::Broadcast(_)) {
                 for o in &ops {
                     if !vals.contains_key(o) {
-                        let addr = b.ins().iadd(self.ptrs[o], off);
-                        vals.insert(*o, b.ins().load(ty, self.flags, addr, 0));
+                        vals.insert(*o, self.load_leaf(b, *o, off, ty));
                     }
                 }
             }
@@ -561,12 +584,15 @@ fn math(b: &mut FunctionBuilder<'_>, p: &Program, x: Value, ty: Type) -> Value {
             MathOp::Neg(a) => b.ins().fneg(v[a]),
             MathOp::Abs(a) => b.ins().fabs(v[a]),
             MathOp::Floor(a) => b.ins().floor(v[a]),
-            MathOp::Max(a, c) => b.ins().fmax(v[a], v[c]),
-            MathOp::Min(a, c) => b.ins().fmin(v[a], v[c]),
             MathOp::Pow2(a) => {
-                let i = b.ins().fcvt_to_sint_sat(ity, v[a]);
-                let bias = int(b, 127);
-                let i = b.ins().iadd(i, bias);
+                let magic = b.ins().f32const(POW2_MAGIC);
+                let magic = if vector {
+                    b.ins().splat(ty, magic)
+                } else {
+                    magic
+                };
+                let biased = b.ins().fadd(v[a], magic);
+                let i = b.ins().bitcast(ity, little, biased);
                 let i = b.ins().ishl_imm_u(i, 23);
                 b.ins().bitcast(ty, little, i)
             }

@@ -20,8 +20,8 @@
 use std::collections::HashMap;
 
 use dnnc_exec::LoopFn;
-use dnnc_ir::vmath::{Cmp, MathOp, Program};
-use dnnc_ir::{BinaryOp, Graph, NodeId, Op, UnaryOp};
+use dnnc_ir::vmath::{Cmp, MathOp, Program, POW2_MAGIC};
+use dnnc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp};
 use inkwell::attributes::AttributeLoc;
 use inkwell::builder::Builder;
 use inkwell::context::Context;
@@ -529,6 +529,54 @@ impl<'ctx> Body<'_, 'ctx> {
         Ok(v)
     }
 
+    /// Leaf `o` at elements `i..i + width`: its `f32` values, or, for a boolean buffer
+    /// (a select's condition, one byte per element), a mask (`i1` lanes).
+    fn load_leaf(
+        &self,
+        o: NodeId,
+        i: IntValue<'ctx>,
+        width: u32,
+    ) -> Result<BasicValueEnum<'ctx>, String> {
+        if self.g.ty(o).dtype != DType::Bool {
+            return self.load(self.ptrs[&o], i, width);
+        }
+        let (ctx, b) = (self.cg.ctx, &self.cg.b);
+        let bytes = b
+            .build_pointer_cast(
+                self.ptrs[&o],
+                ctx.i8_type().ptr_type(AddressSpace::default()),
+                "b",
+            )
+            .map_err(ber)?;
+        // SAFETY: `i` is within the buffer's `start..end` range.
+        let at = unsafe { b.build_in_bounds_gep(bytes, &[i], "at") }.map_err(ber)?;
+        if width == 1 {
+            let v = b.build_load(at, "c").map_err(ber)?.into_int_value();
+            let zero = ctx.i8_type().const_zero();
+            return Ok(b
+                .build_int_compare(IntPredicate::NE, v, zero, "m")
+                .map_err(ber)?
+                .into());
+        }
+        let vt = ctx.i8_type().vec_type(width);
+        let vp = b
+            .build_pointer_cast(at, vt.ptr_type(AddressSpace::default()), "v")
+            .map_err(ber)?;
+        let v = b.build_load(vp, "c").map_err(ber)?;
+        v.as_instruction_value()
+            .expect("a load")
+            .set_alignment(1)
+            .map_err(|e| err("align", e))?;
+        Ok(b.build_int_compare(
+            IntPredicate::NE,
+            v.into_vector_value(),
+            vt.const_zero(),
+            "m",
+        )
+        .map_err(ber)?
+        .into())
+    }
+
     fn store(
         &self,
         p: PointerValue<'ctx>,
@@ -558,7 +606,7 @@ impl<'ctx> Body<'_, 'ctx> {
             }
             for o in self.g.operands(m) {
                 if !self.group.members.contains(&o) && !vals.contains_key(&o) {
-                    vals.insert(o, self.load(self.ptrs[&o], i, width)?);
+                    vals.insert(o, self.load_leaf(o, i, width)?);
                 }
             }
         }
@@ -720,22 +768,9 @@ impl<'ctx> Body<'_, 'ctx> {
                 .map_err(ber)?,
                 MathOp::Abs(a) => cg.intrinsic("llvm.fabs", &[v[a]])?,
                 MathOp::Floor(a) => cg.intrinsic("llvm.floor", &[v[a]])?,
-                MathOp::Max(a, c) => self.extreme(v[a], v[c], true)?,
-                MathOp::Min(a, c) => self.extreme(v[a], v[c], false)?,
                 MathOp::Pow2(a) => {
-                    // Saturating (NaN gives 0), as Cranelift's `fcvt_to_sint_sat`.
-                    let f = Intrinsic::find("llvm.fptosi.sat")
-                        .and_then(|i| i.get_declaration(&cg.module, &[ity, fty]))
-                        .ok_or_else(|| err("intrinsic", "llvm.fptosi.sat"))?;
-                    let n = b
-                        .build_call(f, &[v[a].into()], "")
-                        .map_err(ber)?
-                        .try_as_basic_value()
-                        .basic()
-                        .ok_or_else(|| err("llvm.fptosi.sat", "no value"))?;
-                    let n = int2!(b, build_int_add, n, int(127)?)?;
-                    let n = int2!(b, build_left_shift, n, int(23)?)?;
-                    float(n)?
+                    let biased = float2!(b, build_float_add, v[a], cg.konst(POW2_MAGIC, width)?)?;
+                    float(int2!(b, build_left_shift, bits(biased)?, int(23)?)?)?
                 }
                 MathOp::Exponent(a) => {
                     let e = int2!(b, build_right_shift, bits(v[a])?, int(23)?, false)?;

@@ -245,7 +245,7 @@ fn failing_integer_operands_fail_on_every_engine() {
     }
 }
 
-/// `exp`, `log` and `tanh` run as `dnnc_ir::vmath` programs translated into vector
+/// `exp`, `log`, `tanh` and `erf` run as `dnnc_ir::vmath` programs translated into vector
 /// instructions: on 2^16 values spread over every exponent (and the edges), compiled
 /// loops give the interpreter's bits, in whole vectors and in the scalar tail.
 #[test]
@@ -262,13 +262,19 @@ fn vector_math_matches_the_interpreter_on_many_values() {
         f32::NAN,
         88.7,
         -103.9,
+        -104.0,
+        -104.1,
+        3.92,
+        -4.5,
+        -0.5,
         1e-40,
     ]);
-    values.truncate(65_541); // not a multiple of any vector width: the tail runs too
+    // Not a multiple of any vector width: the scalar tail runs too.
+    assert_eq!(values.len() % 2, 1);
     let n = values.len();
     let mut b = dnnc_testing::graphs::Builder::new("vmath");
     let x = b.typed_input("x", Tensor::f32(vec![n], values).unwrap());
-    for (i, u) in [UnaryOp::Exp, UnaryOp::Log, UnaryOp::Tanh]
+    for (i, u) in [UnaryOp::Exp, UnaryOp::Log, UnaryOp::Tanh, UnaryOp::Erf]
         .into_iter()
         .enumerate()
     {

@@ -40,11 +40,9 @@ pub enum MathOp {
     Neg(Reg),
     Abs(Reg),
     Floor(Reg),
-    /// IEEE 754-2019 `maximum` and `minimum` (NaN if either is; `-0 < +0`), as
-    /// `scalar::max` and `scalar::min`.
-    Max(Reg, Reg),
-    Min(Reg, Reg),
-    /// `2^n` for an integral `n` in `[-126, 127]`, exactly (built from its bits).
+    /// `2^n` for an integral `n` in `[-126, 127]`, exactly: the bits of
+    /// `n + 1.5·2²³ + 127` (whose low mantissa bits are `n + 127`) shifted into the
+    /// exponent field — an addition and a shift, no conversion to an integer.
     Pow2(Reg),
     /// The exponent `e` of a positive normal `x = m · 2^e` with `m` in `[0.5, 1)`.
     Exponent(Reg),
@@ -122,20 +120,51 @@ impl Builder {
         let c = self.c(v);
         self.add(a, c)
     }
-    /// `((c0·x + c1)·x + c2)·x + ...` (Horner's rule, no fused multiply-add).
+    /// `c0·xⁿ + c1·xⁿ⁻¹ + ... + cn` by Estrin's scheme (no fused multiply-add):
+    /// neighbouring coefficients are paired as `lo + hi·x`, those pairs as
+    /// `lo + hi·x²`, and so on — the same number of operations as Horner's rule, but
+    /// a dependency chain of `log₂ n` steps instead of `n`, so that a vector loop's
+    /// out-of-order window holds more of its iterations at once.
     fn poly(&mut self, x: Reg, coefs: &[f32]) -> Reg {
-        let mut p = self.c(coefs[0]);
-        for &k in &coefs[1..] {
-            let t = self.mul(p, x);
-            p = self.addc(t, k);
+        let mut terms: Vec<Reg> = coefs.iter().rev().map(|&k| self.c(k)).collect();
+        let mut power = x;
+        while terms.len() > 1 {
+            let paired = terms
+                .chunks(2)
+                .map(|pair| match *pair {
+                    [lo, hi] => {
+                        let t = self.mul(hi, power);
+                        self.add(lo, t)
+                    }
+                    [lo] => lo,
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+            terms = paired;
+            if terms.len() > 1 {
+                power = self.mul(power, power);
+            }
         }
-        p
+        terms[0]
     }
     fn cmp(&mut self, c: Cmp, a: Reg, b: Reg) -> Reg {
         self.push(MathOp::Cmp(c, a, b))
     }
     fn select(&mut self, m: Reg, a: Reg, b: Reg) -> Reg {
         self.push(MathOp::Select(m, a, b))
+    }
+    /// `x` raised to `lo` where it is below (a comparison and a select, cheaper in
+    /// vector code than IEEE `maximum`; NaN and `-0` pass through unchanged).
+    fn at_least(&mut self, x: Reg, lo: f32) -> Reg {
+        let lo = self.c(lo);
+        let below = self.cmp(Cmp::Lt, x, lo);
+        self.select(below, lo, x)
+    }
+    /// `x` lowered to `hi` where it is above (NaN passes through).
+    fn at_most(&mut self, x: Reg, hi: f32) -> Reg {
+        let hi = self.c(hi);
+        let above = self.cmp(Cmp::Lt, hi, x);
+        self.select(above, hi, x)
     }
 }
 
@@ -148,12 +177,16 @@ fn build(f: fn(&mut Builder, Reg) -> Reg) -> Program {
 }
 
 /// `e^x` (Cephes `expf`, with gradual underflow).
-fn exp(b: &mut Builder, x: Reg) -> Reg {
-    // Beyond these, the result is infinity or zero; clamping keeps `n` in range.
+fn exp(b: &mut Builder, x0: Reg) -> Reg {
+    // Below -104 the result is zero: it is computed from 0 instead and replaced at the
+    // end, because the underflow of the last product costs a floating-point assist
+    // per lane on x86 (softmax's masked scores, all -inf, ran 4x slower). Above 88.8
+    // it is infinity; clamping keeps `n` in range.
     let lo = b.c(-104.0);
-    let hi = b.c(88.8);
-    let x = b.push(MathOp::Max(x, lo));
-    let x = b.push(MathOp::Min(x, hi));
+    let zero = b.c(0.0);
+    let vanishes = b.cmp(Cmp::Lt, x0, lo);
+    let x = b.select(vanishes, zero, x0);
+    let x = b.at_most(x, 88.8);
     // x = n·ln 2 + r, |r| ≤ ln2 / 2, with ln 2 in two parts for an exact product.
     let t = b.mulc(x, std::f32::consts::LOG2_E);
     let t = b.addc(t, 0.5);
@@ -185,7 +218,8 @@ fn exp(b: &mut Builder, x: Reg) -> Reg {
     let s1 = b.push(MathOp::Pow2(n1));
     let s2 = b.push(MathOp::Pow2(n2));
     let y = b.mul(p, s1);
-    b.mul(y, s2)
+    let y = b.mul(y, s2);
+    b.select(vanishes, zero, y)
 }
 
 /// The natural logarithm (Cephes `logf`; subnormals scaled up first).
@@ -287,10 +321,8 @@ fn tanh(b: &mut Builder, x: Reg) -> Reg {
 /// `erf`, pinned near ±1 (below); within 5·10⁻⁷ of the exact value everywhere
 /// (checked against the series of `scalar::erf`).
 fn erf(b: &mut Builder, x0: Reg) -> Reg {
-    let lo = b.c(-4.0);
-    let hi = b.c(4.0);
-    let x = b.push(MathOp::Max(x0, lo));
-    let x = b.push(MathOp::Min(x, hi));
+    let x = b.at_least(x0, -4.0);
+    let x = b.at_most(x, 4.0);
     let x2 = b.mul(x, x);
     let p = b.poly(
         x2,
@@ -322,10 +354,8 @@ fn erf(b: &mut Builder, x0: Reg) -> Reg {
     let a = b.push(MathOp::Abs(x0));
     let zero = b.c(0.0);
     let negative = b.cmp(Cmp::Lt, x0, zero);
-    let below = b.c(0.999_999_94);
-    let minus_below = b.c(-0.999_999_94);
-    let r = b.push(MathOp::Min(r, below));
-    let r = b.push(MathOp::Max(r, minus_below));
+    let r = b.at_most(r, 0.999_999_94);
+    let r = b.at_least(r, -0.999_999_94);
     let one = b.c(1.0);
     let minus = b.c(-1.0);
     let unit = b.select(negative, minus, one);
@@ -347,12 +377,14 @@ fn sign(b: &mut Builder, x: Reg) -> Reg {
     b.select(is_nan, x, s)
 }
 
-/// `2^n` for an integral `n` in `[-126, 127]` (saturating conversion, as the
-/// backends': NaN gives 1).
+/// `2^n` for an integral `n` in `[-126, 127]`, as [`MathOp::Pow2`] computes it.
 fn pow2(n: f32) -> f32 {
-    let i = n as i32;
-    f32::from_bits(((i.wrapping_add(127)) as u32) << 23)
+    f32::from_bits((n + POW2_MAGIC).to_bits() << 23)
 }
+
+/// `1.5·2²³ + 127`: adding it to an integral `n` in `[-126, 127]` is exact and leaves
+/// `n + 127` in the low mantissa bits (the bits above are shifted out by `<< 23`).
+pub const POW2_MAGIC: f32 = 12_583_039.0;
 
 /// Runs `p` on `x`: the reference every backend's translation matches bit for bit.
 pub fn eval(p: &Program, x: f32) -> f32 {
@@ -373,8 +405,6 @@ pub fn eval(p: &Program, x: f32) -> f32 {
             MathOp::Neg(a) => -v[a],
             MathOp::Abs(a) => v[a].abs(),
             MathOp::Floor(a) => v[a].floor(),
-            MathOp::Max(a, b) => crate::scalar::max(v[a], v[b]),
-            MathOp::Min(a, b) => crate::scalar::min(v[a], v[b]),
             MathOp::Pow2(a) => pow2(v[a]),
             MathOp::Exponent(a) => ((v[a].to_bits() >> 23) & 0xff) as i32 as f32 - 126.0,
             MathOp::Mantissa(a) => f32::from_bits((v[a].to_bits() & 0x807f_ffff) | 0x3f00_0000),
