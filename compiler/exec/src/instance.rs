@@ -164,18 +164,7 @@ pub unsafe extern "C" fn run_step(step: *const u8) -> i32 {
             batch,
             ep,
         } => {
-            let gemm = &mut *gemm.get();
-            for i in 0..*batch {
-                let a = MatRef {
-                    ptr: a.ptr.add(i * strides[0]),
-                    ..*a
-                };
-                let b = MatRef {
-                    ptr: b.ptr.add(i * strides[1]),
-                    ..*b
-                };
-                gemm.run(a, b, c.add(i * strides[2]), *ep);
-            }
+            (*gemm.get()).run_batch(*batch, (*a, *b, *c), *strides, *ep);
             0
         }
         Exec::MatMulI8 {

@@ -436,14 +436,14 @@ fn reduce_block(
     any_order: bool,
 ) {
     out.fill(init);
-    if inner == 1 {
+    if inner == 1 && any_order {
         for (o, row) in out.iter_mut().zip(x.chunks_exact(red.max(1))) {
-            *o = if any_order {
-                f(*o, fold_lanes(row, init, f))
-            } else {
-                row.iter().fold(*o, |a, &b| f(a, b))
-            };
+            *o = f(*o, fold_lanes(row, init, f));
         }
+        return;
+    }
+    if inner == 1 {
+        fold_rows_in_order(out, x, red, init, f);
         return;
     }
     for (o, block) in out
@@ -456,6 +456,42 @@ fn reduce_block(
                 *a = f(*a, b);
             }
         }
+    }
+}
+
+/// Each row of `red` elements of `x` folded by `f` from `init` into `out`, element
+/// after element (the interpreter's order), eight rows at a time: the eight chains of
+/// dependent additions overlap instead of each waiting on its own previous sum
+/// (a layer norm's rows of 128 took 4 cycles per element that way).
+fn fold_rows_in_order(
+    out: &mut [f32],
+    x: &[f32],
+    red: usize,
+    init: f32,
+    f: impl Fn(f32, f32) -> f32 + Copy,
+) {
+    const ROWS: usize = 8;
+    if red == 0 {
+        return;
+    }
+    let mut outs = out.chunks_exact_mut(ROWS);
+    let mut blocks = x.chunks_exact(ROWS * red);
+    for (o, block) in (&mut outs).zip(&mut blocks) {
+        let rows: [&[f32]; ROWS] = std::array::from_fn(|k| &block[k * red..(k + 1) * red]);
+        let mut acc = [init; ROWS];
+        for j in 0..red {
+            for (a, row) in acc.iter_mut().zip(&rows) {
+                *a = f(*a, row[j]);
+            }
+        }
+        o.copy_from_slice(&acc);
+    }
+    for (o, row) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(blocks.remainder().chunks_exact(red))
+    {
+        *o = row.iter().fold(init, |a, &b| f(a, b));
     }
 }
 
@@ -684,6 +720,28 @@ mod tests {
             let mut got = vec![-1.0f32; out_len];
             concat_slabs(&mut got, &walks, |j| &xs[j]);
             assert_eq!(got, want, "{threads} thread(s)");
+        }
+    }
+
+    /// Row sums eight rows at a time add each row's elements in the interpreter's
+    /// order: the same bits as one row after the other, for row counts that leave a
+    /// remainder and rows of one element or none.
+    #[test]
+    fn row_sums_keep_the_interpreters_order() {
+        let mut state = 3u32;
+        let mut next = move || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        for (rows, red) in [(1, 1), (7, 3), (8, 128), (19, 5), (64, 33), (3, 0), (0, 4)] {
+            let x: Vec<f32> = (0..rows * red).map(|_| next() * 1e3).collect();
+            let mut got = vec![f32::NAN; rows];
+            reduce_block(&mut got, &x, (rows, red, 1), 0.0, |a, b| a + b, false);
+            let want: Vec<f32> = (0..rows)
+                .map(|r| x[r * red..(r + 1) * red].iter().fold(0.0, |a, &b| a + b))
+                .collect();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{rows} rows of {red}");
         }
     }
 }

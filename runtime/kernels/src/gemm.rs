@@ -194,7 +194,7 @@ impl Gemm {
         if dot::suits(m, n, k, a, b) {
             return self.run_dots(a, b, c, ep, simd);
         }
-        let direct = (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1;
+        let direct = streams(m, n, b);
         let threads = if m * n * k >= PARALLEL_WORK
             || (direct && m <= DIRECT_ROWS && k * n >= PARALLEL_STREAM)
         {
@@ -258,6 +258,49 @@ impl Gemm {
                 } else {
                     packed_product(sub, a, b, c, ep, ws, simd);
                 }
+            }
+        };
+        pool::run(chunks, threads, &part);
+    }
+
+    /// `C_i = A_i·B_i` for `i < batch`, the operands and results of consecutive
+    /// products `strides` elements apart (attention's products per head). Products
+    /// too small to split (each on one thread) are shared out whole among the pool's
+    /// threads, each packing into its own workspace; every product is computed as it
+    /// would be alone, so the results do not depend on the threads.
+    ///
+    /// # Safety
+    /// As [`Gemm::run`], for each product at its offsets.
+    pub unsafe fn run_batch(
+        &mut self,
+        batch: usize,
+        (a, b, c): (MatRef, MatRef, *mut f32),
+        strides: [usize; 3],
+        ep: Epilogue,
+    ) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let threads = pool::threads().min(self.work.len());
+        let whole = !self.bf16
+            && m * n * k < PARALLEL_WORK
+            && batch.saturating_mul(m * n * k) >= PARALLEL_WORK
+            && !dot::suits(m, n, k, a, b);
+        if threads < 2 || batch < 2 || !whole {
+            for i in 0..batch {
+                let (a, b, c) = unsafe { nth_product(i, (a, b, c), strides) };
+                unsafe { self.run(a, b, c, ep) };
+            }
+            return;
+        }
+        let simd = avx512();
+        let chunks = batch.min(4 * threads);
+        let work = Shared(self.work.as_mut_ptr());
+        let (sa, sb, sc, sep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
+        let part = move |t: usize, chunk: usize| {
+            // SAFETY: thread `t` owns workspace `t`; each product writes its own `C`.
+            let ws = unsafe { &mut *work.get().add(t) };
+            for i in batch * chunk / chunks..batch * (chunk + 1) / chunks {
+                let (a, b, c) = unsafe { nth_product(i, (sa.get(), sb.get(), sc.get()), strides) };
+                unsafe { one_thread((m, n, k), a, b, c, sep.get(), ws, simd) };
             }
         };
         pool::run(chunks, threads, &part);
@@ -385,6 +428,58 @@ struct Sub {
 }
 
 /// The packed algorithm over one block.
+/// Whether a product of `m` rows and `n` columns uses the unpacked streaming kernel.
+fn streams(m: usize, n: usize, b: MatRef) -> bool {
+    (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1
+}
+
+/// Product `i` of a batch whose consecutive operands and results are `strides` apart.
+///
+/// # Safety
+/// Product `i` must lie within the batch's memory.
+unsafe fn nth_product(
+    i: usize,
+    (a, b, c): (MatRef, MatRef, *mut f32),
+    strides: [usize; 3],
+) -> (MatRef, MatRef, *mut f32) {
+    unsafe {
+        (
+            MatRef {
+                ptr: a.ptr.add(i * strides[0]),
+                ..a
+            },
+            MatRef {
+                ptr: b.ptr.add(i * strides[1]),
+                ..b
+            },
+            c.add(i * strides[2]),
+        )
+    }
+}
+
+/// A whole `m×k · k×n` product on the calling thread, packing into `ws`.
+///
+/// # Safety
+/// As [`Gemm::run`].
+unsafe fn one_thread(
+    (m, n, k): (usize, usize, usize),
+    a: MatRef,
+    b: MatRef,
+    c: *mut f32,
+    ep: Epilogue,
+    ws: &mut Workspace,
+    simd: bool,
+) {
+    let sub = Sub { m, n, k, ldc: n };
+    unsafe {
+        if streams(m, n, b) {
+            direct_product(sub, a, b, c, ep, simd);
+        } else {
+            packed_product(sub, a, b, c, ep, ws, simd);
+        }
+    }
+}
+
 unsafe fn packed_product(
     s: Sub,
     a: MatRef,
@@ -961,6 +1056,43 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A batch of small products (attention's per head) shared out among threads gives
+    /// each product's bits as computed alone, one after the other, on one thread: for
+    /// the packed and streaming kernels, `B` transposed or not, with a bias.
+    #[test]
+    fn batches_split_over_threads_match_one_product_at_a_time() {
+        for (batch, m, k, n, tb) in [
+            (48, 64, 32, 64, false),
+            (48, 64, 64, 32, true),
+            (60, 9, 40, 70, false),
+        ] {
+            let a = data(batch * m * k, 4);
+            let b = data(batch * k * n, 5);
+            let bias = data(n, 6);
+            let ar = MatRef::dense(a.as_ptr(), m, k, false);
+            let br = MatRef::dense(b.as_ptr(), k, n, tb);
+            let ep = Epilogue {
+                accumulate: false,
+                bias: Some(bias.as_ptr()),
+                relu: false,
+            };
+            let strides = [m * k, k * n, m * n];
+            pool::set_threads(1);
+            let mut want = vec![0.0f32; batch * m * n];
+            let mut g = Gemm::new(m, n, k);
+            for i in 0..batch {
+                let (ai, bi, ci) = unsafe { nth_product(i, (ar, br, want.as_mut_ptr()), strides) };
+                unsafe { g.run(ai, bi, ci, ep) };
+            }
+            pool::set_threads(2);
+            let mut got = vec![f32::NAN; batch * m * n];
+            let mut g = Gemm::new(m, n, k);
+            unsafe { g.run_batch(batch, (ar, br, got.as_mut_ptr()), strides, ep) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{batch}x{m}x{k}x{n}");
         }
     }
 
