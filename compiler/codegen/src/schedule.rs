@@ -21,8 +21,8 @@ use dnnc_tensor::Data;
 
 use dnnc_exec::program::{Affine, KernelDesc as Kernel, Operand};
 use dnnc_ir::layout::{
-    broadcast_strides, pad_strides, reduce_strides, slice_strides, split_at_axis, strides,
-    transpose_strides,
+    broadcast_strides, pad_strides, reduce_strides, reshape_strides, slice_strides, split_at_axis,
+    strides, transpose_strides,
 };
 
 /// A transpose that this many products read is materialised once instead of being
@@ -613,6 +613,20 @@ pub(crate) fn build(g: &Graph) -> Result<Schedule, String> {
             Op::Select => Kernel::Select,
             Op::Cast(to) => Kernel::Cast(*to),
             Op::Transpose(perm) => {
+                // A transpose of a slice (through reshapes: attention's heads of a packed
+                // projection) gathers from the slice's operand: one copy, not two.
+                let view = slice_view(g, operands[0]).filter(|(x, _)| val_of.contains_key(x));
+                if let Some((x, view)) = view {
+                    let st: Vec<usize> = perm.iter().map(|&p| view.strides[p]).collect();
+                    let out = new_val(&mut s, dtype, n, Role::Temp);
+                    val_of.insert(id, out);
+                    s.steps.push(Work::Kernel {
+                        k: Kernel::Take(affine(&shape, &st, view.offset)),
+                        args: vec![val_of[&x]],
+                        out,
+                    });
+                    continue;
+                }
                 Kernel::Take(affine(&shape, &transpose_strides(&arg_shape(0), perm), 0))
             }
             Op::Broadcast(to) => {
@@ -822,6 +836,15 @@ fn slice_map(g: &Graph, o: NodeId) -> Option<(NodeId, Affine)> {
     let x = g.operands(o)[0];
     let (st, offset) = slice_strides(&g.ty(x).shape, starts, steps);
     Some((x, affine(&g.ty(o).shape, &st, offset)))
+}
+
+/// If `o` (behind reshapes that need no copy) is a slice: its operand and where each
+/// element of `o`, in `o`'s own shape, lies in that operand.
+fn slice_view(g: &Graph, o: NodeId) -> Option<(NodeId, Affine)> {
+    let (x, map) = slice_map(g, through_reshapes(g, o))?;
+    let shape = &g.ty(o).shape;
+    let st = reshape_strides(&map.shape, &map.strides, shape)?;
+    Some((x, affine(shape, &st, map.offset)))
 }
 
 /// Removes steps whose result nothing reads (a broadcast or splat only a fused

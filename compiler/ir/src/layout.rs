@@ -89,6 +89,52 @@ pub fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> 
         .collect()
 }
 
+/// The strides that read a strided view (`shape` with `strides`) as `new_shape`, the
+/// same elements in the same row-major order, without copying: `None` when some axis
+/// of `new_shape` would straddle axes of the view that are not laid out one after the
+/// other (a reshape of such a view needs a copy). Each run of view axes that are
+/// consecutive in memory (`strides[k] = strides[k + 1] · shape[k + 1]`) is split into
+/// the new axes that multiply to its length.
+pub fn reshape_strides(
+    shape: &[usize],
+    strides: &[usize],
+    new_shape: &[usize],
+) -> Option<Vec<usize>> {
+    debug_assert_eq!(shape.len(), strides.len());
+    if numel(shape) != numel(new_shape) || numel(shape) == 0 {
+        return None;
+    }
+    // Runs of consecutive view axes (size-1 axes join any run), from the last: each
+    // is `(elements, stride of its last axis)`.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut k = shape.len();
+    while k > 0 {
+        k -= 1;
+        if shape[k] == 1 {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((len, base)) if strides[k] == *len * *base => *len *= shape[k],
+            _ => runs.push((shape[k], strides[k])),
+        }
+    }
+    let mut out = vec![0; new_shape.len()];
+    let mut j = new_shape.len();
+    for (len, base) in runs {
+        let mut covered = 1;
+        while covered < len {
+            j = j.checked_sub(1)?;
+            out[j] = covered * base;
+            covered *= new_shape[j];
+        }
+        if covered != len {
+            return None;
+        }
+    }
+    // The remaining leading axes have one element each.
+    Some(out)
+}
+
 /// The strides of a slice: `(steps[k] · in_strides[k], Σ starts[k] · in_strides[k])`.
 pub fn slice_strides(in_shape: &[usize], starts: &[usize], steps: &[usize]) -> (Vec<usize>, usize) {
     let s = strides(in_shape);
@@ -142,6 +188,39 @@ mod tests {
             i /= shape[k];
         }
         idx
+    }
+
+    /// A view read through `reshape_strides` lists the view's elements in the same
+    /// order; reshapes that merge axes not laid out one after the other are refused.
+    #[test]
+    fn reshaped_views_read_the_same_elements() {
+        // (view shape, view strides, new shape, whether it needs no copy)
+        type Case<'a> = (&'a [usize], &'a [usize], &'a [usize], bool);
+        let cases: &[Case] = &[
+            // The queries of a packed projection: a slice of the last axis, split into
+            // heads.
+            (&[12, 64, 128], &[24576, 384, 1], &[12, 64, 4, 32], true),
+            (&[12, 64, 128], &[24576, 384, 1], &[768, 128], true),
+            (&[12, 64, 128], &[24576, 384, 1], &[12, 8192], false),
+            // A transpose: its axes split, but never merged.
+            (&[3, 4], &[1, 3], &[3, 2, 2], true),
+            (&[3, 4], &[1, 3], &[12], false),
+            (&[3, 1, 4], &[4, 99, 1], &[12], true),
+            (&[3, 1, 4], &[4, 99, 1], &[2, 6], true),
+            (&[2, 3, 5], &[15, 5, 1], &[1, 30, 1], true),
+            (&[1, 1], &[7, 7], &[1], true),
+        ];
+        for &(shape, st, new, ok) in cases {
+            let got = reshape_strides(shape, st, new);
+            assert_eq!(got.is_some(), ok, "{shape:?} {st:?} as {new:?}: {got:?}");
+            if let Some(ns) = got {
+                assert_eq!(
+                    affine(new, &ns, 5),
+                    affine(shape, st, 5),
+                    "{shape:?} as {new:?}"
+                );
+            }
+        }
     }
 
     #[test]
