@@ -12,8 +12,9 @@
 //! all `select`s with `f32` branches is computed in each select's loop as a lane mask
 //! (ReLU's derivative `select(x > 0, dy, 0)` is one loop; max pooling's gradient routes
 //! with one comparison through two selects), and a select whose condition is a boolean
-//! buffer of its shape loads it (one byte per element) as a lane mask. Splats (broadcasts of one
-//! element) are copied into every loop that reads them rather than materialised.
+//! buffer of its shape loads it (one byte per element) as a lane mask. Splats
+//! (broadcasts of one element) are copied into every loop that reads them rather than
+//! materialised.
 
 use std::collections::{HashMap, HashSet};
 
