@@ -183,8 +183,12 @@ mod with_mpi {
                 .iter()
                 .zip(&y)
                 .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            // Sums over shards round differently from sums over the whole batch, and
+            // 63 steps of SGD with momentum 0.9 amplify that to about 1.4e-4 of the
+            // largest weight; weighting the shards wrongly (a third each) moves the
+            // test loss alone by 6.5e-3 of itself.
             assert!(
-                worst <= 1e-4 * scale,
+                worst <= 5e-4 * scale,
                 "{name}: differs by {worst} (largest |w| {scale})"
             );
         }
