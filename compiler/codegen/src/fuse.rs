@@ -177,11 +177,12 @@ fn recompute_cones(
                 let mut k = 0;
                 while k < cone.len() && cone.len() <= RECOMPUTE_LIMIT {
                     for p in ops_of(cone[k]) {
-                        // Splats and comparisons (a select's lane mask) are
-                        // computed in every loop that reads them.
+                        // Splats and the comparisons loops compute (a select's lane
+                        // mask) are computed in every loop that reads them; a boolean
+                        // buffer a select loads (in no loop) is loaded here too.
                         let member = group_of.get(&p) == Some(&theirs)
                             || is_splat(g, p)
-                            || g.ty(p).dtype != DType::F32;
+                            || (g.ty(p).dtype != DType::F32 && group_of.contains_key(&p));
                         if member && !cone.contains(&p) {
                             cone.push(p);
                         } else if !member {
