@@ -58,6 +58,10 @@ struct Shared {
     done: AtomicUsize,
     /// The current job's function; written only while no chunk of it can be claimed.
     job: UnsafeCell<Option<*const ChunkFn>>,
+    /// How many threads the current job may use: workers numbered from this on
+    /// claim none of its chunks (a job's per-thread scratch, such as a product's
+    /// packing workspaces, is sized by it, and the pool may have more workers).
+    limit: AtomicUsize,
     /// Serialises callers, and holds the contention state.
     busy: Mutex<Backoff>,
     workers: usize,
@@ -127,6 +131,7 @@ fn pool(workers: usize) -> &'static Shared {
             claim: AtomicU64::new(0),
             done: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
+            limit: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
             sleeping: AtomicUsize::new(0),
             busy: Mutex::new(Backoff {
@@ -177,8 +182,12 @@ fn claim(shared: &Shared, generation: u64) -> Option<usize> {
     }
 }
 
-/// Runs claimed chunks of job `generation` until none is left.
+/// Runs claimed chunks of job `generation` until none is left (none for a worker
+/// numbered beyond the job's limit).
 fn work(shared: &Shared, generation: u64, tid: usize) {
+    if tid >= shared.limit.load(Ordering::Acquire) {
+        return;
+    }
     while let Some(chunk) = claim(shared, generation) {
         // SAFETY: a chunk of this job is claimed and not finished, so the caller is
         // still inside `run` and the function is alive.
@@ -217,8 +226,8 @@ fn worker(shared: &'static Shared, tid: usize) {
 }
 
 /// Runs `f(thread, chunk)` for every chunk in `0..chunks`, spread over up to
-/// `threads` threads (the caller is thread 0; others are numbered from 1 below
-/// [`threads`]), and returns when all have finished.
+/// `threads_wanted` threads (the caller is thread 0; others are numbered from 1 below
+/// `threads_wanted`), and returns when all have finished.
 pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Sync)) {
     let chunks = chunks.min(MAX_CHUNKS);
     let solo = || {
@@ -251,6 +260,7 @@ pub fn run(chunks: usize, threads_wanted: usize, f: &(dyn Fn(usize, usize) + Syn
         std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), *const ChunkFn>(f_ptr)
     };
     unsafe { *shared.job.get() = Some(f_ptr) };
+    shared.limit.store(threads_wanted, Ordering::Release);
     shared.claim.store(
         (generation & 0xffff_ffff) << 32 | (chunks as u64) << 16,
         Ordering::Release,
