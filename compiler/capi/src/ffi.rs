@@ -273,10 +273,6 @@ pub extern "C" fn dnnc_cos(x: f32) -> f32 {
     dnnc_exec::helpers::cos(x)
 }
 #[no_mangle]
-pub extern "C" fn dnnc_erf(x: f32) -> f32 {
-    dnnc_exec::helpers::erf(x)
-}
-#[no_mangle]
 pub extern "C" fn dnnc_pow(x: f32, y: f32) -> f32 {
     dnnc_exec::helpers::pow(x, y)
 }

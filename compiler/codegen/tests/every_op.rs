@@ -254,21 +254,25 @@ fn vector_math_matches_the_interpreter_on_many_values() {
     let mut values: Vec<f32> = (0..65_536u32)
         .map(|i| f32::from_bits(i.wrapping_mul(65_537).wrapping_add(i >> 3)))
         .collect();
-    values.extend([
-        0.0,
-        -0.0,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        f32::NAN,
-        88.7,
-        -103.9,
-        -104.0,
-        -104.1,
-        3.92,
-        -4.5,
-        -0.5,
-        1e-40,
-    ]);
+    // The edges first, so that whole vectors (of 4 and of 16) meet them.
+    values.splice(
+        0..0,
+        [
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            88.7,
+            -103.9,
+            -104.0,
+            -104.1,
+            3.92,
+            -4.5,
+            -0.5,
+            1e-40,
+        ],
+    );
     // Not a multiple of any vector width: the scalar tail runs too.
     assert_eq!(values.len() % 2, 1);
     let n = values.len();

@@ -122,9 +122,9 @@ impl Builder {
     }
     /// `c0·xⁿ + c1·xⁿ⁻¹ + ... + cn` by Estrin's scheme (no fused multiply-add):
     /// neighbouring coefficients are paired as `lo + hi·x`, those pairs as
-    /// `lo + hi·x²`, and so on — the same number of operations as Horner's rule, but
-    /// a dependency chain of `log₂ n` steps instead of `n`, so that a vector loop's
-    /// out-of-order window holds more of its iterations at once.
+    /// `lo + hi·x²`, and so on — Horner's operations and `⌈log₂ n⌉ − 1` squarings
+    /// (`x²`, `x⁴`, ...), but a dependency chain of `log₂ n` steps instead of `n`, so
+    /// that a vector loop's out-of-order window holds more of its iterations at once.
     fn poly(&mut self, x: Reg, coefs: &[f32]) -> Reg {
         let mut terms: Vec<Reg> = coefs.iter().rev().map(|&k| self.c(k)).collect();
         let mut power = x;
