@@ -252,13 +252,7 @@ impl Gemm {
                 k,
                 ldc: n,
             };
-            unsafe {
-                if direct {
-                    direct_product(sub, a, b, c, ep, simd);
-                } else {
-                    packed_product(sub, a, b, c, ep, ws, simd);
-                }
-            }
+            unsafe { product_block(direct, sub, a, b, c, ep, ws, simd) };
         };
         pool::run(chunks, threads, &part);
     }
@@ -291,7 +285,8 @@ impl Gemm {
             }
             return;
         }
-        let simd = avx512();
+        let (simd, direct) = (avx512(), streams(m, n, b));
+        let sub = Sub { m, n, k, ldc: n };
         let chunks = batch.min(4 * threads);
         let work = Shared(self.work.as_mut_ptr());
         let (sa, sb, sc, sep) = (Shared(a), Shared(b), Shared(c), Shared(ep));
@@ -300,7 +295,7 @@ impl Gemm {
             let ws = unsafe { &mut *work.get().add(t) };
             for i in batch * chunk / chunks..batch * (chunk + 1) / chunks {
                 let (a, b, c) = unsafe { nth_product(i, (sa.get(), sb.get(), sc.get()), strides) };
-                unsafe { one_thread((m, n, k), a, b, c, sep.get(), ws, simd) };
+                unsafe { product_block(direct, sub, a, b, c, sep.get(), ws, simd) };
             }
         };
         pool::run(chunks, threads, &part);
@@ -427,7 +422,6 @@ struct Sub {
     ldc: usize,
 }
 
-/// The packed algorithm over one block.
 /// Whether a product of `m` rows and `n` columns uses the unpacked streaming kernel.
 fn streams(m: usize, n: usize, b: MatRef) -> bool {
     (m <= DIRECT_ROWS || n <= DIRECT_COLS) && b.cs == 1
@@ -457,12 +451,15 @@ unsafe fn nth_product(
     }
 }
 
-/// A whole `m×k · k×n` product on the calling thread, packing into `ws`.
+/// Block `s` of a product on the calling thread: by the streaming kernel (`direct`,
+/// decided for the whole product) or the packed one, packing into `ws`.
 ///
 /// # Safety
-/// As [`Gemm::run`].
-unsafe fn one_thread(
-    (m, n, k): (usize, usize, usize),
+/// As [`Gemm::run`], for the block.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product_block(
+    direct: bool,
+    s: Sub,
     a: MatRef,
     b: MatRef,
     c: *mut f32,
@@ -470,16 +467,16 @@ unsafe fn one_thread(
     ws: &mut Workspace,
     simd: bool,
 ) {
-    let sub = Sub { m, n, k, ldc: n };
     unsafe {
-        if streams(m, n, b) {
-            direct_product(sub, a, b, c, ep, simd);
+        if direct {
+            direct_product(s, a, b, c, ep, simd);
         } else {
-            packed_product(sub, a, b, c, ep, ws, simd);
+            packed_product(s, a, b, c, ep, ws, simd);
         }
     }
 }
 
+/// The packed algorithm over one block.
 unsafe fn packed_product(
     s: Sub,
     a: MatRef,
